@@ -1,0 +1,244 @@
+"""Distillation: asking the network about rows, so surrogates can learn what it does.
+
+:func:`distill` queries the :class:`~pellucid.oracle.Oracle` on the observed rows and on
+synthetic rows from the registered samplers, and returns a :class:`DistillationSet`: the raw
+rows, the network's outputs, weights, which strategy made each row, and a held-out split of
+*observed* rows on which fidelity is measured (synthetic rows never enter the holdout: fidelity
+is a claim about the data the model meets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError, SchemaError
+from ..schema import Schema
+from .samplers import SAMPLERS
+
+OBSERVED = "observed"
+
+
+@dataclass
+class DistillationSet:
+    """Rows in raw units with the network's answers.
+
+    Attributes
+    ----------
+    rows : pandas.DataFrame
+        Canonical raw rows (see :meth:`Schema.validate`), index 0..n-1.
+    outputs : numpy.ndarray
+        Class probabilities, shape (n, n_classes), or regression outputs, shape (n,).
+    weights : numpy.ndarray
+        Sample weight of each row.
+    source : numpy.ndarray
+        The strategy that made each row (``observed``, ``perturb``, ``marginal``, ...).
+    is_holdout : numpy.ndarray
+        True for the held-out observed rows.
+    schema : Schema
+    task : str
+        ``classification`` or ``regression``.
+    classes : numpy.ndarray or None
+        Class labels, in the order of the output columns.
+    n_queries : int
+        Rows sent to the network to build the set.
+    params : dict
+        How the set was made (strategy counts, holdout share, seed), for the report.
+    """
+
+    rows: pd.DataFrame
+    outputs: np.ndarray
+    weights: np.ndarray
+    source: np.ndarray
+    is_holdout: np.ndarray
+    schema: Schema
+    task: str
+    classes: np.ndarray | None = None
+    n_queries: int = 0
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The network's class labels (classification) or outputs (regression)."""
+        if self.task == "classification":
+            return np.asarray(self.classes, dtype=object)[self.outputs.argmax(axis=1)]
+        return self.outputs
+
+    def subset(self, mask: np.ndarray) -> "DistillationSet":
+        mask = np.asarray(mask)
+        return DistillationSet(
+            rows=self.rows[mask].reset_index(drop=True),
+            outputs=self.outputs[mask],
+            weights=self.weights[mask],
+            source=self.source[mask],
+            is_holdout=self.is_holdout[mask],
+            schema=self.schema,
+            task=self.task,
+            classes=self.classes,
+            n_queries=self.n_queries,
+            params=self.params,
+        )
+
+    @property
+    def train(self) -> "DistillationSet":
+        """The rows surrogates learn from (observed training rows and synthetic rows)."""
+        return self.subset(~self.is_holdout)
+
+    @property
+    def holdout(self) -> "DistillationSet":
+        """Held-out observed rows, never used to fit: fidelity is measured here."""
+        return self.subset(self.is_holdout)
+
+    def summary(self) -> dict[str, Any]:
+        """Row counts per strategy and split, for the report."""
+        counts: dict[str, dict[str, int]] = {}
+        for src in pd.unique(self.source):
+            m = self.source == src
+            counts[str(src)] = {"train": int((m & ~self.is_holdout).sum()), "holdout": int((m & self.is_holdout).sum())}
+        out = {
+            "n_rows": len(self),
+            "n_train": int((~self.is_holdout).sum()),
+            "n_holdout": int(self.is_holdout.sum()),
+            "n_queries": int(self.n_queries),
+            "by_strategy": counts,
+            "task": self.task,
+            "classes": None if self.classes is None else [str(c) for c in self.classes],
+            **{k: v for k, v in self.params.items() if k not in ("by_strategy",)},
+        }
+        if self.task == "classification":
+            lab = self.labels
+            out["label_share"] = {
+                str(c): {
+                    split: float(np.mean(lab[m] == c)) if m.any() else 0.0
+                    for split, m in (("train", ~self.is_holdout), ("holdout", self.is_holdout))
+                }
+                for c in self.classes
+            }
+        return out
+
+
+def _plan(strategy: str | Sequence[str] | Mapping[str, int], n: int | None, n_observed_train: int) -> dict[str, int]:
+    """Turn the user's strategy argument into {strategy: rows}."""
+    if isinstance(strategy, Mapping):
+        plan = {str(k): int(v) for k, v in strategy.items()}
+        if n is not None:
+            raise ParameterError("give the row counts either in the strategy mapping or as n, not both")
+    else:
+        names = [strategy] if isinstance(strategy, str) else list(strategy)
+        if not names:
+            raise ParameterError("strategy is empty; use e.g. 'observed' or ['observed', 'perturb']")
+        synth = [s for s in names if s != OBSERVED]
+        if n is None:
+            # Enough synthetic rows to fill the space between observed ones, not so many that
+            # fitting slows down for no gain.
+            n = max(5000, 2 * n_observed_train)
+        if n < 0:
+            raise ParameterError(f"n must be >= 0, got {n}")
+        plan = {}
+        for i, s in enumerate(synth):
+            plan[s] = n // len(synth) + (1 if i < n % len(synth) else 0)
+        if OBSERVED in names:
+            plan = {OBSERVED: n_observed_train, **plan}
+    unknown = [s for s in plan if s != OBSERVED and s not in SAMPLERS]
+    if unknown:
+        raise ParameterError(f"unknown distillation strategy {unknown}; available: {[OBSERVED, *SAMPLERS]}")
+    bad = {s: c for s, c in plan.items() if c < 0}
+    if bad:
+        raise ParameterError(f"row counts must be >= 0, got {bad}")
+    return plan
+
+
+def distill(
+    oracle: Any,
+    reference: pd.DataFrame,
+    strategy: str | Sequence[str] | Mapping[str, int] = ("observed", "perturb", "marginal"),
+    n: int | None = None,
+    *,
+    schema: Schema | None = None,
+    holdout: float = 0.25,
+    sampler_params: Mapping[str, Mapping[str, Any]] | None = None,
+    random_state: int | None = 0,
+) -> DistillationSet:
+    """Build a distillation set by querying the network.
+
+    Parameters
+    ----------
+    oracle : Oracle
+        The network behind its preprocessing; the only caller of the model.
+    reference : pandas.DataFrame
+        The user's observed rows in raw units (features only: drop the target first, or read
+        the schema with ``exclude=[target]`` and pass it).
+    strategy : str, list of str, or dict
+        ``"observed"`` (the observed training rows), ``"perturb"`` (observed rows with
+        schema-aware noise), ``"marginal"`` (features drawn independently, TREPAN), or a list of
+        them, or a mapping strategy -> row count.
+    n : int, optional
+        Synthetic rows in all, split evenly among the synthetic strategies (default
+        ``max(5000, 2 × observed training rows)``).
+    schema : Schema, optional
+        Read from ``reference`` when not given.
+    holdout : float
+        Share of observed rows held out for fidelity (0 < holdout < 1).
+    sampler_params : dict, optional
+        Keyword arguments per sampler, e.g. ``{"perturb": {"scale": 0.1}}``.
+    random_state : int, optional
+        Seed; the same seed gives the same set.
+
+    Returns
+    -------
+    DistillationSet
+    """
+    schema = schema if schema is not None else Schema.from_frame(reference)
+    rows = schema.validate(reference, what="reference data").reset_index(drop=True)
+    if not 0 < holdout < 1:
+        raise ParameterError(f"holdout must be a share between 0 and 1, got {holdout}")
+    if len(rows) < 4:
+        raise SchemaError(f"the reference data has {len(rows)} rows; at least 4 are needed to hold some out")
+    rng = np.random.default_rng(random_state)
+    n_hold = max(1, int(round(holdout * len(rows))))
+    perm = rng.permutation(len(rows))
+    hold_idx, train_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+    observed_train = rows.iloc[train_idx].reset_index(drop=True)
+    observed_hold = rows.iloc[hold_idx].reset_index(drop=True)
+
+    plan = _plan(strategy, n, len(observed_train))
+    sampler_params = dict(sampler_params or {})
+
+    parts, sources = [], []
+    if OBSERVED in plan:
+        parts.append(observed_train)
+        sources.append(np.full(len(observed_train), OBSERVED, dtype=object))
+    for name, count in plan.items():
+        if name == OBSERVED or count == 0:
+            continue
+        synth = SAMPLERS[name](schema, observed_train, count, rng, **sampler_params.get(name, {}))
+        parts.append(synth[schema.names])
+        sources.append(np.full(count, name, dtype=object))
+    parts.append(observed_hold)
+    sources.append(np.full(len(observed_hold), OBSERVED, dtype=object))
+    all_rows = pd.concat(parts, ignore_index=True)
+    is_holdout = np.zeros(len(all_rows), dtype=bool)
+    is_holdout[-len(observed_hold):] = True
+
+    before = oracle.n_queries
+    outputs = oracle.query(all_rows)
+    task = oracle.task
+    classes = np.asarray(oracle.classes_, dtype=object) if task == "classification" else None
+    return DistillationSet(
+        rows=all_rows,
+        outputs=outputs,
+        weights=np.ones(len(all_rows)),
+        source=np.concatenate(sources),
+        is_holdout=is_holdout,
+        schema=schema,
+        task=task,
+        classes=classes,
+        n_queries=oracle.n_queries - before,
+        params={"plan": plan, "holdout_share": holdout, "random_state": random_state, "sampler_params": sampler_params},
+    )

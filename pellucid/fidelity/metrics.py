@@ -1,0 +1,193 @@
+"""How faithfully a surrogate reproduces the network.
+
+Fidelity is measured against the network's own answers, never against ground truth: the
+question is whether the rules say what the network does. By default the rows are the held-out
+*observed* rows of a distillation set, whose network outputs are already known, so evaluating
+costs no query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.metrics import f1_score, mean_absolute_error, r2_score
+
+from ..errors import ParameterError
+from ..extraction.distill import DistillationSet
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion: unlike the normal approximation it stays in
+    [0, 1] and keeps its coverage near 0 and 1, where good surrogates live."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+@dataclass
+class Fidelity:
+    """Fidelity of one surrogate on one set of rows.
+
+    ``agreement`` (share of rows where the surrogate's label equals the network's), its Wilson
+    interval, ``macro_f1`` against the network's labels and ``r2`` of the surrogate's
+    probabilities on the network's (classification); ``r2``, ``mae`` and ``rmse`` on the
+    network's outputs (regression). ``per_class`` and ``rules`` break it down, ``complexity``
+    says how much a reader must take in.
+    """
+
+    task: str
+    n: int
+    agreement: float | None
+    agreement_ci: tuple[float, float] | None
+    macro_f1: float | None
+    r2: float | None
+    mae: float | None = None
+    rmse: float | None = None
+    confidence: float = 0.95
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    default: dict[str, Any] | None = None
+    complexity: dict[str, Any] = field(default_factory=dict)
+    rows: str = "holdout"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.agreement_ci is not None:
+            d["agreement_ci"] = list(self.agreement_ci)
+        return d
+
+
+def _targets(surrogate, oracle, rows) -> tuple[pd.DataFrame, np.ndarray, str]:
+    if isinstance(rows, DistillationSet):
+        part = rows.holdout if rows.is_holdout.any() else rows
+        return part.rows, part.outputs, ("holdout" if rows.is_holdout.any() else "all")
+    if isinstance(rows, pd.DataFrame):
+        if oracle is None:
+            raise ParameterError("fidelity.evaluate needs the oracle to query the network on a DataFrame of rows")
+        canon = surrogate.schema_.validate(rows, what="evaluation rows")
+        return canon, oracle.query(canon), "given"
+    raise ParameterError(f"rows must be a DistillationSet or a pandas DataFrame, got {type(rows).__name__}")
+
+
+def evaluate(surrogate, oracle=None, rows=None, *, confidence: float = 0.95) -> Fidelity:
+    """Measure a fitted surrogate against the network.
+
+    Parameters
+    ----------
+    surrogate : Surrogate
+        A fitted pellucid surrogate.
+    oracle : Oracle, optional
+        Queried only when ``rows`` is a DataFrame.
+    rows : DistillationSet or pandas.DataFrame
+        A distillation set (its held-out observed rows are used, outputs already known) or raw
+        rows to query the network on.
+    confidence : float
+        Level of the agreement interval.
+
+    Returns
+    -------
+    Fidelity
+    """
+    if rows is None:
+        raise ParameterError("fidelity.evaluate needs rows: a DistillationSet or a DataFrame")
+    surrogate._check_fitted()
+    X, net_out, which = _targets(surrogate, oracle, rows)
+    n = len(X)
+    if n == 0:
+        raise ParameterError("fidelity.evaluate got no rows to evaluate on")
+    rules = surrogate.rules_
+    cov = rules.coverage_matrix(X)
+    fires = rules.firing_rule(X)
+    task = surrogate.task_
+    comp = surrogate.complexity()
+    if task == "classification":
+        classes = np.asarray(surrogate.classes_, dtype=object)
+        net_idx = net_out.argmax(axis=1)
+        sur_p = rules.predict_proba(X)
+        sur_idx = sur_p.argmax(axis=1)
+        agree = sur_idx == net_idx
+        k = int(agree.sum())
+        per_class = []
+        for c in range(len(classes)):
+            is_c, said_c = net_idx == c, sur_idx == c
+            per_class.append(
+                {
+                    "class": str(classes[c]),
+                    "n_network": int(is_c.sum()),
+                    "n_surrogate": int(said_c.sum()),
+                    "agreement": float(agree[is_c].mean()) if is_c.any() else None,
+                    "precision": float(agree[said_c].mean()) if said_c.any() else None,
+                }
+            )
+        r2 = float(r2_score(net_out, sur_p, multioutput="variance_weighted")) if n > 1 else None
+        out = Fidelity(
+            task=task,
+            n=n,
+            agreement=k / n,
+            agreement_ci=wilson_interval(k, n, confidence),
+            macro_f1=float(f1_score(net_idx, sur_idx, labels=range(len(classes)), average="macro", zero_division=0)),
+            r2=r2,
+            confidence=confidence,
+            per_class=per_class,
+            complexity=comp,
+            rows=which,
+        )
+        outcome_idx = {c: i for i, c in enumerate(classes)}
+        for j, rule in enumerate(list(rules.rules) + [rules.default]):
+            m = cov[:, j] if j < rules.n_rules else fires == rules.n_rules
+            hit = net_idx[m] == outcome_idx[rule.outcome]
+            entry = {
+                "index": j,
+                "text": rule.text(),
+                "outcome": str(rule.outcome),
+                "n_covered": int(m.sum()),
+                "coverage": float(m.mean()),
+                "precision": float(hit.mean()) if m.any() else None,
+                "decides": float((fires == j).mean()),
+            }
+            if j < rules.n_rules:
+                out.rules.append(entry)
+            else:
+                out.default = entry
+        return out
+    # Regression: the surrogate should reproduce the network's output values.
+    sur = rules.predict(X).astype(float)
+    err = sur - net_out
+    out = Fidelity(
+        task=task,
+        n=n,
+        agreement=None,
+        agreement_ci=None,
+        macro_f1=None,
+        r2=float(r2_score(net_out, sur)) if n > 1 else None,
+        mae=float(mean_absolute_error(net_out, sur)),
+        rmse=float(np.sqrt(np.mean(err**2))),
+        confidence=confidence,
+        complexity=comp,
+        rows=which,
+    )
+    for j, rule in enumerate(list(rules.rules) + [rules.default]):
+        m = cov[:, j] if j < rules.n_rules else fires == rules.n_rules
+        entry = {
+            "index": j,
+            "text": rule.text(),
+            "outcome": float(rule.outcome),
+            "n_covered": int(m.sum()),
+            "coverage": float(m.mean()),
+            "mae": float(np.abs(net_out[m] - float(rule.outcome)).mean()) if m.any() else None,
+            "decides": float((fires == j).mean()),
+        }
+        if j < rules.n_rules:
+            out.rules.append(entry)
+        else:
+            out.default = entry
+    return out

@@ -1,0 +1,457 @@
+"""The description of a table in the user's raw features and units.
+
+A :class:`Schema` is read off a pandas DataFrame (or written by hand) once, and from then on
+it is the one place that knows each feature's kind, range, categories and missing values.
+Samplers draw inside it, surrogates read categories from it, reports print it, and
+:meth:`Schema.validate` checks every later table against it at the boundary, so that code
+further down can trust what it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import ParameterError, SchemaError
+
+
+class Kind(str, Enum):
+    """What kind of values a feature holds; it decides how pellucid samples, splits and
+    prints the feature."""
+
+    NUMERIC = "numeric"
+    INTEGER = "integer"
+    BINARY = "binary"
+    CATEGORICAL = "categorical"
+    ORDINAL = "ordinal"
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether values are numbers compared by size (thresholds make sense)."""
+        return self in (Kind.NUMERIC, Kind.INTEGER, Kind.BINARY)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One raw feature.
+
+    Parameters
+    ----------
+    name : str
+        The column name, exactly as in the user's table.
+    kind : Kind
+        numeric, integer, binary, categorical or ordinal.
+    low, high : float, optional
+        Observed range of a numeric, integer or binary feature.
+    categories : tuple, optional
+        The known categories of a categorical or ordinal feature (in order for ordinal ones),
+        or the two values of a binary feature.
+    n_missing : int
+        Missing values seen when the schema was read.
+    mean, std : float, optional
+        Observed mean and standard deviation (numeric kinds), used to scale perturbations.
+    frequencies : tuple of float, optional
+        Observed share of each category (same order as ``categories``).
+    dtype : str
+        The pandas dtype the feature was read from.
+    """
+
+    name: str
+    kind: Kind
+    low: float | None = None
+    high: float | None = None
+    categories: tuple | None = None
+    n_missing: int = 0
+    mean: float | None = None
+    std: float | None = None
+    frequencies: tuple | None = None
+    dtype: str = ""
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind.is_numeric
+
+    @property
+    def is_categorical(self) -> bool:
+        """Categorical or ordinal: values are labels, rules speak in sets of them."""
+        return not self.kind.is_numeric
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "low": _jsonable(self.low),
+            "high": _jsonable(self.high),
+            "categories": None if self.categories is None else [_jsonable(c) for c in self.categories],
+            "frequencies": None if self.frequencies is None else [float(f) for f in self.frequencies],
+            "n_missing": int(self.n_missing),
+            "mean": _jsonable(self.mean),
+            "std": _jsonable(self.std),
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Feature":
+        cats = d.get("categories")
+        freqs = d.get("frequencies")
+        return cls(
+            name=d["name"],
+            kind=Kind(d["kind"]),
+            low=d.get("low"),
+            high=d.get("high"),
+            categories=None if cats is None else tuple(cats),
+            n_missing=int(d.get("n_missing", 0)),
+            mean=d.get("mean"),
+            std=d.get("std"),
+            frequencies=None if freqs is None else tuple(freqs),
+            dtype=d.get("dtype", ""),
+        )
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    return v
+
+
+def _is_bool_dtype(s: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _is_text_like(s: pd.Series) -> bool:
+    return (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(s.dtype)
+        or pd.api.types.is_object_dtype(s.dtype)
+    )
+
+
+def _infer_kind(s: pd.Series) -> Kind:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return Kind.ORDINAL if s.dtype.ordered else Kind.CATEGORICAL
+    if _is_bool_dtype(s):
+        return Kind.BINARY
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        v = s.dropna().to_numpy(dtype=float)
+        uniq = np.unique(v)
+        if len(uniq) <= 2 and set(uniq.tolist()) <= {0.0, 1.0}:
+            return Kind.BINARY
+        if pd.api.types.is_integer_dtype(s.dtype):
+            return Kind.INTEGER
+        # Integers stored as float (pandas does this as soon as one value is missing).
+        if len(uniq) > 2 and np.all(np.isfinite(uniq)) and np.all(uniq == np.round(uniq)):
+            return Kind.INTEGER
+        return Kind.NUMERIC
+    if _is_text_like(s):
+        # Object columns of numbers (e.g. read from a messy CSV) are still numbers.
+        num = pd.to_numeric(s.dropna(), errors="coerce")
+        if len(num) and num.notna().all():
+            return _infer_kind(pd.to_numeric(s, errors="coerce"))
+        return Kind.CATEGORICAL
+    raise SchemaError(
+        f"column {s.name!r} has dtype {s.dtype}, which pellucid cannot use as a feature "
+        "(numbers, booleans, strings and pandas categoricals are supported)"
+    )
+
+
+def _feature_from_series(s: pd.Series, kind: Kind) -> Feature:
+    name = str(s.name)
+    n_missing = int(s.isna().sum())
+    if n_missing == len(s):
+        raise SchemaError(f"column {name!r} has no values: all {len(s)} rows are missing")
+    if kind.is_numeric:
+        if _is_bool_dtype(s):
+            v = s.dropna().astype(float).to_numpy()
+        else:
+            v = pd.to_numeric(s, errors="coerce")
+            bad = v.isna() & s.notna()
+            if bad.any():
+                example = s[bad].iloc[0]
+                raise SchemaError(
+                    f"column {name!r} is declared {kind.value} but holds non-numeric values "
+                    f"(e.g. {example!r} in {int(bad.sum())} rows)"
+                )
+            v = v.dropna().to_numpy(dtype=float)
+        if not np.all(np.isfinite(v)):
+            n_inf = int((~np.isfinite(v)).sum())
+            raise SchemaError(f"column {name!r} holds {n_inf} infinite values; replace them or mark them missing")
+        cats = (False, True) if _is_bool_dtype(s) else ((0, 1) if kind is Kind.BINARY else None)
+        freqs = None
+        if kind is Kind.BINARY:
+            freqs = (float(np.mean(v == 0)), float(np.mean(v == 1)))
+        return Feature(
+            name=name,
+            kind=kind,
+            low=float(v.min()),
+            high=float(v.max()),
+            categories=cats,
+            n_missing=n_missing,
+            mean=float(v.mean()),
+            std=float(v.std()),
+            frequencies=freqs,
+            dtype=str(s.dtype),
+        )
+    # Categorical / ordinal: categories in their declared order (pandas categoricals) or sorted.
+    present = s.dropna()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = tuple(s.dtype.categories.tolist())
+        # Categories that never occur stay known: they are part of the user's declared domain.
+    else:
+        try:
+            cats = tuple(sorted(pd.unique(present).tolist()))
+        except TypeError:  # mixed types: sort by their text
+            cats = tuple(sorted(pd.unique(present).tolist(), key=str))
+    counts = present.value_counts()
+    n = max(len(present), 1)
+    freqs = tuple(float(counts.get(c, 0)) / n for c in cats)
+    return Feature(
+        name=name,
+        kind=kind,
+        categories=cats,
+        n_missing=n_missing,
+        frequencies=freqs,
+        dtype=str(s.dtype),
+    )
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The raw features of a table, in order.
+
+    Build it with :meth:`from_frame` (kinds inferred, then overridable) or by hand from
+    :class:`Feature` objects.
+    """
+
+    features: tuple[Feature, ...]
+    n_rows: int | None = None
+    _index: dict = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        feats = tuple(self.features)
+        object.__setattr__(self, "features", feats)
+        names = [f.name for f in feats]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise SchemaError(f"duplicate feature names: {dup}")
+        if not feats:
+            raise SchemaError("a schema needs at least one feature")
+        object.__setattr__(self, "_index", {f.name: i for i, f in enumerate(feats)})
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        kinds: Mapping[str, str | Kind] | None = None,
+        *,
+        exclude: Iterable[str] = (),
+        ordinal_categories: Mapping[str, Sequence] | None = None,
+    ) -> "Schema":
+        """Read the schema off a table.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The user's table, raw units, one row per case.
+        kinds : mapping, optional
+            Overrides of the inferred kind by column name, e.g. ``{"zip": "categorical"}``.
+        exclude : iterable of str
+            Columns that are not features (a target, an id).
+        ordinal_categories : mapping, optional
+            Order of the categories of ordinal features, e.g. ``{"grade": ["A", "B", "C"]}``.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise SchemaError(f"Schema.from_frame expects a pandas DataFrame, got {type(df).__name__}")
+        if len(df) == 0:
+            raise SchemaError("the table is empty (0 rows): a schema is read from observed rows")
+        exclude = set(exclude)
+        missing_ex = exclude - set(map(str, df.columns))
+        if missing_ex:
+            raise SchemaError(f"cannot exclude columns that are not in the table: {sorted(missing_ex)}")
+        kinds = {str(k): check_kind(v) for k, v in (kinds or {}).items()}
+        ordinal_categories = dict(ordinal_categories or {})
+        unknown = (set(kinds) | set(ordinal_categories)) - set(map(str, df.columns))
+        if unknown:
+            raise SchemaError(f"kinds given for columns that are not in the table: {sorted(unknown)}")
+        feats = []
+        for col in df.columns:
+            name = str(col)
+            if name in exclude:
+                continue
+            s = df[col].rename(name)
+            if name in ordinal_categories:
+                order = list(ordinal_categories[name])
+                unseen = set(s.dropna().unique().tolist()) - set(order)
+                if unseen:
+                    raise SchemaError(f"column {name!r} holds values not in its ordinal order: {sorted(map(str, unseen))}")
+                s = pd.Series(pd.Categorical(s, categories=order, ordered=True), name=name)
+                kind = Kind.ORDINAL
+            else:
+                kind = kinds.get(name) or _infer_kind(s)
+                if kind is Kind.ORDINAL and not (isinstance(s.dtype, pd.CategoricalDtype) and s.dtype.ordered):
+                    raise SchemaError(
+                        f"column {name!r} is declared ordinal but its order is unknown; pass "
+                        "ordinal_categories={name: [...]} or an ordered pandas Categorical"
+                    )
+            feats.append(_feature_from_series(s, kind))
+        return cls(tuple(feats), n_rows=len(df))
+
+    # ------------------------------------------------------------------ access
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __iter__(self):
+        return iter(self.features)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __getitem__(self, name: str) -> Feature:
+        try:
+            return self.features[self._index[name]]
+        except KeyError:
+            raise SchemaError(f"no feature named {name!r}; the schema has {self.names}") from None
+
+    def index(self, name: str) -> int:
+        """Position of a feature (rules sort their conditions by it)."""
+        self[name]
+        return self._index[name]
+
+    def with_kind(self, name: str, kind: str | Kind) -> "Schema":
+        """A copy with one feature's kind changed (range/categories kept)."""
+        feats = [replace(f, kind=Kind(kind)) if f.name == name else f for f in self.features]
+        self[name]
+        return Schema(tuple(feats), n_rows=self.n_rows)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, df: Any, *, what: str = "table") -> pd.DataFrame:
+        """Check a table against the schema and return it in canonical form.
+
+        The result has exactly the schema's columns in schema order (extra columns are
+        dropped), numeric kinds as float64, binary features as 0/1 floats, and categorical
+        or ordinal features as object columns holding the schema's category values (missing
+        as NaN). The input is not modified.
+
+        Raises
+        ------
+        SchemaError
+            Not a DataFrame, no rows, a missing column, a column with every value missing,
+            non-numeric values in a numeric feature, infinite values, or categories the
+            schema has never seen (named with their rows count).
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise SchemaError(f"the {what} must be a pandas DataFrame, got {type(df).__name__}")
+        if len(df) == 0:
+            raise SchemaError(f"the {what} is empty (0 rows)")
+        cols = {str(c): c for c in df.columns}
+        missing = [n for n in self.names if n not in cols]
+        if missing:
+            raise SchemaError(
+                f"the {what} is missing column{'s' if len(missing) > 1 else ''} {missing} "
+                f"(it has {list(cols)[:20]}{'...' if len(cols) > 20 else ''})"
+            )
+        out = {}
+        for f in self.features:
+            s = df[cols[f.name]]
+            if s.isna().all():
+                raise SchemaError(f"column {f.name!r} of the {what} has no values: all {len(s)} rows are missing")
+            out[f.name] = self._coerce(f, s, what)
+        return pd.DataFrame(out, index=df.index)
+
+    def _coerce(self, f: Feature, s: pd.Series, what: str) -> np.ndarray:
+        if f.is_numeric:
+            if _is_bool_dtype(s):
+                v = s.astype("float64").to_numpy()
+            elif pd.api.types.is_numeric_dtype(s.dtype):
+                v = s.to_numpy(dtype="float64", na_value=np.nan)
+            else:
+                num = pd.to_numeric(s, errors="coerce")
+                bad = num.isna() & s.notna()
+                if bad.any():
+                    # Booleans written as text ("True") are still binary.
+                    if f.kind is Kind.BINARY:
+                        mapped = s.map({"True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0})
+                        num = num.where(~bad, mapped)
+                        bad = num.isna() & s.notna()
+                if bad.any():
+                    raise SchemaError(
+                        f"column {f.name!r} of the {what} should be {f.kind.value} but holds "
+                        f"non-numeric values (e.g. {s[bad].iloc[0]!r}, {int(bad.sum())} rows)"
+                    )
+                v = num.to_numpy(dtype="float64", na_value=np.nan)
+            inf = np.isinf(v)
+            if inf.any():
+                raise SchemaError(
+                    f"column {f.name!r} of the {what} holds {int(inf.sum())} infinite values "
+                    f"(first at row {s.index[np.argmax(inf)]!r}); replace them or mark them missing"
+                )
+            if f.kind is Kind.BINARY:
+                ok = np.isnan(v) | (v == 0) | (v == 1)
+                if not ok.all():
+                    raise SchemaError(
+                        f"column {f.name!r} of the {what} is binary but holds {v[~ok][0]!r} "
+                        f"({int((~ok).sum())} rows); binary features take 0/1 or False/True"
+                    )
+            return v
+        # Categorical / ordinal: values must be known categories.
+        values = s.astype(object).to_numpy() if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy(dtype=object)
+        present = ~pd.isna(values)
+        known = pd.Index(list(f.categories or ()), dtype=object)
+        codes = known.get_indexer(values[present]) if present.any() else np.array([], dtype=int)
+        if (codes < 0).any():
+            unseen = pd.unique(values[present][codes < 0])
+            raise SchemaError(
+                f"column {f.name!r} of the {what} holds categor{'ies' if len(unseen) > 1 else 'y'} "
+                f"never seen in the reference data: {[str(u) for u in unseen[:10]]} "
+                f"({int((codes < 0).sum())} rows); known: {[str(c) for c in known[:20]]}"
+            )
+        out = np.full(len(values), np.nan, dtype=object)
+        # Canonical objects: the schema's own category values (so "1" vs 1 never diverge).
+        out[present] = known.to_numpy()[codes]
+        return out
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_rows": self.n_rows, "features": [f.to_dict() for f in self.features]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Schema":
+        return cls(tuple(Feature.from_dict(f) for f in d["features"]), n_rows=d.get("n_rows"))
+
+    def describe(self) -> pd.DataFrame:
+        """One row per feature: kind, range or categories, missing values."""
+        rows = []
+        for f in self.features:
+            if f.is_numeric:
+                domain = f"{_fmt(f.low)} … {_fmt(f.high)}"
+            else:
+                cats = [str(c) for c in (f.categories or ())]
+                domain = "{" + ", ".join(cats[:12]) + (", …" if len(cats) > 12 else "") + "}"
+            rows.append({"feature": f.name, "kind": f.kind.value, "values": domain, "missing": f.n_missing})
+        return pd.DataFrame(rows)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return f"{x:.6g}"
+
+
+def check_kind(kind: str | Kind) -> Kind:
+    """Turn a user's kind string into a :class:`Kind`, with a clear error."""
+    try:
+        return Kind(kind)
+    except ValueError:
+        raise ParameterError(f"unknown feature kind {kind!r}; use one of {[k.value for k in Kind]}") from None

@@ -1,0 +1,179 @@
+"""A decision-tree surrogate on scikit-learn's CART, read back as rules on raw features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from ..extraction.distill import DistillationSet
+from ..extraction.rules import Condition, Rule, RuleSet, merge_conditions
+from .base import CategoryOrderEncoder, Surrogate
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One node of the fitted tree, for drawing: internal nodes carry the condition that
+    sends rows to the left child (the right child takes its negation)."""
+
+    id: int
+    depth: int
+    left: int | None
+    right: int | None
+    condition: Condition | None
+    negation: Condition | None
+    value: tuple[float, ...] | float
+    support: float
+    rule_index: int | None
+
+
+class DecisionTree(Surrogate):
+    """CART fitted to the network's labels (or outputs, for regression).
+
+    Categorical features are split as sets of categories without any encoding by the user,
+    missing values are routed as scikit-learn's trees route them (each rule says where),
+    and the leaves are returned as a :class:`~pellucid.extraction.RuleSet` on raw features.
+
+    Parameters
+    ----------
+    max_leaf_nodes : int, optional
+        Most leaves (rules); the main knob of readability.
+    max_depth : int, optional
+        Deepest path (longest rule before merging).
+    min_samples_leaf : int or float
+        Fewest training rows (or share of them) a leaf may hold.
+    criterion : str, optional
+        scikit-learn's split criterion; ``gini`` / ``squared_error`` by default.
+    random_state : int, optional
+        Seed for scikit-learn's tie-breaking among equally good splits.
+    """
+
+    name = "decision_tree"
+
+    def __init__(
+        self,
+        max_leaf_nodes: int | None = 16,
+        max_depth: int | None = None,
+        min_samples_leaf: int | float = 1,
+        criterion: str | None = None,
+        random_state: int | None = 0,
+    ) -> None:
+        self.max_leaf_nodes = max_leaf_nodes
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.criterion = criterion
+        self.random_state = random_state
+
+    def _fit(self, train: DistillationSet) -> None:
+        classification = train.task == "classification"
+        score = train.outputs
+        self.encoder_ = CategoryOrderEncoder().fit(train.rows, train.schema, score, train.weights)
+        X = self.encoder_.transform(train.rows)
+        # Features never missing in training: the tree learnt nothing about missing values
+        # there, so no rule claims them (such rows fall to the default rule).
+        self.missing_seen_ = dict(zip(train.schema.names, np.isnan(X).any(axis=0).tolist()))
+        kw = dict(
+            max_leaf_nodes=self.max_leaf_nodes,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            random_state=self.random_state,
+        )
+        if self.criterion is not None:
+            kw["criterion"] = self.criterion
+        if classification:
+            # Class indices, not labels: keeps the tree's class order equal to the network's.
+            y = train.outputs.argmax(axis=1)
+            self.estimator_ = DecisionTreeClassifier(**kw).fit(X, y, sample_weight=train.weights)
+        else:
+            self.estimator_ = DecisionTreeRegressor(**kw).fit(X, train.outputs, sample_weight=train.weights)
+        self._read_tree()
+
+    # ------------------------------------------------------------------ tree -> rules
+    def _node_value(self, node: int) -> np.ndarray | float:
+        t = self.estimator_.tree_
+        v = t.value[node]
+        if self.task_ != "classification":
+            return float(v.ravel()[0])
+        full = np.zeros(len(self.classes_))
+        full[self.estimator_.classes_.astype(int)] = v.ravel()
+        s = full.sum()
+        return full / s if s > 0 else full
+
+    def _split_conditions(self, node: int) -> tuple[Condition, Condition]:
+        t = self.estimator_.tree_
+        f = self.schema_.features[t.feature[node]]
+        thr = float(t.threshold[node])
+        # Where scikit-learn sends a missing value at this split (absent on old versions:
+        # they refuse NaN, so no row is missing there).
+        go_left = bool(getattr(t, "missing_go_to_left", np.zeros(t.node_count, dtype=bool))[node])
+        seen = self.missing_seen_[f.name]
+        miss_l, miss_r = seen and go_left, seen and not go_left
+        kind = f.kind.value
+        if f.is_numeric:
+            return Condition(f.name, "<=", thr, miss_l, kind), Condition(f.name, ">", thr, miss_r, kind)
+        left, right = self.encoder_.split_sets(f.name, thr)
+        return Condition(f.name, "in", left, miss_l, kind), Condition(f.name, "in", right, miss_r, kind)
+
+    def _read_tree(self) -> None:
+        t = self.estimator_.tree_
+        total = float(t.weighted_n_node_samples[0])
+        order = self.schema_.names
+        domains = {f.name: f.categories for f in self.schema_ if f.is_categorical}
+        nodes: list[TreeNode] = []
+        rules: list[Rule] = []
+        rule_of_node: dict[int, int] = {}
+        # Depth-first, left before right: rules come out in the order the tree reads.
+        stack: list[tuple[int, int, tuple[Condition, ...]]] = [(0, 0, ())]
+        pending: dict[int, tuple] = {}
+        while stack:
+            node, depth, path = stack.pop()
+            left, right = int(t.children_left[node]), int(t.children_right[node])
+            value = self._node_value(node)
+            support = float(t.weighted_n_node_samples[node]) / total
+            if left == -1:
+                rule_of_node[node] = len(rules)
+                rules.append(self._make_rule(merge_conditions(path, order, domains), value, support))
+                pending[node] = (depth, None, None, None, None, value, support)
+                continue
+            cond_l, cond_r = self._split_conditions(node)
+            pending[node] = (depth, left, right, cond_l, cond_r, value, support)
+            stack.append((right, depth + 1, path + (cond_r,)))
+            stack.append((left, depth + 1, path + (cond_l,)))
+        for node in sorted(pending):
+            depth, left, right, cl, cr, value, support = pending[node]
+            nodes.append(
+                TreeNode(
+                    id=node,
+                    depth=depth,
+                    left=left,
+                    right=right,
+                    condition=cl,
+                    negation=cr,
+                    value=tuple(value) if isinstance(value, np.ndarray) else value,
+                    support=support,
+                    rule_index=rule_of_node.get(node),
+                )
+            )
+        self.nodes_ = nodes
+        root = self._node_value(0)
+        default = self._make_rule((), root, 1.0)
+        self.rules_ = RuleSet(
+            tuple(rules),
+            default,
+            task=self.task_,
+            classes=None if self.classes_ is None else tuple(self.classes_),
+            feature_order=tuple(order),
+        )
+
+    def _make_rule(self, conditions: tuple[Condition, ...], value: Any, support: float) -> Rule:
+        if self.task_ == "classification":
+            return Rule(conditions, self.classes_[int(np.argmax(value))], tuple(float(p) for p in value), support)
+        return Rule(conditions, float(value), None, support)
+
+    def complexity(self) -> dict[str, Any]:
+        out = super().complexity()
+        out["n_leaves"] = int(self.estimator_.get_n_leaves())
+        out["depth"] = int(self.estimator_.get_depth())
+        return out
