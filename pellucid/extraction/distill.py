@@ -38,6 +38,8 @@ class DistillationSet:
         The strategy that made each row (``observed``, ``perturb``, ``marginal``, ...).
     is_holdout : numpy.ndarray
         True for the held-out observed rows.
+    origin : numpy.ndarray
+        For observed rows, their position in the reference table; -1 for synthetic rows.
     schema : Schema
     task : str
         ``classification`` or ``regression``.
@@ -59,6 +61,11 @@ class DistillationSet:
     classes: np.ndarray | None = None
     n_queries: int = 0
     params: dict = field(default_factory=dict)
+    origin: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = np.full(len(self.rows), -1)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -83,6 +90,7 @@ class DistillationSet:
             classes=self.classes,
             n_queries=self.n_queries,
             params=self.params,
+            origin=self.origin[mask],
         )
 
     @property
@@ -210,18 +218,21 @@ def distill(
     plan = _plan(strategy, n, len(observed_train))
     sampler_params = dict(sampler_params or {})
 
-    parts, sources = [], []
+    parts, sources, origins = [], [], []
     if OBSERVED in plan:
         parts.append(observed_train)
         sources.append(np.full(len(observed_train), OBSERVED, dtype=object))
+        origins.append(train_idx)
     for name, count in plan.items():
         if name == OBSERVED or count == 0:
             continue
         synth = SAMPLERS[name](schema, observed_train, count, rng, **sampler_params.get(name, {}))
         parts.append(synth[schema.names])
         sources.append(np.full(count, name, dtype=object))
+        origins.append(np.full(count, -1))
     parts.append(observed_hold)
     sources.append(np.full(len(observed_hold), OBSERVED, dtype=object))
+    origins.append(hold_idx)
     all_rows = pd.concat(parts, ignore_index=True)
     is_holdout = np.zeros(len(all_rows), dtype=bool)
     is_holdout[-len(observed_hold):] = True
@@ -241,4 +252,5 @@ def distill(
         classes=classes,
         n_queries=oracle.n_queries - before,
         params={"plan": plan, "holdout_share": holdout, "random_state": random_state, "sampler_params": sampler_params},
+        origin=np.concatenate(origins),
     )

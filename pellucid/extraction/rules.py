@@ -119,12 +119,18 @@ class Condition:
                 body = f"{name} {'=' if self.op == 'in' else '≠'} {cats[0]}"
             else:
                 body = f"{name} {self.op} {{{', '.join(cats)}}}"
-        if self.missing:
+        if self.missing and not body.endswith(("missing", "any value")):
             return f"({body} or {name} is missing)"
         return body
 
     def _numeric_text(self, name: str) -> str:
         t, op = self.value, self.op
+        if math.isinf(t):
+            # Trees split missing from known values with an infinite threshold.
+            admits_known = (op in ("<=", "<")) == (t > 0)
+            if admits_known:
+                return f"{name} is any value" if self.missing else f"{name} is not missing"
+            return f"{name} is missing" if self.missing else f"{name} is nothing (never true)"
         if self.kind == "binary" and 0 < t < 1:
             # A split between 0 and 1 is an equality test.
             return f"{name} = {0 if op in ('<=', '<') else 1}"
@@ -211,6 +217,12 @@ def _merge_numeric(cs: list[Condition]) -> list[Condition]:
     missing = all(c.missing for c in cs)
     lower = [c for c in cs if c.op in (">", ">=")]
     upper = [c for c in cs if c.op in ("<", "<=")]
+    if any(math.isinf(c.value) and c.value > 0 for c in lower):
+        # Only missing values pass "x > inf (or missing)": the other bounds say nothing more.
+        return [Condition(cs[0].feature, ">", math.inf, missing, kind)]
+    # "x <= inf" only excludes missing values; a finite upper bound says as much.
+    finite_upper = [c for c in upper if not (math.isinf(c.value) and c.value > 0)]
+    upper = finite_upper or upper[:1]
     out = []
     if lower:
         # The tightest lower bound: largest value; at a tie '>' is tighter than '>='.

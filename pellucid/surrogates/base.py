@@ -59,13 +59,16 @@ class Surrogate:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Class labels (classification) or values (regression) for raw rows."""
-        return self.rules_.predict(self._rows(X))
+        rows = self._rows(X)
+        return self.rules_.predict(rows)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities for raw rows, columns in the network's class order."""
+        self._check_fitted()
         if self.task_ != "classification":
             raise ParameterError(f"{type(self).__name__} was fitted for {self.task_}; predict_proba needs classification")
-        return self.rules_.predict_proba(self._rows(X))
+        rows = self._rows(X)
+        return self.rules_.predict_proba(rows)
 
     # ------------------------------------------------------------------ description
     def complexity(self) -> dict[str, Any]:
@@ -157,5 +160,8 @@ class CategoryOrderEncoder:
     def split_sets(self, feature: str, threshold: float) -> tuple[tuple, tuple]:
         """The categories on each side of ``code <= threshold``."""
         order = self.order_[feature]
+        if not np.isfinite(threshold):
+            # A split of known values from missing ones.
+            return (order, ()) if threshold > 0 else ((), order)
         k = int(np.floor(threshold)) + 1
         return order[:k], order[k:]

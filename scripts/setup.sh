@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install pellucid into ./.venv, from a fresh machine.
+#   bash scripts/setup.sh        the package and its runtime dependencies
+#   bash scripts/setup.sh test   the same plus the test tools
+# torch is pinned to 2.13.0: that is the CPU build (an unpinned torch pulls a CUDA build of
+# several GB). The system graphviz `dot`, which draws the tree in the report, is installed
+# with apt-get where it is missing and we are root; otherwise the report says it is missing
+# and shows the rules only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+case "${1:-}" in
+  "") ;;
+  test) extras="[test]" ;;
+  *) echo "usage: bash scripts/setup.sh [test]" >&2; exit 2 ;;
+esac
+
+if ! command -v dot >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing graphviz (dot) with apt-get" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+  else
+    echo "note: graphviz 'dot' not found and cannot install it here; reports will show rules without the tree drawing" >&2
+  fi
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" -e ".${extras}"

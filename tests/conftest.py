@@ -1,0 +1,50 @@
+"""Shared fixtures: small generated tables and networks, built once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
+
+
+@pytest.fixture(scope="session")
+def credit():
+    """(features, target) of the embedded credit example, small."""
+    df = make_credit(2000, random_state=1)
+    return df.drop(columns=TARGET), df[TARGET]
+
+
+@pytest.fixture(scope="session")
+def credit_net(credit):
+    """A torch network and its ColumnTransformer, trained briefly on the credit example."""
+    X, y = credit
+    return train_credit_network(X, y, epochs=8, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def credit_oracle_parts(credit_net):
+    net, pre = credit_net
+    return net, pre, list(CLASSES)
+
+
+def mixed_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A small table with every feature kind and missing values."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10, 3, n)
+    x[rng.random(n) < 0.1] = np.nan
+    count = rng.poisson(2, n).astype(float)
+    count[rng.random(n) < 0.05] = np.nan
+    color = rng.choice(["red", "green", "blue"], n).astype(object)
+    color[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "count": count,
+            "flag": rng.random(n) < 0.3,
+            "color": color,
+            "size": pd.Categorical(rng.choice(["S", "M", "L"], n), categories=["S", "M", "L"], ordered=True),
+            "age": rng.integers(18, 90, n),
+        }
+    )

@@ -1,0 +1,152 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pellucid.extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
+
+CATS = ("a", "b", "c", "d")
+
+
+def frame(seed: int, n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 10, n).astype(float)
+    x[rng.random(n) < 0.15] = np.nan
+    c = rng.choice(CATS, n).astype(object)
+    c[rng.random(n) < 0.15] = np.nan
+    return pd.DataFrame({"x": x, "c": c})
+
+
+numeric_cond = st.builds(
+    Condition,
+    feature=st.just("x"),
+    op=st.sampled_from(["<=", "<", ">", ">="]),
+    value=st.integers(-1, 10).map(lambda v: v + 0.5) | st.integers(-1, 10).map(float),
+    missing=st.booleans(),
+    kind=st.sampled_from(["numeric", "integer"]),
+)
+set_cond = st.builds(
+    Condition,
+    feature=st.just("c"),
+    op=st.sampled_from(["in", "not in"]),
+    value=st.lists(st.sampled_from(CATS), unique=True, max_size=4),
+    missing=st.booleans(),
+    kind=st.just("categorical"),
+)
+any_cond = numeric_cond | set_cond
+
+
+def reference_mask(c: Condition, df: pd.DataFrame) -> np.ndarray:
+    """The meaning of a condition, written out row by row."""
+    out = []
+    for v in df[c.feature]:
+        if pd.isna(v):
+            out.append(c.missing)
+        elif c.op == "in":
+            out.append(v in c.value)
+        elif c.op == "not in":
+            out.append(v not in c.value)
+        else:
+            out.append({"<=": v <= c.value, "<": v < c.value, ">": v > c.value, ">=": v >= c.value}[c.op])
+    return np.array(out, dtype=bool)
+
+
+@settings(max_examples=150, deadline=None)
+@given(c=any_cond, seed=st.integers(0, 5))
+def test_condition_apply_matches_its_meaning(c, seed):
+    df = frame(seed)
+    np.testing.assert_array_equal(c.apply(df), reference_mask(c, df))
+
+
+@settings(max_examples=150, deadline=None)
+@given(c=numeric_cond.filter(lambda c: c.kind == "integer"), seed=st.integers(0, 5))
+def test_integer_text_means_the_same_rows(c, seed):
+    # "x <= 2.5" is printed "x <= 2" for integers: parse the printed bound back and check.
+    df = frame(seed)
+    text = c.text().strip("()").split(" or ")[0]
+    _, op, bound = text.split(" ")
+    printed = Condition("x", op, float(bound), c.missing, "numeric")
+    np.testing.assert_array_equal(printed.apply(df), c.apply(df))
+
+
+@settings(max_examples=200, deadline=None)
+@given(conds=st.lists(any_cond, min_size=1, max_size=6), seed=st.integers(0, 5), domains=st.booleans())
+def test_merge_conditions_accepts_the_same_rows(conds, seed, domains):
+    df = frame(seed)
+    before = np.logical_and.reduce([c.apply(df) for c in conds])
+    merged = merge_conditions(conds, order=["x", "c"], domains={"c": CATS} if domains else None)
+    after = np.logical_and.reduce([c.apply(df) for c in merged]) if merged else np.ones(len(df), bool)
+    np.testing.assert_array_equal(after, before)
+    # At most one lower and one upper bound on x, one set on c, x before c.
+    feats = [c.feature for c in merged]
+    assert feats == sorted(feats, key=["x", "c"].index)
+    assert feats.count("c") <= 1 and feats.count("x") <= 2
+
+
+rule_strategy = st.builds(
+    lambda conds, outcome: Rule(tuple(conds), outcome),
+    st.lists(any_cond, max_size=3),
+    st.sampled_from(["yes", "no"]),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rules=st.lists(rule_strategy, max_size=5), default=st.sampled_from(["yes", "no"]), seed=st.integers(0, 5))
+def test_rule_list_predict_equals_first_matching_rule(rules, default, seed):
+    df = frame(seed, n=80)
+    rl = RuleList(tuple(rules), Rule((), default), task="classification", classes=("no", "yes"))
+    expected = []
+    for i in range(len(df)):
+        row = df.iloc[[i]]
+        hit = next((r.outcome for r in rules if r.apply(row)[0]), default)
+        expected.append(hit)
+    assert list(rl.predict(df)) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(rules=st.lists(rule_strategy, max_size=5), seed=st.integers(0, 5))
+def test_rule_set_predict_is_the_vote_of_covering_rules(rules, seed):
+    df = frame(seed, n=80)
+    rules = [Rule(r.conditions, r.outcome, (0.2, 0.8) if r.outcome == "yes" else (0.7, 0.3)) for r in rules]
+    rs = RuleSet(tuple(rules), Rule((), "no", (0.6, 0.4)), task="classification", classes=("no", "yes"))
+    p = rs.predict_proba(df)
+    for i in range(len(df)):
+        row = df.iloc[[i]]
+        covering = [r.proba for r in rules if r.apply(row)[0]]
+        want = np.mean(covering, axis=0) if covering else (0.6, 0.4)
+        np.testing.assert_allclose(p[i], want)
+
+
+def test_regression_rule_list():
+    df = frame(0)
+    r = Rule((Condition("x", "<=", 4.5),), 1.5)
+    rl = RuleList((r,), Rule((), -2.0), task="regression")
+    np.testing.assert_array_equal(rl.predict(df), np.where(r.apply(df), 1.5, -2.0))
+
+
+def test_texts_read_in_raw_units():
+    assert Condition("Income", "<", 120.5).text() == "Income < 120.5"
+    assert Condition("Home", "in", ["rent", "other"], kind="categorical").text() == "Home in {rent, other}"
+    assert Condition("Home", "in", ["rent"], kind="categorical").text() == "Home = rent"
+    assert Condition("n", ">", 2.5, kind="integer").text() == "n >= 3"
+    assert Condition("x", "<=", 1.0, missing=True).text() == "(x <= 1 or x is missing)"
+    r = Rule(
+        (Condition("Income", "<", 120.0), Condition("Home", "in", ["rent", "other"], kind="categorical")),
+        "bad",
+        (0.09, 0.91),
+        0.123,
+    )
+    assert r.text() == "Income < 120 and Home in {rent, other} → bad (p=0.91, covers 12.3%)"
+    lo, hi = Condition("age", ">", 30.5, kind="integer"), Condition("age", "<=", 50.5, kind="integer")
+    assert Rule((lo, hi), "x").condition_text() == "31 <= age <= 50"
+
+
+def test_to_dict_roundtrip_of_conditions():
+    c = Condition("Home", "not in", ["own"], True, "categorical")
+    assert Condition.from_dict(c.to_dict()) == c
+
+
+def test_unknown_operator_is_refused():
+    with pytest.raises(ValueError, match="operator"):
+        Condition("x", "=>", 1.0)

@@ -1,0 +1,97 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pellucid.errors import SchemaError
+from pellucid.schema import Kind, Schema
+
+from .conftest import mixed_frame
+
+
+def test_kinds_are_inferred_from_dtypes_and_values():
+    s = Schema.from_frame(mixed_frame())
+    kinds = {f.name: f.kind for f in s}
+    assert kinds == {
+        "x": Kind.NUMERIC,
+        "count": Kind.INTEGER,  # integral floats (pandas makes ints float when one is missing)
+        "flag": Kind.BINARY,
+        "color": Kind.CATEGORICAL,
+        "size": Kind.ORDINAL,
+        "age": Kind.INTEGER,
+    }
+
+
+def test_ranges_categories_and_missing_match_pandas():
+    df = mixed_frame()
+    s = Schema.from_frame(df)
+    assert s["x"].low == df["x"].min() and s["x"].high == df["x"].max()
+    assert s["x"].n_missing == df["x"].isna().sum() > 0
+    assert set(s["color"].categories) == set(df["color"].dropna().unique())
+    assert s["size"].categories == ("S", "M", "L")  # ordinal keeps its declared order
+    freq = df["color"].value_counts(normalize=True)
+    assert dict(zip(s["color"].categories, s["color"].frequencies)) == pytest.approx(freq.to_dict())
+
+
+def test_kind_override_and_bad_kind():
+    s = Schema.from_frame(mixed_frame(), kinds={"age": "categorical"})
+    assert s["age"].kind is Kind.CATEGORICAL
+    with pytest.raises(Exception, match="unknown feature kind"):
+        Schema.from_frame(mixed_frame(), kinds={"age": "colour"})
+
+
+def test_validate_returns_canonical_frame_without_touching_input():
+    df = mixed_frame()
+    s = Schema.from_frame(df)
+    shuffled = df[list(reversed(df.columns))].assign(extra=1)
+    before = shuffled.copy()
+    out = s.validate(shuffled)
+    pd.testing.assert_frame_equal(shuffled, before)
+    assert list(out.columns) == s.names
+    assert out["flag"].dtype == float and set(out["flag"].unique()) <= {0.0, 1.0}
+    np.testing.assert_array_equal(out["x"].to_numpy(), df["x"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda d: d.drop(columns="color"), r"missing column.*'color'"),
+        (lambda d: d.assign(color="purple"), r"'color'.*never seen.*purple"),
+        (lambda d: d.assign(x="ten"), r"'x'.*non-numeric.*'ten'"),
+        (lambda d: d.assign(x=np.nan), r"'x'.*all \d+ rows are missing"),
+        (lambda d: d.iloc[:0], r"empty \(0 rows\)"),
+        (lambda d: d.assign(x=np.where(np.arange(len(d)) == 3, np.inf, 1.0)), r"'x'.*1 infinite"),
+        (lambda d: d.assign(flag=2), r"'flag'.*binary"),
+    ],
+)
+def test_validate_errors_name_the_problem(mutate, pattern):
+    df = mixed_frame()
+    s = Schema.from_frame(df)
+    with pytest.raises(SchemaError, match=pattern):
+        s.validate(mutate(df))
+
+
+def test_validate_rejects_non_frames():
+    s = Schema.from_frame(mixed_frame())
+    with pytest.raises(SchemaError, match="DataFrame"):
+        s.validate(np.zeros((3, 6)))
+
+
+def test_from_frame_errors():
+    with pytest.raises(SchemaError, match="empty"):
+        Schema.from_frame(pd.DataFrame({"a": []}))
+    with pytest.raises(SchemaError, match="'a'.*all 3 rows are missing"):
+        Schema.from_frame(pd.DataFrame({"a": [np.nan] * 3, "b": [1, 2, 3]}))
+    with pytest.raises(SchemaError, match="infinite"):
+        Schema.from_frame(pd.DataFrame({"a": [1.0, np.inf, 2.0]}))
+    with pytest.raises(SchemaError, match="ordinal"):
+        Schema.from_frame(pd.DataFrame({"g": ["a", "b"]}), kinds={"g": "ordinal"})
+
+
+def test_roundtrip_through_dict():
+    s = Schema.from_frame(mixed_frame())
+    assert Schema.from_dict(s.to_dict()) == s
+
+
+def test_numbers_in_object_columns_are_numbers():
+    df = pd.DataFrame({"a": pd.Series(["1", "2", None, "4"], dtype=object)})
+    assert Schema.from_frame(df)["a"].kind is Kind.INTEGER
