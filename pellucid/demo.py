@@ -137,6 +137,19 @@ def train_credit_network(
     import torch
 
     torch.manual_seed(random_state)
+    # Batches of 256 rows through a small MLP: thread start-up costs more than it saves, and
+    # on a busy machine spinning intra-op threads make training several times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(X, y, epochs, hidden, random_state)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(X, y, epochs, hidden, random_state):
+    import torch
+
     pre = credit_preprocess(X)
     Z = torch.tensor(np.asarray(pre.transform(X), dtype=np.float32))
     t = torch.tensor((np.asarray(y) == CLASSES[1]).astype(np.int64))

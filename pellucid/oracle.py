@@ -1,0 +1,1044 @@
+"""The one door to the user's model.
+
+An :class:`Oracle` wraps whatever the user trained -- a torch module (eager, TorchScript or
+``torch.export``), a scikit-learn estimator or pipeline, or a plain callable -- together with
+the preprocessing that turns raw rows into the model's input. Everything else in pellucid asks
+the oracle and never calls the model itself, so that batching, eval mode, output checks,
+query counting and error messages live in one place.
+
+:func:`load_model` resolves the model specifications the command line accepts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import pickle
+import re
+import sys
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import sklearn
+import torch
+from sklearn.base import is_classifier
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PowerTransformer,
+    QuantileTransformer,
+    RobustScaler,
+    StandardScaler,
+)
+from sklearn.utils.validation import check_is_fitted
+
+from .errors import (
+    ModelError,
+    ModelLoadError,
+    ModelOutputError,
+    ParameterError,
+    PellucidError,
+    PellucidWarning,
+)
+
+__all__ = ["Oracle", "EncodingMap", "load_model"]
+
+_TASKS = ("classification", "regression")
+_OUTPUTS = ("auto", "proba", "logits")
+_BATCH_BYTES = 64 * 2**20
+_BATCH_MIN, _BATCH_MAX = 1024, 262144
+_PROBE_ROWS = 256
+# Transformers whose output column i depends on input column i only.
+_ONE_TO_ONE = (
+    StandardScaler,
+    MinMaxScaler,
+    RobustScaler,
+    MaxAbsScaler,
+    OrdinalEncoder,
+    PowerTransformer,
+    QuantileTransformer,
+)
+
+
+@dataclass(frozen=True)
+class EncodingMap:
+    """Which encoded (model-input) columns come from which raw feature.
+
+    Attributes
+    ----------
+    raw_features : tuple of str
+        The reference frame's columns, in order.
+    groups : dict of str to tuple of int
+        Raw feature -> encoded column indices. Groups are disjoint: a column that depends on
+        several raw features is in none of them but in ``shared``. A feature the preprocessing
+        drops has an empty tuple.
+    shared : tuple of int
+        Encoded columns that depend on two or more raw features.
+    n_encoded : int
+        Number of encoded columns.
+    method : {"identity", "structure", "probe"}
+        How the map was found: no preprocessing, read off a ColumnTransformer, or by
+        perturbing one raw feature at a time.
+    """
+
+    raw_features: tuple[str, ...]
+    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    shared: tuple[int, ...] = ()
+    n_encoded: int = 0
+    method: str = "identity"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {
+            "raw_features": list(self.raw_features),
+            "groups": {k: [int(i) for i in v] for k, v in self.groups.items()},
+            "shared": [int(i) for i in self.shared],
+            "n_encoded": int(self.n_encoded),
+            "method": self.method,
+        }
+
+
+class Oracle:
+    """Answers queries about a trained model on raw rows.
+
+    Parameters
+    ----------
+    model : torch.nn.Module, scikit-learn estimator or callable
+        A torch module (also TorchScript or the module of ``torch.export``), an estimator or
+        pipeline with ``predict_proba`` or ``predict``, or a callable taking a DataFrame of raw
+        rows (or the preprocess output) and returning an array.
+    preprocess : fitted transformer or callable, optional
+        Maps raw rows to the model's input: a fitted scikit-learn transformer (``.transform``)
+        or a callable frame -> 2-D array. For torch the result becomes a dense float tensor.
+    task : {"classification", "regression"}, optional
+        Inferred when omitted: from the estimator for scikit-learn, from the first answer
+        otherwise (two or more columns or 1-D labels -> classification).
+    classes : list, optional
+        Class labels for torch/callable classifiers. Defaults to ``estimator.classes_``, to
+        ``range(k)`` for ``k`` output columns, or ``[0, 1]`` for a one-output binary network.
+    output : {"auto", "proba", "logits"}
+        What a torch/callable classifier returns. ``"auto"`` decides once, on the first
+        query: values in [0, 1] that sum to one per row (or one column) are probabilities,
+        anything else logits (softmax, or sigmoid for one column).
+    batch_size : int, optional
+        Rows per model call. By default chosen after the first batch so that one batch of the
+        encoded input takes about 64 MB (between 1024 and 262144 rows).
+    device : str or torch.device, optional
+        Where torch inputs are placed; the module itself is never moved. Defaults to the
+        module's own device. Falls back to the CPU when the device is not available.
+        Ignored for other models.
+
+    Attributes
+    ----------
+    kind : {"torch", "sklearn", "callable"}
+    n_queries : int
+        Rows sent to the model so far (also by :meth:`forward`).
+    n_calls : int
+        Model calls (batches) so far.
+    batch_size_ : int or None
+        The batch size in use, once known.
+    output_ : {"proba", "logits", "labels"} or None
+        How classifier outputs are read, once decided.
+    source, sha256 : str or None
+        Set by :meth:`from_spec`: the specification and the hash of the file it names.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        preprocess: Any = None,
+        task: str | None = None,
+        *,
+        classes: list | None = None,
+        output: str = "auto",
+        batch_size: int | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if isinstance(model, torch.export.ExportedProgram):
+            model = model.module()
+        self.kind = _model_kind(model)
+        self.model = model
+        self.preprocess = _check_preprocess(preprocess)
+        if task is not None and task not in _TASKS:
+            raise ParameterError(f"task must be 'classification', 'regression' or None; got {task!r}")
+        if output not in _OUTPUTS:
+            raise ParameterError(f"output must be 'auto', 'proba' or 'logits'; got {output!r}")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+        ):
+            raise ParameterError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+        self.output = output
+        self.batch_size = batch_size
+        self.batch_size_: int | None = None if batch_size is None else int(batch_size)
+        self.source: str | None = None
+        self.sha256: str | None = None
+        self.n_queries = 0
+        self.n_calls = 0
+        self._raw_width: int | None = None  # trailing width of the raw output (0 for 1-D)
+        self._classes = None if classes is None else np.asarray(classes, dtype=object)
+        self.output_: str | None = None
+        self.device: torch.device | None = None
+        self._dtype = torch.float32
+
+        if self.kind == "sklearn":
+            try:
+                check_is_fitted(model)
+            except SklearnNotFittedError as e:
+                raise ModelError(f"the {type(model).__name__} given as model is not fitted") from e
+            except TypeError:
+                pass  # not a scikit-learn estimator proper; nothing to check
+            has_proba = hasattr(model, "predict_proba")
+            if task is None:
+                task = "classification" if has_proba or is_classifier(model) else "regression"
+            if task == "classification":
+                self.output_ = "proba" if has_proba else "labels"
+                if self._classes is None and getattr(model, "classes_", None) is not None:
+                    self._classes = np.asarray(model.classes_, dtype=object)
+        elif self.kind == "torch":
+            self.device = _resolve_device(model, device)
+            # Match a double-precision module rather than failing on a dtype mismatch.
+            first = next((p for p in _params_and_buffers(model) if p.is_floating_point()), None)
+            if first is not None:
+                self._dtype = first.dtype
+        self._task = task
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_spec(cls, spec: str, preprocess: Any = None, task: str | None = None, **kw: Any) -> "Oracle":
+        """Build an oracle from a model specification (see :func:`load_model`).
+
+        Parameters
+        ----------
+        spec : str
+            ``file.py:attr``, ``package.module:attr``, or a ``.pt/.pth/.ts``, ``.pt2``,
+            ``.joblib/.pkl/.pickle`` file.
+        preprocess : object or str, optional
+            The preprocessing, or a specification to load it from.
+        task : str, optional
+            As for :class:`Oracle`.
+        **kw
+            Further keyword arguments of :class:`Oracle`.
+
+        Returns
+        -------
+        Oracle
+            With ``source`` and ``sha256`` set. A spec that yields an ``Oracle`` gives it as is.
+        """
+        obj = load_model(spec)
+        if isinstance(preprocess, str):
+            preprocess = load_model(preprocess)
+        if isinstance(obj, Oracle):
+            oracle = obj
+        else:
+            if isinstance(obj, tuple):
+                if len(obj) != 2:
+                    raise ModelLoadError(f"{spec!r} gave a tuple of {len(obj)} items; expected (model, preprocess)")
+                if preprocess is not None and obj[1] is not None:
+                    raise ParameterError(f"{spec!r} gives its own preprocess; do not pass preprocess= as well")
+                obj, preprocess = obj[0], obj[1] if preprocess is None else preprocess
+            oracle = cls(obj, preprocess, task, **kw)
+        if oracle.source is None:
+            oracle.source = spec
+            path = _spec_file(spec)
+            oracle.sha256 = _sha256(path) if path is not None else None
+        return oracle
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def task(self) -> str:
+        """The resolved task, "classification" or "regression"."""
+        if self._task is None:
+            raise PellucidError("the task is not known yet: pass task= to Oracle or query it first")
+        return self._task
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class labels, in the order of the probability columns (classification only)."""
+        if self._task == "regression":
+            raise ParameterError("classes_ is only defined for classification; this model is a regressor")
+        if self._classes is None:
+            raise PellucidError("the classes are not known yet: pass classes= to Oracle or query it first")
+        return self._classes
+
+    @property
+    def n_outputs(self) -> int | None:
+        """Columns of the answer: the number of classes, or 1 for regression (None if unknown)."""
+        if self._task == "regression":
+            return 1
+        return None if self._classes is None else len(self._classes)
+
+    def reset_counter(self) -> None:
+        """Set ``n_queries`` and ``n_calls`` back to zero."""
+        self.n_queries = 0
+        self.n_calls = 0
+
+    def __repr__(self) -> str:
+        return f"Oracle(kind={self.kind!r}, model={_model_name(self.model)}, task={self._task!r})"
+
+    # ------------------------------------------------------------------ queries
+    def query(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The model's answer for raw rows.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n, n_features)
+            Raw rows; an array is passed to the preprocess (or model) as is.
+
+        Returns
+        -------
+        ndarray of float64
+            Class probabilities of shape (n, n_classes) for classification, values of shape
+            (n,) for regression. No rows give an empty array without calling the model (of
+            shape (0, 0) while the classes are still unknown).
+        """
+        X = _check_rows(X)
+        n = X.shape[0]
+        if n == 0:
+            return self._empty()
+        parts = []
+        start = 0
+        with self._eval_mode(), torch.no_grad():
+            while start < n:  # one iteration per batch, never per row
+                stop = start + (self.batch_size_ or _BATCH_MIN)  # known after the first batch
+                chunk = X.iloc[start:stop] if isinstance(X, pd.DataFrame) else X[start:stop]
+                parts.append(self._call(chunk))
+                start += chunk.shape[0]
+        raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self._resolve(raw)
+        return self._finish(raw)
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Class labels (the most probable class) or regression values for raw rows."""
+        answer = self.query(X)
+        if self._task == "regression":
+            return answer
+        if answer.shape[0] == 0:
+            return np.empty(0, dtype=object)
+        return self.classes_[answer.argmax(axis=1)]
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Class probabilities for raw rows, shape (n, n_classes); classification only."""
+        if self._task == "regression":
+            raise ParameterError("predict_proba is only defined for classification; this model is a regressor")
+        answer = self.query(X)
+        if self._task == "regression":
+            raise ParameterError("predict_proba is only defined for classification; this model is a regressor")
+        return answer
+
+    def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The model's input for raw rows: the preprocess output (or ``X``) as a float32 2-D array."""
+        X = _check_rows(X)
+        return _to_float32(self._transform(X) if self.preprocess is not None else X, X.shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable map from the encoded input to the answer (torch models only).
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, n_encoded)
+            Encoded input, e.g. ``torch.from_numpy(oracle.encode(X))``.
+
+        Returns
+        -------
+        Tensor
+            Probabilities (n, n_classes) for classification, values (n,) for regression,
+            computed with gradients enabled and the module in eval mode.
+        """
+        if self.kind != "torch":
+            raise ModelError(f"forward needs a torch model; this oracle wraps a {self.kind} model")
+        if not isinstance(x, torch.Tensor) or x.dim() != 2:
+            raise ParameterError(f"forward expects a 2-D tensor of encoded rows; got {_shape_of(x)}")
+        x = x.to(device=self.device, dtype=self._dtype)
+        with self._eval_mode():
+            out = self._run_model(x, x.shape[0])
+        if not isinstance(out, torch.Tensor):
+            raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
+        raw = _tensor_to_numpy(out.detach())
+        self._check_raw(raw, x.shape[0])
+        self._resolve(raw)
+        if self._task == "regression":
+            return out.reshape(out.shape[0])
+        if self.output_ == "labels":
+            raise ModelError("the torch model returns labels, which cannot be differentiated")
+        if out.dim() == 1:
+            out = out.unsqueeze(1)
+        if self.output_ == "logits":
+            out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
+        return torch.cat([1 - out, out], dim=1) if out.shape[1] == 1 else out
+
+    # ------------------------------------------------------------------ internals
+    def _transform(self, X: Any) -> Any:
+        try:
+            return self.preprocess.transform(X) if hasattr(self.preprocess, "transform") else self.preprocess(X)
+        except Exception as e:
+            raise ModelError(
+                f"the preprocess raised {type(e).__name__}: {e} while encoding {X.shape[0]} rows"
+            ) from e
+
+    def _run_model(self, inputs: Any, n: int) -> Any:
+        self.n_calls += 1
+        self.n_queries += n
+        try:
+            if self.kind == "sklearn":
+                if self.output_ == "proba":
+                    return self.model.predict_proba(inputs)
+                return self.model.predict(inputs)
+            return self.model(inputs)
+        except Exception as e:
+            hint = ""
+            if "Guard failed" in str(e):
+                hint = " (an exported program needs a dynamic batch dimension: torch.export with dynamic_shapes)"
+            raise ModelError(
+                f"the model raised {type(e).__name__}: {e} while answering {n} rows{hint}"
+            ) from e
+
+    def _call(self, chunk: Any) -> np.ndarray:
+        """One batch: encode, call, convert to numpy, check."""
+        n = chunk.shape[0]
+        inputs = self._transform(chunk) if self.preprocess is not None else chunk
+        if self.kind == "torch":
+            dense = _to_float32(inputs, n)
+            inputs = torch.from_numpy(dense).to(device=self.device, dtype=self._dtype)
+        if self.batch_size_ is None:
+            shape = getattr(inputs, "shape", chunk.shape)
+            width = max(1, shape[1] if len(shape) > 1 else 1)
+            self.batch_size_ = int(np.clip(_BATCH_BYTES // (4 * width), _BATCH_MIN, _BATCH_MAX))
+        out = self._run_model(inputs, n)
+        if isinstance(out, torch.Tensor):
+            raw = _tensor_to_numpy(out.detach())
+        elif self.kind == "torch":
+            raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
+        elif isinstance(out, (pd.DataFrame, pd.Series)):
+            raw = out.to_numpy()
+        else:
+            raw = np.asarray(out)
+        if self.kind == "sklearn" and self.output_ == "labels" and raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw.ravel()
+        self._check_raw(raw, n)
+        return raw
+
+    def _check_raw(self, raw: np.ndarray, n: int) -> None:
+        if raw.ndim == 0 or raw.ndim > 2:
+            raise ModelOutputError(f"the model returned an output of shape {raw.shape} for {n} rows; "
+                                   "expected (n,) or (n, k)")
+        if raw.shape[0] != n:
+            raise ModelOutputError(f"the model returned {raw.shape[0]} rows (shape {raw.shape}) "
+                                   f"for {n} input rows")
+        if raw.dtype.kind in "fc":
+            bad = ~np.isfinite(raw)
+            if bad.any():
+                where = np.argwhere(bad)[0]
+                raise ModelOutputError(f"the model returned {int(bad.sum())} NaN or infinite values "
+                                       f"(first at index {tuple(int(i) for i in where)}: {raw[tuple(where)]}) "
+                                       f"in an output of shape {raw.shape}")
+        width = raw.shape[1] if raw.ndim == 2 else 0
+        if self._raw_width is None:
+            self._raw_width = width
+        elif width != self._raw_width:
+            shape = lambda w: "(n,)" if w == 0 else f"(n, {w})"  # noqa: E731
+            raise ModelOutputError(f"the model's output changed shape from {shape(self._raw_width)} "
+                                   f"to {raw.shape} between calls")
+
+    def _resolve(self, raw: np.ndarray) -> None:
+        """Fix the task, the output mode and the classes from the first answer."""
+        labels_like = raw.ndim == 1 and raw.dtype.kind not in "fc"
+        if self._task is None:
+            self._task = "classification" if labels_like or (raw.ndim == 2 and raw.shape[1] >= 2) else "regression"
+        if self._task == "regression":
+            return
+        if self.output_ is None:
+            if labels_like:
+                self.output_ = "labels"
+            elif self.output != "auto":
+                self.output_ = self.output
+            else:
+                cols = raw.reshape(raw.shape[0], -1)
+                in_unit = bool(np.all((cols >= 0) & (cols <= 1)))
+                sums_one = cols.shape[1] == 1 or bool(np.all(np.abs(cols.sum(axis=1) - 1) <= 1e-4))
+                self.output_ = "proba" if in_unit and sums_one else "logits"
+        if self.output_ == "labels":
+            if self._classes is None:
+                values = pd.unique(raw)
+                if raw.dtype.kind != "b":
+                    warnings.warn(f"classes were not given; using the {len(values)} labels seen in the first "
+                                  "query. Pass classes= to fix them", PellucidWarning, stacklevel=3)
+                with contextlib.suppress(TypeError):  # labels of mixed types keep their order
+                    values = sorted(values)
+                self._classes = np.asarray(values, dtype=object)
+            return
+        k = 1 if raw.ndim == 1 else raw.shape[1]
+        if self._classes is None:
+            self._classes = np.asarray([0, 1] if k == 1 else list(range(k)), dtype=object)
+        elif len(self._classes) != max(k, 2):
+            raise ModelOutputError(f"classes has {len(self._classes)} labels but the model outputs {k} "
+                                   f"column{'s' if k > 1 else ''} (shape {raw.shape})")
+
+    def _finish(self, raw: np.ndarray) -> np.ndarray:
+        """Turn a checked raw answer into probabilities or values (float64)."""
+        if self._task == "regression":
+            if raw.ndim == 2 and raw.shape[1] != 1:
+                raise ModelOutputError(f"a regression model must return one value per row; got shape {raw.shape}")
+            try:
+                return raw.astype(np.float64).reshape(raw.shape[0])
+            except (TypeError, ValueError) as e:
+                raise ModelOutputError(f"the model returned non-numeric values of dtype {raw.dtype} "
+                                       "for a regression task") from e
+        if self.output_ == "labels":
+            if raw.ndim != 1:
+                raise ModelOutputError(f"expected one label per row; got shape {raw.shape}")
+            index = pd.Index(self._classes).get_indexer(raw)
+            if (index < 0).any():
+                unknown = pd.unique(raw[index < 0])[:5]
+                raise ModelOutputError(f"the model returned labels {list(unknown)} that are not in classes "
+                                       f"{list(self._classes)}")
+            proba = np.zeros((raw.shape[0], len(self._classes)))
+            proba[np.arange(raw.shape[0]), index] = 1.0
+            return proba
+        z = raw.astype(np.float64).reshape(raw.shape[0], -1)
+        if self.output_ == "logits":
+            if z.shape[1] == 1:
+                p = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
+            else:
+                e = np.exp(z - z.max(axis=1, keepdims=True))
+                p = e / e.sum(axis=1, keepdims=True)
+        else:
+            if np.any((z < 0) | (z > 1)):
+                bad = float(z[(z < 0) | (z > 1)][0])
+                raise ModelOutputError(f"output='proba' but the model returned {bad!r}, outside [0, 1] "
+                                       f"(output shape {raw.shape})")
+            sums = z.sum(axis=1)
+            if z.shape[1] > 1 and np.any(np.abs(sums - 1) > 1e-3):
+                row = int(np.argmax(np.abs(sums - 1)))
+                raise ModelOutputError(f"output='proba' but row {row} of the output sums to {sums[row]:.6g}, "
+                                       f"not 1 (output shape {raw.shape})")
+            p = z
+        return np.hstack([1.0 - p, p]) if p.shape[1] == 1 else p
+
+    def _empty(self) -> np.ndarray:
+        if self._task == "regression":
+            return np.empty(0)
+        return np.empty((0, 0 if self._classes is None else len(self._classes)))
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Eval mode for a torch module, restoring every submodule's own flag afterwards."""
+        if self.kind != "torch":
+            yield
+            return
+        flags = [(m, m.training) for m in self.model.modules()]
+        try:
+            self.model.eval()
+        except NotImplementedError:
+            pass  # torch.export modules refuse eval(); their mode was fixed when exported
+        try:
+            yield
+        finally:
+            for module, flag in flags:
+                module.training = flag
+
+    # ------------------------------------------------------------------ encoding map
+    def encoding_map(self, reference: pd.DataFrame) -> EncodingMap:
+        """Which encoded columns come from which raw feature.
+
+        Parameters
+        ----------
+        reference : DataFrame
+            Raw rows like those the model is queried on (up to 256 are used for probing).
+
+        Returns
+        -------
+        EncodingMap
+            ``identity`` without preprocess, ``structure`` when read off a fitted
+            ColumnTransformer (or a Pipeline ending in one), ``probe`` otherwise: each raw
+            feature in turn is replaced by a cyclic shift of its distinct values and the
+            encoded columns that change are its group.
+        """
+        if not isinstance(reference, pd.DataFrame):
+            raise ParameterError(f"encoding_map needs a pandas DataFrame of raw rows; got {type(reference).__name__}")
+        if len(reference) == 0:
+            raise ParameterError("encoding_map needs at least one reference row; got an empty DataFrame")
+        names = tuple(str(c) for c in reference.columns)
+        if self.preprocess is None:
+            expected = getattr(self.model, "n_features_in_", None) if self.kind == "sklearn" else None
+            if expected is not None and expected != len(names):
+                raise ParameterError(f"the model expects {expected} input columns but the reference has "
+                                     f"{len(names)}; pass the preprocess that maps one to the other")
+            return EncodingMap(names, {c: (i,) for i, c in enumerate(names)}, (), len(names), "identity")
+        found = self._structure_map(reference)
+        if found is not None:
+            groups, shared, n_encoded, method = *found, "structure"
+        else:
+            changes = self._probe(reference, list(reference.columns))
+            n_encoded = len(next(iter(changes.values()))) if changes else 0
+            groups, shared = _split_changes({str(c): np.flatnonzero(m) for c, m in changes.items()}, n_encoded)
+            method = "probe"
+        if shared:
+            warnings.warn(
+                "encoded columns " + ", ".join(f"{i} (from {', '.join(f)})" for i, f in shared.items())
+                + " depend on several raw features; they are kept apart from every feature's group",
+                PellucidWarning, stacklevel=2)
+        ordered = {c: tuple(int(i) for i in groups.get(c, ())) for c in names}
+        return EncodingMap(names, ordered, tuple(sorted(int(i) for i in shared)), int(n_encoded), method)
+
+    def _probe(self, reference: pd.DataFrame, features: list) -> dict[Any, np.ndarray]:
+        """For each feature, which encoded columns change when it alone is perturbed."""
+        sample = reference
+        if len(sample) > _PROBE_ROWS:
+            rows = np.sort(np.random.default_rng(0).choice(len(sample), _PROBE_ROWS, replace=False))
+            sample = sample.iloc[rows]
+        base = self.encode(sample)
+        changes = {}
+        for col in features:  # a loop over features; rows are handled as one batch each
+            shifted = _cyclic_shift(sample[col])
+            if shifted is None:
+                changes[col] = np.zeros(base.shape[1], dtype=bool)
+                continue
+            frame = sample.copy()
+            frame[col] = shifted
+            try:
+                enc = self.encode(frame)
+            except ModelError as e:
+                warnings.warn(f"could not probe feature {col!r} ({e}); it is given no encoded columns",
+                              PellucidWarning, stacklevel=3)
+                changes[col] = np.zeros(base.shape[1], dtype=bool)
+                continue
+            if enc.shape != base.shape:
+                raise ModelError(f"the preprocess gave {enc.shape[1]} columns when feature {col!r} was changed "
+                                 f"but {base.shape[1]} before; it must give a fixed number of columns")
+            changes[col] = ((enc != base) & ~(np.isnan(enc) & np.isnan(base))).any(axis=0)
+        return changes
+
+    def _structure_map(self, reference: pd.DataFrame) -> tuple[dict, dict, int] | None:
+        """Read the map off a fitted ColumnTransformer; None when the preprocess is not one."""
+        ct = _column_transformer(self.preprocess)
+        if ct is None:
+            return None
+        columns = list(reference.columns)
+        by_name = {str(c): c for c in columns}
+        names = getattr(ct, "feature_names_in_", None)
+        if names is None:
+            names = getattr(self.preprocess, "feature_names_in_", None)
+        if names is not None and all(str(n) in by_name for n in names):
+            inputs = [str(n) for n in names]
+        elif getattr(ct, "n_features_in_", None) == len(columns):
+            inputs = [str(c) for c in columns]
+        else:
+            return None
+        # Each block's input positions (kept by scikit-learn >= 1.2); without them, probe.
+        positions = getattr(ct, "_transformer_to_input_indices", None)
+        if positions is None:
+            return None
+        n_encoded = max((s.stop for s in ct.output_indices_.values()), default=0)
+        if self.encode(reference.iloc[:2]).shape[1] != n_encoded:
+            return None
+        groups: dict[str, set] = {str(c): set() for c in columns}
+        to_probe = []
+        for name, trans, _ in ct.transformers_:
+            block = ct.output_indices_.get(name, slice(0, 0))
+            width = block.stop - block.start
+            if width == 0 or (isinstance(trans, str) and trans == "drop"):
+                continue
+            feats = [inputs[int(i)] for i in positions.get(name, ())]
+            counts = _block_counts(trans, len(feats), width)
+            if counts is None:
+                to_probe.append((block, feats))
+                continue
+            pos = block.start
+            for f, k in zip(feats, counts):
+                groups[f].update(range(pos, pos + k))
+                pos += k
+        shared: dict[int, list[str]] = {}
+        if to_probe:
+            wanted = sorted({f for _, feats in to_probe for f in feats})
+            changes = self._probe(reference, [by_name[f] for f in wanted])
+            for block, feats in to_probe:
+                inside = np.zeros(n_encoded, dtype=bool)
+                inside[block] = True
+                hits = {f: np.flatnonzero(changes[by_name[f]] & inside) for f in feats}
+                sub_groups, sub_shared = _split_changes(hits, n_encoded)
+                for f, cols in sub_groups.items():
+                    groups[f].update(cols)
+                shared.update(sub_shared)
+        return {f: tuple(sorted(g - set(shared))) for f, g in groups.items()}, shared, n_encoded
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable summary of the model and its use, for the report."""
+        classes = None if self._classes is None or self._task == "regression" else [str(c) for c in self._classes]
+        n_parameters = None
+        if self.kind == "torch":
+            n_parameters = int(sum(p.numel() for p in self.model.parameters()))
+        return {
+            "kind": self.kind,
+            "model_class": _model_name(self.model),
+            "task": self._task,
+            "n_outputs": self.n_outputs,
+            "classes": classes,
+            "n_parameters": n_parameters,
+            "device": None if self.device is None else str(self.device),
+            "preprocess": None if self.preprocess is None else _model_name(self.preprocess),
+            "output": self.output_ if self.output_ is not None else self.output,
+            "batch_size": self.batch_size_,
+            "n_queries": int(self.n_queries),
+            "n_calls": int(self.n_calls),
+            "versions": {"torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__},
+            "source": self.source,
+            "sha256": self.sha256,
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+def _model_kind(model: Any) -> str:
+    if isinstance(model, torch.nn.Module):
+        return "torch"
+    if isinstance(model, type):
+        raise ModelError(f"got the class {model.__name__}, not an instance: pass a trained model object")
+    if hasattr(model, "predict_proba") or hasattr(model, "predict"):
+        return "sklearn"
+    if callable(model):
+        return "callable"
+    raise ModelError("expected a torch.nn.Module, a scikit-learn estimator with predict/predict_proba, "
+                     f"or a callable; got {type(model).__name__}")
+
+
+def _check_preprocess(preprocess: Any) -> Any:
+    if preprocess is None:
+        return None
+    if isinstance(preprocess, type):
+        raise ParameterError(f"preprocess is the class {preprocess.__name__}; pass a fitted instance")
+    if hasattr(preprocess, "transform"):
+        try:
+            check_is_fitted(preprocess)
+        except SklearnNotFittedError as e:
+            raise ParameterError(f"the {type(preprocess).__name__} given as preprocess is not fitted; "
+                                 "fit it on the training rows first") from e
+        except TypeError:
+            pass  # has transform but is not a scikit-learn estimator
+        return preprocess
+    if callable(preprocess):
+        return preprocess
+    raise ParameterError("preprocess must be None, a fitted transformer with .transform, or a callable; "
+                         f"got {type(preprocess).__name__}")
+
+
+def _params_and_buffers(module: torch.nn.Module) -> Iterator[torch.Tensor]:
+    yield from module.parameters()
+    yield from module.buffers()
+
+
+def _resolve_device(module: torch.nn.Module, device: Any) -> torch.device:
+    if device is None:
+        first = next(_params_and_buffers(module), None)
+        return torch.device("cpu") if first is None else first.device
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ParameterError(f"device must be 'cpu', 'cuda', a torch.device or None; got {device!r}") from e
+    try:
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        warnings.warn(f"device {str(dev)!r} is not available ({e}); using the CPU", PellucidWarning, stacklevel=3)
+        return torch.device("cpu")
+    return dev
+
+
+def _model_name(obj: Any) -> str:
+    name = getattr(obj, "original_name", None)  # TorchScript keeps the eager class name here
+    if isinstance(name, str):
+        return name
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        return obj.__qualname__
+    return type(obj).__name__
+
+
+def _shape_of(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    return f"{type(x).__name__} of shape {tuple(shape)}" if shape is not None else type(x).__name__
+
+
+def _check_rows(X: Any) -> pd.DataFrame | np.ndarray:
+    if isinstance(X, pd.DataFrame):
+        return X
+    if isinstance(X, pd.Series):
+        raise ParameterError("expected a DataFrame of rows; got a Series (use frame.iloc[[i]] for one row)")
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ParameterError(f"expected a 2-D table of rows; got an array of shape {X.shape}")
+    return X
+
+
+def _to_float32(Z: Any, n: int) -> np.ndarray:
+    """Dense float32 2-D array from a preprocess output or a numeric frame."""
+    if sp.issparse(Z):
+        Z = Z.toarray()
+    if isinstance(Z, torch.Tensor):
+        Z = Z.detach().cpu().numpy()
+    if isinstance(Z, pd.DataFrame):
+        wrong = [str(c) for c, t in Z.dtypes.items() if not (pd.api.types.is_numeric_dtype(t)
+                                                            or pd.api.types.is_bool_dtype(t))]
+        if wrong:
+            raise ParameterError(f"columns {wrong[:5]} are not numeric; pass a preprocess that encodes them")
+        Z = Z.to_numpy(dtype=np.float32, na_value=np.nan)
+    try:
+        Z = np.asarray(Z, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"the model input is not numeric ({e}); pass a preprocess that encodes it") from e
+    if Z.ndim != 2 or Z.shape[0] != n:
+        raise ModelError(f"the preprocess returned shape {Z.shape} for {n} rows; expected ({n}, n_columns)")
+    return np.ascontiguousarray(Z)
+
+
+def _tensor_to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.cpu()
+    if t.is_floating_point():
+        t = t.to(torch.float64)  # numpy has no bfloat16
+    return t.numpy()
+
+
+def _cyclic_shift(values: pd.Series) -> pd.Series | None:
+    """Each value replaced by the next distinct value, so every row changes."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    if len(uniques) >= 2:
+        return pd.Series(uniques.take((codes + 1) % len(uniques)), index=values.index)
+    if len(uniques) == 1 and not pd.isna(uniques[0]):
+        return values.where(pd.Series(False, index=values.index))  # the single value plus NaN
+    return None  # all missing: nothing to shift to
+
+
+def _split_changes(hits: dict[str, np.ndarray], n_encoded: int) -> tuple[dict[str, tuple], dict[int, list[str]]]:
+    """Disjoint groups, plus each column hit by two or more features with those features."""
+    counts = np.zeros(n_encoded, dtype=int)
+    for cols in hits.values():
+        counts[cols] += 1
+    groups = {f: tuple(int(i) for i in cols if counts[i] == 1) for f, cols in hits.items()}
+    shared = {int(i): [f for f, cols in hits.items() if i in cols] for i in np.flatnonzero(counts >= 2)}
+    return groups, shared
+
+
+def _column_transformer(preprocess: Any) -> ColumnTransformer | None:
+    if isinstance(preprocess, ColumnTransformer):
+        return preprocess
+    if isinstance(preprocess, Pipeline) and isinstance(preprocess.steps[-1][1], ColumnTransformer):
+        if all(_is_one_to_one(step) for _, step in preprocess.steps[:-1]):
+            return preprocess.steps[-1][1]
+    return None
+
+
+def _is_one_to_one(trans: Any) -> bool:
+    if trans is None or (isinstance(trans, str) and trans == "passthrough"):
+        return True
+    if isinstance(trans, Pipeline):
+        return all(_is_one_to_one(step) for _, step in trans.steps)
+    if isinstance(trans, FunctionTransformer):
+        return trans.func is None  # identity, as ColumnTransformer uses for 'passthrough'
+    if isinstance(trans, SimpleImputer):
+        return not trans.add_indicator
+    return isinstance(trans, _ONE_TO_ONE)
+
+
+def _block_counts(trans: Any, n_in: int, width: int) -> list[int] | None:
+    """Output columns per input column of one ColumnTransformer block; None to probe it."""
+    if n_in == 1:
+        return [width]
+    if _is_one_to_one(trans):
+        return [1] * n_in if width == n_in else None
+    last = trans.steps[-1][1] if isinstance(trans, Pipeline) else trans
+    if isinstance(last, OneHotEncoder) and (last is trans or all(_is_one_to_one(s) for _, s in trans.steps[:-1])):
+        counts = getattr(last, "_n_features_outs", None)
+        if counts is not None and len(counts) == n_in and sum(counts) == width:
+            return [int(k) for k in counts]
+    return None
+
+
+# ---------------------------------------------------------------------- loading
+_MODULE_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_ATTR = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def load_model(spec: str) -> object:
+    """Load a model (or preprocessing) from a command-line specification.
+
+    Parameters
+    ----------
+    spec : str
+        One of
+
+        - ``path/to/file.py:attr`` -- import the file and take ``attr``;
+        - ``package.module:attr`` -- import the module and take ``attr``;
+        - ``*.pt``, ``*.pth``, ``*.ts`` -- TorchScript (``torch.jit.load``); a weights-only
+          file holding a state dict is refused, since it has no architecture;
+        - ``*.pt2`` -- a ``torch.export`` program, whose module is returned;
+        - ``*.joblib``, ``*.pkl``, ``*.pickle`` -- joblib or pickle.
+
+        When ``attr`` is a function that takes no required argument it is called as a factory
+        and its result returned: a model, an :class:`Oracle`, or a ``(model, preprocess)``
+        tuple. Pickles run code when loaded; the CLI loads them only because the user passes
+        the file.
+
+    Returns
+    -------
+    object
+
+    Raises
+    ------
+    ModelLoadError
+        A missing file or attribute, a failing import or factory, an unknown extension, or
+        a file that cannot be read.
+    """
+    if not isinstance(spec, (str, Path)):
+        raise ModelLoadError(f"a model specification must be a string; got {type(spec).__name__}")
+    spec = str(spec)
+    if ":" in spec:
+        left, attr = spec.rsplit(":", 1)
+        if left.endswith(".py") and _ATTR.match(attr):
+            return _maybe_factory(_getattr(_import_file(Path(left).expanduser()), attr, left), spec)
+        if _MODULE_SPEC.match(left) and _ATTR.match(attr):
+            try:
+                module = importlib.import_module(left)
+            except Exception as e:
+                raise ModelLoadError(f"cannot import module {left!r} for {spec!r}: {type(e).__name__}: {e}") from e
+            return _maybe_factory(_getattr(module, attr, left), spec)
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    loaders: dict[str, Callable[[Path], object]] = {
+        ".pt": _load_torch, ".pth": _load_torch, ".ts": _load_torch, ".pt2": _load_exported,
+        ".joblib": _load_joblib, ".pkl": _load_pickle, ".pickle": _load_pickle,
+    }
+    if suffix not in loaders:
+        raise ModelLoadError(f"cannot tell how to load {spec!r}: expected file.py:attr, package.module:attr, "
+                             "or a .pt/.pth/.ts, .pt2, .joblib, .pkl or .pickle file")
+    if not path.is_file():
+        raise ModelLoadError(f"model file {str(path)!r} does not exist")
+    return loaders[suffix](path)
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelLoadError(f"model file {str(path)!r} does not exist")
+    # A unique name, so two files called model.py do not overwrite each other in sys.modules.
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"_pellucid_spec_{stem}_{uuid.uuid4().hex[:8]}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelLoadError(f"cannot import {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # lets the file import its neighbours, during the import only
+    sys.modules[name] = module  # classes defined there must be findable (pickling, dataclasses)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(name, None)
+        raise ModelLoadError(f"importing {str(path)!r} failed: {type(e).__name__}: {e}") from e
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    return module
+
+
+def _getattr(module: Any, attr: str, where: str) -> Any:
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as e:
+            public = sorted(n for n in dir(module) if not n.startswith("_"))[:20]
+            raise ModelLoadError(f"{where!r} has no attribute {attr!r} (it defines {public})") from e
+    return obj
+
+
+def _maybe_factory(obj: Any, spec: str) -> Any:
+    """Call a zero-argument function (a factory) and return what it makes."""
+    if isinstance(obj, torch.nn.Module) or isinstance(obj, type) or hasattr(obj, "predict") \
+            or hasattr(obj, "transform"):
+        return obj
+    if not (inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial)):
+        return obj
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return obj
+    required = [p for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if required:
+        return obj  # a callable model, not a factory
+    try:
+        return obj()
+    except Exception as e:
+        raise ModelLoadError(f"the factory {spec!r} raised {type(e).__name__}: {e}") from e
+
+
+def _load_torch(path: Path) -> object:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript files remain loadable
+            return torch.jit.load(str(path), map_location="cpu")
+    except Exception as script_error:
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ModelLoadError(
+                f"{str(path)!r} is neither TorchScript ({type(script_error).__name__}: {script_error}) nor a "
+                f"weights-only torch file ({type(e).__name__}); save the model with torch.jit.save or "
+                "torch.export, or pass file.py:attr") from e
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, dict):
+        raise ModelLoadError(f"{str(path)!r} holds weights (a state dict) but no architecture; pass "
+                             "`file.py:attr` that builds the model and loads them instead")
+    raise ModelLoadError(f"{str(path)!r} holds a {type(obj).__name__}, not a model")
+
+
+def _load_exported(path: Path) -> object:
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as e:
+        raise ModelLoadError(f"cannot load {str(path)!r} with torch.export.load: {type(e).__name__}: {e}") from e
+
+
+def _load_joblib(path: Path) -> object:
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as e:
+        raise ModelLoadError(f"cannot load {str(path)!r} with joblib: {type(e).__name__}: {e}") from e
+
+
+def _load_pickle(path: Path) -> object:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except Exception as e:
+        raise ModelLoadError(f"cannot unpickle {str(path)!r}: {type(e).__name__}: {e}") from e
+
+
+def _spec_file(spec: str) -> Path | None:
+    """The file a specification names, if any."""
+    left = spec.rsplit(":", 1)[0] if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py") else spec
+    path = Path(left).expanduser()
+    return path if path.is_file() else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,557 @@
+"""Tests of pellucid.oracle: every answer is checked against the model called directly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from pellucid.errors import (
+    ModelError,
+    ModelLoadError,
+    ModelOutputError,
+    ParameterError,
+    PellucidError,
+    PellucidWarning,
+)
+from pellucid.oracle import EncodingMap, Oracle, load_model
+
+N = 50
+
+
+# ---------------------------------------------------------------------- fixtures
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "color": rng.choice(np.array(["red", "green", "blue", None], dtype=object), N),
+            "size": rng.choice(["S", "M", "L"], N),
+            "x": rng.normal(size=N),
+            "y": rng.normal(2.0, 3.0, size=N),
+        }
+    )
+
+
+@pytest.fixture
+def ct(frame) -> ColumnTransformer:
+    cat = make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                        OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+    return ColumnTransformer([("cat", cat, ["color", "size"]), ("num", StandardScaler(), ["x", "y"])]).fit(frame)
+
+
+def _mlp(n_in: int, n_out: int, *tail: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(n_in, 16), torch.nn.ReLU(), torch.nn.Linear(16, n_out), *tail)
+
+
+@pytest.fixture
+def net(ct, frame) -> torch.nn.Module:
+    return _mlp(ct.transform(frame).shape[1], 3)
+
+
+def _direct(net, ct, frame) -> np.ndarray:
+    """The network called by hand on the encoded rows."""
+    with torch.no_grad():
+        return net(torch.tensor(ct.transform(frame), dtype=torch.float32)).double().numpy()
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------- torch
+def test_torch_query_matches_softmax_of_net(net, ct, frame):
+    oracle = Oracle(net, ct)
+    proba = oracle.query(frame)
+    assert proba.dtype == np.float64 and proba.shape == (N, 3)
+    np.testing.assert_allclose(proba, _softmax(_direct(net, ct, frame)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert oracle.task == "classification" and oracle.kind == "torch"
+    assert list(oracle.classes_) == [0, 1, 2] and oracle.n_outputs == 3
+    assert (oracle.n_queries, oracle.n_calls) == (N, 1)
+    oracle.query(frame.iloc[:10])
+    assert (oracle.n_queries, oracle.n_calls) == (N + 10, 2)
+    oracle.reset_counter()
+    assert (oracle.n_queries, oracle.n_calls) == (0, 0)
+    np.testing.assert_array_equal(oracle.predict(frame), _direct(net, ct, frame).argmax(axis=1))
+
+
+def test_batches_give_the_same_answer(net, ct, frame):
+    whole = Oracle(net, ct).query(frame)
+    oracle = Oracle(net, ct, batch_size=7)
+    np.testing.assert_allclose(oracle.query(frame), whole, rtol=0, atol=1e-7)
+    assert oracle.n_calls == -(-N // 7) and oracle.n_queries == N
+
+
+def test_query_uses_eval_mode_and_restores_train_mode(ct, frame):
+    width = ct.transform(frame).shape[1]
+    net = _mlp(width, 2)
+    net[1] = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Dropout(0.5))
+    net.train()
+    net[0].eval()  # a submodule with its own mode must keep it
+    answer = Oracle(net, ct).query(frame)
+    assert net.training and net[1][1].training and not net[0].training
+    net.eval()
+    np.testing.assert_allclose(answer, _softmax(_direct(net, ct, frame)), rtol=1e-5, atol=1e-6)
+
+
+def test_forward_is_differentiable_and_matches_query(net, ct, frame):
+    oracle = Oracle(net, ct)
+    x = torch.tensor(oracle.encode(frame), requires_grad=True)
+    assert x.dtype == torch.float32 and tuple(x.shape) == ct.transform(frame).shape
+    out = oracle.forward(x)
+    assert out.shape == (N, 3)
+    out[:, 1].sum().backward()
+    assert x.grad is not None and torch.count_nonzero(x.grad) > 0
+    np.testing.assert_allclose(out.detach().numpy(), oracle.query(frame), rtol=1e-5, atol=1e-6)
+
+
+def test_forward_needs_torch(frame):
+    oracle = Oracle(lambda f: np.zeros(len(f)))
+    with pytest.raises(ModelError, match="torch"):
+        oracle.forward(torch.zeros(3, 2))
+
+
+def test_output_auto_detects_probabilities_and_logits(ct, frame):
+    width = ct.transform(frame).shape[1]
+    soft = _mlp(width, 3, torch.nn.Softmax(dim=1))
+    oracle = Oracle(soft, ct)
+    np.testing.assert_allclose(oracle.query(frame), _direct(soft, ct, frame), rtol=1e-6, atol=1e-7)
+    assert oracle.output_ == "proba" and oracle.describe()["output"] == "proba"
+    logits = _mlp(width, 3, seed=1)
+    oracle = Oracle(logits, ct)
+    oracle.query(frame)
+    assert oracle.output_ == "logits"
+    # The network's logits are not probabilities: insisting that they are must fail loudly.
+    with pytest.raises(ModelOutputError, match="proba"):
+        Oracle(logits, ct, output="proba").query(frame)
+
+
+def test_one_output_sigmoid_is_binary_classification(ct, frame):
+    width = ct.transform(frame).shape[1]
+    net = _mlp(width, 1, torch.nn.Sigmoid())
+    oracle = Oracle(net, ct, task="classification")
+    proba = oracle.query(frame)
+    p = _direct(net, ct, frame)[:, 0]
+    assert proba.shape == (N, 2) and oracle.output_ == "proba"
+    np.testing.assert_allclose(proba[:, 1], p, rtol=1e-6)
+    np.testing.assert_allclose(proba[:, 0], 1 - p, rtol=1e-6)
+    assert list(oracle.classes_) == [0, 1]
+    out = oracle.forward(torch.tensor(oracle.encode(frame)))
+    np.testing.assert_allclose(out.detach().numpy(), proba, rtol=1e-6, atol=1e-7)
+
+
+def test_one_output_logit_binary_with_classes(ct, frame):
+    width = ct.transform(frame).shape[1]
+    net = _mlp(width, 1)
+    oracle = Oracle(net, ct, task="classification", classes=["no", "yes"])
+    proba = oracle.query(frame)
+    expected = 1 / (1 + np.exp(-_direct(net, ct, frame)[:, 0]))
+    np.testing.assert_allclose(proba[:, 1], expected, rtol=1e-6)
+    assert oracle.output_ == "logits"
+    assert set(oracle.predict(frame)) <= {"no", "yes"}
+    out = oracle.forward(torch.tensor(oracle.encode(frame)))
+    np.testing.assert_allclose(out.detach().numpy(), proba, rtol=1e-6, atol=1e-7)
+
+
+def test_one_output_regression(ct, frame):
+    width = ct.transform(frame).shape[1]
+    net = _mlp(width, 1)
+    oracle = Oracle(net, ct)
+    values = oracle.query(frame)
+    assert oracle.task == "regression" and values.shape == (N,)
+    np.testing.assert_allclose(values, _direct(net, ct, frame)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(oracle.predict(frame), values)
+    with pytest.raises(ParameterError, match="classification"):
+        oracle.predict_proba(frame)
+    x = torch.tensor(oracle.encode(frame))
+    assert oracle.forward(x).shape == (N,)
+
+
+def test_numeric_frame_without_preprocess_and_double_module():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(20, 4)), columns=list("abcd"))
+    net = _mlp(4, 2).double()
+    oracle = Oracle(net)
+    with torch.no_grad():
+        expected = _softmax(net(torch.tensor(frame.to_numpy())).numpy())
+    np.testing.assert_allclose(oracle.query(frame), expected, rtol=1e-6)
+    np.testing.assert_allclose(oracle.query(frame.to_numpy()), expected, rtol=1e-6)
+    emap = oracle.encoding_map(frame)
+    assert emap.method == "identity" and emap.groups == {"a": (0,), "b": (1,), "c": (2,), "d": (3,)}
+    assert emap.n_encoded == 4 and emap.shared == ()
+
+
+def test_task_unknown_before_first_query(net, ct):
+    oracle = Oracle(net, ct)
+    with pytest.raises(PellucidError, match="task="):
+        oracle.task
+    assert Oracle(net, ct, task="classification").task == "classification"
+
+
+def test_unavailable_device_falls_back_to_cpu(net, ct, frame):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.warns(PellucidWarning, match="cuda"):
+        oracle = Oracle(net, ct, device="cuda")
+    assert oracle.device.type == "cpu"
+    np.testing.assert_allclose(oracle.query(frame), _softmax(_direct(net, ct, frame)), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- scikit-learn
+def test_sklearn_pipeline_classifier(frame, ct):
+    target = np.where(frame["x"] + (frame["size"] == "L") > 0.3, "good", "bad")
+    pipe = make_pipeline(ct, LogisticRegression()).fit(frame, target)
+    oracle = Oracle(pipe)
+    assert oracle.kind == "sklearn" and oracle.task == "classification"
+    np.testing.assert_allclose(oracle.query(frame), pipe.predict_proba(frame), rtol=1e-12)
+    np.testing.assert_array_equal(oracle.classes_, pipe.classes_)
+    np.testing.assert_array_equal(oracle.predict(frame), pipe.predict(frame))
+    empty = oracle.query(frame.iloc[:0])
+    assert empty.shape == (0, 2) and oracle.n_calls == 2
+
+
+def test_sklearn_with_separate_preprocess(frame, ct):
+    target = (frame["y"] > 2).astype(int)
+    model = LogisticRegression().fit(ct.transform(frame), target)
+    oracle = Oracle(model, ct)
+    np.testing.assert_allclose(oracle.predict_proba(frame), model.predict_proba(ct.transform(frame)))
+
+
+def test_sklearn_regressor(frame, ct):
+    target = 2 * frame["x"] - frame["y"]
+    pipe = make_pipeline(ct, Ridge()).fit(frame, target)
+    oracle = Oracle(pipe)
+    assert oracle.task == "regression" and oracle.n_outputs == 1
+    np.testing.assert_allclose(oracle.query(frame), pipe.predict(frame))
+    with pytest.raises(ParameterError):
+        oracle.predict_proba(frame)
+
+
+def test_sklearn_predict_only_classifier_gives_one_hot(frame, ct):
+    target = np.where(frame["x"] > 0, "hi", np.where(frame["y"] > 2, "mid", "lo"))
+    pipe = make_pipeline(ct, RidgeClassifier()).fit(frame, target)
+    assert not hasattr(pipe, "predict_proba")
+    oracle = Oracle(pipe)
+    proba = oracle.query(frame)
+    assert oracle.output_ == "labels"
+    np.testing.assert_array_equal(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(oracle.classes_[proba.argmax(axis=1)], pipe.predict(frame))
+
+
+def test_unfitted_sklearn_is_refused(ct):
+    with pytest.raises(ModelError, match="not fitted"):
+        Oracle(LogisticRegression())
+    with pytest.raises(ParameterError, match="not fitted"):
+        Oracle(lambda f: f, StandardScaler())
+
+
+# ---------------------------------------------------------------------- callables
+def test_callable_returning_probabilities(frame):
+    def model(rows: pd.DataFrame) -> np.ndarray:
+        p = 1 / (1 + np.exp(-rows["x"].to_numpy()))
+        return np.column_stack([1 - p, p])
+
+    oracle = Oracle(model, classes=["no", "yes"])
+    np.testing.assert_allclose(oracle.query(frame), model(frame))
+    assert oracle.kind == "callable" and oracle.output_ == "proba" and oracle.task == "classification"
+    np.testing.assert_array_equal(oracle.predict(frame), np.where(frame["x"] > 0, "yes", "no"))
+
+
+def test_callable_returning_labels(frame):
+    def model(rows):
+        return np.where(rows["x"] > 0, "pos", "neg")
+
+    oracle = Oracle(model, classes=["neg", "pos", "zero"])
+    proba = oracle.query(frame)
+    assert proba.shape == (N, 3) and oracle.task == "classification"
+    np.testing.assert_array_equal(proba[:, 1], (frame["x"] > 0).astype(float))
+    np.testing.assert_array_equal(proba[:, 2], 0.0)
+    np.testing.assert_array_equal(oracle.predict(frame), model(frame))
+    with pytest.raises(ModelOutputError, match="not in classes"):
+        Oracle(model, classes=["neg", "other"]).query(frame)
+    with pytest.warns(PellucidWarning, match="classes"):
+        inferred = Oracle(model)
+        inferred.query(frame)
+    assert list(inferred.classes_) == ["neg", "pos"]
+
+
+def test_callable_with_preprocess(frame, ct):
+    seen = []
+
+    def model(z):
+        seen.append(z)
+        return z[:, -1]
+
+    oracle = Oracle(model, ct)
+    np.testing.assert_allclose(oracle.query(frame), ct.transform(frame)[:, -1])
+    assert oracle.task == "regression" and isinstance(seen[0], np.ndarray)
+
+
+# ---------------------------------------------------------------------- errors
+def test_not_a_model():
+    with pytest.raises(ModelError, match="got int"):
+        Oracle(42)
+    with pytest.raises(ModelError, match="LogisticRegression"):
+        Oracle(LogisticRegression)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"task": "clasification"}, "task"), ({"output": "probs"}, "output"),
+     ({"batch_size": 0}, "batch_size"), ({"batch_size": 2.5}, "batch_size")],
+)
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        Oracle(lambda f: np.zeros(len(f)), **kwargs)
+    with pytest.raises(ParameterError, match="preprocess"):
+        Oracle(lambda f: np.zeros(len(f)), preprocess=3)
+
+
+def test_wrong_row_count(frame):
+    oracle = Oracle(lambda rows: np.zeros((len(rows) - 1, 2)) + 0.5)
+    with pytest.raises(ModelOutputError, match=r"49 rows.*\(49, 2\).*50 input rows"):
+        oracle.query(frame)
+
+
+def test_non_finite_and_bad_shapes(frame):
+    def nan_model(rows):
+        out = np.full((len(rows), 2), 0.5)
+        out[3, 1] = np.nan
+        return out
+
+    with pytest.raises(ModelOutputError, match="NaN"):
+        Oracle(nan_model).query(frame)
+    with pytest.raises(ModelOutputError, match="shape"):
+        Oracle(lambda rows: np.zeros((len(rows), 2, 2))).query(frame)
+    changing = Oracle(lambda rows: np.full((len(rows), 2 + (len(rows) % 2)), 0.2))
+    changing.query(frame.iloc[:4])
+    with pytest.raises(ModelOutputError, match="changed shape"):
+        changing.query(frame.iloc[:5])
+    with pytest.raises(ModelOutputError, match="sums to"):
+        Oracle(lambda rows: np.full((len(rows), 3), 0.5), output="proba").query(frame)
+
+
+def test_errors_inside_the_model_are_wrapped_and_chained(frame, ct):
+    original = KeyError("no such column 'q'")
+
+    def broken(rows):
+        raise original
+
+    with pytest.raises(ModelError, match=f"KeyError.*{N} rows") as info:
+        Oracle(broken).query(frame)
+    assert info.value.__cause__ is original
+    net = _mlp(3, 2)  # expects 3 inputs, gets 9
+    with pytest.raises(ModelError, match="RuntimeError") as info:
+        Oracle(net, ct).query(frame)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+    def bad_preprocess(rows):
+        raise ValueError("cannot encode")
+
+    with pytest.raises(ModelError, match="preprocess raised ValueError") as info:
+        Oracle(net, bad_preprocess).query(frame)
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_classes_must_match_output_width(net, ct, frame):
+    with pytest.raises(ModelOutputError, match="classes"):
+        Oracle(net, ct, classes=["a", "b"]).query(frame)
+
+
+# ---------------------------------------------------------------------- encoding map
+def test_encoding_map_structure_matches_probe_and_feature_names(net, ct, frame):
+    structure = Oracle(net, ct).encoding_map(frame)
+    probe = Oracle(net, ct.transform).encoding_map(frame)  # a bound method: only probing can tell
+    assert structure.method == "structure" and probe.method == "probe"
+    assert structure.groups == probe.groups
+    assert structure.shared == probe.shared == ()
+    names = ct.get_feature_names_out()
+    assert structure.n_encoded == len(names) == probe.n_encoded
+    for feature, prefix in [("color", "cat__color_"), ("size", "cat__size_"), ("x", "num__x"), ("y", "num__y")]:
+        expected = tuple(i for i, name in enumerate(names) if name.startswith(prefix))
+        assert structure.groups[feature] == expected
+    assert structure.raw_features == ("color", "size", "x", "y")
+    assert json.loads(json.dumps(structure.to_dict()))["groups"]["x"] == list(structure.groups["x"])
+
+
+def test_encoding_map_dropped_column_and_probed_block(frame):
+    frame = frame.assign(row_id=np.arange(N))
+    ct = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["size"]), ("pca", PCA(2), ["x", "y"])],
+        remainder="drop",
+    ).fit(frame)
+    oracle = Oracle(lambda z: z[:, 0], ct)
+    with pytest.warns(PellucidWarning, match="several raw features"):
+        emap = oracle.encoding_map(frame)
+    n_size = len(ct.named_transformers_["cat"].categories_[0])
+    assert emap.method == "structure"
+    assert emap.groups["size"] == tuple(range(n_size))
+    assert emap.groups["x"] == emap.groups["y"] == () and emap.groups["color"] == emap.groups["row_id"] == ()
+    assert emap.shared == (n_size, n_size + 1)
+
+
+def test_encoding_map_probe_finds_interaction(frame):
+    def encode(rows):
+        x, y = rows["x"].to_numpy(), rows["y"].to_numpy()
+        return np.column_stack([x, y, x * y, (rows["size"] == "L").to_numpy()])
+
+    oracle = Oracle(lambda z: z[:, 0], encode)
+    with pytest.warns(PellucidWarning, match=r"2 \(from x, y\)"):
+        emap = oracle.encoding_map(frame)
+    assert emap.method == "probe" and emap.n_encoded == 4
+    assert emap.groups == {"color": (), "size": (3,), "x": (0,), "y": (1,)}
+    assert emap.shared == (2,)
+
+
+def test_probe_changes_constant_and_repeated_columns():
+    frame = pd.DataFrame({"a": [1.0] * 6, "b": ["u", "u", "v", "v", "u", "v"]})
+
+    def encode(rows):
+        return np.column_stack([rows["a"].fillna(-1).to_numpy(), (rows["b"] == "v").to_numpy()])
+
+    emap = Oracle(lambda z: z[:, 0], encode).encoding_map(frame)
+    assert emap.groups == {"a": (0,), "b": (1,)}
+
+
+# ---------------------------------------------------------------------- loading
+MODEL_DEF = """
+import torch
+from helper_layers import WIDTH  # a neighbour module: the file's folder must be importable
+
+def build():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(WIDTH, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+
+NET = build()
+
+def with_preprocess():
+    return NET, lambda rows: rows[["x", "y"]].to_numpy()
+
+def callable_model(rows):
+    return rows["x"].to_numpy()
+"""
+
+
+@pytest.fixture
+def model_def(tmp_path):
+    (tmp_path / "helper_layers.py").write_text("WIDTH = 2\n")
+    path = tmp_path / "model_def.py"
+    path.write_text(MODEL_DEF)
+    return path
+
+
+def test_load_file_factory_and_object(model_def, frame):
+    built = load_model(f"{model_def}:build")
+    obj = load_model(f"{model_def}:NET")
+    assert isinstance(built, torch.nn.Sequential) and isinstance(obj, torch.nn.Sequential)
+    assert str(model_def.parent) not in sys.path
+    x = torch.tensor(frame[["x", "y"]].to_numpy(), dtype=torch.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(built(x).numpy(), obj(x).numpy())  # same seed in both
+    assert callable(load_model(f"{model_def}:callable_model"))  # needs an argument: not a factory
+
+    oracle = Oracle.from_spec(f"{model_def}:with_preprocess")
+    assert oracle.preprocess is not None
+    with torch.no_grad():
+        np.testing.assert_allclose(oracle.query(frame), _softmax(obj(x).double().numpy()), rtol=1e-5)
+    assert oracle.source == f"{model_def}:with_preprocess"
+    assert oracle.sha256 == hashlib.sha256(model_def.read_bytes()).hexdigest()
+    assert json.loads(json.dumps(oracle.describe()))["sha256"] == oracle.sha256
+
+
+def test_load_module_attr(tmp_path, monkeypatch, frame):
+    (tmp_path / "pellucid_test_zoo_oracle.py").write_text(
+        "import numpy as np\n"
+        "def model(rows):\n    return rows['x'].to_numpy() * 2\n"
+        "def factory():\n    return model\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_model("pellucid_test_zoo_oracle:factory").__name__ == "model"
+    oracle = Oracle.from_spec("pellucid_test_zoo_oracle:model")
+    np.testing.assert_allclose(oracle.query(frame), 2 * frame["x"].to_numpy())
+    assert oracle.sha256 is None and oracle.source == "pellucid_test_zoo_oracle:model"
+    with pytest.raises(ModelLoadError, match="no_such_module_xyz"):
+        load_model("no_such_module_xyz:model")
+
+
+def test_torchscript_round_trip(tmp_path, net, ct, frame):
+    path = tmp_path / "net.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), str(path))
+        loaded = load_model(str(path))
+    assert isinstance(loaded, torch.jit.ScriptModule)
+    loaded.train()
+    oracle = Oracle.from_spec(str(path), preprocess=ct)
+    np.testing.assert_allclose(oracle.query(frame), _softmax(_direct(net, ct, frame)), rtol=1e-5, atol=1e-6)
+    assert oracle.describe()["model_class"] == "Sequential"
+    assert oracle.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_torch_export_round_trip(tmp_path, net, ct, frame):
+    example = torch.tensor(ct.transform(frame[:8]), dtype=torch.float32)
+    program = torch.export.export(net, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = tmp_path / "net.pt2"
+    torch.export.save(program, str(path))
+    oracle = Oracle(load_model(str(path)), ct, batch_size=16)
+    np.testing.assert_allclose(oracle.query(frame), _softmax(_direct(net, ct, frame)), rtol=1e-5, atol=1e-6)
+
+
+def test_state_dict_is_refused(tmp_path, net):
+    path = tmp_path / "weights.pth"
+    torch.save(net.state_dict(), path)
+    with pytest.raises(ModelLoadError, match=r"state dict.*file\.py:attr"):
+        load_model(str(path))
+
+
+def test_joblib_round_trip(tmp_path, frame, ct):
+    target = (frame["x"] > 0).astype(int)
+    pipe = make_pipeline(ct, LogisticRegression()).fit(frame, target)
+    path = tmp_path / "pipe.joblib"
+    joblib.dump(pipe, path)
+    oracle = Oracle.from_spec(str(path))
+    np.testing.assert_allclose(oracle.query(frame), pipe.predict_proba(frame))
+    assert oracle.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_load_errors_name_the_culprit(tmp_path, model_def):
+    with pytest.raises(ModelLoadError, match="missing_model.pt"):
+        load_model(str(tmp_path / "missing_model.pt"))
+    with pytest.raises(ModelLoadError, match="nowhere.py"):
+        load_model(f"{tmp_path / 'nowhere.py'}:net")
+    with pytest.raises(ModelLoadError, match="no attribute 'nope'"):
+        load_model(f"{model_def}:nope")
+    with pytest.raises(ModelLoadError, match="model.onnx"):
+        load_model(str(tmp_path / "model.onnx"))
+    broken = tmp_path / "broken_def.py"
+    broken.write_text("import no_such_package_for_pellucid\n")
+    with pytest.raises(ModelLoadError, match="broken_def.py.*ModuleNotFoundError") as info:
+        load_model(f"{broken}:net")
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+def test_describe_is_json(net, ct, frame):
+    oracle = Oracle(net, ct)
+    oracle.query(frame)
+    info = json.loads(json.dumps(oracle.describe()))
+    assert info["kind"] == "torch" and info["model_class"] == "Sequential"
+    assert info["n_parameters"] == sum(p.numel() for p in net.parameters())
+    assert info["classes"] == ["0", "1", "2"] and info["n_queries"] == N
+    assert info["preprocess"] == "ColumnTransformer" and info["versions"]["torch"] == torch.__version__
+    assert isinstance(EncodingMap(("a",), {"a": (0,)}, (), 1, "identity").to_dict(), dict)
