@@ -1,0 +1,12 @@
+"""The report: one self-contained HTML page and its JSON twin.
+
+:func:`build_payload` gathers every number into a plain dict, :func:`render_html` draws the
+page from that dict alone, and :func:`build` writes ``report.html`` and ``report.json``.
+:func:`tree_svg` draws a tree surrogate with graphviz (``None`` where ``dot`` is missing).
+"""
+
+from .builder import build, render_html
+from .payload import build_payload, recommend
+from .tree import tree_svg
+
+__all__ = ["build", "build_payload", "recommend", "render_html", "tree_svg"]

@@ -1,0 +1,207 @@
+"""Rendering a payload to one self-contained HTML page, and writing the report files.
+
+:func:`render_html` reads nothing but the payload (see :mod:`pellucid.reports.payload`):
+the figures and the tree drawing are made from it, so every number on the page is the one in
+``report.json``. The Jinja2 environment escapes every value (``autoescape=True``); the only
+markup inserted unescaped is the SVG pellucid draws itself, after
+:func:`pellucid.reports._svg.clean_svg` has checked it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import figures
+from .payload import MAX_RULES_RECOMMENDED
+from .tree import render_tree
+
+HTML_NAME = "report.html"
+JSON_NAME = "report.json"
+
+#: Model-description keys shown first, with the names a reader knows them by.
+MODEL_FIELDS = (
+    ("kind", "Kind"),
+    ("model_class", "Class"),
+    ("class_name", "Class"),
+    ("task", "Task"),
+    ("classes", "Classes"),
+    ("n_outputs", "Outputs"),
+    ("output", "Output"),
+    ("n_parameters", "Parameters"),
+    ("device", "Device"),
+    ("batch_size", "Batch size"),
+    ("preprocess", "Preprocessing"),
+    ("n_queries", "Rows queried"),
+    ("n_calls", "Calls to the model"),
+    ("source", "Loaded from"),
+    ("sha256", "File SHA-256"),
+    ("versions", "Versions"),
+)
+
+
+def render_html(payload: Mapping[str, Any]) -> str:
+    """Render a payload as one self-contained HTML document.
+
+    Parameters
+    ----------
+    payload : dict
+        As returned by :func:`pellucid.reports.build_payload` (or read back from
+        ``report.json``).
+
+    Returns
+    -------
+    str
+        The page: styles and figures inline, no request to anything outside it.
+    """
+    surrogates = list(payload.get("surrogates") or [])
+    rec = payload.get("recommended")
+    best = surrogates[rec] if rec is not None and 0 <= rec < len(surrogates) else None
+    figs = {
+        "agreement": figures.agreement_figure(surrogates, rec),
+        "per_class": figures.per_class_figure(best) if best else None,
+        "rules": figures.rule_figure(best) if best else None,
+        "distillation": figures.distillation_figure(payload.get("distillation") or {}),
+    }
+    tree, tree_note = (None, None)
+    if best is not None:
+        tree, tree_note = render_tree(best.get("tree"), best.get("classes"))
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        p=payload,
+        meta=payload.get("meta") or {},
+        model=payload.get("model") or {},
+        surrogates=surrogates,
+        rec=rec,
+        best=best,
+        figs=figs,
+        tree_svg=tree,
+        tree_note=tree_note,
+        model_fields=MODEL_FIELDS,
+        max_rules=payload.get("recommended_max_rules", MAX_RULES_RECOMMENDED),
+    )
+
+
+def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.json`` for a payload.
+
+    Parameters
+    ----------
+    payload : dict
+        As returned by :func:`pellucid.reports.build_payload`.
+    out_dir : path
+        Folder to write into; created when missing. Existing reports there are replaced.
+
+    Returns
+    -------
+    (Path, Path)
+        The HTML and JSON files.
+
+    Raises
+    ------
+    ValueError
+        When the payload holds NaN or infinite numbers (build it with ``build_payload``,
+        which writes them as ``null``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # JSON first: if the payload is not plain JSON, fail before writing a page without a twin.
+    text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False)
+    html = render_html(payload)
+    json_path, html_path = out / JSON_NAME, out / HTML_NAME
+    json_path.write_text(text + "\n", encoding="utf-8")
+    html_path.write_text(html, encoding="utf-8")
+    return html_path, json_path
+
+
+# ---------------------------------------------------------------------------- Jinja2
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,  # every value from data or models is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=fmt_pct,
+        interval=fmt_interval,
+        fixed=fmt_fixed,
+        sig=fmt_sig,
+        count=fmt_count,
+        value=fmt_value,
+        seconds=fmt_seconds,
+    )
+    return env
+
+
+DASH = "—"
+
+
+def fmt_pct(v: float | None, digits: int = 1) -> str:
+    """A share as a percentage: ``0.9342`` -> ``93.4%``; ``None`` -> an em dash."""
+    if v is None:
+        return DASH
+    return f"{100 * float(v):.{digits}f}%"
+
+
+def fmt_interval(ci: Any, digits: int = 1) -> str:
+    """An interval of shares: ``[0.905, 0.955]`` -> ``90.5%–95.5%``."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return DASH
+    return f"{fmt_pct(ci[0], digits)}–{fmt_pct(ci[1], digits)}"
+
+
+def fmt_fixed(v: float | None, digits: int = 3) -> str:
+    """A number with fixed decimals (R², F1)."""
+    if v is None:
+        return DASH
+    return f"{float(v):.{digits}f}"
+
+
+def fmt_sig(v: float | None, digits: int = 4) -> str:
+    """A number to a few significant digits (errors in the network's units)."""
+    if v is None:
+        return DASH
+    return f"{float(v):.{digits}g}"
+
+
+def fmt_count(v: int | float | None) -> str:
+    """A count with thousands separators."""
+    if v is None:
+        return DASH
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return fmt_value(v)
+    return f"{int(v):,}"
+
+
+def fmt_seconds(v: float | None) -> str:
+    """A duration in seconds, minutes when long."""
+    if v is None:
+        return DASH
+    v = float(v)
+    return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+def fmt_value(v: Any) -> str:
+    """Any JSON value as one line of text (lists joined, floats short)."""
+    if v is None:
+        return DASH
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt_value(x) for x in v)
+    return str(v)

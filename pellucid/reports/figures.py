@@ -1,0 +1,247 @@
+"""Small inline-SVG figures for the report, drawn with matplotlib from the payload.
+
+Each function takes a part of the payload (never the live objects, so the figures show the
+numbers in ``report.json``) and returns an ``<svg>`` element ready to inline, or ``None``
+when there is nothing to draw. Text is drawn as glyph outlines (matplotlib's default
+``svg.fonttype = 'path'``), so no string from the data reaches the SVG as markup; the
+comments in which matplotlib echoes that text are removed and the result is checked by
+:func:`pellucid.reports._svg.clean_svg`. Figures are made with :class:`matplotlib.figure.Figure`
+directly, never through pyplot: no backend is switched and no global figure state is touched,
+so building a report inside a notebook leaves its plots alone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+import matplotlib.lines
+import matplotlib.ticker
+from matplotlib.figure import Figure
+
+from ._svg import clean_svg
+
+FIGSIZE = (6.0, 3.0)
+# A sober palette: one accent for what the reader should look at, greys for the rest.
+ACCENT = "#1f5f8b"
+MUTED = "#9aa5b1"
+SECOND = "#c7792b"
+_CLASS_COLOURS = ("#1f5f8b", "#c7792b", "#3c8d5a", "#8b3a62", "#6b6b6b", "#b8a53b", "#4c7fa8", "#a0522d")
+
+_RC = {
+    "svg.fonttype": "path",  # text as outlines: nothing from the data is written as markup
+    "svg.hashsalt": "pellucid",  # stable clip-path ids: same input, same report
+    "font.size": 8.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#555555",
+    "axes.labelcolor": "#222222",
+    "xtick.color": "#333333",
+    "ytick.color": "#333333",
+    "axes.titlesize": 9.5,
+    "axes.titleweight": "bold",
+    "legend.frameon": False,
+}
+
+
+def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int | None = None) -> str | None:
+    """Holdout agreement of each surrogate with its Wilson interval (R² for regression).
+
+    Parameters
+    ----------
+    surrogates : list of dict
+        The payload's ``surrogates``.
+    recommended : int, optional
+        Index drawn in the accent colour.
+
+    Returns
+    -------
+    str or None
+        An inline ``<svg>``; ``None`` when there is no surrogate.
+    """
+    if not surrogates:
+        return None
+    regression = (surrogates[0].get("fidelity") or {}).get("task") == "regression"
+    labels, values, lows, highs = [], [], [], []
+    for s in surrogates:
+        fid = s.get("fidelity") or {}
+        v = fid.get("r2") if regression else fid.get("agreement")
+        ci = None if regression else fid.get("agreement_ci")
+        labels.append(_short(f"{s.get('label', s.get('name'))}: {s['complexity'].get('n_rules', '?')} rules", 52))
+        values.append(float("nan") if v is None else v)
+        lows.append(0.0 if ci is None or v is None else v - ci[0])
+        highs.append(0.0 if ci is None or v is None else ci[1] - v)
+    colours = [ACCENT if i == recommended else MUTED for i in range(len(surrogates))]
+    height = max(FIGSIZE[1] * 0.6, 0.9 + 0.32 * len(surrogates))
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], height))
+        ax = fig.subplots()
+        y = list(range(len(surrogates)))[::-1]
+        for yi, v, lo, hi, c in zip(y, values, lows, highs, colours):
+            ax.errorbar(v, yi, xerr=[[lo], [hi]], fmt="o", color=c, ecolor=c, elinewidth=1.6, capsize=3, markersize=5)
+        ax.set_yticks(y, [_text(t) for t in labels])
+        ax.set_ylim(-0.7, len(surrogates) - 0.3)
+        if regression:
+            ax.set_xlabel("R² on the holdout")
+        else:
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+            ax.set_xlabel("holdout agreement (95% interval)")
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, "fig-agreement")
+
+
+def per_class_figure(surrogate: Mapping[str, Any]) -> str | None:
+    """Per-class agreement and precision of one surrogate (classification).
+
+    Agreement: of the holdout rows the network puts in a class, the share the surrogate
+    puts there too; precision: of the rows the surrogate puts in a class, the share the
+    network agrees with.
+
+    Parameters
+    ----------
+    surrogate : dict
+        One entry of the payload's ``surrogates``.
+
+    Returns
+    -------
+    str or None
+        ``None`` for regression or when no class is measured.
+    """
+    per_class = (surrogate.get("fidelity") or {}).get("per_class") or []
+    if not per_class:
+        return None
+    names = [_short(str(c["class"]), 24) for c in per_class]
+    agree = [_nan(c.get("agreement")) for c in per_class]
+    prec = [_nan(c.get("precision")) for c in per_class]
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=FIGSIZE)
+        ax = fig.subplots()
+        x = range(len(per_class))
+        w = 0.38
+        ax.bar([i - w / 2 for i in x], agree, w, color=ACCENT, label="agreement (network's class)")
+        ax.bar([i + w / 2 for i in x], prec, w, color=SECOND, label="precision (surrogate's class)")
+        ax.set_xticks(list(x), [_text(n) for n in names], rotation=0 if len(names) <= 5 else 30, ha="center" if len(names) <= 5 else "right")
+        ax.set_ylim(0, 1.05)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_ylabel("holdout rows")
+        _legend_above(ax)
+        ax.grid(axis="y", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, "fig-per-class")
+
+
+def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
+    """Holdout coverage against precision of each rule (against mean absolute error for
+    regression), rules numbered as in the rules table and coloured by outcome.
+
+    Parameters
+    ----------
+    surrogate : dict
+        One entry of the payload's ``surrogates``.
+
+    Returns
+    -------
+    str or None
+        ``None`` when the surrogate has no rules.
+    """
+    rules = surrogate.get("rules") or []
+    if not rules:
+        return None
+    regression = (surrogate.get("fidelity") or {}).get("task") == "regression"
+    key = "mae" if regression else "precision"
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=FIGSIZE)
+        ax = fig.subplots()
+        outcomes: list[str] = []
+        for r in rules:
+            o = str(r.get("outcome"))
+            if o not in outcomes:
+                outcomes.append(o)
+        for i, r in enumerate(rules):
+            cov, val = _nan(r.get("coverage")), _nan(r.get(key))
+            colour = ACCENT if regression else _CLASS_COLOURS[outcomes.index(str(r.get("outcome"))) % len(_CLASS_COLOURS)]
+            ax.scatter([cov], [val], s=28, color=colour, zorder=3)
+            ax.annotate(f"R{i + 1}", (cov, val), xytext=(4, 3), textcoords="offset points", fontsize=7, color="#333333")
+        if not regression and len(outcomes) <= len(_CLASS_COLOURS):
+            handles = [
+                matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=_CLASS_COLOURS[k], label=_text(_short(o, 24)))
+                for k, o in enumerate(outcomes)
+            ]
+            ax.legend(handles=handles, title="outcome", fontsize=7.5, title_fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+            ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+            ax.set_ylabel("precision on the holdout")
+        else:
+            ax.set_ylabel("mean absolute error (holdout)")
+        ax.set_xlim(left=0)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel("coverage: share of holdout rows the rule applies to")
+        ax.grid(color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, "fig-rules")
+
+
+def distillation_figure(distillation: Mapping[str, Any]) -> str | None:
+    """Rows per distillation strategy, split into training and holdout.
+
+    Parameters
+    ----------
+    distillation : dict
+        The payload's ``distillation`` (``DistillationSet.summary()``).
+
+    Returns
+    -------
+    str or None
+        ``None`` when the summary has no strategy counts.
+    """
+    by = distillation.get("by_strategy") or {}
+    if not by:
+        return None
+    names = list(by)
+    train = [int(by[n].get("train", 0)) for n in names]
+    hold = [int(by[n].get("holdout", 0)) for n in names]
+    height = max(FIGSIZE[1] * 0.6, 0.9 + 0.32 * len(names))
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], height))
+        ax = fig.subplots()
+        y = list(range(len(names)))[::-1]
+        ax.barh(y, train, color=ACCENT, label="training")
+        ax.barh(y, hold, left=train, color=SECOND, label="holdout (fidelity measured here)")
+        ax.set_yticks(y, [_text(_short(n, 24)) for n in names])
+        ax.set_xlabel("rows")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+        _legend_above(ax)
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, "fig-distillation")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _to_svg(fig: Figure, prefix: str) -> str:
+    fig.tight_layout()
+    buf = io.StringIO()
+    # No date in the file: the same payload draws the same figure.
+    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
+    return clean_svg(buf.getvalue(), prefix)
+
+
+def _legend_above(ax: Any) -> None:
+    # Above the axes, so the legend never hides a bar.
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=7.5, borderaxespad=0.2)
+
+
+def _text(s: str) -> str:
+    """Text matplotlib draws literally: an unescaped ``$`` would start mathtext."""
+    return s.replace("$", r"\$")
+
+
+def _short(s: str, n: int) -> str:
+    s = " ".join(str(s).split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)

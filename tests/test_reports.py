@@ -1,0 +1,499 @@
+"""Tests of pellucid.reports: the JSON payload, the HTML page, figures and the tree drawing.
+
+The objects are made end to end on the demo credit data with a stand-in oracle (a small torch
+network behind its preprocessing). Some names are hostile on purpose (a feature called
+``<script>alert(1)</script>``, a category ``<img src=x onerror=alert(1)>``, a class and a model
+name with markup): the report must show them as text, never as markup. Expected numbers are
+recomputed here from the live objects or the rows, never copied from the report's output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import graphviz
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from markupsafe import escape
+
+from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
+from pellucid.errors import ParameterError
+from pellucid.extraction import distill
+from pellucid.fidelity import evaluate
+from pellucid.reports import build, build_payload, recommend, render_html, tree_svg
+from pellucid.reports import figures
+from pellucid.reports._svg import UnsafeSVGError, clean_svg
+from pellucid.reports.tree import DOT_MISSING, quote, tree_dot
+from pellucid.schema import Schema
+from pellucid.surrogates import DecisionTree
+
+HOSTILE_FEATURE = "<script>alert(1)</script>"
+HOSTILE_CATEGORY = "<img src=x onerror=alert(1)>"
+HOSTILE_CLASS = "<svg onload=alert(1)>bad"
+HOSTILE_MODEL = "<script>alert('model')</script>"
+# Quotes and a DOT escape sequence (\N would print the node's name): must reach the tree as text.
+QUOTED_FEATURE = 'debt "ratio"\\N'
+HOSTILE = (HOSTILE_FEATURE, HOSTILE_CATEGORY, HOSTILE_CLASS, HOSTILE_MODEL)
+
+RENAME = {"income": HOSTILE_FEATURE, "debt_ratio": QUOTED_FEATURE}
+HAS_DOT = shutil.which("dot") is not None
+
+
+class StandInOracle:
+    """What the real Oracle provides to distill(): query, task, classes_, n_queries."""
+
+    def __init__(self, net, pre, task="classification"):
+        self.net, self.pre, self.task = net, pre, task
+        self.classes_ = np.array([CLASSES[0], HOSTILE_CLASS], dtype=object) if task == "classification" else None
+        self.n_queries = 0
+
+    def query(self, rows: pd.DataFrame) -> np.ndarray:
+        self.n_queries += len(rows)
+        raw = rows.rename(columns={v: k for k, v in RENAME.items()})
+        raw["home"] = raw["home"].replace({HOSTILE_CATEGORY: "rent"})
+        with torch.no_grad():
+            z = torch.tensor(np.asarray(self.pre.transform(raw), dtype=np.float32))
+            p = torch.softmax(self.net(z), -1).double().numpy()
+        return p if self.task == "classification" else p[:, 1]
+
+
+def _model_dict(task):
+    return {
+        "kind": "callable",
+        "model_class": HOSTILE_MODEL,
+        "task": task,
+        "n_parameters": 2946,
+        "device": "cpu",
+        "versions": {"torch": torch.__version__},
+        "sha256": "0" * 64,
+    }
+
+
+@pytest.fixture(scope="module")
+def credit():
+    df = make_credit(1500, random_state=0)
+    X, y = df.drop(columns=TARGET), df[TARGET]
+    net, pre = train_credit_network(X, y, epochs=25)
+    Xh = X.rename(columns=RENAME)
+    Xh["home"] = Xh["home"].replace({"rent": HOSTILE_CATEGORY})
+    oracle = StandInOracle(net, pre)
+    schema = Schema.from_frame(Xh)
+    dset = distill(oracle, Xh, n=3000, schema=schema, random_state=0)
+    surrogates = [DecisionTree(max_leaf_nodes=k).fit(dset) for k in (4, 8, 16)]
+    fids = [evaluate(s, rows=dset) for s in surrogates]
+    net_labels = oracle.query(schema.validate(Xh)).argmax(axis=1)
+    accuracy = float(np.mean(net_labels == (y.to_numpy() == CLASSES[1])))
+    payload = build_payload(
+        model=_model_dict("classification"),
+        schema=schema,
+        dset=dset,
+        surrogates=surrogates,
+        fidelities=fids,
+        meta={"title": "Credit model", "command": "pellucid explain --seed 0", "seeds": {"distill": 0}, "run_time_s": 1.5},
+        ground_truth={"accuracy": accuracy, "target": TARGET, "n": len(X)},
+    )
+    html = render_html(payload)
+    out = dict(
+        X=Xh, schema=schema, dset=dset, surrogates=surrogates, fids=fids, payload=payload, html=html,
+        oracle=oracle, net=net, pre=pre, accuracy=accuracy,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def regression(credit):
+    oracle = StandInOracle(credit["net"], credit["pre"], task="regression")
+    dset = distill(oracle, credit["X"], n=1000, schema=credit["schema"], random_state=1)
+    surrogates = [DecisionTree(max_leaf_nodes=k).fit(dset) for k in (3, 6)]
+    fids = [evaluate(s, rows=dset) for s in surrogates]
+    payload = build_payload(
+        model=_model_dict("regression"), schema=credit["schema"], dset=dset, surrogates=surrogates, fidelities=fids
+    )
+    return dict(dset=dset, surrogates=surrogates, fids=fids, payload=payload, html=render_html(payload))
+
+
+def _svgs(html: str) -> list[str]:
+    return re.findall(r"<svg\b.*?</svg>", html, flags=re.DOTALL)
+
+
+# ---------------------------------------------------------------------------- payload
+def test_payload_is_plain_json(credit):
+    p = credit["payload"]
+    text = json.dumps(p, allow_nan=False)
+    # Round trip equal: no tuples, numpy scalars or non-string keys hide in the payload.
+    assert json.loads(text) == p
+    assert {"schema_version", "generated_by", "meta", "model", "data", "ground_truth", "distillation", "surrogates", "recommended"} <= set(p)
+    assert p["schema_version"] == "1.0"
+    assert {"pellucid", "python", "created"} <= set(p["generated_by"])
+
+
+def test_payload_data_and_distillation_come_from_the_objects(credit):
+    p, schema, dset = credit["payload"], credit["schema"], credit["dset"]
+    assert p["data"]["schema"] == json.loads(json.dumps(schema.to_dict()))
+    assert p["data"]["n_rows"] == len(credit["X"])
+    assert p["distillation"]["n_holdout"] == int(dset.is_holdout.sum())
+    assert p["distillation"]["n_queries"] == len(dset)
+    assert p["ground_truth"]["accuracy"] == credit["accuracy"]
+    assert p["model"]["model_class"] == HOSTILE_MODEL
+
+
+def test_each_surrogate_carries_its_own_fidelity(credit):
+    p = credit["payload"]
+    assert len(p["surrogates"]) == len(credit["surrogates"])
+    for entry, s, f in zip(p["surrogates"], credit["surrogates"], credit["fids"]):
+        assert entry["fidelity"]["agreement"] == f.agreement
+        assert entry["fidelity"]["agreement_ci"] == list(f.agreement_ci)
+        assert entry["fidelity"]["macro_f1"] == f.macro_f1
+        assert entry["complexity"] == s.complexity()
+        assert entry["params"]["max_leaf_nodes"] == s.max_leaf_nodes
+        assert len(entry["rules"]) == s.rules_.n_rules
+    # Surrogates of one kind get labels that tell them apart.
+    labels = [e["label"] for e in p["surrogates"]]
+    assert len(set(labels)) == len(labels)
+
+
+def test_rule_numbers_are_measured_on_the_holdout(credit):
+    """Coverage and precision per rule, recomputed here from the held-out rows."""
+    p, dset = credit["payload"], credit["dset"]
+    hold = dset.holdout
+    net_labels = hold.labels
+    for entry, s in zip(p["surrogates"], credit["surrogates"]):
+        for r_json, rule in zip(entry["rules"], s.rules_.rules):
+            assert r_json["text"] == rule.text()
+            assert r_json["conditions"] == [json.loads(json.dumps(c.to_dict())) for c in rule.conditions]
+            mask = rule.apply(hold.rows)
+            assert r_json["coverage"] == pytest.approx(mask.mean())
+            assert r_json["n_covered"] == int(mask.sum())
+            if mask.any():
+                assert r_json["precision"] == pytest.approx(np.mean(net_labels[mask] == rule.outcome))
+            assert r_json["support"] == pytest.approx(rule.support)
+        assert entry["default"]["outcome"] == s.rules_.default.outcome
+
+
+def test_tree_entry_mirrors_the_fitted_tree(credit):
+    for entry, s in zip(credit["payload"]["surrogates"], credit["surrogates"]):
+        nodes = entry["tree"]["nodes"]
+        assert [n["id"] for n in nodes] == [n.id for n in s.nodes_]
+        leaves = [n for n in nodes if n["left"] is None]
+        assert sorted(n["rule_index"] for n in leaves) == list(range(s.rules_.n_rules))
+        assert sum(n["support"] for n in leaves) == pytest.approx(1.0)
+        for n_json, n in zip(nodes, s.nodes_):
+            if n.condition is not None:
+                assert n_json["condition"]["text"] == n.condition.text()
+                assert n_json["negation"]["text"] == n.negation.text()
+            else:
+                assert n_json["outcome"] == s.rules_.rules[n.rule_index].outcome
+                assert n_json["coverage"] == entry["rules"][n.rule_index]["coverage"]
+
+
+def test_surrogate_without_nodes_has_no_tree(credit):
+    s, f = credit["surrogates"][0], credit["fids"][0]
+
+    class NoTree:  # a rule surrogate: rules_, complexity, describe, no nodes_
+        rules_, task_, classes_ = s.rules_, s.task_, s.classes_
+
+        def complexity(self):
+            return s.complexity()
+
+        def describe(self):
+            return {"name": "rule_set", "type": "NoTree", "params": {}}
+
+    p = build_payload(model={}, schema=credit["schema"], dset=credit["dset"], surrogates=[NoTree()], fidelities=[f])
+    assert p["surrogates"][0]["tree"] is None
+    html = render_html(p)
+    assert "not a tree" in html
+
+
+def test_mismatched_surrogates_and_fidelities_are_refused(credit):
+    s, f = credit["surrogates"], credit["fids"]
+    kw = dict(model={}, schema=credit["schema"], dset=credit["dset"])
+    with pytest.raises(ParameterError, match="fidelities"):
+        build_payload(surrogates=s, fidelities=f[:2], **kw)
+    with pytest.raises(ParameterError, match="another surrogate|out of order"):
+        build_payload(surrogates=s[:2], fidelities=[f[1], f[0]], **kw)
+
+
+def test_nan_and_numpy_become_plain_json(credit):
+    p = build_payload(
+        model={"n_parameters": np.int64(7), "score": np.float32(0.5), "bad": float("nan"), "shape": (2, 3), "inf": np.inf},
+        schema=credit["schema"],
+        dset=credit["dset"],
+        surrogates=[],
+        fidelities=[],
+        ground_truth={"accuracy": np.float64("nan"), "target": TARGET},
+    )
+    json.dumps(p, allow_nan=False)
+    assert p["model"] == {"n_parameters": 7, "score": 0.5, "bad": None, "shape": [2, 3], "inf": None}
+    assert type(p["model"]["n_parameters"]) is int
+    assert p["ground_truth"]["accuracy"] is None
+    assert p["recommended"] is None
+    render_html(p)  # a report with no surrogate still renders
+
+
+# ---------------------------------------------------------------------------- recommended
+def _entry(agreement=None, n_rules=4, r2=None, task="classification"):
+    return {"fidelity": {"task": task, "agreement": agreement, "r2": r2}, "complexity": {"n_rules": n_rules}}
+
+
+def test_recommended_prefers_best_readable_surrogate():
+    cands = [_entry(0.97, 40), _entry(0.90, 8), _entry(0.92, 12), _entry(0.95, 13)]
+    assert recommend(cands, max_rules=12) == 2
+    assert recommend(cands, max_rules=8) == 1
+    assert recommend(cands, max_rules=100) == 0
+
+
+def test_recommended_falls_back_to_best_overall():
+    assert recommend([_entry(0.90, 30), _entry(0.93, 20), _entry(0.91, 15)], max_rules=12) == 1
+
+
+def test_recommended_breaks_ties_by_fewer_rules_and_ignores_missing_scores():
+    assert recommend([_entry(0.9, 8), _entry(0.9, 5), _entry(None, 2)], max_rules=12) == 1
+    assert recommend([], max_rules=12) is None
+
+
+def test_recommended_uses_r2_for_regression():
+    cands = [_entry(r2=0.5, n_rules=3, task="regression"), _entry(r2=0.8, n_rules=4, task="regression"), _entry(r2=0.9, n_rules=30, task="regression")]
+    assert recommend(cands, max_rules=12) == 1
+
+
+def test_recommended_honours_meta_limit(credit):
+    kw = dict(model={}, schema=credit["schema"], dset=credit["dset"], surrogates=credit["surrogates"], fidelities=credit["fids"])
+    for limit in (4, 8, 100):
+        p = build_payload(meta={"max_rules_recommended": limit}, **kw)
+        small = [i for i, s in enumerate(credit["surrogates"]) if s.rules_.n_rules <= limit]
+        best = max(credit["fids"][i].agreement for i in small)
+        chosen = p["recommended"]
+        assert chosen in small
+        assert credit["fids"][chosen].agreement == best
+
+
+# ---------------------------------------------------------------------------- HTML
+def test_html_shows_rules_and_fidelity(credit):
+    html, p = credit["html"], credit["payload"]
+    best = credit["surrogates"][p["recommended"]]
+    for rule in best.rules_.rules:
+        assert str(escape(rule.text())) in html
+        for c in rule.conditions:
+            assert str(escape(c.text())) in html
+    for f in credit["fids"]:
+        assert f"{100 * f.agreement:.1f}%" in html
+        lo, hi = f.agreement_ci
+        assert f"{100 * lo:.1f}%–{100 * hi:.1f}%" in html
+    assert f"{100 * credit['accuracy']:.1f}%" in html
+    for anchor in ("summary", "model", "data", "distillation", "surrogates", "rules", "tree", "ground-truth", "reproducibility"):
+        assert f'id="{anchor}"' in html and f'href="#{anchor}"' in html
+    assert "pellucid explain --seed 0" in html
+    assert "@media print" in html
+
+
+def test_hostile_names_are_escaped_everywhere(credit):
+    html = credit["html"]
+    for s in HOSTILE:
+        assert s not in html, f"raw {s!r} in the page"
+        assert str(escape(s)) in html, f"{s!r} not shown as text"
+    # Only our own markup: no script at all, no event handler in any tag.
+    assert "<script" not in html.lower()
+    assert not re.search(r"<[^>]*\son\w+\s*=", html, flags=re.IGNORECASE)
+    # The inline SVGs draw these names too (classes in the figures, features in the tree).
+    svgs = _svgs(html)
+    assert len(svgs) >= 4
+    for svg in svgs:
+        assert "<script" not in svg.lower()
+        for s in HOSTILE:
+            assert s not in svg
+
+
+def test_page_is_self_contained(credit):
+    html = credit["html"]
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, flags=re.IGNORECASE)
+    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", html, flags=re.IGNORECASE)
+    assert "@import" not in html
+    assert "<link" not in html.lower()
+    # SVGs are inlined bare: no prolog, DOCTYPE or comment may survive.
+    assert "<?xml" not in html and "<!--" not in html
+    assert html.count("<!DOCTYPE") == 1 and html.startswith("<!DOCTYPE html>")
+    for svg in _svgs(html):
+        ET.fromstring(svg)  # well-formed
+
+
+def test_figure_ids_do_not_collide(credit):
+    ids = re.findall(r'\sid="([^"]+)"', credit["html"])
+    # Glyph definitions repeat across matplotlib figures only with their figure's prefix.
+    assert len(ids) == len(set(ids))
+
+
+def test_render_is_deterministic(credit):
+    assert render_html(credit["payload"]) == credit["html"]
+
+
+def test_regression_report(regression):
+    p, html = regression["payload"], regression["html"]
+    json.dumps(p, allow_nan=False)
+    best = max(range(2), key=lambda i: regression["fids"][i].r2)
+    assert p["recommended"] == best
+    for entry, f in zip(p["surrogates"], regression["fids"]):
+        assert entry["fidelity"]["r2"] == f.r2
+        assert f"{f.r2:.3f}" in html
+    assert "Holdout MAE" in html
+    assert 'id="fig-per-class' not in html  # no classes, no per-class figure
+    for rule in regression["surrogates"][best].rules_.rules:
+        assert str(escape(rule.text())) in html
+
+
+# ---------------------------------------------------------------------------- tree drawing
+def _tree_section(html: str) -> str:
+    return html.split('<section id="tree">', 1)[1].split("</section>", 1)[0]
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="graphviz `dot` is not installed here")
+def test_tree_is_drawn_when_dot_exists(credit):
+    p = credit["payload"]
+    best = p["surrogates"][p["recommended"]]
+    svg = tree_svg(best["tree"], best["classes"])
+    assert svg is not None and svg.startswith("<svg")
+    section = _tree_section(credit["html"])
+    assert "<svg" in section and DOT_MISSING not in section
+    texts = [t.text or "" for t in ET.fromstring(svg).iter() if t.tag.endswith("text")]
+    # Every leaf names its rule; every rule of the tree is drawn.
+    for j in range(len(best["rules"])):
+        assert f"Rule {j + 1}" in texts
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="graphviz `dot` is not installed here")
+def test_dot_draws_labels_literally():
+    hostile = f'{QUOTED_FEATURE} <= 3 and {HOSTILE_FEATURE} & "x"'
+    tree = {
+        "nodes": [
+            {"id": 0, "depth": 0, "left": 1, "right": 2, "condition": {"text": hostile}, "negation": None,
+             "value": [0.5, 0.5], "support": 1.0, "rule_index": None},
+            {"id": 1, "depth": 1, "left": None, "right": None, "condition": None, "negation": None,
+             "value": [0.9, 0.1], "outcome": HOSTILE_CATEGORY, "support": 0.5, "coverage": 0.4, "rule_index": 0},
+            {"id": 2, "depth": 1, "left": None, "right": None, "condition": None, "negation": None,
+             "value": [0.2, 0.8], "support": 0.5, "coverage": 0.6, "rule_index": 1},
+        ]
+    }
+    svg = tree_svg(tree, classes=["a", HOSTILE_CLASS])
+    for s in HOSTILE:
+        assert s not in svg
+    drawn = " ".join(t.text or "" for t in ET.fromstring(svg).iter() if t.tag.endswith("text"))
+    assert hostile in drawn  # quotes, backslash-N and angle brackets as written
+    assert f"→ {HOSTILE_CATEGORY}" in drawn and f"→ {HOSTILE_CLASS}" in drawn
+
+
+def test_no_dot_on_path_gives_rules_only(credit, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no `dot` to find
+    p = credit["payload"]
+    best = p["surrogates"][p["recommended"]]
+    assert tree_svg(best["tree"], best["classes"]) is None
+    html = render_html(p)
+    section = _tree_section(html)
+    assert DOT_MISSING in section and "<svg" not in section
+    # The rules are still all there.
+    for r in best["rules"]:
+        assert str(escape(r["text"])) in html
+
+
+def test_executable_not_found_gives_rules_only(credit, monkeypatch):
+    def missing(self, *a, **k):
+        raise graphviz.ExecutableNotFound(["dot"])
+
+    monkeypatch.setattr(graphviz.Source, "pipe", missing)
+    html = render_html(credit["payload"])
+    assert "graphviz `dot` was not found; the tree is shown as rules only" in html
+    assert '<svg id="tree' not in html and "<svg" not in _tree_section(html)
+
+
+def test_dot_output_is_stripped_and_prefixed(credit, monkeypatch):
+    fake = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+        '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+        "<!-- Generated by graphviz version 2.43.0 -->\n"
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10pt" height="10pt">'
+        '<!-- n0 --><g id="graph0" class="graph"><title>tree</title><text>x</text></g></svg>\n'
+    )
+    seen = {}
+
+    def pipe(self, *a, **k):
+        seen["source"] = self.source
+        return fake
+
+    monkeypatch.setattr(graphviz.Source, "pipe", pipe)
+    best = credit["payload"]["surrogates"][0]
+    svg = tree_svg(best["tree"], best["classes"])
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert "<?xml" not in svg and "DOCTYPE" not in svg and "<!--" not in svg
+    assert 'id="tree-graph0"' in svg
+    # What dot was given: every label quoted, the hostile feature inside a quoted string.
+    labels = re.findall(r"label=(.)", seen["source"])
+    assert labels and set(labels) == {'"'}
+    assert HOSTILE_FEATURE in seen["source"]  # quoted text, not an HTML-like <label>
+    assert "label=<" not in seen["source"]
+
+
+def test_unsafe_svg_is_refused(monkeypatch, credit):
+    def pipe(self, *a, **k):
+        return '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+    monkeypatch.setattr(graphviz.Source, "pipe", pipe)
+    with pytest.raises(UnsafeSVGError):
+        tree_svg(credit["payload"]["surrogates"][0]["tree"])
+    for bad in (
+        '<svg xmlns="http://www.w3.org/2000/svg"><g onclick="x()"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"><image xlink:href="http://e.com/a.png"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><foreignObject/></svg>',
+    ):
+        with pytest.raises(UnsafeSVGError):
+            clean_svg(bad, "x")
+
+
+def test_dot_quoting():
+    assert quote('a "b" \\N') == '"a \\"b\\" \\\\N"'
+    assert quote("<b>x</b>") == '"<b>x</b>"'  # quoted: never an HTML-like label
+    assert quote("one\ntwo") == '"one\\ntwo"'  # our own line break
+    assert quote("tab\there\x00") == '"tab here "'
+    tree = {"nodes": [{"id": 0, "left": None, "right": None, "condition": None, "value": 1.25, "support": 1.0, "rule_index": 0}]}
+    assert 'label="Rule 1\\n→ 1.25\\ntrain 100.0%"' in tree_dot(tree)
+
+
+# ---------------------------------------------------------------------------- figures
+def test_figures_are_inline_svg(credit):
+    p = credit["payload"]
+    best = p["surrogates"][p["recommended"]]
+    for svg in (
+        figures.agreement_figure(p["surrogates"], p["recommended"]),
+        figures.per_class_figure(best),
+        figures.rule_figure(best),
+        figures.distillation_figure(p["distillation"]),
+    ):
+        assert svg.startswith("<svg") and svg.endswith("</svg>")
+        assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "<!--" not in svg and "<metadata" not in svg
+    assert figures.per_class_figure({"fidelity": {"per_class": []}}) is None
+    assert figures.rule_figure({"rules": []}) is None
+
+
+def test_figure_text_is_never_mathtext():
+    # An unbalanced TeX command would make matplotlib's mathtext parser fail.
+    per_class = [{"class": "cost $\\frac{", "agreement": 0.5, "precision": 0.6}, {"class": "$x$", "agreement": None, "precision": 1.0}]
+    assert figures.per_class_figure({"fidelity": {"per_class": per_class}}).startswith("<svg")
+
+
+# ---------------------------------------------------------------------------- build
+def test_build_writes_both_files(credit, tmp_path):
+    out = tmp_path / "new" / "report"
+    html_path, json_path = build(credit["payload"], out)
+    assert html_path == out / "report.html" and json_path == out / "report.json"
+    assert json.loads(json_path.read_text(encoding="utf-8")) == credit["payload"]
+    assert html_path.read_text(encoding="utf-8") == credit["html"]
+
+
+def test_build_refuses_nan(credit, tmp_path):
+    bad = dict(credit["payload"], meta={"run_time_s": math.nan})
+    with pytest.raises(ValueError):
+        build(bad, tmp_path / "out")
+    assert not (tmp_path / "out" / "report.html").exists()
