@@ -220,9 +220,14 @@ def _merge_numeric(cs: list[Condition]) -> list[Condition]:
     if any(math.isinf(c.value) and c.value > 0 for c in lower):
         # Only missing values pass "x > inf (or missing)": the other bounds say nothing more.
         return [Condition(cs[0].feature, ">", math.inf, missing, kind)]
-    # "x <= inf" only excludes missing values; a finite upper bound says as much.
-    finite_upper = [c for c in upper if not (math.isinf(c.value) and c.value > 0)]
-    upper = finite_upper or upper[:1]
+    # "x <= inf" and "x > -inf" only say whether missing values pass, which the merged
+    # flag says as well as soon as any finite bound is there.
+    lower_f = [c for c in lower if not math.isinf(c.value)]
+    upper_f = [c for c in upper if not math.isinf(c.value)]
+    if lower_f or upper_f:
+        lower, upper = lower_f, upper_f
+    else:
+        lower, upper = [], upper[:1] or lower[:1]
     out = []
     if lower:
         # The tightest lower bound: largest value; at a tie '>' is tighter than '>='.

@@ -142,22 +142,13 @@ def evaluate(surrogate, oracle=None, rows=None, *, confidence: float = 0.95) -> 
             rows=which,
         )
         outcome_idx = {c: i for i, c in enumerate(classes)}
-        for j, rule in enumerate(list(rules.rules) + [rules.default]):
-            m = cov[:, j] if j < rules.n_rules else fires == rules.n_rules
+
+        def rule_score(rule, m):
+            # Precision: share of covered rows where the network gives the rule's outcome.
             hit = net_idx[m] == outcome_idx[rule.outcome]
-            entry = {
-                "index": j,
-                "text": rule.text(),
-                "outcome": str(rule.outcome),
-                "n_covered": int(m.sum()),
-                "coverage": float(m.mean()),
-                "precision": float(hit.mean()) if m.any() else None,
-                "decides": float((fires == j).mean()),
-            }
-            if j < rules.n_rules:
-                out.rules.append(entry)
-            else:
-                out.default = entry
+            return {"outcome": str(rule.outcome), "precision": float(hit.mean()) if m.any() else None}
+
+        _add_rule_entries(out, rules, cov, fires, rule_score)
         return out
     # Regression: the surrogate should reproduce the network's output values.
     sur = rules.predict(X).astype(float)
@@ -175,19 +166,30 @@ def evaluate(surrogate, oracle=None, rows=None, *, confidence: float = 0.95) -> 
         complexity=comp,
         rows=which,
     )
+
+    def rule_score(rule, m):
+        mae = float(np.abs(net_out[m] - float(rule.outcome)).mean()) if m.any() else None
+        return {"outcome": float(rule.outcome), "mae": mae}
+
+    _add_rule_entries(out, rules, cov, fires, rule_score)
+    return out
+
+
+def _add_rule_entries(out: Fidelity, rules, cov: np.ndarray, fires: np.ndarray, score) -> None:
+    """Per rule (and the default): the rows it covers and decides, and the task's score of
+    its outcome on them."""
     for j, rule in enumerate(list(rules.rules) + [rules.default]):
-        m = cov[:, j] if j < rules.n_rules else fires == rules.n_rules
+        is_default = j == rules.n_rules
+        m = fires == j if is_default else cov[:, j]
         entry = {
             "index": j,
             "text": rule.text(),
-            "outcome": float(rule.outcome),
+            **score(rule, m),
             "n_covered": int(m.sum()),
             "coverage": float(m.mean()),
-            "mae": float(np.abs(net_out[m] - float(rule.outcome)).mean()) if m.any() else None,
             "decides": float((fires == j).mean()),
         }
-        if j < rules.n_rules:
-            out.rules.append(entry)
-        else:
+        if is_default:
             out.default = entry
-    return out
+        else:
+            out.rules.append(entry)

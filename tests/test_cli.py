@@ -1,0 +1,150 @@
+"""The command line end to end: the demo, `explain` on a user's files, and bad input."""
+
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pellucid.cli import main
+from pellucid.demo import TARGET, make_credit
+
+MODEL_FILE = textwrap.dedent(
+    """
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from pellucid.demo import make_credit, TARGET
+
+    def make(strict=False):
+        df = make_credit(1500, random_state=3)
+        X, y = df.drop(columns=TARGET), df[TARGET]
+        cats = ["home", "employment", "region"]
+        nums = [c for c in X.columns if c not in cats]
+        pre = ColumnTransformer([
+            ("num", SimpleImputer(strategy="median"), nums),
+            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                                  OneHotEncoder(handle_unknown="error" if strict else "ignore")), cats),
+        ])
+        return make_pipeline(pre, LogisticRegression(max_iter=2000)).fit(X, y)
+
+    def make_strict():
+        # A pipeline that refuses categories it was not fitted on.
+        return make(strict=True)
+
+    NOT_A_MODEL = 42
+
+    def wrong_shape(df):
+        return np.ones((len(df) + 1, 2)) / 2
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "model_def.py").write_text(MODEL_FILE)
+    make_credit(1200, random_state=4).to_csv(d / "credit.csv", index=False)
+    return d
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_demo_writes_a_report_that_finds_the_ground_truth(tmp_path, capsys):
+    code, out, err = run(["demo", "--out", tmp_path, "--rows", 3000, "--n", 6000, "--quiet"], capsys)
+    assert code == 0, err
+    html = (tmp_path / "report.html").read_text()
+    payload = json.loads((tmp_path / "report.json").read_text())
+    assert payload["schema_version"] and "<html" in html.lower()
+    # The network learnt the rules: it agrees with the ground truth up to the 5% label noise.
+    assert payload["ground_truth"]["accuracy"] > 0.85
+    best = payload["surrogates"][payload["recommended"]]
+    assert best["fidelity"]["agreement"] > 0.85
+    used = {c["feature"] for r in best["rules"] for c in r["conditions"]}
+    # The rules speak of the features that matter, never of those that do not.
+    assert {"debt_ratio", "income"} <= used
+    assert not used & {"region", "tenure_months"}
+    for s in payload["surrogates"]:
+        assert s["complexity"]["n_rules"] == len(s["rules"]) <= int(s["name"].rsplit("_", 1)[1])
+        assert 0 <= s["fidelity"]["agreement"] <= 1
+
+
+def test_explain_on_user_files(files, tmp_path, capsys):
+    code, out, err = run(
+        ["explain", "--model", f"{files}/model_def.py:make", "--data", files / "credit.csv", "--target", TARGET,
+         "--out", tmp_path, "--leaves", "4,8", "--n", 3000],
+        capsys,
+    )
+    assert code == 0, err
+    payload = json.loads((tmp_path / "report.json").read_text())
+    assert [s["name"] for s in payload["surrogates"]] == ["decision_tree_4", "decision_tree_8"]
+    assert payload["model"]["kind"] == "sklearn"
+    assert payload["model"]["sha256"]
+    assert "report.html" in out
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["--data", "{d}/nope.csv"], "nope.csv.*does not exist"),
+        (["--data", "{d}/model_def.py"], "unknown format '.py'"),
+        (["--target", "outcome"], "'outcome' is not a column"),
+        (["--model", "{d}/model_def.py:NOT_A_MODEL"], "int"),
+        (["--model", "{d}/model_def.py:missing_attr"], "missing_attr"),
+        (["--model", "{d}/model_def.py:wrong_shape", "--task", "classification"], r"rows"),
+        (["--data", "{d}/empty.csv"], "no rows|empty"),
+        (["--data", "{d}/inf.csv"], "'income'.*infinite"),
+        (["--data", "{d}/unseen.csv", "--model", "{d}/model_def.py:make_strict"], "castle"),
+        (["--out", "{d}/model_def.py"], "cannot write the report"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(files, tmp_path, capsys, argv, pattern):
+    df = make_credit(300, random_state=5)
+    df.iloc[:0].to_csv(files / "empty.csv", index=False)
+    df.assign(income=np.where(np.arange(len(df)) == 7, np.inf, df["income"])).to_csv(files / "inf.csv", index=False)
+    df.assign(home=np.where(np.arange(len(df)) == 9, "castle", df["home"])).to_csv(files / "unseen.csv", index=False)
+    base = {"--model": f"{files}/model_def.py:make", "--data": f"{files}/credit.csv", "--target": TARGET}
+    args = dict(base)
+    for k, v in zip(argv[::2], argv[1::2]):
+        args[k] = v.format(d=files)
+    args.setdefault("--out", str(tmp_path))
+    cmd = ["explain", *[x for kv in args.items() for x in kv], "--quiet", "--n", 1000]
+    code, out, err = run(cmd, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pellucid: error:"), err
+    import re
+
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_html_in_feature_names_is_escaped(tmp_path, capsys):
+    evil = "<script>alert(1)</script>"
+    df = make_credit(1500, random_state=6).rename(columns={"debt_ratio": evil})
+    df["home"] = df["home"].replace({"other": "<img src=x onerror=alert(2)>"})
+    df.to_csv(tmp_path / "evil.csv", index=False)
+    (tmp_path / "m.py").write_text(
+        "import numpy as np\n"
+        f"def model(df):\n    p = (df[{evil!r}].astype(float) > 0.6).astype(float) * 0.8 + 0.1\n"
+        "    return np.column_stack([1 - p, p])\n"
+    )
+    code, out, err = run(
+        ["explain", "--model", f"{tmp_path}/m.py:model", "--data", tmp_path / "evil.csv", "--target", TARGET,
+         "--task", "classification", "--out", tmp_path / "r", "--quiet", "--n", 2000],
+        capsys,
+    )
+    assert code == 0, err
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    payload = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert evil in {f["name"] for f in payload["data"]["schema"]["features"]}
