@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="preprocessing from raw rows to the model's input, as for --model (same warning applies)",
     )
     ex.add_argument("--task", choices=["classification", "regression"], default=None, help="default: inferred from the model")
+    ex.add_argument(
+        "--classes",
+        default=None,
+        metavar="A,B,...",
+        help="class labels in the order of the model's outputs, e.g. good,bad (default: the model's own, or 0..k-1)",
+    )
     _common(ex, "pellucid-report")
     return parser
 
@@ -122,7 +128,8 @@ def _run_explain(args: argparse.Namespace) -> tuple:
     if args.target is not None and args.target not in df.columns:
         raise DataFileError(f"--target {args.target!r} is not a column of {args.data!r} (columns: {list(map(str, df.columns))[:20]})")
     pre = load_model(args.preprocess) if args.preprocess else None
-    oracle = Oracle.from_spec(args.model, preprocess=pre, task=args.task)
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    oracle = Oracle.from_spec(args.model, preprocess=pre, task=args.task, classes=classes)
     meta = {"title": f"pellucid report: {Path(args.model.split(':')[0]).name}", "data_file": str(args.data)}
     return oracle, df, args.target, meta
 

@@ -186,12 +186,24 @@ def _ground_truth(oracle: Oracle, dset: DistillationSet, y: pd.Series | None, ta
     known = ~pd.isna(truth)
     if not known.any():
         return {"target": target, "n": 0}
+    t = truth[known]
     if dset.task == "classification":
-        pred = dset.labels[hold][known]
-        t = truth[known]
         # Compare as text: a CSV may give 1 where the network's classes say "1".
-        acc = float(np.mean(pred.astype(str) == t.astype(str)))
-        return {"target": target, "n": int(known.sum()), "accuracy": acc}
+        t = np.array([str(v) for v in t], dtype=object)
+        classes = [str(c) for c in dset.classes]
+        if not set(t) & set(classes):
+            raise SchemaError(
+                f"target column {target!r} holds {sorted(set(t))[:10]} but the network's classes are "
+                f"{classes[:10]}; name the classes in the order of the network's outputs (classes=, --classes)"
+            )
+        pred = np.array([str(v) for v in dset.labels[hold][known]], dtype=object)
+        return {"target": target, "n": int(known.sum()), "accuracy": float(np.mean(pred == t))}
+    num = pd.to_numeric(pd.Series(t), errors="coerce")
+    if num.isna().any():
+        raise SchemaError(
+            f"target column {target!r} holds non-numeric values (e.g. {t[num.isna().to_numpy()][0]!r}), "
+            "but the network is a regression"
+        )
     from sklearn.metrics import r2_score
 
-    return {"target": target, "n": int(known.sum()), "r2": float(r2_score(truth[known].astype(float), dset.outputs[hold][known]))}
+    return {"target": target, "n": int(known.sum()), "r2": float(r2_score(num.to_numpy(), dset.outputs[hold][known]))}

@@ -139,7 +139,7 @@ def test_html_in_feature_names_is_escaped(tmp_path, capsys):
     )
     code, out, err = run(
         ["explain", "--model", f"{tmp_path}/m.py:model", "--data", tmp_path / "evil.csv", "--target", TARGET,
-         "--task", "classification", "--out", tmp_path / "r", "--quiet", "--n", 2000],
+         "--task", "classification", "--classes", "good,bad", "--out", tmp_path / "r", "--quiet", "--n", 2000],
         capsys,
     )
     assert code == 0, err
@@ -148,3 +148,60 @@ def test_html_in_feature_names_is_escaped(tmp_path, capsys):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     payload = json.loads((tmp_path / "r" / "report.json").read_text())
     assert evil in {f["name"] for f in payload["data"]["schema"]["features"]}
+
+
+REG_MODEL = textwrap.dedent(
+    """
+    import numpy as np
+
+    def model(df):
+        income = df["income"].astype(float).fillna(40.0)
+        return 0.5 * income - 30.0 * df["debt_ratio"].astype(float) + np.where(df["home"] == "own", 10.0, 0.0)
+    """
+)
+
+
+def test_regression_network_end_to_end(files, tmp_path, capsys):
+    (files / "reg.py").write_text(REG_MODEL)
+    df = make_credit(1200, random_state=4)
+    df["amount_repaid"] = 0.5 * df["income"].fillna(40.0) - 30.0 * df["debt_ratio"]
+    df.to_csv(files / "reg.csv", index=False)
+    code, out, err = run(
+        ["explain", "--model", f"{files}/reg.py:model", "--data", files / "reg.csv", "--target", "amount_repaid",
+         "--task", "regression", "--out", tmp_path, "--quiet", "--n", 2000],
+        capsys,
+    )
+    assert code == 0, err
+    payload = json.loads((tmp_path / "report.json").read_text())
+    assert payload["ground_truth"]["r2"] > 0.8
+    for s in payload["surrogates"]:
+        assert s["fidelity"]["agreement"] is None and -1 <= s["fidelity"]["r2"] <= 1
+    # More leaves, closer to the network's outputs.
+    r2 = [s["fidelity"]["r2"] for s in payload["surrogates"]]
+    assert r2 == sorted(r2)
+
+
+@pytest.mark.parametrize(
+    "extra, pattern",
+    [
+        (["--model", "{d}/reg.py:model", "--task", "regression"], "'default' holds non-numeric values.*regression"),
+        (["--model", "{d}/model_def.py:wrong_classes", "--task", "classification"], "classes are \\['0', '1'\\]"),
+        (
+            ["--model", "{d}/model_def.py:wrong_classes", "--task", "classification", "--classes", "bad,good,ugly"],
+            "3 classes|ugly|columns",
+        ),
+    ],
+)
+def test_target_must_fit_the_task(files, tmp_path, capsys, extra, pattern):
+    (files / "reg.py").write_text(REG_MODEL)
+    with open(files / "model_def.py", "a") as fh:
+        fh.write("\n\ndef wrong_classes(df):\n    return np.column_stack([np.full(len(df), 0.3), np.full(len(df), 0.7)])\n")
+    extra = [e.format(d=files) for e in extra]
+    code, out, err = run(
+        ["explain", "--data", files / "credit.csv", "--target", TARGET, "--out", tmp_path, "--quiet", "--n", 500, *extra],
+        capsys,
+    )
+    assert code == 2, err
+    import re
+
+    assert re.search(pattern, err), err

@@ -114,7 +114,13 @@ class DecisionTree(Surrogate):
         if f.is_numeric:
             return Condition(f.name, "<=", thr, miss_l, kind), Condition(f.name, ">", thr, miss_r, kind)
         left, right = self.encoder_.split_sets(f.name, thr)
-        return Condition(f.name, "in", left, miss_l, kind), Condition(f.name, "in", right, miss_r, kind)
+        # Written as the shorter of the set and its complement, as rules are.
+        domains = {f.name: f.categories}
+        out = []
+        for cats, miss in ((left, miss_l), (right, miss_r)):
+            raw = Condition(f.name, "in", cats, miss, kind)
+            out.append((merge_conditions([raw], domains=domains) or (raw,))[0])
+        return out[0], out[1]
 
     def _read_tree(self) -> None:
         t = self.estimator_.tree_
