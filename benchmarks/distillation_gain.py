@@ -107,10 +107,12 @@ def table(results: list[dict]) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (n, k), r in g.iterrows():
-        lines.append(
-            f"| {n} | {k} | {r.sklearn_fresh:.4f} | {r.observed_fresh:.4f} | **{r.distilled_fresh:.4f}** | "
-            f"{r.sklearn_holdout:.4f} | {r.observed_holdout:.4f} | {r.distilled_holdout:.4f} |"
-        )
+        cells = []
+        for where in ("fresh", "holdout"):
+            vals = [r[f"{m}_{where}"] for m in ("sklearn", "observed", "distilled")]
+            # Bold the best of the three (all of them on a tie).
+            cells += [f"**{v:.4f}**" if v == max(vals) else f"{v:.4f}" for v in vals]
+        lines.append(f"| {n} | {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
