@@ -21,7 +21,8 @@ from .errors import DataFileError, PellucidError
 MODEL_HELP = (
     "the model: FILE.py:ATTR or package.module:ATTR (an object, or a function of no arguments "
     "returning a model, a (model, preprocess) pair or a pellucid Oracle); a TorchScript file "
-    "(.pt/.pth/.ts); a torch.export file (.pt2); or a joblib/pickle file (.joblib/.pkl/.pickle). "
+    "(.pt/.pth/.ts); a torch.export file (.pt2); an ONNX file (.onnx, run on the CPU with onnxruntime); "
+    "or a joblib/pickle file (.joblib/.pkl/.pickle). "
     "WARNING: loading a pickle or joblib file, and importing a .py file, runs code from it; "
     "pellucid loads only the file you name here, so pass only files you trust."
 )

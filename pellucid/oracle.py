@@ -1,8 +1,9 @@
 """The one door to the user's model.
 
 An :class:`Oracle` wraps whatever the user trained -- a torch module (eager, TorchScript or
-``torch.export``), a scikit-learn estimator or pipeline, or a plain callable -- together with
-the preprocessing that turns raw rows into the model's input. Everything else in pellucid asks
+``torch.export``), an ONNX graph in an ``onnxruntime.InferenceSession``, a scikit-learn
+estimator or pipeline, or a plain callable -- together with the preprocessing that turns raw
+rows into the model's input. Everything else in pellucid asks
 the oracle and never calls the model itself, so that batching, eval mode, output checks,
 query counting and error messages live in one place.
 
@@ -120,21 +121,24 @@ class Oracle:
 
     Parameters
     ----------
-    model : torch.nn.Module, scikit-learn estimator or callable
-        A torch module (also TorchScript or the module of ``torch.export``), an estimator or
-        pipeline with ``predict_proba`` or ``predict``, or a callable taking a DataFrame of raw
-        rows (or the preprocess output) and returning an array.
+    model : torch.nn.Module, onnxruntime.InferenceSession, scikit-learn estimator or callable
+        A torch module (also TorchScript or the module of ``torch.export``), an ONNX session
+        (or an ``onnx.ModelProto``, run on the CPU), an estimator or pipeline with
+        ``predict_proba`` or ``predict``, or a callable taking a DataFrame of raw rows (or the
+        preprocess output) and returning an array.
     preprocess : fitted transformer or callable, optional
         Maps raw rows to the model's input: a fitted scikit-learn transformer (``.transform``)
-        or a callable frame -> 2-D array. For torch the result becomes a dense float tensor.
+        or a callable frame -> 2-D array. For torch the result becomes a dense float tensor;
+        for ONNX a dense array of the dtype the graph's input declares (float32, float64 or
+        float16).
     task : {"classification", "regression"}, optional
         Inferred when omitted: from the estimator for scikit-learn, from the first answer
         otherwise (two or more columns or 1-D labels -> classification).
     classes : list, optional
-        Class labels for torch/callable classifiers. Defaults to ``estimator.classes_``, to
+        Class labels for torch/ONNX/callable classifiers. Defaults to ``estimator.classes_``, to
         ``range(k)`` for ``k`` output columns, or ``[0, 1]`` for a one-output binary network.
     output : {"auto", "proba", "logits"}
-        What a torch/callable classifier returns. ``"auto"`` decides once, on the first
+        What a torch/ONNX/callable classifier returns. ``"auto"`` decides once, on the first
         query: values in [0, 1] that sum to one per row (or one column) are probabilities,
         anything else logits (softmax, or sigmoid for one column).
     batch_size : int, optional
@@ -145,9 +149,18 @@ class Oracle:
         module's own device. Falls back to the CPU when the device is not available.
         Ignored for other models.
 
+    Notes
+    -----
+    An ONNX graph must have exactly one input, of shape (rows, columns) with a dynamic row
+    axis. Its answer is its only output; of several outputs, the first 2-D float tensor whose
+    name contains "prob" (as ``output_probability`` of skl2onnx) is used, else the
+    first float tensor. Outputs that are sequences of maps (skl2onnx's ZipMap) are refused:
+    export with ``options={"zipmap": False}``. The output then goes through the same checks
+    and ``output`` resolution as a torch module's.
+
     Attributes
     ----------
-    kind : {"torch", "sklearn", "callable"}
+    kind : {"torch", "onnx", "sklearn", "callable"}
     n_queries : int
         Rows sent to the model so far (also by :meth:`forward`).
     n_calls : int
@@ -173,6 +186,8 @@ class Oracle:
     ) -> None:
         if isinstance(model, torch.export.ExportedProgram):
             model = model.module()
+        if _is_onnx_proto(model):
+            model = _onnx_session(model.SerializeToString(), f"the onnx {type(model).__name__}", ModelError)
         self.kind = _model_kind(model)
         self.model = model
         self.preprocess = _check_preprocess(preprocess)
@@ -196,6 +211,7 @@ class Oracle:
         self.output_: str | None = None
         self.device: torch.device | None = None
         self._dtype = torch.float32
+        self._onnx: _OnnxSignature | None = None
 
         if self.kind == "sklearn":
             try:
@@ -217,6 +233,8 @@ class Oracle:
             first = next((p for p in _params_and_buffers(model) if p.is_floating_point()), None)
             if first is not None:
                 self._dtype = first.dtype
+        elif self.kind == "onnx":
+            self._onnx = _onnx_signature(model)
         self._task = task
 
     # ------------------------------------------------------------------ construction
@@ -228,7 +246,7 @@ class Oracle:
         ----------
         spec : str
             ``file.py:attr``, ``package.module:attr``, or a ``.pt/.pth/.ts``, ``.pt2``,
-            ``.joblib/.pkl/.pickle`` file.
+            ``.onnx`` or ``.joblib/.pkl/.pickle`` file.
         preprocess : object or str, optional
             The preprocessing, or a specification to load it from.
         task : str, optional
@@ -345,7 +363,7 @@ class Oracle:
     def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The model's input for raw rows: the preprocess output (or ``X``) as a float32 2-D array."""
         X = _check_rows(X)
-        return _to_float32(self._transform(X) if self.preprocess is not None else X, X.shape[0])
+        return _to_float(self._transform(X) if self.preprocess is not None else X, X.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable map from the encoded input to the answer (torch models only).
@@ -361,6 +379,9 @@ class Oracle:
             Probabilities (n, n_classes) for classification, values (n,) for regression,
             computed with gradients enabled and the module in eval mode.
         """
+        if self.kind == "onnx":
+            raise ModelError("ONNX models have no gradients in pellucid: forward needs a torch model; "
+                             "use query-based attributions (occlusion) instead")
         if self.kind != "torch":
             raise ModelError(f"forward needs a torch model; this oracle wraps a {self.kind} model")
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
@@ -400,6 +421,8 @@ class Oracle:
                 if self.output_ == "proba":
                     return self.model.predict_proba(inputs)
                 return self.model.predict(inputs)
+            if self.kind == "onnx":
+                return self.model.run([self._onnx.output], {self._onnx.input: inputs})[0]
             return self.model(inputs)
         except Exception as e:
             hint = ""
@@ -414,8 +437,10 @@ class Oracle:
         n = chunk.shape[0]
         inputs = self._transform(chunk) if self.preprocess is not None else chunk
         if self.kind == "torch":
-            dense = _to_float32(inputs, n)
+            dense = _to_float(inputs, n)
             inputs = torch.from_numpy(dense).to(device=self.device, dtype=self._dtype)
+        elif self.kind == "onnx":
+            inputs = self._onnx.check(_to_float(inputs, n, self._onnx.dtype))
         if self.batch_size_ is None:
             shape = getattr(inputs, "shape", chunk.shape)
             width = max(1, shape[1] if len(shape) > 1 else 1)
@@ -425,6 +450,9 @@ class Oracle:
             raw = _tensor_to_numpy(out.detach())
         elif self.kind == "torch":
             raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
+        elif self.kind == "onnx" and not isinstance(out, np.ndarray):
+            raise ModelOutputError(f"the ONNX output {self._onnx.output!r} is a {type(out).__name__}, not a "
+                                   "tensor; export classifiers with options={'zipmap': False}")
         elif isinstance(out, (pd.DataFrame, pd.Series)):
             raw = out.to_numpy()
         else:
@@ -577,6 +605,8 @@ class Oracle:
         names = tuple(str(c) for c in reference.columns)
         if self.preprocess is None:
             expected = getattr(self.model, "n_features_in_", None) if self.kind == "sklearn" else None
+            if self.kind == "onnx":
+                expected = self._onnx.width
             if expected is not None and expected != len(names):
                 raise ParameterError(f"the model expects {expected} input columns but the reference has "
                                      f"{len(names)}; pass the preprocess that maps one to the other")
@@ -685,6 +715,11 @@ class Oracle:
         n_parameters = None
         if self.kind == "torch":
             n_parameters = int(sum(p.numel() for p in self.model.parameters()))
+        versions = {"torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__}
+        extra = {}
+        if self.kind == "onnx":
+            versions["onnxruntime"] = sys.modules["onnxruntime"].__version__
+            extra["onnx"] = self._onnx.to_dict()
         return {
             "kind": self.kind,
             "model_class": _model_name(self.model),
@@ -694,13 +729,15 @@ class Oracle:
             "n_parameters": n_parameters,
             "device": None if self.device is None else str(self.device),
             "preprocess": None if self.preprocess is None else _model_name(self.preprocess),
-            "output": self.output_ if self.output_ is not None else self.output,
+            # How outputs are read (probabilities, logits, labels); a regressor's are values.
+            "output": "values" if self._task == "regression" else (self.output_ if self.output_ is not None else self.output),
             "batch_size": self.batch_size_,
             "n_queries": int(self.n_queries),
             "n_calls": int(self.n_calls),
-            "versions": {"torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__},
+            "versions": versions,
             "source": self.source,
             "sha256": self.sha256,
+            **extra,
         }
 
 
@@ -708,14 +745,16 @@ class Oracle:
 def _model_kind(model: Any) -> str:
     if isinstance(model, torch.nn.Module):
         return "torch"
+    if _is_onnx_session(model):
+        return "onnx"
     if isinstance(model, type):
         raise ModelError(f"got the class {model.__name__}, not an instance: pass a trained model object")
     if hasattr(model, "predict_proba") or hasattr(model, "predict"):
         return "sklearn"
     if callable(model):
         return "callable"
-    raise ModelError("expected a torch.nn.Module, a scikit-learn estimator with predict/predict_proba, "
-                     f"or a callable; got {type(model).__name__}")
+    raise ModelError("expected a torch.nn.Module, an onnxruntime.InferenceSession, a scikit-learn estimator "
+                     f"with predict/predict_proba, or a callable; got {type(model).__name__}")
 
 
 def _check_preprocess(preprocess: Any) -> Any:
@@ -784,8 +823,8 @@ def _check_rows(X: Any) -> pd.DataFrame | np.ndarray:
     return X
 
 
-def _to_float32(Z: Any, n: int) -> np.ndarray:
-    """Dense float32 2-D array from a preprocess output or a numeric frame."""
+def _to_float(Z: Any, n: int, dtype: type = np.float32) -> np.ndarray:
+    """Dense float 2-D array (float32 by default) from a preprocess output or a numeric frame."""
     if sp.issparse(Z):
         Z = Z.toarray()
     if isinstance(Z, torch.Tensor):
@@ -795,9 +834,9 @@ def _to_float32(Z: Any, n: int) -> np.ndarray:
                                                             or pd.api.types.is_bool_dtype(t))]
         if wrong:
             raise ParameterError(f"columns {wrong[:5]} are not numeric; pass a preprocess that encodes them")
-        Z = Z.to_numpy(dtype=np.float32, na_value=np.nan)
+        Z = Z.to_numpy(dtype=dtype, na_value=np.nan)
     try:
-        Z = np.asarray(Z, dtype=np.float32)
+        Z = np.asarray(Z, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise ParameterError(f"the model input is not numeric ({e}); pass a preprocess that encodes it") from e
     if Z.ndim != 2 or Z.shape[0] != n:
@@ -867,6 +906,101 @@ def _block_counts(trans: Any, n_in: int, width: int) -> list[int] | None:
     return None
 
 
+# ---------------------------------------------------------------------- onnx
+# onnxruntime is imported only when an ONNX model is loaded or built; a session given directly
+# proves it is installed, so recognising one needs no import.
+_ONNX_FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+_ONNX_INSTALL = "pip install onnxruntime (or pip install 'pellucid[onnx]')"
+
+
+def _is_onnx_session(model: Any) -> bool:
+    ort = sys.modules.get("onnxruntime")
+    return ort is not None and isinstance(model, ort.InferenceSession)
+
+
+def _is_onnx_proto(model: Any) -> bool:
+    cls = type(model)
+    return cls.__name__ == "ModelProto" and cls.__module__.split(".")[0] == "onnx"
+
+
+def _onnx_session(source: str | bytes, what: str, error: type[PellucidError]) -> Any:
+    """A CPU ``InferenceSession`` from a file name or serialised model; failures raise ``error``."""
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise error(f"loading {what} needs onnxruntime, which is not installed: {_ONNX_INSTALL}") from e
+    try:
+        return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise error(f"cannot load {what} with onnxruntime: {type(e).__name__}: {e}") from e
+
+
+def _node_args(args: Any) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {"name": a.name, "type": a.type,
+         "shape": None if a.shape is None else [d if isinstance(d, (int, str)) else None for d in a.shape]}
+        for a in args
+    )
+
+
+@dataclass(frozen=True)
+class _OnnxSignature:
+    """The one input and the chosen output of an ONNX graph (see :func:`_onnx_signature`)."""
+
+    input: str
+    output: str
+    dtype: type
+    batch: int | None  # a fixed row count the graph declares
+    width: int | None  # a fixed column count the graph declares
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...]
+
+    def check(self, x: np.ndarray) -> np.ndarray:
+        """``x`` itself, once its shape fits the declared input."""
+        if self.width is not None and x.shape[1] != self.width:
+            raise ModelError(f"the ONNX input {self.input!r} takes {self.width} columns but the encoded rows have "
+                             f"{x.shape[1]} (shape {x.shape}); check the preprocess")
+        if self.batch is not None and x.shape[0] != self.batch:
+            raise ModelError(f"the ONNX input {self.input!r} has a fixed batch dimension of {self.batch} rows but "
+                             f"pellucid sends batches of any size (here {x.shape[0]}); export the graph with a "
+                             "dynamic first axis")
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": self.input, "output": self.output,
+                "inputs": list(self.inputs), "outputs": list(self.outputs)}
+
+
+def _onnx_signature(session: Any) -> _OnnxSignature:
+    """Check the graph's single float input of shape (rows, columns) and choose its output:
+    the only one; else the first 2-D float tensor whose name contains "prob"; else the first
+    float tensor. Sequence outputs (skl2onnx's ZipMap) are refused."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelError(f"the ONNX graph has {len(inputs)} inputs {[a.name for a in inputs]}; pellucid feeds "
+                         "exactly one (rows, columns) float matrix")
+    inp = inputs[0]
+    dtype = _ONNX_FLOATS.get(inp.type)
+    if dtype is None:
+        raise ModelError(f"the ONNX input {inp.name!r} is {inp.type}; pellucid feeds a float matrix "
+                         f"({', '.join(_ONNX_FLOATS)})")
+    shape = None if inp.shape is None else list(inp.shape)
+    if shape is not None and len(shape) != 2:
+        raise ModelError(f"the ONNX input {inp.name!r} has shape {shape}; pellucid feeds a 2-D (rows, columns) matrix")
+    fixed = [d if isinstance(d, int) and d > 0 else None for d in shape or (None, None)]
+    if not outputs:
+        raise ModelError("the ONNX graph has no outputs")
+    floats = [o for o in outputs if o.type in _ONNX_FLOATS]
+    proba = [o for o in floats if "prob" in o.name.lower() and o.shape is not None and len(o.shape) == 2]
+    chosen = outputs[0] if len(outputs) == 1 else (proba or floats or outputs)[0]
+    others = [o for o in outputs if not o.type.startswith("tensor(")]
+    if others and chosen.type not in _ONNX_FLOATS:
+        raise ModelOutputError(
+            f"the ONNX output {others[0].name!r} is {others[0].type}, a sequence of maps (skl2onnx's ZipMap), "
+            "which pellucid cannot read; export the classifier with options={'zipmap': False}")
+    return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], fixed[1], _node_args(inputs), _node_args(outputs))
+
+
 # ---------------------------------------------------------------------- loading
 _MODULE_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _ATTR = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -885,6 +1019,8 @@ def load_model(spec: str) -> object:
         - ``*.pt``, ``*.pth``, ``*.ts`` -- TorchScript (``torch.jit.load``); a weights-only
           file holding a state dict is refused, since it has no architecture;
         - ``*.pt2`` -- a ``torch.export`` program, whose module is returned;
+        - ``*.onnx`` -- an ``onnxruntime.InferenceSession`` on the CPU execution provider only
+          (needs ``pip install pellucid[onnx]``);
         - ``*.joblib``, ``*.pkl``, ``*.pickle`` -- joblib or pickle.
 
         When ``attr`` is a function that takes no required argument it is called as a factory
@@ -919,11 +1055,11 @@ def load_model(spec: str) -> object:
     suffix = path.suffix.lower()
     loaders: dict[str, Callable[[Path], object]] = {
         ".pt": _load_torch, ".pth": _load_torch, ".ts": _load_torch, ".pt2": _load_exported,
-        ".joblib": _load_joblib, ".pkl": _load_pickle, ".pickle": _load_pickle,
+        ".onnx": _load_onnx, ".joblib": _load_joblib, ".pkl": _load_pickle, ".pickle": _load_pickle,
     }
     if suffix not in loaders:
         raise ModelLoadError(f"cannot tell how to load {spec!r}: expected file.py:attr, package.module:attr, "
-                             "or a .pt/.pth/.ts, .pt2, .joblib, .pkl or .pickle file")
+                             "or a .pt/.pth/.ts, .pt2, .onnx, .joblib, .pkl or .pickle file")
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist")
     return loaders[suffix](path)
@@ -1010,6 +1146,10 @@ def _load_exported(path: Path) -> object:
         return torch.export.load(str(path)).module()
     except Exception as e:
         raise ModelLoadError(f"cannot load {str(path)!r} with torch.export.load: {type(e).__name__}: {e}") from e
+
+
+def _load_onnx(path: Path) -> object:
+    return _onnx_session(str(path), repr(str(path)), ModelLoadError)
 
 
 def _load_joblib(path: Path) -> object:
