@@ -29,6 +29,39 @@ def credit_oracle_parts(credit_net):
     return net, pre, list(CLASSES)
 
 
+N_ORACLE_ROWS = 50
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    """50 raw rows: two categorical columns (one with missing values), two numeric."""
+    rng = np.random.default_rng(0)
+    n = N_ORACLE_ROWS
+    return pd.DataFrame(
+        {
+            "color": rng.choice(np.array(["red", "green", "blue", None], dtype=object), n),
+            "size": rng.choice(["S", "M", "L"], n),
+            "x": rng.normal(size=n),
+            "y": rng.normal(2.0, 3.0, size=n),
+        }
+    )
+
+
+@pytest.fixture
+def ct(frame):
+    """A fitted ColumnTransformer for ``frame``: imputed one-hot categories, scaled numerics."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cat = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="missing"),
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+    )
+    return ColumnTransformer([("cat", cat, ["color", "size"]), ("num", StandardScaler(), ["x", "y"])]).fit(frame)
+
+
 def mixed_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
     """A small table with every feature kind and missing values."""
     rng = np.random.default_rng(seed)

@@ -4,7 +4,6 @@ import json
 import textwrap
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pellucid.cli import main

@@ -14,7 +14,6 @@ import pytest
 import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -29,28 +28,12 @@ from pellucid.errors import (
 )
 from pellucid.oracle import EncodingMap, Oracle, load_model
 
-N = 50
+from .conftest import N_ORACLE_ROWS as N  # rows of the `frame` fixture
 
 
 # ---------------------------------------------------------------------- fixtures
-@pytest.fixture
-def frame() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame(
-        {
-            "color": rng.choice(np.array(["red", "green", "blue", None], dtype=object), N),
-            "size": rng.choice(["S", "M", "L"], N),
-            "x": rng.normal(size=N),
-            "y": rng.normal(2.0, 3.0, size=N),
-        }
-    )
-
-
-@pytest.fixture
-def ct(frame) -> ColumnTransformer:
-    cat = make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                        OneHotEncoder(handle_unknown="ignore", sparse_output=False))
-    return ColumnTransformer([("cat", cat, ["color", "size"]), ("num", StandardScaler(), ["x", "y"])]).fit(frame)
+# `frame` (50 raw rows, two categorical and two numeric columns) and `ct` (a fitted
+# ColumnTransformer for it) come from conftest.py.
 
 
 def _mlp(n_in: int, n_out: int, *tail: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -13,10 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -25,29 +21,13 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from pellucid.errors import ModelError, ModelLoadError, ModelOutputError  # noqa: E402
 from pellucid.oracle import Oracle, load_model  # noqa: E402
 
-N = 50
+from .conftest import N_ORACLE_ROWS as N  # rows of the `frame` fixture
 HIDDEN = 8
 
 
 # ---------------------------------------------------------------------- fixtures and graphs
-@pytest.fixture
-def frame() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame(
-        {
-            "color": rng.choice(np.array(["red", "green", "blue", None], dtype=object), N),
-            "size": rng.choice(["S", "M", "L"], N),
-            "x": rng.normal(size=N),
-            "y": rng.normal(2.0, 3.0, size=N),
-        }
-    )
-
-
-@pytest.fixture
-def ct(frame) -> ColumnTransformer:
-    cat = make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                        OneHotEncoder(handle_unknown="ignore", sparse_output=False))
-    return ColumnTransformer([("cat", cat, ["color", "size"]), ("num", StandardScaler(), ["x", "y"])]).fit(frame)
+# `frame` (50 raw rows, two categorical and two numeric columns) and `ct` (a fitted
+# ColumnTransformer for it) come from conftest.py.
 
 
 def _weights(d: int, k: int, dtype=np.float32, seed: int = 0) -> list[np.ndarray]:

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 from pellucid.errors import NotFittedError, ParameterError
 from pellucid.extraction import distill
 from pellucid.oracle import Oracle
-from pellucid.schema import Schema
 from pellucid.surrogates import DecisionTree
 
 from .conftest import mixed_frame
