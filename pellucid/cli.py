@@ -117,7 +117,7 @@ def _run_demo(args: argparse.Namespace) -> tuple:
         raise DataFileError(f"--rows must be at least 100, got {args.rows}")
     df = make_credit(args.rows, random_state=args.seed)
     net, pre = train_credit_network(df.drop(columns=TARGET), df[TARGET], random_state=args.seed)
-    oracle = Oracle(net, preprocess=pre, task="classification", classes=list(CLASSES))
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=list(CLASSES), verbose=0 if args.quiet else 1)
     meta = {"title": "pellucid demo: credit scoring network", "ground_truth_rules": GROUND_TRUTH}
     return oracle, df, TARGET, meta
 
@@ -130,7 +130,7 @@ def _run_explain(args: argparse.Namespace) -> tuple:
         raise DataFileError(f"--target {args.target!r} is not a column of {args.data!r} (columns: {list(map(str, df.columns))[:20]})")
     pre = load_model(args.preprocess) if args.preprocess else None
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    oracle = Oracle.from_spec(args.model, preprocess=pre, task=args.task, classes=classes)
+    oracle = Oracle.from_spec(args.model, preprocess=pre, task=args.task, classes=classes, verbose=0 if args.quiet else 1)
     meta = {"title": f"pellucid report: {Path(args.model.split(':')[0]).name}", "data_file": str(args.data)}
     return oracle, df, args.target, meta
 

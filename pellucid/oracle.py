@@ -33,6 +33,7 @@ import scipy.sparse as sp
 import sklearn
 import torch
 from sklearn.base import is_classifier
+from tqdm.auto import tqdm
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.impute import SimpleImputer
@@ -148,6 +149,8 @@ class Oracle:
         Where torch inputs are placed; the module itself is never moved. Defaults to the
         module's own device. Falls back to the CPU when the device is not available.
         Ignored for other models.
+    verbose : int
+        0 for silence; otherwise queries of many batches show a progress bar on a terminal.
 
     Notes
     -----
@@ -183,7 +186,9 @@ class Oracle:
         output: str = "auto",
         batch_size: int | None = None,
         device: str | torch.device | None = None,
+        verbose: int = 1,
     ) -> None:
+        self.verbose = verbose
         if isinstance(model, torch.export.ExportedProgram):
             model = model.module()
         if _is_onnx_proto(model):
@@ -332,12 +337,17 @@ class Oracle:
             return self._empty()
         parts = []
         start = 0
-        with self._eval_mode(), torch.no_grad():
+        # A bar only where someone watches (a terminal) and the query is long (several batches).
+        quiet = self.verbose <= 0 or not sys.stderr.isatty() or n <= 4 * (self.batch_size_ or _BATCH_MIN)
+        with self._eval_mode(), torch.no_grad(), tqdm(
+            total=n, desc="querying the model", unit="rows", disable=quiet, leave=False
+        ) as bar:
             while start < n:  # one iteration per batch, never per row
                 stop = start + (self.batch_size_ or _BATCH_MIN)  # known after the first batch
                 chunk = X.iloc[start:stop] if isinstance(X, pd.DataFrame) else X[start:stop]
                 parts.append(self._call(chunk))
                 start += chunk.shape[0]
+                bar.update(chunk.shape[0])
         raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
         self._resolve(raw)
         return self._finish(raw)

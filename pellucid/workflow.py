@@ -123,7 +123,7 @@ def explain(
     t = time.perf_counter()
     schema = schema if schema is not None else Schema.from_frame(X)
     rows = schema.validate(X, what="data")
-    oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes)
+    oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
     timings["schema"] = time.perf_counter() - t
     bar.update()
 

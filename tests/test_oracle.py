@@ -538,3 +538,16 @@ def test_describe_is_json(net, ct, frame):
     assert info["classes"] == ["0", "1", "2"] and info["n_queries"] == N
     assert info["preprocess"] == "ColumnTransformer" and info["versions"]["torch"] == torch.__version__
     assert isinstance(EncodingMap(("a",), {"a": (0,)}, (), 1, "identity").to_dict(), dict)
+
+
+def test_long_queries_show_progress_on_a_terminal_only(monkeypatch, capsys):
+    X = pd.DataFrame({"a": np.arange(5000.0)})
+    model = lambda df: np.column_stack([df["a"].to_numpy() * 0 + 0.5] * 2)  # noqa: E731
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    Oracle(model, task="classification", batch_size=1000).query(X)
+    assert "querying the model" in capsys.readouterr().err
+    Oracle(model, task="classification", batch_size=1000, verbose=0).query(X)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    Oracle(model, task="classification", batch_size=1000).query(X)
+    assert capsys.readouterr().err == ""
