@@ -112,68 +112,68 @@ def explain(
     y = data[target] if target is not None else None
 
     steps = ["schema", "distill", *[f"tree-{k}" for k in leaves], "report"]
-    bar = tqdm(total=len(steps), desc="pellucid", disable=verbose <= 0 or not sys.stderr.isatty(), leave=False)
-    timings: dict[str, float] = {}
-    t_all = time.perf_counter()
+    quiet = verbose <= 0 or not sys.stderr.isatty()
+    with tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
+        timings: dict[str, float] = {}
+        t_all = time.perf_counter()
 
-    def step(name: str) -> None:
-        bar.set_postfix_str(name)
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
 
-    step("schema")
-    t = time.perf_counter()
-    schema = schema if schema is not None else Schema.from_frame(X)
-    rows = schema.validate(X, what="data")
-    oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
-    timings["schema"] = time.perf_counter() - t
-    bar.update()
-
-    step("distill")
-    t = time.perf_counter()
-    dset = distill(oracle, rows, strategy=strategy, n=n, schema=schema, holdout=holdout, random_state=random_state)
-    timings["distill"] = time.perf_counter() - t
-    bar.update()
-
-    surrogates: list[Surrogate] = []
-    fidelities: list[Fidelity] = []
-    for k in leaves:
-        step(f"tree, {k} leaves")
+        step("schema")
         t = time.perf_counter()
-        s = DecisionTree(max_leaf_nodes=k, random_state=random_state).fit(dset)
-        s.name = f"decision_tree_{k}"
-        fit_time = time.perf_counter() - t
-        fid = evaluate(s, rows=dset)
-        fid.complexity["fit_seconds"] = fit_time
-        surrogates.append(s)
-        fidelities.append(fid)
-        timings[s.name] = fit_time
+        schema = schema if schema is not None else Schema.from_frame(X)
+        rows = schema.validate(X, what="data")
+        oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
+        timings["schema"] = time.perf_counter() - t
         bar.update()
 
-    step("report")
-    ground_truth = _ground_truth(oracle, dset, y, target)
-    info = dict(meta or {})
-    info.setdefault("random_state", random_state)
-    info.setdefault("leaves", leaves)
-    info["timings"] = timings
-    model_info = oracle.describe()
-    payload = build_payload(
-        model=model_info,
-        schema=schema,
-        dset=dset,
-        surrogates=surrogates,
-        fidelities=fidelities,
-        meta={**info, "data_sha256": frame_sha256(X)},
-        ground_truth=ground_truth,
-    )
-    html_path = json_path = None
-    if out_dir is not None:
-        try:
-            html_path, json_path = build(payload, out_dir)
-        except OSError as e:
-            raise DataFileError(f"cannot write the report to {str(out_dir)!r}: {e.strerror or e}") from e
-    timings["total"] = time.perf_counter() - t_all
-    bar.update()
-    bar.close()
-    return ExplainResult(oracle, schema, dset, surrogates, fidelities, payload, html_path, json_path, timings)
+        step("distill")
+        t = time.perf_counter()
+        dset = distill(oracle, rows, strategy=strategy, n=n, schema=schema, holdout=holdout, random_state=random_state)
+        timings["distill"] = time.perf_counter() - t
+        # Scored now: a target that does not fit the task stops the run before any fitting.
+        ground_truth = _ground_truth(oracle, dset, y, target)
+        bar.update()
+
+        surrogates: list[Surrogate] = []
+        fidelities: list[Fidelity] = []
+        for k in leaves:
+            step(f"tree, {k} leaves")
+            t = time.perf_counter()
+            s = DecisionTree(max_leaf_nodes=k, random_state=random_state).fit(dset)
+            s.name = f"decision_tree_{k}"
+            fit_time = time.perf_counter() - t
+            fid = evaluate(s, rows=dset)
+            fid.complexity["fit_seconds"] = fit_time
+            surrogates.append(s)
+            fidelities.append(fid)
+            timings[s.name] = fit_time
+            bar.update()
+
+        step("report")
+        info = dict(meta or {})
+        info.setdefault("random_state", random_state)
+        info.setdefault("leaves", leaves)
+        info["timings"] = timings
+        payload = build_payload(
+            model=oracle.describe(),
+            schema=schema,
+            dset=dset,
+            surrogates=surrogates,
+            fidelities=fidelities,
+            meta={**info, "data_sha256": frame_sha256(X)},
+            ground_truth=ground_truth,
+        )
+        html_path = json_path = None
+        if out_dir is not None:
+            try:
+                html_path, json_path = build(payload, out_dir)
+            except OSError as e:
+                raise DataFileError(f"cannot write the report to {str(out_dir)!r}: {e.strerror or e}") from e
+        timings["total"] = time.perf_counter() - t_all
+        bar.update()
+        return ExplainResult(oracle, schema, dset, surrogates, fidelities, payload, html_path, json_path, timings)
 
 
 def _ground_truth(oracle: Oracle, dset: DistillationSet, y: pd.Series | None, target: str | None) -> dict | None:
