@@ -212,30 +212,32 @@ def _readable_set(cs: list[Condition], domain: list) -> list[Condition]:
     return [Condition(c.feature, "in", inside, c.missing, c.kind)]
 
 
+def _admits_no_known_value(c: Condition) -> bool:
+    """``x > inf``, ``x <= -inf`` and the like: only a missing value can pass."""
+    return math.isinf(c.value) and (c.op in (">", ">=")) == (c.value > 0)
+
+
 def _merge_numeric(cs: list[Condition]) -> list[Condition]:
-    kind = cs[0].kind
+    name, kind = cs[0].feature, cs[0].kind
     missing = all(c.missing for c in cs)
-    lower = [c for c in cs if c.op in (">", ">=")]
-    upper = [c for c in cs if c.op in ("<", "<=")]
-    if any(math.isinf(c.value) and c.value > 0 for c in lower):
-        # Only missing values pass "x > inf (or missing)": the other bounds say nothing more.
-        return [Condition(cs[0].feature, ">", math.inf, missing, kind)]
-    # "x <= inf" and "x > -inf" only say whether missing values pass, which the merged
-    # flag says as well as soon as any finite bound is there.
-    lower_f = [c for c in lower if not math.isinf(c.value)]
-    upper_f = [c for c in upper if not math.isinf(c.value)]
-    if lower_f or upper_f:
-        lower, upper = lower_f, upper_f
-    else:
-        lower, upper = [], upper[:1] or lower[:1]
+    if any(_admits_no_known_value(c) for c in cs):
+        # Nothing but (perhaps) a missing value passes; the other bounds say nothing more.
+        return [Condition(name, ">", math.inf, missing, kind)]
+    # The remaining infinite bounds (x <= inf, x > -inf) admit every known value: they only
+    # say whether missing values pass, which the merged flag says.
+    finite = [c for c in cs if not math.isinf(c.value)]
+    if not finite:
+        return [Condition(name, "<=", math.inf, missing, kind)]
+    lower = [c for c in finite if c.op in (">", ">=")]
+    upper = [c for c in finite if c.op in ("<", "<=")]
     out = []
     if lower:
         # The tightest lower bound: largest value; at a tie '>' is tighter than '>='.
         best = max(lower, key=lambda c: (c.value, c.op == ">"))
-        out.append(Condition(best.feature, best.op, best.value, missing, kind))
+        out.append(Condition(name, best.op, best.value, missing, kind))
     if upper:
         best = min(upper, key=lambda c: (c.value, c.op != "<"))
-        out.append(Condition(best.feature, best.op, best.value, missing, kind))
+        out.append(Condition(name, best.op, best.value, missing, kind))
     return out
 
 
