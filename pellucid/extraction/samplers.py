@@ -101,6 +101,12 @@ def marginal(schema: Schema, observed: pd.DataFrame, n: int, rng: np.random.Gene
         isna = col.isna().to_numpy()
         present = np.flatnonzero(~isna)
         vals = col.to_numpy(dtype=float if f.is_numeric else object)[present]
+        if len(vals) == 0:
+            # A rare feature whose few values all fell in the holdout: draw from the schema.
+            vals = (
+                np.linspace(f.low, f.high, 16) if f.is_numeric else np.asarray(f.categories, dtype=object)
+            )
+            isna = np.zeros(len(col), dtype=bool)
         draw = vals[rng.integers(len(vals), size=n)]
         if f.is_numeric and f.kind is not Kind.BINARY:
             s = _spread(f, vals.astype(float))
