@@ -213,6 +213,10 @@ class Oracle:
         self.n_calls = 0
         self._raw_width: int | None = None  # trailing width of the raw output (0 for 1-D)
         self._classes = None if classes is None else np.asarray(classes, dtype=object)
+        if self._classes is not None and len(pd.unique(self._classes)) != len(self._classes):
+            raise ParameterError(f"classes must be distinct labels; got {list(self._classes)}")
+        if task is None and classes is not None:
+            task = "classification"  # naming classes says what the outputs are
         self.output_: str | None = None
         self.device: torch.device | None = None
         self._dtype = torch.float32
@@ -234,6 +238,12 @@ class Oracle:
                     self._classes = np.asarray(model.classes_, dtype=object)
         elif self.kind == "torch":
             self.device = _resolve_device(model, device)
+            home = next(_params_and_buffers(model), None)
+            if home is not None and home.device != self.device:
+                raise ParameterError(
+                    f"the module's parameters are on {home.device} but device={str(self.device)!r}; move the "
+                    f"module there first (module.to({str(self.device)!r})) or leave device=None"
+                )
             # Match a double-precision module rather than failing on a dtype mismatch.
             first = next((p for p in _params_and_buffers(model) if p.is_floating_point()), None)
             if first is not None:
@@ -371,9 +381,16 @@ class Oracle:
         return answer
 
     def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """The model's input for raw rows: the preprocess output (or ``X``) as a float32 2-D array."""
+        """The model's input for raw rows: the preprocess output (or ``X``) as a 2-D float array,
+        float32 unless the model computes in double precision (a float64 torch module, an ONNX
+        graph declaring a double input)."""
         X = _check_rows(X)
-        return _to_float(self._transform(X) if self.preprocess is not None else X, X.shape[0])
+        return _to_float(self._transform(X) if self.preprocess is not None else X, X.shape[0], self._input_dtype())
+
+    def _input_dtype(self) -> type:
+        if self.kind == "onnx":
+            return self._onnx.dtype
+        return np.float64 if self._dtype == torch.float64 else np.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable map from the encoded input to the answer (torch models only).
@@ -396,16 +413,32 @@ class Oracle:
             raise ModelError(f"forward needs a torch model; this oracle wraps a {self.kind} model")
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             raise ParameterError(f"forward expects a 2-D tensor of encoded rows; got {_shape_of(x)}")
-        x = x.to(device=self.device, dtype=self._dtype)
+        with torch.enable_grad():  # gradients even inside a caller's no_grad
+            return self._forward(x.to(device=self.device, dtype=self._dtype))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
         with self._eval_mode():
-            out = self._run_model(x, x.shape[0])
+            out = self._run_model(x, n)
         if not isinstance(out, torch.Tensor):
             raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
-        raw = _tensor_to_numpy(out.detach())
-        self._check_raw(raw, x.shape[0])
-        self._resolve(raw)
+        if self._raw_width is None or self._task is None or (self._task == "classification" and self.output_ is None):
+            # The first answer fixes task and output mode; it is checked in full on the host.
+            raw = _tensor_to_numpy(out.detach())
+            self._check_raw(raw, n)
+            self._resolve(raw)
+        else:
+            # Attribution calls this in a loop: check on the device, without a copy to the host.
+            width = out.shape[1] if out.dim() == 2 else 0
+            if out.dim() not in (1, 2) or out.shape[0] != n or width != self._raw_width:
+                raise ModelOutputError(f"the model returned an output of shape {tuple(out.shape)} for {n} rows; "
+                                       f"earlier answers had {self._raw_width or 1} column(s)")
+            if not bool(torch.isfinite(out.detach()).all()):
+                raise ModelOutputError(f"the model returned NaN or infinite values for {n} rows")
         if self._task == "regression":
-            return out.reshape(out.shape[0])
+            if out.dim() == 2 and out.shape[1] != 1:
+                raise ModelOutputError(f"a regression model must return one value per row; got shape {tuple(out.shape)}")
+            return out.reshape(n)
         if self.output_ == "labels":
             raise ModelError("the torch model returns labels, which cannot be differentiated")
         if out.dim() == 1:
@@ -446,11 +479,13 @@ class Oracle:
         """One batch: encode, call, convert to numpy, check."""
         n = chunk.shape[0]
         inputs = self._transform(chunk) if self.preprocess is not None else chunk
+        dense = None
         if self.kind == "torch":
-            dense = _to_float(inputs, n)
+            dense = _to_float(inputs, n, self._input_dtype())
             inputs = torch.from_numpy(dense).to(device=self.device, dtype=self._dtype)
         elif self.kind == "onnx":
-            inputs = self._onnx.check(_to_float(inputs, n, self._onnx.dtype))
+            dense = _to_float(inputs, n, self._input_dtype())
+            inputs = self._onnx.check(dense)
         if self.batch_size_ is None:
             shape = getattr(inputs, "shape", chunk.shape)
             width = max(1, shape[1] if len(shape) > 1 else 1)
@@ -469,7 +504,17 @@ class Oracle:
             raw = np.asarray(out)
         if self.kind == "sklearn" and self.output_ == "labels" and raw.ndim == 2 and raw.shape[1] == 1:
             raw = raw.ravel()
-        self._check_raw(raw, n)
+        try:
+            self._check_raw(raw, n)
+        except ModelOutputError as e:
+            # Non-finite answers often come from non-finite inputs: name those instead.
+            if dense is not None and not np.isfinite(dense).all():
+                cols = np.flatnonzero(~np.isfinite(dense).all(axis=0))[:10].tolist()
+                raise ModelOutputError(
+                    f"the model's input holds NaN or infinite values in encoded columns {cols}; the "
+                    "preprocess must impute missing values before a network can use them"
+                ) from e
+            raise
         return raw
 
     def _check_raw(self, raw: np.ndarray, n: int) -> None:
@@ -509,8 +554,20 @@ class Oracle:
             else:
                 cols = raw.reshape(raw.shape[0], -1)
                 in_unit = bool(np.all((cols >= 0) & (cols <= 1)))
-                sums_one = cols.shape[1] == 1 or bool(np.all(np.abs(cols.sum(axis=1) - 1) <= 1e-4))
-                self.output_ = "proba" if in_unit and sums_one else "logits"
+                if cols.shape[1] > 1:
+                    sums_one = bool(np.all(np.abs(cols.sum(axis=1) - 1) <= 1e-4))
+                    self.output_ = "proba" if in_unit and sums_one else "logits"
+                elif not in_unit:
+                    self.output_ = "logits"
+                elif self.kind == "callable" or _ends_in_sigmoid(self.model):
+                    self.output_ = "proba"  # a function's [0, 1] answer, or a network's sigmoid
+                else:
+                    # Logits of a first batch can all fall in [0, 1]: a guess could be wrong for good.
+                    raise ParameterError(
+                        f"cannot tell whether the {self.kind} model's single output column holds "
+                        "probabilities or logits (its first answers all lie in [0, 1]); pass "
+                        "output='proba' or output='logits'"
+                    )
         if self.output_ == "labels":
             if self._classes is None:
                 values = pd.unique(raw)
@@ -559,8 +616,9 @@ class Oracle:
         else:
             if np.any((z < 0) | (z > 1)):
                 bad = float(z[(z < 0) | (z > 1)][0])
-                raise ModelOutputError(f"output='proba' but the model returned {bad!r}, outside [0, 1] "
-                                       f"(output shape {raw.shape})")
+                how = "output='proba'" if self.output == "proba" else "its first answers looked like probabilities"
+                raise ModelOutputError(f"{how}, but the model returned {bad!r}, outside [0, 1] "
+                                       f"(output shape {raw.shape}); pass output='logits' if it returns logits")
             sums = z.sum(axis=1)
             if z.shape[1] > 1 and np.any(np.abs(sums - 1) > 1e-3):
                 row = int(np.argmax(np.abs(sums - 1)))
@@ -598,7 +656,8 @@ class Oracle:
         Parameters
         ----------
         reference : DataFrame
-            Raw rows like those the model is queried on (up to 256 are used for probing).
+            Raw rows like those the model is queried on. Probing uses up to 256 of them plus
+            one row for each distinct value of every column with at most 256 distinct values.
 
         Returns
         -------
@@ -634,6 +693,13 @@ class Oracle:
                 "encoded columns " + ", ".join(f"{i} (from {', '.join(f)})" for i, f in shared.items())
                 + " depend on several raw features; they are kept apart from every feature's group",
                 PellucidWarning, stacklevel=2)
+        placed = {int(i) for g in groups.values() for i in g} | {int(i) for i in shared}
+        orphans = [i for i in range(int(n_encoded)) if i not in placed]
+        if orphans:
+            warnings.warn(
+                f"encoded columns {orphans[:20]} did not change with any raw feature of the reference rows "
+                "(constant there, e.g. a category the rows never take); they belong to no feature's group",
+                PellucidWarning, stacklevel=2)
         ordered = {c: tuple(int(i) for i in groups.get(c, ())) for c in names}
         return EncodingMap(names, ordered, tuple(sorted(int(i) for i in shared)), int(n_encoded), method)
 
@@ -641,8 +707,14 @@ class Oracle:
         """For each feature, which encoded columns change when it alone is perturbed."""
         sample = reference
         if len(sample) > _PROBE_ROWS:
-            rows = np.sort(np.random.default_rng(0).choice(len(sample), _PROBE_ROWS, replace=False))
-            sample = sample.iloc[rows]
+            rows = set(np.random.default_rng(0).choice(len(sample), _PROBE_ROWS, replace=False).tolist())
+            # Each distinct value of a column with few of them, at least once: a rare category
+            # must still move its own one-hot column.
+            for col in reference.columns:
+                codes, uniques = pd.factorize(reference[col], use_na_sentinel=False)
+                if len(uniques) <= _PROBE_ROWS:
+                    rows.update(np.unique(codes, return_index=True)[1].tolist())
+            sample = sample.iloc[sorted(rows)]
         base = self.encode(sample)
         changes = {}
         for col in features:  # a loop over features; rows are handled as one batch each
@@ -787,6 +859,15 @@ def _check_preprocess(preprocess: Any) -> Any:
                          f"got {type(preprocess).__name__}")
 
 
+def _ends_in_sigmoid(model: Any) -> bool:
+    """Whether a torch module's last registered layer is a sigmoid (so its one output column
+    holds probabilities). TorchScript keeps the eager class name in ``original_name``."""
+    if not isinstance(model, torch.nn.Module):
+        return False
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    return bool(leaves) and getattr(leaves[-1], "original_name", type(leaves[-1]).__name__) == "Sigmoid"
+
+
 def _params_and_buffers(module: torch.nn.Module) -> Iterator[torch.Tensor]:
     yield from module.parameters()
     yield from module.buffers()
@@ -851,7 +932,9 @@ def _to_float(Z: Any, n: int, dtype: type = np.float32) -> np.ndarray:
         raise ParameterError(f"the model input is not numeric ({e}); pass a preprocess that encodes it") from e
     if Z.ndim != 2 or Z.shape[0] != n:
         raise ModelError(f"the preprocess returned shape {Z.shape} for {n} rows; expected ({n}, n_columns)")
-    return np.ascontiguousarray(Z)
+    Z = np.ascontiguousarray(Z)
+    # pandas may hand out read-only views; torch.from_numpy warns on those and callers may write.
+    return Z if Z.flags.writeable else Z.copy()
 
 
 def _tensor_to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -188,10 +188,10 @@ def test_task_unknown_before_first_query(net, ct):
 
 
 def test_unavailable_device_falls_back_to_cpu(net, ct, frame):
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
+    # One past the last GPU: unavailable on every machine, with or without GPUs.
+    missing = f"cuda:{torch.cuda.device_count()}"
     with pytest.warns(PellucidWarning, match="cuda"):
-        oracle = Oracle(net, ct, device="cuda")
+        oracle = Oracle(net, ct, device=missing)
     assert oracle.device.type == "cpu"
     np.testing.assert_allclose(oracle.query(frame), _softmax(_direct(net, ct, frame)), rtol=1e-5, atol=1e-6)
 
@@ -551,3 +551,97 @@ def test_long_queries_show_progress_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     Oracle(model, task="classification", batch_size=1000).query(X)
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------- review fixes
+def _one_logit_net(bias: float) -> torch.nn.Module:
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.fill_(0.1)
+        net.bias.fill_(bias)
+    return net
+
+
+def test_one_output_in_unit_range_is_not_guessed():
+    X = np.full((4, 2), 0.5, dtype=np.float32)  # logits 0.1 + 0.3: inside [0, 1]
+    with pytest.raises(ParameterError, match="output='proba' or output='logits'"):
+        Oracle(_one_logit_net(0.3), task="classification").query(X)
+    p = Oracle(_one_logit_net(0.3), task="classification", output="logits").query(X)
+    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-0.4)), rtol=1e-6)
+    # A network that ends in a sigmoid says what its output is.
+    sig = torch.nn.Sequential(_one_logit_net(0.3), torch.nn.Sigmoid())
+    p = Oracle(sig, task="classification").query(X)
+    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-0.4)), rtol=1e-6)
+
+
+def test_classes_without_task_mean_classification():
+    X = np.zeros((3, 2), dtype=np.float32)
+    o = Oracle(_one_logit_net(2.0), classes=["no", "yes"])
+    assert o.query(X).shape == (3, 2) and o.task == "classification"
+    assert list(o.predict(X)) == ["yes"] * 3
+    with pytest.raises(ParameterError, match="distinct"):
+        Oracle(_one_logit_net(2.0), classes=["a", "a"])
+
+
+def test_double_precision_module_gets_double_input():
+    net = torch.nn.Linear(1, 1).double()
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        net.bias.fill_(0.0)
+    X = np.array([[123456.789], [0.1]])
+    out = Oracle(net, task="regression").query(X)
+    np.testing.assert_array_equal(out, X[:, 0])  # float32 would round 123456.789
+
+
+def test_probe_finds_the_column_of_a_rare_category(frame):
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"c": rng.choice(["a", "b", "c"], 1000).astype(object), "x": rng.normal(size=1000)})
+    df.loc[777, "c"] = "rare"
+    cats = ["a", "b", "c", "rare"]
+
+    def pre(d):  # a callable: probed, not read off a structure
+        return np.column_stack([(d["c"] == k).to_numpy(float) for k in cats] + [d["x"].to_numpy()])
+
+    o = Oracle(lambda d: np.zeros(len(d)), preprocess=pre, task="regression")
+    m = o.encoding_map(df)
+    assert m.method == "probe" and m.groups["c"] == (0, 1, 2, 3) and m.groups["x"] == (4,)
+
+
+def test_orphan_encoded_columns_are_reported(frame):
+    def pre(d):
+        return np.column_stack([d["x"].to_numpy(), np.ones(len(d))])  # column 1 depends on nothing
+
+    o = Oracle(lambda d: np.zeros(len(d)), preprocess=pre, task="regression")
+    with pytest.warns(PellucidWarning, match=r"encoded columns \[1\]"):
+        o.encoding_map(frame)
+
+
+def test_encode_gives_writable_arrays_and_forward_has_gradients_under_no_grad(frame, ct):
+    net = torch.nn.Sequential(torch.nn.Linear(ct.transform(frame).shape[1], 2))
+    o = Oracle(net, preprocess=ct)
+    Z = o.encode(frame)
+    assert Z.flags.writeable
+    x = torch.from_numpy(Z).requires_grad_()
+    with torch.no_grad():
+        out = o.forward(x)
+    out[:, 1].sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_forward_checks_regression_width():
+    net = torch.nn.Linear(2, 2)
+    o = Oracle(net, task="regression")
+    with pytest.raises(ModelOutputError, match="one value per row"):
+        o.forward(torch.zeros(3, 2))
+
+
+def test_device_must_be_where_the_module_is():
+    with pytest.raises(ParameterError, match="move the module"):
+        Oracle(torch.nn.Linear(2, 2), device="meta")
+
+
+def test_non_finite_input_is_named_as_such():
+    net = torch.nn.Linear(2, 2)
+    X = np.array([[0.0, np.nan], [1.0, 2.0]], dtype=np.float32)
+    with pytest.raises(ModelOutputError, match=r"input holds NaN.*columns \[1\]"):
+        Oracle(net, task="classification").query(X)
