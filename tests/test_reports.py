@@ -9,6 +9,8 @@ recomputed here from the live objects or the rows, never copied from the report'
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import re
@@ -16,6 +18,7 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import graphviz
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,8 +30,9 @@ from pellucid.errors import ParameterError
 from pellucid.extraction import distill
 from pellucid.fidelity import evaluate
 from pellucid.reports import build, build_payload, recommend, render_html, tree_svg
+from pellucid.extraction import Condition
 from pellucid.reports import figures
-from pellucid.reports._svg import UnsafeSVGError, clean_svg
+from pellucid.reports._svg import UnsafeSVGError, check_svg, clean_svg
 from pellucid.reports.tree import DOT_MISSING, quote, tree_dot
 from pellucid.schema import Schema
 from pellucid.surrogates import DecisionTree
@@ -153,9 +157,28 @@ def test_each_surrogate_carries_its_own_fidelity(credit):
         assert entry["complexity"] == s.complexity()
         assert entry["params"]["max_leaf_nodes"] == s.max_leaf_nodes
         assert len(entry["rules"]) == s.rules_.n_rules
-    # Surrogates of one kind get labels that tell them apart.
-    labels = [e["label"] for e in p["surrogates"]]
-    assert len(set(labels)) == len(labels)
+    # Surrogates of one kind get labels that tell them apart: the parameter they differ in.
+    for entry, s in zip(p["surrogates"], credit["surrogates"]):
+        assert entry["label"] == f"{s.describe()['name']} (max_leaf_nodes={s.max_leaf_nodes})"
+
+
+@pytest.mark.parametrize("copies", [2, 3])
+def test_identical_surrogates_are_all_numbered(credit, copies):
+    """Fitted twice (or thrice) with the same settings: every copy gets its number."""
+    s, f = credit["surrogates"][0], credit["fids"][0]
+    p = build_payload(
+        model={}, schema=credit["schema"], dset=credit["dset"], surrogates=[s] * copies, fidelities=[f] * copies
+    )
+    name = s.describe()["name"]
+    assert [e["label"] for e in p["surrogates"]] == [f"{name} #{k}" for k in range(1, copies + 1)]
+
+
+@pytest.mark.parametrize("value", [None, "abc", "8", True, 8.5, -1, [8]])
+def test_bad_max_rules_recommended_is_a_parameter_error(credit, value):
+    kw = dict(model={}, schema=credit["schema"], dset=credit["dset"], surrogates=credit["surrogates"], fidelities=credit["fids"])
+    with pytest.raises(ParameterError, match="max_rules_recommended") as err:
+        build_payload(meta={"max_rules_recommended": value}, **kw)
+    assert repr(value) in str(err.value)
 
 
 def test_rule_numbers_are_measured_on_the_holdout(credit):
@@ -183,13 +206,42 @@ def test_tree_entry_mirrors_the_fitted_tree(credit):
         leaves = [n for n in nodes if n["left"] is None]
         assert sorted(n["rule_index"] for n in leaves) == list(range(s.rules_.n_rules))
         assert sum(n["support"] for n in leaves) == pytest.approx(1.0)
+        # Holdout coverage of each rule, recomputed here from the fitted rules and the rows.
+        coverage = s.rules_.coverage_matrix(credit["dset"].holdout.rows).mean(axis=0)
         for n_json, n in zip(nodes, s.nodes_):
             if n.condition is not None:
                 assert n_json["condition"]["text"] == n.condition.text()
                 assert n_json["negation"]["text"] == n.negation.text()
+                assert n_json["coverage"] is None
             else:
                 assert n_json["outcome"] == s.rules_.rules[n.rule_index].outcome
-                assert n_json["coverage"] == entry["rules"][n.rule_index]["coverage"]
+                assert n_json["coverage"] == pytest.approx(coverage[n.rule_index])
+
+
+def test_tree_leaves_take_outcome_and_coverage_from_their_rule(credit):
+    """A leaf is a rule: the payload copies the rule's entry, it never works the leaf out
+    again. Here the nodes' class distributions are reversed, so a leaf outcome recomputed
+    from them would differ from its rule's."""
+    s, f = credit["surrogates"][1], credit["fids"][1]
+
+    class Reversed:
+        rules_, task_, classes_ = s.rules_, s.task_, s.classes_
+        nodes_ = [dataclasses.replace(n, value=tuple(reversed(n.value))) for n in s.nodes_]
+
+        def complexity(self):
+            return s.complexity()
+
+        def describe(self):
+            return s.describe()
+
+    p = build_payload(model={}, schema=credit["schema"], dset=credit["dset"], surrogates=[Reversed()], fidelities=[f])
+    entry = p["surrogates"][0]
+    leaves = [n for n in entry["tree"]["nodes"] if n["rule_index"] is not None]
+    assert leaves
+    for leaf in leaves:
+        rule = entry["rules"][leaf["rule_index"]]
+        assert leaf["outcome"] == rule["outcome"] == s.rules_.rules[leaf["rule_index"]].outcome
+        assert leaf["coverage"] == rule["coverage"]
 
 
 def test_surrogate_without_nodes_has_no_tree(credit):
@@ -290,6 +342,8 @@ def test_html_shows_rules_and_fidelity(credit):
         assert f'id="{anchor}"' in html and f'href="#{anchor}"' in html
     assert "pellucid explain --seed 0" in html
     assert "@media print" in html
+    # The rule texts show p and "covers"; the note under them explains both.
+    assert "p is the share" in html and '"covers" is the share' in html
 
 
 def test_hostile_names_are_escaped_everywhere(credit):
@@ -300,13 +354,16 @@ def test_hostile_names_are_escaped_everywhere(credit):
     # Only our own markup: no script at all, no event handler in any tag.
     assert "<script" not in html.lower()
     assert not re.search(r"<[^>]*\son\w+\s*=", html, flags=re.IGNORECASE)
-    # The inline SVGs draw these names too (classes in the figures, features in the tree).
     svgs = _svgs(html)
     assert len(svgs) >= 4
     for svg in svgs:
         assert "<script" not in svg.lower()
-        for s in HOSTILE:
-            assert s not in svg
+    # The tree draws the hostile feature as SVG text (matplotlib draws text as outlines, so
+    # only the tree can carry it): present, escaped, parsed back as the literal name.
+    if HAS_DOT:
+        tree = _svgs(_tree_section(html))[0]
+        assert HOSTILE_FEATURE not in tree and str(escape(HOSTILE_FEATURE)) in tree
+        assert any(HOSTILE_FEATURE in (t.text or "") for t in ET.fromstring(tree).iter() if t.tag.endswith("text"))
 
 
 def test_page_is_self_contained(credit):
@@ -315,6 +372,8 @@ def test_page_is_self_contained(credit):
     assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", html, flags=re.IGNORECASE)
     assert "@import" not in html
     assert "<link" not in html.lower()
+    # One stylesheet, the page's own: no figure brings a <style> whose rules reach the page.
+    assert html.count("<style") == 1
     # SVGs are inlined bare: no prolog, DOCTYPE or comment may survive.
     assert "<?xml" not in html and "<!--" not in html
     assert html.count("<!DOCTYPE") == 1 and html.startswith("<!DOCTYPE html>")
@@ -341,9 +400,51 @@ def test_regression_report(regression):
         assert entry["fidelity"]["r2"] == f.r2
         assert f"{f.r2:.3f}" in html
     assert "Holdout MAE" in html
+    # Regression rules carry no p: the page does not explain one.
+    assert all(r["proba"] is None for e in p["surrogates"] for r in e["rules"])
+    assert "p is the share" not in html
+    assert '"covers" is the share of training rows' in html
     assert 'id="fig-per-class' not in html  # no classes, no per-class figure
     for rule in regression["surrogates"][best].rules_.rules:
         assert str(escape(rule.text())) in html
+
+
+def _section(html: str, name: str) -> str:
+    return html.split(f'<section id="{name}">', 1)[1].split("</section>", 1)[0]
+
+
+def _with_rows(payload, rows):
+    p = copy.deepcopy(payload)
+    for e in p["surrogates"]:
+        e["fidelity"]["rows"] = rows
+    return p
+
+
+def test_page_names_the_rows_fidelity_was_measured_on(credit, monkeypatch):
+    monkeypatch.setattr(graphviz.Source, "pipe", _no_dot)  # the tree's text is tested elsewhere
+    # Measured on rows given to evaluate(), not on the distillation's holdout.
+    given = credit["X"].iloc[:400]
+    fids = [evaluate(s, credit["oracle"], rows=given) for s in credit["surrogates"]]
+    assert {f.rows for f in fids} == {"given"}
+    p = build_payload(model={}, schema=credit["schema"], dset=credit["dset"], surrogates=credit["surrogates"], fidelities=fids)
+    n_hold = len(credit["dset"].holdout.rows)
+    cases = [
+        (credit["payload"], "held-out rows", f"{n_hold:,} held-out rows"),
+        (p, "the rows given", f"the {len(given):,} rows given"),
+        (_with_rows(credit["payload"], "all"), "all rows (no holdout)", f"all {n_hold:,} rows (no holdout)"),
+    ]
+    for payload, words, counted in cases:
+        html = render_html(payload)
+        summary, surrogates, rules = (_section(html, k) for k in ("summary", "surrogates", "rules"))
+        assert counted in summary  # the headline: "agreement with the network on ..."
+        assert words in surrogates and counted in rules
+        if words != "held-out rows":
+            for part in (summary, surrogates, rules):
+                assert "held-out" not in part and "Holdout" not in part
+
+
+def _no_dot(self, *a, **k):
+    raise graphviz.ExecutableNotFound(["dot"])
 
 
 # ---------------------------------------------------------------------------- tree drawing
@@ -384,6 +485,41 @@ def test_dot_draws_labels_literally():
     drawn = " ".join(t.text or "" for t in ET.fromstring(svg).iter() if t.tag.endswith("text"))
     assert hostile in drawn  # quotes, backslash-N and angle brackets as written
     assert f"→ {HOSTILE_CATEGORY}" in drawn and f"→ {HOSTILE_CLASS}" in drawn
+
+
+def _one_split_tree(condition_text: str) -> dict:
+    return {
+        "nodes": [
+            {"id": 0, "depth": 0, "left": 1, "right": 2, "condition": {"text": condition_text}, "negation": None,
+             "value": [0.5, 0.5], "support": 1.0, "rule_index": None},
+            {"id": 1, "depth": 1, "left": None, "right": None, "condition": None, "negation": None,
+             "value": [0.9, 0.1], "outcome": "a", "support": 0.5, "coverage": 0.4, "rule_index": 0},
+            {"id": 2, "depth": 1, "left": None, "right": None, "condition": None, "negation": None,
+             "value": [0.2, 0.8], "outcome": "b", "support": 0.5, "coverage": 0.6, "rule_index": 1},
+        ]
+    }
+
+
+def _drawn(svg: str) -> str:
+    return " ".join(t.text or "" for t in ET.fromstring(svg).iter() if t.tag.endswith("text"))
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="graphviz `dot` is not installed here")
+def test_dot_draws_character_entities_literally():
+    """dot decodes entities in labels: a category named ``R&amp;D`` must not become ``R&D``."""
+    for category in ("R&amp;D", "&#60;b&#62;", "A & B"):
+        cond = Condition("dept", "in", (category,), False, "categorical")
+        svg = tree_svg(_one_split_tree(cond.text()))
+        assert cond.text() in _drawn(svg)
+        # In the SVG source, the name's own text escaped once more: R&amp;amp;D.
+        assert str(escape(cond.text())) in svg
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="graphviz `dot` is not installed here")
+def test_drawn_text_is_not_rewritten_by_id_prefixing():
+    svg = tree_svg(_one_split_tree("url(#foo) <= 3 and href=\"#bar\""))
+    assert 'url(#foo) <= 3 and href="#bar"' in _drawn(svg)
+    assert "tree-foo" not in svg and "tree-bar" not in svg
 
 
 def test_no_dot_on_path_gives_rules_only(credit, monkeypatch, tmp_path):
@@ -436,6 +572,42 @@ def test_dot_output_is_stripped_and_prefixed(credit, monkeypatch):
     assert "label=<" not in seen["source"]
 
 
+def test_ids_and_references_are_prefixed_text_is_not():
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+        '<defs><clipPath id="c"><rect/></clipPath><path id="g"/></defs>'
+        '<g clip-path="url(#c)" style="clip-path: url(#c)"><use xlink:href="#g"/><use href="#g"/></g>'
+        '<a href="#missing"/><text>url(#c) and #g</text></svg>'
+    )
+    root = ET.fromstring(clean_svg(svg, "fig"))
+    els = list(root.iter())
+    assert {e.get("id") for e in els if e.get("id")} == {"fig-c", "fig-g"}
+    g = next(e for e in els if e.tag.endswith("}g"))
+    assert g.get("clip-path") == "url(#fig-c)" and g.get("style") == "clip-path: url(#fig-c)"
+    uses = [e for e in els if e.tag.endswith("}use")]
+    assert uses[0].get("{http://www.w3.org/1999/xlink}href") == "#fig-g" and uses[1].get("href") == "#fig-g"
+    assert next(e for e in els if e.tag.endswith("}a")).get("href") == "#missing"  # no such id
+    assert next(e for e in els if e.tag.endswith("}text")).text == "url(#c) and #g"
+
+
+def test_style_elements_are_dropped_and_refused():
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><style>@import url(http://x/a.css);</style><g/></svg>'
+    with pytest.raises(UnsafeSVGError, match="style"):
+        check_svg(svg)
+    cleaned = clean_svg(svg, "x")
+    assert "<style" not in cleaned and "@import" not in cleaned and "http://x" not in cleaned
+    for bad in (
+        '<svg xmlns="http://www.w3.org/2000/svg"><g style="fill: url(http://x/a)"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><g fill="url(#a) url(//x/b)"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><g style="fill: u\\72l(http://x/a)"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><g>@import "x.css";</g></svg>',
+    ):
+        with pytest.raises(UnsafeSVGError):
+            check_svg(bad)
+    # Text that is drawn is only text: a feature may be called anything.
+    check_svg('<svg xmlns="http://www.w3.org/2000/svg"><text>@import url(http://x)</text></svg>')
+
+
 def test_unsafe_svg_is_refused(monkeypatch, credit):
     def pipe(self, *a, **k):
         return '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
@@ -475,6 +647,39 @@ def test_figures_are_inline_svg(credit):
         assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "<!--" not in svg and "<metadata" not in svg
     assert figures.per_class_figure({"fidelity": {"per_class": []}}) is None
     assert figures.rule_figure({"rules": []}) is None
+
+
+def _drawn_figure(monkeypatch, draw):
+    """The matplotlib Figure a figure function made (its text is outlines in the SVG)."""
+    made = []
+    monkeypatch.setattr(figures, "_to_svg", lambda fig, prefix: made.append(fig) or "<svg/>")
+    draw()
+    return made[0].axes[0]
+
+
+@pytest.mark.parametrize("n_outcomes", [2, 8, 9, 12])
+def test_rule_figure_axis_follows_the_task(monkeypatch, n_outcomes):
+    rules = [{"outcome": f"class {k}", "coverage": 0.05 * (k + 1), "precision": 0.9} for k in range(n_outcomes)]
+    ax = _drawn_figure(monkeypatch, lambda: figures.rule_figure({"rules": rules, "fidelity": {"task": "classification", "rows": "holdout"}}))
+    assert ax.get_ylabel() == "precision on held-out rows"
+    assert isinstance(ax.yaxis.get_major_formatter(), matplotlib.ticker.PercentFormatter)
+    # A legend only while every outcome has its own colour.
+    assert (ax.get_legend() is not None) == (n_outcomes <= len(figures._CLASS_COLOURS))
+    reg = [{"outcome": 1.5 * k, "coverage": 0.1, "mae": 0.2} for k in range(n_outcomes)]
+    ax = _drawn_figure(monkeypatch, lambda: figures.rule_figure({"rules": reg, "fidelity": {"task": "regression", "rows": "given"}}))
+    assert ax.get_ylabel() == "mean absolute error on the rows given"
+    assert not isinstance(ax.yaxis.get_major_formatter(), matplotlib.ticker.PercentFormatter)
+    assert ax.get_legend() is None
+
+
+def test_figures_bring_no_stylesheet(credit):
+    p = credit["payload"]
+    best = p["surrogates"][p["recommended"]]
+    for svg in (figures.agreement_figure(p["surrogates"], p["recommended"]), figures.rule_figure(best)):
+        root = ET.fromstring(svg)
+        assert not [e for e in root.iter() if e.tag.endswith("}style")]
+        # What matplotlib's stylesheet said, kept inside the figure.
+        assert root.get("stroke-linejoin") == "round"
 
 
 def test_figure_text_is_never_mathtext():

@@ -1,34 +1,46 @@
 """Making SVG safe to inline in the report.
 
 Every SVG the report inlines (matplotlib figures, the graphviz tree) passes through
-:func:`clean_svg`: the XML prolog, DOCTYPE, comments and metadata go (comments can echo the
-text that was drawn, and an inline document has no use for a prolog), ids get a prefix so
-several figures can share one page, and the result is parsed and checked for anything that
-could run or fetch (scripts, foreign objects, event handlers, external links) before the
-template is allowed to insert it unescaped.
+:func:`clean_svg`. The document is parsed, not edited as text: the parser drops the XML
+prolog, DOCTYPE, comments (they can echo the text that was drawn) and processing
+instructions; ``<metadata>`` and ``<style>`` elements are removed (a stylesheet inlined in a
+page applies to the whole page, and can fetch); ids get a prefix, and so do the local
+references to them (``href="#..."``, ``url(#...)``) in attributes, so several figures can
+share one page and drawn text is never touched. The result is written back and checked by
+:func:`check_svg` for anything that could run, style the page or fetch (scripts, foreign
+objects, event handlers, stylesheets, external links) before the template is allowed to
+insert it unescaped.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 
-_PROLOG = re.compile(r"<\?xml[^>]*\?>\s*")
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(\[[^\]]*\])?\s*>\s*", re.IGNORECASE)
-_COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
-_METADATA = re.compile(r"<metadata\b.*?</metadata>\s*", re.DOTALL)
-_ID = re.compile(r'\bid="([^"]+)"')
-_LOCAL_REF = re.compile(r'(href="#|url\(#)([^")]+)')
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+# Attribute namespaces written back, with the prefixes an HTML parser recognises in inline SVG.
+_ATTR_PREFIX = {XLINK_NS: "xlink", "http://www.w3.org/XML/1998/namespace": "xml"}
 
-# Elements that can run code, embed other documents or fetch something when inlined.
-_FORBIDDEN_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener", "animate", "set"}
+_LOCAL_URL = re.compile(r"url\(\s*#([^)\s]+)\s*\)")
+_URL = re.compile(r"url\(\s*['\"]?\s*([^)'\"\s]*)", re.IGNORECASE)
+
+# Elements that can run code, embed other documents, style the page or fetch something.
+_FORBIDDEN_TAGS = {
+    "script", "style", "foreignobject", "iframe", "object", "embed", "handler", "listener", "animate", "set",
+}
+# Elements removed before inlining: no use in a page, and no place for text from the data.
+_DROPPED_TAGS = {"metadata", "style"}
+# Elements whose character data is drawn as text (never read as CSS or markup).
+_TEXT_TAGS = {"text", "tspan", "textpath", "title", "desc"}
 
 
 class UnsafeSVGError(RuntimeError):
     """An SVG made by pellucid holds something that must not reach the page (a bug)."""
 
 
-def clean_svg(svg: str, prefix: str) -> str:
+def clean_svg(svg: str, prefix: str, *, root_attrs: Mapping[str, str] | None = None) -> str:
     """Strip an SVG document down to its ``<svg>`` element and check it is inert.
 
     Parameters
@@ -38,6 +50,9 @@ def clean_svg(svg: str, prefix: str) -> str:
     prefix : str
         Prepended to every ``id`` (and to the local references to it), so figures inlined in
         one page never collide.
+    root_attrs : dict, optional
+        Presentation attributes set on the ``<svg>`` element, for styling the dropped
+        ``<style>`` element gave (they inherit to every element, and stay inside the figure).
 
     Returns
     -------
@@ -47,26 +62,44 @@ def clean_svg(svg: str, prefix: str) -> str:
     Raises
     ------
     UnsafeSVGError
-        When the SVG holds a script, a foreign object, an event handler or a link to
-        anything outside itself.
+        When the SVG does not parse, or holds a script, a foreign object, an event handler or
+        a link to anything outside itself.
     """
-    svg = _PROLOG.sub("", svg)
-    svg = _DOCTYPE.sub("", svg)
-    svg = _COMMENT.sub("", svg)
-    svg = _METADATA.sub("", svg)
-    svg = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', svg)
-    svg = _LOCAL_REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
-    svg = svg.strip()
-    check_svg(svg)
-    return svg
+    root = _parse(svg)
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if _local(child.tag).lower() in _DROPPED_TAGS:
+                parent.remove(child)
+    ids = {el.get("id") for el in root.iter() if el.get("id")}
+
+    def ref(m: re.Match) -> str:
+        return f"url(#{prefix}-{m.group(1)})" if m.group(1) in ids else m.group(0)
+
+    for el in root.iter():
+        for name, value in list(el.attrib.items()):
+            attr = _local(name)
+            if attr == "id":
+                el.set(name, f"{prefix}-{value}")
+            elif attr == "href" and value.startswith("#") and value[1:] in ids:
+                el.set(name, f"#{prefix}-{value[1:]}")
+            elif "url(#" in value:
+                el.set(name, _LOCAL_URL.sub(ref, value))
+    for name, value in (root_attrs or {}).items():
+        root.set(name, value)
+    out = _serialize(root)
+    check_svg(out)
+    return out
 
 
 def check_svg(svg: str) -> None:
-    """Raise :class:`UnsafeSVGError` unless ``svg`` is one inert ``<svg>`` element."""
-    try:
-        root = ET.fromstring(svg)
-    except ET.ParseError as e:  # pragma: no cover - our producers write valid XML
-        raise UnsafeSVGError(f"the SVG does not parse as XML: {e}") from None
+    """Raise :class:`UnsafeSVGError` unless ``svg`` is one inert ``<svg>`` element.
+
+    Refused: scripts, stylesheets (``<style>``), foreign objects and other embedding or
+    animating elements, event handler attributes, links (``href``, ``src``) and ``url(...)``
+    references to anything but a ``#`` fragment, ``@import``, and CSS escapes in ``style``
+    attributes (they could spell any of these).
+    """
+    root = _parse(svg)
     if _local(root.tag) != "svg":
         raise UnsafeSVGError(f"expected an <svg> element, got <{_local(root.tag)}>")
     for el in root.iter():
@@ -79,8 +112,77 @@ def check_svg(svg: str) -> None:
                 raise UnsafeSVGError(f"the SVG holds an event handler attribute {attr!r}")
             if attr in ("href", "src") and not value.startswith("#"):
                 raise UnsafeSVGError(f"the SVG links outside itself ({attr}={value[:40]!r})")
-            if "url(" in value and "url(#" not in value:
-                raise UnsafeSVGError(f"the SVG refers to an external resource in {attr!r}")
+            if attr == "style" and "\\" in value:
+                raise UnsafeSVGError("the SVG holds a CSS escape in a style attribute")
+            _check_css(value, f"attribute {attr!r}")
+        if tag not in _TEXT_TAGS:
+            _check_css(el.text or "", f"the text of <{tag}>")
+
+
+def _check_css(value: str, where: str) -> None:
+    if "@import" in value.lower():
+        raise UnsafeSVGError(f"the SVG holds an @import in {where}")
+    for target in _URL.findall(value):
+        if not target.startswith("#"):
+            raise UnsafeSVGError(f"the SVG refers to an external resource in {where}")
+
+
+def _serialize(root: ET.Element) -> str:
+    """The element as SVG text: SVG elements unprefixed, ``xlink:`` attributes, escaped text.
+
+    Written here rather than by ``ET.tostring``, which would invent ``ns0:`` prefixes (an
+    HTML parser reads ``ns0:href`` as nothing) unless a prefix is registered process-wide.
+    """
+    parts: list[str] = []
+
+    def write(el: ET.Element, top: bool) -> None:
+        ns, tag = _split(el.tag)
+        if ns not in ("", SVG_NS):
+            raise UnsafeSVGError(f"the SVG holds an element from another namespace: {el.tag!r}")
+        attrs = [f' xmlns="{SVG_NS}" xmlns:xlink="{XLINK_NS}"'] if top else []
+        for name, value in el.attrib.items():
+            ans, local = _split(name)
+            if ans and ans not in _ATTR_PREFIX:
+                raise UnsafeSVGError(f"the SVG holds an attribute from another namespace: {name!r}")
+            qname = f"{_ATTR_PREFIX[ans]}:{local}" if ans else local
+            attrs.append(f' {qname}="{_escape_attr(value)}"')
+        parts.append(f"<{tag}{''.join(attrs)}")
+        if el.text or len(el):
+            parts.append(">" + _escape_text(el.text or ""))
+            for child in el:
+                write(child, False)
+                parts.append(_escape_text(child.tail or ""))
+            parts.append(f"</{tag}>")
+        else:
+            parts.append("/>")
+
+    write(root, True)
+    return "".join(parts).strip()
+
+
+def _escape_text(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_attr(s: str) -> str:
+    s = _escape_text(s).replace('"', "&quot;")
+    return s.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
+
+
+def _split(name: str) -> tuple[str, str]:
+    if name.startswith("{"):
+        ns, local = name[1:].split("}", 1)
+        return ns, local
+    return "", name
+
+
+def _parse(svg: str) -> ET.Element:
+    # The parser drops the prolog, DOCTYPE, comments and processing instructions; the
+    # DOCTYPE's external DTD is never fetched.
+    try:
+        return ET.fromstring(svg)
+    except ET.ParseError as e:
+        raise UnsafeSVGError(f"the SVG does not parse as XML: {e}") from None
 
 
 def _local(tag: str) -> str:

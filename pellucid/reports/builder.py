@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from . import figures
-from .payload import MAX_RULES_RECOMMENDED
+from .payload import MAX_RULES_RECOMMENDED, measured_on
 from .tree import render_tree
 
 HTML_NAME = "report.html"
@@ -29,7 +29,6 @@ JSON_NAME = "report.json"
 MODEL_FIELDS = (
     ("kind", "Kind"),
     ("model_class", "Class"),
-    ("class_name", "Class"),
     ("task", "Task"),
     ("classes", "Classes"),
     ("n_outputs", "Outputs"),
@@ -63,15 +62,19 @@ def render_html(payload: Mapping[str, Any]) -> str:
     surrogates = list(payload.get("surrogates") or [])
     rec = payload.get("recommended")
     best = surrogates[rec] if rec is not None and 0 <= rec < len(surrogates) else None
+    # The rows fidelity was measured on ("holdout", "given", "all"): the one kind every
+    # surrogate shares, or None when they differ (or there is no surrogate).
+    kinds = {(s.get("fidelity") or {}).get("rows") for s in surrogates}
+    rows = next(iter(kinds)) if len(kinds) == 1 else None
     figs = {
         "agreement": figures.agreement_figure(surrogates, rec),
         "per_class": figures.per_class_figure(best) if best else None,
         "rules": figures.rule_figure(best) if best else None,
-        "distillation": figures.distillation_figure(payload.get("distillation") or {}),
+        "distillation": figures.distillation_figure(payload.get("distillation") or {}, kinds <= {"holdout"}),
     }
     tree, tree_note = (None, None)
     if best is not None:
-        tree, tree_note = render_tree(best.get("tree"), best.get("classes"))
+        tree, tree_note = render_tree(best.get("tree"), best.get("classes"), (best.get("fidelity") or {}).get("rows"))
     template = _environment().get_template("report.html.j2")
     return template.render(
         p=payload,
@@ -83,6 +86,7 @@ def render_html(payload: Mapping[str, Any]) -> str:
         figs=figs,
         tree_svg=tree,
         tree_note=tree_note,
+        rows=rows,
         model_fields=MODEL_FIELDS,
         max_rules=payload.get("recommended_max_rules", MAX_RULES_RECOMMENDED),
     )
@@ -138,6 +142,7 @@ def _environment() -> jinja2.Environment:
         count=fmt_count,
         value=fmt_value,
         seconds=fmt_seconds,
+        measured_on=measured_on,
     )
     return env
 

@@ -5,7 +5,10 @@ numbers in ``report.json``) and returns an ``<svg>`` element ready to inline, or
 when there is nothing to draw. Text is drawn as glyph outlines (matplotlib's default
 ``svg.fonttype = 'path'``), so no string from the data reaches the SVG as markup; the
 comments in which matplotlib echoes that text are removed and the result is checked by
-:func:`pellucid.reports._svg.clean_svg`. Figures are made with :class:`matplotlib.figure.Figure`
+:func:`pellucid.reports._svg.clean_svg`, which also drops matplotlib's ``<style>`` element
+(its ``*`` rule would style the whole page); the two properties it set are given as
+attributes of the figure's ``<svg>`` instead. Axis labels name the rows the fidelity was
+measured on (the surrogate's ``fidelity["rows"]``). Figures are made with :class:`matplotlib.figure.Figure`
 directly, never through pyplot: no backend is switched and no global figure state is touched,
 so building a report inside a notebook leaves its plots alone.
 """
@@ -22,6 +25,7 @@ import matplotlib.ticker
 from matplotlib.figure import Figure
 
 from ._svg import clean_svg
+from .payload import measured_on
 
 FIGSIZE = (6.0, 3.0)
 # A sober palette: one accent for what the reader should look at, greys for the rest.
@@ -44,10 +48,13 @@ _RC = {
     "axes.titleweight": "bold",
     "legend.frameon": False,
 }
+# What matplotlib's own <style> (``*{stroke-linejoin: round; stroke-linecap: butt}``) said,
+# as inherited presentation attributes on the figure's <svg>: same drawing, nothing page-wide.
+_SVG_ROOT_ATTRS = {"stroke-linejoin": "round", "stroke-linecap": "butt"}
 
 
 def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int | None = None) -> str | None:
-    """Holdout agreement of each surrogate with its Wilson interval (R² for regression).
+    """Agreement of each surrogate with its Wilson interval (R² for regression).
 
     Parameters
     ----------
@@ -64,6 +71,8 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
     if not surrogates:
         return None
     regression = (surrogates[0].get("fidelity") or {}).get("task") == "regression"
+    kinds = {(s.get("fidelity") or {}).get("rows") for s in surrogates}
+    on = measured_on(kinds.pop()) if len(kinds) == 1 else "the rows each was measured on"
     labels, values, lows, highs = [], [], [], []
     for s in surrogates:
         fid = s.get("fidelity") or {}
@@ -84,10 +93,10 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
         ax.set_yticks(y, [_text(t) for t in labels])
         ax.set_ylim(-0.7, len(surrogates) - 0.3)
         if regression:
-            ax.set_xlabel("R² on the holdout")
+            ax.set_xlabel(f"R² on {on}")
         else:
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-            ax.set_xlabel("holdout agreement (95% interval)")
+            ax.set_xlabel(f"agreement on {on} (95% interval)")
         ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
         return _to_svg(fig, "fig-agreement")
@@ -96,7 +105,7 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
 def per_class_figure(surrogate: Mapping[str, Any]) -> str | None:
     """Per-class agreement and precision of one surrogate (classification).
 
-    Agreement: of the holdout rows the network puts in a class, the share the surrogate
+    Agreement: of the rows the network puts in a class, the share the surrogate
     puts there too; precision: of the rows the surrogate puts in a class, the share the
     network agrees with.
 
@@ -126,7 +135,7 @@ def per_class_figure(surrogate: Mapping[str, Any]) -> str | None:
         ax.set_xticks(list(x), [_text(n) for n in names], rotation=0 if len(names) <= 5 else 30, ha="center" if len(names) <= 5 else "right")
         ax.set_ylim(0, 1.05)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.set_ylabel("holdout rows")
+        ax.set_ylabel(measured_on((surrogate.get("fidelity") or {}).get("rows")))
         _legend_above(ax)
         ax.grid(axis="y", color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
@@ -134,8 +143,11 @@ def per_class_figure(surrogate: Mapping[str, Any]) -> str | None:
 
 
 def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
-    """Holdout coverage against precision of each rule (against mean absolute error for
-    regression), rules numbered as in the rules table and coloured by outcome.
+    """Coverage against precision of each rule (against mean absolute error for regression),
+    rules numbered as in the rules table and coloured by outcome.
+
+    The y axis depends on the task alone; the number of outcomes only decides whether a
+    legend is drawn (not when there are more outcomes than colours).
 
     Parameters
     ----------
@@ -150,8 +162,10 @@ def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
     rules = surrogate.get("rules") or []
     if not rules:
         return None
-    regression = (surrogate.get("fidelity") or {}).get("task") == "regression"
+    fid = surrogate.get("fidelity") or {}
+    regression = fid.get("task") == "regression"
     key = "mae" if regression else "precision"
+    on = measured_on(fid.get("rows"))
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=FIGSIZE)
         ax = fig.subplots()
@@ -165,32 +179,37 @@ def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
             colour = ACCENT if regression else _CLASS_COLOURS[outcomes.index(str(r.get("outcome"))) % len(_CLASS_COLOURS)]
             ax.scatter([cov], [val], s=28, color=colour, zorder=3)
             ax.annotate(f"R{i + 1}", (cov, val), xytext=(4, 3), textcoords="offset points", fontsize=7, color="#333333")
-        if not regression and len(outcomes) <= len(_CLASS_COLOURS):
-            handles = [
-                matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=_CLASS_COLOURS[k], label=_text(_short(o, 24)))
-                for k, o in enumerate(outcomes)
-            ]
-            ax.legend(handles=handles, title="outcome", fontsize=7.5, title_fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if regression:
+            ax.set_ylabel(f"mean absolute error on {on}")
+        else:
             ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-            ax.set_ylabel("precision on the holdout")
-        else:
-            ax.set_ylabel("mean absolute error (holdout)")
+            ax.set_ylabel(f"precision on {on}")
+            # More outcomes than colours: colours repeat, so a legend would mislead.
+            if len(outcomes) <= len(_CLASS_COLOURS):
+                handles = [
+                    matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=_CLASS_COLOURS[k], label=_text(_short(o, 24)))
+                    for k, o in enumerate(outcomes)
+                ]
+                ax.legend(handles=handles, title="outcome", fontsize=7.5, title_fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_xlim(left=0)
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.set_xlabel("coverage: share of holdout rows the rule applies to")
+        ax.set_xlabel(f"coverage: share of {on} the rule applies to")
         ax.grid(color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
         return _to_svg(fig, "fig-rules")
 
 
-def distillation_figure(distillation: Mapping[str, Any]) -> str | None:
+def distillation_figure(distillation: Mapping[str, Any], fidelity_on_holdout: bool = True) -> str | None:
     """Rows per distillation strategy, split into training and holdout.
 
     Parameters
     ----------
     distillation : dict
         The payload's ``distillation`` (``DistillationSet.summary()``).
+    fidelity_on_holdout : bool
+        Whether the surrogates' fidelity was measured on the holdout (every
+        ``fidelity["rows"]`` is ``"holdout"``); the legend says so only then.
 
     Returns
     -------
@@ -209,7 +228,7 @@ def distillation_figure(distillation: Mapping[str, Any]) -> str | None:
         ax = fig.subplots()
         y = list(range(len(names)))[::-1]
         ax.barh(y, train, color=ACCENT, label="training")
-        ax.barh(y, hold, left=train, color=SECOND, label="holdout (fidelity measured here)")
+        ax.barh(y, hold, left=train, color=SECOND, label="holdout (fidelity measured here)" if fidelity_on_holdout else "holdout")
         ax.set_yticks(y, [_text(_short(n, 24)) for n in names])
         ax.set_xlabel("rows")
         ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
@@ -225,7 +244,7 @@ def _to_svg(fig: Figure, prefix: str) -> str:
     buf = io.StringIO()
     # No date in the file: the same payload draws the same figure.
     fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
-    return clean_svg(buf.getvalue(), prefix)
+    return clean_svg(buf.getvalue(), prefix, root_attrs=_SVG_ROOT_ATTRS)
 
 
 def _legend_above(ax: Any) -> None:

@@ -12,6 +12,7 @@ import datetime as _dt
 import enum
 import math
 import platform
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import PurePath
@@ -25,6 +26,9 @@ SCHEMA_VERSION = "1.0"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
+
+#: How the page names the rows a fidelity was measured on, by ``fidelity["rows"]``.
+ROWS_WORDS = {"holdout": "held-out rows", "given": "the rows given", "all": "all rows (no holdout)"}
 
 # Libraries whose versions decide the numbers in a report.
 _LIBRARIES = ("numpy", "pandas", "scikit-learn", "scipy", "torch", "matplotlib", "Jinja2", "graphviz")
@@ -75,8 +79,9 @@ def build_payload(
     Raises
     ------
     ParameterError
-        When surrogates and fidelities differ in number, or a fidelity's rules are not the
-        surrogate's rules (the lists were given in different orders).
+        When surrogates and fidelities differ in number, a fidelity's rules are not the
+        surrogate's rules (the lists were given in different orders), or
+        ``meta["max_rules_recommended"]`` is not a whole number.
     """
     if len(surrogates) != len(fidelities):
         raise ParameterError(
@@ -84,7 +89,7 @@ def build_payload(
             "give one fidelity.evaluate result per surrogate, in the same order"
         )
     meta = dict(meta or {})
-    max_rules = int(meta.get("max_rules_recommended", MAX_RULES_RECOMMENDED))
+    max_rules = _max_rules(meta.get("max_rules_recommended", MAX_RULES_RECOMMENDED))
     described = [s.describe() for s in surrogates]
     labels = _labels(described)
     entries = [
@@ -151,6 +156,17 @@ def recommend(surrogates: Sequence[Mapping[str, Any]], max_rules: int = MAX_RULE
     return max(small or range(len(surrogates)), key=score)
 
 
+def _max_rules(value: Any) -> int:
+    # bool is an int to Python, and a float like 8.5 would silently become 8.
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    ok = ok or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if not ok or value < 0:
+        raise ParameterError(
+            f"meta['max_rules_recommended'] must be a whole number of rules (0 or more), got {value!r}"
+        )
+    return int(value)
+
+
 def _n_rules(s: Mapping[str, Any]) -> int:
     n = (s.get("complexity") or {}).get("n_rules")
     return len(s.get("rules") or ()) if n is None else int(n)
@@ -168,10 +184,12 @@ def _labels(described: list[dict[str, Any]]) -> list[str]:
         keys = [k for k in d.get("params", {}) if len({repr(o.get("params", {}).get(k)) for o in same}) > 1]
         extra = ", ".join(f"{k}={d['params'][k]}" for k in keys)
         labels.append(f"{d['name']} ({extra})" if extra else str(d["name"]))
-    # Identical settings fitted twice: number them so table rows stay distinct.
+    # Identical settings fitted twice: number them all so table rows stay distinct. Counted
+    # before any is renamed, so every copy gets its number.
+    counts = Counter(labels)
     seen: dict[str, int] = {}
     for i, lab in enumerate(labels):
-        if labels.count(lab) > 1:
+        if counts[lab] > 1:
             seen[lab] = seen.get(lab, 0) + 1
             labels[i] = f"{lab} #{seen[lab]}"
     return labels
@@ -208,7 +226,7 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
         "complexity": surrogate.complexity(),
         "rules": rules,
         "default": default,
-        "tree": _tree_entry(surrogate, fid_rules),
+        "tree": _tree_entry(surrogate, rules),
     }
 
 
@@ -227,7 +245,10 @@ def _merge_rule(rule: dict[str, Any], measured: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def _tree_entry(surrogate: Any, fid_rules: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _tree_entry(surrogate: Any, rules: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The tree's nodes. A leaf is a rule: its outcome and coverage are that rule's entry
+    (``rules[rule_index]``), never worked out again; internal nodes have no rule, so their
+    outcome is the majority class (or mean value) of their training rows."""
     nodes = getattr(surrogate, "nodes_", None)
     if not nodes:
         return None
@@ -241,8 +262,10 @@ def _tree_entry(surrogate: Any, fid_rules: list[dict[str, Any]]) -> dict[str, An
         else:
             value = float(value)
             outcome = value
-        leaf = n.left is None and n.right is None
-        coverage = fid_rules[n.rule_index].get("coverage") if leaf and n.rule_index is not None else None
+        coverage = None
+        if n.rule_index is not None:
+            rule = rules[n.rule_index]
+            outcome, coverage = rule["outcome"], rule.get("coverage")
         out.append(
             {
                 "id": int(n.id),
@@ -259,6 +282,24 @@ def _tree_entry(surrogate: Any, fid_rules: list[dict[str, Any]]) -> dict[str, An
             }
         )
     return {"nodes": out}
+
+
+def measured_on(rows: str | None, n: int | None = None) -> str:
+    """The rows a fidelity was measured on, in words, from its ``rows`` entry.
+
+    ``"held-out rows"``, ``"the rows given"``, ``"all rows (no holdout)"``; with a count,
+    ``"300 held-out rows"``, ``"the 300 rows given"``, ``"all 300 rows (no holdout)"``.
+    """
+    if n is None:
+        return ROWS_WORDS.get(str(rows), "the rows measured")
+    count = f"{int(n):,}"
+    if rows == "holdout":
+        return f"{count} held-out rows"
+    if rows == "given":
+        return f"the {count} rows given"
+    if rows == "all":
+        return f"all {count} rows (no holdout)"
+    return f"the {count} rows measured"
 
 
 def _generated_by() -> dict[str, Any]:

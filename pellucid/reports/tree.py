@@ -2,8 +2,9 @@
 
 Internal nodes show the condition that sends rows to the left ("yes") child, in the text the
 rule data model wrote (the one source of rule text); leaves show the rule number, outcome,
-probability and holdout coverage. The system ``dot`` program draws it; where ``dot`` is not
-installed :func:`tree_svg` returns ``None`` and the report shows the rules only.
+probability and coverage (of the rows the fidelity was measured on). The system ``dot``
+program draws it; where ``dot`` is not installed :func:`tree_svg` returns ``None`` and the
+report shows the rules only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import graphviz
 
 from ..errors import PellucidWarning
 from ._svg import clean_svg
+from .payload import measured_on
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,9 @@ DOT_FAILED = "graphviz `dot` failed to draw the tree; the tree is shown as rules
 _WRAP = 38  # characters per label line: keeps a 16-leaf tree readable at page width
 
 
-def tree_svg(tree_payload: Mapping[str, Any] | None, classes: Sequence[Any] | None = None) -> str | None:
+def tree_svg(
+    tree_payload: Mapping[str, Any] | None, classes: Sequence[Any] | None = None, rows: str | None = "holdout"
+) -> str | None:
     """Draw a tree surrogate as an inline SVG.
 
     Parameters
@@ -37,6 +41,9 @@ def tree_svg(tree_payload: Mapping[str, Any] | None, classes: Sequence[Any] | No
         A surrogate's ``tree`` entry in the payload: ``{"nodes": [...]}``.
     classes : sequence, optional
         Class labels, used for a node's outcome when the node does not name it.
+    rows : str, optional
+        The surrogate's ``fidelity["rows"]`` (``"holdout"``, ``"given"``, ``"all"``): which
+        rows the leaves' coverage was measured on, named in each leaf.
 
     Returns
     -------
@@ -44,12 +51,12 @@ def tree_svg(tree_payload: Mapping[str, Any] | None, classes: Sequence[Any] | No
         The ``<svg>`` element (no XML prolog, DOCTYPE or comments), or ``None`` when there is
         no tree or the ``dot`` program is not installed.
     """
-    svg, _ = render_tree(tree_payload, classes)
+    svg, _ = render_tree(tree_payload, classes, rows)
     return svg
 
 
 def render_tree(
-    tree_payload: Mapping[str, Any] | None, classes: Sequence[Any] | None = None
+    tree_payload: Mapping[str, Any] | None, classes: Sequence[Any] | None = None, rows: str | None = "holdout"
 ) -> tuple[str | None, str | None]:
     """Like :func:`tree_svg`, and say why there is no drawing.
 
@@ -61,7 +68,7 @@ def render_tree(
     """
     if not tree_payload or not tree_payload.get("nodes"):
         return None, None
-    source = tree_dot(tree_payload, classes)
+    source = tree_dot(tree_payload, classes, rows)
     try:
         raw = graphviz.Source(source).pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound:
@@ -74,12 +81,15 @@ def render_tree(
     return clean_svg(raw, "tree"), None
 
 
-def tree_dot(tree_payload: Mapping[str, Any], classes: Sequence[Any] | None = None) -> str:
+def tree_dot(
+    tree_payload: Mapping[str, Any], classes: Sequence[Any] | None = None, rows: str | None = "holdout"
+) -> str:
     """The DOT source of a tree payload.
 
-    Every label is a quoted DOT string with ``\\`` and ``"`` escaped, so text from the data
-    is never read as DOT syntax, as an escape sequence (``\\N``, ``\\l``) or as an HTML-like
-    label (those are written ``<...>`` without quotes).
+    Every label is a quoted DOT string with ``\\``, ``"`` and ``&`` escaped, so text from the
+    data is never read as DOT syntax, as an escape sequence (``\\N``, ``\\l``), as a
+    character entity (``&amp;``, ``&#60;``) or as an HTML-like label (those are written
+    ``<...>`` without quotes).
 
     Parameters
     ----------
@@ -87,6 +97,8 @@ def tree_dot(tree_payload: Mapping[str, Any], classes: Sequence[Any] | None = No
         ``{"nodes": [...]}`` as in the payload.
     classes : sequence, optional
         Class labels for nodes that do not carry their ``outcome``.
+    rows : str, optional
+        Which rows the leaves' coverage was measured on (``fidelity["rows"]``).
 
     Returns
     -------
@@ -106,7 +118,7 @@ def tree_dot(tree_payload: Mapping[str, Any], classes: Sequence[Any] | None = No
             label = _wrap(str(n["condition"].get("text", "")))
             lines.append(f"  {nid} [label={quote(label)}];")
         else:
-            label = _leaf_label(n, classes)
+            label = _leaf_label(n, classes, rows)
             lines.append(f'  {nid} [label={quote(label)}, fillcolor="#e6eef5", color="#1f5f8b"];')
     for n in nodes:
         nid = f"n{int(n['id'])}"
@@ -122,8 +134,9 @@ def quote(text: str) -> str:
     """A DOT double-quoted string that displays ``text`` literally.
 
     Backslashes are doubled (DOT reads ``\\n``, ``\\l``, ``\\N``... in labels as escapes),
-    quotes escaped, and control characters turned into spaces. Each newline in ``text`` (the
-    label's own line breaks) is written as DOT's ``\\n``.
+    quotes escaped, ``&`` written ``&amp;`` (dot decodes character entities in labels, so
+    ``R&amp;D`` would be drawn ``R&D``), and control characters turned into spaces. Each
+    newline in ``text`` (the label's own line breaks) is written as DOT's ``\\n``.
     """
     lines = str(text).split("\n")
     return '"' + "\\n".join(_escape_line(line) for line in lines) + '"'
@@ -131,7 +144,7 @@ def quote(text: str) -> str:
 
 def _escape_line(line: str) -> str:
     line = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in line)
-    return line.replace("\\", "\\\\").replace('"', '\\"')
+    return line.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
 
 
 def _wrap(text: str) -> str:
@@ -139,7 +152,7 @@ def _wrap(text: str) -> str:
     return "\n".join(textwrap.wrap(text, _WRAP, break_long_words=False, break_on_hyphens=False)) or text
 
 
-def _leaf_label(node: Mapping[str, Any], classes: Sequence[Any] | None) -> str:
+def _leaf_label(node: Mapping[str, Any], classes: Sequence[Any] | None, rows: str | None = "holdout") -> str:
     value = node.get("value")
     outcome = node.get("outcome")
     parts = []
@@ -155,7 +168,7 @@ def _leaf_label(node: Mapping[str, Any], classes: Sequence[Any] | None) -> str:
         parts.append(f"→ {_number(outcome if outcome is not None else value)}")
     cov = node.get("coverage")
     if cov is not None:
-        parts.append(f"holdout {100 * cov:.1f}%")
+        parts.append(f"covers {100 * cov:.1f}% of {measured_on(rows)}")
     elif node.get("support") is not None:
         parts.append(f"train {100 * node['support']:.1f}%")
     return "\n".join(_wrap(p) for p in parts)
