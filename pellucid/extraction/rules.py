@@ -103,34 +103,41 @@ class Condition:
         return (m & ~isna) | (isna & self.missing)
 
     # ------------------------------------------------------------------ text
+    @property
+    def known_values(self) -> str:
+        """Which known (non-missing) values pass: ``all``, ``none`` or ``some``. Trees split
+        missing from known values with an infinite threshold; an empty set does the same."""
+        if self.op in NUMERIC_OPS:
+            if not math.isinf(self.value):
+                return "some"
+            return "none" if (self.op in (">", ">=")) == (self.value > 0) else "all"
+        if self.value:
+            return "some"
+        return "none" if self.op == "in" else "all"
+
     def text(self) -> str:
         """Readable form in raw units: ``Income <= 120.5``, ``Home in {rent, other}``."""
         name = self.feature
+        known = self.known_values
+        if known != "some":
+            # The condition only says something about missingness.
+            if known == "all":
+                return f"{name} is any value" if self.missing else f"{name} is not missing"
+            return f"{name} is missing" if self.missing else f"{name} is nothing (never true)"
         if self.op in NUMERIC_OPS:
             body = self._numeric_text(name)
         else:
             cats = [_fmt_cat(c) for c in self.value]
-            if not cats:
-                # An empty set only says something about missingness.
-                if self.op == "in":
-                    return f"{name} is missing" if self.missing else f"{name} is nothing (never true)"
-                return f"{name} is any value" if self.missing else f"{name} is not missing"
             if len(cats) == 1:
                 body = f"{name} {'=' if self.op == 'in' else '≠'} {cats[0]}"
             else:
                 body = f"{name} {self.op} {{{', '.join(cats)}}}"
-        if self.missing and not body.endswith(("missing", "any value")):
+        if self.missing:
             return f"({body} or {name} is missing)"
         return body
 
     def _numeric_text(self, name: str) -> str:
         t, op = self.value, self.op
-        if math.isinf(t):
-            # Trees split missing from known values with an infinite threshold.
-            admits_known = (op in ("<=", "<")) == (t > 0)
-            if admits_known:
-                return f"{name} is any value" if self.missing else f"{name} is not missing"
-            return f"{name} is missing" if self.missing else f"{name} is nothing (never true)"
         if self.kind == "binary" and 0 < t < 1:
             # A split between 0 and 1 is an equality test.
             return f"{name} = {0 if op in ('<=', '<') else 1}"
@@ -212,20 +219,15 @@ def _readable_set(cs: list[Condition], domain: list) -> list[Condition]:
     return [Condition(c.feature, "in", inside, c.missing, c.kind)]
 
 
-def _admits_no_known_value(c: Condition) -> bool:
-    """``x > inf``, ``x <= -inf`` and the like: only a missing value can pass."""
-    return math.isinf(c.value) and (c.op in (">", ">=")) == (c.value > 0)
-
-
 def _merge_numeric(cs: list[Condition]) -> list[Condition]:
     name, kind = cs[0].feature, cs[0].kind
     missing = all(c.missing for c in cs)
-    if any(_admits_no_known_value(c) for c in cs):
+    if any(c.known_values == "none" for c in cs):
         # Nothing but (perhaps) a missing value passes; the other bounds say nothing more.
         return [Condition(name, ">", math.inf, missing, kind)]
     # The remaining infinite bounds (x <= inf, x > -inf) admit every known value: they only
     # say whether missing values pass, which the merged flag says.
-    finite = [c for c in cs if not math.isinf(c.value)]
+    finite = [c for c in cs if c.known_values == "some"]
     if not finite:
         return [Condition(name, "<=", math.inf, missing, kind)]
     lower = [c for c in finite if c.op in (">", ">=")]
