@@ -16,7 +16,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import DataFileError, PellucidError
+from .errors import DataFileError, ParameterError, PellucidError
 
 MODEL_HELP = (
     "the model: FILE.py:ATTR or package.module:ATTR (an object, or a function of no arguments "
@@ -114,7 +114,7 @@ def _run_demo(args: argparse.Namespace) -> tuple:
     from .oracle import Oracle
 
     if args.rows < 100:
-        raise DataFileError(f"--rows must be at least 100, got {args.rows}")
+        raise ParameterError(f"--rows must be at least 100, got {args.rows}")
     df = make_credit(args.rows, random_state=args.seed)
     net, pre = train_credit_network(df.drop(columns=TARGET), df[TARGET], random_state=args.seed)
     oracle = Oracle(net, preprocess=pre, task="classification", classes=list(CLASSES), verbose=0 if args.quiet else 1)

@@ -436,8 +436,7 @@ class Oracle:
             if not bool(torch.isfinite(out.detach()).all()):
                 raise ModelOutputError(f"the model returned NaN or infinite values for {n} rows")
         if self._task == "regression":
-            if out.dim() == 2 and out.shape[1] != 1:
-                raise ModelOutputError(f"a regression model must return one value per row; got shape {tuple(out.shape)}")
+            _check_one_value_per_row(tuple(out.shape))
             return out.reshape(n)
         if self.output_ == "labels":
             raise ModelError("the torch model returns labels, which cannot be differentiated")
@@ -588,8 +587,7 @@ class Oracle:
     def _finish(self, raw: np.ndarray) -> np.ndarray:
         """Turn a checked raw answer into probabilities or values (float64)."""
         if self._task == "regression":
-            if raw.ndim == 2 and raw.shape[1] != 1:
-                raise ModelOutputError(f"a regression model must return one value per row; got shape {raw.shape}")
+            _check_one_value_per_row(raw.shape)
             try:
                 return raw.astype(np.float64).reshape(raw.shape[0])
             except (TypeError, ValueError) as e:
@@ -857,6 +855,12 @@ def _check_preprocess(preprocess: Any) -> Any:
         return preprocess
     raise ParameterError("preprocess must be None, a fitted transformer with .transform, or a callable; "
                          f"got {type(preprocess).__name__}")
+
+
+def _check_one_value_per_row(shape: tuple) -> None:
+    """A regression answer is (n,) or (n, 1), whether a numpy array or a tensor."""
+    if len(shape) == 2 and shape[1] != 1:
+        raise ModelOutputError(f"a regression model must return one value per row; got shape {tuple(shape)}")
 
 
 def _ends_in_sigmoid(model: Any) -> bool:
