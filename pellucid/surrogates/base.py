@@ -24,6 +24,8 @@ class Surrogate:
     """
 
     name: str = "surrogate"
+    #: The ``__init__`` parameter that bounds the number of rules (the frontier varies it).
+    size_param: str | None = None
 
     rules_: RuleSet | RuleList
     schema_: Schema

@@ -51,6 +51,7 @@ class DecisionTree(Surrogate):
     """
 
     name = "decision_tree"
+    size_param = "max_leaf_nodes"
 
     def __init__(
         self,
