@@ -42,6 +42,12 @@ class NotFittedError(PellucidError, AttributeError):
     """A surrogate was used before ``fit``."""
 
 
+class SurrogateError(PellucidError, RuntimeError):
+    """A surrogate's learner failed or ran out of time, or the rules read back from it do not
+    reproduce its own predictions (pellucid never ships rules that say something other than
+    what is measured)."""
+
+
 class PellucidWarning(UserWarning):
     """Something worth knowing that does not stop the run (e.g. an encoded column that
     depends on several raw features)."""
@@ -56,5 +62,6 @@ __all__ = [
     "DataFileError",
     "ParameterError",
     "NotFittedError",
+    "SurrogateError",
     "PellucidWarning",
 ]

@@ -5,7 +5,8 @@ in its ``SAMPLERS`` mapping.
 """
 
 from .distill import DistillationSet, distill
-from .rules import Condition, Rule, RuleList, RuleSet, format_number, merge_conditions
+from .encoding import RawEncoder
+from .rules import AdditiveRules, Condition, LinearTerm, Rule, RuleList, RuleSet, format_number, merge_conditions
 from .samplers import SAMPLERS
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "Rule",
     "RuleList",
     "RuleSet",
+    "AdditiveRules",
+    "LinearTerm",
+    "RawEncoder",
     "format_number",
     "merge_conditions",
     "SAMPLERS",

@@ -482,3 +482,204 @@ class RuleSet(_Rules):
         lines = [r.text() for r in self.rules]
         lines.append(f"otherwise → {_fmt_outcome(self.default.outcome)}")
         return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- additive models
+LINKS = ("identity", "logistic", "softmax")
+
+
+@dataclass(frozen=True)
+class LinearTerm:
+    """``weight × feature`` on a numeric raw feature, in its own units.
+
+    A missing value counts as ``fill`` (the training median); a separate rule such as
+    ``income is missing`` may add its own weight.
+    """
+
+    feature: str
+    weights: tuple[float, ...]
+    fill: float
+    kind: str = "numeric"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(float(w) for w in np.atleast_1d(self.weights)))
+        object.__setattr__(self, "fill", float(self.fill))
+
+    def values(self, frame: pd.DataFrame) -> np.ndarray:
+        v = frame[self.feature].to_numpy(dtype="float64", na_value=np.nan)
+        return np.where(np.isnan(v), self.fill, v)
+
+    def text(self, column: int = 0, scale: float = 1.0) -> str:
+        return f"{format_number(scale * self.weights[column])} × {self.feature}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "weights": list(self.weights), "fill": self.fill, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LinearTerm":
+        return cls(d["feature"], tuple(d["weights"]), d["fill"], d.get("kind", "numeric"))
+
+
+@dataclass(frozen=True)
+class AdditiveRules:
+    """A score made of rules: ``intercept + Σ weight·[rule fires] + Σ weight·feature``.
+
+    The form of rule ensembles (RuleFit, boosted rules, FIGS's sum of trees), sparse linear
+    models (a category's indicator is a one-condition rule) and points scorecards. The score
+    has one column per output: one for a regression (the prediction, ``link="identity"``) or
+    two classes (the log-odds of the second class, ``link="logistic"``), one per class for
+    more (``link="softmax"``).
+
+    Parameters
+    ----------
+    rules : tuple of Rule
+        Indicator terms. ``outcome`` is the class a rule pushes towards (classification) or
+        its weight (regression), for reading; the weights below decide.
+    weights : tuple of tuple of float
+        Per rule, its weight on each score column.
+    intercept : tuple of float
+        The score when no rule fires and every linear feature is 0.
+    linear : tuple of LinearTerm
+        Terms in raw units.
+    link : str
+        ``identity``, ``logistic`` or ``softmax``.
+    scale : float
+        Scorecards show points: ``round(scale × weight)``; 1 elsewhere.
+    """
+
+    rules: tuple[Rule, ...]
+    weights: tuple[tuple[float, ...], ...]
+    intercept: tuple[float, ...]
+    linear: tuple[LinearTerm, ...] = ()
+    link: str = "identity"
+    task: str = "regression"
+    classes: tuple | None = None
+    scale: float = 1.0
+    feature_order: tuple[str, ...] | None = field(default=None, compare=False)
+
+    ordered: bool = field(default=False, init=False)
+    additive: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        if self.link not in LINKS:
+            raise ValueError(f"unknown link {self.link!r}; use one of {LINKS}")
+        w = tuple(tuple(float(x) for x in np.atleast_1d(row)) for row in self.weights)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "intercept", tuple(float(x) for x in np.atleast_1d(self.intercept)))
+        if len(w) != len(self.rules):
+            raise ValueError(f"{len(self.rules)} rules but {len(w)} weight rows")
+        m = len(self.intercept)
+        if any(len(row) != m for row in w) or any(len(t.weights) != m for t in self.linear):
+            raise ValueError(f"every weight row must have {m} columns, as the intercept has")
+
+    # ------------------------------------------------------------------ size
+    @property
+    def n_rules(self) -> int:
+        return len(self.rules)
+
+    @property
+    def n_terms(self) -> int:
+        """Rules and linear terms: what a reader adds up."""
+        return len(self.rules) + len(self.linear)
+
+    @property
+    def n_conditions(self) -> int:
+        return sum(r.n_conditions for r in self.rules) + len(self.linear)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self):
+        return iter(self.rules)
+
+    @property
+    def default(self) -> Rule:
+        """What the score gives when no term contributes: the intercept's outcome."""
+        return Rule((), self._outcome_of(np.asarray(self.intercept)))
+
+    def _outcome_of(self, w: np.ndarray) -> Any:
+        if self.task != "classification":
+            return float(w[0])
+        if self.link == "logistic":
+            return self.classes[1] if w[0] > 0 else self.classes[0]
+        return self.classes[int(np.argmax(w))]
+
+    # ------------------------------------------------------------------ evaluation
+    coverage_matrix = _Rules.coverage_matrix
+    firing_rule = _Rules.firing_rule
+
+    def decision_function(self, frame: pd.DataFrame) -> np.ndarray:
+        """The score, shape (n_rows, n_columns)."""
+        cov = self.coverage_matrix(frame).astype(float)
+        score = np.tile(np.asarray(self.intercept), (len(frame), 1))
+        if self.rules:
+            score += cov @ np.asarray(self.weights)
+        for t in self.linear:
+            score += np.outer(t.values(frame), t.weights)
+        return score
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification rules")
+        s = self.decision_function(frame)
+        if self.link == "logistic":
+            p1 = 1.0 / (1.0 + np.exp(-np.clip(s[:, 0], -700, 700)))
+            return np.column_stack([1.0 - p1, p1])
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        s = self.decision_function(frame)
+        if self.task != "classification":
+            return s[:, 0]
+        classes = np.asarray(self.classes, dtype=object)
+        if self.link == "logistic":
+            # Ties (score exactly 0) go to the first class, as argmax of (0.5, 0.5) does.
+            return classes[(s[:, 0] > 0).astype(int)]
+        return classes[s.argmax(axis=1)]
+
+    # ------------------------------------------------------------------ text
+    def _w_text(self, w: float) -> str:
+        if self.scale != 1.0:
+            return f"{int(round(self.scale * w)):+d}"
+        return f"{'+' if w >= 0 else '−'} {format_number(abs(w))}"
+
+    def text(self) -> str:
+        cols = range(len(self.intercept))
+        names = (
+            [f"score of {_fmt_cat(c)}" for c in self.classes]
+            if self.link == "softmax"
+            else (["log-odds of " + _fmt_cat(self.classes[1])] if self.link == "logistic" else ["prediction"])
+        )
+        unit = "points" if self.scale != 1.0 else ""
+        lines = []
+        for k in cols:
+            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {format_number(self.scale * self.intercept[k]) if self.scale == 1.0 else int(round(self.scale * self.intercept[k]))}"
+            lines.append(head)
+            for r, w in zip(self.rules, self.weights):
+                if w[k] != 0:
+                    lines.append(f"  {self._w_text(w[k])} if {r.condition_text()}")
+            for t in self.linear:
+                if t.weights[k] != 0:
+                    lines.append(f"  {self._w_text(t.weights[k])} × {t.feature} (missing counts as {format_number(t.fill)})")
+        if self.link == "logistic":
+            lines.append(f"→ {_fmt_cat(self.classes[1])} if the score is above 0, else {_fmt_cat(self.classes[0])}")
+        elif self.link == "softmax":
+            lines.append("→ the class with the highest score")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "additive",
+            "task": self.task,
+            "classes": None if self.classes is None else [_plain(c) for c in self.classes],
+            "link": self.link,
+            "scale": self.scale,
+            "intercept": list(self.intercept),
+            "rules": [{**r.to_dict(), "weights": list(w)} for r, w in zip(self.rules, self.weights)],
+            "linear": [t.to_dict() for t in self.linear],
+            "default": self.default.to_dict(),
+            "n_rules": self.n_rules,
+            "n_terms": self.n_terms,
+            "n_conditions": self.n_conditions,
+        }

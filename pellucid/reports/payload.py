@@ -199,9 +199,9 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
     ruleset = surrogate.rules_
     fd = fid.to_dict()
     fid_rules = list(fd.get("rules") or [])
-    if len(fid_rules) != ruleset.n_rules:
+    if len(fid_rules) != len(ruleset.rules):
         raise ParameterError(
-            f"surrogate {index} ({label}) has {ruleset.n_rules} rules but its fidelity measures "
+            f"surrogate {index} ({label}) has {len(ruleset.rules)} rules but its fidelity measures "
             f"{len(fid_rules)}; was the fidelity computed for another surrogate?"
         )
     rules = []

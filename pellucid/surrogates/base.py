@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittedError, ParameterError
+from ..errors import NotFittedError, ParameterError, SurrogateError
 from ..extraction.distill import DistillationSet
-from ..extraction.rules import RuleList, RuleSet
-from ..schema import Kind, Schema
+from ..extraction.encoding import CategoryOrderEncoder, RawEncoder  # noqa: F401  (re-exported)
+from ..extraction.rules import AdditiveRules, RuleList, RuleSet
+from ..schema import Schema
 
 
 class Surrogate:
@@ -27,7 +28,7 @@ class Surrogate:
     #: The ``__init__`` parameter that bounds the number of rules (the frontier varies it).
     size_param: str | None = None
 
-    rules_: RuleSet | RuleList
+    rules_: RuleSet | RuleList | AdditiveRules
     schema_: Schema
     task_: str
     classes_: np.ndarray | None
@@ -49,6 +50,40 @@ class Surrogate:
 
     def _fit(self, train: DistillationSet) -> None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers for learners
+    def _learner_data(
+        self, train: DistillationSet, categorical: str = "ordered"
+    ) -> tuple[RawEncoder, np.ndarray, np.ndarray]:
+        """Encode the training rows for a learner that needs finite numbers.
+
+        Returns the fitted :class:`RawEncoder` (whose ``condition`` turns the learner's tests
+        back into raw conditions), the matrix, and the target: class indices into
+        ``classes_`` (classification) or the network's outputs (regression).
+        """
+        enc = RawEncoder(categorical).fit(train.rows, train.schema, score=train.outputs, weights=train.weights)
+        X = enc.transform(train.rows)
+        y = train.outputs.argmax(axis=1) if train.task == "classification" else np.asarray(train.outputs, dtype=float)
+        return enc, X, y
+
+    def _check_reproduces(self, rows: pd.DataFrame, expected: np.ndarray, learner: str, atol: float = 1e-6) -> None:
+        """Raise :class:`SurrogateError` unless ``rules_`` predicts ``expected`` (the learner's
+        own predictions on the same rows): class labels exactly, values within ``atol``
+        relative to their spread."""
+        got = self.rules_.predict(rows)
+        expected = np.asarray(expected)
+        if self.task_ == "classification":
+            bad = np.asarray(got, dtype=object) != np.asarray(expected, dtype=object)
+        else:
+            spread = max(float(np.ptp(expected)) if len(expected) else 0.0, 1.0)
+            bad = np.abs(got.astype(float) - expected.astype(float)) > atol * spread
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SurrogateError(
+                f"{type(self).__name__}: the rules read back from {learner} disagree with its own predictions "
+                f"on {int(bad.sum())} of {len(bad)} training rows (first: row {i}, rules say {got[i]!r}, "
+                f"{learner} says {expected[i]!r}); refusing to report rules that do not say what the model does"
+            )
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
@@ -77,8 +112,9 @@ class Surrogate:
         """Size of what a reader must take in: rules and conditions."""
         self._check_fitted()
         lengths = [r.n_conditions for r in self.rules_.rules]
+        # An additive model's linear terms are read like rules: each is one more thing to add.
         return {
-            "n_rules": self.rules_.n_rules,
+            "n_rules": getattr(self.rules_, "n_terms", self.rules_.n_rules),
             "n_conditions": self.rules_.n_conditions,
             "max_rule_length": max(lengths, default=0),
             "mean_rule_length": float(np.mean(lengths)) if lengths else 0.0,
@@ -101,69 +137,3 @@ class Surrogate:
 
 def _jsonable(d: dict) -> dict:
     return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in d.items()}
-
-
-class CategoryOrderEncoder:
-    """Raw canonical rows to the float matrix CART splits on, reversibly.
-
-    Numeric kinds pass through (missing values stay NaN: scikit-learn's trees route them and
-    record where). A categorical feature becomes integer codes ordered by the mean network
-    score of its categories, so that a threshold on the codes is a split into two sets of
-    categories; for two classes or a regression this order contains the best such split
-    (Breiman et al., 1984). With more classes the score is the projection of the per-category
-    class distribution on its first principal component. Ordinal features keep their order.
-    """
-
-    def fit(self, rows: pd.DataFrame, schema: Schema, score: np.ndarray, weights: np.ndarray) -> "CategoryOrderEncoder":
-        self.schema_ = schema
-        self.order_: dict[str, tuple] = {}
-        score = np.asarray(score, dtype=float)
-        if score.ndim == 2:
-            score = self._principal_score(rows, schema, score, weights)
-        for f in schema:
-            if f.is_numeric:
-                continue
-            cats = list(f.categories or ())
-            if f.kind is Kind.ORDINAL:
-                self.order_[f.name] = tuple(cats)
-                continue
-            col = rows[f.name]
-            frame = pd.DataFrame({"c": col.to_numpy(dtype=object), "s": score * weights, "w": weights})
-            frame = frame[col.notna().to_numpy()]
-            g = frame.groupby("c", sort=False)[["s", "w"]].sum()
-            means = (g["s"] / g["w"]).to_dict()
-            overall = float(np.average(score, weights=weights)) if weights.sum() > 0 else 0.0
-            # Categories absent from the training rows sort as if average; stable on ties.
-            keyed = sorted(range(len(cats)), key=lambda i: (means.get(cats[i], overall), i))
-            self.order_[f.name] = tuple(cats[i] for i in keyed)
-        return self
-
-    @staticmethod
-    def _principal_score(rows, schema, proba, weights) -> np.ndarray:
-        if proba.shape[1] == 2:
-            return proba[:, 1]
-        # First principal direction of the class distributions, weighted.
-        w = weights / weights.sum()
-        centred = proba - w @ proba
-        cov = (centred * w[:, None]).T @ centred
-        vals, vecs = np.linalg.eigh(cov)
-        return proba @ vecs[:, -1]
-
-    def transform(self, rows: pd.DataFrame) -> np.ndarray:
-        cols = []
-        for f in self.schema_:
-            if f.is_numeric:
-                cols.append(rows[f.name].to_numpy(dtype="float64", na_value=np.nan))
-            else:
-                idx = pd.Index(self.order_[f.name], dtype=object).get_indexer(rows[f.name].to_numpy(dtype=object))
-                cols.append(np.where(idx < 0, np.nan, idx).astype(float))
-        return np.column_stack(cols)
-
-    def split_sets(self, feature: str, threshold: float) -> tuple[tuple, tuple]:
-        """The categories on each side of ``code <= threshold``."""
-        order = self.order_[feature]
-        if not np.isfinite(threshold):
-            # A split of known values from missing ones.
-            return (order, ()) if threshold > 0 else ((), order)
-        k = int(np.floor(threshold)) + 1
-        return order[:k], order[k:]
