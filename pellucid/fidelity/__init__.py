@@ -1,5 +1,19 @@
-"""Fidelity of surrogates to the network: agreement, R², per class, per rule, complexity."""
+"""Fidelity of surrogates to the network: agreement, R², per class, per rule, complexity,
+bootstrap stability and the fidelity–complexity frontier."""
 
+from .frontier import Frontier, FrontierEntry, frontier, pareto_flags
 from .metrics import Fidelity, evaluate, wilson_interval
+from .stability import Stability, rule_matches, stability
 
-__all__ = ["Fidelity", "evaluate", "wilson_interval"]
+__all__ = [
+    "Fidelity",
+    "evaluate",
+    "wilson_interval",
+    "Stability",
+    "stability",
+    "rule_matches",
+    "Frontier",
+    "FrontierEntry",
+    "frontier",
+    "pareto_flags",
+]

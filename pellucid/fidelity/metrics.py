@@ -167,7 +167,15 @@ def evaluate(surrogate, oracle=None, rows=None, *, confidence: float = 0.95) -> 
         rows=which,
     )
 
+    additive = getattr(rules, "additive", False)
+
     def rule_score(rule, m):
+        if additive:
+            # A term adds its weight rather than giving the value: what it covers is told by
+            # the network's mean output there against elsewhere.
+            inside = float(net_out[m].mean()) if m.any() else None
+            outside = float(net_out[~m].mean()) if (~m).any() else None
+            return {"outcome": float(rule.outcome), "network_mean": inside, "network_mean_elsewhere": outside}
         mae = float(np.abs(net_out[m] - float(rule.outcome)).mean()) if m.any() else None
         return {"outcome": float(rule.outcome), "mae": mae}
 
@@ -177,9 +185,11 @@ def evaluate(surrogate, oracle=None, rows=None, *, confidence: float = 0.95) -> 
 
 def _add_rule_entries(out: Fidelity, rules, cov: np.ndarray, fires: np.ndarray, score) -> None:
     """Per rule (and the default): the rows it covers and decides, and the task's score of
-    its outcome on them."""
+    its outcome on them. In an additive model no rule decides alone (``decides`` is None) and
+    the default entry is about the rows no rule covers."""
+    additive = getattr(rules, "additive", False)
     for j, rule in enumerate(list(rules.rules) + [rules.default]):
-        is_default = j == rules.n_rules
+        is_default = j == len(rules.rules)
         m = fires == j if is_default else cov[:, j]
         entry = {
             "index": j,
@@ -187,7 +197,7 @@ def _add_rule_entries(out: Fidelity, rules, cov: np.ndarray, fires: np.ndarray, 
             **score(rule, m),
             "n_covered": int(m.sum()),
             "coverage": float(m.mean()),
-            "decides": float((fires == j).mean()),
+            "decides": None if additive else float((fires == j).mean()),
         }
         if is_default:
             out.default = entry

@@ -1,0 +1,494 @@
+"""The fidelity–complexity frontier: how faithful can a surrogate of a given size be?
+
+:func:`frontier` fits every candidate surrogate at several size budgets on one distillation
+set, measures each on the set's held-out rows, and marks the Pareto set: the fits that no
+other fit beats with as few rules and as much fidelity. :meth:`Frontier.select` then answers
+the two questions a reader asks: "the most faithful within N rules" and "the smallest that
+reaches fidelity F".
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from ..errors import ParameterError
+from ..extraction.distill import DistillationSet
+from .metrics import Fidelity, evaluate
+from .stability import _plain
+
+#: The fidelity measure of each task: label agreement, or R² of the outputs.
+MEASURES = {"classification": "agreement", "regression": "r2"}
+
+
+@dataclass
+class FrontierEntry:
+    """One candidate fitted at one size budget (or the error it raised).
+
+    Attributes
+    ----------
+    candidate : str
+        The candidate's name.
+    size : int or None
+        The value given to the candidate's ``size_param`` (None for a candidate without one,
+        fitted once with its own parameters).
+    params : dict
+        Every parameter the candidate was built with.
+    score : float or None
+        The task's fidelity measure on the held-out rows: label agreement (classification)
+        or R² (regression).
+    n_rules, n_conditions : int or None
+        The fitted surrogate's size.
+    fit_seconds : float or None
+        Wall time of ``fit``.
+    surrogate : Surrogate or None
+        The fitted surrogate (None when fitting failed).
+    fidelity : Fidelity or None
+        Its full fidelity on the held-out rows.
+    error : str or None
+        ``ExceptionType: message`` when the candidate raised while being built, fitted or
+        measured; such entries are never in the Pareto set.
+    pareto : bool
+        Whether no other entry has fewer-or-equal rules and higher-or-equal fidelity, one of
+        them strictly.
+    """
+
+    candidate: str
+    size: int | None
+    params: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None
+    n_rules: int | None = None
+    n_conditions: int | None = None
+    fit_seconds: float | None = None
+    surrogate: Any = field(default=None, repr=False)
+    fidelity: Fidelity | None = field(default=None, repr=False)
+    error: str | None = None
+    pareto: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Fitted and measured: it has a size and a fidelity to compare."""
+        return self.error is None and self.score is not None and self.n_rules is not None
+
+    def label(self) -> str:
+        """``decision_tree (4 rules) at 0.93``: how messages name the entry."""
+        return f"{self.candidate} ({self.n_rules} rules) at {_fmt(self.score)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        fid = None
+        if self.fidelity is not None:
+            f = self.fidelity
+            fid = {
+                "n": f.n,
+                "rows": f.rows,
+                "agreement": f.agreement,
+                "agreement_ci": None if f.agreement_ci is None else list(f.agreement_ci),
+                "macro_f1": f.macro_f1,
+                "r2": f.r2,
+                "mae": f.mae,
+                "rmse": f.rmse,
+                "complexity": f.complexity,
+            }
+        return _plain(
+            {
+                "candidate": self.candidate,
+                "size": self.size,
+                "params": {
+                    k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                    for k, v in self.params.items()
+                },
+                "score": self.score,
+                "n_rules": self.n_rules,
+                "n_conditions": self.n_conditions,
+                "fit_seconds": self.fit_seconds,
+                "pareto": self.pareto,
+                "error": self.error,
+                "fidelity": fid,
+            }
+        )
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def pareto_flags(entries: Sequence[FrontierEntry]) -> list[bool]:
+    """Which entries are on the Pareto front of (fewer rules, higher fidelity).
+
+    An entry is dominated when another has fewer-or-equal rules and higher-or-equal fidelity,
+    with at least one of the two strict. Entries that failed or have no score are never on
+    the front. Two entries equal in both stay on it together.
+    """
+    flags = []
+    for e in entries:
+        if not e.ok:
+            flags.append(False)
+            continue
+        dominated = any(
+            o.ok
+            and o.n_rules <= e.n_rules
+            and o.score >= e.score
+            and (o.n_rules < e.n_rules or o.score > e.score)
+            for o in entries
+        )
+        flags.append(not dominated)
+    return flags
+
+
+class Frontier:
+    """Surrogates fitted at several sizes, their fidelity, and the Pareto set among them.
+
+    Parameters
+    ----------
+    entries : sequence of FrontierEntry
+        One per candidate and size budget; the ``pareto`` flags are (re)computed here.
+    task : str
+        ``classification`` (fidelity is label agreement) or ``regression`` (R²).
+    sizes : sequence of int, optional
+        The size budgets tried, for the record.
+    random_state : int, optional
+        The seed the candidates were given, for the record.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[FrontierEntry],
+        task: str,
+        sizes: Sequence[int] = (),
+        random_state: int | None = None,
+    ) -> None:
+        if task not in MEASURES:
+            raise ParameterError(f"task must be 'classification' or 'regression', got {task!r}")
+        self.entries = list(entries)
+        self.task = task
+        self.sizes = tuple(sizes)
+        self.random_state = random_state
+        for e, flag in zip(self.entries, pareto_flags(self.entries)):
+            e.pareto = flag
+
+    @property
+    def measure(self) -> str:
+        """``agreement`` (classification) or ``r2`` (regression)."""
+        return MEASURES[self.task]
+
+    @property
+    def pareto(self) -> list[FrontierEntry]:
+        """The entries on the Pareto front, fewest rules first."""
+        return sorted((e for e in self.entries if e.pareto), key=lambda e: (e.n_rules, -e.score, e.n_conditions))
+
+    @property
+    def failed(self) -> list[FrontierEntry]:
+        """Entries whose candidate raised an error."""
+        return [e for e in self.entries if e.error is not None]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __repr__(self) -> str:
+        return (
+            f"Frontier({self.task}, {len(self.entries)} entries, {len(self.pareto)} on the Pareto front, "
+            f"{len(self.failed)} failed)"
+        )
+
+    # ------------------------------------------------------------------ selection
+    def select(
+        self,
+        max_rules: int | None = None,
+        min_agreement: float | None = None,
+        *,
+        min_r2: float | None = None,
+    ) -> FrontierEntry:
+        """Pick one entry.
+
+        With a fidelity floor, the smallest entry within ``max_rules`` that reaches it
+        (fewest rules, then fewest conditions, then highest fidelity). Without one, the most
+        faithful entry within ``max_rules`` (ties go to fewer rules, then fewer conditions).
+        Ties beyond these go to the earlier entry.
+
+        Parameters
+        ----------
+        max_rules : int, optional
+            Most rules the entry may have.
+        min_agreement : float, optional
+            Fidelity floor in the task's measure: label agreement for classification, R²
+            for regression.
+        min_r2 : float, optional
+            The same floor under its regression name; only for a regression frontier, and
+            not together with ``min_agreement``.
+
+        Returns
+        -------
+        FrontierEntry
+
+        Raises
+        ------
+        ParameterError
+            When no entry qualifies; the message names the best entry available.
+        """
+        if min_r2 is not None:
+            if self.task != "regression":
+                raise ParameterError(
+                    f"min_r2 is for a regression frontier; this one is for {self.task}, whose fidelity "
+                    f"measure is {self.measure}: use min_agreement"
+                )
+            if min_agreement is not None:
+                raise ParameterError("give the fidelity floor as min_agreement or as min_r2, not both")
+            min_agreement = min_r2
+        if max_rules is not None and (
+            isinstance(max_rules, bool) or not isinstance(max_rules, (int, np.integer)) or max_rules < 0
+        ):
+            raise ParameterError(f"max_rules must be a non-negative integer or None, got {max_rules!r}")
+        if min_agreement is not None and (
+            isinstance(min_agreement, bool) or not isinstance(min_agreement, Real) or not np.isfinite(min_agreement)
+        ):
+            raise ParameterError(f"the fidelity floor must be a finite number, got {min_agreement!r}")
+        measure = "agreement" if self.task == "classification" else "R²"
+        valid = [e for e in self.entries if e.ok]
+        if not valid:
+            errors = "; ".join(f"{e.candidate} (size {e.size}): {e.error}" for e in self.failed) or "no entries"
+            raise ParameterError(f"no surrogate on this frontier was fitted and measured: {errors}")
+        within = valid if max_rules is None else [e for e in valid if e.n_rules <= max_rules]
+        if not within:
+            smallest = min(valid, key=lambda e: (e.n_rules, e.n_conditions, -e.score))
+            raise ParameterError(
+                f"no surrogate has at most {max_rules} rules; the smallest is {smallest.label()}"
+            )
+        # max() and min() keep the earliest of equal entries.
+        best = max(within, key=lambda e: (e.score, -e.n_rules, -e.n_conditions))
+        if min_agreement is None:
+            return best
+        reaching = [e for e in within if e.score >= min_agreement]
+        if not reaching:
+            where = "" if max_rules is None else f" with at most {max_rules} rules"
+            scope = "" if max_rules is None else f" within {max_rules} rules"
+            raise ParameterError(
+                f"no surrogate{where} reaches {measure} {_fmt(min_agreement)}; "
+                f"the best{scope} is {best.label()}"
+            )
+        return min(reaching, key=lambda e: (e.n_rules, e.n_conditions, -e.score))
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: every entry's numbers and errors, no fitted objects."""
+        return _plain(
+            {
+                "task": self.task,
+                "measure": self.measure,
+                "sizes": list(self.sizes),
+                "random_state": self.random_state,
+                "entries": [e.to_dict() for e in self.entries],
+                "pareto": [i for i, e in enumerate(self.entries) if e.pareto],
+                "n_failed": len(self.failed),
+            }
+        )
+
+    def table(self) -> pd.DataFrame:
+        """One row per entry: candidate, size, rules, conditions, fidelity, fit time, Pareto
+        flag and error. The fidelity column is named after the task's measure."""
+        rows = [
+            {
+                "candidate": e.candidate,
+                "size": e.size,
+                "n_rules": e.n_rules,
+                "n_conditions": e.n_conditions,
+                self.measure: e.score,
+                "fit_seconds": e.fit_seconds,
+                "pareto": e.pareto,
+                "error": e.error,
+            }
+            for e in self.entries
+        ]
+        cols = ["candidate", "size", "n_rules", "n_conditions", self.measure, "fit_seconds", "pareto", "error"]
+        out = pd.DataFrame(rows, columns=cols)
+        # Sizes and counts stay integers where present, missing where an entry failed.
+        for c in ("size", "n_rules", "n_conditions"):
+            out[c] = out[c].astype("Int64")
+        return out
+
+
+# ---------------------------------------------------------------------------- building
+def _resolve_candidates(
+    candidates: Sequence[Any] | None, params: Mapping[str, Mapping[str, Any]] | None
+) -> list[tuple[str, type, dict[str, Any]]]:
+    # Read at call time: the registry is the one that exists when the frontier is drawn.
+    from ..surrogates import SURROGATES, Surrogate
+
+    def lookup(name: str) -> type:
+        if name not in SURROGATES:
+            raise ParameterError(f"unknown surrogate {name!r}; registered: {sorted(SURROGATES)}")
+        return SURROGATES[name]
+
+    if candidates is None:
+        resolved = [(name, cls, {}) for name, cls in SURROGATES.items() if getattr(cls, "size_param", None)]
+        if not resolved:
+            raise ParameterError("no registered surrogate has a size_param; pass candidates explicitly")
+    else:
+        if isinstance(candidates, (str, type)):
+            candidates = [candidates]
+        resolved = []
+        for c in candidates:
+            if isinstance(c, str):
+                resolved.append((c, lookup(c), {}))
+            elif isinstance(c, type):
+                if not issubclass(c, Surrogate):
+                    raise ParameterError(f"candidate {c.__name__} is not a pellucid Surrogate subclass")
+                resolved.append((c.name, c, {}))
+            elif isinstance(c, tuple) and len(c) in (2, 3) and isinstance(c[0], str):
+                name, cls = c[0], c[1]
+                fixed = dict(c[2]) if len(c) == 3 and c[2] is not None else {}
+                if isinstance(cls, str):
+                    cls = lookup(cls)
+                if not (isinstance(cls, type) and issubclass(cls, Surrogate)):
+                    raise ParameterError(f"candidate {name!r}: {cls!r} is not a pellucid Surrogate subclass")
+                resolved.append((name, cls, fixed))
+            else:
+                raise ParameterError(
+                    "each candidate must be a Surrogate subclass, a registered name, or a tuple "
+                    f"(name, class, fixed params); got {c!r}"
+                )
+        if not resolved:
+            raise ParameterError("candidates is empty; pass None for every registered surrogate")
+    names = [n for n, _, _ in resolved]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ParameterError(f"candidate names must be distinct; repeated: {dup}")
+    if params:
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ParameterError(f"params names candidates that are not among them: {unknown}; candidates: {names}")
+        resolved = [(n, cls, {**fixed, **dict(params.get(n, {}))}) for n, cls, fixed in resolved]
+    for name, cls, fixed in resolved:
+        sig = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+            bad = sorted(set(fixed) - set(sig) - {"self"})
+            if bad:
+                raise ParameterError(f"candidate {name!r} ({cls.__name__}) takes no parameter(s) {bad}")
+        size_param = getattr(cls, "size_param", None)
+        if size_param is not None and size_param not in sig:
+            raise ParameterError(
+                f"candidate {name!r} ({cls.__name__}) names size_param {size_param!r}, "
+                "which its __init__ does not take"
+            )
+        if size_param is not None and size_param in fixed:
+            raise ParameterError(
+                f"candidate {name!r} fixes {size_param}={fixed[size_param]!r}, the parameter the frontier "
+                "varies; give the budgets as sizes instead"
+            )
+    return resolved
+
+
+def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        vals = list(sizes)
+    except TypeError:
+        raise ParameterError(f"sizes must be a sequence of positive integers, got {sizes!r}") from None
+    bad = [s for s in vals if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1]
+    if not vals or bad:
+        raise ParameterError(f"sizes must be a non-empty sequence of positive integers, got {sizes!r}")
+    return tuple(sorted({int(s) for s in vals}))
+
+
+def _fit_one(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet) -> FrontierEntry:
+    entry = FrontierEntry(candidate=name, size=size, params=dict(kw))
+    try:
+        s = cls(**kw)
+        if getattr(s, "name", None) != name:
+            s.name = name  # the candidate's own name, wherever it is shown
+        t0 = time.perf_counter()
+        s.fit(dset)
+        entry.fit_seconds = time.perf_counter() - t0
+        fid = evaluate(s, rows=dset)
+        comp = s.complexity()
+    except Exception as e:  # a candidate's failure is a result, recorded with its message
+        entry.error = f"{type(e).__name__}: {e}"
+        return entry
+    entry.surrogate = s
+    entry.fidelity = fid
+    entry.score = fid.agreement if dset.task == "classification" else fid.r2
+    entry.n_rules = int(comp["n_rules"])
+    entry.n_conditions = int(comp["n_conditions"])
+    return entry
+
+
+def frontier(
+    dset: DistillationSet,
+    candidates: Sequence[Any] | None = None,
+    sizes: Sequence[int] = (4, 8, 16, 32),
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    verbose: int = 1,
+) -> Frontier:
+    """Fit surrogates at several size budgets and measure each on the held-out rows.
+
+    Parameters
+    ----------
+    dset : DistillationSet
+        Candidates fit on its training rows; fidelity is measured on its held-out rows.
+    candidates : sequence, optional
+        Surrogate classes, names registered in ``pellucid.surrogates.SURROGATES``, or tuples
+        ``(name, class, fixed params)``. By default every registered surrogate with a
+        ``size_param``. A candidate without a ``size_param`` is fitted once, with its own
+        parameters (its entry has size None).
+    sizes : sequence of int
+        The values given to each candidate's ``size_param`` (for a decision tree,
+        ``max_leaf_nodes``).
+    random_state : int, optional
+        Given to every candidate that takes a ``random_state`` (unless its fixed parameters
+        set one).
+    n_jobs : int, optional
+        Fits run in parallel with joblib; None fits one after another. Only the timings
+        depend on it.
+    params : mapping, optional
+        Extra fixed parameters per candidate name, e.g. ``{"decision_tree": {"max_depth": 4}}``;
+        they override those of the candidate tuple.
+    verbose : int
+        0 for silence; otherwise a progress bar on a terminal.
+
+    Returns
+    -------
+    Frontier
+        A candidate that raises while being built, fitted or measured is recorded with its
+        error message and left out of the Pareto set.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown candidate name, a malformed candidate, a fixed parameter the class
+        does not take or that sets the size parameter, or invalid sizes.
+    """
+    if not isinstance(dset, DistillationSet):
+        raise ParameterError(f"frontier expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
+    sizes = _check_sizes(sizes)
+    resolved = _resolve_candidates(candidates, params)
+    tasks = []
+    for name, cls, fixed in resolved:
+        size_param = getattr(cls, "size_param", None)
+        base = dict(fixed)
+        sig = inspect.signature(cls.__init__).parameters
+        if "random_state" in sig and "random_state" not in base:
+            base["random_state"] = random_state
+        if size_param is None:
+            tasks.append((name, cls, base, None))
+        else:
+            tasks.extend((name, cls, {**base, size_param: s}, s) for s in sizes)
+    quiet = verbose <= 0 or not sys.stderr.isatty()
+    jobs = (
+        delayed(_fit_one)(name, cls, kw, size, dset)
+        for name, cls, kw, size in tqdm(tasks, desc="frontier", disable=quiet, leave=False)
+    )
+    entries = list(Parallel(n_jobs=n_jobs)(jobs))
+    return Frontier(entries, dset.task, sizes=sizes, random_state=random_state)

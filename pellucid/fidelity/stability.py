@@ -1,0 +1,553 @@
+"""Bootstrap stability: would the same rules come back from slightly different data?
+
+A surrogate's rules are only worth reading if they are not an accident of the rows it was
+fitted on. :func:`stability` refits copies of a surrogate (same parameters) on bootstrap
+resamples of the training rows of its distillation set and measures three things:
+
+- for each rule of the original surrogate, the share of refits that contain a matching rule
+  (see :func:`rule_matches` for what "matching" means);
+- for each condition "feature direction" (``income <=``, ``home in``), the share of refits
+  that use it somewhere;
+- how far the refits' predictions on the held-out rows agree with one another and with the
+  original's.
+
+The held-out rows never enter a refit, as they never enter the original fit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from ..errors import ParameterError
+from ..extraction.distill import DistillationSet
+from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
+from ..schema import Schema
+
+#: Default threshold tolerance, as a share of each feature's observed range.
+DEFAULT_TOLERANCE = 0.05
+
+# Condition directions, as printed in the per-condition table.
+_DIRECTION_LABEL = {"upper": "<=", "lower": ">", "set": "in", "missing": "missing"}
+
+
+# ---------------------------------------------------------------------------- rule matching
+def _condition_keys(conditions: tuple[Condition, ...], schema: Schema) -> dict[tuple[str, str], Any]:
+    """A rule's conjunction in a normal form: (feature, direction) -> value.
+
+    Directions are ``upper`` (``<``, ``<=``), ``lower`` (``>``, ``>=``), ``set`` (``in`` or
+    ``not in``, stored as the set of admitted categories) and ``missing`` (a condition that
+    only speaks of missingness, stored as which known values pass and whether missing ones
+    do). Conditions on one feature are merged first, so ``x <= 3 and x <= 5`` is ``x <= 3``.
+    """
+    cats = {f.name: f.categories for f in schema if f.is_categorical and f.categories is not None}
+    merged = merge_conditions(conditions, order=schema.names, domains=cats)
+    out: dict[tuple[str, str], Any] = {}
+    for c in merged:
+        known = c.known_values
+        if known != "some":
+            if known == "all" and c.missing:
+                continue  # admits every row: says nothing
+            out[(c.feature, "missing")] = (known, bool(c.missing))
+        elif c.op in NUMERIC_OPS:
+            out[(c.feature, "upper" if c.op in ("<", "<=") else "lower")] = float(c.value)
+        else:
+            admitted = set(c.value)
+            if c.op == "not in":
+                domain = cats.get(c.feature)
+                if domain is None:
+                    # No known domain: compare the written form.
+                    out[(c.feature, "set")] = ("not in", frozenset(c.value))
+                    continue
+                admitted = set(domain) - admitted
+            out[(c.feature, "set")] = ("in", frozenset(admitted))
+    return out
+
+
+def _feature_spans(schema: Schema) -> dict[str, float]:
+    spans = {}
+    for f in schema:
+        if f.is_numeric and f.low is not None and f.high is not None:
+            spans[f.name] = float(f.high) - float(f.low)
+    return spans
+
+
+def _outcomes_match(a: Any, b: Any, classes: Any, outcome_tol: float | None) -> bool:
+    if classes is not None:
+        labels = list(classes)
+        if a in labels and b in labels:
+            return bool(a == b)
+    if isinstance(a, Real) and isinstance(b, Real) and not isinstance(a, bool) and not isinstance(b, bool):
+        if outcome_tol is None:
+            return bool(a == b)
+        return abs(float(a) - float(b)) <= outcome_tol
+    return bool(a == b)
+
+
+def rule_matches(
+    a: Rule,
+    b: Rule,
+    schema: Schema,
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    classes: Any = None,
+    outcome_tolerance: float | None = None,
+) -> bool:
+    """Whether two rules say the same thing, up to small moves of their thresholds.
+
+    Two rules match when
+
+    - their outcomes are equal (class labels), or differ by at most ``outcome_tolerance``
+      (numbers: regression values, additive weights);
+    - after merging each rule's conditions per feature, they test the same features in the
+      same directions: an upper bound (``<``, ``<=``), a lower bound (``>``, ``>=``), a set
+      of categories (``in`` and ``not in`` compared as the set of categories admitted), or
+      missingness alone (``x is missing``);
+    - every numeric threshold differs by at most ``tolerance`` × the feature's observed range
+      (``Feature.high - Feature.low`` in the schema); sets of categories are equal.
+
+    Whether missing values pass a threshold or set condition is not compared: trees route
+    missing values to whichever side a sample favours, and that choice is not what a reader
+    takes a rule to say. Strictness (``<`` versus ``<=``) is not compared either.
+
+    Parameters
+    ----------
+    a, b : Rule
+        The rules to compare.
+    schema : Schema
+        Gives each feature's range and categories.
+    tolerance : float
+        Largest threshold move, as a share of the feature's range.
+    classes : sequence, optional
+        The class labels; outcomes that are labels are compared for equality.
+    outcome_tolerance : float, optional
+        Largest difference of numeric outcomes; ``None`` asks for equality.
+
+    Returns
+    -------
+    bool
+    """
+    if tolerance < 0:
+        raise ParameterError(f"tolerance must be >= 0, got {tolerance}")
+    spans = _feature_spans(schema)
+    return _match_keys(
+        _condition_keys(a.conditions, schema),
+        _condition_keys(b.conditions, schema),
+        spans,
+        tolerance,
+    ) and _outcomes_match(a.outcome, b.outcome, classes, outcome_tolerance)
+
+
+def _match_keys(ka: dict, kb: dict, spans: dict[str, float], tolerance: float) -> bool:
+    if ka.keys() != kb.keys():
+        return False
+    for key, va in ka.items():
+        vb = kb[key]
+        feature, direction = key
+        if direction in ("upper", "lower"):
+            tol = tolerance * spans.get(feature, 0.0)
+            # A hair of slack so that a tolerance of 0 still matches equal thresholds.
+            if abs(va - vb) > tol + 1e-12 * max(1.0, abs(va)):
+                return False
+        elif va != vb:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------- result
+@dataclass
+class Stability:
+    """How much of a surrogate survives refitting on bootstrap resamples.
+
+    Attributes
+    ----------
+    surrogate : str
+        Name of the surrogate.
+    task : str
+        ``classification`` or ``regression``.
+    n_boot : int
+        Refits.
+    tolerance : float
+        Threshold tolerance used to match rules (share of each feature's range).
+    random_state : int or None
+        Seed of the resampling.
+    rule_stability : float or None
+        Mean over the original's rules of the share of refits containing a matching rule
+        (None when the original has no rules).
+    prediction_agreement : float
+        Mean over pairs of refits of how far their predictions on ``rows`` agree: the share of
+        rows with the same label (classification), or ``1 - mean squared difference /
+        variance of the network's outputs`` (regression, on the scale of R²: 1 for equal
+        predictions, 0 for differences as large as the network's own spread).
+    agreement_with_original : float
+        The same measure between each refit and the original surrogate, averaged over refits.
+    measure : str
+        ``label agreement`` or ``1 - MSD/var`` (regression), naming the two measures above.
+    rows : str
+        ``holdout`` (the held-out observed rows) or ``all`` (a set without a holdout).
+    n_rows : int
+        Rows the predictions were compared on.
+    rules : list of dict
+        Per original rule: ``index``, ``text``, ``outcome``, ``share`` (refits with a matching
+        rule) and ``shape_share`` (refits with a rule of the same outcome, features and
+        directions, whatever its thresholds and sets).
+    conditions : list of dict
+        Per ``feature direction`` (``income <=``, ``income >``, ``home in``, ``income
+        missing``) used by the original or any refit: ``share`` of refits using it in some
+        rule, ``n_original`` (the original's rules using it) and ``mean_refit`` (rules per
+        refit using it). Sorted by share, highest first.
+    per_refit : list of dict
+        Per refit: ``n_rules``, ``n_conditions``, ``agreement_with_original`` and
+        ``fidelity`` (label agreement with the network, or R², on ``rows``).
+    refits : list of Surrogate
+        The fitted refits (not part of :meth:`to_dict`).
+    """
+
+    surrogate: str
+    task: str
+    n_boot: int
+    tolerance: float
+    random_state: int | None
+    rule_stability: float | None
+    prediction_agreement: float
+    agreement_with_original: float
+    measure: str
+    rows: str
+    n_rows: int
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    per_refit: list[dict[str, Any]] = field(default_factory=list)
+    refits: list[Any] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every number as plain JSON values; the fitted refits are left out."""
+        return _plain(
+            {
+                "surrogate": self.surrogate,
+                "task": self.task,
+                "n_boot": self.n_boot,
+                "tolerance": self.tolerance,
+                "random_state": self.random_state,
+                "rule_stability": self.rule_stability,
+                "prediction_agreement": self.prediction_agreement,
+                "agreement_with_original": self.agreement_with_original,
+                "measure": self.measure,
+                "rows": self.rows,
+                "n_rows": self.n_rows,
+                "rules": self.rules,
+                "conditions": self.conditions,
+                "per_refit": self.per_refit,
+            }
+        )
+
+
+def _plain(v: Any) -> Any:
+    """Numpy scalars, tuples and sets to JSON's types; non-finite floats to None."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_plain(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+# ---------------------------------------------------------------------------- refitting
+def clone_surrogate(surrogate: Any, **overrides: Any) -> Any:
+    """An unfitted copy with the same parameters (and name), some of them overridden."""
+    params = {**surrogate.get_params(), **overrides}
+    new = type(surrogate)(**params)
+    if getattr(surrogate, "name", None) != getattr(type(surrogate), "name", None):
+        new.name = surrogate.name
+    return new
+
+
+def _takes(cls: type, param: str) -> bool:
+    try:
+        return param in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _bootstrap_indices(train: DistillationSet, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Row positions of each resample, drawn with replacement within each strategy, so every
+    resample keeps the set's mix of observed and synthetic rows."""
+    groups = [np.flatnonzero(train.source == s) for s in pd.unique(train.source)]
+    out = []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        out.append(np.sort(idx))
+    return out
+
+
+def _resample(train: DistillationSet, idx: np.ndarray, b: int) -> DistillationSet:
+    return DistillationSet(
+        rows=train.rows.iloc[idx].reset_index(drop=True),
+        outputs=train.outputs[idx],
+        weights=train.weights[idx],
+        source=train.source[idx],
+        is_holdout=np.zeros(len(idx), dtype=bool),
+        schema=train.schema,
+        task=train.task,
+        classes=train.classes,
+        n_queries=0,
+        params={**train.params, "bootstrap": b},
+        origin=train.origin[idx],
+    )
+
+
+def _refit(clone: Any, train: DistillationSet, idx: np.ndarray, b: int) -> Any:
+    return clone.fit(_resample(train, idx, b))
+
+
+# ---------------------------------------------------------------------------- agreement
+def _label_codes(pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return pd.Index(list(classes), dtype=object).get_indexer(np.asarray(pred, dtype=object))
+
+
+def _pairwise_label_agreement(codes: np.ndarray) -> float:
+    """Mean over pairs of rows (refits) of the share of columns where they are equal;
+    counted per column from how many refits give each label."""
+    b = codes.shape[0]
+    pairs = b * (b - 1) / 2
+    same = np.zeros(codes.shape[1])
+    for c in np.unique(codes):
+        k = (codes == c).sum(axis=0)
+        same += k * (k - 1) / 2
+    return float(same.mean() / pairs)
+
+
+def _r2_scale(msd: float, var: float) -> float:
+    # Like scikit-learn's r2_score on constant targets: 1 for a perfect match, else 0.
+    if var <= 0:
+        return 1.0 if msd <= 0 else 0.0
+    return float(1.0 - msd / var)
+
+
+def _pairwise_value_agreement(values: np.ndarray, var: float) -> float:
+    """1 - (mean over pairs of refits of the mean squared difference) / var."""
+    b = values.shape[0]
+    centred = values - values.mean(axis=0, keepdims=True)
+    # Sum over pairs i < j of (v_i - v_j)^2 equals b × sum of squared deviations.
+    pair_sq = b * (centred**2).sum(axis=0)
+    msd = float(pair_sq.mean() / (b * (b - 1) / 2))
+    return _r2_scale(msd, var)
+
+
+# ---------------------------------------------------------------------------- stability
+def stability(
+    surrogate: Any,
+    dset: DistillationSet,
+    n_boot: int = 20,
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    verbose: int = 1,
+) -> Stability:
+    """Refit a surrogate on bootstrap resamples and measure what comes back.
+
+    Parameters
+    ----------
+    surrogate : Surrogate
+        A fitted surrogate; its rules are the ones looked for in the refits.
+    dset : DistillationSet
+        The set it was fitted on. Resamples are drawn, with replacement, from its training
+        rows, separately within each strategy (observed, perturb, ...) so every resample
+        keeps the same mix; its held-out rows are where predictions are compared and never
+        enter a refit. A set without a holdout is compared on all its rows.
+    n_boot : int
+        Refits (at least 2).
+    random_state : int, optional
+        Seeds the resampling. Refits keep the surrogate's own parameters, ``random_state``
+        included; a surrogate whose ``random_state`` is None gets one seed per refit drawn
+        from this one, so the same call gives the same result.
+    n_jobs : int, optional
+        Refits run in parallel with joblib; None runs them one after another. The result
+        does not depend on it.
+    tolerance : float
+        Largest move of a numeric threshold for a rule to count as the same, as a share of
+        the feature's observed range (see :func:`rule_matches`). Regression outcomes (and
+        other numeric outcomes) may move by the same share of the range of the network's
+        outputs on the training rows.
+    verbose : int
+        0 for silence; otherwise a progress bar on a terminal.
+
+    Returns
+    -------
+    Stability
+
+    Raises
+    ------
+    ParameterError
+        When ``n_boot`` or ``tolerance`` is out of range, or the surrogate was fitted on
+        another schema or task than ``dset`` holds.
+    NotFittedError
+        When the surrogate is not fitted.
+    """
+    if not isinstance(dset, DistillationSet):
+        raise ParameterError(f"stability expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ParameterError(f"n_boot must be an integer >= 2 (pairs of refits are compared), got {n_boot!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, Real) or not tolerance >= 0:
+        raise ParameterError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    surrogate._check_fitted()
+    if list(surrogate.schema_.names) != list(dset.schema.names) or surrogate.task_ != dset.task:
+        raise ParameterError(
+            f"the {surrogate.name} surrogate was fitted for {surrogate.task_} on features "
+            f"{list(surrogate.schema_.names)}, but the distillation set is for {dset.task} on "
+            f"{list(dset.schema.names)}; pass the set it was fitted on"
+        )
+    n_boot = int(n_boot)
+    tolerance = float(tolerance)
+    train = dset.train if dset.is_holdout.any() else dset
+    if len(train) == 0:
+        raise ParameterError("stability: the distillation set has no training rows to resample")
+    eval_part, which = (dset.holdout, "holdout") if dset.is_holdout.any() else (dset, "all")
+
+    rng = np.random.default_rng(random_state)
+    boot_idx = _bootstrap_indices(train, n_boot, rng)
+    seeds = rng.integers(0, 2**31 - 1, size=n_boot)
+    seeded = _takes(type(surrogate), "random_state") and surrogate.get_params().get("random_state") is None
+    overrides = [{"random_state": int(s)} if seeded else {} for s in seeds]
+
+    quiet = verbose <= 0 or not sys.stderr.isatty()
+    jobs = (
+        delayed(_refit)(clone_surrogate(surrogate, **overrides[b]), train, boot_idx[b], b)
+        for b in tqdm(range(n_boot), desc=f"stability of {surrogate.name}", disable=quiet, leave=False)
+    )
+    refits = list(Parallel(n_jobs=n_jobs)(jobs))
+
+    # ---------------------------------------------------------------- rules
+    schema = dset.schema
+    spans = _feature_spans(schema)
+    classes = None if surrogate.classes_ is None else list(surrogate.classes_)
+    outcome_tol = None
+    if dset.task != "classification" or any(
+        classes is None or r.outcome not in classes for r in surrogate.rules_.rules
+    ):
+        out_span = float(np.ptp(train.outputs)) if train.outputs.size else 0.0
+        outcome_tol = tolerance * out_span
+    original = [(r, _condition_keys(r.conditions, schema)) for r in surrogate.rules_.rules]
+    refit_rules = [[(r, _condition_keys(r.conditions, schema)) for r in s.rules_.rules] for s in refits]
+
+    rule_rows = []
+    for i, (r, keys) in enumerate(original):
+        full = shape = 0
+        for rules in refit_rules:
+            same_outcome = [kb for rb, kb in rules if _outcomes_match(r.outcome, rb.outcome, classes, outcome_tol)]
+            if any(kb.keys() == keys.keys() for kb in same_outcome):
+                shape += 1
+            if any(_match_keys(keys, kb, spans, tolerance) for kb in same_outcome):
+                full += 1
+        rule_rows.append(
+            {
+                "index": i,
+                "text": r.text(confidence=False),
+                "outcome": r.outcome,
+                "share": full / n_boot,
+                "shape_share": shape / n_boot,
+            }
+        )
+    rule_stability = float(np.mean([row["share"] for row in rule_rows])) if rule_rows else None
+
+    # ---------------------------------------------------------------- conditions
+    def used(keyed: list[tuple[Rule, dict]]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for _, keys in keyed:
+            for k in keys:
+                counts[k] = counts.get(k, 0) + 1
+        return counts
+
+    orig_used = used(original)
+    refit_used = [used(rules) for rules in refit_rules]
+    all_keys = set(orig_used).union(*refit_used)
+    order = {n: i for i, n in enumerate(schema.names)}
+    cond_rows = []
+    for feature, direction in all_keys:
+        key = (feature, direction)
+        cond_rows.append(
+            {
+                "condition": f"{feature} {_DIRECTION_LABEL[direction]}",
+                "feature": feature,
+                "direction": direction,
+                "share": sum(key in u for u in refit_used) / n_boot,
+                "n_original": orig_used.get(key, 0),
+                "mean_refit": float(np.mean([u.get(key, 0) for u in refit_used])),
+            }
+        )
+    dir_order = list(_DIRECTION_LABEL)
+    cond_rows.sort(
+        key=lambda d: (
+            -d["share"],
+            -d["n_original"],
+            order.get(d["feature"], len(order)),
+            dir_order.index(d["direction"]),
+        )
+    )
+
+    # ---------------------------------------------------------------- predictions
+    X = eval_part.rows
+    orig_pred = surrogate.predict(X)
+    preds = [s.predict(X) for s in refits]
+    per_refit = []
+    if dset.task == "classification":
+        cls = np.asarray(dset.classes, dtype=object)
+        codes = np.vstack([_label_codes(p, cls) for p in preds])
+        orig_codes = _label_codes(orig_pred, cls)
+        net_codes = eval_part.outputs.argmax(axis=1)
+        pairwise = _pairwise_label_agreement(codes)
+        with_orig = (codes == orig_codes[None, :]).mean(axis=1)
+        fidelity = (codes == net_codes[None, :]).mean(axis=1)
+        measure = "label agreement"
+    else:
+        values = np.vstack([np.asarray(p, dtype=float) for p in preds])
+        var = float(np.var(eval_part.outputs))
+        pairwise = _pairwise_value_agreement(values, var)
+        diffs = ((values - np.asarray(orig_pred, dtype=float)[None, :]) ** 2).mean(axis=1)
+        with_orig = np.array([_r2_scale(float(d), var) for d in diffs])
+        net_msd = ((values - eval_part.outputs[None, :]) ** 2).mean(axis=1)
+        fidelity = np.array([_r2_scale(float(d), var) for d in net_msd])
+        measure = "1 - MSD/var"
+    for b, s in enumerate(refits):
+        comp = s.complexity()
+        per_refit.append(
+            {
+                "n_rules": int(comp["n_rules"]),
+                "n_conditions": int(comp["n_conditions"]),
+                "agreement_with_original": float(with_orig[b]),
+                "fidelity": float(fidelity[b]),
+            }
+        )
+    return Stability(
+        surrogate=surrogate.name,
+        task=dset.task,
+        n_boot=n_boot,
+        tolerance=tolerance,
+        random_state=random_state,
+        rule_stability=rule_stability,
+        prediction_agreement=float(pairwise),
+        agreement_with_original=float(np.mean(with_orig)),
+        measure=measure,
+        rows=which,
+        n_rows=len(X),
+        rules=rule_rows,
+        conditions=cond_rows,
+        per_refit=per_refit,
+        refits=refits,
+    )

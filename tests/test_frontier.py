@@ -1,0 +1,229 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pellucid.errors import ParameterError
+from pellucid.fidelity import Frontier, FrontierEntry, evaluate, frontier, pareto_flags
+from pellucid.surrogates import SURROGATES, DecisionTree, Surrogate
+
+from .test_stability import step_set, wiggly_set
+
+
+class Broken(Surrogate):
+    """A surrogate that always fails to fit."""
+
+    name = "broken"
+    size_param = "max_rules"
+
+    def __init__(self, max_rules: int = 4, random_state: int | None = 0) -> None:
+        self.max_rules = max_rules
+        self.random_state = random_state
+
+    def _fit(self, train):
+        raise RuntimeError(f"cannot fit with max_rules={self.max_rules}")
+
+
+def entry(name, rules, score, conditions=None, error=None):
+    return FrontierEntry(
+        candidate=name,
+        size=rules,
+        n_rules=None if error else rules,
+        n_conditions=None if error else (rules if conditions is None else conditions),
+        score=None if error else score,
+        error=error,
+    )
+
+
+@pytest.fixture
+def hand_built():
+    return Frontier(
+        [
+            entry("a", 2, 0.80),
+            entry("b", 4, 0.90, conditions=7),
+            entry("c", 4, 0.85, conditions=6),  # dominated by b
+            entry("k", 4, 0.88, conditions=5),  # dominated by b
+            entry("d", 8, 0.90),  # dominated by b: more rules, same score
+            entry("e", 8, 0.95),
+            entry("f", 3, 0.80),  # dominated by a
+            entry("g", 16, 0.95),  # dominated by e
+            entry("h", 2, 0.80),  # equal to a: neither dominates the other
+            entry("i", 1, 0.99, error="RuntimeError: boom"),
+            entry("j", 4, 0.90, conditions=5),  # equal to b in rules and score, fewer conditions
+        ],
+        task="classification",
+    )
+
+
+def brute_pareto(entries):
+    ok = [e for e in entries if e.error is None]
+    out = set()
+    for e in ok:
+        better = [
+            o
+            for o in ok
+            if (o.n_rules, -o.score) != (e.n_rules, -e.score) and o.n_rules <= e.n_rules and o.score >= e.score
+        ]
+        if not better:
+            out.add(e.candidate)
+    return out
+
+
+def test_pareto_set_on_hand_built_entries(hand_built):
+    on = {e.candidate for e in hand_built.entries if e.pareto}
+    assert on == {"a", "h", "b", "j", "e"}
+    assert on == brute_pareto(hand_built.entries)
+    assert [e.candidate for e in hand_built.pareto][:2] in (["a", "h"], ["h", "a"])
+    assert [e.candidate for e in hand_built.failed] == ["i"]
+
+
+def test_pareto_flags_on_random_entries():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        es = [entry(str(k), int(rng.integers(1, 6)), float(rng.integers(0, 5)) / 4) for k in range(12)]
+        assert {e.candidate for e, f in zip(es, pareto_flags(es)) if f} == brute_pareto(es)
+
+
+def test_select_semantics(hand_built):
+    # Most faithful overall: e and g tie at 0.95, e has fewer rules.
+    assert hand_built.select().candidate == "e"
+    # Within 4 rules: b and j tie in rules and score; j has fewer conditions.
+    assert hand_built.select(max_rules=4).candidate == "j"
+    assert hand_built.select(max_rules=3).candidate == "a"
+    # Smallest reaching a floor: 0.85 is reached by c, k, b, j (4 rules); fewest conditions
+    # (k and j, 5) and then the higher fidelity (j) win.
+    assert hand_built.select(min_agreement=0.85).candidate == "j"
+    assert hand_built.select(min_agreement=0.86, max_rules=4).candidate == "j"
+    assert hand_built.select(min_agreement=0.95).candidate == "e"
+    assert hand_built.select(min_agreement=0.8).candidate == "a"
+    # The failed entry, with one rule and 0.99, is never chosen.
+    assert hand_built.select(max_rules=8, min_agreement=0.9).candidate == "j"
+
+
+def test_select_says_what_is_available(hand_built):
+    with pytest.raises(ParameterError) as err:
+        hand_built.select(max_rules=4, min_agreement=0.99)
+    msg = str(err.value)
+    assert "at most 4 rules reaches agreement 0.99" in msg
+    assert "the best within 4 rules is j (4 rules) at 0.9" in msg
+    with pytest.raises(ParameterError, match="at most 1 rules; the smallest is a \\(2 rules\\) at 0.8"):
+        hand_built.select(max_rules=1)
+    with pytest.raises(ParameterError, match="reaches agreement 0.999; the best is e \\(8 rules\\) at 0.95"):
+        hand_built.select(min_agreement=0.999)
+    with pytest.raises(ParameterError, match="min_r2 is for a regression"):
+        hand_built.select(min_r2=0.5)
+    with pytest.raises(ParameterError, match="max_rules.*-1"):
+        hand_built.select(max_rules=-1)
+    everything_failed = Frontier([entry("x", 1, 0.0, error="ValueError: nope")], task="classification")
+    with pytest.raises(ParameterError, match="x \\(size 1\\): ValueError: nope"):
+        everything_failed.select()
+
+
+@pytest.fixture(scope="module")
+def wiggly():
+    return wiggly_set(n=400)
+
+
+def test_frontier_fits_each_size_and_measures_on_the_holdout(wiggly):
+    d = wiggly
+    f = frontier(d, candidates=[DecisionTree], sizes=(8, 2, 4), verbose=0)
+    assert f.sizes == (2, 4, 8) and f.measure == "agreement"
+    assert [(e.candidate, e.size) for e in f.entries] == [("decision_tree", s) for s in (2, 4, 8)]
+    for e in f.entries:
+        ref = DecisionTree(max_leaf_nodes=e.size, random_state=0).fit(d)
+        assert e.score == evaluate(ref, rows=d).agreement
+        assert e.n_rules == ref.rules_.n_rules <= e.size
+        assert e.n_conditions == ref.rules_.n_conditions
+        assert e.fidelity.rows == "holdout" and e.fit_seconds > 0
+        np.testing.assert_array_equal(e.surrogate.predict(d.holdout.rows), ref.predict(d.holdout.rows))
+    pts = [(e.n_rules, e.score) for e in f.entries]
+    want = [not any(q != p and q[0] <= p[0] and q[1] >= p[1] for q in pts) for p in pts]
+    assert [e.pareto for e in f.entries] == want
+    table = f.table()
+    cols = ["candidate", "size", "n_rules", "n_conditions", "agreement", "fit_seconds", "pareto", "error"]
+    assert list(table.columns) == cols
+    assert table["agreement"].tolist() == [e.score for e in f.entries]
+    d_json = json.loads(json.dumps(f.to_dict()))
+    assert [x["score"] for x in d_json["entries"]] == [e.score for e in f.entries]
+    assert d_json["pareto"] == [i for i, e in enumerate(f.entries) if e.pareto]
+
+
+def test_default_candidates_are_the_sized_registered_surrogates():
+    d = step_set(n=200)
+    f = frontier(d, sizes=(2,), verbose=0)
+    want = [name for name, cls in SURROGATES.items() if cls.size_param]
+    assert [e.candidate for e in f.entries] == want
+
+
+def test_a_failing_candidate_is_recorded_not_dropped(wiggly):
+    f = frontier(
+        wiggly,
+        candidates=["decision_tree", ("broken", Broken, {"random_state": 5})],
+        sizes=(2, 4),
+        verbose=0,
+    )
+    failed = f.failed
+    assert [(e.candidate, e.size) for e in failed] == [("broken", 2), ("broken", 4)]
+    assert failed[0].error == "RuntimeError: cannot fit with max_rules=2"
+    assert failed[0].params == {"random_state": 5, "max_rules": 2}
+    assert not any(e.pareto for e in failed) and all(e.surrogate is None for e in failed)
+    assert f.select().candidate == "decision_tree"
+    table = f.table()
+    assert table.loc[table["candidate"] == "broken", "error"].str.startswith("RuntimeError").all()
+    assert f.to_dict()["n_failed"] == 2
+
+
+def test_regression_frontier_uses_r2():
+    d = wiggly_set("regression", n=400)
+    f = frontier(d, candidates=[DecisionTree], sizes=(2, 8), verbose=0)
+    assert f.measure == "r2" and "r2" in f.table().columns
+    for e in f.entries:
+        ref = DecisionTree(max_leaf_nodes=e.size, random_state=0).fit(d)
+        assert e.score == evaluate(ref, rows=d).r2
+    best = max(f.entries, key=lambda e: e.score)
+    assert f.select().size == best.size
+    floor = min(e.score for e in f.entries)
+    assert f.select(min_r2=floor) is f.select(min_agreement=floor)
+    with pytest.raises(ParameterError, match="reaches R² 1.5"):
+        f.select(min_r2=1.5)
+    with pytest.raises(ParameterError, match="not both"):
+        f.select(min_r2=0.1, min_agreement=0.1)
+
+
+def test_parallel_fits_give_the_same_frontier(wiggly):
+    a = frontier(wiggly, candidates=[DecisionTree], sizes=(2, 4, 8), verbose=0).table()
+    b = frontier(wiggly, candidates=[DecisionTree], sizes=(2, 4, 8), n_jobs=2, verbose=0).table()
+    pd.testing.assert_frame_equal(a.drop(columns="fit_seconds"), b.drop(columns="fit_seconds"))
+
+
+def test_fixed_params_and_random_state_reach_the_candidate(wiggly):
+    f = frontier(
+        wiggly, candidates=[("shallow", DecisionTree, {"max_depth": 1})], sizes=(8,), random_state=3, verbose=0
+    )
+    (e,) = f.entries
+    assert e.params == {"max_depth": 1, "random_state": 3, "max_leaf_nodes": 8}
+    assert e.surrogate.name == "shallow" and e.n_rules == 2
+    f2 = frontier(
+        wiggly, candidates=["decision_tree"], params={"decision_tree": {"max_depth": 1}}, sizes=(8,), verbose=0
+    )
+    assert f2.entries[0].n_rules == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"candidates": ["no_such_tree"]}, "unknown surrogate 'no_such_tree'"),
+        ({"candidates": [int]}, "int is not a pellucid Surrogate"),
+        ({"candidates": [("t", DecisionTree, {"max_leaf_nodes": 3})]}, "fixes max_leaf_nodes=3"),
+        ({"candidates": [("t", DecisionTree, {"depth": 3})]}, "takes no parameter.*depth"),
+        ({"candidates": [DecisionTree, "decision_tree"]}, "repeated: \\['decision_tree'\\]"),
+        ({"sizes": (4, 0)}, "sizes.*0"),
+        ({"sizes": ()}, "sizes"),
+        ({"params": {"nope": {}}}, "nope"),
+    ],
+)
+def test_frontier_argument_errors(kwargs, pattern):
+    d = step_set(n=100)
+    with pytest.raises(ParameterError, match=pattern):
+        frontier(d, **{"candidates": [DecisionTree], **kwargs})

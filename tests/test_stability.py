@@ -1,0 +1,226 @@
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pellucid.errors import NotFittedError, ParameterError
+from pellucid.extraction import Condition, Rule, distill
+from pellucid.fidelity import rule_matches, stability
+from pellucid.oracle import Oracle
+from pellucid.schema import Schema
+from pellucid.surrogates import DecisionTree
+
+
+def step_set(task="classification", n=600, continuous=False, seed=0):
+    """x decides alone (x > 0), z and c are noise. With integer x every resample holds every
+    value, so a two-leaf tree always splits at 0.5."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-5, 5, n) if continuous else rng.integers(-5, 6, n)
+    df = pd.DataFrame({"x": x, "z": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n)})
+    if task == "classification":
+        fn = lambda d: np.where((d["x"] > 0).to_numpy()[:, None], [[0.1, 0.9]], [[0.9, 0.1]])  # noqa: E731
+        oracle = Oracle(fn, task="classification", classes=["lo", "hi"])
+    else:
+        oracle = Oracle(lambda d: (d["x"] > 0).to_numpy(dtype=float) * 3.0 - 1.0, task="regression")
+    return distill(oracle, df, strategy="observed", random_state=seed)
+
+
+def wiggly_set(task="classification", n=300, seed=0):
+    """Three features of equal weight in a wavy score: which splits a small tree takes
+    depends on the sample."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"z": rng.normal(size=n), "w": rng.normal(size=n), "v": rng.normal(size=n)})
+
+    def score(d):
+        return (np.sin(3 * d["z"]) + np.sin(5 * d["w"]) + np.cos(4 * d["v"])).to_numpy()
+
+    if task == "classification":
+        p = lambda d: 1 / (1 + np.exp(-score(d)))  # noqa: E731
+        oracle = Oracle(lambda d: np.column_stack([p(d), 1 - p(d)]), task="classification", classes=["a", "b"])
+    else:
+        oracle = Oracle(score, task="regression")
+    return distill(oracle, df, strategy="observed", random_state=seed)
+
+
+# ---------------------------------------------------------------------------- matching
+@pytest.fixture
+def schema():
+    return Schema.from_frame(
+        pd.DataFrame({"x": [0.0, 10.0, 5.0], "c": ["a", "b", "c"], "k": [1, 2, 3]})
+    )
+
+
+def test_thresholds_within_the_tolerance_match(schema):
+    # x spans 10, so 5% is 0.5.
+    a = Rule((Condition("x", "<=", 3.0),), "yes")
+    assert rule_matches(a, Rule((Condition("x", "<=", 3.4),), "yes"), schema)
+    assert rule_matches(a, Rule((Condition("x", "<", 2.6),), "yes"), schema)
+    assert not rule_matches(a, Rule((Condition("x", "<=", 3.6),), "yes"), schema)
+    assert rule_matches(a, Rule((Condition("x", "<=", 3.6),), "yes"), schema, tolerance=0.1)
+    assert not rule_matches(a, Rule((Condition("x", "<=", 3.0000001),), "yes"), schema, tolerance=0)
+    assert rule_matches(a, a, schema, tolerance=0)
+
+
+def test_matching_needs_same_outcome_features_and_directions(schema):
+    a = Rule((Condition("x", "<=", 3.0), Condition("c", "in", ("a",))), "yes")
+    assert not rule_matches(a, Rule(a.conditions, "no"), schema)
+    assert not rule_matches(a, Rule((Condition("x", ">", 3.0), Condition("c", "in", ("a",))), "yes"), schema)
+    assert not rule_matches(a, Rule((Condition("x", "<=", 3.0),), "yes"), schema)
+    assert not rule_matches(a, Rule(a.conditions + (Condition("k", ">", 1.5),), "yes"), schema)
+    # Order of conditions and redundant bounds do not matter.
+    b = Rule((Condition("c", "in", ("a",)), Condition("x", "<=", 3.2), Condition("x", "<=", 7.0)), "yes")
+    assert rule_matches(a, b, schema)
+
+
+def test_category_sets_compare_as_the_categories_admitted(schema):
+    a = Rule((Condition("c", "in", ("a", "b")),), "yes")
+    assert rule_matches(a, Rule((Condition("c", "not in", ("c",)),), "yes"), schema)
+    assert not rule_matches(a, Rule((Condition("c", "in", ("a",)),), "yes"), schema)
+    # Missing-value routing is not compared; a missingness-only condition is.
+    assert rule_matches(a, Rule((Condition("c", "in", ("a", "b"), missing=True),), "yes"), schema)
+    miss = Rule((Condition("x", ">", np.inf, missing=True),), "yes")
+    assert rule_matches(miss, miss, schema)
+    assert not rule_matches(miss, Rule((Condition("x", "<=", 3.0),), "yes"), schema)
+
+
+def test_numeric_outcomes_use_the_outcome_tolerance(schema):
+    a = Rule((Condition("x", "<=", 3.0),), 1.0)
+    b = Rule((Condition("x", "<=", 3.0),), 1.2)
+    assert not rule_matches(a, b, schema)
+    assert rule_matches(a, b, schema, outcome_tolerance=0.25)
+
+
+# ---------------------------------------------------------------------------- stability
+def test_a_rule_the_data_dictates_is_perfectly_stable():
+    d = step_set()
+    tree = DecisionTree(max_leaf_nodes=2).fit(d)
+    s = stability(tree, d, n_boot=10, verbose=0)
+    assert s.rule_stability == 1.0
+    assert s.prediction_agreement == 1.0 and s.agreement_with_original == 1.0
+    assert [r["share"] for r in s.rules] == [1.0, 1.0]
+    assert s.rows == "holdout" and s.n_rows == int(d.is_holdout.sum())
+    top = {c["condition"]: c["share"] for c in s.conditions}
+    assert top == {"x <=": 1.0, "x >": 1.0}
+    assert all(p["fidelity"] == 1.0 for p in s.per_refit)
+    assert len(s.refits) == 10 and all(r.name == tree.name for r in s.refits)
+
+
+def test_a_sample_dependent_tree_is_less_stable():
+    stable = stability(DecisionTree(max_leaf_nodes=2).fit(step_set()), step_set(), n_boot=10, verbose=0)
+    d = wiggly_set()
+    s = stability(DecisionTree(max_leaf_nodes=8).fit(d), d, n_boot=10, verbose=0)
+    assert s.rule_stability < 0.9 * stable.rule_stability
+    assert s.prediction_agreement < 0.95
+    assert 0 <= s.rule_stability <= 1 and 0 <= s.prediction_agreement <= 1
+    # Shape (features, directions) reappears at least as often as the full rule.
+    assert all(r["shape_share"] >= r["share"] for r in s.rules)
+
+
+def test_rule_share_follows_the_threshold_tolerance():
+    """A continuous x: refits split near 0, not always where the original did. The share of
+    refits matching the original's rules is recomputed here from the trees' own thresholds,
+    for tolerances between the moves that occur."""
+    d = step_set(continuous=True, n=400)
+    tree = DecisionTree(max_leaf_nodes=2).fit(d)
+    s = stability(tree, d, n_boot=12, verbose=0)
+    assert s.rule_stability == 1.0  # moves are far below 5% of the range
+    t0 = tree.estimator_.tree_.threshold[0]
+    moves = np.array([abs(r.estimator_.tree_.threshold[0] - t0) for r in s.refits])
+    span = d.schema["x"].high - d.schema["x"].low
+    levels = np.unique(moves)
+    assert len(levels) >= 3
+    wants = []
+    for lo, hi in zip(levels[:-1], levels[1:]):
+        tol = (lo + hi) / 2 / span
+        tight = stability(tree, d, n_boot=12, tolerance=tol, verbose=0)
+        want = np.mean(moves <= tol * span)
+        wants.append(want)
+        assert [r["share"] for r in tight.rules] == pytest.approx([want, want])
+        assert tight.rule_stability == pytest.approx(want)
+        # The shape of the rules comes back every time; only the thresholds move.
+        assert all(r["shape_share"] == 1.0 for r in tight.rules)
+    assert len(set(wants)) == len(wants) and max(wants) < 1
+
+
+def test_prediction_agreement_by_pairs_of_refits():
+    d = wiggly_set()
+    tree = DecisionTree(max_leaf_nodes=6).fit(d)
+    s = stability(tree, d, n_boot=6, verbose=0)
+    X = d.holdout.rows
+    preds = [r.predict(X) for r in s.refits]
+    pairs = [np.mean(a == b) for a, b in itertools.combinations(preds, 2)]
+    assert s.prediction_agreement == pytest.approx(np.mean(pairs))
+    orig = tree.predict(X)
+    with_orig = [np.mean(p == orig) for p in preds]
+    assert s.agreement_with_original == pytest.approx(np.mean(with_orig))
+    assert [p["agreement_with_original"] for p in s.per_refit] == pytest.approx(with_orig)
+    net = d.holdout.labels
+    assert [p["fidelity"] for p in s.per_refit] == pytest.approx([np.mean(p == net) for p in preds])
+
+
+def test_regression_stability():
+    d = step_set("regression")
+    s = stability(DecisionTree(max_leaf_nodes=2).fit(d), d, n_boot=8, verbose=0)
+    assert s.rule_stability == 1.0 and s.prediction_agreement == pytest.approx(1.0)
+
+    d = wiggly_set("regression")
+    tree = DecisionTree(max_leaf_nodes=8).fit(d)
+    s = stability(tree, d, n_boot=6, verbose=0)
+    X, y = d.holdout.rows, d.holdout.outputs
+    preds = [r.predict(X) for r in s.refits]
+    var = np.var(y)
+    pairs = [1 - np.mean((a - b) ** 2) / var for a, b in itertools.combinations(preds, 2)]
+    assert s.prediction_agreement == pytest.approx(np.mean(pairs))
+    from sklearn.metrics import r2_score
+
+    assert [p["fidelity"] for p in s.per_refit] == pytest.approx([r2_score(y, p) for p in preds])
+    assert s.rule_stability < 1
+    json.dumps(s.to_dict())
+
+
+def test_same_seed_same_result_and_parallel_equals_sequential():
+    d = wiggly_set()
+    tree = DecisionTree(max_leaf_nodes=6).fit(d)
+    a = stability(tree, d, n_boot=5, random_state=3, verbose=0).to_dict()
+    b = stability(tree, d, n_boot=5, random_state=3, n_jobs=2, verbose=0).to_dict()
+    c = stability(tree, d, n_boot=5, random_state=4, verbose=0).to_dict()
+    assert a == b
+    assert a["per_refit"] != c["per_refit"]
+    assert json.loads(json.dumps(a)) == a
+
+
+def test_holdout_rows_never_enter_a_refit():
+    d = step_set()
+    tree = DecisionTree(max_leaf_nodes=2).fit(d)
+    s = stability(tree, d, n_boot=4, verbose=0)
+    assert d.is_holdout.any()
+    for r in s.refits:
+        # The weight a refit saw is its row count: as many rows as the training part holds.
+        assert r.estimator_.tree_.weighted_n_node_samples[0] == (~d.is_holdout).sum()
+
+
+def test_unseeded_surrogates_are_seeded_from_random_state():
+    d = wiggly_set()
+    tree = DecisionTree(max_leaf_nodes=6, random_state=None).fit(d)
+    s = stability(tree, d, n_boot=3, verbose=0)
+    seeds = [r.random_state for r in s.refits]
+    assert all(isinstance(x, int) for x in seeds) and len(set(seeds)) == 3
+    kept = stability(DecisionTree(max_leaf_nodes=6, random_state=7).fit(d), d, n_boot=3, verbose=0)
+    assert [r.random_state for r in kept.refits] == [7, 7, 7]
+
+
+def test_stability_errors():
+    d = step_set()
+    with pytest.raises(NotFittedError):
+        stability(DecisionTree(), d, verbose=0)
+    tree = DecisionTree(max_leaf_nodes=2).fit(d)
+    with pytest.raises(ParameterError, match="n_boot.*1"):
+        stability(tree, d, n_boot=1)
+    with pytest.raises(ParameterError, match="tolerance.*-0.1"):
+        stability(tree, d, tolerance=-0.1)
+    with pytest.raises(ParameterError, match="DistillationSet"):
+        stability(tree, d.rows)
+    with pytest.raises(ParameterError, match="fitted for classification.*regression"):
+        stability(tree, step_set("regression"))
