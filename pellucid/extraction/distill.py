@@ -5,19 +5,26 @@ synthetic rows from the registered samplers, and returns a :class:`DistillationS
 rows, the network's outputs, weights, which strategy made each row, and a held-out split of
 *observed* rows on which fidelity is measured (synthetic rows never enter the holdout: fidelity
 is a claim about the data the model meets).
+
+Passive samplers (:data:`~pellucid.extraction.samplers.SAMPLERS`) are queried together with the
+observed rows in one batch; active samplers
+(:data:`~pellucid.extraction.samplers.ACTIVE_SAMPLERS`, e.g. ``boundary``) then run one after
+another, each seeing the network's answers on every training row queried before it, never on
+the holdout.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError, SchemaError
 from ..schema import Schema
-from .samplers import SAMPLERS
+from .samplers import ACTIVE_SAMPLERS, SAMPLERS
 
 OBSERVED = "observed"
 
@@ -33,9 +40,11 @@ class DistillationSet:
     outputs : numpy.ndarray
         Class probabilities, shape (n, n_classes), or regression outputs, shape (n,).
     weights : numpy.ndarray
-        Sample weight of each row.
+        Sample weight of each row: 1, except for rows of an active sampler that weighs them
+        (``boundary`` gives importance weights that keep the data's distribution).
     source : numpy.ndarray
-        The strategy that made each row (``observed``, ``perturb``, ``marginal``, ...).
+        The strategy that made each row (``observed``, ``perturb``, ``marginal``,
+        ``boundary``, ...).
     is_holdout : numpy.ndarray
         True for the held-out observed rows.
     origin : numpy.ndarray
@@ -48,7 +57,9 @@ class DistillationSet:
     n_queries : int
         Rows sent to the network to build the set.
     params : dict
-        How the set was made (strategy counts, holdout share, seed), for the report.
+        How the set was made (strategy counts, holdout share, seed), for the report; under
+        ``"active"``, what each active sampler recorded (e.g. the internal tree's
+        disagreement with the network in each round of ``boundary``).
     """
 
     rows: pd.DataFrame
@@ -153,13 +164,44 @@ def _plan(strategy: str | Sequence[str] | Mapping[str, int], n: int | None, n_ob
             plan[s] = n // len(synth) + (1 if i < n % len(synth) else 0)
         if OBSERVED in names:
             plan = {OBSERVED: n_observed_train, **plan}
-    unknown = [s for s in plan if s != OBSERVED and s not in SAMPLERS]
+    unknown = [s for s in plan if s != OBSERVED and s not in SAMPLERS and s not in ACTIVE_SAMPLERS]
     if unknown:
-        raise ParameterError(f"unknown distillation strategy {unknown}; available: {[OBSERVED, *SAMPLERS]}")
+        raise ParameterError(
+            f"unknown distillation strategy {unknown}; available: {[OBSERVED, *SAMPLERS, *ACTIVE_SAMPLERS]}"
+        )
     bad = {s: c for s, c in plan.items() if c < 0}
     if bad:
         raise ParameterError(f"row counts must be >= 0, got {bad}")
     return plan
+
+
+# What distill itself passes to an active sampler; not options a user can set.
+_ACTIVE_ARGS = ("oracle", "queried_rows", "queried_outputs", "queried_weights")
+
+
+def _check_sampler_params(sampler_params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The per-sampler options, checked against the samplers' keyword-only parameters."""
+    out = {}
+    for name, options in sampler_params.items():
+        sampler: Callable[..., Any] | None = SAMPLERS.get(name) or ACTIVE_SAMPLERS.get(name)
+        if sampler is None:
+            raise ParameterError(
+                f"sampler_params names an unknown sampler {name!r}; samplers: {[*SAMPLERS, *ACTIVE_SAMPLERS]}"
+            )
+        if not isinstance(options, Mapping):
+            raise ParameterError(f"sampler_params[{name!r}] must be a mapping of options, got {type(options).__name__}")
+        allowed = [
+            p.name
+            for p in inspect.signature(sampler).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in _ACTIVE_ARGS
+        ]
+        bad = sorted(set(map(str, options)) - set(allowed))
+        if bad:
+            raise ParameterError(
+                f"unknown option{'s' if len(bad) > 1 else ''} {bad} for sampler {name!r}; it takes {allowed}"
+            )
+        out[str(name)] = dict(options)
+    return out
 
 
 def distill(
@@ -184,23 +226,36 @@ def distill(
         the schema with ``exclude=[target]`` and pass it).
     strategy : str, list of str, or dict
         ``"observed"`` (the observed training rows), ``"perturb"`` (observed rows with
-        schema-aware noise), ``"marginal"`` (features drawn independently, TREPAN), or a list of
-        them, or a mapping strategy -> row count.
+        schema-aware noise), ``"marginal"`` (features drawn independently, TREPAN),
+        ``"boundary"`` (active: rows drawn in rounds where a small internal tree disagrees
+        with the network or the network is unsure; see :mod:`pellucid.extraction.boundary`),
+        or a list of them, or a mapping strategy -> row count. Active strategies run after the
+        passive ones and see the network's answers on all training rows queried before them.
     n : int, optional
         Synthetic rows in all, split evenly among the synthetic strategies (default
-        ``max(5000, 2 × observed training rows)``).
+        ``max(5000, 2 × observed training rows)``). Every synthetic row is queried once, so
+        the set's ``n_queries`` equals its number of rows, whatever the strategies.
     schema : Schema, optional
         Read from ``reference`` when not given.
     holdout : float
         Share of observed rows held out for fidelity (0 < holdout < 1).
     sampler_params : dict, optional
-        Keyword arguments per sampler, e.g. ``{"perturb": {"scale": 0.1}}``.
+        Keyword arguments per sampler, e.g. ``{"perturb": {"scale": 0.1}}`` or
+        ``{"boundary": {"rounds": 8}}``.
     random_state : int, optional
         Seed; the same seed gives the same set.
 
     Returns
     -------
     DistillationSet
+        Rows in the order: observed training rows, passive strategies' rows, active
+        strategies' rows, holdout rows.
+
+    Raises
+    ------
+    ParameterError
+        An unknown strategy, sampler or sampler option, a negative row count, or a holdout
+        share outside (0, 1).
     """
     schema = schema if schema is not None else Schema.from_frame(reference)
     rows = schema.validate(reference, what="reference data").reset_index(drop=True)
@@ -216,41 +271,76 @@ def distill(
     observed_hold = rows.iloc[hold_idx].reset_index(drop=True)
 
     plan = _plan(strategy, n, len(observed_train))
-    sampler_params = dict(sampler_params or {})
+    sampler_params = _check_sampler_params(sampler_params or {})
 
     parts, sources, origins = [], [], []
     if OBSERVED in plan:
         parts.append(observed_train)
         sources.append(np.full(len(observed_train), OBSERVED, dtype=object))
         origins.append(train_idx)
+    active = []
     for name, count in plan.items():
         if name == OBSERVED or count == 0:
+            continue
+        if name in ACTIVE_SAMPLERS:
+            active.append((name, count))
             continue
         synth = SAMPLERS[name](schema, observed_train, count, rng, **sampler_params.get(name, {}))
         parts.append(synth[schema.names])
         sources.append(np.full(count, name, dtype=object))
         origins.append(np.full(count, -1))
+    n_passive = sum(len(p) for p in parts)
     parts.append(observed_hold)
+
+    # Passive rows and the holdout go to the network in one batch.
+    before = oracle.n_queries
+    passive_outputs = oracle.query(pd.concat(parts, ignore_index=True))
+    train_rows = pd.concat(parts[:-1], ignore_index=True) if n_passive else observed_train.iloc[:0]
+    train_outputs = passive_outputs[:n_passive]
+    train_weights = np.ones(n_passive)
+    hold_outputs = passive_outputs[n_passive:]
+
+    # Active samplers see what was queried before them, holdout excluded.
+    active_info = {}
+    for name, count in active:
+        draw = ACTIVE_SAMPLERS[name](
+            schema, observed_train, count, rng,
+            oracle=oracle, queried_rows=train_rows, queried_outputs=train_outputs, queried_weights=train_weights,
+            **sampler_params.get(name, {}),
+        )
+        rows_new = draw.rows[schema.names].reset_index(drop=True)
+        weights_new = np.ones(count) if draw.weights is None else np.asarray(draw.weights, dtype=float)
+        if not len(rows_new) == len(draw.outputs) == len(weights_new) == count:
+            raise RuntimeError(f"the active sampler {name!r} returned {len(rows_new)} rows for {count} asked")
+        train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
+        train_outputs = np.concatenate([train_outputs, draw.outputs])
+        train_weights = np.concatenate([train_weights, weights_new])
+        sources.append(np.full(count, name, dtype=object))
+        origins.append(np.full(count, -1))
+        active_info[name] = draw.info
+
+    all_rows = pd.concat([train_rows, observed_hold], ignore_index=True)
+    outputs = np.concatenate([train_outputs, hold_outputs])
     sources.append(np.full(len(observed_hold), OBSERVED, dtype=object))
     origins.append(hold_idx)
-    all_rows = pd.concat(parts, ignore_index=True)
     is_holdout = np.zeros(len(all_rows), dtype=bool)
     is_holdout[-len(observed_hold):] = True
 
-    before = oracle.n_queries
-    outputs = oracle.query(all_rows)
     task = oracle.task
     classes = np.asarray(oracle.classes_, dtype=object) if task == "classification" else None
+    params = {"plan": plan, "holdout_share": holdout, "random_state": random_state, "sampler_params": sampler_params}
+    if active_info:
+        params["active"] = active_info
     return DistillationSet(
         rows=all_rows,
         outputs=outputs,
-        weights=np.ones(len(all_rows)),
+        weights=np.concatenate([train_weights, np.ones(len(observed_hold))]),
         source=np.concatenate(sources),
         is_holdout=is_holdout,
         schema=schema,
         task=task,
         classes=classes,
         n_queries=oracle.n_queries - before,
-        params={"plan": plan, "holdout_share": holdout, "random_state": random_state, "sampler_params": sampler_params},
+        params=params,
         origin=np.concatenate(origins),
     )

@@ -1,20 +1,40 @@
 """Samplers that make synthetic rows for a distillation set.
 
-Each sampler takes the schema, the observed training rows (canonical form), a row count and a
-numpy Generator, and returns that many rows in the same canonical form, inside the schema's
-ranges and categories. Every column is drawn at once; nothing loops over rows.
+Two kinds of sampler exist, each with its registry; :func:`~pellucid.extraction.distill` looks
+a strategy's name up in both.
 
-A sampler is added by writing a function here (or in a module of its own) and registering it
-in :data:`SAMPLERS`.
+*Passive* samplers (:data:`SAMPLERS`) take the schema, the observed training rows (canonical
+form), a row count and a numpy Generator, and return that many rows in the same canonical
+form, inside the schema's ranges and categories. They never see the network: ``distill``
+queries their rows, together with the observed ones, in one batch.
+
+*Active* samplers (:data:`ACTIVE_SAMPLERS`) choose their rows from the network's answers.
+They run after the passive rows are queried and take, besides the passive arguments, the
+:class:`~pellucid.oracle.Oracle` and the rows queried so far with their outputs and weights
+(never the holdout) as the keyword arguments ``oracle``, ``queried_rows``, ``queried_outputs``
+and ``queried_weights``. They query the network themselves, in as many batches as they like,
+and return an :class:`ActiveDraw`: exactly ``n`` rows, the network's outputs on them, their
+weights, and a record of how they were chosen (kept in ``DistillationSet.params["active"]``).
+Every row an active sampler sends to the network must be among the rows it returns, so that
+``n_queries`` of a set equals its number of rows.
+
+Every column is drawn at once; nothing loops over rows.
+
+A passive sampler is added by writing a function here (or in a module of its own) and
+registering it in :data:`SAMPLERS`; an active one by writing it in a module of its own,
+decorating it with :func:`register_active`, and importing that module in
+``pellucid/extraction/__init__.py`` (as :mod:`pellucid.extraction.boundary` is).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from ..errors import ParameterError
 from ..schema import Feature, Kind, Schema
 
 Sampler = Callable[..., pd.DataFrame]
@@ -67,6 +87,41 @@ def perturb(
     stay missing.
     """
     base = observed.iloc[rng.integers(len(observed), size=n)].reset_index(drop=True)
+    return jitter(schema, base, observed, rng, scale=scale, p_categorical=p_categorical)
+
+
+def jitter(
+    schema: Schema,
+    base: pd.DataFrame,
+    observed: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    scale: float,
+    p_categorical: float,
+) -> pd.DataFrame:
+    """Schema-aware noise around given rows (the work of :func:`perturb`).
+
+    Parameters
+    ----------
+    schema : Schema
+    base : pandas.DataFrame
+        Canonical rows to move, one output row per row, index 0..n-1.
+    observed : pandas.DataFrame
+        Canonical observed rows; each numeric feature's noise is ``scale`` times its robust
+        spread here.
+    rng : numpy.random.Generator
+    scale : float
+        Noise of numeric features, in robust spreads.
+    p_categorical : float
+        Chance that a binary feature flips or a categorical one is redrawn from its observed
+        frequencies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical rows inside the schema's ranges and categories; missing values stay missing.
+    """
+    n = len(base)
     out = {}
     for f in schema:
         col = base[f.name]
@@ -122,8 +177,57 @@ def marginal(schema: Schema, observed: pd.DataFrame, n: int, rng: np.random.Gene
     return pd.DataFrame(out)
 
 
-#: name -> sampler; ``distill(strategy=...)`` looks names up here.
+#: name -> passive sampler; ``distill(strategy=...)`` looks names up here.
 SAMPLERS: dict[str, Sampler] = {
     "perturb": perturb,
     "marginal": marginal,
 }
+
+
+@dataclass
+class ActiveDraw:
+    """What an active sampler returns.
+
+    Attributes
+    ----------
+    rows : pandas.DataFrame
+        The rows it drew, canonical, index 0..n-1.
+    outputs : numpy.ndarray
+        The network's answers on ``rows`` (as :meth:`Oracle.query` gives them).
+    weights : numpy.ndarray, optional
+        Sample weight of each row (e.g. importance weights of rows drawn away from the data's
+        own distribution); ones when not given.
+    info : dict
+        How the rows were chosen (settings, and one entry per round), JSON-ready; it ends up
+        in ``DistillationSet.params["active"][name]``.
+    """
+
+    rows: pd.DataFrame
+    outputs: np.ndarray
+    weights: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ActiveSampler = Callable[..., ActiveDraw]
+
+#: name -> active sampler (see the module docstring); filled by :func:`register_active`.
+ACTIVE_SAMPLERS: dict[str, ActiveSampler] = {}
+
+
+def register_active(name: str) -> Callable[[ActiveSampler], ActiveSampler]:
+    """Register an active sampler under ``name`` (a decorator).
+
+    Parameters
+    ----------
+    name : str
+        The strategy name ``distill`` will know it by; it must not be taken by a passive
+        sampler or by ``"observed"``.
+    """
+    if name in SAMPLERS or name == "observed":
+        raise ParameterError(f"the strategy name {name!r} is taken by a passive strategy")
+
+    def register(sampler: ActiveSampler) -> ActiveSampler:
+        ACTIVE_SAMPLERS[name] = sampler
+        return sampler
+
+    return register
