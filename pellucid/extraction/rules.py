@@ -337,6 +337,18 @@ class Rule:
             "support": None if self.support is None else float(self.support),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Rule":
+        """The rule of :meth:`to_dict` (its ``text`` is derived, and ignored)."""
+        proba = d.get("proba")
+        support = d.get("support")
+        return cls(
+            tuple(Condition.from_dict(c) for c in d.get("conditions", ())),
+            d["outcome"],
+            None if proba is None else tuple(float(p) for p in proba),
+            None if support is None else float(support),
+        )
+
 
 def _interval_text(lo: Condition, hi: Condition) -> str:
     name = lo.feature
@@ -430,6 +442,35 @@ class _Rules:
             "n_rules": self.n_rules,
             "n_conditions": self.n_conditions,
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "_Rules":
+        """The rule list or rule set of :meth:`to_dict`; called on the base class, its
+        ``type`` decides which. An optional ``feature_order`` entry is kept."""
+        types = {"rule_list": RuleList, "rule_set": RuleSet}
+        kind = d.get("type")
+        if cls is _Rules:
+            if kind not in types:
+                raise ValueError(f"unknown rule model type {kind!r}; expected one of {sorted(types)}")
+            cls = types[kind]
+        elif kind is not None and types.get(kind) is not cls:
+            raise ValueError(f"a {kind!r} cannot be read as a {cls.__name__}")
+        task = d.get("task", "classification")
+        rules = [Rule.from_dict(r) for r in d["rules"]]
+        default = Rule.from_dict(d["default"])
+        if task != "classification":
+            # A regression outcome is a number (JSON may carry infinities as text).
+            rules = [Rule(r.conditions, float(r.outcome), r.proba, r.support) for r in rules]
+            default = Rule(default.conditions, float(default.outcome), default.proba, default.support)
+        classes = d.get("classes")
+        order = d.get("feature_order")
+        return cls(
+            tuple(rules),
+            default,
+            task=task,
+            classes=None if classes is None else tuple(classes),
+            feature_order=None if order is None else tuple(order),
+        )
 
 
 def _proba_of(rule: Rule, classes: Sequence | None) -> np.ndarray:
@@ -545,6 +586,9 @@ class AdditiveRules:
         ``identity``, ``logistic`` or ``softmax``.
     scale : float
         Scorecards show points: ``round(scale × weight)``; 1 elsewhere.
+    offset : float
+        Scorecards: a row's total points are ``offset + scale × score``, so the score 0 (the
+        decision boundary of two classes) is at ``offset`` points; 0 elsewhere.
     """
 
     rules: tuple[Rule, ...]
@@ -556,6 +600,7 @@ class AdditiveRules:
     classes: tuple | None = None
     scale: float = 1.0
     feature_order: tuple[str, ...] | None = field(default=None, compare=False)
+    offset: float = 0.0
 
     ordered: bool = field(default=False, init=False)
     additive: bool = field(default=True, init=False)
@@ -652,9 +697,12 @@ class AdditiveRules:
             else (["log-odds of " + _fmt_cat(self.classes[1])] if self.link == "logistic" else ["prediction"])
         )
         unit = "points" if self.scale != 1.0 else ""
+        if unit and self.link == "logistic":
+            names = ["points"]  # offset + scale × log-odds: the total a scorecard adds up
+            unit = ""
         lines = []
         for k in cols:
-            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {format_number(self.scale * self.intercept[k]) if self.scale == 1.0 else int(round(self.scale * self.intercept[k]))}"
+            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {format_number(self.scale * self.intercept[k]) if self.scale == 1.0 else int(round(self.offset + self.scale * self.intercept[k]))}"
             lines.append(head)
             for r, w in zip(self.rules, self.weights):
                 if w[k] != 0:
@@ -662,7 +710,13 @@ class AdditiveRules:
             for t in self.linear:
                 if t.weights[k] != 0:
                     lines.append(f"  {self._w_text(t.weights[k])} × {t.feature} (missing counts as {format_number(t.fill)})")
-        if self.link == "logistic":
+        if self.link == "logistic" and self.scale != 1.0:
+            side = "below" if self.scale < 0 else "above"
+            lines.append(
+                f"→ {_fmt_cat(self.classes[1])} if the points total is {side} {format_number(self.offset)}, "
+                f"else {_fmt_cat(self.classes[0])}"
+            )
+        elif self.link == "logistic":
             lines.append(f"→ {_fmt_cat(self.classes[1])} if the score is above 0, else {_fmt_cat(self.classes[0])}")
         elif self.link == "softmax":
             lines.append("→ the class with the highest score")
@@ -675,6 +729,7 @@ class AdditiveRules:
             "classes": None if self.classes is None else [_plain(c) for c in self.classes],
             "link": self.link,
             "scale": self.scale,
+            "offset": self.offset,
             "intercept": list(self.intercept),
             "rules": [{**r.to_dict(), "weights": list(w)} for r, w in zip(self.rules, self.weights)],
             "linear": [t.to_dict() for t in self.linear],
@@ -683,3 +738,28 @@ class AdditiveRules:
             "n_terms": self.n_terms,
             "n_conditions": self.n_conditions,
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AdditiveRules":
+        """The model of :meth:`to_dict` (its texts and ``default`` are derived, and ignored).
+        An optional ``feature_order`` entry is kept."""
+        if d.get("type", "additive") != "additive":
+            raise ValueError(f"a {d.get('type')!r} cannot be read as an AdditiveRules")
+        task = d.get("task", "regression")
+        rules = [Rule.from_dict(r) for r in d["rules"]]
+        if task != "classification":
+            rules = [Rule(r.conditions, float(r.outcome), r.proba, r.support) for r in rules]
+        classes = d.get("classes")
+        order = d.get("feature_order")
+        return cls(
+            tuple(rules),
+            tuple(tuple(r["weights"]) for r in d["rules"]),
+            tuple(d["intercept"]),
+            tuple(LinearTerm.from_dict(t) for t in d.get("linear", ())),
+            link=d.get("link", "identity"),
+            task=task,
+            classes=None if classes is None else tuple(classes),
+            scale=float(d.get("scale", 1.0)),
+            feature_order=None if order is None else tuple(order),
+            **({"offset": float(d["offset"])} if "offset" in d else {}),
+        )
