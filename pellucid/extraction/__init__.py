@@ -1,13 +1,22 @@
 """Distillation datasets and the rule data model.
 
 Strategies for :func:`distill` live in :mod:`pellucid.extraction.samplers` and are registered
-in its ``SAMPLERS`` mapping.
+in its ``SAMPLERS`` mapping (passive samplers) or, with its ``register_active`` decorator, in its
+``ACTIVE_SAMPLERS`` mapping (active samplers, which query the network as they go). An active
+sampler lives in a module of its own, imported here so that it registers:
+:mod:`pellucid.extraction.boundary` (``"boundary"``).
+
+Rule models are post-processed by :func:`simplify` and exported by :func:`to_text`,
+:func:`to_json` (read back by :func:`from_json`), :func:`to_sql` and :func:`to_python`.
 """
 
+from . import boundary  # noqa: F401  (importing it registers the "boundary" active sampler)
 from .distill import DistillationSet, distill
 from .encoding import RawEncoder
+from .export import from_json, to_json, to_python, to_sql, to_text
 from .rules import AdditiveRules, Condition, LinearTerm, Rule, RuleList, RuleSet, format_number, merge_conditions
-from .samplers import SAMPLERS
+from .samplers import ACTIVE_SAMPLERS, SAMPLERS
+from .simplify import simplify
 
 __all__ = [
     "DistillationSet",
@@ -21,5 +30,12 @@ __all__ = [
     "RawEncoder",
     "format_number",
     "merge_conditions",
+    "simplify",
+    "to_text",
+    "to_json",
+    "from_json",
+    "to_sql",
+    "to_python",
     "SAMPLERS",
+    "ACTIVE_SAMPLERS",
 ]

@@ -310,6 +310,7 @@ class Rule:
                 and a.op in (">", ">=")
                 and b.op in ("<", "<=")
                 and a.missing == b.missing
+                and a.known_values == b.known_values == "some"
             ):
                 parts.append(_interval_text(a, b))
                 i += 2
