@@ -113,7 +113,9 @@ def evaluate(surrogate, oracle=None, rows=None, *, confidence: float = 0.95) -> 
         classes = np.asarray(surrogate.classes_, dtype=object)
         net_idx = net_out.argmax(axis=1)
         sur_p = rules.predict_proba(X)
-        sur_idx = sur_p.argmax(axis=1)
+        # Labels as the surrogate predicts them (a logistic score just above 0 is class 1
+        # even where its probability rounds to 0.5).
+        sur_idx = pd.Index(list(classes), dtype=object).get_indexer(np.asarray(rules.predict(X), dtype=object))
         agree = sur_idx == net_idx
         k = int(agree.sum())
         per_class = []

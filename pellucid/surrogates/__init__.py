@@ -1,15 +1,31 @@
 """Interpretable surrogates fitted to a network through a DistillationSet.
 
 A surrogate is added by writing a module with a :class:`Surrogate` subclass and registering
-it in :data:`SURROGATES` below.
+it in :data:`SURROGATES` below. Those marked ``default`` fit at every size of a frontier in
+seconds and are what ``explain`` compares unless told otherwise; docs/surrogates.md says what
+each method is, what pellucid fixed in the libraries behind it, and what it left out.
 """
 
 from .base import CategoryOrderEncoder, Surrogate
+from .linear import Scorecard, SparseLinear
+from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
 from .tree import DecisionTree
 
-#: name -> class, for the CLI and reports.
+#: name -> class, for the frontier, the CLI and reports.
 SURROGATES: dict[str, type[Surrogate]] = {
-    DecisionTree.name: DecisionTree,
+    cls.name: cls
+    for cls in (DecisionTree, FIGS, BoostedRules, RuleFit, Slipper, SparseLinear, Scorecard)
 }
 
-__all__ = ["Surrogate", "CategoryOrderEncoder", "DecisionTree", "SURROGATES"]
+__all__ = [
+    "Surrogate",
+    "CategoryOrderEncoder",
+    "DecisionTree",
+    "FIGS",
+    "BoostedRules",
+    "RuleFit",
+    "Slipper",
+    "SparseLinear",
+    "Scorecard",
+    "SURROGATES",
+]

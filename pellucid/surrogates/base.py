@@ -27,6 +27,18 @@ class Surrogate:
     name: str = "surrogate"
     #: The ``__init__`` parameter that bounds the number of rules (the frontier varies it).
     size_param: str | None = None
+    #: On ``explain``'s frontier by default (fits at every size in seconds).
+    default: bool = False
+    #: Tasks the method handles, and the most classes (None: any number).
+    tasks: tuple[str, ...] = ("classification", "regression")
+    max_classes: int | None = None
+
+    @classmethod
+    def supports(cls, task: str, n_classes: int = 0) -> bool:
+        """Whether the method can be fitted for ``task`` with ``n_classes`` classes."""
+        if task not in cls.tasks:
+            return False
+        return task != "classification" or cls.max_classes is None or n_classes <= cls.max_classes
 
     rules_: RuleSet | RuleList | AdditiveRules
     schema_: Schema
@@ -137,3 +149,21 @@ class Surrogate:
 
 def _jsonable(d: dict) -> dict:
     return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in d.items()}
+
+
+def float32_split(threshold: float) -> tuple[str, float]:
+    """The float64 test equal to a scikit-learn tree's split.
+
+    scikit-learn's trees compare ``float32(x) <= threshold``. For every float64 ``x`` that
+    holds exactly when ``x op t`` holds, with ``(op, t)`` returned here: ``t`` is the point
+    halfway between the largest float32 at or below the threshold and the next float32,
+    and ``op`` is ``<=`` or ``<`` as round-half-to-even decides at ``t`` itself.
+    """
+    thr = float(threshold)
+    a = np.float32(thr)
+    if float(a) > thr:
+        a = np.nextafter(a, np.float32(-np.inf))
+    b = np.nextafter(a, np.float32(np.inf))
+    mid = (float(a) + float(b)) / 2.0  # exact: float64 holds one more bit than float32 needs
+    even = (int(np.asarray(a, dtype=np.float32).view(np.int32)) & 1) == 0
+    return ("<=" if even else "<"), mid

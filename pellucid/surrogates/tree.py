@@ -10,7 +10,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleSet, merge_conditions
-from .base import CategoryOrderEncoder, Surrogate
+from .base import CategoryOrderEncoder, Surrogate, float32_split
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class DecisionTree(Surrogate):
 
     name = "decision_tree"
     size_param = "max_leaf_nodes"
+    default = True
 
     def __init__(
         self,
@@ -113,7 +114,10 @@ class DecisionTree(Surrogate):
         miss_l, miss_r = seen and go_left, seen and not go_left
         kind = f.kind.value
         if f.is_numeric:
-            return Condition(f.name, "<=", thr, miss_l, kind), Condition(f.name, ">", thr, miss_r, kind)
+            # scikit-learn compares float32(x) <= thr; this float64 test accepts the same rows.
+            op, t = float32_split(thr)
+            neg = ">" if op == "<=" else ">="
+            return Condition(f.name, op, t, miss_l, kind), Condition(f.name, neg, t, miss_r, kind)
         left, right = self.encoder_.split_sets(f.name, thr)
         # Written as the shorter of the set and its complement, as rules are.
         domains = {f.name: f.categories}
