@@ -54,13 +54,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _leaves(text: str) -> list[int]:
+def _sizes(text: str) -> list[int]:
     try:
         out = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--leaves takes comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--sizes takes comma-separated integers, got {text!r}") from None
     if not out or min(out) < 2:
-        raise argparse.ArgumentTypeError(f"--leaves needs leaf counts >= 2, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--sizes needs rule budgets >= 2, got {text!r}")
+    return out
+
+
+def _names(text: str) -> list[str]:
+    from .surrogates import SURROGATES
+
+    out = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in out if v not in SURROGATES]
+    if not out or unknown:
+        raise argparse.ArgumentTypeError(
+            f"--surrogates takes names from {sorted(SURROGATES)}, got {text!r}"
+        )
     return out
 
 
@@ -70,9 +82,25 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument(
         "--strategy",
         default="observed,perturb,marginal",
-        help="comma-separated distillation strategies: observed, perturb, marginal (default: all three)",
+        help="comma-separated distillation strategies: observed, perturb, marginal, boundary (default: observed,perturb,marginal)",
     )
-    p.add_argument("--leaves", type=_leaves, default=[4, 8, 16], help="leaf counts of the tree surrogates (default: 4,8,16)")
+    p.add_argument("--sizes", type=_sizes, default=[4, 8, 16, 32], help="rule budgets of the frontier (default: 4,8,16,32)")
+    p.add_argument(
+        "--surrogates",
+        type=_names,
+        default=None,
+        metavar="NAMES",
+        help="comma-separated surrogate names to put on the frontier (default: the fast ones; see docs/surrogates.md)",
+    )
+    p.add_argument("--max-rules", type=int, default=12, help="most rules of the recommended surrogate (default: 12)")
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=None,
+        help="recommend the smallest surrogate reaching this held-out agreement (R² for a regression)",
+    )
+    p.add_argument("--n-boot", type=int, default=10, help="bootstrap refits for rule stability; 0 for none (default: 10)")
+    p.add_argument("--n-jobs", type=int, default=None, help="processes for fitting (default: one)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the whole run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
@@ -152,7 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_dir=args.out,
             strategy=[s.strip() for s in args.strategy.split(",") if s.strip()],
             n=args.n,
-            leaves=args.leaves,
+            sizes=args.sizes,
+            surrogates=args.surrogates,
+            max_rules=args.max_rules,
+            min_agreement=args.min_agreement,
+            n_boot=args.n_boot,
+            n_jobs=args.n_jobs,
             random_state=args.seed,
             verbose=0 if args.quiet else 1,
             meta=meta,

@@ -19,11 +19,16 @@ from tqdm.auto import tqdm
 
 from .errors import DataFileError, ParameterError, SchemaError
 from .extraction import DistillationSet, distill
-from .fidelity import Fidelity, evaluate
+from .fidelity import Fidelity, Frontier, disagreement, frontier, stability
 from .oracle import Oracle
 from .reports import build, build_payload
 from .schema import Schema
-from .surrogates import DecisionTree, Surrogate
+from .surrogates import SURROGATES, Surrogate
+
+
+#: Seconds of bootstrap refits a listed surrogate may cost before its stability is left out
+#: of the report (the recommended surrogate's is always measured).
+STABILITY_BUDGET_S = 3.0
 
 
 @dataclass
@@ -39,6 +44,7 @@ class ExplainResult:
     html_path: Path | None = None
     json_path: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    frontier: Frontier | None = None
 
     @property
     def recommended(self) -> Surrogate:
@@ -64,7 +70,12 @@ def explain(
     out_dir: str | Path | None = "pellucid-report",
     strategy: str | Sequence[str] | Mapping[str, int] = ("observed", "perturb", "marginal"),
     n: int | None = None,
-    leaves: Sequence[int] = (4, 8, 16),
+    sizes: Sequence[int] = (4, 8, 16, 32),
+    surrogates: Sequence[str] | None = None,
+    max_rules: int = 12,
+    min_agreement: float | None = None,
+    n_boot: int = 10,
+    n_jobs: int | None = None,
     holdout: float = 0.25,
     schema: Schema | None = None,
     random_state: int | None = 0,
@@ -88,8 +99,21 @@ def explain(
         Where ``report.html`` and ``report.json`` go; ``None`` writes nothing.
     strategy, n, holdout :
         Passed to :func:`pellucid.distill`.
-    leaves : sequence of int
-        A decision tree is fitted at each of these leaf counts; the report compares them.
+    sizes : sequence of int
+        Rule budgets: every surrogate is fitted at each size, and the fidelity–complexity
+        frontier of all of them is in the report.
+    surrogates : sequence of str, optional
+        Names from :data:`pellucid.surrogates.SURROGATES`; by default those marked
+        ``default=True`` that fit the task (the fast ones; see docs/surrogates.md).
+    max_rules, min_agreement :
+        How the recommended surrogate is chosen: ``Frontier.select(max_rules=...,
+        min_agreement=...)`` (min_agreement is R² for a regression). When no surrogate
+        reaches ``min_agreement`` within ``max_rules``, the run stops with the frontier's
+        message saying what is available.
+    n_boot : int
+        Bootstrap refits for the stability of each surrogate the report lists (0: none).
+    n_jobs : int, optional
+        Processes for the frontier's and the bootstrap's fits (joblib; default one).
     schema : Schema, optional
         Read from the data when not given.
     random_state : int, optional
@@ -105,13 +129,15 @@ def explain(
         raise SchemaError("the data is empty (0 rows)")
     if target is not None and target not in data.columns:
         raise SchemaError(f"target column {target!r} is not in the data (columns: {list(map(str, data.columns))[:20]})")
-    leaves = [int(k) for k in leaves]
-    if not leaves or min(leaves) < 2:
-        raise ParameterError(f"leaves must be leaf counts >= 2, got {leaves}")
+    sizes = sorted({int(k) for k in sizes})
+    if not sizes or min(sizes) < 2:
+        raise ParameterError(f"sizes must be rule budgets >= 2, got {list(sizes)}")
+    if n_boot < 0 or n_boot == 1:
+        raise ParameterError(f"n_boot must be 0 (no stability) or at least 2 refits, got {n_boot}")
     X = data.drop(columns=[target]) if target is not None else data
     y = data[target] if target is not None else None
 
-    steps = ["schema", "distill", *[f"tree-{k}" for k in leaves], "report"]
+    steps = ["schema", "distill", "frontier", "stability", "report"]
     quiet = verbose <= 0 or not sys.stderr.isatty()
     with tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
         timings: dict[str, float] = {}
@@ -136,34 +162,57 @@ def explain(
         ground_truth = _ground_truth(oracle, dset, y, target)
         bar.update()
 
-        surrogates: list[Surrogate] = []
+        step("frontier")
+        t = time.perf_counter()
+        names = list(surrogates) if surrogates is not None else default_surrogates(dset.task, 0 if dset.classes is None else len(dset.classes))
+        front = frontier(dset, candidates=names, sizes=sizes, random_state=random_state, n_jobs=n_jobs, verbose=0)
+        chosen = front.select(max_rules=max_rules, min_agreement=min_agreement)
+        timings["frontier"] = time.perf_counter() - t
+        bar.update()
+
+        # The report lists the Pareto set and the chosen surrogate, smallest first; the
+        # frontier table shows every fit.
+        listed = [e for e in front.entries if e.pareto or e is chosen]
+        listed.sort(key=lambda e: (e.n_rules, e.n_conditions, -e.score))
+        fitted: list[Surrogate] = []
         fidelities: list[Fidelity] = []
-        for k in leaves:
-            step(f"tree, {k} leaves")
-            t = time.perf_counter()
-            s = DecisionTree(max_leaf_nodes=k, random_state=random_state).fit(dset)
-            s.name = f"decision_tree_{k}"
-            fit_time = time.perf_counter() - t
-            fid = evaluate(s, rows=dset)
-            fid.complexity["fit_seconds"] = fit_time
-            surrogates.append(s)
-            fidelities.append(fid)
-            timings[s.name] = fit_time
-            bar.update()
+        for e in listed:
+            e.surrogate.name = f"{e.candidate}_{e.size}"
+            e.fidelity.complexity["fit_seconds"] = e.fit_seconds
+            fitted.append(e.surrogate)
+            fidelities.append(e.fidelity)
+            timings[e.surrogate.name] = e.fit_seconds
+        rec = listed.index(chosen)
+
+        step("stability")
+        t = time.perf_counter()
+        stab = {}
+        if n_boot:
+            for i, e in enumerate(listed):
+                # The recommended surrogate always; the others where refitting is cheap.
+                if e is chosen or e.fit_seconds * n_boot <= STABILITY_BUDGET_S:
+                    stab[i] = stability(e.surrogate, dset, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=0)
+        timings["stability"] = time.perf_counter() - t
+        bar.update()
 
         step("report")
         info = dict(meta or {})
         info.setdefault("random_state", random_state)
-        info.setdefault("leaves", leaves)
+        info.setdefault("sizes", sizes)
+        info["selection"] = {"max_rules": max_rules, "min_agreement": min_agreement}
         info["timings"] = timings
         payload = build_payload(
             model=oracle.describe(),
             schema=schema,
             dset=dset,
-            surrogates=surrogates,
+            surrogates=fitted,
             fidelities=fidelities,
             meta={**info, "data_sha256": frame_sha256(X)},
             ground_truth=ground_truth,
+            frontier=front,
+            stability=stab,
+            disagreement=disagreement(chosen.surrogate, dset, random_state=random_state),
+            recommended=rec,
         )
         html_path = json_path = None
         if out_dir is not None:
@@ -173,7 +222,20 @@ def explain(
                 raise DataFileError(f"cannot write the report to {str(out_dir)!r}: {e.strerror or e}") from e
         timings["total"] = time.perf_counter() - t_all
         bar.update()
-        return ExplainResult(oracle, schema, dset, surrogates, fidelities, payload, html_path, json_path, timings)
+        return ExplainResult(oracle, schema, dset, fitted, fidelities, payload, html_path, json_path, timings, front)
+
+
+def default_surrogates(task: str, n_classes: int = 0) -> list[str]:
+    """The registered surrogates ``explain`` puts on the frontier by default: those marked
+    ``default`` (fast enough to fit at every size in seconds) that handle the task."""
+    out = []
+    for name, cls in SURROGATES.items():
+        if not getattr(cls, "default", False) or cls.size_param is None:
+            continue
+        if not cls.supports(task, n_classes):
+            continue
+        out.append(name)
+    return out
 
 
 def _ground_truth(oracle: Oracle, dset: DistillationSet, y: pd.Series | None, target: str | None) -> dict | None:

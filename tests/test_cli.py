@@ -80,12 +80,23 @@ def test_demo_writes_a_report_that_finds_the_ground_truth(tmp_path, capsys):
 def test_explain_on_user_files(files, tmp_path, capsys):
     code, out, err = run(
         ["explain", "--model", f"{files}/model_def.py:make", "--data", files / "credit.csv", "--target", TARGET,
-         "--out", tmp_path, "--leaves", "4,8", "--n", 3000],
+         "--out", tmp_path, "--sizes", "4,8", "--n", 3000],
         capsys,
     )
     assert code == 0, err
     payload = json.loads((tmp_path / "report.json").read_text())
-    assert [s["name"] for s in payload["surrogates"]] == ["decision_tree_4", "decision_tree_8"]
+    from pellucid.workflow import default_surrogates
+
+    front = payload["frontier"]
+    # Every default surrogate at both budgets is on the frontier ...
+    assert sorted((e["candidate"], e["size"]) for e in front["entries"]) == sorted(
+        (c, k) for c in default_surrogates("classification", 2) for k in (4, 8)
+    )
+    # ... and the report lists its Pareto set and the selected one, each within its budget.
+    listed = {e["surrogate_index"] for e in front["entries"] if e["pareto"] or e["surrogate_index"] == payload["recommended"]}
+    assert listed == set(range(len(payload["surrogates"])))
+    for s in payload["surrogates"]:
+        assert s["complexity"]["n_rules"] <= int(s["name"].rsplit("_", 1)[1])
     assert payload["model"]["kind"] == "sklearn"
     assert payload["model"]["sha256"]
     assert "report.html" in out

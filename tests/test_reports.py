@@ -30,12 +30,12 @@ from pellucid.errors import ParameterError
 from pellucid.extraction import distill
 from pellucid.fidelity import evaluate
 from pellucid.reports import build, build_payload, recommend, render_html, tree_svg
-from pellucid.extraction import Condition
+from pellucid.extraction import Condition, format_number
 from pellucid.reports import figures
 from pellucid.reports._svg import UnsafeSVGError, check_svg, clean_svg
 from pellucid.reports.tree import DOT_MISSING, quote, tree_dot
 from pellucid.schema import Schema
-from pellucid.surrogates import DecisionTree
+from pellucid.surrogates import DecisionTree, Surrogate
 
 HOSTILE_FEATURE = "<script>alert(1)</script>"
 HOSTILE_CATEGORY = "<img src=x onerror=alert(1)>"
@@ -133,7 +133,7 @@ def test_payload_is_plain_json(credit):
     # Round trip equal: no tuples, numpy scalars or non-string keys hide in the payload.
     assert json.loads(text) == p
     assert {"schema_version", "generated_by", "meta", "model", "data", "ground_truth", "distillation", "surrogates", "recommended"} <= set(p)
-    assert p["schema_version"] == "1.0"
+    assert p["schema_version"] == "1.1"
     assert {"pellucid", "python", "created"} <= set(p["generated_by"])
 
 
@@ -702,3 +702,370 @@ def test_build_refuses_nan(credit, tmp_path):
     with pytest.raises(ValueError):
         build(bad, tmp_path / "out")
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+# ---------------------------------------------------------------------------- frontier, stability, disagreement
+# A second, cheaper setting: a callable network on three features, one of them named like
+# markup, a frontier of trees, a test-local additive surrogate and a candidate that fails.
+IMG_FEATURE = "<img src=x onerror=alert(1)>"
+HOSTILE_CANDIDATE = "<b onmouseover=alert(2)>points</b>"
+HOSTILE_ERROR = "<script>alert('fit')</script>"
+
+
+class PointsScore(Surrogate):
+    """An additive model on three fixed rules and a linear term, weights from a logistic
+    regression: enough to exercise how the report shows additive models and scorecards."""
+
+    name = "points_score"
+    size_param = "max_terms"
+
+    def __init__(self, max_terms: int = 3, scale: float = 1.0, random_state: int | None = 0) -> None:
+        self.max_terms = max_terms
+        self.scale = scale
+        self.random_state = random_state
+
+    def _fit(self, train):
+        from sklearn.linear_model import LogisticRegression
+
+        from pellucid.extraction import AdditiveRules, LinearTerm, Rule
+
+        X = train.rows
+        rules = [
+            Rule((Condition("home", "in", ("rent",), False, "categorical"),), None),
+            Rule((Condition(IMG_FEATURE, ">", 0.0),), None),
+            Rule((Condition("z", "<=", -1.0),), None),
+        ][: self.max_terms]
+        fill = float(X["z"].median())
+        M = np.column_stack([r.apply(X) for r in rules] + [X["z"].fillna(fill).to_numpy()]).astype(float)
+        lr = LogisticRegression(max_iter=2000).fit(M, train.outputs.argmax(axis=1))
+        w = lr.coef_[0]
+        classes = tuple(self.classes_)
+        rules = [Rule(r.conditions, classes[int(w[k] > 0)], None, float(r.apply(X).mean())) for k, r in enumerate(rules)]
+        self.rules_ = AdditiveRules(
+            tuple(rules),
+            tuple((float(x),) for x in w[:-1]),
+            (float(lr.intercept_[0]),),
+            (LinearTerm("z", (float(w[-1]),), fill),),
+            link="logistic",
+            task="classification",
+            classes=classes,
+            scale=self.scale,
+            offset=600.0 if self.scale != 1.0 else 0.0,
+        )
+
+
+class FailingCandidate(Surrogate):
+    name = "failing"
+    size_param = "max_rules"
+
+    def __init__(self, max_rules: int = 4, random_state: int | None = 0) -> None:
+        self.max_rules = max_rules
+        self.random_state = random_state
+
+    def _fit(self, train):
+        raise RuntimeError(f"{HOSTILE_ERROR} at {self.max_rules}")
+
+
+def _img_table(n=900, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    z[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame(
+        {IMG_FEATURE: rng.uniform(-5, 5, n), "z": z, "home": rng.choice(["own", "rent", "<i>other</i>"], n)}
+    )
+
+
+def _img_network(d):
+    s = 0.9 * d[IMG_FEATURE].to_numpy() + 0.8 * np.nan_to_num(d["z"].to_numpy()) + np.where(d["home"] == "rent", 1.5, 0.0)
+    p = 1 / (1 + np.exp(-s))
+    return np.column_stack([1 - p, p])
+
+
+@pytest.fixture(scope="module")
+def extended():
+    from pellucid.fidelity import disagreement, frontier, stability
+    from pellucid.oracle import Oracle
+
+    df = _img_table()
+    oracle = Oracle(_img_network, task="classification", classes=["good", HOSTILE_CLASS])
+    dset = distill(oracle, df, n=1200, random_state=0)
+    front = frontier(
+        dset,
+        candidates=[DecisionTree, (HOSTILE_CANDIDATE, PointsScore), FailingCandidate],
+        sizes=(2, 4, 8),
+        verbose=0,
+    )
+    fitted = [e for e in front.entries if e.ok]
+    surrogates = [e.surrogate for e in fitted]
+    fids = [e.fidelity for e in fitted]
+    card = PointsScore(scale=20 / np.log(2)).fit(dset)
+    card_fid = evaluate(card, rows=dset)
+    card_fid.complexity["fit_seconds"] = 0.25
+    surrogates.append(card)
+    fids.append(card_fid)
+    stabs = {0: stability(surrogates[0], dset, n_boot=3, verbose=0)}
+    kw = dict(model={"model_class": HOSTILE_MODEL}, schema=dset.schema, dset=dset, surrogates=surrogates, fidelities=fids)
+    rec = build_payload(**kw)["recommended"]
+    dis = disagreement(surrogates[rec], dset)
+    payload = build_payload(**kw, frontier=front, stability=stabs, disagreement=dis)
+    # The scorecard alone, recommended, with its own disagreement.
+    card_payload = build_payload(
+        model={}, schema=dset.schema, dset=dset, surrogates=[card], fidelities=[card_fid], disagreement=disagreement(card, dset)
+    )
+    plain = PointsScore().fit(dset)
+    plain_payload = build_payload(model={}, schema=dset.schema, dset=dset, surrogates=[plain], fidelities=[evaluate(plain, rows=dset)])
+    return dict(
+        dset=dset, front=front, surrogates=surrogates, fids=fids, stabs=stabs, dis=dis, kw=kw, payload=payload,
+        html=render_html(payload), card=card, card_fid=card_fid, card_payload=card_payload,
+        card_html=render_html(card_payload), plain=plain, plain_payload=plain_payload, plain_html=render_html(plain_payload),
+    )
+
+
+def test_extended_payload_is_plain_json(extended):
+    for key in ("payload", "card_payload", "plain_payload"):
+        p = extended[key]
+        assert json.loads(json.dumps(p, allow_nan=False)) == p
+        assert p["schema_version"] == "1.1"
+
+
+def test_payload_frontier_points_at_the_listed_surrogates(extended):
+    p, front, surs = extended["payload"], extended["front"], extended["surrogates"]
+    pf = p["frontier"]
+    assert len(pf["entries"]) == len(front.entries)
+    assert pf["pareto"] == front.to_dict()["pareto"] and pf["n_failed"] == len(front.failed) == 3
+    for e, obj in zip(pf["entries"], front.entries):
+        expected = next((i for i, s in enumerate(surs) if s is obj.surrogate), None) if obj.surrogate is not None else None
+        assert e["surrogate_index"] == expected
+        assert e["fit_seconds"] == obj.fit_seconds
+    # Not given: the entry that fitted the recommended surrogate is the selected one.
+    assert pf["selected_by"] == "recommended"
+    assert pf["entries"][pf["selected"]]["surrogate_index"] == p["recommended"]
+
+
+def test_payload_stability_fit_time_and_disagreement(extended):
+    p, surs, front = extended["payload"], extended["surrogates"], extended["front"]
+    entries = p["surrogates"]
+    assert entries[0]["stability"] == json.loads(json.dumps(extended["stabs"][0].to_dict()))
+    assert all(e["stability"] is None for e in entries[1:])
+    timed = {id(e.surrogate): e.fit_seconds for e in front.entries if e.ok}
+    for e, s in zip(entries[:-1], surs[:-1]):
+        assert e["fit_seconds"] == timed[id(s)]  # timed by the frontier
+    assert entries[-1]["fit_seconds"] == 0.25  # from the fidelity's complexity
+    assert p["disagreement"]["surrogate_index"] == p["recommended"]
+    assert p["disagreement"]["n_disagree"] == extended["dis"]["n_disagree"]
+    # The additive model's parts: weights per rule, points for the scorecard only.
+    card = entries[-1]
+    rs = extended["card"].rules_
+    assert card["additive"]["scorecard"] and card["additive"]["link"] == "logistic"
+    assert [r["weights"] for r in card["rules"]] == [list(w) for w in rs.weights]
+    assert [r["points"] for r in card["rules"]] == [[int(round(rs.scale * w[0]))] for w in rs.weights]
+    assert card["additive"]["base_points"] == [int(round(rs.offset + rs.scale * rs.intercept[0]))]
+    assert entries[0]["additive"] is None
+
+
+def test_frontier_selection_can_be_given(extended):
+    kw, front = extended["kw"], extended["front"]
+    p = build_payload(**kw, frontier=front, frontier_selected=front.entries[1])
+    assert (p["frontier"]["selected"], p["frontier"]["selected_by"]) == (1, "argument")
+    p = build_payload(**kw, frontier=front, meta={"frontier_selected": 2})
+    assert (p["frontier"]["selected"], p["frontier"]["selected_by"]) == (2, "meta")
+    for bad in (99, "first", dataclasses.replace(front.entries[0])):
+        with pytest.raises(ParameterError, match="frontier_selected"):
+            build_payload(**kw, frontier=front, frontier_selected=bad)
+    for bad in ({7: extended["stabs"][0]}, {"0": extended["stabs"][0]}, {0: 0.5}):
+        with pytest.raises(ParameterError, match="stability"):
+            build_payload(**kw, stability=bad)
+
+
+def test_html_shows_the_frontier(extended):
+    p, html = extended["payload"], extended["html"]
+    section = _section(html, "frontier")
+    assert 'id="fig-frontier' in section and len(_svgs(section)) == 1
+    table = section.split('<table class="frontier">', 1)[1].split("</table>", 1)[0]
+    body = table.split("<tbody>", 1)[1]
+    rows = body.split("<tr")[1:]
+    assert len(rows) == len(p["frontier"]["entries"])
+    for row, e in zip(rows, p["frontier"]["entries"]):
+        assert str(escape(e["candidate"])) in row
+        if e["error"] is None:
+            assert f"{100 * e['score']:.1f}%" in row
+            lo, hi = e["fidelity"]["agreement_ci"]
+            assert f"{100 * lo:.1f}%–{100 * hi:.1f}%" in row
+            assert (">✓<" in row) == e["pareto"]
+        else:
+            assert str(escape(e["error"])) in row and "✓" not in row
+    assert section.count("selected</span>") == 1
+    assert 'href="#frontier"' in html
+
+
+def test_comparison_table_shows_stability_and_fit_time(extended):
+    p = extended["payload"]
+    section = _section(extended["html"], "surrogates")
+    st = p["surrogates"][0]["stability"]
+    assert f"{100 * st['rule_stability']:.0f}% / {100 * st['prediction_agreement']:.1f}%" in section
+    rows = section.split('<table class="compare">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
+    assert len(rows) == len(p["surrogates"])
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.DOTALL) for r in rows]
+    # The last two columns: stability, then fit time.
+    assert cells[-1][-1].strip() == "250 ms"  # the scorecard's, from its fidelity
+    assert all(c[-2].strip() == "—" for c in cells[1:])  # stability not measured
+    assert all(c[-1].strip().endswith(("ms", " s")) for c in cells)
+
+
+def test_additive_scorecard_renders(extended):
+    html, rs = extended["card_html"], extended["card"].rules_
+    fid = extended["card_fid"]
+    section = _section(html, "rules")
+    assert "Base points" in section and f">{int(round(rs.offset + rs.scale * rs.intercept[0]))}<" in section
+    rows = section.split('<table class="additive">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
+    rule_rows = rows[1 : 1 + len(rs.rules)]
+    for row, rule, w, per_rule in zip(rule_rows, rs.rules, rs.weights, fid.rules):
+        pts = int(round(rs.scale * w[0]))
+        assert (f"+{pts}" if pts >= 0 else f"−{-pts}") in row
+        for c in rule.conditions:
+            assert str(escape(c.text())) in row
+        assert f"{100 * per_rule['coverage']:.1f}%" in row and f"{100 * per_rule['precision']:.1f}%" in row
+    linear = rows[-1]
+    t = rs.linear[0]
+    assert str(escape(f"{t.text(0, rs.scale)} (missing counts as {format_number(t.fill)})")) in linear
+    decision = rs.text().splitlines()[-1][1:].strip()
+    assert str(escape(decision)) in section and "points total is above 600" in decision
+    # The summary shows the whole score as the model writes it.
+    assert str(escape(rs.text())) in _section(html, "summary")
+
+
+def test_additive_weights_render(extended):
+    html, rs = extended["plain_html"], extended["plain"].rules_
+    section = _section(html, "rules")
+    assert "Intercept" in section and "Base points" not in section
+    iv = rs.intercept[0]
+    assert f"{'+' if iv >= 0 else '−'}{abs(iv):.4g}" in section
+    for w in rs.weights:
+        assert f"{'+' if w[0] >= 0 else '−'}{abs(w[0]):.4g}" in section
+    t = rs.linear[0]
+    assert str(escape(f"{t.text(0)} (missing counts as {format_number(t.fill)})")) in section
+    assert str(escape(rs.text().splitlines()[-1][1:].strip())) in section  # the decision line
+
+
+def test_new_sections_escape_hostile_names(extended):
+    for html in (extended["html"], extended["card_html"]):
+        assert IMG_FEATURE not in html and HOSTILE_CANDIDATE not in html and HOSTILE_ERROR not in html
+        assert HOSTILE_CLASS not in html
+        assert "<script" not in html.lower()
+        assert not re.search(r"<[^>]*\son\w+\s*=", html, flags=re.IGNORECASE)
+        for name in ("rules", "disagreement"):
+            assert str(escape(IMG_FEATURE)) in _section(html, name)
+    frontier_section = _section(extended["html"], "frontier")
+    assert str(escape(HOSTILE_CANDIDATE)) in frontier_section and str(escape(HOSTILE_ERROR)) in frontier_section
+    assert str(escape(HOSTILE_CLASS)) in _section(extended["html"], "disagreement")
+
+
+def test_disagreement_section_shows_regions_and_examples(extended):
+    for key in ("payload", "card_payload"):
+        p = extended[key]
+        section = _section(render_html(p), "disagreement")
+        d = p["disagreement"]
+        assert d["regions"], "the surrogate disagrees somewhere in particular"
+        for g in d["regions"]:
+            assert str(escape(g["text"])) in section
+            assert f"{100 * g['share']:.1f}%" in section
+        assert f"<strong>{d['n_disagree']:,}</strong>" in section and f"{100 * d['share']:.1f}%" in section
+        for row in d["confusion"]["matrix"]:
+            for v in row:
+                assert f">{v:,}<" in section
+        examples = section.split('<table class="examples">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        assert examples.count("<tr") == len(d["examples"])
+        for ex in d["examples"]:
+            assert str(escape(ex["values"]["home"])) in examples
+        for r in d["rules"]:
+            assert str(escape(r["text"])) in section
+
+
+def test_toc_matches_sections(credit, extended):
+    for html in (credit["html"], extended["html"], extended["card_html"]):
+        nav = html.split('<nav class="toc"', 1)[1].split("</nav>", 1)[0]
+        linked = re.findall(r'href="#([\w-]+)"', nav)
+        sections = re.findall(r'<section id="([\w-]+)">', html)
+        assert linked == sections
+    assert 'id="frontier"' not in credit["html"] and 'id="disagreement"' not in credit["html"]
+    assert 'id="frontier"' not in extended["card_html"] and 'id="disagreement"' in extended["card_html"]
+
+
+def test_a_payload_without_the_new_keys_still_renders(extended):
+    p = copy.deepcopy(extended["payload"])
+    p["schema_version"] = "1.0"
+    for key in ("frontier", "disagreement"):
+        del p[key]
+    for e in p["surrogates"]:
+        for key in ("stability", "fit_seconds", "additive"):
+            e.pop(key)
+    html = render_html(p)
+    assert 'id="frontier"' not in html and 'id="disagreement"' not in html
+
+
+def test_frontier_figure_axes(monkeypatch, extended):
+    pf = extended["payload"]["frontier"]
+    ax = _drawn_figure(monkeypatch, lambda: figures.frontier_figure(pf, pf["selected"]))
+    assert ax.get_xscale() == "log"
+    assert list(ax.get_xticks()) == [2, 4, 8]
+    assert isinstance(ax.yaxis.get_major_formatter(), matplotlib.ticker.PercentFormatter)
+    ok = {e["candidate"] for e in pf["entries"] if e["error"] is None}
+    drawn = [ln for ln in ax.get_lines() if ln.get_label() in {figures._text(figures._short(c, 28)) for c in ok}]
+    assert len(drawn) == len(ok) == 2  # the failing candidate is left out
+    assert any(t.get_text().startswith("selected: ") for t in ax.texts)
+    reg = {"task": "regression", "sizes": [3], "entries": [
+        {"candidate": "cost $\\frac{", "size": 3, "n_rules": 3, "score": 0.7, "pareto": True, "error": None, "fidelity": {"rows": "holdout"}},
+        {"candidate": "x", "size": 3, "n_rules": None, "score": None, "pareto": False, "error": "boom", "fidelity": None},
+    ]}
+    ax = _drawn_figure(monkeypatch, lambda: figures.frontier_figure(reg, 0))
+    assert ax.get_ylabel() == "R² on held-out rows"
+    monkeypatch.undo()
+    assert figures.frontier_figure(reg, 0).startswith("<svg")
+    assert figures.frontier_figure({"entries": [reg["entries"][1]]}) is None
+
+
+def test_recommended_can_be_named_by_the_caller(extended):
+    kw = extended["kw"]
+    p = build_payload(**kw, recommended=0)
+    assert (p["recommended"], p["recommended_by"]) == (0, "caller")
+    assert build_payload(**kw)["recommended_by"] == "rule"
+    for bad in (-1, len(kw["surrogates"]), True, "0"):
+        with pytest.raises(ParameterError, match="recommended"):
+            build_payload(**kw, recommended=bad)
+    html = render_html(build_payload(**kw, recommended=0, meta={"selection": {"max_rules": 4, "min_agreement": None}}))
+    assert "the most faithful among those with at most 4 rules" in _section(html, "surrogates")
+
+
+def test_every_payload_key_is_documented(extended):
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "report-json.md").read_text(encoding="utf-8")
+    p = extended["payload"]
+    card = extended["card_payload"]["surrogates"][0]
+    groups = [
+        p,
+        p["surrogates"][0],
+        card,
+        card["additive"],
+        card["additive"]["linear"][0],
+        p["frontier"],
+        p["frontier"]["entries"][0],
+        p["disagreement"],
+        p["disagreement"]["regions"][0],
+        p["disagreement"]["rules"][0],
+        p["disagreement"]["examples"][0],
+        p["surrogates"][0]["stability"],
+    ]
+    missing = sorted({k for g in groups for k in g if f"`{k}`" not in doc})
+    assert not missing, f"keys not in docs/report-json.md: {missing}"
+
+
+def test_extended_page_is_self_contained_and_deterministic(extended):
+    html = extended["html"]
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, flags=re.IGNORECASE)
+    assert "@import" not in html and "<link" not in html.lower() and html.count("<style") == 1
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    for svg in _svgs(html):
+        ET.fromstring(svg)
+    assert render_html(extended["payload"]) == html

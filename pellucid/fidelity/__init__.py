@@ -1,6 +1,8 @@
 """Fidelity of surrogates to the network: agreement, R², per class, per rule, complexity,
-bootstrap stability and the fidelity–complexity frontier."""
+bootstrap stability, the fidelity–complexity frontier and where a surrogate disagrees with the
+network."""
 
+from .disagreement import disagreement
 from .frontier import Frontier, FrontierEntry, frontier, pareto_flags
 from .metrics import Fidelity, evaluate, wilson_interval
 from .stability import Stability, rule_matches, stability
@@ -16,4 +18,5 @@ __all__ = [
     "FrontierEntry",
     "frontier",
     "pareto_flags",
+    "disagreement",
 ]

@@ -71,7 +71,11 @@ def render_html(payload: Mapping[str, Any]) -> str:
         "per_class": figures.per_class_figure(best) if best else None,
         "rules": figures.rule_figure(best) if best else None,
         "distillation": figures.distillation_figure(payload.get("distillation") or {}, kinds <= {"holdout"}),
+        "frontier": None,
     }
+    front = payload.get("frontier")
+    if front:
+        figs["frontier"] = figures.frontier_figure(front, front.get("selected"))
     tree, tree_note = (None, None)
     if best is not None:
         tree, tree_note = render_tree(best.get("tree"), best.get("classes"), (best.get("fidelity") or {}).get("rows"))
@@ -142,6 +146,9 @@ def _environment() -> jinja2.Environment:
         count=fmt_count,
         value=fmt_value,
         seconds=fmt_seconds,
+        duration=fmt_duration,
+        signed=fmt_signed,
+        points=fmt_points,
         measured_on=measured_on,
     )
     return env
@@ -193,6 +200,34 @@ def fmt_seconds(v: float | None) -> str:
         return DASH
     v = float(v)
     return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+def fmt_duration(v: float | None) -> str:
+    """A short duration (a fit): ``0.0123`` -> ``12 ms``, ``2.5`` -> ``2.5 s``."""
+    if v is None:
+        return DASH
+    v = float(v)
+    if v < 0.001:
+        return "<1 ms"
+    if v < 1:
+        return f"{1000 * v:.0f} ms"
+    return fmt_seconds(v)
+
+
+def fmt_signed(v: float | None, digits: int = 4) -> str:
+    """A weight with its sign: ``0.5`` -> ``+0.5``, ``-1.25`` -> ``−1.25``."""
+    if v is None:
+        return DASH
+    v = float(v)
+    return f"{'+' if v >= 0 else '−'}{abs(v):.{digits}g}"
+
+
+def fmt_points(v: int | float | None) -> str:
+    """Scorecard points with their sign: ``12`` -> ``+12``, ``-5`` -> ``−5``."""
+    if v is None:
+        return DASH
+    v = int(round(float(v)))
+    return f"+{v}" if v >= 0 else f"−{-v}"
 
 
 def fmt_value(v: Any) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import matplotlib
 import matplotlib.lines
 import matplotlib.ticker
+import numpy as np
 from matplotlib.figure import Figure
 
 from ._svg import clean_svg
@@ -157,7 +158,7 @@ def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
     Returns
     -------
     str or None
-        ``None`` when the surrogate has no rules.
+        ``None`` when the surrogate has no rules, or none has the measure drawn.
     """
     rules = surrogate.get("rules") or []
     if not rules:
@@ -165,6 +166,8 @@ def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
     fid = surrogate.get("fidelity") or {}
     regression = fid.get("task") == "regression"
     key = "mae" if regression else "precision"
+    if all(r.get(key) is None for r in rules):
+        return None  # nothing measured to draw (the terms of an additive regression have no MAE)
     on = measured_on(fid.get("rows"))
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=FIGSIZE)
@@ -236,6 +239,97 @@ def distillation_figure(distillation: Mapping[str, Any], fidelity_on_holdout: bo
         ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
         return _to_svg(fig, "fig-distillation")
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None) -> str | None:
+    """Fidelity against size of every surrogate the frontier fitted.
+
+    x is the number of rules on a log2 axis with ticks at the size budgets; y is agreement
+    (R² for regression) on the rows fidelity was measured on. Each candidate is one colour
+    and marker with a line through its budgets; the Pareto entries are ringed and joined by
+    a step line; the selected entry is labelled. Entries that failed (or have no score) are
+    left out of the drawing; the report's table lists them.
+
+    Parameters
+    ----------
+    frontier : dict
+        The payload's ``frontier`` (``Frontier.to_dict()`` plus ``surrogate_index``).
+    recommended : int, optional
+        Index into ``frontier["entries"]`` of the entry to label (the selected one).
+
+    Returns
+    -------
+    str or None
+        ``None`` when no entry has a score.
+    """
+    entries = list(frontier.get("entries") or [])
+    ok = [(k, e) for k, e in enumerate(entries) if e.get("error") is None and e.get("score") is not None and e.get("n_rules") is not None]
+    if not ok:
+        return None
+    regression = frontier.get("task") == "regression"
+    kinds = {(e.get("fidelity") or {}).get("rows") for _, e in ok}
+    on = measured_on(kinds.pop()) if len(kinds) == 1 else "the rows each was measured on"
+
+    def x_of(e: Mapping[str, Any]) -> float:
+        # A log axis has no 0: a model without rules (an intercept alone) sits at 1.
+        return float(max(int(e["n_rules"]), 1))
+
+    candidates: list[str] = []
+    for _, e in ok:
+        if str(e["candidate"]) not in candidates:
+            candidates.append(str(e["candidate"]))
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.15))
+        ax = fig.subplots()
+        for c_i, name in enumerate(candidates):
+            mine = [e for _, e in ok if str(e["candidate"]) == name]
+            mine.sort(key=lambda e: (e.get("size") is None, e.get("size") or 0, x_of(e)))
+            colour = _CLASS_COLOURS[c_i % len(_CLASS_COLOURS)]
+            ax.plot(
+                [x_of(e) for e in mine], [float(e["score"]) for e in mine],
+                marker=_MARKERS[c_i % len(_MARKERS)], color=colour, linewidth=1.2, markersize=5,
+                label=_text(_short(name, 28)), zorder=3,
+            )
+        pareto = sorted((e for _, e in ok if e.get("pareto")), key=lambda e: (x_of(e), float(e["score"])))
+        if pareto:
+            ax.step([x_of(e) for e in pareto], [float(e["score"]) for e in pareto], where="post",
+                    color="#222222", linewidth=0.9, linestyle="--", zorder=2, label="Pareto front")
+            ax.scatter([x_of(e) for e in pareto], [float(e["score"]) for e in pareto], s=110,
+                       facecolors="none", edgecolors="#222222", linewidths=1.1, zorder=4)
+        xs = [x_of(e) for _, e in ok]
+        if recommended is not None and 0 <= recommended < len(entries):
+            sel = entries[recommended]
+            if sel.get("error") is None and sel.get("score") is not None and sel.get("n_rules") is not None:
+                xy = (x_of(sel), float(sel["score"]))
+                ax.scatter([xy[0]], [xy[1]], s=150, facecolors="none", edgecolors=ACCENT, linewidths=2.0, zorder=5)
+                label = _text(_short(f"selected: {sel['candidate']}, {sel['n_rules']} rules", 48))
+                # Written towards the middle of the plot, so it stays inside the axes.
+                right_half = xy[0] >= np.sqrt(min(xs) * max(xs))
+                ax.annotate(
+                    label, xy, xytext=(-10 if right_half else 10, -14), textcoords="offset points",
+                    ha="right" if right_half else "left", fontsize=7.5, color=ACCENT, zorder=6,
+                )
+        ax.set_xscale("log", base=2)
+        budgets = sorted({int(s) for s in (frontier.get("sizes") or []) if s is not None and int(s) >= 1})
+        ticks = budgets or sorted({2 ** k for k in range(int(np.floor(np.log2(min(xs)))), int(np.ceil(np.log2(max(xs)))) + 1)})
+        lo, hi = min(xs + ticks), max(xs + ticks)
+        ax.set_xlim(lo / 1.3, hi * 1.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(t) for t in ticks]))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlabel("rules (log scale; ticks at the size budgets)" if budgets else "rules (log scale)")
+        if regression:
+            ax.set_ylabel(f"R² on {on}")
+        else:
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
+            ax.set_ylabel(f"agreement on {on}")
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(4, len(candidates) + 1), fontsize=7.5, borderaxespad=0.2)
+        ax.grid(color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, "fig-frontier")
 
 
 # ---------------------------------------------------------------------------- helpers

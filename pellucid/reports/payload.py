@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
+from ..extraction.rules import format_number
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
@@ -43,6 +44,11 @@ def build_payload(
     fidelities: Sequence[Any],
     meta: Mapping[str, Any] | None = None,
     ground_truth: Mapping[str, Any] | None = None,
+    frontier: Any = None,
+    stability: Mapping[int, Any] | Sequence[Any] | None = None,
+    disagreement: Mapping[str, Any] | None = None,
+    frontier_selected: Any = None,
+    recommended: int | None = None,
 ) -> dict[str, Any]:
     """Gather everything a report shows into one JSON-serialisable dict.
 
@@ -67,21 +73,45 @@ def build_payload(
     ground_truth : dict, optional
         The network against the user's target column, e.g. ``{"accuracy": 0.91,
         "target": "default", "n": 1500}``.
+    frontier : Frontier, optional
+        :func:`pellucid.fidelity.frontier`'s result (or its ``to_dict()``), stored under
+        ``frontier``. Each entry gets ``surrogate_index``: the index into ``surrogates`` of
+        the surrogate object it fitted, when that very object (not a copy) is listed.
+    stability : mapping, optional
+        Surrogate index -> :class:`~pellucid.fidelity.Stability` (or its ``to_dict()``),
+        stored in that surrogate's entry as ``stability``; a list in the order of
+        ``surrogates`` (None where not measured) is accepted too.
+    disagreement : dict, optional
+        :func:`pellucid.fidelity.disagreement` of the recommended surrogate, stored under
+        ``disagreement`` with ``surrogate_index`` added: the listed surrogate whose name and
+        rules it describes, the recommended one first (None when none matches).
+    frontier_selected : int or FrontierEntry, optional
+        The frontier entry chosen (e.g. by ``Frontier.select``): its index or the entry
+        itself. When not given, ``meta["frontier_selected"]`` (an index) is read; failing
+        that, the entry that fitted the recommended surrogate is taken.
+    recommended : int, optional
+        Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
+        (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
+        :func:`recommend` chooses. ``recommended_by`` records which.
 
     Returns
     -------
     dict
         Keys ``schema_version``, ``generated_by``, ``meta``, ``model``, ``data``,
         ``ground_truth``, ``distillation``, ``surrogates``, ``recommended`` (an index into
-        ``surrogates``, see :func:`recommend`) and ``recommended_max_rules``. Every value is
-        plain JSON (numpy scalars converted, NaN and infinities as ``None``).
+        ``surrogates``, see :func:`recommend`), ``recommended_by`` (``"rule"`` or
+        ``"caller"``), ``recommended_max_rules``, ``frontier`` and ``disagreement`` (None when
+        not given). Every value is plain JSON (numpy scalars
+        converted, NaN and infinities as ``None``).
 
     Raises
     ------
     ParameterError
         When surrogates and fidelities differ in number, a fidelity's rules are not the
-        surrogate's rules (the lists were given in different orders), or
-        ``meta["max_rules_recommended"]`` is not a whole number.
+        surrogate's rules (the lists were given in different orders),
+        ``meta["max_rules_recommended"]`` is not a whole number, ``recommended`` or a
+        stability index names no surrogate, or the selected frontier entry is not on the
+        frontier.
     """
     if len(surrogates) != len(fidelities):
         raise ParameterError(
@@ -90,12 +120,25 @@ def build_payload(
         )
     meta = dict(meta or {})
     max_rules = _max_rules(meta.get("max_rules_recommended", MAX_RULES_RECOMMENDED))
+    if recommended is not None:
+        ok = isinstance(recommended, (int, np.integer)) and not isinstance(recommended, bool)
+        if not ok or not 0 <= recommended < len(surrogates):
+            raise ParameterError(
+                f"recommended must be the index of one of the {len(surrogates)} surrogates, got {recommended!r}"
+            )
     described = [s.describe() for s in surrogates]
     labels = _labels(described)
     entries = [
         _surrogate_entry(s, f, d, label, i)
         for i, (s, f, d, label) in enumerate(zip(surrogates, fidelities, described, labels))
     ]
+    front_entries = list(getattr(frontier, "entries", None) or [])
+    for s, entry in zip(surrogates, entries):
+        if entry["fit_seconds"] is None:
+            # Timed by the frontier when this very object was fitted there.
+            entry["fit_seconds"] = next((e.fit_seconds for e in front_entries if e.surrogate is s), None)
+    for i, stab in _stability_items(stability, len(entries)):
+        entries[i]["stability"] = stab.to_dict() if hasattr(stab, "to_dict") else dict(stab)
     n_rows = getattr(schema, "n_rows", None)
     if n_rows is None:
         n_rows = int(np.sum(dset.source == "observed"))
@@ -115,10 +158,23 @@ def build_payload(
         "distillation": dset.summary(),
         "surrogates": entries,
         "recommended": None,
+        "recommended_by": None,
         "recommended_max_rules": max_rules,
+        "frontier": None,
+        "disagreement": None,
     }
     payload = jsonable(payload)
-    payload["recommended"] = recommend(payload["surrogates"], max_rules)
+    if recommended is not None:
+        rec, by = int(recommended), "caller"
+    else:
+        rec = recommend(payload["surrogates"], max_rules)
+        by = None if rec is None else "rule"
+    payload["recommended"] = rec
+    payload["recommended_by"] = by
+    if frontier is not None:
+        payload["frontier"] = _frontier_entry(frontier, surrogates, rec, frontier_selected, meta)
+    if disagreement is not None:
+        payload["disagreement"] = _disagreement_entry(disagreement, payload["surrogates"], rec)
     return payload
 
 
@@ -195,6 +251,126 @@ def _labels(described: list[dict[str, Any]]) -> list[str]:
     return labels
 
 
+def _stability_items(stability: Any, n: int) -> list[tuple[int, Any]]:
+    if stability is None:
+        return []
+    if isinstance(stability, Mapping):
+        items = list(stability.items())
+    elif isinstance(stability, Sequence) and not isinstance(stability, (str, bytes)):
+        items = [(i, s) for i, s in enumerate(stability) if s is not None]
+    else:
+        raise ParameterError(
+            f"stability must map surrogate indices to Stability results, got {type(stability).__name__}"
+        )
+    out = []
+    for key, value in items:
+        ok = isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= key < n
+        if not ok:
+            raise ParameterError(
+                f"stability is keyed by surrogate index (0 to {n - 1}), got {key!r}"
+            )
+        if value is None:
+            continue
+        if not (hasattr(value, "to_dict") or isinstance(value, Mapping)):
+            raise ParameterError(
+                f"stability[{key}] must be a Stability result (pellucid.fidelity.stability), got {type(value).__name__}"
+            )
+        out.append((int(key), value))
+    return out
+
+
+def _frontier_entry(
+    frontier: Any, surrogates: Sequence[Any], rec: int | None, selected: Any, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The frontier's ``to_dict()`` with, per entry, the index of the listed surrogate it fitted,
+    and which entry was selected (and how that is known)."""
+    objects = list(getattr(frontier, "entries", None) or [])
+    out = jsonable(frontier.to_dict() if hasattr(frontier, "to_dict") else dict(frontier))
+    entries = out.get("entries") or []
+    for k, e in enumerate(entries):
+        fitted = objects[k].surrogate if k < len(objects) else None
+        index = None
+        if fitted is not None:
+            index = next((i for i, s in enumerate(surrogates) if s is fitted), None)
+        e["surrogate_index"] = e.get("surrogate_index") if index is None else index
+    by = None
+    if selected is not None:
+        by = "argument"
+    elif meta.get("frontier_selected") is not None:
+        selected, by = meta["frontier_selected"], "meta"
+    if by is not None:
+        if not (isinstance(selected, (int, np.integer)) and not isinstance(selected, bool)):
+            k = next((k for k, e in enumerate(objects) if e is selected), None)
+            if k is None:
+                raise ParameterError(
+                    f"frontier_selected must be an entry of the frontier or its index, got {selected!r}"
+                )
+            selected = k
+        if not 0 <= int(selected) < len(entries):
+            raise ParameterError(
+                f"frontier_selected is {selected}, but the frontier has {len(entries)} entries"
+            )
+        selected = int(selected)
+    elif rec is not None:
+        selected = next((k for k, e in enumerate(entries) if e.get("surrogate_index") == rec), None)
+        by = None if selected is None else "recommended"
+    out["selected"] = selected
+    out["selected_by"] = by
+    return out
+
+
+def _disagreement_entry(d: Mapping[str, Any], surrogates: list[dict[str, Any]], rec: int | None) -> dict[str, Any]:
+    out = jsonable(dict(d))
+    texts = [r.get("text") for r in out.get("rules") or []]
+
+    def describes(i: int) -> bool:
+        s = surrogates[i]
+        return s.get("name") == out.get("surrogate") and [r.get("text") for r in s.get("rules") or []] == texts
+
+    order = ([rec] if rec is not None else []) + [i for i in range(len(surrogates)) if i != rec]
+    out["surrogate_index"] = next((i for i in order if describes(i)), None)
+    return out
+
+
+def _additive_entry(ruleset: Any) -> dict[str, Any] | None:
+    """An additive model's parts as the page shows them: score columns, intercept (base
+    points), linear terms, the whole model's text and its decision line."""
+    if not getattr(ruleset, "additive", False):
+        return None
+    scorecard = float(ruleset.scale) != 1.0
+    classes = [str(c) for c in ruleset.classes] if ruleset.classes is not None else None
+    if ruleset.link == "softmax":
+        columns = [f"score of {c}" for c in classes]
+    elif ruleset.link == "logistic":
+        columns = ["points" if scorecard else f"log-odds of {classes[1]}"]
+    else:
+        columns = ["points" if scorecard else "prediction"]
+    text = ruleset.text()
+    last = text.splitlines()[-1] if text else ""
+    return {
+        "link": ruleset.link,
+        "scale": float(ruleset.scale),
+        "offset": float(ruleset.offset),
+        "scorecard": scorecard,
+        "columns": columns,
+        "intercept": [float(w) for w in ruleset.intercept],
+        "base_points": [_points(ruleset.offset + ruleset.scale * w) for w in ruleset.intercept] if scorecard else None,
+        "linear": [
+            {
+                **t.to_dict(),
+                "text": [f"{t.text(k, ruleset.scale)} (missing counts as {format_number(t.fill)})" for k in range(len(t.weights))],
+            }
+            for t in ruleset.linear
+        ],
+        "text": text,
+        "decision": last[1:].strip() if last.startswith("→") else None,
+    }
+
+
+def _points(x: float) -> int:
+    return int(round(float(x)))
+
+
 def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label: str, index: int) -> dict[str, Any]:
     ruleset = surrogate.rules_
     fd = fid.to_dict()
@@ -214,6 +390,13 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
             )
         rules.append(_merge_rule(rule.to_dict(), per_rule))
     default = _merge_rule(ruleset.default.to_dict(), fd.get("default") or {})
+    additive = _additive_entry(ruleset)
+    if additive is not None:
+        for r, w in zip(rules, ruleset.weights):
+            r["weights"] = [float(x) for x in w]
+            r["points"] = [_points(ruleset.scale * x) for x in w] if additive["scorecard"] else None
+    complexity = surrogate.complexity()
+    fit_seconds = (fd.get("complexity") or {}).get("fit_seconds", complexity.get("fit_seconds"))
     return {
         "name": described["name"],
         "label": label,
@@ -223,9 +406,12 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
         "classes": None if getattr(surrogate, "classes_", None) is None else [str(c) for c in surrogate.classes_],
         "ordered": bool(getattr(ruleset, "ordered", False)),
         "fidelity": fd,
-        "complexity": surrogate.complexity(),
+        "complexity": complexity,
+        "fit_seconds": fit_seconds,
+        "stability": None,
         "rules": rules,
         "default": default,
+        "additive": additive,
         "tree": _tree_entry(surrogate, rules),
     }
 
