@@ -29,6 +29,20 @@ def credit_oracle_parts(credit_net):
     return net, pre, list(CLASSES)
 
 
+@pytest.fixture(scope="session")
+def audit():
+    """The demo's audit situation: a network trained on its own table, a separate table of
+    1000 observed rows from the same source, and 20,000 fresh rows with the network's labels."""
+    from pellucid import Oracle
+
+    train = make_credit(5000, random_state=5000)
+    net, pre = train_credit_network(train.drop(columns=TARGET), train[TARGET], random_state=0)
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=list(CLASSES))
+    X = make_credit(1000, random_state=0).drop(columns=TARGET)
+    fresh = make_credit(20000, random_state=10_000).drop(columns=TARGET)
+    return oracle, X, fresh, oracle.predict(fresh)
+
+
 N_ORACLE_ROWS = 50
 
 

@@ -5,19 +5,7 @@ observed rows alone (benchmarks/distillation_gain.py measures this over seeds an
 import numpy as np
 import pytest
 
-from pellucid import DecisionTree, Oracle, distill
-from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
-
-
-@pytest.fixture(scope="module")
-def audit():
-    # The network learns from its own table; pellucid sees other rows from the same source.
-    train = make_credit(5000, random_state=5000)
-    net, pre = train_credit_network(train.drop(columns=TARGET), train[TARGET], random_state=0)
-    oracle = Oracle(net, preprocess=pre, task="classification", classes=list(CLASSES))
-    X = make_credit(1000, random_state=0).drop(columns=TARGET)
-    fresh = make_credit(20000, random_state=10_000).drop(columns=TARGET)
-    return oracle, X, fresh, oracle.predict(fresh)
+from pellucid import DecisionTree, distill
 
 
 @pytest.mark.parametrize("leaves", [16, 32])
