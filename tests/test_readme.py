@@ -7,10 +7,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     text = README.read_text()
-    start = text.index("```python\n") + len("```python\n")
-    code = text[start : text.index("```", start)]
+    # Every Python block, in order, in one namespace (later blocks use earlier names).
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    namespace = {"__name__": "readme"}
+    for code in blocks:
+        exec(compile(code, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "→ bad" in out and "agreement" in out
+    assert "SELECT" in out and "CASE" in out
     assert (tmp_path / "pellucid-report" / "report.html").exists()
