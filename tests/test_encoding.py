@@ -78,3 +78,16 @@ def test_bad_arguments_are_named():
         enc.condition(99, "<=", 0)
     with pytest.raises(ParameterError, match="operator"):
         enc.condition(0, "~", 0)
+
+
+def test_missing_category_unseen_in_training_reads_back_exactly():
+    import pandas as pd
+
+    train = pd.DataFrame({"color": ["red", "green", "blue", "red"] * 5, "x": np.arange(20.0)})
+    schema = Schema.from_frame(train)
+    enc = RawEncoder("ordered").fit(schema.validate(train), schema, score=np.arange(20.0))
+    fresh = schema.validate(pd.DataFrame({"color": [None, "red", "blue", "green"], "x": [1.0, 2.0, 3.0, 4.0]}))
+    X = enc.transform(fresh)
+    for op in OPS:
+        for thr in (-0.5, 0.5, 1.5, 2.5, 3.5):
+            np.testing.assert_array_equal(enc.condition(0, op, thr).apply(fresh), OPS[op](X[:, 0], thr))

@@ -297,7 +297,9 @@ class RawEncoder:
             return Condition(c.feature, "in", (), False, c.kind)
         order = self.order_[c.feature]
         passing = [v for i, v in enumerate(order) if test(float(i), threshold)]
-        missing = MISSING in passing
+        # Missing has its own place in the order when training rows had it; otherwise it is
+        # encoded after the last category (see transform).
+        missing = MISSING in passing if MISSING in order else bool(test(float(len(order)), threshold))
         cats = tuple(v for v in passing if v != MISSING)
         domain = [v for v in order if v != MISSING]
         if len(cats) * 2 > len(domain):

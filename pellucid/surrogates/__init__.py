@@ -9,18 +9,27 @@ each method is, what pellucid fixed in the libraries behind it, and what it left
 from .base import CategoryOrderEncoder, Surrogate
 from .linear import Scorecard, SparseLinear
 from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
+from .rule_lists import BayesianRuleList, C45Tree, GreedyRuleList, HSTree, SkopeRules
 from .tree import DecisionTree
 
 #: name -> class, for the frontier, the CLI and reports.
 SURROGATES: dict[str, type[Surrogate]] = {
     cls.name: cls
-    for cls in (DecisionTree, FIGS, BoostedRules, RuleFit, Slipper, SparseLinear, Scorecard)
+    for cls in (
+        DecisionTree, HSTree, C45Tree, GreedyRuleList, BayesianRuleList, SkopeRules,
+        FIGS, BoostedRules, RuleFit, Slipper, SparseLinear, Scorecard,
+    )
 }
 
 __all__ = [
     "Surrogate",
     "CategoryOrderEncoder",
     "DecisionTree",
+    "HSTree",
+    "C45Tree",
+    "GreedyRuleList",
+    "BayesianRuleList",
+    "SkopeRules",
     "FIGS",
     "BoostedRules",
     "RuleFit",

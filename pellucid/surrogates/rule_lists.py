@@ -1,0 +1,1033 @@
+"""Rule lists and tree variants: greedy and Bayesian rule lists, C4.5, SkopeRules (imodels)
+and hierarchical shrinkage on pellucid's own CART.
+
+Every model here is read back into the rule data model on the raw features:
+
+* :class:`GreedyRuleList` and :class:`BayesianRuleList` give a
+  :class:`~pellucid.extraction.rules.RuleList` (ordered, the first rule that fires decides);
+* :class:`C45Tree` and :class:`HSTree` give the leaves of a tree as a
+  :class:`~pellucid.extraction.rules.RuleSet` (every row is covered by one rule);
+* :class:`SkopeRules` gives a :class:`~pellucid.extraction.rules.RuleSet` of rules for one
+  class, the other class being the default.
+
+The imodels learners see the matrix of :class:`~pellucid.extraction.encoding.RawEncoder`
+(categories as codes ordered by the network's score, so a threshold on a code is a set of
+categories; missing numeric values filled with the training median); every test they make
+on it is read back with :meth:`RawEncoder.condition`, which accepts exactly the rows the test
+accepts, missing values included. Predictions come from the rules, and every fit checks
+that the rules give the learner's own predictions on the training rows
+(:class:`~pellucid.errors.SurrogateError` otherwise).
+
+Where an imodels learner does not do what its rules say, or is not reproducible, the
+wrapper corrects it and its class docstring says how. ``docs/surrogates.md`` ("Rule lists
+and tree variants") records what was measured, and the imodels models left out and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import math
+import random
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ParameterError, PellucidWarning, SurrogateError
+from ..extraction.distill import DistillationSet
+from ..extraction.encoding import RawEncoder
+from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
+from .base import Surrogate
+from .tree import DecisionTree
+
+#: An encoded test ``(column, op, threshold)``, read back with ``RawEncoder.condition``.
+Test = tuple[int, str, float]
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_int(owner: str, name: str, value: Any, low: int = 1, none: bool = False) -> None:
+    if none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        also = " or None" if none else ""
+        raise ParameterError(f"{owner}: {name} must be a whole number >= {low}{also}, got {value!r}")
+
+
+def _check_number(
+    owner: str, name: str, value: Any, low: float, high: float | None = None, strict: bool = False
+) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number)) and math.isfinite(value)
+    ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>' if strict else '>='} {low}" + ("" if high is None else f" and <= {high}")
+        raise ParameterError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
+
+
+@contextlib.contextmanager
+def _learner_context(seed: int | None = None) -> Iterator[None]:
+    """Quiet the learners' warnings and leave numpy's and Python's global random states as
+    they were. imodels' rule lists draw from the global states (the greedy list's stumps,
+    BRL's chains); with ``seed`` they are seeded for the fit, so the same seed gives the
+    same rules."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        if seed is not None:
+            np.random.seed(seed)
+            random.seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+class _Deadline(BaseException):
+    """Raised inside a learner that ran past its time (a BaseException, so that a learner's
+    own ``except Exception`` does not swallow it)."""
+
+
+@contextlib.contextmanager
+def _quiet_deadlines() -> Iterator[None]:
+    """Drop reports of a :class:`_Deadline` that landed where Python cannot raise it (a
+    destructor: "Exception ignored in ...") or that ended the worker thread; any other
+    report goes on as before."""
+    unraisable, excepthook = sys.unraisablehook, threading.excepthook
+
+    def on_unraisable(u: Any) -> None:
+        if not isinstance(u.exc_value, _Deadline):
+            unraisable(u)
+
+    def on_thread_error(args: Any) -> None:
+        if not issubclass(args.exc_type, _Deadline):
+            excepthook(args)
+
+    sys.unraisablehook, threading.excepthook = on_unraisable, on_thread_error
+    try:
+        yield
+    finally:
+        sys.unraisablehook, threading.excepthook = unraisable, excepthook
+
+
+def call_with_deadline(fn: Callable[[], Any], seconds: float | None) -> tuple[Any, float]:
+    """Run ``fn()`` and return ``(its result, seconds taken)``; stop it after ``seconds``.
+
+    ``fn`` runs in a worker thread while the caller waits; when the time is up an exception
+    is raised inside the worker at its next Python instruction (the learners bounded this
+    way spend their time in Python loops), and :class:`TimeoutError` is raised here.
+    ``seconds=None`` runs ``fn`` in the caller's thread, unbounded.
+    """
+    t0 = time.perf_counter()
+    if seconds is None:
+        return fn(), time.perf_counter() - t0
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except _Deadline:
+            pass
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="pellucid-learner", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        # Interrupt it, and wait for it to stop, so nothing keeps running (or drawing from
+        # numpy's global random state) after the error. Again every quarter second while it
+        # runs on: the exception waits while the worker is inside C code, and one that lands
+        # in a destructor is dropped there (silently: see _quiet_deadlines).
+        with _quiet_deadlines():
+            give_up = time.perf_counter() + 5.0
+            while worker.is_alive() and time.perf_counter() < give_up:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_Deadline))
+                worker.join(0.25)
+        raise TimeoutError(f"stopped after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"], time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------- shared base
+class _ImodelsRules(Surrogate):
+    """What the imodels-backed rule models share: task checks, encoding, the constant model
+    for a network that gives one class everywhere, read-back of encoded tests, and rule
+    supports."""
+
+    tasks = ("classification",)
+    max_classes: int | None = 2
+    _encoding = "ordered"
+    _learner_name = "the learner"
+    _uses_weights = False
+
+    encoder_: RawEncoder
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, train: DistillationSet) -> None:
+        self._check_params()
+        if train.task not in self.tasks:
+            raise ParameterError(
+                f"{type(self).__name__} handles {' and '.join(self.tasks)} only; "
+                f"this distillation set is a {train.task}"
+            )
+        k = len(self.classes_)
+        if self.max_classes is not None and k > self.max_classes:
+            raise ParameterError(
+                f"{type(self).__name__} handles two classes only ({self._learner_name} has no multiclass form); "
+                f"the network has {k} classes. Use C45Tree, HSTree or DecisionTree, which handle any number."
+            )
+        w = np.asarray(train.weights, dtype=float)
+        if not self._uses_weights and len(w) and not np.allclose(w, w[0]):
+            warnings.warn(
+                f"{type(self).__name__}: {self._learner_name} takes no sample weights; the distillation set's "
+                "weights differ between rows and are ignored",
+                PellucidWarning,
+                stacklevel=3,
+            )
+        enc, X, y = self._learner_data(train, self._encoding)
+        self.encoder_ = enc
+        self.train_rows_ = len(train)
+        present = np.unique(y).astype(int)
+        self.present_classes_ = present
+        if len(present) < 2:
+            # The network gives one class on every training row: nothing to learn, and the
+            # learners refuse a single class. The default rule says it all.
+            self.learner_ = None
+            self.rules_ = self._assemble([], self._class_rule((), present[0]), train, ordered=self._ordered)
+            return
+        self._fit_learner(train, X, y)
+
+    _ordered = False
+
+    def _check_params(self) -> None:
+        pass
+
+    def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ read-back
+    def _conditions(self, tests: Sequence[Test]) -> tuple[Condition, ...]:
+        raw = [self.encoder_.condition(int(c), op, float(t)) for c, op, t in tests]
+        domains = {f.name: f.categories for f in self.schema_ if f.is_categorical}
+        return merge_conditions(raw, self.schema_.names, domains)
+
+    def _class_rule(self, conditions: tuple[Condition, ...], cls: int, proba: np.ndarray | None = None) -> Rule:
+        """A rule giving class index ``cls``; ``proba`` over all the network's classes."""
+        p = None if proba is None else tuple(float(x) for x in proba)
+        return Rule(conditions, self.classes_[int(cls)], p)
+
+    def _binary_rule(self, conditions: tuple[Condition, ...], t: int, other: int, p: float, calls_t: bool) -> Rule:
+        """A rule of a two-class learner that gives class ``t`` probability ``p`` and calls
+        ``t`` when ``calls_t``. At an exact tie (p = 0.5) argmax over the network's classes
+        takes the first; ``p`` moves one ulp towards the learner's call so that the rule
+        decides as the learner does."""
+        if p == 0.5:
+            p = float(np.nextafter(0.5, 1.0 if calls_t else 0.0))
+        proba = np.zeros(len(self.classes_))
+        proba[t], proba[other] = p, 1.0 - p
+        return self._class_rule(conditions, t if calls_t else other, proba)
+
+    def _full_proba(self, p_present: np.ndarray) -> np.ndarray:
+        """A distribution over the learner's classes (those present in the training labels,
+        in order) as one over all the network's classes."""
+        full = np.zeros(len(self.classes_))
+        full[self.present_classes_] = p_present
+        return full
+
+    def _assemble(self, rules: list[Rule], default: Rule, train: DistillationSet, ordered: bool) -> RuleList | RuleSet:
+        """The rule model, each rule's support being the weighted share of training rows it
+        covers (the default's: all of them)."""
+        w = np.asarray(train.weights, dtype=float)
+        total = float(w.sum()) or 1.0
+        cache: dict = {}
+        rules = [
+            Rule(r.conditions, r.outcome, r.proba, float(w[r.apply(train.rows, cache)].sum()) / total) for r in rules
+        ]
+        default = Rule(default.conditions, default.outcome, default.proba, 1.0)
+        cls = RuleList if ordered else RuleSet
+        return cls(
+            tuple(rules),
+            default,
+            task=self.task_,
+            classes=tuple(self.classes_),
+            feature_order=tuple(self.schema_.names),
+        )
+
+    def _labels(self, learner_idx: np.ndarray) -> np.ndarray:
+        """The learner's class indices (0 .. present-1) as the network's labels."""
+        return np.asarray(self.classes_, dtype=object)[self.present_classes_[np.asarray(learner_idx, dtype=int)]]
+
+    def _predicted(self, learner_pred: np.ndarray) -> np.ndarray:
+        """A learner's ``predict`` output as the network's labels: the learners were fitted
+        on class indices into ``classes_``, and give them back."""
+        return np.asarray(self.classes_, dtype=object)[np.asarray(learner_pred).astype(int)]
+
+    def _sample(self, y: np.ndarray, max_samples: int | None) -> np.ndarray:
+        """Indices of the training rows the learner sees: all, or ``max_samples`` drawn
+        without replacement with ``random_state`` (sorted, so the order is the data's)."""
+        n = len(y)
+        if max_samples is None or n <= max_samples:
+            return np.arange(n)
+        rng = np.random.default_rng(getattr(self, "random_state", None))
+        idx = np.sort(rng.choice(n, int(max_samples), replace=False))
+        if len(np.unique(y[idx])) < 2:
+            raise SurrogateError(
+                f"{type(self).__name__}: the {len(idx)} training rows drawn for the learner (max_samples) all carry "
+                "one class; raise max_samples"
+            )
+        return idx
+
+    def complexity(self) -> dict[str, Any]:
+        out = super().complexity()
+        out["n_samples"] = int(getattr(self, "n_samples_", self.train_rows_))
+        return out
+
+
+# ---------------------------------------------------------------------- greedy rule list
+class GreedyRuleList(_ImodelsRules):
+    """A greedy rule list (imodels ``GreedyRuleListClassifier``), read back as an ordered
+    :class:`~pellucid.extraction.rules.RuleList` on raw features. Two classes only.
+
+    The method follows one class, its *target*: each step splits the rows not yet decided
+    with the best stump, gives the side with the higher share of the target its own rule
+    (the target where that share is above one half, the other class otherwise) and goes
+    on with the other side; the last step's rows fall to the default.
+
+    What pellucid adds to the imodels learner:
+
+    * categorical features and missing values without any encoding by the user (categories
+      as codes ordered by the network's score, so a stump is a split into two sets of
+      categories);
+    * the choice of target. The learner always follows its second class, and a list that
+      peels off the side richer in a class is only good when that side is nearly pure: on
+      the demo credit network, following "bad" gives "income < 39.5 → good" as its first
+      rule, which the list never refines (agreement 0.84 at any length; following "good"
+      gives 0.94). With ``target=None`` pellucid fits the list for each class and keeps the
+      one that agrees more with the network on the training rows;
+    * a seed: the learner's stumps take no ``random_state``, so ties between equally good
+      splits were broken by numpy's global random state; pellucid seeds that state for the
+      fit (and restores it afterwards).
+
+    Parameters
+    ----------
+    max_rules : int
+        Most rules before the default (the learner's ``max_depth``).
+    target : object, optional
+        The class the list follows; None tries both and keeps the better list.
+    criterion : str
+        Split criterion of the stumps: ``gini``, ``entropy`` or ``log_loss``.
+    random_state : int, optional
+        Seed for the stumps' tie-breaking among equally good splits.
+
+    Attributes
+    ----------
+    learner_ : imodels.GreedyRuleListClassifier
+        The fitted learner (None when the network gives one class everywhere); its class 1
+        is ``target_``.
+    target_ : object
+        The class the kept list follows.
+    encoder_ : RawEncoder
+        The encoding it was fitted on.
+    """
+
+    name = "greedy_rule_list"
+    size_param = "max_rules"
+    _learner_name = "imodels' GreedyRuleListClassifier"
+    _ordered = True
+
+    def __init__(
+        self, max_rules: int = 8, target: Any = None, criterion: str = "gini", random_state: int | None = 0
+    ) -> None:
+        self.max_rules = max_rules
+        self.target = target
+        self.criterion = criterion
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        _check_int(type(self).__name__, "max_rules", self.max_rules)
+        if self.criterion not in ("gini", "entropy", "log_loss"):
+            raise ParameterError(
+                f"GreedyRuleList: criterion must be 'gini', 'entropy' or 'log_loss', got {self.criterion!r}"
+            )
+        _check_target(self)
+
+    def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
+        from imodels import GreedyRuleListClassifier
+
+        targets = self.present_classes_[::-1] if self.target is None else [list(self.classes_).index(self.target)]
+        best = None
+        for t in targets:  # the second class first: imodels' own choice wins a tie
+            learner = GreedyRuleListClassifier(max_depth=int(self.max_rules), criterion=self.criterion)
+            with _learner_context(self.random_state):
+                learner.fit(X, (y == t).astype(int))
+                called = learner.predict(X).astype(int)
+            agreement = float(np.average(called == (y == t), weights=train.weights))
+            if best is None or agreement > best[0]:
+                best = (agreement, int(t), learner, called)
+        _, t, learner, called = best
+        other = _other_class(self.present_classes_, t)
+        self.learner_, self.target_ = learner, self.classes_[t]
+        entries = list(learner.rules_)
+        rules = []
+        for e in entries[:-1]:
+            # The rule takes the side richer in the target: x >= cutoff, or x < cutoff when
+            # flipped; the learner compares in float64, as the read-back does.
+            test = (int(e["index_col"]), "<" if e["flip"] else ">=", float(e["cutoff"]))
+            p = float(e["val_right"])
+            rules.append(self._binary_rule(self._conditions([test]), t, other, p, p > 0.5))
+        p = float(entries[-1]["val"])
+        default = self._binary_rule((), t, other, p, p > 0.5)
+        self.rules_ = self._assemble(rules, default, train, ordered=True)
+        expected = np.where(called == 1, self.classes_[t], self.classes_[other])
+        self._check_reproduces(train.rows, expected, "imodels' GreedyRuleListClassifier")
+
+
+def _check_target(model: Surrogate) -> None:
+    target = getattr(model, "target", None)
+    classes = [] if getattr(model, "classes_", None) is None else list(model.classes_)
+    if target is not None and classes and target not in classes:
+        raise ParameterError(f"{type(model).__name__}: target {target!r} is not one of the network's classes {classes}")
+
+
+def _other_class(present: np.ndarray, t: int) -> int:
+    """The class index opposite ``t`` among the two present ones (or the other of the
+    network's two classes when only ``t`` is present)."""
+    rest = [int(c) for c in present if int(c) != t]
+    return rest[0] if rest else 1 - t
+
+
+# ---------------------------------------------------------------------- Bayesian rule list
+class BayesianRuleList(_ImodelsRules):
+    """A Bayesian rule list (Letham et al., 2015; imodels ``BayesianRuleListClassifier``),
+    read back as an ordered :class:`~pellucid.extraction.rules.RuleList` on raw features.
+
+    BRL chooses an ordered list of antecedents from frequent itemsets by MCMC and gives each
+    the posterior mean probability of the second class. It needs binary features, so
+    pellucid makes them: for a numeric feature, ``x <= t`` and ``x > t`` at the
+    ``n_bins``-quantiles ``t`` of the training values; for a categorical feature, the same
+    two items at every boundary between its categories ordered by the network's score
+    (``home in {rent, other}`` and its complement). Each item is one encoded test, so the
+    rules read back exactly, missing values included. Two classes only.
+
+    What pellucid adds to the imodels learner:
+
+    * the binarisation above (the learner refuses undiscretised features);
+    * a time bound: itemset mining and the chains run in Python loops whose cost grows with
+      rows × itemsets, so the learner sees at most ``max_samples`` training rows and is
+      stopped after ``max_seconds`` (:class:`~pellucid.errors.SurrogateError` naming the
+      time);
+    * a hard cap on the rule count (``max_rules``): a longer point estimate keeps its first
+      ``max_rules`` rules, and the default's probability is re-estimated over the rows that
+      now reach it with BRL's own posterior mean (the rules before it decide the same rows);
+    * ties: the learner calls the second class when its probability is ``>= 0.5``; a rule
+      at exactly 0.5 gets the second class's probability one ulp above 0.5, so that the
+      rules decide as the learner does;
+    * the learner reseeds numpy's and Python's global random states; pellucid restores them.
+
+    The learner's own ``predict`` tests every mined itemset on every row in a Python loop
+    (a minute for 2,000 rows and 1,000 itemsets); the fit's check uses its prediction
+    routine (``preds_d_t``) with the itemsets of the list only, which gives the same labels.
+
+    Parameters
+    ----------
+    max_rules : int
+        Most rules before the default.
+    list_length_prior : float
+        Prior expected number of rules (BRL's ``listlengthprior``).
+    list_width_prior : float
+        Prior expected number of items per rule (BRL's ``listwidthprior``).
+    max_items_per_rule : int
+        Most items in a rule (BRL's ``maxcardinality``).
+    min_support : float
+        Least share of the rows an itemset must cover to be a candidate (``minsupport``).
+    n_bins : int
+        Quantile bins per numeric feature (``n_bins - 1`` thresholds, two items each).
+    max_iter : int
+        MCMC iterations per chain (half are burn-in).
+    n_chains : int
+        MCMC chains.
+    max_samples : int, optional
+        Most training rows the learner sees (drawn with ``random_state``); None for all.
+    max_seconds : float, optional
+        Time allowed for the learner; None for no limit.
+    random_state : int, optional
+        Seed for the row sample and the chains.
+
+    Attributes
+    ----------
+    learner_ : imodels.BayesianRuleListClassifier
+        The fitted learner (None when the network gives one class everywhere).
+    items_ : list of (int, str, float)
+        The encoded test behind each binary column the learner saw.
+    truncated_ : int
+        Rules dropped from the point estimate by ``max_rules``.
+    """
+
+    name = "bayesian_rule_list"
+    size_param = "max_rules"
+    _encoding = "ordered"
+    _learner_name = "imodels' BayesianRuleListClassifier"
+    _ordered = True
+
+    def __init__(
+        self,
+        max_rules: int = 8,
+        list_length_prior: float = 3.0,
+        list_width_prior: float = 1.0,
+        max_items_per_rule: int = 2,
+        min_support: float = 0.2,
+        n_bins: int = 3,
+        max_iter: int = 2000,
+        n_chains: int = 2,
+        max_samples: int | None = 500,
+        max_seconds: float | None = 60.0,
+        random_state: int | None = 0,
+    ) -> None:
+        self.max_rules = max_rules
+        self.list_length_prior = list_length_prior
+        self.list_width_prior = list_width_prior
+        self.max_items_per_rule = max_items_per_rule
+        self.min_support = min_support
+        self.n_bins = n_bins
+        self.max_iter = max_iter
+        self.n_chains = n_chains
+        self.max_samples = max_samples
+        self.max_seconds = max_seconds
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        _check_int(owner, "max_rules", self.max_rules)
+        _check_number(owner, "list_length_prior", self.list_length_prior, 0.0, strict=True)
+        _check_number(owner, "list_width_prior", self.list_width_prior, 0.0, strict=True)
+        _check_int(owner, "max_items_per_rule", self.max_items_per_rule)
+        _check_number(owner, "min_support", self.min_support, 0.0, 1.0, strict=True)
+        _check_int(owner, "n_bins", self.n_bins, low=2)
+        _check_int(owner, "max_iter", self.max_iter, low=2)
+        _check_int(owner, "n_chains", self.n_chains)
+        _check_int(owner, "max_samples", self.max_samples, low=2, none=True)
+        if self.max_seconds is not None:
+            _check_number(owner, "max_seconds", self.max_seconds, 0.0, strict=True)
+
+    # ------------------------------------------------------------------ items
+    def _make_items(self, X: np.ndarray) -> list[Test]:
+        items: list[Test] = []
+        qs = np.linspace(0.0, 1.0, int(self.n_bins) + 1)[1:-1]
+        for j, col in enumerate(self.encoder_.columns_):
+            v = X[:, j]
+            lo, hi = float(v.min()), float(v.max())
+            if col.role == "code":
+                # Every boundary between the codes present: each side is a set of categories.
+                cuts = np.unique(v)[:-1] + 0.5
+            else:
+                cuts = np.unique(np.quantile(v, qs))
+                cuts = cuts[(cuts >= lo) & (cuts < hi)]  # both sides non-empty
+            for t in cuts:
+                items.append((j, "<=", float(t)))
+                items.append((j, ">", float(t)))
+        return items
+
+    @staticmethod
+    def _binarize(X: np.ndarray, items: Sequence[Test]) -> np.ndarray:
+        if not items:
+            return np.zeros((len(X), 0), dtype=int)
+        cols = [X[:, j] <= t if op == "<=" else X[:, j] > t for j, op, t in items]
+        return np.column_stack(cols).astype(int)
+
+    # ------------------------------------------------------------------ fit
+    def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
+        from imodels import BayesianRuleListClassifier
+
+        idx = self._sample(y, self.max_samples)
+        self.n_samples_ = len(idx)
+        self.items_ = self._make_items(X[idx])
+        B = self._binarize(X, self.items_)
+        Bs, ys = B[idx], y[idx]
+        with _learner_context():
+            # Inside: the learner's __init__ already reseeds numpy's global random state.
+            learner = BayesianRuleListClassifier(
+                listlengthprior=self.list_length_prior,
+                listwidthprior=self.list_width_prior,
+                maxcardinality=int(self.max_items_per_rule),
+                minsupport=float(self.min_support),
+                max_iter=int(self.max_iter),
+                n_chains=int(self.n_chains),
+                verbose=False,
+                random_state=self.random_state,
+            )
+            try:
+                _, self.fit_seconds_ = call_with_deadline(lambda: learner.fit(Bs, ys), self.max_seconds)
+            except TimeoutError:
+                raise SurrogateError(
+                    f"BayesianRuleList: imodels' BayesianRuleListClassifier did not finish within "
+                    f"max_seconds={self.max_seconds:g} s on {len(idx)} rows and {len(self.items_)} binary items; "
+                    "lower max_samples, n_bins, max_iter or n_chains, raise min_support, or raise max_seconds"
+                ) from None
+            except Exception as e:
+                raise SurrogateError(f"BayesianRuleList: imodels' BayesianRuleListClassifier failed: {e}") from e
+        d_star = getattr(learner, "d_star", None)
+        if not d_star:
+            raise SurrogateError(
+                "BayesianRuleList: the chains gave no point estimate (they did not settle on a list length); "
+                "raise max_iter or n_chains"
+            )
+        self.learner_ = learner
+        self.truncated_ = self._truncate(learner, Bs, ys)
+        # The learner's class 1 is the second class present (it calls it at p >= 0.5).
+        t, other = int(self.present_classes_[1]), int(self.present_classes_[0])
+        rules = []
+        for pos, j in enumerate(learner.d_star[:-1]):
+            tests = [self.items_[self._item_index(name)] for name in learner.itemsets[j]]
+            p = float(learner.theta[pos])
+            rules.append(self._binary_rule(self._conditions(tests), t, other, p, p >= 0.5))
+        p = float(learner.theta[-1])
+        default = self._binary_rule((), t, other, p, p >= 0.5)
+        self.rules_ = self._assemble(rules, default, train, ordered=True)
+        p1 = self._learner_scores(learner, B)
+        expected = np.where(p1 >= 0.5, self.classes_[t], self.classes_[other])
+        self._check_reproduces(train.rows, expected, "imodels' BayesianRuleListClassifier")
+
+    @staticmethod
+    def _item_index(name: str) -> int:
+        # The learner names binary column j "X_j".
+        return int(str(name).rsplit("_", 1)[1])
+
+    def _members(self, learner: Any, B: np.ndarray, d: Sequence[int]) -> list:
+        """The rows satisfying each itemset of the list ``d`` (others empty), as the sets the
+        learner's routines take; itemset 0 is the default, which every row satisfies."""
+        sets: list = [set() for _ in learner.itemsets]
+        sets[0] = set(range(len(B)))
+        for j in d:
+            if j == 0:
+                continue
+            cols = [self._item_index(n) for n in learner.itemsets[j]]
+            sets[j] = set(np.flatnonzero(B[:, cols].all(axis=1)).tolist())
+        return sets
+
+    def _learner_scores(self, learner: Any, B: np.ndarray) -> np.ndarray:
+        """The learner's probability of its class 1 on binary rows, by its own routine."""
+        from imodels.rule_list.bayesian_rule_list.brl_util import preds_d_t
+
+        sets = self._members(learner, B, learner.d_star)
+        return np.asarray(preds_d_t(sets, np.zeros((len(B), 1), dtype=int), learner.d_star, learner.theta))
+
+    def _truncate(self, learner: Any, Bs: np.ndarray, ys: np.ndarray) -> int:
+        """Keep the first ``max_rules`` rules of the point estimate; BRL's own consequent
+        routine re-estimates every probability (those of the kept rules do not change)."""
+        from imodels.rule_list.bayesian_rule_list.brl_util import get_rule_rhs
+        from imodels.util.convert import itemsets_to_rules
+        from imodels.util.rule import Rule as ImodelsRule
+        from imodels.util.rule import replace_feature_name
+
+        n_rules = len(learner.d_star) - 1
+        extra = n_rules - int(self.max_rules)
+        if extra <= 0:
+            return 0
+        d = list(learner.d_star[: int(self.max_rules)]) + [0]
+        Y = np.vstack((1 - np.asarray(ys), ys)).T.astype(int)
+        theta, ci = get_rule_rhs(self._members(learner, Bs, d), Y, d, learner.alpha, True)
+        learner.d_star, learner.theta, learner.ci_theta = d, theta, ci
+        learner.final_itemsets = np.array(learner.itemsets, dtype=object)[d]
+        learner.rules_without_feature_names_ = [ImodelsRule(r) for r in itemsets_to_rules(learner.final_itemsets)]
+        learner.rules_ = [replace_feature_name(r, learner.feature_dict_) for r in learner.rules_without_feature_names_]
+        return extra
+
+
+# ---------------------------------------------------------------------- C4.5
+class C45Tree(_ImodelsRules):
+    """A C4.5 tree (imodels ``C45TreeClassifier``), its leaves read back as a
+    :class:`~pellucid.extraction.rules.RuleSet` on raw features. Any number of classes.
+
+    C4.5 chooses splits by gain ratio; on pellucid's encoding every split is a threshold
+    (``x < t`` / ``x >= t``, ``t`` a training value), a set of categories for a categorical
+    feature. The learner grows the tree depth first until its split budget is spent, so the
+    last leaves grown are often lopsided.
+
+    What pellucid adds to the imodels learner:
+
+    * categorical features and missing values without any encoding by the user;
+    * deterministic leaves: a leaf whose training rows tie between classes took whichever
+      class Python's string hashing listed first, which changes from one process to the
+      next (``PYTHONHASHSEED``), so the same seed gave different rules; pellucid relabels
+      such a leaf with the tied class that comes first in the network's order;
+    * the learner evaluates every threshold with a pure-Python entropy over the rows
+      (quadratic in the rows: about 5 s for 2,000 rows and 20 s for 5,000 on two cores), so
+      it sees at most ``max_samples`` training rows;
+    * each rule carries the class distribution of the learner's training rows in its leaf
+      (the learner itself predicts the leaf's class only).
+
+    Parameters
+    ----------
+    max_leaf_nodes : int
+        Most leaves (rules); the learner's ``max_rules`` split budget is one less.
+    max_samples : int, optional
+        Most training rows the learner sees (drawn with ``random_state``); None for all.
+    random_state : int, optional
+        Seed for the row sample (the learner itself draws nothing).
+
+    Attributes
+    ----------
+    learner_ : imodels.C45TreeClassifier
+        The fitted learner (None when the network gives one class everywhere).
+    relabelled_ : int
+        Leaves whose tie was broken by pellucid.
+    """
+
+    name = "c45_tree"
+    size_param = "max_leaf_nodes"
+    max_classes = None
+    _learner_name = "imodels' C45TreeClassifier"
+
+    def __init__(self, max_leaf_nodes: int = 16, max_samples: int | None = 1000, random_state: int | None = 0) -> None:
+        self.max_leaf_nodes = max_leaf_nodes
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        _check_int(type(self).__name__, "max_leaf_nodes", self.max_leaf_nodes, low=2)
+        _check_int(type(self).__name__, "max_samples", self.max_samples, low=2, none=True)
+
+    def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
+        from imodels import C45TreeClassifier
+
+        idx = self._sample(y, self.max_samples)
+        self.n_samples_ = len(idx)
+        Xs, ys = X[idx], y[idx]
+        learner = C45TreeClassifier(max_rules=int(self.max_leaf_nodes) - 1)
+        with _learner_context():
+            learner.fit(Xs, ys)
+        self.learner_ = learner
+        # The learner's classes are the class indices present in ys, in order.
+        codes = np.searchsorted(self.present_classes_, ys)
+        k = len(self.present_classes_)
+        leaves = self._leaves(learner, Xs)
+        rules, relabelled = [], 0
+        for tests, mask, text_node in leaves:
+            counts = np.bincount(codes[mask], minlength=k).astype(float)
+            label = int(float(text_node.data))
+            if counts[label] != counts.max():
+                raise SurrogateError(
+                    "C45Tree: a leaf of imodels' C45TreeClassifier does not give the majority class of its "
+                    "training rows; its tree cannot be read back"
+                )
+            best = int(np.argmax(counts))  # the first of tied classes
+            if best != label:
+                text_node.data = str(float(best))
+                relabelled += 1
+            proba = self._full_proba(counts / counts.sum())
+            rules.append(self._class_rule(self._conditions(tests), self.present_classes_[best], proba))
+        self.relabelled_ = relabelled
+        if len(rules) == 1:
+            # No split: the root is the only leaf, and the default says it all.
+            self.rules_ = self._assemble([], rules[0], train, ordered=False)
+            expected = self._labels(np.full(len(X), int(float(leaves[0][2].data))))
+        else:
+            counts = np.bincount(codes, minlength=k).astype(float)
+            majority = self.present_classes_[int(np.argmax(counts))]
+            default = self._class_rule((), majority, self._full_proba(counts / counts.sum()))
+            self.rules_ = self._assemble(rules, default, train, ordered=False)
+            with _learner_context():
+                expected = self._predicted(learner.predict(X))
+        self._check_reproduces(train.rows, expected, "imodels' C45TreeClassifier")
+
+    @staticmethod
+    def _leaves(learner: Any, X: np.ndarray) -> list[tuple[list[Test], np.ndarray, Any]]:
+        """Per leaf: the tests on its path, the mask of the rows of X that reach it, and the
+        text node holding its class (the learner's class index as a float)."""
+        out = []
+        stack = [(learner.root, [], np.ones(len(X), dtype=bool))]
+        while stack:
+            node, tests, mask = stack.pop()
+            children = [c for c in node.childNodes if c.nodeType == c.ELEMENT_NODE]
+            if not children:
+                texts = [c for c in node.childNodes if c.nodeType == c.TEXT_NODE and c.data.strip()]
+                if len(texts) != 1:
+                    raise SurrogateError("C45Tree: a leaf of imodels' C45TreeClassifier holds no class")
+                out.append((tests, mask, texts[0]))
+                continue
+            for child in reversed(children):
+                col = learner.feature_names.index(child.tagName)
+                flag, thr = child.getAttribute("flag"), float(child.getAttribute("feature"))
+                if flag == "l":
+                    test, m = (col, "<", thr), X[:, col] < thr
+                elif flag == "r":
+                    test, m = (col, ">=", thr), X[:, col] >= thr
+                else:
+                    raise SurrogateError(f"C45Tree: unexpected split kind {flag!r} in imodels' C45TreeClassifier")
+                stack.append((child, tests + [test], mask & m))
+        return out
+
+    def complexity(self) -> dict[str, Any]:
+        out = super().complexity()
+        out["n_leaves"] = self.rules_.n_rules or 1
+        return out
+
+
+# ---------------------------------------------------------------------- SkopeRules
+class SkopeRules(_ImodelsRules):
+    """SkopeRules (imodels ``SkopeRulesClassifier``): rules of high precision for one class,
+    read back as a :class:`~pellucid.extraction.rules.RuleSet` whose rules give that class
+    and whose default gives the other. Two classes only.
+
+    The learner extracts candidate rules from bagged shallow trees, keeps those whose
+    out-of-bag precision and recall pass ``precision_min`` / ``recall_min``, and orders them
+    (by F1 after de-duplication). A row is of the target class when any of the first
+    ``max_rules`` rules fires: the semantics of the original skope-rules ``predict`` and
+    of the learner's ``_predict_top_rules``, against which the fit is checked.
+
+    What pellucid fixes: imodels' ``predict`` (and ``predict_proba``) call the target class
+    only where the firing rules hold more than half the precision of *all* the rules, which
+    almost never happens when the rules cover different parts of the class: on the demo
+    credit network it called "bad" on 0–4% of the held-out rows where the network says 17%,
+    an agreement of 0.83–0.87 (always "good" gives 0.83); any-rule-fires gives 0.94–0.975.
+    pellucid's defaults also differ, for a union of rules: ``precision_min=0.9`` (imodels:
+    0.5, whose low-precision rules add false positives) and ``max_depth_duplication=2``
+    (imodels: None, which keeps near-copies of one rule).
+
+    Parameters
+    ----------
+    max_rules : int
+        Most rules (the first ones in the learner's order).
+    target : object, optional
+        The class the rules describe; by default the second of the network's classes.
+    precision_min, recall_min : float
+        Least out-of-bag precision and recall of a kept rule.
+    n_estimators : int
+        Bagged trees that propose rules.
+    max_depth : int
+        Depth of those trees (longest rule).
+    max_depth_duplication : int, optional
+        Depth of the tree that groups similar rules (one kept per group); None keeps all.
+    max_samples : float
+        Share of rows each tree is fitted on.
+    random_state : int, optional
+        Seed for the bagging.
+
+    Attributes
+    ----------
+    learner_ : imodels.SkopeRulesClassifier
+        The fitted learner (None when the network gives one class everywhere).
+    target_ : object
+        The class the rules describe.
+    """
+
+    name = "skope_rules"
+    size_param = "max_rules"
+    _learner_name = "imodels' SkopeRulesClassifier"
+
+    def __init__(
+        self,
+        max_rules: int = 8,
+        target: Any = None,
+        precision_min: float = 0.9,
+        recall_min: float = 0.01,
+        n_estimators: int = 10,
+        max_depth: int = 3,
+        max_depth_duplication: int | None = 2,
+        max_samples: float = 0.8,
+        random_state: int | None = 0,
+    ) -> None:
+        self.max_rules = max_rules
+        self.target = target
+        self.precision_min = precision_min
+        self.recall_min = recall_min
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.max_depth_duplication = max_depth_duplication
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        _check_int(owner, "max_rules", self.max_rules)
+        _check_number(owner, "precision_min", self.precision_min, 0.0, 1.0)
+        _check_number(owner, "recall_min", self.recall_min, 0.0, 1.0)
+        _check_int(owner, "n_estimators", self.n_estimators)
+        _check_int(owner, "max_depth", self.max_depth)
+        _check_int(owner, "max_depth_duplication", self.max_depth_duplication, none=True)
+        _check_number(owner, "max_samples", self.max_samples, 0.0, 1.0, strict=True)
+        _check_target(self)
+
+    def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
+        from imodels import SkopeRulesClassifier
+
+        t = 1 if self.target is None else list(self.classes_).index(self.target)
+        other = 1 - t
+        self.target_ = self.classes_[t]
+        learner = SkopeRulesClassifier(
+            precision_min=float(self.precision_min),
+            recall_min=float(self.recall_min),
+            n_estimators=int(self.n_estimators),
+            max_depth=int(self.max_depth),
+            max_depth_duplication=self.max_depth_duplication,
+            max_samples=float(self.max_samples),
+            random_state=self.random_state,
+        )
+        with _learner_context():
+            learner.fit(X, (y == t).astype(int))
+        self.learner_ = learner
+        chosen = learner.rules_without_feature_names_[: int(self.max_rules)]
+        rules = []
+        for r in chosen:
+            # No distribution: the rule set calls the target wherever any rule fires.
+            rules.append(self._class_rule(self._conditions(self._tests(r)), t))
+        self.rules_ = self._assemble(rules, self._class_rule((), other), train, ordered=False)
+        with _learner_context():
+            fires = learner._predict_top_rules(X, len(chosen)).astype(bool)
+        expected = np.where(fires, self.classes_[t], self.classes_[other])
+        self._check_reproduces(train.rows, expected, "imodels' SkopeRulesClassifier (any of its rules fires)")
+
+    @staticmethod
+    def _tests(rule: Any) -> list[Test]:
+        """The encoded tests of one of the learner's rules (it names column j "X_j")."""
+        tests = []
+        for (f, op), v in rule.agg_dict.items():
+            if op == "==" and v == f:
+                continue  # "X_0 == X_0": a tree that never split proposes a rule that always holds
+            if op not in ("<=", "<", ">", ">="):
+                raise SurrogateError(f"SkopeRules: unexpected test {f} {op} {v} in imodels' SkopeRulesClassifier")
+            tests.append((int(str(f).rsplit("_", 1)[1]), op, float(v)))
+        return tests
+
+
+# ---------------------------------------------------------------------- hierarchical shrinkage
+def shrink_tree_values(tree: Any, reg_param: float, classification: bool) -> np.ndarray:
+    """Node values of a fitted scikit-learn tree after hierarchical shrinkage (Agarwal et al.,
+    2022), shape (n_nodes, n_values).
+
+    A node's value becomes its root's plus, along its path, each step's change shrunk by the
+    size of the node it leaves::
+
+        value(node) = value(root) + Σ over steps parent → child of
+                      (value(child) − value(parent)) / (1 + λ / N(parent))
+
+    with ``N`` the weighted training rows of the node. The partition stays; only values move
+    towards the ancestors' means, small nodes most. Class values are distributions (counts
+    are normalised first); shrinkage keeps them distributions, since each leaf's value is a
+    convex combination of its ancestors'. The arithmetic follows imodels' ``HSTree`` step
+    by step, so the two agree to the last bit.
+    """
+    value = np.asarray(tree.value, dtype=float)[:, 0, :].copy()
+    if classification:
+        sums = value.sum(axis=1, keepdims=True)
+        if not np.allclose(sums, 1.0):
+            value = value / np.where(sums > 0, sums, 1.0)
+    n = np.asarray(tree.weighted_n_node_samples, dtype=float)
+    left, right = tree.children_left, tree.children_right
+    out = np.empty_like(value)
+    out[0] = value[0]
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        for c in (left[i], right[i]):
+            if c != -1:
+                out[c] = out[i] + (value[c] - value[i]) / (1 + reg_param / n[i])
+                stack.append(int(c))
+    return out
+
+
+class HSTree(DecisionTree):
+    """CART with hierarchical shrinkage (Agarwal et al., 2022): pellucid's
+    :class:`DecisionTree`, with each leaf's value shrunk towards its ancestors' (see
+    :func:`shrink_tree_values`). Classification and regression, any number of classes.
+
+    Shrinkage changes the leaves' values, not the partition: the rules are those of the
+    tree, but a leaf's class distribution (or value) moves towards its ancestors', small
+    leaves most. A small leaf can therefore change its class: the shrunk tree can disagree
+    with the plain one where the plain one followed a few rows.
+
+    Implemented on pellucid's own tree rather than by wrapping imodels' ``HSTreeClassifier``
+    / ``HSTreeRegressor``, so that categorical features and missing values go as in
+    :class:`DecisionTree`; the fit checks the rules against the scikit-learn tree with the
+    shrunk values written in, and the tests check the values against imodels' ``HSTree``
+    on the same fitted tree.
+
+    Parameters
+    ----------
+    max_leaf_nodes : int, optional
+        Most leaves (rules).
+    reg_param : float
+        λ, the strength of the shrinkage (0: none, the plain tree).
+    max_depth : int, optional
+        Deepest path.
+    min_samples_leaf : int or float
+        Fewest training rows (or share of them) a leaf may hold.
+    criterion : str, optional
+        scikit-learn's split criterion.
+    random_state : int, optional
+        Seed for scikit-learn's tie-breaking among equally good splits.
+
+    Attributes
+    ----------
+    estimator_ : sklearn tree
+        The fitted CART, values as fitted.
+    shrunk_estimator_ : sklearn tree
+        A copy with the shrunk values written in: what the rules reproduce.
+    shrunk_values_ : numpy.ndarray
+        Shrunk value of every node, shape (n_nodes, n_values).
+    """
+
+    name = "hs_tree"
+    size_param = "max_leaf_nodes"
+    default = False  # not on explain's frontier unless asked for (DecisionTree is)
+
+    def __init__(
+        self,
+        max_leaf_nodes: int | None = 16,
+        reg_param: float = 10.0,
+        max_depth: int | None = None,
+        min_samples_leaf: int | float = 1,
+        criterion: str | None = None,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            max_leaf_nodes=max_leaf_nodes,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            criterion=criterion,
+            random_state=random_state,
+        )
+        self.reg_param = reg_param
+
+    def _fit(self, train: DistillationSet) -> None:
+        _check_number(type(self).__name__, "reg_param", self.reg_param, 0.0)
+        super()._fit(train)  # fits the CART and reads it through _read_tree below
+        shrunk = copy.deepcopy(self.estimator_)
+        shrunk.tree_.value[:, 0, :] = self.shrunk_values_
+        self.shrunk_estimator_ = shrunk
+        X = self.encoder_.transform(train.rows)
+        expected = shrunk.predict(X)
+        if self.task_ == "classification":
+            expected = np.asarray(self.classes_, dtype=object)[expected.astype(int)]
+        self._check_reproduces(train.rows, expected, "the shrunk CART")
+
+    def _read_tree(self) -> None:
+        classification = self.task_ == "classification"
+        self.shrunk_values_ = shrink_tree_values(self.estimator_.tree_, float(self.reg_param), classification)
+        super()._read_tree()
+
+    def _node_value(self, node: int) -> np.ndarray | float:
+        v = self.shrunk_values_[node]
+        if self.task_ != "classification":
+            return float(v[0])
+        # Already a distribution; not renormalised, so argmax is the shrunk tree's.
+        full = np.zeros(len(self.classes_))
+        full[self.estimator_.classes_.astype(int)] = v
+        return full
+
+
+__all__ = [
+    "GreedyRuleList",
+    "BayesianRuleList",
+    "C45Tree",
+    "SkopeRules",
+    "HSTree",
+    "shrink_tree_values",
+    "call_with_deadline",
+]
