@@ -819,6 +819,7 @@ class SkopeRules(_ImodelsRules):
 
     name = "skope_rules"
     size_param = "max_rules"
+    default = True
     _learner_name = "imodels' SkopeRulesClassifier"
 
     def __init__(
