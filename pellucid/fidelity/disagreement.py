@@ -31,6 +31,7 @@ from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import Condition, Rule, merge_conditions
+from .metrics import check_same_set
 from .stability import _plain
 
 #: Depth of the tree that finds regions: a region is a rule of at most this many tests
@@ -129,12 +130,7 @@ def disagreement(
     ):
         raise ParameterError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
     surrogate._check_fitted()
-    if list(surrogate.schema_.names) != list(dset.schema.names) or surrogate.task_ != dset.task:
-        raise ParameterError(
-            f"the {surrogate.name} surrogate was fitted for {surrogate.task_} on features "
-            f"{list(surrogate.schema_.names)}, but the distillation set is for {dset.task} on "
-            f"{list(dset.schema.names)}; pass the set it was fitted on"
-        )
+    check_same_set(surrogate, dset)
     part, which = (dset.holdout, "holdout") if dset.is_holdout.any() else (dset, "all")
     X = part.rows
     n = len(X)

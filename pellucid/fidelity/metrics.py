@@ -66,6 +66,17 @@ class Fidelity:
         return d
 
 
+def check_same_set(surrogate, dset: DistillationSet) -> None:
+    """Raise :class:`ParameterError` unless ``surrogate`` was fitted for the features and
+    task of ``dset`` (measuring it on another set's rows would be meaningless)."""
+    if list(surrogate.schema_.names) != list(dset.schema.names) or surrogate.task_ != dset.task:
+        raise ParameterError(
+            f"the {surrogate.name} surrogate was fitted for {surrogate.task_} on features "
+            f"{list(surrogate.schema_.names)}, but the distillation set is for {dset.task} on "
+            f"{list(dset.schema.names)}; pass the set it was fitted on"
+        )
+
+
 def _targets(surrogate, oracle, rows) -> tuple[pd.DataFrame, np.ndarray, str]:
     if isinstance(rows, DistillationSet):
         part = rows.holdout if rows.is_holdout.any() else rows

@@ -28,6 +28,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .metrics import check_same_set
 from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
@@ -407,12 +408,7 @@ def stability(
     if isinstance(tolerance, bool) or not isinstance(tolerance, Real) or not tolerance >= 0:
         raise ParameterError(f"tolerance must be a number >= 0, got {tolerance!r}")
     surrogate._check_fitted()
-    if list(surrogate.schema_.names) != list(dset.schema.names) or surrogate.task_ != dset.task:
-        raise ParameterError(
-            f"the {surrogate.name} surrogate was fitted for {surrogate.task_} on features "
-            f"{list(surrogate.schema_.names)}, but the distillation set is for {dset.task} on "
-            f"{list(dset.schema.names)}; pass the set it was fitted on"
-        )
+    check_same_set(surrogate, dset)
     n_boot = int(n_boot)
     tolerance = float(tolerance)
     train = dset.train if dset.is_holdout.any() else dset
