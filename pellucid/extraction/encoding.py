@@ -70,11 +70,7 @@ class CategoryOrderEncoder:
             if f.kind is Kind.ORDINAL:
                 self.order_[f.name] = tuple(cats)
                 continue
-            means = _category_means(rows[f.name], score, weights)
-            overall = float(np.average(score, weights=weights)) if weights.sum() > 0 else 0.0
-            # Categories absent from the training rows sort as if average; stable on ties.
-            keyed = sorted(range(len(cats)), key=lambda i: (means.get(cats[i], overall), i))
-            self.order_[f.name] = tuple(cats[i] for i in keyed)
+            self.order_[f.name] = _order_by_score(cats, rows[f.name], score, weights)
         return self
 
     def transform(self, rows: pd.DataFrame) -> np.ndarray:
@@ -124,6 +120,15 @@ def _category_means(col: pd.Series, score: np.ndarray, weights: np.ndarray, miss
     frame = pd.DataFrame({"c": values[keep], "s": (score * weights)[keep], "w": weights[keep]})
     g = frame.groupby("c", sort=False)[["s", "w"]].sum()
     return (g["s"] / g["w"].where(g["w"] > 0)).dropna().to_dict()
+
+
+def _order_by_score(entries: list, col: pd.Series, score: np.ndarray, weights: np.ndarray, missing: Any = None) -> tuple:
+    """``entries`` sorted by the mean score of their rows; entries absent from the rows sort
+    as if average, and ties keep the given order."""
+    means = _category_means(col, score, weights, missing=missing)
+    overall = float(np.average(score, weights=weights)) if weights.sum() > 0 else 0.0
+    keyed = sorted(range(len(entries)), key=lambda i: (means.get(entries[i], overall), i))
+    return tuple(entries[i] for i in keyed)
 
 
 @dataclass(frozen=True)
@@ -213,10 +218,7 @@ class RawEncoder:
             if f.kind is Kind.ORDINAL or score is None:
                 order = entries
             else:
-                means = _category_means(col, score, weights, missing=MISSING)
-                overall = float(np.average(score, weights=weights)) if weights.sum() > 0 else 0.0
-                keyed = sorted(range(len(entries)), key=lambda i: (means.get(entries[i], overall), i))
-                order = [entries[i] for i in keyed]
+                order = _order_by_score(entries, col, score, weights, missing=MISSING)
             self.order_[f.name] = tuple(order)
             self.columns_.append(EncodedColumn(f.name, "code", kind, name=f.name))
         self.names_ = [c.name for c in self.columns_]
