@@ -53,6 +53,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import ParameterError
 from ..schema import Schema
+from .encoding import CategoryOrderEncoder
 from .samplers import ActiveDraw, jitter, marginal, register_active
 
 
@@ -273,17 +274,7 @@ def _encode(schema: Schema, rows: pd.DataFrame) -> np.ndarray:
     """Canonical rows as the float matrix the internal tree splits on: numeric kinds as they
     are (missing as NaN, which scikit-learn's trees route), categorical kinds as the position
     of the category in the schema (missing as NaN)."""
-    cols = []
-    for f in schema:
-        col = rows[f.name]
-        if f.is_numeric:
-            cols.append(col.to_numpy(dtype="float64", na_value=np.nan))
-        else:
-            idx = pd.Index(f.categories, dtype=object).get_indexer(col.to_numpy(dtype=object))
-            cols.append(np.where(idx < 0, np.nan, idx).astype(float))
-    if not cols or len(rows) == 0:
-        return np.empty((len(rows), len(cols)))
-    return np.column_stack(cols)
+    return CategoryOrderEncoder().fit(rows.iloc[:0], schema).transform(rows)
 
 
 def _fit_tree(

@@ -59,15 +59,20 @@ class CategoryOrderEncoder:
     class distribution on its first principal component. Ordinal features keep their order.
     """
 
-    def fit(self, rows: pd.DataFrame, schema: Schema, score: np.ndarray, weights: np.ndarray) -> "CategoryOrderEncoder":
+    def fit(
+        self, rows: pd.DataFrame, schema: Schema, score: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> "CategoryOrderEncoder":
+        """Learn each categorical feature's order; without ``score``, the schema's order."""
         self.schema_ = schema
         self.order_: dict[str, tuple] = {}
-        score = category_score(score, weights)
+        weights = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
+        if score is not None:
+            score = category_score(score, weights)
         for f in schema:
             if f.is_numeric:
                 continue
             cats = list(f.categories or ())
-            if f.kind is Kind.ORDINAL:
+            if f.kind is Kind.ORDINAL or score is None:
                 self.order_[f.name] = tuple(cats)
                 continue
             self.order_[f.name] = _order_by_score(cats, rows[f.name], score, weights)
@@ -81,6 +86,8 @@ class CategoryOrderEncoder:
             else:
                 idx = pd.Index(self.order_[f.name], dtype=object).get_indexer(rows[f.name].to_numpy(dtype=object))
                 cols.append(np.where(idx < 0, np.nan, idx).astype(float))
+        if not cols:
+            return np.empty((len(rows), 0))
         return np.column_stack(cols)
 
     def split_sets(self, feature: str, threshold: float) -> tuple[tuple, tuple]:
