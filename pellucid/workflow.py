@@ -182,7 +182,7 @@ def explain(
             fitted.append(e.surrogate)
             fidelities.append(e.fidelity)
             timings[e.surrogate.name] = e.fit_seconds
-        rec = listed.index(chosen)
+        rec = next(i for i, e in enumerate(listed) if e is chosen)
 
         step("stability")
         t = time.perf_counter()
