@@ -1,0 +1,328 @@
+"""Plumbing every attribution method shares: the model as a differentiable function of one
+input tensor, the user's rows as that tensor, the output attributed per row, and the map from
+the model's input columns back to the user's raw features.
+
+A method is written once, on tensors (``Prepared.x``, ``Prepared.fn``, ``Prepared.select``),
+and gets raw-feature attributions from :meth:`Prepared.result`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import ModelError, ParameterError
+from ..oracle import EncodingMap, Oracle
+
+
+@dataclass
+class Attribution:
+    """Attributions of one method for a batch of rows.
+
+    Attributes
+    ----------
+    values : ndarray
+        ``(rows, features)`` for tabular inputs: each raw feature's share of the attributed
+        output (a one-hot group summed into its feature). For inputs with more than one
+        axis per row (images), the attributions in the input's own shape.
+    method : str
+        Name of the method, e.g. ``"integrated_gradients"``.
+    features : tuple of str
+        Names of the columns of ``values`` (empty for image inputs).
+    targets : ndarray of int or None
+        Output index attributed for each row (None for a regression output).
+    outputs : ndarray
+        The attributed output at each row, ``f(x)[target]``.
+    encoded : ndarray
+        Attributions on the model's own input columns, ``(rows, *input shape)``.
+    delta : ndarray or None
+        Per row, ``sum(attributions) - (f(x) - f(baseline))`` for methods with a completeness
+        property (Integrated Gradients, expected gradients, LRP: ``sum - f(x)``); None otherwise.
+    unassigned : ndarray or None
+        Per row, the attribution on encoded columns that depend on several raw features (kept
+        out of every feature's column); None when there are none.
+    params : dict
+        The method's settings (steps, baseline description, ...).
+    """
+
+    values: np.ndarray
+    method: str
+    features: tuple[str, ...]
+    targets: np.ndarray | None
+    outputs: np.ndarray
+    encoded: np.ndarray
+    delta: np.ndarray | None = None
+    unassigned: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The tabular attributions as a DataFrame with the raw feature names as columns."""
+        if self.values.ndim != 2 or not self.features:
+            raise ParameterError(f"{self.method} attributions of shape {self.values.shape} are not tabular")
+        return pd.DataFrame(self.values, columns=list(self.features))
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
+@dataclass
+class Prepared:
+    """A model and a batch of rows, ready for a method to differentiate.
+
+    Attributes
+    ----------
+    fn : callable
+        Tensor ``(m, *shape)`` -> outputs ``(m, k)`` or ``(m,)``; differentiable. For an
+        :class:`Oracle` it is ``oracle.forward`` (class probabilities); for a bare module its
+        own output (logits, as captum sees it).
+    x : Tensor
+        The rows as the model's input ``(n, *shape)``, detached, on the model's device.
+    targets : Tensor of int64 or None
+        Output column attributed per row; None when the output is one value per row.
+    features : tuple of str
+        Raw feature names (tabular), or empty (images).
+    groups : list of ndarray or None
+        Per raw feature, the input columns it is encoded into; None when every input column is
+        its own feature (no encoding).
+    shared : ndarray of int
+        Input columns that depend on several raw features.
+    oracle : Oracle or None
+    module : torch.nn.Module or None
+        The torch module underneath (for methods that walk its layers: LRP, Grad-CAM).
+    raw : DataFrame or None
+        The raw rows, when given as a DataFrame with an Oracle.
+    """
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    x: torch.Tensor
+    targets: torch.Tensor | None
+    features: tuple[str, ...]
+    groups: list[np.ndarray] | None
+    shared: np.ndarray
+    oracle: Oracle | None
+    module: torch.nn.Module | None
+    raw: pd.DataFrame | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def tabular(self) -> bool:
+        return self.x.dim() == 2
+
+    def select(self, out: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """The attributed output per row of ``out`` ``(m, k)`` or ``(m,)``.
+
+        ``targets`` defaults to :attr:`targets`; a batch of ``m = r * n`` rows (steps or
+        samples stacked row-block by row-block) repeats the targets ``r`` times.
+        """
+        targets = self.targets if targets is None else targets
+        if out.dim() == 1 or targets is None:
+            if out.dim() == 2 and out.shape[1] != 1:
+                raise ParameterError(f"the model gives {out.shape[1]} outputs per row; pass target= to pick one")
+            return out.reshape(out.shape[0])
+        reps = out.shape[0] // targets.shape[0]
+        idx = targets.repeat(reps) if reps > 1 else targets
+        return out.gather(1, idx.view(-1, 1)).squeeze(1)
+
+    def to_raw(self, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sum input-column attributions ``(n, n_encoded)`` into raw features.
+
+        Returns ``(values, unassigned)``; images and identity encodings pass through.
+        """
+        if not self.tabular or self.groups is None:
+            return encoded, None
+        values = np.zeros((encoded.shape[0], len(self.groups)), dtype=encoded.dtype)
+        for j, cols in enumerate(self.groups):
+            if len(cols):
+                values[:, j] = encoded[:, cols].sum(axis=1)
+        unassigned = encoded[:, self.shared].sum(axis=1) if len(self.shared) else None
+        return values, unassigned
+
+    def result(self, encoded: torch.Tensor | np.ndarray, method: str, *, outputs: torch.Tensor | np.ndarray,
+               delta: Any = None, **params: Any) -> Attribution:
+        """Wrap input-space attributions of ``x`` into an :class:`Attribution`."""
+        enc = _numpy(encoded)
+        values, unassigned = self.to_raw(enc)
+        return Attribution(
+            values=values,
+            method=method,
+            features=self.features,
+            targets=None if self.targets is None else self.targets.cpu().numpy(),
+            outputs=_numpy(outputs),
+            encoded=enc,
+            delta=None if delta is None else _numpy(delta),
+            unassigned=unassigned,
+            params=params,
+        )
+
+    def encode_rows(self, rows: Any, what: str = "baseline") -> torch.Tensor:
+        """Rows in the same form as the inputs (raw frame, array, tensor) as model input."""
+        return _as_input(rows, self.oracle, self.x, what)
+
+
+def prepare(model: Any, inputs: Any, target: Any = None) -> Prepared:
+    """Validate ``model`` and ``inputs`` once and put them in the form the methods use.
+
+    Parameters
+    ----------
+    model : Oracle or torch.nn.Module
+    inputs : DataFrame, ndarray or Tensor
+        Raw rows (a DataFrame with an Oracle is encoded by its preprocess), or the model's input.
+    target : None, int, class label, or sequence of them (one per row)
+        The output attributed. None: the predicted class of each row (classification), or the
+        single output (regression).
+
+    Model-agnostic methods (occlusion) handle Oracles of other kinds on raw rows themselves.
+    """
+    oracle = model if isinstance(model, Oracle) else None
+    if oracle is not None:
+        if oracle.kind != "torch":
+            raise ModelError(f"gradient attributions need a torch model; this oracle wraps a {oracle.kind} model "
+                             "(use occlusion, which only queries the model)")
+        module = oracle.model
+        fn = oracle.forward
+        device = oracle.device or torch.device("cpu")
+        dtype = oracle._dtype
+    elif isinstance(model, torch.nn.Module):
+        module = model
+        fn = _module_fn(model)
+        first = next((p for p in model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    else:
+        raise ModelError(f"attribution needs a pellucid Oracle or a torch.nn.Module; got {type(model).__name__}")
+
+    raw = inputs if isinstance(inputs, pd.DataFrame) else None
+    x = _as_input(inputs, oracle, None, "inputs", device=device, dtype=dtype)
+    if x.shape[0] == 0:
+        raise ParameterError("inputs has no rows")
+
+    features: tuple[str, ...] = ()
+    groups: list[np.ndarray] | None = None
+    shared = np.zeros(0, dtype=np.int64)
+    if x.dim() == 2:
+        if raw is not None and oracle is not None and oracle.preprocess is not None:
+            emap = _encoding_map(oracle, raw)
+            features = emap.raw_features
+            groups = [np.asarray(emap.groups[f], dtype=np.int64) for f in features]
+            shared = np.asarray(emap.shared, dtype=np.int64)
+        elif raw is not None:
+            features = tuple(str(c) for c in raw.columns)
+        else:
+            features = tuple(f"x{i}" for i in range(x.shape[1]))
+
+    with torch.no_grad():
+        probe = fn(x[: min(len(x), 1024)]) if target is None else fn(x[:1])
+    targets = _resolve_targets(target, probe, x, fn, oracle)
+    return Prepared(fn, x, targets, features, groups, shared, oracle, module, raw)
+
+
+# ---------------------------------------------------------------------------- internals
+def _numpy(t: Any) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+def _module_fn(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        was = module.training
+        module.eval()
+        try:
+            with torch.enable_grad():
+                return module(x)
+        finally:
+            module.train(was)
+    return fn
+
+
+def _encoding_map(oracle: Oracle, raw: pd.DataFrame) -> EncodingMap:
+    # Probing costs queries; one map per oracle and column set is enough.
+    cache = oracle.__dict__.setdefault("_attribution_maps", {})
+    key = tuple(map(str, raw.columns))
+    if key not in cache:
+        cache[key] = oracle.encoding_map(raw)
+    return cache[key]
+
+
+def _as_input(rows: Any, oracle: Oracle | None, like: torch.Tensor | None, what: str, *,
+              device: Any = None, dtype: Any = None) -> torch.Tensor:
+    device = like.device if like is not None else device
+    dtype = like.dtype if like is not None else dtype
+    if isinstance(rows, pd.Series):
+        rows = rows.to_frame().T
+    if isinstance(rows, pd.DataFrame):
+        if oracle is not None:
+            arr = oracle.encode(rows)
+        else:
+            try:
+                arr = rows.to_numpy(dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise ParameterError(f"{what} has non-numeric columns; pass an Oracle with the preprocess that "
+                                     f"encodes them, not the bare module ({e})") from None
+        t = torch.as_tensor(np.asarray(arr))
+    elif isinstance(rows, torch.Tensor):
+        t = rows.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(rows, dtype=np.float64))
+        except (TypeError, ValueError) as e:
+            raise ParameterError(f"{what} must be a DataFrame, an array or a tensor of numbers ({e})") from None
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    if like is not None:
+        if t.dim() == like.dim() - 1 and tuple(t.shape) == tuple(like.shape[1:]):
+            t = t.unsqueeze(0)
+        if t.dim() != like.dim() or tuple(t.shape[1:]) != tuple(like.shape[1:]):
+            raise ParameterError(f"{what} has shape {tuple(t.shape)}; the inputs have shape {tuple(like.shape)} "
+                                 "(give one row or one per input row, in the inputs' form)")
+    elif t.dim() < 2:
+        raise ParameterError(f"{what} must have a row axis; got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        bad = (~torch.isfinite(t.reshape(t.shape[0], -1))).any(dim=1).nonzero().flatten()[:5].tolist()
+        raise ParameterError(f"{what} has NaN or infinite values (rows {bad}); impute them or encode with the "
+                             "preprocess that handles them")
+    return t.to(device=device, dtype=dtype)
+
+
+def _resolve_targets(target: Any, probe: torch.Tensor, x: torch.Tensor, fn: Callable, oracle: Oracle | None
+                     ) -> torch.Tensor | None:
+    n = x.shape[0]
+    single = probe.dim() == 1 or (probe.dim() == 2 and probe.shape[1] == 1)
+    if single:
+        if target not in (None, 0):
+            raise ParameterError(f"the model gives one output per row; target must be None or 0, got {target!r}")
+        return None
+    k = probe.shape[1]
+    if target is None:
+        with torch.no_grad():
+            pred = torch.cat([fn(x[i:i + 4096]).argmax(dim=1) for i in range(0, n, 4096)])
+        return pred.to(torch.int64).to(x.device)
+    labels = list(oracle.classes_) if oracle is not None and oracle.task == "classification" else None
+
+    def index(t: Any) -> int:
+        if labels is not None and not isinstance(t, (bool, np.bool_)):
+            for i, c in enumerate(labels):
+                if c == t or str(c) == str(t):
+                    return i
+        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)) and 0 <= int(t) < k:
+            return int(t)
+        known = f"one of the classes {labels}" if labels is not None else f"an output index in 0..{k - 1}"
+        raise ParameterError(f"target {t!r} is not {known}")
+
+    if isinstance(target, torch.Tensor):
+        target = target.cpu().numpy()
+    if isinstance(target, (list, tuple, np.ndarray, pd.Series)) and not isinstance(target, str):
+        seq = list(np.asarray(target, dtype=object).ravel())
+        if len(seq) != n:
+            raise ParameterError(f"target has {len(seq)} entries for {n} rows; give one per row or a single one")
+        idx = [index(t) for t in seq]
+    else:
+        idx = [index(target)] * n
+    return torch.as_tensor(idx, dtype=torch.int64, device=x.device)
