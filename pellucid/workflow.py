@@ -177,7 +177,7 @@ def explain(
         fitted: list[Surrogate] = []
         fidelities: list[Fidelity] = []
         for e in listed:
-            e.surrogate.name = f"{e.candidate}_{e.size}"
+            e.surrogate.name = f"{e.candidate}_{e.size}" + ("" if e.training == "distilled" else f"_{e.training}")
             e.fidelity.complexity["fit_seconds"] = e.fit_seconds
             fitted.append(e.surrogate)
             fidelities.append(e.fidelity)
@@ -191,7 +191,7 @@ def explain(
             for i, e in enumerate(listed):
                 # The recommended surrogate always; the others where refitting is cheap.
                 if e is chosen or e.fit_seconds * n_boot <= STABILITY_BUDGET_S:
-                    stab[i] = stability(e.surrogate, dset, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=0)
+                    stab[i] = stability(e.surrogate, e.data, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=0)
         timings["stability"] = time.perf_counter() - t
         bar.update()
 
@@ -211,7 +211,7 @@ def explain(
             ground_truth=ground_truth,
             frontier=front,
             stability=stab,
-            disagreement=disagreement(chosen.surrogate, dset, random_state=random_state),
+            disagreement=disagreement(chosen.surrogate, chosen.data, random_state=random_state),
             recommended=rec,
         )
         html_path = json_path = None

@@ -1,6 +1,7 @@
 """The command line end to end: the demo, `explain` on a user's files, and bad input."""
 
 import json
+import re
 import textwrap
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_demo_writes_a_report_that_finds_the_ground_truth(tmp_path, capsys):
     assert {"debt_ratio", "income"} <= used
     assert not used & {"region", "tenure_months"}
     for s in payload["surrogates"]:
-        assert s["complexity"]["n_rules"] == len(s["rules"]) <= int(s["name"].rsplit("_", 1)[1])
+        assert s["complexity"]["n_rules"] == len(s["rules"]) <= int(re.fullmatch(r".+_(\d+)(_observed)?", s["name"]).group(1))
         assert 0 <= s["fidelity"]["agreement"] <= 1
 
 
@@ -89,14 +90,14 @@ def test_explain_on_user_files(files, tmp_path, capsys):
 
     front = payload["frontier"]
     # Every default surrogate at both budgets is on the frontier ...
-    assert sorted((e["candidate"], e["size"]) for e in front["entries"]) == sorted(
-        (c, k) for c in default_surrogates("classification", 2) for k in (4, 8)
+    assert sorted((e["candidate"], e["size"], e["training"]) for e in front["entries"]) == sorted(
+        (c, k, t) for c in default_surrogates("classification", 2) for k in (4, 8) for t in ("distilled", "observed")
     )
     # ... and the report lists its Pareto set and the selected one, each within its budget.
     listed = {e["surrogate_index"] for e in front["entries"] if e["pareto"] or e["surrogate_index"] == payload["recommended"]}
     assert listed == set(range(len(payload["surrogates"])))
     for s in payload["surrogates"]:
-        assert s["complexity"]["n_rules"] <= int(s["name"].rsplit("_", 1)[1])
+        assert s["complexity"]["n_rules"] <= int(re.fullmatch(r".+_(\d+)(_observed)?", s["name"]).group(1))
     assert payload["model"]["kind"] == "sklearn"
     assert payload["model"]["sha256"]
     assert "report.html" in out

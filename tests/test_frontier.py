@@ -141,12 +141,40 @@ def test_frontier_fits_each_size_and_measures_on_the_holdout(wiggly):
     want = [not any(q != p and q[0] <= p[0] and q[1] >= p[1] for q in pts) for p in pts]
     assert [e.pareto for e in f.entries] == want
     table = f.table()
-    cols = ["candidate", "size", "n_rules", "n_conditions", "agreement", "fit_seconds", "pareto", "error"]
+    cols = ["candidate", "size", "training", "n_rules", "n_conditions", "agreement", "fit_seconds", "pareto", "error"]
     assert list(table.columns) == cols
     assert table["agreement"].tolist() == [e.score for e in f.entries]
     d_json = json.loads(json.dumps(f.to_dict()))
     assert [x["score"] for x in d_json["entries"]] == [e.score for e in f.entries]
     assert d_json["pareto"] == [i for i, e in enumerate(f.entries) if e.pareto]
+
+
+def test_each_fit_is_also_made_on_the_observed_rows_alone():
+    # Synthetic rows from the marginals break the correlation of z and w that the observed
+    # rows have; both views are measured on the same held-out observed rows.
+    from pellucid import Oracle, distill
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=600)
+    df = pd.DataFrame({"z": z, "w": z + 0.3 * rng.normal(size=600)})
+    oracle = Oracle(lambda d: (np.sin(3 * d["z"]) * d["w"] > 0).to_numpy(dtype=float), task="regression")
+    d = distill(oracle, df, strategy=["observed", "marginal"], n=2000, random_state=0)
+    f = frontier(d, candidates=["decision_tree"], sizes=(2, 4), verbose=0)
+    assert [(e.size, e.training) for e in f.entries] == [(2, "distilled"), (4, "distilled"), (2, "observed"), (4, "observed")]
+    observed = d.subset(d.source == "observed")
+    for e in f.entries:
+        data = d if e.training == "distilled" else observed
+        assert len(e.data) == len(data) and list(e.data.source) == list(data.source)
+        ref = DecisionTree(max_leaf_nodes=e.size, random_state=0).fit(data)
+        np.testing.assert_array_equal(e.surrogate.predict(d.holdout.rows), ref.predict(d.holdout.rows))
+        assert e.score == evaluate(ref, rows=d).r2  # the same held-out rows for both views
+    assert e.fidelity.n == d.holdout.rows.shape[0]
+    assert [x["training"] for x in f.to_dict()["entries"]] == ["distilled", "distilled", "observed", "observed"]
+    assert "observed rows" in f.entries[-1].label()
+    only = frontier(d, candidates=["decision_tree"], sizes=(2,), training="observed", verbose=0)
+    assert [e.training for e in only.entries] == ["observed"]
+    with pytest.raises(ParameterError, match="training must name one or more of"):
+        frontier(d, candidates=["decision_tree"], sizes=(2,), training="synthetic", verbose=0)
 
 
 def test_default_candidates_are_the_sized_registered_surrogates():

@@ -793,6 +793,7 @@ def extended():
         dset,
         candidates=[DecisionTree, (HOSTILE_CANDIDATE, PointsScore), FailingCandidate],
         sizes=(2, 4, 8),
+        training="distilled",
         verbose=0,
     )
     fitted = [e for e in front.entries if e.ok]

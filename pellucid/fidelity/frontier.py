@@ -54,6 +54,11 @@ class FrontierEntry:
         The fitted surrogate (None when fitting failed).
     fidelity : Fidelity or None
         Its full fidelity on the held-out rows.
+    training : {"distilled", "observed"}
+        The rows it was fitted on: the distillation set's training rows (observed and
+        synthetic), or its observed training rows alone.
+    data : DistillationSet or None
+        That training view, with the same held-out rows (for refits such as stability).
     error : str or None
         ``ExceptionType: message`` when the candidate raised while being built, fitted or
         measured; such entries are never in the Pareto set.
@@ -71,6 +76,8 @@ class FrontierEntry:
     fit_seconds: float | None = None
     surrogate: Any = field(default=None, repr=False)
     fidelity: Fidelity | None = field(default=None, repr=False)
+    training: str = "distilled"
+    data: DistillationSet | None = field(default=None, repr=False)
     error: str | None = None
     pareto: bool = False
 
@@ -81,7 +88,8 @@ class FrontierEntry:
 
     def label(self) -> str:
         """``decision_tree (4 rules) at 0.93``: how messages name the entry."""
-        return f"{self.candidate} ({self.n_rules} rules) at {_fmt(self.score)}"
+        rows = "" if self.training == "distilled" else f", {self.training} rows"
+        return f"{self.candidate} ({self.n_rules} rules{rows}) at {_fmt(self.score)}"
 
     def to_dict(self) -> dict[str, Any]:
         fid = None
@@ -106,6 +114,7 @@ class FrontierEntry:
                     k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
                     for k, v in self.params.items()
                 },
+                "training": self.training,
                 "score": self.score,
                 "n_rules": self.n_rules,
                 "n_conditions": self.n_conditions,
@@ -301,6 +310,7 @@ class Frontier:
             {
                 "candidate": e.candidate,
                 "size": e.size,
+                "training": e.training,
                 "n_rules": e.n_rules,
                 "n_conditions": e.n_conditions,
                 self.measure: e.score,
@@ -310,7 +320,7 @@ class Frontier:
             }
             for e in self.entries
         ]
-        cols = ["candidate", "size", "n_rules", "n_conditions", self.measure, "fit_seconds", "pareto", "error"]
+        cols = ["candidate", "size", "training", "n_rules", "n_conditions", self.measure, "fit_seconds", "pareto", "error"]
         out = pd.DataFrame(rows, columns=cols)
         # Sizes and counts stay integers where present, missing where an entry failed.
         for c in ("size", "n_rules", "n_conditions"):
@@ -400,8 +410,33 @@ def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted({int(s) for s in vals}))
 
 
-def _fit_one(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet) -> FrontierEntry:
-    entry = FrontierEntry(candidate=name, size=size, params=dict(kw))
+#: The training views a frontier can fit on.
+TRAINING = ("distilled", "observed")
+
+
+def _views(dset: DistillationSet, training: str | Sequence[str]) -> dict[str, DistillationSet]:
+    """The training views asked for, each with the set's held-out rows. ``observed`` is left
+    out where it would repeat ``distilled`` (a set without synthetic rows)."""
+    names = [training] if isinstance(training, str) else list(training)
+    bad = [t for t in names if t not in TRAINING]
+    if not names or bad:
+        raise ParameterError(f"training must name one or more of {list(TRAINING)}, got {training!r}")
+    observed = np.asarray(dset.source == "observed")
+    views = {}
+    for t in dict.fromkeys(names):
+        if t == "distilled":
+            views[t] = dset
+        elif not observed.all() or "distilled" not in names:
+            part = dset.subset(observed)
+            if not (~part.is_holdout).any():
+                raise ParameterError("training='observed' needs observed training rows; this set has none")
+            views[t] = part
+    return views
+
+
+def _fit_one(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet,
+             training: str = "distilled") -> FrontierEntry:
+    entry = FrontierEntry(candidate=name, size=size, params=dict(kw), training=training)
     try:
         s = cls(**kw)
         if getattr(s, "name", None) != name:
@@ -430,6 +465,7 @@ def frontier(
     n_jobs: int | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     *,
+    training: str | Sequence[str] = TRAINING,
     verbose: int = 1,
 ) -> Frontier:
     """Fit surrogates at several size budgets and measure each on the held-out rows.
@@ -455,6 +491,12 @@ def frontier(
     params : mapping, optional
         Extra fixed parameters per candidate name, e.g. ``{"decision_tree": {"max_depth": 4}}``;
         they override those of the candidate tuple.
+    training : str or sequence of {"distilled", "observed"}
+        The rows each candidate is fitted on: the distillation set's training rows, its
+        observed training rows alone, or both (the default; each fit is its own entry).
+        Synthetic rows label regions the observed rows leave empty, which larger surrogates
+        use; a very small surrogate can do better on the observed rows' own distribution by
+        spending its few splits there. Both are measured on the same held-out rows.
     verbose : int
         0 for silence; otherwise a progress bar on a terminal.
 
@@ -474,6 +516,7 @@ def frontier(
         raise ParameterError(f"frontier expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
     sizes = _check_sizes(sizes)
     resolved = _resolve_candidates(candidates, params)
+    views = _views(dset, training)
     tasks = []
     for name, cls, fixed in resolved:
         size_param = getattr(cls, "size_param", None)
@@ -487,8 +530,12 @@ def frontier(
             tasks.extend((name, cls, {**base, size_param: s}, s) for s in sizes)
     quiet = verbose <= 0 or not sys.stderr.isatty()
     jobs = (
-        delayed(_fit_one)(name, cls, kw, size, dset)
-        for name, cls, kw, size in tqdm(tasks, desc="frontier", disable=quiet, leave=False)
+        delayed(_fit_one)(name, cls, kw, size, view, t)
+        for (name, cls, kw, size), (t, view) in tqdm(
+            [(task, v) for v in views.items() for task in tasks], desc="frontier", disable=quiet, leave=False
+        )
     )
     entries = list(Parallel(n_jobs=n_jobs)(jobs))
+    for e in entries:  # set here, not in the workers, so that no copy of the rows comes back
+        e.data = views[e.training]
     return Frontier(entries, dset.task, sizes=sizes, random_state=random_state)

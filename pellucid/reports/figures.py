@@ -277,20 +277,26 @@ def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None)
         # A log axis has no 0: a model without rules (an intercept alone) sits at 1.
         return float(max(int(e["n_rules"]), 1))
 
+    def line_of(e: Mapping[str, Any]) -> str:
+        # One line per candidate and training view; the observed-rows view is named.
+        training = e.get("training") or "distilled"
+        return str(e["candidate"]) + ("" if training == "distilled" else f" ({training} rows)")
+
     candidates: list[str] = []
     for _, e in ok:
-        if str(e["candidate"]) not in candidates:
-            candidates.append(str(e["candidate"]))
+        if line_of(e) not in candidates:
+            candidates.append(line_of(e))
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.15))
         ax = fig.subplots()
         for c_i, name in enumerate(candidates):
-            mine = [e for _, e in ok if str(e["candidate"]) == name]
+            mine = [e for _, e in ok if line_of(e) == name]
             mine.sort(key=lambda e: (e.get("size") is None, e.get("size") or 0, x_of(e)))
             colour = _CLASS_COLOURS[c_i % len(_CLASS_COLOURS)]
             ax.plot(
                 [x_of(e) for e in mine], [float(e["score"]) for e in mine],
                 marker=_MARKERS[c_i % len(_MARKERS)], color=colour, linewidth=1.2, markersize=5,
+                linestyle=":" if name.endswith(" rows)") else "-",
                 label=_text(_short(name, 28)), zorder=3,
             )
         pareto = sorted((e for _, e in ok if e.get("pareto")), key=lambda e: (x_of(e), float(e["score"])))
