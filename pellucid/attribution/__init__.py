@@ -1,5 +1,54 @@
-"""Attributions of a network's outputs to the user's raw features."""
+"""Attributions of a network's outputs to the user's raw features.
 
-from ._base import Attribution, Prepared, prepare
+Every method in :data:`METHODS` is called as ``method(model, inputs, target=None, **options)``
+and returns an :class:`Attribution` whose ``values`` are on the raw features (one-hot groups
+summed back).
+"""
 
-__all__ = ["Attribution", "Prepared", "prepare"]
+from typing import Callable
+
+from ._base import Attribution, Prepared, prepare, summary_row
+from ._integration import INTEGRATION_METHODS, integration_rule
+from .gradients import expected_gradients, gradient_x_input, integrated_gradients, saliency, smoothgrad
+from .occlusion import occlusion
+from .evaluation import (AttributionEvaluation, Faithfulness, RandomisationCheck, completeness, deletion_insertion,
+                         evaluate_attributions, randomisation_check)
+from .importance import RankAgreement, global_importance, pair, rank_agreement, surrogate_importance
+
+#: Method name -> function with the common signature ``(model, inputs, target=None, ...)``.
+METHODS: dict[str, Callable[..., Attribution]] = {
+    "saliency": saliency,
+    "gradient_x_input": gradient_x_input,
+    "integrated_gradients": integrated_gradients,
+    "smoothgrad": smoothgrad,
+    "expected_gradients": expected_gradients,
+    "occlusion": occlusion,
+}
+
+__all__ = [
+    "Attribution",
+    "Prepared",
+    "prepare",
+    "summary_row",
+    "INTEGRATION_METHODS",
+    "integration_rule",
+    "saliency",
+    "gradient_x_input",
+    "integrated_gradients",
+    "smoothgrad",
+    "expected_gradients",
+    "occlusion",
+    "METHODS",
+    "AttributionEvaluation",
+    "Faithfulness",
+    "RandomisationCheck",
+    "completeness",
+    "deletion_insertion",
+    "evaluate_attributions",
+    "randomisation_check",
+    "RankAgreement",
+    "global_importance",
+    "pair",
+    "rank_agreement",
+    "surrogate_importance",
+]

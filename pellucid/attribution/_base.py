@@ -8,6 +8,7 @@ and gets raw-feature attributions from :meth:`Prepared.result`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -89,12 +90,16 @@ class Prepared:
         Per raw feature, the input columns it is encoded into; None when every input column is
         its own feature (no encoding).
     shared : ndarray of int
-        Input columns that depend on several raw features.
+        Input columns that depend on several raw features, or on none that the map found;
+        their attributions go to ``Attribution.unassigned``.
     oracle : Oracle or None
     module : torch.nn.Module or None
         The torch module underneath (for methods that walk its layers: LRP, Grad-CAM).
     raw : DataFrame or None
         The raw rows, when given as a DataFrame with an Oracle.
+    reference : DataFrame, ndarray or None
+        Rows standing for the population (``reference=`` of :func:`prepare`), used for the
+        encoding map and for summary baselines ("mean", "median", "mode").
     """
 
     fn: Callable[[torch.Tensor], torch.Tensor]
@@ -106,6 +111,7 @@ class Prepared:
     oracle: Oracle | None
     module: torch.nn.Module | None
     raw: pd.DataFrame | None = None
+    reference: Any = None
 
     @property
     def n(self) -> int:
@@ -165,8 +171,43 @@ class Prepared:
         """Rows in the same form as the inputs (raw frame, array, tensor) as model input."""
         return _as_input(rows, self.oracle, self.x, what)
 
+    def baseline(self, baseline: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Baseline rows ``(b, *shape)`` as model input, and a description for ``params``.
 
-def prepare(model: Any, inputs: Any, target: Any = None) -> Prepared:
+        ``None``/"zeros": encoded zeros. "mean", "median", "mode": a summary row of
+        :attr:`reference` (else of the inputs); for raw frames with an Oracle it is a valid raw
+        row (numeric mean or median, integers rounded; categories' mode) encoded through the
+        preprocess. A number: every input column set to it. Otherwise rows in the inputs' form
+        (one row, one per input row, or any number of rows as a distribution).
+        """
+        if baseline is None or (isinstance(baseline, str) and baseline == "zeros"):
+            return torch.zeros((1, *self.x.shape[1:]), dtype=self.x.dtype, device=self.x.device), {"baseline": "zeros"}
+        if isinstance(baseline, str):
+            if baseline not in SUMMARIES:
+                raise ParameterError(f"unknown baseline {baseline!r}; use 'zeros', 'mean', 'median', 'mode', a number "
+                                     "or rows in the inputs' form")
+            source = self.reference if self.reference is not None else (self.raw if self.raw is not None else self.x)
+            if isinstance(source, pd.DataFrame) and (self.oracle is None or self.raw is not None):
+                row = summary_row(source, baseline)
+                return self.encode_rows(row), {"baseline": baseline, "baseline_row": row.iloc[0].to_dict()}
+            t = _as_input(source, None if isinstance(source, torch.Tensor) else self.oracle, self.x, "reference")
+            return _summary_tensor(t, baseline), {"baseline": baseline}
+        if isinstance(baseline, (int, float, np.integer, np.floating)) and not isinstance(baseline, (bool, np.bool_)):
+            if not np.isfinite(baseline):
+                raise ParameterError(f"baseline must be finite; got {baseline!r}")
+            return torch.full((1, *self.x.shape[1:]), float(baseline), dtype=self.x.dtype, device=self.x.device), \
+                {"baseline": float(baseline)}
+        rows = self.encode_rows(baseline)
+        info: dict[str, Any] = {"baseline": "rows", "baseline_rows": int(rows.shape[0])}
+        if isinstance(baseline, (pd.Series, pd.DataFrame)) and rows.shape[0] == 1:
+            info["baseline_row"] = (baseline if isinstance(baseline, pd.Series) else baseline.iloc[0]).to_dict()
+        return rows, info
+
+
+SUMMARIES = ("mean", "median", "mode")
+
+
+def prepare(model: Any, inputs: Any, target: Any = None, *, reference: Any = None) -> Prepared:
     """Validate ``model`` and ``inputs`` once and put them in the form the methods use.
 
     Parameters
@@ -177,6 +218,11 @@ def prepare(model: Any, inputs: Any, target: Any = None) -> Prepared:
     target : None, int, class label, or sequence of them (one per row)
         The output attributed. None: the predicted class of each row (classification), or the
         single output (regression).
+    reference : DataFrame or array, optional
+        Rows standing for the population the inputs come from (e.g. the training table). With
+        an Oracle and raw frames it is used to find which encoded columns belong to which raw
+        feature (the inputs alone, when few, may never show some categories), and it is what
+        summary baselines ("mean", "median", "mode") summarise. Defaults to the inputs.
 
     Model-agnostic methods (occlusion) handle Oracles of other kinds on raw rows themselves.
     """
@@ -202,25 +248,40 @@ def prepare(model: Any, inputs: Any, target: Any = None) -> Prepared:
     x = _as_input(inputs, oracle, None, "inputs", device=device, dtype=dtype)
     if x.shape[0] == 0:
         raise ParameterError("inputs has no rows")
+    if reference is not None:
+        if isinstance(reference, pd.Series) or (raw is not None and not isinstance(reference, pd.DataFrame)):
+            raise ParameterError(f"reference must be a DataFrame of raw rows like the inputs; got "
+                                 f"{type(reference).__name__}")
+        if len(reference) == 0:
+            raise ParameterError("reference has no rows")
+        if raw is not None and [str(c) for c in reference.columns] != [str(c) for c in raw.columns]:
+            raise ParameterError(f"reference has columns {list(map(str, reference.columns))[:12]}; the inputs have "
+                                 f"{list(map(str, raw.columns))[:12]}")
 
     features: tuple[str, ...] = ()
     groups: list[np.ndarray] | None = None
     shared = np.zeros(0, dtype=np.int64)
     if x.dim() == 2:
         if raw is not None and oracle is not None and oracle.preprocess is not None:
-            emap = _encoding_map(oracle, raw)
+            emap = _encoding_map(oracle, raw, reference)
             features = emap.raw_features
             groups = [np.asarray(emap.groups[f], dtype=np.int64) for f in features]
-            shared = np.asarray(emap.shared, dtype=np.int64)
+            placed = set(np.concatenate(groups).tolist()) if groups else set()
+            # Columns in no group (shared, or never seen to move) stay visible as "unassigned".
+            shared = np.asarray([i for i in range(x.shape[1]) if i not in placed], dtype=np.int64)
         elif raw is not None:
             features = tuple(str(c) for c in raw.columns)
         else:
             features = tuple(f"x{i}" for i in range(x.shape[1]))
 
     with torch.no_grad():
-        probe = fn(x[: min(len(x), 1024)]) if target is None else fn(x[:1])
-    targets = _resolve_targets(target, probe, x, fn, oracle)
-    return Prepared(fn, x, targets, features, groups, shared, oracle, module, raw)
+        if target is None:  # the predicted class of every row
+            probe = torch.cat([fn(x[i:i + 4096]).detach() for i in range(0, x.shape[0], 4096)])
+        else:
+            probe = fn(x[:1]).detach()
+    targets = resolve_targets(target, probe, x.shape[0], oracle)
+    targets = None if targets is None else targets.to(x.device)
+    return Prepared(fn, x, targets, features, groups, shared, oracle, module, raw, reference)
 
 
 # ---------------------------------------------------------------------------- internals
@@ -242,13 +303,129 @@ def _module_fn(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor
     return fn
 
 
-def _encoding_map(oracle: Oracle, raw: pd.DataFrame) -> EncodingMap:
-    # Probing costs queries; one map per oracle and column set is enough.
+def _encoding_map(oracle: Oracle, raw: pd.DataFrame, reference: pd.DataFrame | None = None) -> EncodingMap:
+    """The encoded columns of each raw feature, found on ``reference`` or on the inputs.
+
+    Probing costs queries of the preprocess: one map per oracle and column set is kept. Without
+    a reference, the rows probed are the inputs plus a few made-up rows (each column missing in
+    turn, each category an encoder knows), so that a handful of input rows still moves every
+    encoded column (a missing-value indicator, a category those rows never take).
+    """
     cache = oracle.__dict__.setdefault("_attribution_maps", {})
     key = tuple(map(str, raw.columns))
+    if reference is not None:
+        emap = oracle.encoding_map(reference)
+        cache[key] = emap  # the user's population beats any made-up rows
+        return emap
     if key not in cache:
-        cache[key] = oracle.encoding_map(raw)
+        cache[key] = oracle.encoding_map(_probe_rows(oracle, raw))
     return cache[key]
+
+
+_MAX_CATEGORIES = 256
+
+
+def _probe_rows(oracle: Oracle, raw: pd.DataFrame) -> pd.DataFrame:
+    """``raw`` plus rows that show the preprocess every category it knows and missing values."""
+    base = raw.iloc[[0]]
+    extra: list[pd.DataFrame] = []
+    for col, cats in _known_categories(oracle.preprocess, raw).items():
+        seen = set(map(str, pd.unique(raw[col].dropna())))
+        new = [c for c in cats[:_MAX_CATEGORIES] if str(c) not in seen and not (isinstance(c, float) and np.isnan(c))]
+        if new:
+            rows = pd.concat([base] * len(new), ignore_index=True)
+            rows[col] = pd.Series(new, dtype=object).astype(raw[col].dtype, errors="ignore") \
+                if not isinstance(raw[col].dtype, pd.CategoricalDtype) else pd.Categorical(new, dtype=raw[col].dtype)
+            extra.append(rows)
+    for col in raw.columns:
+        if raw[col].isna().any():
+            continue  # the inputs already show it missing
+        row = base.copy()
+        try:
+            row[col] = pd.Series([None], index=row.index, dtype=object if raw[col].dtype == object else None)
+        except (TypeError, ValueError):
+            continue
+        extra.append(row)
+    if not extra:
+        return raw
+    good = []
+    for rows in extra:  # keep only made-up rows the preprocess accepts and encodes to numbers
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                z = oracle.encode(rows)
+        except Exception:  # noqa: BLE001 - a preprocess that refuses a made-up row is not an error here
+            continue
+        if np.isfinite(z).all():
+            good.append(rows)
+    if not good:
+        return raw
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # concat of frames with all-NA columns
+        return pd.concat([raw.reset_index(drop=True), *good], ignore_index=True)
+
+
+def _known_categories(preprocess: Any, raw: pd.DataFrame) -> dict[Any, list]:
+    """Raw column -> categories a fitted encoder inside a ColumnTransformer knows."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    ct = preprocess
+    if isinstance(ct, Pipeline):
+        ct = ct.steps[-1][1]
+    if not isinstance(ct, ColumnTransformer) or not hasattr(ct, "transformers_"):
+        return {}
+    out: dict[Any, list] = {}
+    for _, trans, cols in ct.transformers_:
+        last = trans.steps[-1][1] if isinstance(trans, Pipeline) else trans
+        cats = getattr(last, "categories_", None)
+        if cats is None:
+            continue
+        names = list(cols) if not isinstance(cols, (str, int)) else [cols]
+        try:
+            names = [raw.columns[c] if isinstance(c, (int, np.integer)) else c for c in names]
+        except IndexError:
+            continue
+        if len(names) != len(cats) or any(n not in raw.columns for n in names):
+            continue
+        for name, values in zip(names, cats):
+            out[name] = list(values)
+    return out
+
+
+def summary_row(frame: pd.DataFrame, how: str) -> pd.DataFrame:
+    """One valid raw row summarising ``frame``: numeric mean or median (integer-valued columns
+    rounded), the most frequent value of categorical and boolean columns ("mode": of all)."""
+    values: dict[Any, Any] = {}
+    for col in frame.columns:
+        s = frame[col]
+        observed = s.dropna()
+        if len(observed) == 0:
+            raise ParameterError(f"cannot take the {how} of column {col!r}: it has no values")
+        numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+        if how == "mode" or not numeric:
+            values[col] = observed.mode(dropna=True).iloc[0]
+            continue
+        v = float(observed.mean() if how == "mean" else observed.median())
+        arr = observed.to_numpy(dtype=np.float64)
+        if pd.api.types.is_integer_dtype(s.dtype) or np.all(arr == np.round(arr)):
+            v = float(np.round(v))
+        values[col] = v
+    row = pd.DataFrame({c: [values[c]] for c in frame.columns})
+    for col in frame.columns:  # keep dtypes (integers, categoricals) so the preprocess sees the same kinds
+        try:
+            row[col] = row[col].astype(frame[col].dtype)
+        except (TypeError, ValueError):
+            pass
+    return row
+
+
+def _summary_tensor(t: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "mean":
+        return t.mean(dim=0, keepdim=True)
+    if how == "median":
+        return t.median(dim=0, keepdim=True).values
+    return t.mode(dim=0).values.unsqueeze(0)
 
 
 def _as_input(rows: Any, oracle: Oracle | None, like: torch.Tensor | None, what: str, *,
@@ -291,9 +468,13 @@ def _as_input(rows: Any, oracle: Oracle | None, like: torch.Tensor | None, what:
     return t.to(device=device, dtype=dtype)
 
 
-def _resolve_targets(target: Any, probe: torch.Tensor, x: torch.Tensor, fn: Callable, oracle: Oracle | None
-                     ) -> torch.Tensor | None:
-    n = x.shape[0]
+def resolve_targets(target: Any, outputs: Any, n: int, oracle: Oracle | None) -> torch.Tensor | None:
+    """Output column attributed per row, as int64 (None for one output per row).
+
+    ``outputs`` is the model's answer for all ``n`` rows when ``target`` is None (the
+    predicted class of each row is attributed), else for at least one row.
+    """
+    probe = torch.as_tensor(outputs)
     single = probe.dim() == 1 or (probe.dim() == 2 and probe.shape[1] == 1)
     if single:
         if target not in (None, 0):
@@ -301,9 +482,7 @@ def _resolve_targets(target: Any, probe: torch.Tensor, x: torch.Tensor, fn: Call
         return None
     k = probe.shape[1]
     if target is None:
-        with torch.no_grad():
-            pred = torch.cat([fn(x[i:i + 4096]).argmax(dim=1) for i in range(0, n, 4096)])
-        return pred.to(torch.int64).to(x.device)
+        return probe.reshape(probe.shape[0], -1).argmax(dim=1).to(torch.int64)
     labels = list(oracle.classes_) if oracle is not None and oracle.task == "classification" else None
 
     def index(t: Any) -> int:
@@ -320,9 +499,11 @@ def _resolve_targets(target: Any, probe: torch.Tensor, x: torch.Tensor, fn: Call
         target = target.cpu().numpy()
     if isinstance(target, (list, tuple, np.ndarray, pd.Series)) and not isinstance(target, str):
         seq = list(np.asarray(target, dtype=object).ravel())
+        if len(seq) == 1:
+            seq = seq * n
         if len(seq) != n:
             raise ParameterError(f"target has {len(seq)} entries for {n} rows; give one per row or a single one")
         idx = [index(t) for t in seq]
     else:
         idx = [index(target)] * n
-    return torch.as_tensor(idx, dtype=torch.int64, device=x.device)
+    return torch.as_tensor(idx, dtype=torch.int64)
