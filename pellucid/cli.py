@@ -76,6 +76,20 @@ def _names(text: str) -> list[str]:
     return out
 
 
+def _methods(text: str) -> list[str]:
+    from .attribution import METHODS
+
+    out = [v.strip() for v in text.split(",") if v.strip()]
+    if out == ["none"]:
+        return []
+    unknown = [v for v in out if v not in METHODS]
+    if not out or unknown:
+        raise argparse.ArgumentTypeError(
+            f"--attributions takes 'none' or names from {sorted(METHODS)}, got {text!r}"
+        )
+    return out
+
+
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", default=default_out, help=f"output directory for report.html and report.json (default: {default_out})")
     p.add_argument("--n", type=int, default=None, help="synthetic distillation rows (default: max(5000, 2 x observed training rows))")
@@ -100,6 +114,14 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         help="recommend the smallest surrogate reaching this held-out agreement (R² for a regression)",
     )
     p.add_argument("--n-boot", type=int, default=10, help="bootstrap refits for rule stability; 0 for none (default: 10)")
+    p.add_argument(
+        "--attributions",
+        type=_methods,
+        default=None,
+        metavar="METHODS",
+        help="comma-separated attribution methods, or 'none' (default: saliency, gradient_x_input, "
+        "integrated_gradients, smoothgrad and occlusion for a torch network; occlusion for other models)",
+    )
     p.add_argument("--n-jobs", type=int, default=None, help="processes for fitting (default: one)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the whole run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
@@ -186,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_agreement=args.min_agreement,
             n_boot=args.n_boot,
             n_jobs=args.n_jobs,
+            attributions=args.attributions,
             random_state=args.seed,
             verbose=0 if args.quiet else 1,
             meta=meta,

@@ -76,6 +76,8 @@ def explain(
     min_agreement: float | None = None,
     n_boot: int = 10,
     n_jobs: int | None = None,
+    attributions: Sequence[str] | bool | None = None,
+    attribution_rows: int = 300,
     holdout: float = 0.25,
     schema: Schema | None = None,
     random_state: int | None = 0,
@@ -114,6 +116,13 @@ def explain(
         Bootstrap refits for the stability of each surrogate the report lists (0: none).
     n_jobs : int, optional
         Processes for the frontier's and the bootstrap's fits (joblib; default one).
+    attributions : sequence of str or bool, optional
+        Attribution methods (names in :data:`pellucid.attribution.METHODS`) run on the
+        held-out observed rows, evaluated, and paired with the listed surrogates. By default
+        (None or True) gradient methods and occlusion for a torch network, occlusion alone for
+        other models; False or an empty list: no attributions.
+    attribution_rows : int
+        Most held-out rows the attributions explain.
     schema : Schema, optional
         Read from the data when not given.
     random_state : int, optional
@@ -137,7 +146,17 @@ def explain(
     X = data.drop(columns=[target]) if target is not None else data
     y = data[target] if target is not None else None
 
-    steps = ["schema", "distill", "frontier", "stability", "report"]
+    if attributions is not None and not isinstance(attributions, bool):
+        if isinstance(attributions, str):
+            attributions = [attributions]
+        from .attribution import METHODS
+
+        unknown = [m for m in attributions if m not in METHODS]
+        if unknown:
+            raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
+    if isinstance(attribution_rows, bool) or not isinstance(attribution_rows, (int, np.integer)) or attribution_rows < 1:
+        raise ParameterError(f"attribution_rows must be a positive integer, got {attribution_rows!r}")
+    steps = ["schema", "distill", "frontier", "stability", "attribution", "report"]
     quiet = verbose <= 0 or not sys.stderr.isatty()
     with tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
         timings: dict[str, float] = {}
@@ -195,6 +214,20 @@ def explain(
         timings["stability"] = time.perf_counter() - t
         bar.update()
 
+        step("attribution")
+        t = time.perf_counter()
+        att = None
+        if attributions is not False and not (isinstance(attributions, Sequence) and len(attributions) == 0):
+            from .attribution.summary import summarise
+
+            att = summarise(
+                oracle, dset.holdout.rows, methods=None if attributions in (None, True) else list(attributions),
+                surrogates=fitted, surrogate_labels=[s.name for s in fitted], distillation=dset,
+                max_rows=attribution_rows, random_state=random_state,
+            )
+        timings["attribution"] = time.perf_counter() - t
+        bar.update()
+
         step("report")
         info = dict(meta or {})
         info.setdefault("random_state", random_state)
@@ -213,6 +246,7 @@ def explain(
             stability=stab,
             disagreement=disagreement(chosen.surrogate, chosen.data, random_state=random_state),
             recommended=rec,
+            attributions=att,
         )
         html_path = json_path = None
         if out_dir is not None:

@@ -73,6 +73,11 @@ def render_html(payload: Mapping[str, Any]) -> str:
         "distillation": figures.distillation_figure(payload.get("distillation") or {}, kinds <= {"holdout"}),
         "frontier": None,
     }
+    att = payload.get("attributions")
+    if att:
+        figs["importance"] = figures.importance_figure(att)
+        figs["faithfulness"] = figures.faithfulness_figure(att)
+        figs["instances"] = [figures.instance_figure(i) for i in att.get("instances") or []]
     front = payload.get("frontier")
     if front:
         figs["frontier"] = figures.frontier_figure(front, front.get("selected"))

@@ -338,6 +338,107 @@ def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None)
         return _to_svg(fig, "fig-frontier")
 
 
+def importance_figure(attributions: Mapping[str, Any], top: int = 12) -> str | None:
+    """Global importance of each raw feature under each attribution method.
+
+    Each method's mean absolute attributions are scaled to sum to one, so methods with
+    different units (probability, logit, occlusion differences) share one axis; features are
+    sorted by their mean share over the methods, the ``top`` largest shown.
+
+    Parameters
+    ----------
+    attributions : dict
+        The payload's ``attributions``.
+    """
+    methods = [m for m in attributions.get("methods") or [] if m.get("importance")]
+    if not methods:
+        return None
+    features = list(methods[0]["importance"])
+    shares = []
+    for m in methods:
+        v = np.array([_nan(m["importance"].get(f)) for f in features], dtype=float)
+        total = np.nansum(v)
+        shares.append(v / total if total > 0 else np.zeros_like(v))
+    shares = np.array(shares)
+    order = np.argsort(-np.nanmean(shares, axis=0), kind="stable")[:top]
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], max(2.2, 0.32 * len(order) * max(1, len(methods)) ** 0.5 + 0.8)))
+        ax = fig.subplots()
+        h = 0.8 / len(methods)
+        y = np.arange(len(order))
+        for i, m in enumerate(methods):
+            ax.barh(y - 0.4 + h * (i + 0.5), shares[i, order], h, color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
+                    label=_text(_short(str(m.get("label") or m["name"]), 28)))
+        ax.set_yticks(list(y), [_text(_short(features[j], 28)) for j in order])
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel("share of the method's total |attribution|")
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(3, len(methods)), fontsize=7.5,
+                  borderaxespad=0.2)
+        return _to_svg(fig, "fig-importance")
+
+
+def faithfulness_figure(attributions: Mapping[str, Any]) -> str | None:
+    """Deletion and insertion curves of each method beside a random order.
+
+    Deletion replaces the features a method ranks highest first by the baseline: the faster
+    the attributed output falls, the more faithful the ranking. Insertion starts from the
+    baseline and puts them back: the faster it rises, the better.
+    """
+    methods = [m for m in attributions.get("methods") or [] if (m.get("evaluation") or {}).get("curves")]
+    if not methods:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 0.95))
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, kind, title in ((axes[0], "deletion", "Deletion (lower is better)"),
+                                (axes[1], "insertion", "Insertion (higher is better)")):
+            for i, m in enumerate(methods):
+                c = m["evaluation"]["curves"]
+                ax.plot(c["fraction"], [_nan(v) for v in c[kind]], color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
+                        linewidth=1.3, label=_text(_short(str(m.get("label") or m["name"]), 28)))
+            ref = methods[0]["evaluation"]["curves"]
+            if ref.get(f"random_{kind}") is not None:
+                ax.plot(ref["fraction"], [_nan(v) for v in ref[f"random_{kind}"]], color=MUTED, linewidth=1.1,
+                        linestyle="--", label="random order")
+            ax.set_title(title)
+            ax.set_xlabel("share of features changed")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+            ax.grid(color="#e3e6ea", linewidth=0.8)
+            ax.set_axisbelow(True)
+        axes[0].set_ylabel("attributed output (mean over rows)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.08), ncol=min(4, len(labels)),
+                   fontsize=7.5, frameon=False)
+        return _to_svg(fig, "fig-faithfulness")
+
+
+def instance_figure(instance: Mapping[str, Any], top: int = 10) -> str | None:
+    """One row's attributions, largest magnitude first, positive (towards the attributed
+    output) in the accent colour and negative in the second."""
+    attr = instance.get("attributions") or {}
+    if not attr:
+        return None
+    items = sorted(attr.items(), key=lambda kv: -abs(_nan(kv[1]) if kv[1] is not None else 0.0))[:top]
+    values = instance.get("values") or {}
+    labels = [_text(_short(f"{k} = {values.get(k, '')}", 40)) for k, _ in items]
+    vals = [0.0 if v is None else float(v) for _, v in items]
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0] * 0.9, max(1.6, 0.26 * len(items) + 0.7)))
+        ax = fig.subplots()
+        y = np.arange(len(items))
+        ax.barh(y, vals, 0.7, color=[ACCENT if v >= 0 else SECOND for v in vals])
+        ax.set_yticks(list(y), labels)
+        ax.invert_yaxis()
+        ax.axvline(0, color="#555555", linewidth=0.8)
+        ax.set_xlabel(_text(_short(f"attribution to {instance.get('target_label', 'the output')}", 60)))
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, f"fig-instance-{int(instance.get('row', 0))}")
+
+
 # ---------------------------------------------------------------------------- helpers
 def _to_svg(fig: Figure, prefix: str) -> str:
     fig.tight_layout()

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..extraction.rules import format_number
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
@@ -49,6 +49,7 @@ def build_payload(
     disagreement: Mapping[str, Any] | None = None,
     frontier_selected: Any = None,
     recommended: int | None = None,
+    attributions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Gather everything a report shows into one JSON-serialisable dict.
 
@@ -89,6 +90,10 @@ def build_payload(
         The frontier entry chosen (e.g. by ``Frontier.select``): its index or the entry
         itself. When not given, ``meta["frontier_selected"]`` (an index) is read; failing
         that, the entry that fitted the recommended surrogate is taken.
+    attributions : dict, optional
+        :func:`pellucid.attribution.summarise` of the network on the report's rows (methods'
+        global importance, evaluation, pairing with the listed surrogates, selected rows),
+        stored under ``attributions``.
     recommended : int, optional
         Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
         (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
@@ -100,8 +105,8 @@ def build_payload(
         Keys ``schema_version``, ``generated_by``, ``meta``, ``model``, ``data``,
         ``ground_truth``, ``distillation``, ``surrogates``, ``recommended`` (an index into
         ``surrogates``, see :func:`recommend`), ``recommended_by`` (``"rule"`` or
-        ``"caller"``), ``recommended_max_rules``, ``frontier`` and ``disagreement`` (None when
-        not given). Every value is plain JSON (numpy scalars
+        ``"caller"``), ``recommended_max_rules``, ``frontier``, ``disagreement`` and ``attributions`` (None
+        when not given). Every value is plain JSON (numpy scalars
         converted, NaN and infinities as ``None``).
 
     Raises
@@ -162,6 +167,7 @@ def build_payload(
         "recommended_max_rules": max_rules,
         "frontier": None,
         "disagreement": None,
+        "attributions": None if attributions is None else dict(attributions),
     }
     payload = jsonable(payload)
     if recommended is not None:

@@ -1,0 +1,277 @@
+"""Attributions for the report: every method on the same rows, its global importance, its
+evaluation (completeness, deletion/insertion, the randomised-network check), its agreement with
+each listed surrogate, and a few rows shown one by one. The result is plain JSON."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..oracle import Oracle
+from .evaluation import evaluate_attributions, randomisation_check
+from .importance import global_importance, rank_agreement, surrogate_importance
+
+#: Methods the report runs on a torch network, and their display names.
+LABELS = {
+    "saliency": "Saliency",
+    "gradient_x_input": "Gradient × input",
+    "integrated_gradients": "Integrated Gradients",
+    "smoothgrad": "SmoothGrad",
+    "expected_gradients": "Expected gradients (SHAP)",
+    "occlusion": "Occlusion",
+    "lrp": "LRP",
+    "grad_cam": "Grad-CAM",
+}
+DEFAULT_TORCH = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "occlusion")
+DEFAULT_OTHER = ("occlusion",)
+#: Rows the randomised-network check recomputes attributions on, once per layer.
+SANITY_ROWS = 64
+
+
+def default_methods(oracle: Oracle) -> tuple[str, ...]:
+    """The methods the report runs: gradient methods and occlusion for a torch network,
+    occlusion alone (it only queries) for any other model."""
+    return DEFAULT_TORCH if oracle.kind == "torch" else DEFAULT_OTHER
+
+
+def summarise(
+    oracle: Oracle,
+    rows: pd.DataFrame,
+    *,
+    methods: Sequence[str] | None = None,
+    surrogates: Sequence[Any] = (),
+    surrogate_labels: Sequence[str] | None = None,
+    distillation: Any = None,
+    baseline: str = "median",
+    max_rows: int = 300,
+    sanity: bool = True,
+    k: int = 5,
+    random_state: int | None = 0,
+) -> dict[str, Any]:
+    """Run attribution methods on raw rows and gather what the report shows.
+
+    Parameters
+    ----------
+    oracle : Oracle
+        The network. Gradient methods need a torch model; occlusion works for any.
+    rows : DataFrame
+        Raw rows to explain (the report uses the held-out observed rows); at most
+        ``max_rows`` of them, drawn with ``random_state``.
+    methods : sequence of str, optional
+        Names in :data:`pellucid.attribution.METHODS`; default :func:`default_methods`.
+    surrogates, surrogate_labels, distillation
+        Surrogates to pair with (their permutation importance on ``distillation``) and how
+        the report names them.
+    baseline : str
+        The reference row of methods that need one and of the deletion curves: the rows'
+        ``"median"`` (or ``"mean"``, ``"mode"``) raw row, a valid row of the data.
+    max_rows, sanity, k, random_state
+        Rows explained, whether to run the randomised-network check (torch only), the
+        top-k of the pairing, and the seed.
+
+    Returns
+    -------
+    dict
+        ``n``, ``rows``, ``output``, ``baseline``, ``methods`` (per method: ``name``,
+        ``label``, ``seconds``, ``importance``, ``signed``, ``per_class``, ``top``,
+        ``evaluation``), ``pairing``, ``instances``.
+    """
+    from . import METHODS
+
+    names = list(default_methods(oracle) if methods is None else methods)
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
+    if oracle.kind != "torch":
+        gradient = [m for m in names if m != "occlusion"]
+        if gradient:
+            raise ParameterError(f"{gradient} need a torch network's gradients; this model is {oracle.kind}: "
+                                 "use occlusion")
+    if not isinstance(rows, pd.DataFrame) or rows.empty:
+        raise ParameterError("summarise needs a non-empty DataFrame of raw rows")
+    rng = np.random.default_rng(random_state)
+    if len(rows) > max_rows:
+        rows = rows.iloc[np.sort(rng.choice(len(rows), max_rows, replace=False))]
+    rows = rows.reset_index(drop=True)
+    classification = oracle.task == "classification"
+    classes = list(oracle.classes_) if classification else None
+
+    attrs, seconds = {}, {}
+    for m in names:
+        t0 = time.perf_counter()
+        attrs[m] = METHODS[m](oracle, rows, **_options(m, rows, baseline, random_state))
+        seconds[m] = time.perf_counter() - t0
+    ev = evaluate_attributions(oracle, rows, attrs, baseline=baseline, sanity=False, random_state=random_state,
+                               verbose=0).to_dict()
+    details = ev.get("methods", {})
+    checks = {}
+    if sanity and oracle.kind == "torch":
+        head = rows.iloc[:SANITY_ROWS]
+        for m in names:
+            method = _bound(METHODS[m], _options(m, head, baseline, random_state))
+            checks[m] = randomisation_check(method, oracle, head, random_state=random_state, verbose=0).to_dict()
+
+    out_methods = []
+    for m in names:
+        a = attrs[m]
+        imp = global_importance(a, by="abs")
+        signed = global_importance(a, by="signed")
+        per_class = None
+        if classification:
+            pc = global_importance(a, by="abs", per_class=True, classes=classes)
+            per_class = {str(c): {str(f): _num(v) for f, v in row.items()} for c, row in pc.iterrows()}
+        d = details.get(m, {})
+        faith = d.get("faithfulness") or {}
+        curves = faith.get("mean_curves") or {}
+        san = checks.get(m)
+        out_methods.append({
+            "name": m,
+            "label": LABELS.get(m, m),
+            "seconds": seconds[m],
+            "params": _plain_params(a.params),
+            "importance": {str(f): _num(v) for f, v in imp.items()},
+            "signed": {str(f): _num(v) for f, v in signed.items()},
+            "per_class": per_class,
+            "top": [str(f) for f in imp.sort_values(ascending=False, kind="stable").index[:k]],
+            "evaluation": {
+                "completeness": _completeness(d.get("completeness")),
+                "deletion_auc": faith.get("deletion_auc"),
+                "insertion_auc": faith.get("insertion_auc"),
+                "random_deletion_auc": faith.get("random_deletion_auc"),
+                "random_insertion_auc": faith.get("random_insertion_auc"),
+                "curves": None if not curves else {"fraction": faith.get("fractions"), **curves},
+                "sanity": None if not san else _sanity(m, a, san),
+                "sanity_skipped": None if m in checks else ("not asked for" if oracle.kind == "torch" else
+                                                            "needs a torch network's layers"),
+            },
+        })
+
+    pairing = []
+    labels = list(surrogate_labels) if surrogate_labels is not None else [getattr(s, "name", str(i)) for i, s in
+                                                                        enumerate(surrogates)]
+    if surrogates and distillation is not None:
+        for i, s in enumerate(surrogates):
+            sur = surrogate_importance(s, distillation, random_state=random_state)
+            for m in names:
+                r = rank_agreement(global_importance(attrs[m], by="abs"), sur, k=k)
+                pairing.append({"method": m, "method_label": LABELS.get(m, m), "surrogate": labels[i],
+                                "surrogate_index": i, "spearman": _num(r.spearman), "top_k": _num(r.top_k_overlap),
+                                "k": int(r.k), "reason": r.reason})
+
+    show = "integrated_gradients" if "integrated_gradients" in names else names[0]
+    return {
+        "n": int(len(rows)),
+        "rows": "holdout",
+        "output": "probability of the predicted class" if classification else "output",
+        "baseline": f"the rows' {baseline} (a valid row of the data)",
+        "methods": out_methods,
+        "pairing": pairing,
+        "instances_method": show,
+        "instances_method_label": LABELS.get(show, show),
+        "instances": _instances(attrs[show], rows, classes),
+    }
+
+
+def _completeness(comp: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Adds ``relative``: mean |delta| over mean |f(x) - f(baseline)|, which rows whose output
+    barely moves from the baseline cannot blow up the way a per-row ratio can."""
+    if not comp:
+        return comp
+    gap = comp.get("mean_abs_gap")
+    rel = None if not gap else _num(comp.get("mean_abs_delta", 0.0) / gap)
+    return {**comp, "relative": rel}
+
+
+def _sanity(method: str, attr: Any, check: dict[str, Any]) -> dict[str, Any]:
+    """The randomised-network check on the scale the method speaks: magnitudes for maps that
+    are magnitudes (saliency and its smoothing), signed values otherwise. A signed method
+    keeps exact zeros where a row equals the baseline whatever the weights, so the rank of
+    magnitudes stays high for it even when its values no longer follow the network."""
+    magnitude = bool(np.all(np.asarray(attr.values) >= 0))
+    key = "spearman_abs" if magnitude else "spearman"
+    steps = check.get("steps") or []
+    final = _num(steps[-1].get(key)) if steps else None
+    threshold = float(check.get("threshold", 0.5))
+    return {
+        "measure": "rank correlation of |attribution|" if magnitude else "rank correlation of attribution",
+        "final_similarity": final,
+        "threshold": threshold,
+        "passed": None if final is None else bool(final < threshold),
+        "n_layers": max(0, len(steps) - 1),
+        "steps": steps,
+    }
+
+
+def _options(method: str, rows: pd.DataFrame, baseline: str, random_state: int | None) -> dict[str, Any]:
+    if method in ("integrated_gradients", "occlusion"):
+        return {"baseline": baseline}
+    if method == "expected_gradients":
+        return {"baseline": rows, "random_state": random_state}
+    if method == "smoothgrad":
+        return {"random_state": random_state}
+    return {}
+
+
+def _bound(fn: Any, options: dict[str, Any]) -> Any:
+    def method(model: Any, inputs: Any, target: Any = None) -> Any:
+        return fn(model, inputs, target=target, **options)
+    return method
+
+
+def _instances(attr: Any, rows: pd.DataFrame, classes: list | None) -> list[dict[str, Any]]:
+    """The most confident row of each class and the least confident row (classification), or
+    the highest, lowest and median output (regression)."""
+    out = np.asarray(attr.outputs, dtype=float)
+    picks: list[tuple[int, str]] = []
+    if classes is not None and attr.targets is not None:
+        t = np.asarray(attr.targets)
+        for c in np.unique(t):
+            idx = np.flatnonzero(t == c)
+            picks.append((int(idx[np.argmax(out[idx])]), f"most confident {classes[int(c)]}"))
+        picks.append((int(np.argmin(out)), "least confident"))
+    else:
+        order = np.argsort(out, kind="stable")
+        picks = [(int(order[-1]), "highest output"), (int(order[len(order) // 2]), "median output"),
+                 (int(order[0]), "lowest output")]
+    seen, result = set(), []
+    for i, why in picks:
+        if i in seen:
+            continue
+        seen.add(i)
+        tgt = None if attr.targets is None or classes is None else classes[int(attr.targets[i])]
+        result.append({
+            "row": i,
+            "why": why,
+            "target_label": "the output" if tgt is None else f"P({tgt})",
+            "output": _num(out[i]),
+            "values": {str(c): _cell(v) for c, v in rows.iloc[i].items()},
+            "attributions": {str(f): _num(v) for f, v in zip(attr.features, attr.values[i])},
+        })
+    return result
+
+
+def _cell(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return "missing"
+    if isinstance(v, (np.floating, float)):
+        return float(f"{float(v):.4g}")
+    if isinstance(v, np.integer):
+        return int(v)
+    return str(v)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)[:80])
+            for k, v in params.items()}
