@@ -10,6 +10,8 @@ from typing import Callable
 from ._base import Attribution, Prepared, prepare, summary_row
 from ._integration import INTEGRATION_METHODS, integration_rule
 from .gradients import expected_gradients, gradient_x_input, integrated_gradients, saliency, smoothgrad
+from .grad_cam import grad_cam
+from .lrp import COMPOSITES, fold_batchnorm, lrp, register_composite
 from .occlusion import occlusion
 from .evaluation import (AttributionEvaluation, Faithfulness, RandomisationCheck, completeness, deletion_insertion,
                          evaluate_attributions, randomisation_check)
@@ -23,6 +25,8 @@ METHODS: dict[str, Callable[..., Attribution]] = {
     "smoothgrad": smoothgrad,
     "expected_gradients": expected_gradients,
     "occlusion": occlusion,
+    "lrp": lrp,
+    "grad_cam": grad_cam,
 }
 
 __all__ = [
@@ -38,6 +42,11 @@ __all__ = [
     "smoothgrad",
     "expected_gradients",
     "occlusion",
+    "lrp",
+    "grad_cam",
+    "fold_batchnorm",
+    "COMPOSITES",
+    "register_composite",
     "METHODS",
     "AttributionEvaluation",
     "Faithfulness",

@@ -291,15 +291,26 @@ def _numpy(t: Any) -> np.ndarray:
     return np.asarray(t)
 
 
+class eval_mode:
+    """Put every submodule in eval mode and restore each one's own flag afterwards (a module
+    may mix submodules in train and eval mode; ``module.train(was)`` would flatten them)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.flags = [(m, m.training) for m in module.modules()]
+
+    def __enter__(self) -> None:
+        for m, _ in self.flags:
+            m.training = False
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, was in self.flags:
+            m.training = was
+
+
 def _module_fn(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     def fn(x: torch.Tensor) -> torch.Tensor:
-        was = module.training
-        module.eval()
-        try:
-            with torch.enable_grad():
-                return module(x)
-        finally:
-            module.train(was)
+        with eval_mode(module), torch.enable_grad():
+            return module(x)
     return fn
 
 
