@@ -8,8 +8,9 @@ known rules, a regression) and each budget of 4, 8, 16 and 32 rules:
   observed training rows, one-hot encoded and median-imputed by hand, to the network's labels,
   with the library's own size knob set to the budget;
 * pellucid: every registered surrogate on the fidelity–complexity frontier of a distillation
-  set (observed + perturb + marginal + boundary rows), the best whose rule count is within the
-  budget.
+  set (observed + perturb + marginal + boundary rows), each fitted on the set's training rows
+  and again on its observed training rows alone (the frontier's two training views), the best
+  whose rule count is within the budget.
 
 Everything is scored on the same held-out observed rows: agreement with the network's labels
 (classification) or R² of its outputs (regression). Peers' rule counts are read from the fitted
@@ -53,7 +54,8 @@ def peer_rules(model) -> int | None:
     return None
 
 
-def run_task(name: str, seed: int, strategy, n_synth: int, n_jobs: int | None, candidates=None) -> list[dict]:
+def run_task(name: str, seed: int, strategy, n_synth: int, n_jobs: int | None, candidates=None,
+             budgets=BUDGETS) -> list[dict]:
     t0 = time.perf_counter()
     task = TASKS[name](seed)
     t_net = time.perf_counter() - t0
@@ -80,11 +82,11 @@ def run_task(name: str, seed: int, strategy, n_synth: int, n_jobs: int | None, c
 
         n_classes = 0 if dset.classes is None else len(dset.classes)
         candidates = [c for c in candidates if SURROGATES[c].supports(task.task, n_classes)]
-    front = frontier(dset, candidates=candidates, sizes=BUDGETS, random_state=seed, n_jobs=n_jobs, verbose=0)
+    front = frontier(dset, candidates=candidates, sizes=budgets, random_state=seed, n_jobs=n_jobs, verbose=0)
     t_front = time.perf_counter() - t
     entries = front.to_dict()["entries"]
     rows = []
-    for k in BUDGETS:
+    for k in budgets:
         row = {"task": name, "seed": seed, "budget": k, "measure": "agreement" if classification else "r2"}
         for pname, factory in peers(task.task, k, seed).items():
             model, secs, err = fit_peer(factory, Ztr, y_tr)
@@ -97,7 +99,8 @@ def run_task(name: str, seed: int, strategy, n_synth: int, n_jobs: int | None, c
         # "score" is the task's measure: agreement, or R² for a regression.
         best = max(within, key=lambda e: (e["score"], -e["n_rules"])) if within else None
         row["pellucid"] = None if best is None else best["score"]
-        row["pellucid_surrogate"] = None if best is None else f"{best['candidate']}@{best['size']}"
+        row["pellucid_surrogate"] = None if best is None else (
+            f"{best['candidate']}@{best['size']}" + ("" if best.get("training") == "distilled" else "/observed"))
         row["pellucid_rules"] = None if best is None else best["n_rules"]
         peer_vals = [row[p] for p in peers(task.task, k, seed) if row.get(p) is not None]
         row["best_peer"] = max(peer_vals) if peer_vals else None
@@ -144,6 +147,8 @@ def main() -> None:
     ap.add_argument("--strategy", nargs="+", default=["observed", "perturb", "marginal", "boundary"])
     ap.add_argument("--n", type=int, default=20000, help="synthetic rows")
     ap.add_argument("--n-jobs", type=int, default=None)
+    ap.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS),
+                    help="rule budgets (default: 4 8 16 32; add 2 to see the smallest surrogates)")
     ap.add_argument(
         "--candidates",
         nargs="+",
@@ -159,7 +164,7 @@ def main() -> None:
     for name in args.tasks:
         for seed in args.seeds:
             cands = None if args.candidates == ["all"] else args.candidates
-            rows.extend(run_task(name, seed, args.strategy, args.n, args.n_jobs, cands))
+            rows.extend(run_task(name, seed, args.strategy, args.n, args.n_jobs, cands, tuple(args.budgets)))
     md = table(rows)
     print("\nMean over seeds", args.seeds, "— held-out agreement (R² for regression) with the network")
     print(md)
