@@ -113,7 +113,7 @@ def friedman_mlp(seed: int = 0, n: int = 6000) -> tuple[torch.nn.Module, np.ndar
     return net.eval(), X, y
 
 
-#: Method name -> call on (model, rows, background rows). The lead adds LRP here.
+#: Method name -> call on (model, rows, background rows).
 METHODS: dict[str, Callable[[Any, torch.Tensor, torch.Tensor], pa.Attribution]] = {
     "saliency": lambda m, x, bg: pa.saliency(m, x),
     "gradient_x_input": lambda m, x, bg: pa.gradient_x_input(m, x),
@@ -121,6 +121,7 @@ METHODS: dict[str, Callable[[Any, torch.Tensor, torch.Tensor], pa.Attribution]] 
     "smoothgrad": lambda m, x, bg: pa.smoothgrad(m, x, n_samples=50, stdev=0.15, random_state=0),
     "expected_gradients": lambda m, x, bg: pa.expected_gradients(m, x, bg, n_samples=50, random_state=0),
     "occlusion": lambda m, x, bg: pa.occlusion(m, x, baseline="mean", reference=bg),
+    "lrp": lambda m, x, bg: pa.lrp(m, x, composite="epsilon"),
 }
 
 TRUE = 5  # x0..x4 enter the target, x5..x9 do not

@@ -65,7 +65,17 @@ def digits() -> tuple[torch.Tensor, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def digits_cnn() -> nn.Module:
-    """A CNN trained briefly on the digits (about 95% training accuracy)."""
+    """A CNN trained briefly on the digits (about 94% training accuracy). Trained on one
+    thread: tiny passes gain nothing from more, and lose much when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_digits_cnn()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_digits_cnn() -> nn.Module:
     x, y = digits()
     net = cnn(10, seed=0).train()
     opt = torch.optim.Adam(net.parameters(), 3e-3)
@@ -79,3 +89,14 @@ def digits_cnn() -> nn.Module:
             nn.functional.cross_entropy(net(x[idx]), yt[idx]).backward()
             opt.step()
     return net.eval()
+
+
+def reference_gradient_x_input(model, inputs, target=None):
+    """Gradient x input written on torch.autograd, independent of the package's methods."""
+    from pellucid.attribution import prepare
+
+    prep = prepare(model, inputs, target)
+    x = prep.x.clone().requires_grad_(True)
+    out = prep.select(prep.fn(x))
+    (g,) = torch.autograd.grad(out.sum(), x)
+    return prep.result(g * x, "gradient_x_input", outputs=out.detach())

@@ -43,6 +43,18 @@ def audit():
     return oracle, X, fresh, oracle.predict(fresh)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks: one intra-op thread is faster than several, and far faster than several
+    contending on a busy machine. Modules opt in with ``pytestmark``; the setting comes back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 N_ORACLE_ROWS = 50
 
 

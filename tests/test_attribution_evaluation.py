@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pellucid import Oracle
-from pellucid.attribution._base import Attribution, prepare
+from pellucid.attribution._base import Attribution
 from pellucid.attribution.evaluation import (
     completeness,
     deletion_insertion,
@@ -29,22 +29,10 @@ from pellucid.errors import ParameterError
 from . import _nets
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster than several on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def gxi(model, inputs, target=None):
-    """Gradient × input, written here on torch.autograd (independent of the package's methods)."""
-    prep = prepare(model, inputs, target)
-    x = prep.x.clone().requires_grad_(True)
-    out = prep.select(prep.fn(x))
-    (g,) = torch.autograd.grad(out.sum(), x)
-    return prep.result(g * x, "gradient_x_input", outputs=out.detach())
+gxi = _nets.reference_gradient_x_input
 
 
 def linear_net(d=5, k=2, seed=0):

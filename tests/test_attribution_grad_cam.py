@@ -20,14 +20,7 @@ from tests import _nets
 captum_attr = pytest.importorskip("captum.attr")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These networks are tiny: one torch thread is fastest, and far faster than several
-    threads contending on a busy machine. The caller's setting comes back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def captum_cam(net, layer, x, target, relu=True, mode=None):

@@ -50,13 +50,7 @@ def close(ours, theirs, tol=TOL):
     assert err <= tol, f"relative difference {err:.3g} > {tol}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny batches: on a shared machine spinning intra-op threads cost far more than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

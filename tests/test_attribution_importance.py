@@ -13,29 +13,20 @@ from scipy import stats
 from torch import nn
 
 from pellucid import Oracle
-from pellucid.attribution._base import Attribution, prepare
+from pellucid.attribution._base import Attribution
 from pellucid.attribution.importance import global_importance, pair, rank_agreement, surrogate_importance
 from pellucid.demo import CLASSES
 from pellucid.errors import NotFittedError, ParameterError
 from pellucid.extraction import distill
 from pellucid.surrogates import DecisionTree, SparseLinear
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from . import _nets
 
 
-def gxi(model, inputs, target=None):
-    """Gradient × input on torch.autograd, independent of the package's methods."""
-    prep = prepare(model, inputs, target)
-    x = prep.x.clone().requires_grad_(True)
-    out = prep.select(prep.fn(x))
-    (g,) = torch.autograd.grad(out.sum(), x)
-    return prep.result(g * x, "gradient_x_input", outputs=out.detach())
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+gxi = _nets.reference_gradient_x_input
 
 
 def made(values, targets=None, features=None):

@@ -40,14 +40,7 @@ from captum.attr._utils.lrp_rules import (  # noqa: E402
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These networks are tiny: one torch thread is fastest, and far faster than several
-    threads contending on a busy machine. The caller's setting comes back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def captum_lrp(net: nn.Module, x: torch.Tensor, target: torch.Tensor, rule=None) -> torch.Tensor:

@@ -18,12 +18,7 @@ from pellucid.errors import ModelError, ParameterError  # noqa: E402
 from tests import _nets  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def close(ours, theirs, tol=1e-5):

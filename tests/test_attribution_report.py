@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from pellucid import Oracle, distill
 from pellucid.attribution import global_importance, integrated_gradients, occlusion, rank_agreement, surrogate_importance
@@ -20,7 +19,7 @@ from pellucid.reports import build_payload
 from pellucid.reports.builder import render_html
 from pellucid.surrogates import DecisionTree
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 HOSTILE = "<script>alert('col')</script>"
 
@@ -155,3 +154,34 @@ def test_every_attribution_key_is_documented(gathered):
     missing = sorted({k for g in groups for k in g if f"`{k}`" not in doc})
     assert not missing, f"keys not in docs/report-json.md: {missing}"
     assert re.search(r"`attributions`", doc)
+
+
+def test_image_report_draws_each_method_and_escapes(tmp_path):
+    from pellucid.attribution import grad_cam, saliency
+    from pellucid.attribution.summary import summarise_images
+    from pellucid.reports import build_image_report
+
+    from . import _nets
+
+    x = _nets.digits()[0][:40]
+    net = _nets.digits_cnn()
+    s = summarise_images(net, x, methods=["saliency", "grad_cam"], classes=[f"digit {d}" for d in range(10)],
+                         n_show=4, sanity=False)
+    assert [m["name"] for m in s["methods"]] == ["saliency", "grad_cam"] and len(s["examples"]) == 4
+    sal, cam = saliency(net, x), grad_cam(net, x)
+    for ex in s["examples"]:
+        i = ex["index"]
+        np.testing.assert_allclose(ex["maps"]["saliency"], sal.values[i].mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(ex["maps"]["grad_cam"], cam.values[i], atol=1e-6)
+        assert ex["target"] == f"digit {int(net(x[i:i + 1]).argmax())}"
+    # The most confident image of each predicted class first, one class after another.
+    first = s["examples"][0]
+    pred = net(x).argmax(1).numpy()
+    mates = np.flatnonzero(pred == pred[first["index"]])
+    assert first["output"] == pytest.approx(float(net(x)[mates, pred[first["index"]]].max()), rel=1e-5)
+    html_path, json_path = build_image_report(s, tmp_path, meta={"title": HOSTILE})
+    html = html_path.read_text()
+    assert HOSTILE not in html and "&lt;script&gt;" in html and html.count("<svg") == 1
+    assert json.loads(json_path.read_text())["attributions"]["n"] == 40
+    with pytest.raises(ParameterError, match="shape"):
+        summarise_images(net, x[0])

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ParameterError
 from ..oracle import Oracle
-from ._base import Attribution, summary_row
+from ._base import Attribution, eval_mode, summary_row
 
 __all__ = [
     "completeness",
@@ -527,13 +527,8 @@ def _tensor_baseline(baseline: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def _run_module(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
+    with eval_mode(module):
         out = module(x)
-    finally:
-        for m, f in flags:
-            m.training = f
     if not isinstance(out, torch.Tensor):
         raise ParameterError(f"the module returned {type(out).__name__}; expected a tensor")
     return out

@@ -275,3 +275,103 @@ def _num(v: Any) -> float | None:
 def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
     return {str(k): (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)[:80])
             for k, v in params.items()}
+
+
+#: Methods the image report runs by default.
+DEFAULT_IMAGES = ("saliency", "integrated_gradients", "grad_cam")
+
+
+def summarise_images(
+    model: Any,
+    images: Any,
+    *,
+    methods: Sequence[str] = DEFAULT_IMAGES,
+    target: Any = None,
+    classes: Sequence[Any] | None = None,
+    n_show: int = 6,
+    steps: int = 16,
+    sanity: bool = True,
+    random_state: int | None = 0,
+) -> dict[str, Any]:
+    """Heat maps and their evaluation for a convolutional network on images.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its output (logits) is attributed.
+    images : Tensor or ndarray of shape (n, channels, H, W)
+    methods : sequence of str
+        Names in :data:`pellucid.attribution.METHODS` that accept images.
+    target : optional
+        The class attributed per row; default the predicted one.
+    classes : sequence, optional
+        Class names, in the order of the outputs.
+    n_show : int
+        Images drawn in the report: the most confident of each predicted class in turn.
+    steps, sanity, random_state
+        Deletion/insertion steps (pixels in order of attribution), whether to run the
+        randomised-network check, and the seed.
+
+    Returns
+    -------
+    dict
+        ``n``, ``shape``, ``methods`` (``name``, ``label``, ``seconds``, ``evaluation``) and
+        ``examples`` (``index``, ``target``, ``output``, ``image`` and one map per method, as
+        nested lists of floats in the image's height x width).
+    """
+    import torch
+
+    from . import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images, dtype=np.float32))
+    if x.dim() != 4:
+        raise ParameterError(f"images must have shape (n, channels, height, width); got {tuple(x.shape)}")
+    attrs, seconds = {}, {}
+    for m in methods:
+        t0 = time.perf_counter()
+        attrs[m] = METHODS[m](model, x, target=target)
+        seconds[m] = time.perf_counter() - t0
+    first = attrs[methods[0]]
+    targets = np.asarray(first.targets) if first.targets is not None else np.zeros(len(x), dtype=int)
+    names = [str(c) for c in classes] if classes is not None else None
+    evaluation = evaluate_attributions(model, x, attrs, steps=steps, sanity=False, random_state=random_state,
+                                       verbose=0).to_dict().get("methods", {})
+    checks = {}
+    if sanity:
+        for m in methods:
+            checks[m] = randomisation_check(_bound(METHODS[m], {}), model, x[:SANITY_ROWS], target=target,
+                                            random_state=random_state, verbose=0).to_dict()
+    out_methods = []
+    for m in methods:
+        faith = evaluation.get(m, {}).get("faithfulness") or {}
+        out_methods.append({
+            "name": m, "label": LABELS.get(m, m), "seconds": seconds[m],
+            "evaluation": {
+                "deletion_auc": faith.get("deletion_auc"), "insertion_auc": faith.get("insertion_auc"),
+                "random_deletion_auc": faith.get("random_deletion_auc"),
+                "random_insertion_auc": faith.get("random_insertion_auc"),
+                "sanity": _sanity(m, attrs[m], checks[m]) if m in checks else None,
+            },
+        })
+    out = np.asarray(first.outputs, dtype=float)
+    picks: list[int] = []
+    by_class = {int(c): list(np.flatnonzero(targets == c)[np.argsort(-out[targets == c], kind="stable")])
+                for c in np.unique(targets)}
+    while len(picks) < min(n_show, len(x)) and any(by_class.values()):
+        for c in list(by_class):
+            if by_class[c] and len(picks) < n_show:
+                picks.append(int(by_class[c].pop(0)))
+    examples = []
+    for i in picks:
+        image = x[i].detach().cpu().double().numpy().mean(axis=0)
+        maps = {}
+        for m in methods:
+            v = np.asarray(attrs[m].values[i], dtype=float)
+            maps[m] = (v.mean(axis=0) if v.ndim == 3 else v).round(6).tolist()
+        c = int(targets[i])
+        examples.append({"index": i, "target": names[c] if names else c, "output": _num(out[i]),
+                         "image": image.round(6).tolist(), "maps": maps})
+    return {"n": int(len(x)), "shape": list(x.shape[1:]), "methods": out_methods, "examples": examples}

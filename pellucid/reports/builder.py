@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from . import figures
-from .payload import MAX_RULES_RECOMMENDED, measured_on
+from .payload import MAX_RULES_RECOMMENDED, SCHEMA_VERSION, measured_on
 from .tree import render_tree
 
 HTML_NAME = "report.html"
@@ -129,6 +129,35 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
     html = render_html(payload)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
     json_path.write_text(text + "\n", encoding="utf-8")
+    html_path.write_text(html, encoding="utf-8")
+    return html_path, json_path
+
+
+def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLike,
+                       meta: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.json`` for image attributions.
+
+    Parameters
+    ----------
+    attributions : dict
+        :func:`pellucid.attribution.summary.summarise_images` of a network on images.
+    out_dir : path
+        Folder to write into; created when missing.
+    meta : dict, optional
+        ``title`` and other facts about the run, kept in the JSON.
+    """
+    from .payload import _generated_by, jsonable
+
+    payload = jsonable({"schema_version": SCHEMA_VERSION, "kind": "images", "generated_by": _generated_by(),
+                        "meta": dict(meta or {}), "attributions": dict(attributions)})
+    figs = {"heatmaps": figures.heatmap_figure(payload["attributions"].get("examples") or [],
+                                               payload["attributions"].get("methods") or [])}
+    html = _environment().get_template("images.html.j2").render(p=payload, meta=payload["meta"],
+                                                                att=payload["attributions"], figs=figs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / JSON_NAME, out / HTML_NAME
+    json_path.write_text(json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
     html_path.write_text(html, encoding="utf-8")
     return html_path, json_path
 

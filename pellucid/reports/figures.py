@@ -439,6 +439,39 @@ def instance_figure(instance: Mapping[str, Any], top: int = 10) -> str | None:
         return _to_svg(fig, f"fig-instance-{int(instance.get('row', 0))}")
 
 
+def heatmap_figure(examples: Sequence[Mapping[str, Any]], methods: Sequence[Mapping[str, Any]]) -> str | None:
+    """A grid of images (rows) and each method's heat map of them (columns), drawn as vector
+    cells (no embedded bitmap). Signed maps use a diverging scale centred on zero; maps that
+    are magnitudes a sequential one. Each map is scaled to its own largest magnitude."""
+    if not examples or not methods:
+        return None
+    n_rows, n_cols = len(examples), len(methods) + 1
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(1.25 * n_cols + 0.3, 1.3 * n_rows + 0.4))
+        axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+        for r, ex in enumerate(examples):
+            panels = [("image", np.asarray(ex["image"], dtype=float), "gray_r", None)]
+            for m in methods:
+                v = np.asarray(ex["maps"][m["name"]], dtype=float)
+                peak = float(np.nanmax(np.abs(v))) or 1.0
+                signed = bool(np.nanmin(v) < 0)
+                panels.append((m["name"], v, "RdBu_r" if signed else "magma_r", (-peak, peak) if signed else (0, peak)))
+            for c, (_, v, cmap, lim) in enumerate(panels):
+                ax = axes[r, c]
+                kw = {} if lim is None else {"vmin": lim[0], "vmax": lim[1]}
+                ax.pcolormesh(v[::-1], cmap=cmap, edgecolors="none", **kw)
+                ax.set_aspect("equal")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for side in ("top", "right", "bottom", "left"):
+                    ax.spines[side].set_visible(False)
+                if r == 0:
+                    ax.set_title("input" if c == 0 else _text(_short(str(methods[c - 1].get("label")), 18)),
+                                 fontsize=8)
+            axes[r, 0].set_ylabel(_text(_short(f"#{ex['index']}: {ex['target']}", 18)), fontsize=7.5)
+        return _to_svg(fig, "fig-heatmaps")
+
+
 # ---------------------------------------------------------------------------- helpers
 def _to_svg(fig: Figure, prefix: str) -> str:
     fig.tight_layout()
