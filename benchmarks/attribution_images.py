@@ -98,7 +98,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="images attributed")
     ap.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
-    ap.add_argument("--repeats", type=int, default=3, help="timings per method and library (best is kept)")
+    ap.add_argument("--repeats", type=int, default=7, help="timings per method and library, alternated (best is kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))

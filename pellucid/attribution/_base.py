@@ -514,7 +514,8 @@ def resolve_targets(target: Any, outputs: Any, n: int, oracle: Oracle | None) ->
             seq = seq * n
         if len(seq) != n:
             raise ParameterError(f"target has {len(seq)} entries for {n} rows; give one per row or a single one")
-        idx = [index(t) for t in seq]
-    else:
-        idx = [index(target)] * n
-    return torch.as_tensor(idx, dtype=torch.int64)
+        # Resolve each distinct target once: rows share a handful of classes.
+        codes, uniques = pd.factorize(pd.Series(seq, dtype=object), use_na_sentinel=False)
+        lookup = np.array([index(u) for u in uniques], dtype=np.int64)
+        return torch.as_tensor(lookup[codes], dtype=torch.int64)
+    return torch.full((n,), index(target), dtype=torch.int64)
