@@ -13,6 +13,7 @@ from .gradients import expected_gradients, gradient_x_input, integrated_gradient
 from .grad_cam import grad_cam
 from .lrp import COMPOSITES, fold_batchnorm, lrp, register_composite
 from .occlusion import occlusion
+from .decision_reasons import export_reasons, reasons
 from .evaluation import (AttributionEvaluation, Faithfulness, RandomisationCheck, completeness, deletion_insertion,
                          evaluate_attributions, randomisation_check)
 from .importance import RankAgreement, global_importance, pair, rank_agreement, surrogate_importance
@@ -60,4 +61,6 @@ __all__ = [
     "pair",
     "rank_agreement",
     "surrogate_importance",
+    "reasons",
+    "export_reasons",
 ]

@@ -1,12 +1,14 @@
 """Interpretable surrogates fitted to a network through a DistillationSet.
 
 A surrogate is added by writing a module with a :class:`Surrogate` subclass and registering
-it in :data:`SURROGATES` below. Those marked ``default`` fit at every size of a frontier in
+it in :data:`SURROGATES` below. Local explanations of single rows (:func:`lime`) are
+functions of the network and the rows, not fitted global surrogates. Those marked ``default`` fit at every size of a frontier in
 seconds and are what ``explain`` compares unless told otherwise; docs/surrogates.md says what
 each method is, what pellucid fixed in the libraries behind it, and what it left out.
 """
 
 from .base import CategoryOrderEncoder, Surrogate
+from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
 from .linear import Scorecard, SparseLinear
 from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
 from .rule_lists import BayesianRuleList, C45Tree, GreedyRuleList, HSTree, SkopeRules
@@ -37,4 +39,8 @@ __all__ = [
     "SparseLinear",
     "Scorecard",
     "SURROGATES",
+    "lime",
+    "lime_stability",
+    "LocalExplanations",
+    "LimeStability",
 ]
