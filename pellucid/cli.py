@@ -90,6 +90,16 @@ def _methods(text: str) -> list[str]:
     return out
 
 
+def _row_labels(text: str) -> list[int]:
+    try:
+        out = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--explain-rows takes comma-separated row numbers, got {text!r}") from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"--explain-rows takes row numbers >= 0, got {text!r}")
+    return out
+
+
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", default=default_out, help=f"output directory for report.html and report.json (default: {default_out})")
     p.add_argument("--n", type=int, default=None, help="synthetic distillation rows (default: max(5000, 2 x observed training rows))")
@@ -122,6 +132,15 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         help="comma-separated attribution methods, or 'none' (default: saliency, gradient_x_input, "
         "integrated_gradients, smoothgrad and occlusion for a torch network; occlusion for other models)",
     )
+    p.add_argument(
+        "--explain-rows",
+        type=_row_labels,
+        default=None,
+        metavar="ROWS",
+        help="comma-separated row numbers of the data (0 is the first row) to explain one by one in the report, "
+        "besides the rows it picks itself",
+    )
+    p.add_argument("--no-local", action="store_true", help="explain no single rows (no LIME, no anchors)")
     p.add_argument("--n-jobs", type=int, default=None, help="processes for fitting (default: one)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the whole run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
@@ -209,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_boot=args.n_boot,
             n_jobs=args.n_jobs,
             attributions=args.attributions,
+            local=not args.no_local,
+            local_rows=args.explain_rows,
             random_state=args.seed,
             verbose=0 if args.quiet else 1,
             meta=meta,

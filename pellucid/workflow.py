@@ -78,6 +78,8 @@ def explain(
     n_jobs: int | None = None,
     attributions: Sequence[str] | bool | None = None,
     attribution_rows: int = 300,
+    local: bool = True,
+    local_rows: Sequence[Any] | None = None,
     holdout: float = 0.25,
     schema: Schema | None = None,
     random_state: int | None = 0,
@@ -123,6 +125,12 @@ def explain(
         other models; False or an empty list: no attributions.
     attribution_rows : int
         Most held-out rows the attributions explain.
+    local : bool
+        Explain a few rows one by one (LIME and anchors): the network's most confident row of
+        each class, its least confident row, the rows where the recommended surrogate
+        disagrees with it most confidently, and ``local_rows``.
+    local_rows : sequence, optional
+        Index labels of rows of ``data`` to explain one by one as well.
     schema : Schema, optional
         Read from the data when not given.
     random_state : int, optional
@@ -156,7 +164,11 @@ def explain(
             raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
     if isinstance(attribution_rows, bool) or not isinstance(attribution_rows, (int, np.integer)) or attribution_rows < 1:
         raise ParameterError(f"attribution_rows must be a positive integer, got {attribution_rows!r}")
-    steps = ["schema", "distill", "frontier", "stability", "attribution", "report"]
+    if local_rows is not None:
+        missing = [r for r in local_rows if r not in data.index]
+        if missing:
+            raise ParameterError(f"local_rows {missing[:10]} are not index labels of the data")
+    steps = ["schema", "distill", "frontier", "stability", "attribution", "local", "report"]
     quiet = verbose <= 0 or not sys.stderr.isatty()
     with tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
         timings: dict[str, float] = {}
@@ -228,6 +240,27 @@ def explain(
         timings["attribution"] = time.perf_counter() - t
         bar.update()
 
+        step("local")
+        t = time.perf_counter()
+        loc = None
+        if local:
+            from .surrogates.local_summary import pick_rows, summarise_local
+
+            hold = dset.holdout
+            classes = list(dset.classes) if dset.classes is not None else None
+            picked = pick_rows(hold.rows, hold.outputs, dset.task, classes=classes, surrogate=chosen.surrogate)
+            at = [int(i) for i, _ in picked]  # positions in the holdout; named by the data's own labels
+            rows = hold.rows.iloc[at].set_axis([str(X.index[int(hold.origin[i])]) for i in at])
+            why = [w for _, w in picked]
+            if local_rows:
+                named = schema.validate(X.loc[list(local_rows)], what="local_rows")
+                rows = pd.concat([rows, named.set_axis([str(r) for r in local_rows])])
+                why += ["asked for"] * len(named)
+            # Anchors keep a class; a regressor gets LIME alone.
+            loc = summarise_local(oracle, rows, why, X, anchor=dset.task == "classification", random_state=random_state)
+        timings["local"] = time.perf_counter() - t
+        bar.update()
+
         step("report")
         info = dict(meta or {})
         info.setdefault("random_state", random_state)
@@ -247,6 +280,7 @@ def explain(
             disagreement=disagreement(chosen.surrogate, chosen.data, random_state=random_state),
             recommended=rec,
             attributions=att,
+            local=loc,
         )
         html_path = json_path = None
         if out_dir is not None:

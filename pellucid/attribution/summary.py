@@ -10,6 +10,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .._plain import cell as _cell
+from .._plain import number as _num
 from ..errors import ParameterError
 from ..oracle import Oracle
 from .evaluation import evaluate_attributions, randomisation_check
@@ -254,22 +256,6 @@ def _instances(attr: Any, rows: pd.DataFrame, classes: list | None) -> list[dict
     return result
 
 
-def _cell(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-        return "missing"
-    if isinstance(v, (np.floating, float)):
-        return float(f"{float(v):.4g}")
-    if isinstance(v, np.integer):
-        return int(v)
-    return str(v)
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None
 
 
 def _plain_params(params: dict[str, Any]) -> dict[str, Any]:

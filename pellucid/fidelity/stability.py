@@ -17,7 +17,6 @@ The held-out rows never enter a refit, as they never enter the original fit.
 from __future__ import annotations
 
 import inspect
-import math
 import sys
 from dataclasses import dataclass, field
 from numbers import Real
@@ -29,6 +28,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .metrics import check_same_set
+from .._plain import plain as _plain
 from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
@@ -249,23 +249,6 @@ class Stability:
                 "per_refit": self.per_refit,
             }
         )
-
-
-def _plain(v: Any) -> Any:
-    """Numpy scalars, tuples and sets to JSON's types; non-finite floats to None."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set, frozenset)):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_plain(x) for x in v.tolist()]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return str(v)
 
 
 # ---------------------------------------------------------------------------- refitting

@@ -77,7 +77,15 @@ def render_html(payload: Mapping[str, Any]) -> str:
     if att:
         figs["importance"] = figures.importance_figure(att)
         figs["faithfulness"] = figures.faithfulness_figure(att)
-        figs["instances"] = [figures.instance_figure(i) for i in att.get("instances") or []]
+        figs["instances"] = [figures.instance_figure(inst, key=f"instance-{i}")
+                             for i, inst in enumerate(att.get("instances") or [])]
+    loc = payload.get("local")
+    if loc:
+        figs["local"] = [
+            figures.instance_figure({"attributions": (r.get("lime") or {}).get("contributions"), "values": r.get("values"),
+                                     "target_label": r.get("target_label")}, key=f"local-{i}")
+            for i, r in enumerate(loc.get("rows") or [])
+        ]
     front = payload.get("frontier")
     if front:
         figs["frontier"] = figures.frontier_figure(front, front.get("selected"))

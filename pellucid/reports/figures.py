@@ -415,7 +415,7 @@ def faithfulness_figure(attributions: Mapping[str, Any]) -> str | None:
         return _to_svg(fig, "fig-faithfulness")
 
 
-def instance_figure(instance: Mapping[str, Any], top: int = 10) -> str | None:
+def instance_figure(instance: Mapping[str, Any], top: int = 10, key: str = "0") -> str | None:
     """One row's attributions, largest magnitude first, positive (towards the attributed
     output) in the accent colour and negative in the second."""
     attr = instance.get("attributions") or {}
@@ -436,7 +436,7 @@ def instance_figure(instance: Mapping[str, Any], top: int = 10) -> str | None:
         ax.set_xlabel(_text(_short(f"attribution to {instance.get('target_label', 'the output')}", 60)))
         ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
-        return _to_svg(fig, f"fig-instance-{int(instance.get('row', 0))}")
+        return _to_svg(fig, f"fig-{key}")
 
 
 def heatmap_figure(examples: Sequence[Mapping[str, Any]], methods: Sequence[Mapping[str, Any]]) -> str | None:

@@ -50,6 +50,7 @@ def build_payload(
     frontier_selected: Any = None,
     recommended: int | None = None,
     attributions: Mapping[str, Any] | None = None,
+    local: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Gather everything a report shows into one JSON-serialisable dict.
 
@@ -94,6 +95,9 @@ def build_payload(
         :func:`pellucid.attribution.summarise` of the network on the report's rows (methods'
         global importance, evaluation, pairing with the listed surrogates, selected rows),
         stored under ``attributions``.
+    local : dict, optional
+        :func:`pellucid.surrogates.local_summary.summarise_local` of a few rows (LIME
+        contributions and reasons, local fidelity, anchors), stored under ``local``.
     recommended : int, optional
         Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
         (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
@@ -105,7 +109,7 @@ def build_payload(
         Keys ``schema_version``, ``generated_by``, ``meta``, ``model``, ``data``,
         ``ground_truth``, ``distillation``, ``surrogates``, ``recommended`` (an index into
         ``surrogates``, see :func:`recommend`), ``recommended_by`` (``"rule"`` or
-        ``"caller"``), ``recommended_max_rules``, ``frontier``, ``disagreement`` and ``attributions`` (None
+        ``"caller"``), ``recommended_max_rules``, ``frontier``, ``disagreement``, ``attributions`` and ``local`` (None
         when not given). Every value is plain JSON (numpy scalars
         converted, NaN and infinities as ``None``).
 
@@ -168,6 +172,7 @@ def build_payload(
         "frontier": None,
         "disagreement": None,
         "attributions": None if attributions is None else dict(attributions),
+        "local": None if local is None else dict(local),
     }
     payload = jsonable(payload)
     if recommended is not None:
