@@ -90,7 +90,12 @@ def test_rankings_agree_with_the_lime_package_on_the_same_representation(table):
         mine = ours.coef.iloc[i].to_numpy()
         big = np.abs(theirs) > 0.02  # features the model uses: same sign, same ranking
         assert np.array_equal(np.sign(mine[big]), np.sign(theirs[big]))
-        assert list(np.argsort(-np.abs(mine))[:3]) == list(np.argsort(-np.abs(theirs))[:3])
+        # Every pair of features lime ranks clearly apart (by more than sampling noise) is
+        # ranked the same way here; nearly equal ones may swap.
+        a, b = np.abs(mine), np.abs(theirs)
+        clear = b[:, None] - b[None, :] > 0.04
+        assert np.all((a[:, None] > a[None, :])[clear])
+        assert np.argmax(a) == np.argmax(b)
         assert set(ours.representation.iloc[i]) == {"bin"}
 
 
@@ -210,3 +215,19 @@ def test_stability_is_perfect_on_a_linear_model_and_seeds_differ(table):
     assert len(st.per_row) == 10
     with pytest.raises(ParameterError, match="differ"):
         lime_stability(linear_oracle(), table.iloc[:2], table, seeds=(1, 1))
+
+
+def test_drawn_only_neighbourhoods_hold_no_duplicate_samples():
+    # With every feature drawn (quartile bins, categories) there is no numeric noise to mirror:
+    # each neighbourhood sample must be a fresh draw, not a copy of its neighbour.
+    from pellucid.surrogates.lime_local import _neighbourhoods, _plan, _Streams, _validate
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=300), "y": rng.uniform(0, 5, 300), "c": rng.choice(list("abcd"), 300)})
+    schema, canon_ref, rows = _validate(ref.iloc[:3], ref)
+    plan = _plan(schema, canon_ref, rows, True)
+    out = _neighbourhoods(plan, rows, 400, _Streams(0), 0.1, True, False)
+    # "input": per feature, raw values (numbers within the drawn bin) or category codes, (rows, samples).
+    samples = np.stack([np.asarray(col, dtype=float) for col in out["input"]], axis=-1)  # (rows, 1 + 400, p)
+    for i in range(3):
+        assert len(np.unique(samples[i, 1:], axis=0)) > 0.9 * 400

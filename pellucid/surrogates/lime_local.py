@@ -418,9 +418,16 @@ def _neighbourhoods(plan: _Plan, rows: pd.DataFrame, n_pert: int, streams: _Stre
     # Every stream is drawn with shapes fixed by (c, n_pert) and the plan, never by the chunk's data.
     eps = streams.noise.standard_normal((c, len(num_idx), half), dtype=np.float32) if len(num_idx) else None
     keep = draw = None
-    if len(drawn):
+    if len(drawn) and len(num_idx):
+        # Pairs share their categories and bins, so that a pair differs only in the sign of its
+        # numeric noise (which cancels the network's curvature from the slopes).
         keep = _antithetic(streams.keep.random((c, half, len(drawn)), dtype=np.float32) < 0.5, n_pert, sign=False)
         draw = _antithetic(streams.draw.random((c, half, len(drawn))), n_pert, sign=False)
+    elif len(drawn):
+        # No numeric noise to mirror (every feature drawn: categories, bins): a mirrored pair
+        # would be the same sample twice, so every sample is drawn afresh.
+        keep = streams.keep.random((c, n_pert, len(drawn)), dtype=np.float32) < 0.5
+        draw = streams.draw.random((c, n_pert, len(drawn)))
 
     model_in = np.empty((c, p, s), dtype=np.float32) if fast else None
     raw: list[np.ndarray] = [None] * p  # type: ignore[list-item]
