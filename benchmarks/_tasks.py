@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 import pandas as pd
 
 from pellucid import Oracle
@@ -233,3 +234,28 @@ def fit_peer(factory: Callable[[], Any], X: np.ndarray, y: np.ndarray, max_secon
         except Exception as e:  # a peer that fails is reported, not fatal
             return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"[:200]
     return model, time.perf_counter() - t, None
+
+
+def peer_mlp():
+    """Exactly the network of shared/anchors/peer_baselines.py: (net, Xtr, Xte, yte), standardised float32."""
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    X, y = make_classification(n_samples=20000, n_features=20, n_informative=8, random_state=0)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                              torch.nn.Linear(64, 2))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    Xt, yt = torch.tensor(Xtr), torch.tensor(ytr)
+    for _ in range(15):
+        perm = torch.randperm(len(Xt))
+        for i in range(0, len(Xt), 256):
+            idx = perm[i:i + 256]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
+            opt.step()
+    return net.eval(), Xtr, Xte, yte

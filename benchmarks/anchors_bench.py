@@ -44,6 +44,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tasks import peer_mlp  # noqa: E402
+
 from pellucid import Oracle
 from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
 from pellucid.extraction.rules import Condition
@@ -55,28 +58,7 @@ MISSING_CODE_NUM = -1.0
 
 # ---------------------------------------------------------------------- tasks
 def mlp20_task():
-    import torch
-    from sklearn.datasets import make_classification
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    torch.manual_seed(0)
-    np.random.seed(0)
-    X, y = make_classification(n_samples=20000, n_features=20, n_informative=8, random_state=0)
-    X = StandardScaler().fit_transform(X).astype(np.float32)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
-    net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
-                              torch.nn.Linear(64, 2))
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    Xt, yt = torch.tensor(Xtr), torch.tensor(ytr)
-    for _ in range(15):
-        perm = torch.randperm(len(Xt))
-        for i in range(0, len(Xt), 256):
-            idx = perm[i:i + 256]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
-            opt.step()
-    net.eval()
+    net, Xtr, Xte, yte = peer_mlp()
     cols = [f"x{i}" for i in range(20)]
     oracle = Oracle(net, task="classification", verbose=0)
     ref = pd.DataFrame(Xtr.astype(np.float64), columns=cols)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -37,35 +38,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pellucid import Oracle
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tasks import peer_mlp  # noqa: E402
+
+from pellucid import Oracle  # noqa: E402
 from pellucid.surrogates.lime_local import lime, lime_stability, top_k_agreement
 
 SEEDS = (0, 1, 2, 3, 4)
-
-
-def peer_mlp():
-    """Exactly the network of shared/anchors/peer_baselines.py."""
-    from sklearn.datasets import make_classification
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    torch.manual_seed(0)
-    np.random.seed(0)
-    X, y = make_classification(n_samples=20000, n_features=20, n_informative=8, random_state=0)
-    X = StandardScaler().fit_transform(X).astype(np.float32)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
-    net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
-                              torch.nn.Linear(64, 2))
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    Xt, yt = torch.tensor(Xtr), torch.tensor(ytr)
-    for _ in range(15):
-        perm = torch.randperm(len(Xt))
-        for i in range(0, len(Xt), 256):
-            idx = perm[i:i + 256]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
-            opt.step()
-    return net.eval(), Xtr, Xte
 
 
 def weighted_r2(y, pred, w):
@@ -88,7 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lime.lime_tabular import LimeTabularExplainer
 
-    net, Xtr, Xte = peer_mlp()
+    net, Xtr, Xte, _ = peer_mlp()
     cols = [f"x{i}" for i in range(20)]
     ref = pd.DataFrame(Xtr.astype(np.float64), columns=cols)
     rows = pd.DataFrame(Xte[:args.rows].astype(np.float64), columns=cols)
