@@ -173,12 +173,13 @@ def test_image_report_draws_each_method_and_escapes(tmp_path):
         i = ex["index"]
         np.testing.assert_allclose(ex["maps"]["saliency"], sal.values[i].mean(axis=0), atol=1e-6)
         np.testing.assert_allclose(ex["maps"]["grad_cam"], cam.values[i], atol=1e-6)
-        assert ex["target"] == f"digit {int(net(x[i:i + 1]).argmax())}"
+        assert ex["target"] == f"digit {int(net(x[i:i + 1]).detach().argmax())}"
     # The most confident image of each predicted class first, one class after another.
     first = s["examples"][0]
-    pred = net(x).argmax(1).numpy()
+    logits = net(x).detach().numpy()
+    pred = logits.argmax(1)
     mates = np.flatnonzero(pred == pred[first["index"]])
-    assert first["output"] == pytest.approx(float(net(x)[mates, pred[first["index"]]].max()), rel=1e-5)
+    assert first["output"] == pytest.approx(float(logits[mates, pred[first["index"]]].max()), rel=1e-5)
     html_path, json_path = build_image_report(s, tmp_path, meta={"title": HOSTILE})
     html = html_path.read_text()
     assert HOSTILE not in html and "&lt;script&gt;" in html and html.count("<svg") == 1
