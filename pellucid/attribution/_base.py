@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._targets import target_indices
 from ..errors import ModelError, ParameterError
 from ..oracle import EncodingMap, Oracle
 
@@ -495,27 +496,4 @@ def resolve_targets(target: Any, outputs: Any, n: int, oracle: Oracle | None) ->
     if target is None:
         return probe.reshape(probe.shape[0], -1).argmax(dim=1).to(torch.int64)
     labels = list(oracle.classes_) if oracle is not None and oracle.task == "classification" else None
-
-    def index(t: Any) -> int:
-        if labels is not None and not isinstance(t, (bool, np.bool_)):
-            for i, c in enumerate(labels):
-                if c == t or str(c) == str(t):
-                    return i
-        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)) and 0 <= int(t) < k:
-            return int(t)
-        known = f"one of the classes {labels}" if labels is not None else f"an output index in 0..{k - 1}"
-        raise ParameterError(f"target {t!r} is not {known}")
-
-    if isinstance(target, torch.Tensor):
-        target = target.cpu().numpy()
-    if isinstance(target, (list, tuple, np.ndarray, pd.Series)) and not isinstance(target, str):
-        seq = list(np.asarray(target, dtype=object).ravel())
-        if len(seq) == 1:
-            seq = seq * n
-        if len(seq) != n:
-            raise ParameterError(f"target has {len(seq)} entries for {n} rows; give one per row or a single one")
-        # Resolve each distinct target once: rows share a handful of classes.
-        codes, uniques = pd.factorize(pd.Series(seq, dtype=object), use_na_sentinel=False)
-        lookup = np.array([index(u) for u in uniques], dtype=np.int64)
-        return torch.as_tensor(lookup[codes], dtype=torch.int64)
-    return torch.full((n,), index(target), dtype=torch.int64)
+    return torch.as_tensor(target_indices(target, n, k, labels, broadcast_one=True), dtype=torch.int64)

@@ -29,6 +29,7 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from .._targets import target_indices
 from ..errors import ParameterError
 from ..oracle import Oracle
 from ._base import Attribution, eval_mode, summary_row
@@ -566,24 +567,7 @@ def _targets_for(space: _Space, attr: Attribution, target: Any, first: np.ndarra
             raise ParameterError(f"the model gives one output per row; target must be None or 0, got {target!r}")
         return None
 
-    def index(t: Any) -> int:
-        if labels is not None:
-            for i, c in enumerate(labels):
-                if c == t or str(c) == str(t):
-                    return i
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= int(t) < k:
-            return int(t)
-        known = f"one of the classes {labels}" if labels is not None else f"an output index in 0..{k - 1}"
-        raise ParameterError(f"target {t!r} is not {known}")
-
-    if isinstance(target, torch.Tensor):
-        target = target.cpu().numpy()
-    if isinstance(target, (list, tuple, np.ndarray, pd.Series)):
-        seq = list(np.asarray(target, dtype=object).ravel())
-        if len(seq) != n:
-            raise ParameterError(f"target has {len(seq)} entries for {n} rows; give one per row or a single one")
-        return np.asarray([index(t) for t in seq], dtype=np.int64)
-    return np.full(n, index(target), dtype=np.int64)
+    return target_indices(target, n, k, labels)
 
 
 # ============================================================================ randomisation

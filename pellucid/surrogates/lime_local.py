@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._targets import target_indices
 from ..errors import ParameterError, SchemaError
 from ..extraction.samplers import _spread
 from ..oracle import Oracle
@@ -731,23 +732,7 @@ def _resolve_target(target: Any, oracle: Oracle, at_rows: np.ndarray, n: int) ->
         return None
     if target is None:
         return at_rows.argmax(axis=1)
-    labels = list(oracle.classes_)
-    k = at_rows.shape[1]
-
-    def index(t: Any) -> int:
-        for i, c in enumerate(labels):
-            if c == t or str(c) == str(t):
-                return i
-        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)) and 0 <= int(t) < k:
-            return int(t)
-        raise ParameterError(f"target {t!r} is not one of the classes {labels}")
-
-    if isinstance(target, (list, tuple, np.ndarray, pd.Series)):
-        seq = list(np.asarray(target, dtype=object).ravel())
-        if len(seq) != n:
-            raise ParameterError(f"target has {len(seq)} entries for {n} rows; give one per row or a single class")
-        return np.asarray([index(t) for t in seq], dtype=np.int64)
-    return np.full(n, index(target), dtype=np.int64)
+    return target_indices(target, n, at_rows.shape[1], list(oracle.classes_))
 
 
 # ----------------------------------------------------------------------------- the function
