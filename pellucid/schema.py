@@ -336,7 +336,7 @@ class Schema:
         return Schema(tuple(feats), n_rows=self.n_rows)
 
     # ------------------------------------------------------------------ validation
-    def validate(self, df: Any, *, what: str = "table") -> pd.DataFrame:
+    def validate(self, df: Any, *, what: str = "table", allow_empty_columns: bool = False) -> pd.DataFrame:
         """Check a table against the schema and return it in canonical form.
 
         The result has exactly the schema's columns in schema order (extra columns are
@@ -344,10 +344,14 @@ class Schema:
         or ordinal features as object columns holding the schema's category values (missing
         as NaN). The input is not modified.
 
+        ``allow_empty_columns`` accepts a column with every value missing: right for a few
+        rows to explain (one row with one unrecorded value), wrong for a table to learn from.
+
         Raises
         ------
         SchemaError
-            Not a DataFrame, no rows, a missing column, a column with every value missing,
+            Not a DataFrame, no rows, a missing column, a column with every value missing
+            (unless ``allow_empty_columns``),
             non-numeric values in a numeric feature, infinite values, or categories the
             schema has never seen (named with their rows count).
         """
@@ -365,7 +369,7 @@ class Schema:
         out = {}
         for f in self.features:
             s = df[cols[f.name]]
-            if s.isna().all():
+            if s.isna().all() and not allow_empty_columns:
                 raise SchemaError(f"column {f.name!r} of the {what} has no values: all {len(s)} rows are missing")
             out[f.name] = self._coerce(f, s, what)
         return pd.DataFrame(out, index=df.index)

@@ -253,7 +253,7 @@ def explain(
             rows = hold.rows.iloc[at].set_axis([str(X.index[int(hold.origin[i])]) for i in at])
             why = [w for _, w in picked]
             if local_rows:
-                named = schema.validate(X.loc[list(local_rows)], what="local_rows")
+                named = schema.validate(X.loc[list(local_rows)], what="local_rows", allow_empty_columns=True)
                 rows = pd.concat([rows, named.set_axis([str(r) for r in local_rows])])
                 why += ["asked for"] * len(named)
             # Anchors keep a class; a regressor gets LIME alone.

@@ -95,3 +95,15 @@ def test_roundtrip_through_dict():
 def test_numbers_in_object_columns_are_numbers():
     df = pd.DataFrame({"a": pd.Series(["1", "2", None, "4"], dtype=object)})
     assert Schema.from_frame(df)["a"].kind is Kind.INTEGER
+
+
+def test_rows_to_explain_may_leave_a_column_unrecorded():
+    ref = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+    schema = Schema.from_frame(ref)
+    one = pd.DataFrame({"x": [np.nan], "c": ["b"]})
+    with pytest.raises(SchemaError, match="'x'.*no values"):
+        schema.validate(one)
+    got = schema.validate(one, what="row", allow_empty_columns=True)
+    assert np.isnan(got["x"].iloc[0]) and got["c"].iloc[0] == "b"
+    with pytest.raises(SchemaError, match="never seen"):
+        schema.validate(pd.DataFrame({"x": [np.nan], "c": ["z"]}), allow_empty_columns=True)

@@ -612,10 +612,9 @@ def _check_params(precision: float, beam_size: int, max_length: int | None, delt
         positive_int(max_length, "max_length")
 
 
-def _canonical_rows(schema: Schema, rows: pd.DataFrame, reference: pd.DataFrame, what: str) -> pd.DataFrame:
+def _canonical_rows(schema: Schema, rows: pd.DataFrame, what: str) -> pd.DataFrame:
     """The rows in canonical form, checked against the reference's schema. A row's missing
-    value is a value like any other (``Schema.validate`` alone refuses a column missing in
-    every row, which one row with one missing value is)."""
+    value is a value like any other."""
     cols = {str(c): c for c in rows.columns}
     absent = [n for n in schema.names if n not in cols]
     if absent:
@@ -625,15 +624,7 @@ def _canonical_rows(schema: Schema, rows: pd.DataFrame, reference: pd.DataFrame,
         )
     if len(rows) == 0:
         raise ParameterError(f"no {what} to explain: got 0 rows")
-    picked = rows[[cols[n] for n in schema.names]]
-    picked.columns = schema.names
-    # One reference row with a value for each feature makes no column all-missing.
-    ref_cols = {str(c): c for c in reference.columns}
-    filler = sorted({int(np.argmax(reference[ref_cols[n]].notna().to_numpy())) for n in schema.names})
-    fill = reference.iloc[filler][[ref_cols[n] for n in schema.names]]
-    fill.columns = schema.names
-    both = pd.concat([picked.reset_index(drop=True), fill.reset_index(drop=True)], ignore_index=True)
-    return schema.validate(both, what=what).iloc[: len(rows)].reset_index(drop=True)
+    return schema.validate(rows, what=what, allow_empty_columns=True).reset_index(drop=True)
 
 
 def anchors(
@@ -710,7 +701,7 @@ def anchors(
     schema = Schema.from_frame(reference)
     pool = schema.validate(reference, what="reference").reset_index(drop=True)
     rows = _frame(rows, "rows", list(map(str, reference.columns)))
-    canon = _canonical_rows(schema, rows, reference, "row" if len(rows) == 1 else "rows")
+    canon = _canonical_rows(schema, rows, "row" if len(rows) == 1 else "rows")
     oracle = model if isinstance(model, Oracle) else Oracle(model, verbose=0)
 
     rng = np.random.default_rng(random_state)

@@ -669,26 +669,8 @@ def _validate(oracle_free_rows: Any, reference: Any) -> tuple[Schema, pd.DataFra
                     f"seen in the reference: {[str(x) for x in pd.unique(v[bad])[:10]]} in {int(bad.sum())} row(s) "
                     f"(index {where}{'...' if bad.sum() > 10 else ''}); known: {[str(c) for c in f.categories[:20]]}")
     ref = schema.validate(reference, what="reference")
-    try:
-        canon = schema.validate(rows, what="rows to explain")
-    except SchemaError as e:
-        if "has no values" in str(e):  # a column missing in every explained row is fine here
-            canon = _validate_allowing_missing(schema, rows)
-        else:
-            raise
+    canon = schema.validate(rows, what="rows to explain", allow_empty_columns=True)
     return schema, ref, canon
-
-
-def _validate_allowing_missing(schema: Schema, rows: pd.DataFrame) -> pd.DataFrame:
-    filled = rows.copy()
-    empty = [f.name for f in schema if f.name in rows.columns and rows[f.name].isna().all()]
-    for name in empty:
-        f = schema[name]
-        filled[name] = f.low if f.is_numeric else (f.categories or (None,))[0]
-    canon = schema.validate(filled, what="rows to explain")
-    for name in empty:
-        canon[name] = np.nan
-    return canon
 
 
 def _check_params(num_samples, holdout, kernel_width, ridge_alpha, discretize, feature_selection, num_features,
