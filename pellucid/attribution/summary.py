@@ -117,10 +117,11 @@ def summarise(
             method = _bound(METHODS[m], _options(m, head, baseline, random_state))
             checks[m] = randomisation_check(method, oracle, head, random_state=random_state, verbose=0).to_dict()
 
+    importance: dict[str, pd.Series] = {}
     out_methods = []
     for m in names:
         a = attrs[m]
-        imp = global_importance(a, by="abs")
+        imp = importance[m] = global_importance(a, by="abs")
         signed = global_importance(a, by="signed")
         per_class = None
         if classification:
@@ -159,7 +160,7 @@ def summarise(
         for i, s in enumerate(surrogates):
             sur = surrogate_importance(s, distillation, random_state=random_state)
             for m in names:
-                r = rank_agreement(global_importance(attrs[m], by="abs"), sur, k=k)
+                r = rank_agreement(importance[m], sur, k=k)
                 pairing.append({"method": m, "method_label": LABELS.get(m, m), "surrogate": labels[i],
                                 "surrogate_index": i, "spearman": _num(r.spearman), "top_k": _num(r.top_k_overlap),
                                 "k": int(r.k), "reason": r.reason})
