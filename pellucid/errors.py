@@ -48,6 +48,11 @@ class SurrogateError(PellucidError, RuntimeError):
     what is measured)."""
 
 
+class ReportError(PellucidError, RuntimeError):
+    """A report could not be turned into another format: the program that does it (headless
+    Chromium for PDF) is missing, failed or ran out of time."""
+
+
 class PellucidWarning(UserWarning):
     """Something worth knowing that does not stop the run (e.g. an encoded column that
     depends on several raw features)."""
@@ -63,5 +68,6 @@ __all__ = [
     "ParameterError",
     "NotFittedError",
     "SurrogateError",
+    "ReportError",
     "PellucidWarning",
 ]
