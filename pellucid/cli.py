@@ -141,6 +141,11 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         "besides the rows it picks itself",
     )
     p.add_argument("--no-local", action="store_true", help="explain no single rows (no LIME, no anchors)")
+    p.add_argument("--no-scorecard", action="store_true",
+                   help="no scorecard (two classes) or sparse linear view of the network in the report")
+    p.add_argument("--card", default=None, metavar="FILE",
+                   help="model card: a .toml, .yaml or .json file with purpose, intended use, data lineage, "
+                   "performance, limitations, ... (see docs/card.md)")
     p.add_argument("--n-jobs", type=int, default=None, help="processes for fitting (default: one)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the whole run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
@@ -175,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="class labels in the order of the model's outputs, e.g. good,bad (default: the model's own, or 0..k-1)",
     )
     _common(ex, "pellucid-report")
+
+    rep = sub.add_parser("report", help="render a report again from its report.json (with a model card, or as PDF)")
+    rep.add_argument("json", metavar="REPORT.json", help="a report.json that pellucid wrote (or the folder holding it)")
+    rep.add_argument("--out", default=None, metavar="DIR", help="folder for report.html (and report.json with the card); default: the JSON's folder")
+    rep.add_argument("--card", default=None, metavar="FILE", help="model card to add or replace (.toml, .yaml or .json; see docs/card.md)")
+    rep.add_argument("--pdf", action="store_true", help="also print report.pdf with headless Chromium (Debian package chromium)")
+    rep.add_argument("--chromium", default=None, metavar="PATH", help="the Chromium to print with (default: $PELLUCID_CHROMIUM, then chromium on PATH)")
+
+    dif = sub.add_parser("diff", help="what changed between two reports (two model versions)")
+    dif.add_argument("old", metavar="OLD.json", help="the older report.json (or the folder holding it)")
+    dif.add_argument("new", metavar="NEW.json", help="the newer report.json (or the folder holding it)")
+    dif.add_argument("--out", default=None, metavar="FILE", help="write FILE instead of printing Markdown: .md (Markdown), .html (a page) or .json (the diff's keys, see docs/diff.md)")
+    dif.add_argument("--top-k", type=int, default=5, help="features compared per attribution ranking (default: 5)")
     return parser
 
 
@@ -204,9 +222,42 @@ def _run_explain(args: argparse.Namespace) -> tuple:
     return oracle, df, args.target, meta
 
 
+def _run_diff(args: argparse.Namespace) -> int:
+    """``pellucid diff OLD NEW``: Markdown on stdout, or the file ``--out`` names."""
+    from .reports.diff import diff_reports, render_diff_text, write_diff
+
+    try:
+        d = diff_reports(args.old, args.new, top_k=args.top_k)
+        if args.out is None:
+            sys.stdout.write(render_diff_text(d))
+        else:
+            write_diff(d, args.out)
+    except PellucidError as e:
+        print(f"pellucid: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    """``pellucid report REPORT.json``: the page again from its JSON, with a new card, as PDF."""
+    from .reports import render_again
+
+    try:
+        paths = render_again(args.json, out_dir=args.out, card=args.card, pdf=args.pdf, chromium=args.chromium)
+    except PellucidError as e:
+        print(f"pellucid: error: {e}", file=sys.stderr)
+        return 2
+    print("wrote " + " and ".join(str(p) for p in paths))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "diff":
+        return _run_diff(args)
+    if args.command == "report":
+        return _run_report(args)
     argv_list = list(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     try:
@@ -230,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             attributions=args.attributions,
             local=not args.no_local,
             local_rows=args.explain_rows,
+            linear_view=not args.no_scorecard,
+            card=args.card,
             random_state=args.seed,
             verbose=0 if args.quiet else 1,
             meta=meta,

@@ -800,6 +800,9 @@ class Oracle:
         if self.kind == "onnx":
             versions["onnxruntime"] = sys.modules["onnxruntime"].__version__
             extra["onnx"] = self._onnx.to_dict()
+        if self.kind == "torch":
+            # A model passed in memory has no file to hash; its weights identify it instead.
+            extra["weights_sha256"] = _state_sha256(self.model)
         return {
             "kind": self.kind,
             "model_class": _model_name(self.model),
@@ -822,6 +825,17 @@ class Oracle:
 
 
 # ---------------------------------------------------------------------- helpers
+def _state_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers, by name, dtype and shape: the same
+    weights give the same digest wherever the module was loaded from."""
+    digest = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def _model_kind(model: Any) -> str:
     if isinstance(model, torch.nn.Module):
         return "torch"

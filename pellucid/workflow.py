@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .errors import DataFileError, ParameterError, SchemaError
+from .errors import DataFileError, ParameterError, PellucidWarning, SchemaError
 from .extraction import DistillationSet, distill
 from .fidelity import Fidelity, Frontier, disagreement, frontier, stability
 from .oracle import Oracle
@@ -80,6 +81,8 @@ def explain(
     attribution_rows: int = 300,
     local: bool = True,
     local_rows: Sequence[Any] | None = None,
+    linear_view: bool = True,
+    card: str | Path | Mapping[str, Any] | None = None,
     holdout: float = 0.25,
     schema: Schema | None = None,
     random_state: int | None = 0,
@@ -131,6 +134,13 @@ def explain(
         disagrees with it most confidently, and ``local_rows``.
     local_rows : sequence, optional
         Index labels of rows of ``data`` to explain one by one as well.
+    linear_view : bool
+        Also list the form credit teams file: an integer-points scorecard (two classes) or a
+        sparse linear model (otherwise) with at most ``max_rules`` terms, in raw units. The best
+        such entry of the frontier when it has one within ``max_rules``; otherwise one is fitted.
+    card : path or mapping, optional
+        The model card (purpose, intended use, data lineage, ...): a TOML, YAML or JSON file
+        (:func:`pellucid.reports.load_card`) or its fields as a mapping.
     schema : Schema, optional
         Read from the data when not given.
     random_state : int, optional
@@ -151,6 +161,10 @@ def explain(
         raise ParameterError(f"sizes must be rule budgets >= 2, got {list(sizes)}")
     if n_boot < 0 or n_boot == 1:
         raise ParameterError(f"n_boot must be 0 (no stability) or at least 2 refits, got {n_boot}")
+    if card is not None:
+        from .reports.card import load_card, validate_card
+
+        card = validate_card(card) if isinstance(card, Mapping) else load_card(card)
     X = data.drop(columns=[target]) if target is not None else data
     y = data[target] if target is not None else None
 
@@ -214,6 +228,19 @@ def explain(
             fidelities.append(e.fidelity)
             timings[e.surrogate.name] = e.fit_seconds
         rec = next(i for i, e in enumerate(listed) if e is chosen)
+        linear_at = None
+        if linear_view:
+            t = time.perf_counter()
+            lin = _linear_view(front, dset, max_rules, random_state)
+            if lin is not None:
+                if lin not in listed:
+                    lin.surrogate.name = f"{lin.candidate}_{lin.size}" + ("" if lin.training == "distilled" else f"_{lin.training}")
+                    lin.fidelity.complexity["fit_seconds"] = lin.fit_seconds
+                    listed.append(lin)
+                    fitted.append(lin.surrogate)
+                    fidelities.append(lin.fidelity)
+                linear_at = listed.index(lin)
+            timings["linear_view"] = time.perf_counter() - t
 
         step("stability")
         t = time.perf_counter()
@@ -261,7 +288,18 @@ def explain(
         timings["local"] = time.perf_counter() - t
         bar.update()
 
+        t = time.perf_counter()
+        from .fidelity.extrapolation import extrapolation
+
+        extra = extrapolation(dset, random_state=random_state)
+        timings["extrapolation"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        dis = disagreement(chosen.surrogate, chosen.data, random_state=random_state)
+        timings["disagreement"] = time.perf_counter() - t
+
         step("report")
+        t_report = time.perf_counter()
         info = dict(meta or {})
         info.setdefault("random_state", random_state)
         info.setdefault("sizes", sizes)
@@ -277,10 +315,13 @@ def explain(
             ground_truth=ground_truth,
             frontier=front,
             stability=stab,
-            disagreement=disagreement(chosen.surrogate, chosen.data, random_state=random_state),
+            disagreement=dis,
             recommended=rec,
             attributions=att,
             local=loc,
+            extrapolation=extra,
+            linear_view=linear_at,
+            card=card,
         )
         html_path = json_path = None
         if out_dir is not None:
@@ -288,9 +329,35 @@ def explain(
                 html_path, json_path = build(payload, out_dir)
             except OSError as e:
                 raise DataFileError(f"cannot write the report to {str(out_dir)!r}: {e.strerror or e}") from e
+        # Kept out of the payload (which is written above): the time to gather and write it.
+        timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all
         bar.update()
         return ExplainResult(oracle, schema, dset, fitted, fidelities, payload, html_path, json_path, timings, front)
+
+
+def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_state: int | None) -> Any:
+    """The frontier entry to show as a scorecard or sparse linear model: the best such entry
+    within ``max_rules`` terms, or one fitted now at that size on the training rows."""
+    binary = dset.task == "classification" and dset.classes is not None and len(dset.classes) == 2
+    name = "scorecard" if binary else "sparse_linear"
+    have = [e for e in front.entries if e.candidate in ("scorecard", "sparse_linear") and e.error is None
+            and e.n_rules is not None and e.n_rules <= max_rules]
+    if have:
+        return max(have, key=lambda e: (e.score, -e.n_rules))
+    from .fidelity.frontier import _fit_one, _views
+
+    cls = SURROGATES[name]
+    size = max(2, int(max_rules))
+    # On the observed rows: the applicants' own distribution is what a scorecard is read
+    # against, and the L1 path costs a fraction of what it costs on every distilled row.
+    data = _views(dset, "observed")["observed"]
+    entry = _fit_one(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed")
+    entry.data = data  # the rows it learned from, as the frontier records for its own entries
+    if entry.error:
+        warnings.warn(f"the {name} view was not fitted, so the report has none: {entry.error}", PellucidWarning, stacklevel=3)
+        return None
+    return entry
 
 
 def default_surrogates(task: str, n_classes: int = 0) -> list[str]:

@@ -93,9 +93,12 @@ def test_explain_on_user_files(files, tmp_path, capsys):
     assert sorted((e["candidate"], e["size"], e["training"]) for e in front["entries"]) == sorted(
         (c, k, t) for c in default_surrogates("classification", 2) for k in (4, 8) for t in ("distilled", "observed")
     )
-    # ... and the report lists its Pareto set and the selected one, each within its budget.
+    # ... and the report lists its Pareto set, the selected one and the scorecard view (fitted
+    # apart: scorecard is not a default candidate), each within its budget.
     listed = {e["surrogate_index"] for e in front["entries"] if e["pareto"] or e["surrogate_index"] == payload["recommended"]}
-    assert listed == set(range(len(payload["surrogates"])))
+    lv = payload["linear_view"]
+    assert payload["surrogates"][lv]["type"] == "Scorecard" and lv not in listed
+    assert listed | {lv} == set(range(len(payload["surrogates"])))
     for s in payload["surrogates"]:
         assert s["complexity"]["n_rules"] <= int(re.fullmatch(r".+_(\d+)(_observed)?", s["name"]).group(1))
     assert payload["model"]["kind"] == "sklearn"

@@ -133,7 +133,7 @@ def test_payload_is_plain_json(credit):
     # Round trip equal: no tuples, numpy scalars or non-string keys hide in the payload.
     assert json.loads(text) == p
     assert {"schema_version", "generated_by", "meta", "model", "data", "ground_truth", "distillation", "surrogates", "recommended"} <= set(p)
-    assert p["schema_version"] == "1.2"
+    assert p["schema_version"] == "1.3"
     assert {"pellucid", "python", "created"} <= set(p["generated_by"])
 
 
@@ -346,13 +346,25 @@ def test_html_shows_rules_and_fidelity(credit):
     assert "p is the share" in html and '"covers" is the share' in html
 
 
+def _only_our_script(html):
+    """The page runs one script: report.js as shipped (sorting, folding), nothing from data."""
+    from pathlib import Path
+
+    import pellucid.reports
+
+    assert html.lower().count("<script") == 1
+    body = html.split("<script>", 1)[1].split("</script>", 1)[0]
+    shipped = (Path(pellucid.reports.__file__).parent / "templates" / "report.js").read_text(encoding="utf-8")
+    assert body.strip() == shipped.strip()
+
+
 def test_hostile_names_are_escaped_everywhere(credit):
     html = credit["html"]
     for s in HOSTILE:
         assert s not in html, f"raw {s!r} in the page"
         assert str(escape(s)) in html, f"{s!r} not shown as text"
-    # Only our own markup: no script at all, no event handler in any tag.
-    assert "<script" not in html.lower()
+    # Only our own markup: one script, pellucid's own, and no event handler in any tag.
+    _only_our_script(html)
     assert not re.search(r"<[^>]*\son\w+\s*=", html, flags=re.IGNORECASE)
     svgs = _svgs(html)
     assert len(svgs) >= 4
@@ -826,7 +838,7 @@ def test_extended_payload_is_plain_json(extended):
     for key in ("payload", "card_payload", "plain_payload"):
         p = extended[key]
         assert json.loads(json.dumps(p, allow_nan=False)) == p
-        assert p["schema_version"] == "1.2"
+        assert p["schema_version"] == "1.3"
 
 
 def test_payload_frontier_points_at_the_listed_surrogates(extended):
@@ -882,7 +894,7 @@ def test_html_shows_the_frontier(extended):
     p, html = extended["payload"], extended["html"]
     section = _section(html, "frontier")
     assert 'id="fig-frontier' in section and len(_svgs(section)) == 1
-    table = section.split('<table class="frontier">', 1)[1].split("</table>", 1)[0]
+    table = section.split('<table class="frontier sortable">', 1)[1].split("</table>", 1)[0]
     body = table.split("<tbody>", 1)[1]
     rows = body.split("<tr")[1:]
     assert len(rows) == len(p["frontier"]["entries"])
@@ -904,7 +916,7 @@ def test_comparison_table_shows_stability_and_fit_time(extended):
     section = _section(extended["html"], "surrogates")
     st = p["surrogates"][0]["stability"]
     assert f"{100 * st['rule_stability']:.0f}% / {100 * st['prediction_agreement']:.1f}%" in section
-    rows = section.split('<table class="compare">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
+    rows = section.split('<table class="compare sortable">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
     assert len(rows) == len(p["surrogates"])
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.DOTALL) for r in rows]
     # The last two columns: stability, then fit time.
@@ -918,7 +930,7 @@ def test_additive_scorecard_renders(extended):
     fid = extended["card_fid"]
     section = _section(html, "rules")
     assert "Base points" in section and f">{int(round(rs.offset + rs.scale * rs.intercept[0]))}<" in section
-    rows = section.split('<table class="additive">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
+    rows = section.split('<table class="additive sortable">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
     rule_rows = rows[1 : 1 + len(rs.rules)]
     for row, rule, w, per_rule in zip(rule_rows, rs.rules, rs.weights, fid.rules):
         pts = int(round(rs.scale * w[0]))
@@ -952,7 +964,7 @@ def test_new_sections_escape_hostile_names(extended):
     for html in (extended["html"], extended["card_html"]):
         assert IMG_FEATURE not in html and HOSTILE_CANDIDATE not in html and HOSTILE_ERROR not in html
         assert HOSTILE_CLASS not in html
-        assert "<script" not in html.lower()
+        _only_our_script(html)
         assert not re.search(r"<[^>]*\son\w+\s*=", html, flags=re.IGNORECASE)
         for name in ("rules", "disagreement"):
             assert str(escape(IMG_FEATURE)) in _section(html, name)

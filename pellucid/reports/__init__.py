@@ -4,10 +4,26 @@
 page from that dict alone, and :func:`build` writes ``report.html`` and ``report.json``.
 :func:`build_image_report` writes the same pair for heat maps of a network on images.
 :func:`tree_svg` draws a tree surrogate with graphviz (``None`` where ``dot`` is missing).
+:func:`diff_reports` compares two reports (two model versions); :func:`render_diff_text` and
+:func:`render_diff_html` write the comparison as Markdown and as a page.
 """
 
-from .builder import build, build_image_report, render_html
+from .builder import build, build_image_report, render_again, render_html
+from .card import load_card
+from .diff import diff_reports, render_diff_html, render_diff_text
 from .payload import build_payload, recommend
 from .tree import tree_svg
 
-__all__ = ["build", "build_image_report", "build_payload", "recommend", "render_html", "tree_svg"]
+__all__ = [
+    "build",
+    "build_image_report",
+    "build_payload",
+    "diff_reports",
+    "load_card",
+    "recommend",
+    "render_again",
+    "render_diff_html",
+    "render_diff_text",
+    "render_html",
+    "tree_svg",
+]

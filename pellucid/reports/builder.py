@@ -18,12 +18,16 @@ from typing import Any
 
 import jinja2
 
-from . import figures
+from ..errors import DataFileError
+
+from . import figures, limitations
+from .card import FIELDS as CARD_FIELDS
 from .payload import MAX_RULES_RECOMMENDED, SCHEMA_VERSION, measured_on
 from .tree import render_tree
 
 HTML_NAME = "report.html"
 JSON_NAME = "report.json"
+PDF_NAME = "report.pdf"
 
 #: Model-description keys shown first, with the names a reader knows them by.
 MODEL_FIELDS = (
@@ -41,6 +45,7 @@ MODEL_FIELDS = (
     ("n_calls", "Calls to the model"),
     ("source", "Loaded from"),
     ("sha256", "File SHA-256"),
+    ("weights_sha256", "Weights SHA-256"),
     ("versions", "Versions"),
 )
 
@@ -106,6 +111,9 @@ def render_html(payload: Mapping[str, Any]) -> str:
         rows=rows,
         model_fields=MODEL_FIELDS,
         max_rules=payload.get("recommended_max_rules", MAX_RULES_RECOMMENDED),
+        card_fields=CARD_FIELDS,
+        limitation_checks=limitations.CHECKS,
+        limitation_columns=limitations.COLUMNS,
     )
 
 
@@ -139,6 +147,72 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
     json_path.write_text(text + "\n", encoding="utf-8")
     html_path.write_text(html, encoding="utf-8")
     return html_path, json_path
+
+
+def render_again(
+    report: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    card: str | os.PathLike | Mapping[str, Any] | None = None,
+    pdf: bool = False,
+    chromium: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Write a report's page again from its ``report.json``: with a model card, elsewhere, or as PDF.
+
+    Parameters
+    ----------
+    report : path
+        A ``report.json`` pellucid wrote, or the folder holding it.
+    out_dir : path, optional
+        Where ``report.html`` goes (and ``report.pdf``); by default the JSON's own folder.
+    card : path or mapping, optional
+        A model card (see :func:`pellucid.reports.card.load_card`) that replaces the report's
+        own. The JSON is written again beside the page, so the two stay twins.
+    pdf : bool
+        Also print ``report.pdf`` with headless Chromium (:func:`pellucid.reports.pdf.html_to_pdf`).
+    chromium : path, optional
+        The Chromium executable to print with.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    DataFileError
+        The JSON is missing or not a pellucid report, or the card file is bad.
+    ReportError
+        ``pdf`` was asked for and Chromium is missing or fails.
+    """
+    from .card import load_card, validate_card
+    from .diff import load_report
+
+    payload, where = load_report(report, role="report")
+    src = Path(where)
+    out = Path(out_dir) if out_dir is not None else src.parent
+    payload = dict(payload)
+    if card is not None:
+        payload["card"] = validate_card(card) if isinstance(card, Mapping) else load_card(card)
+    if "limitations" not in payload:  # written before reports listed them (schema 1.2)
+        payload["limitations"] = limitations.find_limitations(payload)
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if card is not None or out.resolve() != src.parent.resolve():
+            json_path = out / JSON_NAME
+            json_path.write_text(json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+            written.append(json_path)
+        html_path = out / HTML_NAME
+        html_path.write_text(render_html(payload), encoding="utf-8")
+    except OSError as e:
+        raise DataFileError(f"cannot write the report to {str(out)!r}: {e.strerror or e}") from e
+    written.insert(0, html_path)
+    if pdf:
+        from .pdf import html_to_pdf
+
+        written.append(html_to_pdf(html_path, out / PDF_NAME, chromium=chromium))
+    return written
 
 
 def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLike,

@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..extraction.rules import format_number
+from .limitations import find_limitations
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
@@ -51,6 +52,9 @@ def build_payload(
     recommended: int | None = None,
     attributions: Mapping[str, Any] | None = None,
     local: Mapping[str, Any] | None = None,
+    extrapolation: Mapping[str, Any] | None = None,
+    linear_view: int | None = None,
+    card: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Gather everything a report shows into one JSON-serialisable dict.
 
@@ -98,6 +102,14 @@ def build_payload(
     local : dict, optional
         :func:`pellucid.surrogates.local_summary.summarise_local` of a few rows (LIME
         contributions and reasons, local fidelity, anchors), stored under ``local``.
+    extrapolation : dict, optional
+        :func:`pellucid.fidelity.extrapolation.extrapolation` of the distillation set, stored
+        as ``distillation.extrapolation``.
+    linear_view : int, optional
+        Index into ``surrogates`` of the scorecard or sparse linear model the report shows in
+        its own section (``linear_view``).
+    card : dict, optional
+        The model card, as :func:`pellucid.reports.load_card` returns it (``card``).
     recommended : int, optional
         Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
         (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
@@ -109,8 +121,9 @@ def build_payload(
         Keys ``schema_version``, ``generated_by``, ``meta``, ``model``, ``data``,
         ``ground_truth``, ``distillation``, ``surrogates``, ``recommended`` (an index into
         ``surrogates``, see :func:`recommend`), ``recommended_by`` (``"rule"`` or
-        ``"caller"``), ``recommended_max_rules``, ``frontier``, ``disagreement``, ``attributions`` and ``local`` (None
-        when not given). Every value is plain JSON (numpy scalars
+        ``"caller"``), ``recommended_max_rules``, ``frontier``, ``disagreement``, ``attributions``, ``local``,
+        ``linear_view`` and ``card`` (None when not given), and ``limitations``
+        (:func:`pellucid.reports.limitations.find_limitations`). Every value is plain JSON (numpy scalars
         converted, NaN and infinities as ``None``).
 
     Raises
@@ -146,6 +159,12 @@ def build_payload(
         if entry["fit_seconds"] is None:
             # Timed by the frontier when this very object was fitted there.
             entry["fit_seconds"] = next((e.fit_seconds for e in front_entries if e.surrogate is s), None)
+    if linear_view is not None:
+        ok = isinstance(linear_view, (int, np.integer)) and not isinstance(linear_view, bool)
+        if not ok or not 0 <= linear_view < len(surrogates):
+            raise ParameterError(f"linear_view must be the index of one of the {len(surrogates)} surrogates, got {linear_view!r}")
+        if entries[linear_view].get("additive") is None:
+            raise ParameterError(f"linear_view names {entries[linear_view]['name']!r}, which is not an additive model")
     for i, stab in _stability_items(stability, len(entries)):
         entries[i]["stability"] = stab.to_dict() if hasattr(stab, "to_dict") else dict(stab)
     n_rows = getattr(schema, "n_rows", None)
@@ -164,7 +183,7 @@ def build_payload(
             "sha256": meta.get("data_sha256"),
         },
         "ground_truth": None if ground_truth is None else dict(ground_truth),
-        "distillation": dset.summary(),
+        "distillation": {**dset.summary(), "extrapolation": None if extrapolation is None else dict(extrapolation)},
         "surrogates": entries,
         "recommended": None,
         "recommended_by": None,
@@ -173,6 +192,9 @@ def build_payload(
         "disagreement": None,
         "attributions": None if attributions is None else dict(attributions),
         "local": None if local is None else dict(local),
+        "linear_view": None if linear_view is None else int(linear_view),
+        "card": None if card is None else dict(card),
+        "limitations": [],
     }
     payload = jsonable(payload)
     if recommended is not None:
@@ -186,6 +208,7 @@ def build_payload(
         payload["frontier"] = _frontier_entry(frontier, surrogates, rec, frontier_selected, meta)
     if disagreement is not None:
         payload["disagreement"] = _disagreement_entry(disagreement, payload["surrogates"], rec)
+    payload["limitations"] = find_limitations(payload)
     return payload
 
 
