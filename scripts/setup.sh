@@ -5,7 +5,8 @@
 # torch is pinned to 2.13.0: that is the CPU build (an unpinned torch pulls a CUDA build of
 # several GB). The system graphviz `dot`, which draws the tree in the report, is installed
 # with apt-get where it is missing and we are root; otherwise the report says it is missing
-# and shows the rules only.
+# and shows the rules only. With `test`, Debian's chromium is installed the same way: the
+# browser tests drive it with Playwright (never `playwright install`: nothing is downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,13 +17,23 @@ case "${1:-}" in
   *) echo "usage: bash scripts/setup.sh [test]" >&2; exit 2 ;;
 esac
 
-if ! command -v dot >/dev/null 2>&1; then
+# System packages: graphviz's `dot` draws the tree in the report; Chromium (test extras only)
+# runs the report in a real browser and prints it to PDF. One apt-get update for both.
+apt_pkgs=()
+command -v dot >/dev/null 2>&1 || apt_pkgs+=(graphviz)
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then apt_pkgs+=(chromium); fi
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing graphviz (dot) with apt-get" >&2
+    echo "installing ${apt_pkgs[*]} with apt-get" >&2
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
   else
-    echo "note: graphviz 'dot' not found and cannot install it here; reports will show rules without the tree drawing" >&2
+    for p in "${apt_pkgs[@]}"; do
+      case "$p" in
+        graphviz) echo "note: graphviz 'dot' not found and cannot install it here; reports will show rules without the tree drawing" >&2 ;;
+        chromium) echo "note: chromium not found and cannot install it here; the browser and PDF tests will skip (and fail where CI is set)" >&2 ;;
+      esac
+    done
   fi
 fi
 
