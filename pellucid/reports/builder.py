@@ -245,15 +245,21 @@ def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLi
 
 
 # ---------------------------------------------------------------------------- Jinja2
-@functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+def template_environment() -> jinja2.Environment:
+    """A Jinja2 environment on pellucid's templates that escapes every value (data, model
+    names) and refuses undefined names; each page adds its own filters."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,  # every value from data or models is escaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = template_environment()
     env.filters.update(
         pct=fmt_pct,
         interval=fmt_interval,

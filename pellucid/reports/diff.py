@@ -25,6 +25,7 @@ from scipy.stats import spearmanr
 
 from ..errors import DataFileError, ParameterError
 from ..extraction.rules import NUMERIC_OPS, Rule, format_number
+from .builder import JSON_NAME, template_environment
 
 #: Version of the layout of the dict :func:`diff_reports` returns (see docs/diff.md).
 DIFF_VERSION = "1.0"
@@ -34,8 +35,6 @@ KNOWN_MAJOR = "1"
 
 #: Features shown per attribution ranking unless asked otherwise.
 TOP_K = 5
-
-JSON_NAME = "report.json"
 
 SIGNIFICANCE_RULE = (
     "significant when the two reports' confidence intervals of the headline agreement "
@@ -986,13 +985,7 @@ def _short(h: Any) -> str | None:
 # ---------------------------------------------------------------------------- HTML
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True,  # every string from the reports is escaped
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = template_environment()
     env.filters.update(pct=_pct, pts=_pts, val=_val, short=_short)
     env.globals.update(score_text=_score_text, significance_rule=SIGNIFICANCE_RULE)
     return env
