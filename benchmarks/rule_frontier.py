@@ -153,8 +153,8 @@ def main() -> None:
         "--candidates",
         nargs="+",
         default=[
-            "decision_tree", "hs_tree", "c45_tree", "greedy_rule_list", "bayesian_rule_list", "skope_rules",
-            "figs", "boosted_rules", "sparse_linear", "scorecard",
+            "decision_tree", "optimal_tree", "hs_tree", "c45_tree", "greedy_rule_list", "bayesian_rule_list",
+            "exhaustive_rule_list", "skope_rules", "figs", "boosted_rules", "sparse_linear", "scorecard",
         ],
         help="pellucid surrogates on the frontier ('all' for every registered one; rulefit and slipper take minutes)",
     )

@@ -9,6 +9,7 @@ each method is, what pellucid fixed in the libraries behind it, and what it left
 
 from .base import CategoryOrderEncoder, Surrogate
 from .anchors import Anchor, anchor, anchors
+from .exhaustive import ExhaustiveRuleList, OptimalTree
 from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
 from .linear import Scorecard, SparseLinear
 from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
@@ -19,7 +20,7 @@ from .tree import DecisionTree
 SURROGATES: dict[str, type[Surrogate]] = {
     cls.name: cls
     for cls in (
-        DecisionTree, HSTree, C45Tree, GreedyRuleList, BayesianRuleList, SkopeRules,
+        DecisionTree, OptimalTree, ExhaustiveRuleList, HSTree, C45Tree, GreedyRuleList, BayesianRuleList, SkopeRules,
         FIGS, BoostedRules, RuleFit, Slipper, SparseLinear, Scorecard,
     )
 }
@@ -28,6 +29,8 @@ __all__ = [
     "Surrogate",
     "CategoryOrderEncoder",
     "DecisionTree",
+    "OptimalTree",
+    "ExhaustiveRuleList",
     "HSTree",
     "C45Tree",
     "GreedyRuleList",
