@@ -137,7 +137,8 @@ def explain(
     linear_view : bool
         Also list the form credit teams file: an integer-points scorecard (two classes) or a
         sparse linear model (otherwise) with at most ``max_rules`` terms, in raw units. The best
-        such entry of the frontier when it has one within ``max_rules``; otherwise one is fitted.
+        such entry of the frontier when it has one within ``max_rules``; otherwise one fitted on
+        the observed training rows.
     card : path or mapping, optional
         The model card (purpose, intended use, data lineage, ...): a TOML, YAML or JSON file
         (:func:`pellucid.reports.load_card`) or its fields as a mapping.
@@ -338,7 +339,7 @@ def explain(
 
 def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_state: int | None) -> Any:
     """The frontier entry to show as a scorecard or sparse linear model: the best such entry
-    within ``max_rules`` terms, or one fitted now at that size on the training rows."""
+    within ``max_rules`` terms, or one fitted now at that size on the observed training rows."""
     binary = dset.task == "classification" and dset.classes is not None and len(dset.classes) == 2
     name = "scorecard" if binary else "sparse_linear"
     have = [e for e in front.entries if e.candidate in ("scorecard", "sparse_linear") and e.error is None
