@@ -92,6 +92,16 @@ def test_extrapolation_in_payload_matches_recomputation(run):
     assert set(ex["strategies"]) == {"perturb", "marginal"}
 
 
+def test_distillation_section_shows_distance_from_the_data(run):
+    res, _, out = run
+    html = (out / "report.html").read_text()
+    section = html.split('<section id="distillation">', 1)[1].split("</section>", 1)[0]
+    table = section.split("How far the synthetic rows lie from the data", 1)[1]
+    for name, v in res.payload["distillation"]["extrapolation"]["strategies"].items():
+        row = table.split(f"<td>{name}</td>", 1)[1].split("</tr>", 1)[0]
+        assert f"{100 * v['outside']:.1f}%" in row and f"{v['median_ratio']:.2f}" in row
+
+
 def test_weights_digest_follows_the_weights(run):
     res, net, _ = run
     digest = res.payload["model"]["weights_sha256"]
