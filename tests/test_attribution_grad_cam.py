@@ -143,7 +143,7 @@ def test_errors_are_clear():
     with pytest.raises(ParameterError, match="no Conv2d"):
         grad_cam(dense, x)
     net = _nets.cnn()
-    with pytest.raises(ParameterError, match="no layer named 'conv9'.*'0', '2', '5'"):
+    with pytest.raises(ParameterError, match=r"no layer named 'conv9'.*'0 \(Conv2d\)'.*'2 \(Conv2d\)'.*'5 \(Conv2d\)'"):
         grad_cam(net, x, layer="conv9")
     with pytest.raises(ParameterError, match="not part of the model"):
         grad_cam(net, x, layer=nn.Conv2d(1, 1, 1))

@@ -455,12 +455,12 @@ def _as_input(rows: Any, oracle: Oracle | None, like: torch.Tensor | None, what:
             except (TypeError, ValueError) as e:
                 raise ParameterError(f"{what} has non-numeric columns; pass an Oracle with the preprocess that "
                                      f"encodes them, not the bare module ({e})") from None
-        t = torch.as_tensor(np.asarray(arr))
+        t = torch.as_tensor(np.require(arr, requirements="W"))  # a read-only view (copy-on-write pandas) would warn
     elif isinstance(rows, torch.Tensor):
         t = rows.detach()
     else:
         try:
-            t = torch.as_tensor(np.asarray(rows, dtype=np.float64))
+            t = torch.as_tensor(np.require(np.asarray(rows, dtype=np.float64), requirements="W"))
         except (TypeError, ValueError) as e:
             raise ParameterError(f"{what} must be a DataFrame, an array or a tensor of numbers ({e})") from None
     if not t.is_floating_point():
@@ -497,3 +497,22 @@ def resolve_targets(target: Any, outputs: Any, n: int, oracle: Oracle | None) ->
         return probe.reshape(probe.shape[0], -1).argmax(dim=1).to(torch.int64)
     labels = list(oracle.classes_) if oracle is not None and oracle.task == "classification" else None
     return torch.as_tensor(target_indices(target, n, k, labels, broadcast_one=True), dtype=torch.int64)
+
+
+def find_layer(module: torch.nn.Module, layer: Any) -> tuple[str, torch.nn.Module]:
+    """``(name, submodule)`` of a layer given by its name in ``module.named_modules()`` or as
+    the submodule itself; a ``ParameterError`` listing the layers (with their types) otherwise."""
+    named = [(name, m) for name, m in module.named_modules() if name]
+    if isinstance(layer, str):
+        for name, m in named:
+            if name == layer:
+                return name, m
+        listing = [f"{name} ({type(m).__name__})" for name, m in named]
+        raise ParameterError(f"the model has no layer named {layer!r}; its layers are {listing[:60]}"
+                             + (f" and {len(listing) - 60} more" if len(listing) > 60 else ""))
+    if isinstance(layer, torch.nn.Module):
+        for name, m in named:
+            if m is layer:
+                return name, m
+        raise ParameterError(f"layer {type(layer).__name__} is not part of the model")
+    raise ParameterError(f"layer must be a layer name or a module of the model; got {type(layer).__name__}")

@@ -15,8 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ParameterError
-from ._base import Attribution, prepare
-from ._base import eval_mode
+from ._base import Attribution, eval_mode, find_layer, prepare
 from .lrp import logit_scores, row_chunks
 
 __all__ = ["grad_cam"]
@@ -145,22 +144,10 @@ def _mode(upsample: Any) -> Any:
 
 
 def _find_layer(module: nn.Module, layer: Any) -> tuple[str, nn.Module]:
-    named = list(module.named_modules())
     if layer is None:
-        convs = [(n, m) for n, m in named if isinstance(m, nn.Conv2d)]
+        convs = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
         if not convs:
             raise ParameterError(f"Grad-CAM needs a convolutional network: {type(module).__name__} has no Conv2d "
                                  "layer (pass layer= to choose one with spatial outputs)")
         return convs[-1]
-    if isinstance(layer, str):
-        for n, m in named:
-            if n == layer:
-                return n, m
-        convs = [n for n, m in named if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
-        raise ParameterError(f"the model has no layer named {layer!r}; its convolutional layers are {convs}")
-    if isinstance(layer, nn.Module):
-        for n, m in named:
-            if m is layer:
-                return n, m
-        raise ParameterError(f"layer {type(layer).__name__} is not part of the model")
-    raise ParameterError(f"layer must be None, a layer name or a module of the model; got {type(layer).__name__}")
+    return find_layer(module, layer)
