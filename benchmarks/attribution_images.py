@@ -18,7 +18,6 @@ import copy
 import json
 import platform
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests._nets import digits, digits_cnn  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tasks import best_of  # noqa: E402
 
 
 def _numpy(a: Any) -> np.ndarray:
@@ -85,15 +87,6 @@ def _methods(net: nn.Module, x: torch.Tensor, t: torch.Tensor, steps: int) -> di
     return {name: (ours.get(name), ref) for name, (ref, _) in methods.items()}  # type: ignore[misc]
 
 
-def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="images attributed")
@@ -129,9 +122,9 @@ def main() -> None:
         ref()
         t_ours, t_ref = float("inf"), float("inf")
         for _ in range(args.repeats):
-            s, a = _best(ours, 1)
+            s, a = best_of(ours, 1)
             t_ours = min(t_ours, s)
-            s, b = _best(ref, 1)
+            s, b = best_of(ref, 1)
             t_ref = min(t_ref, s)
         a_np, b_np = _numpy(a), _numpy(b).reshape(_numpy(a).shape)
         diff = float(np.abs(a_np - b_np).max())
