@@ -3,6 +3,11 @@
 Every method in :data:`METHODS` is called as ``method(model, inputs, target=None, **options)``
 and returns an :class:`Attribution` whose ``values`` are on the raw features (one-hot groups
 summed back).
+
+Beyond per-feature attributions: concept activation vectors (:func:`tcav`, :mod:`.concepts`),
+global sensitivity over the schema's ranges (:func:`sobol`, :func:`morris`, :mod:`.sensitivity`)
+and what a class or unit responds to (:func:`maximise_image`, :func:`maximise_row`,
+:func:`top_rows`, :mod:`.visualisation`).
 """
 
 from typing import Callable
@@ -17,6 +22,9 @@ from .decision_reasons import export_reasons, reasons
 from .evaluation import (AttributionEvaluation, Faithfulness, RandomisationCheck, completeness, deletion_insertion,
                          evaluate_attributions, randomisation_check)
 from .importance import RankAgreement, global_importance, pair, rank_agreement, surrogate_importance
+from .concepts import TCAVResult, tcav, tcav_many
+from .sensitivity import MorrisResult, SobolResult, compare_importance, morris, sobol
+from .visualisation import ImageMaximisation, RowMaximisation, TopRows, maximise_image, maximise_row, top_rows
 
 #: Method name -> function with the common signature ``(model, inputs, target=None, ...)``.
 METHODS: dict[str, Callable[..., Attribution]] = {
@@ -63,4 +71,18 @@ __all__ = [
     "surrogate_importance",
     "reasons",
     "export_reasons",
+    "tcav",
+    "tcav_many",
+    "TCAVResult",
+    "sobol",
+    "morris",
+    "compare_importance",
+    "SobolResult",
+    "MorrisResult",
+    "maximise_image",
+    "maximise_row",
+    "top_rows",
+    "ImageMaximisation",
+    "RowMaximisation",
+    "TopRows",
 ]
