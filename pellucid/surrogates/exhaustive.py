@@ -39,7 +39,7 @@ from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
 from .base import Surrogate
-from .tree import TreeNode
+from .tree import TreeNode, leaf_rule
 
 #: Most leaves a depth-2 tree has.
 _MAX_LEAVES = 4
@@ -225,6 +225,8 @@ class OptimalTree(Surrogate):
         rules: list[Rule] = []
         expected = np.empty(len(X), dtype=object if classification else float)
 
+        classes = self.classes_ if classification else None
+
         def value(mask: np.ndarray) -> np.ndarray | float:
             if classification:
                 p = np.bincount(y[mask], weights=w[mask], minlength=len(self.classes_))
@@ -239,7 +241,7 @@ class OptimalTree(Surrogate):
             support = float(w[mask].sum()) / total
             stored = tuple(float(x) for x in v) if classification else v
             if node["split"] is None:
-                rule = self._make_rule(merge_conditions(path, order, domains), v, support)
+                rule = leaf_rule(merge_conditions(path, order, domains), v, support, classes)
                 expected[mask] = rule.outcome
                 nodes[nid] = TreeNode(nid, depth, None, None, None, None, stored, support, len(rules))
                 rules.append(rule)
@@ -255,7 +257,7 @@ class OptimalTree(Surrogate):
 
         visit(tree, 0, (), np.ones(len(X), dtype=bool))
         self.nodes_ = [n for n in nodes if n is not None]
-        default = self._make_rule((), value(np.ones(len(X), dtype=bool)), 1.0)
+        default = leaf_rule((), value(np.ones(len(X), dtype=bool)), 1.0, classes)
         self.rules_ = RuleSet(
             tuple(rules),
             default,
@@ -271,11 +273,6 @@ class OptimalTree(Surrogate):
         if cond.feature not in domains:
             return cond
         return (merge_conditions([cond], domains=domains) or (cond,))[0]
-
-    def _make_rule(self, conditions: tuple[Condition, ...], value: Any, support: float) -> Rule:
-        if self.task_ == "classification":
-            return Rule(conditions, self.classes_[int(np.argmax(value))], tuple(float(p) for p in value), support)
-        return Rule(conditions, float(value), None, support)
 
     def complexity(self) -> dict[str, Any]:
         out = super().complexity()

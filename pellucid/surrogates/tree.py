@@ -132,6 +132,7 @@ class DecisionTree(Surrogate):
         total = float(t.weighted_n_node_samples[0])
         order = self.schema_.names
         domains = {f.name: f.categories for f in self.schema_ if f.is_categorical}
+        classes = self.classes_ if self.task_ == "classification" else None
         nodes: list[TreeNode] = []
         rules: list[Rule] = []
         rule_of_node: dict[int, int] = {}
@@ -145,7 +146,7 @@ class DecisionTree(Surrogate):
             support = float(t.weighted_n_node_samples[node]) / total
             if left == -1:
                 rule_of_node[node] = len(rules)
-                rules.append(self._make_rule(merge_conditions(path, order, domains), value, support))
+                rules.append(leaf_rule(merge_conditions(path, order, domains), value, support, classes))
                 pending[node] = (depth, None, None, None, None, value, support)
                 continue
             cond_l, cond_r = self._split_conditions(node)
@@ -169,7 +170,7 @@ class DecisionTree(Surrogate):
             )
         self.nodes_ = nodes
         root = self._node_value(0)
-        default = self._make_rule((), root, 1.0)
+        default = leaf_rule((), root, 1.0, classes)
         self.rules_ = RuleSet(
             tuple(rules),
             default,
@@ -178,13 +179,16 @@ class DecisionTree(Surrogate):
             feature_order=tuple(order),
         )
 
-    def _make_rule(self, conditions: tuple[Condition, ...], value: Any, support: float) -> Rule:
-        if self.task_ == "classification":
-            return Rule(conditions, self.classes_[int(np.argmax(value))], tuple(float(p) for p in value), support)
-        return Rule(conditions, float(value), None, support)
-
     def complexity(self) -> dict[str, Any]:
         out = super().complexity()
         out["n_leaves"] = int(self.estimator_.get_n_leaves())
         out["depth"] = int(self.estimator_.get_depth())
         return out
+
+
+def leaf_rule(conditions: tuple[Condition, ...], value: Any, support: float, classes: Any = None) -> Rule:
+    """The rule of a tree's leaf: its class (the most probable of ``classes``) with the leaf's
+    probabilities, or, without ``classes`` (a regression), its value."""
+    if classes is not None:
+        return Rule(conditions, classes[int(np.argmax(value))], tuple(float(p) for p in value), support)
+    return Rule(conditions, float(value), None, support)
