@@ -13,9 +13,11 @@ breast-cancer task, whose 569 rows are all there is.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -269,3 +271,11 @@ def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def write_results(out_dir: str | Path, stem: str, data: Any, markdown: str) -> None:
+    """Write a benchmark's ``STEM.json`` (the numbers) and ``STEM.md`` (its table) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (out / f"{stem}.md").write_text(markdown.rstrip("\n") + "\n")

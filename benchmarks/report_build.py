@@ -20,7 +20,6 @@ Run: .venv/bin/python benchmarks/report_build.py [--rows 50000] [--features 30]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tasks import _train_mlp  # noqa: E402
+from _tasks import _train_mlp, write_results  # noqa: E402
 from extraction_scale import make_table  # noqa: E402
 
 from pellucid import Oracle, explain  # noqa: E402
@@ -114,10 +113,7 @@ def main() -> None:
     md += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text = "\n".join(md) + "\n"
     print(text)
-    dest = Path(args.out)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "report_build.json").write_text(json.dumps(out, indent=2) + "\n")
-    (dest / "report_build.md").write_text(text)
+    write_results(args.out, "report_build", out, text)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Run: .venv/bin/python benchmarks/rule_frontier.py [--tasks credit breast_cancer 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from sklearn.metrics import r2_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tasks import TASKS, fit_peer, peer_encoder, peers  # noqa: E402
+from _tasks import TASKS, fit_peer, peer_encoder, peers, write_results  # noqa: E402
 
 from pellucid import distill  # noqa: E402
 from pellucid.fidelity import frontier  # noqa: E402
@@ -168,10 +167,7 @@ def main() -> None:
     md = table(rows)
     print("\nMean over seeds", args.seeds, "— held-out agreement (R² for regression) with the network")
     print(md)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rule_frontier.json").write_text(json.dumps(rows, indent=2, default=str))
-    (out / "rule_frontier.md").write_text(md + "\n")
+    write_results(args.out, "rule_frontier", rows, md)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Run: .venv/bin/python benchmarks/sobol_ishigami.py [--n 8192] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -31,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tasks import best_of  # noqa: E402
+from _tasks import best_of, write_results  # noqa: E402
 
 from pellucid.attribution.sensitivity import sobol  # noqa: E402
 
@@ -126,10 +125,7 @@ def main() -> None:
                      + f" | {r['max_abs_error']:.4f} | {r['seconds']:.3f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    dest = Path(args.out)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "sobol_ishigami.json").write_text(json.dumps(out, indent=2) + "\n")
-    (dest / "sobol_ishigami.md").write_text(text)
+    write_results(args.out, "sobol_ishigami", out, text)
 
 
 if __name__ == "__main__":

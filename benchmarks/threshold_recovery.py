@@ -18,7 +18,6 @@ Run: .venv/bin/python benchmarks/threshold_recovery.py [--seeds 0 1 2] [--max-ru
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tasks import TASKS  # noqa: E402
+from _tasks import TASKS, write_results  # noqa: E402
 
 from pellucid import distill  # noqa: E402
 from pellucid.extraction.rules import NUMERIC_OPS  # noqa: E402
@@ -106,10 +105,7 @@ def main() -> None:
     summary = f"\n{sum(hits)} of {len(hits)} true thresholds recovered within 5% of the feature's range"
     md = "\n".join(lines) + "\n" + summary
     print(md)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "threshold_recovery.json").write_text(json.dumps(results, indent=2))
-    (out / "threshold_recovery.md").write_text(md + "\n")
+    write_results(args.out, "threshold_recovery", results, md)
 
 
 if __name__ == "__main__":
