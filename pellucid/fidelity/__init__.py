@@ -4,12 +4,14 @@ network."""
 
 from .disagreement import disagreement
 from .frontier import Frontier, FrontierEntry, frontier, pareto_flags
-from .metrics import Fidelity, evaluate, wilson_interval
+from .metrics import Fidelity, FidelityTally, evaluate, read_parquet_chunks, wilson_interval
 from .stability import Stability, rule_matches, stability
 
 __all__ = [
     "Fidelity",
     "evaluate",
+    "FidelityTally",
+    "read_parquet_chunks",
     "wilson_interval",
     "Stability",
     "stability",
