@@ -51,6 +51,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from . import _device
 from .errors import (
     ModelError,
     ModelLoadError,
@@ -143,8 +144,11 @@ class Oracle:
         query: values in [0, 1] that sum to one per row (or one column) are probabilities,
         anything else logits (softmax, or sigmoid for one column).
     batch_size : int, optional
-        Rows per model call. By default chosen after the first batch so that one batch of the
-        encoded input takes about 64 MB (between 1024 and 262144 rows).
+        Rows per model call. By default chosen at the first batch: for a torch module on a
+        CPU, 4096 rows (fewer where they would take more than 32 MB of input), because a
+        network's activations then stay in the cache; on a GPU, as many rows as half of the
+        device's free memory holds, measured on the first batch; for other models, about 64 MB
+        of encoded input (between 1024 and 262144 rows).
     device : str or torch.device, optional
         Where torch inputs are placed; the module itself is never moved. Defaults to the
         module's own device. Falls back to the CPU when the device is not available.
@@ -169,7 +173,10 @@ class Oracle:
     n_calls : int
         Model calls (batches) so far.
     batch_size_ : int or None
-        The batch size in use, once known.
+        Rows per model call, once known.
+    chunk_rows_ : int or None
+        Rows encoded (preprocessed and converted) at a time, once known: a whole number of
+        model batches for a torch module, one batch for other models.
     output_ : {"proba", "logits", "labels"} or None
         How classifier outputs are read, once decided.
     source, sha256 : str or None
@@ -207,6 +214,7 @@ class Oracle:
         self.output = output
         self.batch_size = batch_size
         self.batch_size_: int | None = None if batch_size is None else int(batch_size)
+        self.chunk_rows_: int | None = None
         self.source: str | None = None
         self.sha256: str | None = None
         self.n_queries = 0
@@ -251,6 +259,8 @@ class Oracle:
         elif self.kind == "onnx":
             self._onnx = _onnx_signature(model)
         self._task = task
+        if self.batch_size_ is not None and self.kind != "torch":
+            self.chunk_rows_ = self.batch_size_  # one model call per encoded block
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -348,12 +358,12 @@ class Oracle:
         parts = []
         start = 0
         # A bar only where someone watches (a terminal) and the query is long (several batches).
-        quiet = self.verbose <= 0 or not sys.stderr.isatty() or n <= 4 * (self.batch_size_ or _BATCH_MIN)
+        quiet = self.verbose <= 0 or not sys.stderr.isatty() or n <= 4 * (self.chunk_rows_ or _BATCH_MIN)
         with self._eval_mode(), torch.no_grad(), tqdm(
             total=n, desc="querying the model", unit="rows", disable=quiet, leave=False
         ) as bar:
             while start < n:  # one iteration per batch, never per row
-                stop = start + (self.batch_size_ or _BATCH_MIN)  # known after the first batch
+                stop = start + (self.chunk_rows_ or _BATCH_MIN)  # known after the first block
                 chunk = X.iloc[start:stop] if isinstance(X, pd.DataFrame) else X[start:stop]
                 parts.append(self._call(chunk))
                 start += chunk.shape[0]
@@ -485,11 +495,35 @@ class Oracle:
         elif self.kind == "onnx":
             dense = _to_float(inputs, n, self._input_dtype())
             inputs = self._onnx.check(dense)
-        if self.batch_size_ is None:
+        out = None
+        if self.batch_size_ is None or self.chunk_rows_ is None:
             shape = getattr(inputs, "shape", chunk.shape)
-            width = max(1, shape[1] if len(shape) > 1 else 1)
-            self.batch_size_ = int(np.clip(_BATCH_BYTES // (4 * width), _BATCH_MIN, _BATCH_MAX))
-        out = self._run_model(inputs, n)
+            width = max(1, int(np.prod(shape[1:])) if len(shape) > 1 else 1)
+            # Rows encoded at a time: about 64 MB of model input, so the preprocess and the
+            # conversion run on large blocks.
+            self.chunk_rows_ = int(np.clip(_BATCH_BYTES // (4 * width), _BATCH_MIN, _BATCH_MAX))
+            if self.batch_size_ is not None:
+                pass
+            elif self.kind == "torch" and _device.is_gpu(self.device):
+                # As many rows as half the free memory holds, at what this first batch took a row.
+                out, peak = _device.measure_peak(self.device, lambda: self._run_model(inputs, n))
+                self.batch_size_ = _device.gpu_rows(_device.free_bytes(self.device), peak / n, low=_BATCH_MIN)
+            elif self.kind == "torch":
+                self.batch_size_ = _device.cpu_query_rows(width * dense.itemsize)
+            else:
+                self.batch_size_ = self.chunk_rows_
+            if self.kind == "torch":  # whole model batches in every encoded block
+                self.chunk_rows_ = max(1, self.chunk_rows_ // self.batch_size_) * self.batch_size_
+            else:
+                self.chunk_rows_ = self.batch_size_
+        if out is None and self.kind == "torch":
+            # Model calls of batch_size_ rows over the encoded block (views, no copies).
+            bs = self.batch_size_
+            parts = [self._run_model(inputs[i:i + bs], min(bs, n - i)) for i in range(0, n, bs)]
+            bad = next((o for o in parts if not isinstance(o, torch.Tensor)), None)
+            out = bad if bad is not None else parts[0] if len(parts) == 1 else torch.cat(parts)
+        elif out is None:
+            out = self._run_model(inputs, n)
         if isinstance(out, torch.Tensor):
             raw = _tensor_to_numpy(out.detach())
         elif self.kind == "torch":

@@ -645,3 +645,51 @@ def test_non_finite_input_is_named_as_such():
     X = np.array([[0.0, np.nan], [1.0, 2.0]], dtype=np.float32)
     with pytest.raises(ModelOutputError, match=r"input holds NaN.*columns \[1\]"):
         Oracle(net, task="classification").query(X)
+
+
+# ---------------------------------------------------------------------- batch sizes by device
+def test_torch_batches_fit_the_cache_and_blocks_hold_whole_batches():
+    from pellucid import _device
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(30_000, 5)), columns=list("abcde"))
+    o = Oracle(net, task="classification", verbose=0)
+    got = o.query(X)
+    assert o.batch_size_ == _device.CPU_ROWS
+    assert o.chunk_rows_ % o.batch_size_ == 0 and o.chunk_rows_ >= o.batch_size_
+    # First block of 1024 rows in one call, then calls of batch_size_ rows.
+    assert o.n_calls == 1 + -(-(30_000 - 1024) // o.batch_size_)
+    with torch.no_grad():
+        want = torch.softmax(net(torch.tensor(X.to_numpy(), dtype=torch.float32)), 1).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # Wide rows: fewer rows a call, never more than CPU_BYTES of input.
+    assert _device.cpu_query_rows(4 * 3 * 224 * 224) == _device.CPU_BYTES // (4 * 3 * 224 * 224)
+    assert _device.cpu_query_rows(4) == _device.CPU_ROWS and _device.cpu_query_rows(10**12) == 1
+
+
+def test_gpu_batch_comes_from_free_memory_and_the_first_batch(monkeypatch):
+    """The GPU branch's arithmetic, on a CPU module with the device functions faked: the batch
+    is half the free memory over what the first batch took a row."""
+    from pellucid import _device
+
+    net = torch.nn.Sequential(torch.nn.Linear(5, 2)).eval()
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(5000, 5)), columns=list("abcde"))
+    seen = {}
+
+    def fake_peak(device, run):
+        seen["called"] = True
+        return run(), 1024 * 1000  # 1000 bytes a row over the first 1024 rows
+
+    monkeypatch.setattr(_device, "is_gpu", lambda device: True)
+    monkeypatch.setattr(_device, "measure_peak", fake_peak)
+    monkeypatch.setattr(_device, "free_bytes", lambda device: 8_000_000)
+    o = Oracle(net, task="classification", verbose=0)
+    got = o.query(X)
+    assert seen and o.batch_size_ == 4000  # 0.5 * 8e6 / 1000
+    assert _device.gpu_rows(10**12, 1.0) == _device.GPU_MAX_ROWS and _device.gpu_rows(10, 1e9, low=7) == 7
+    with torch.no_grad():
+        want = torch.softmax(net(torch.tensor(X.to_numpy(), dtype=torch.float32)), 1).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    monkeypatch.setattr(_device, "free_bytes", lambda device: 2**34)  # 16 GiB free: 2**27 elements
+    assert _device.max_elements(torch.device("cpu")) == 2**34 * _device.GPU_SHARE // _device.GPU_BYTES_PER_ELEMENT

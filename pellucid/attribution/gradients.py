@@ -19,15 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import _device
 from ..errors import ParameterError
 from ._base import Attribution, Prepared, prepare
 from ._integration import integration_rule
 
 __all__ = ["saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "expected_gradients"]
 
-# One stacked batch holds at most this many input elements (32 MB of float32) or rows: small
-# enough for memory and caches, large enough that the Python overhead per batch is negligible.
-_MAX_ELEMENTS = 2**23
+# One stacked batch holds at most this many rows, and at most _device.max_elements input
+# elements (32 MB of float32 on a CPU; from free memory on a GPU).
 _MAX_ROWS = 2**16
 
 
@@ -345,7 +345,7 @@ def _integrated(p: Prepared, x: torch.Tensor, targets: torch.Tensor | None, base
         return attr, f_x, _evaluate(p, b, targets)
     m, B = x.shape[0], base.shape[0]
     attr = torch.zeros_like(x)
-    group = max(1, _MAX_ELEMENTS // max(1, x.numel()))  # baselines per stacked pass
+    group = max(1, _device.max_elements(x.device) // max(1, x.numel()))  # baselines per stacked pass
     for start in range(0, B, group):
         bs = base[start:start + group]
         k = bs.shape[0]
@@ -394,7 +394,7 @@ def _rows_per_chunk(p: Prepared, copies: int, internal_batch_size: int | None) -
         internal_batch_size = _positive_int("internal_batch_size", internal_batch_size)
         return max(1, internal_batch_size // copies)
     width = max(1, int(np.prod(p.x.shape[1:])))
-    return max(1, min(_MAX_ROWS // copies, _MAX_ELEMENTS // (copies * width)))
+    return max(1, min(_MAX_ROWS // copies, _device.max_elements(p.x.device) // (copies * width)))
 
 
 def _torch_generator(random_state: Any) -> torch.Generator:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 import torch
 from torch import nn
 
+from .. import _device
 from ..errors import ParameterError
 from ._base import Attribution, Prepared, eval_mode, prepare
 
@@ -475,7 +476,6 @@ def logit_scores(prep: Prepared, out: torch.Tensor, method: str, rows: slice | N
 
 # One pass holds at most this many input elements or rows (as the gradient methods do):
 # bounded memory for large images, negligible Python overhead per pass.
-_MAX_ELEMENTS = 2**23
 _MAX_ROWS = 2**16
 
 
@@ -483,7 +483,7 @@ def row_chunks(x: torch.Tensor, internal_batch_size: int | None) -> list[slice]:
     """Row slices of ``x`` for one forward/backward pass each."""
     if internal_batch_size is None:
         width = max(1, x[0].numel())
-        rows = max(1, min(_MAX_ROWS, _MAX_ELEMENTS // width))
+        rows = max(1, min(_MAX_ROWS, _device.max_elements(x.device) // width))
     elif isinstance(internal_batch_size, int) and not isinstance(internal_batch_size, bool) \
             and internal_batch_size > 0:
         rows = internal_batch_size

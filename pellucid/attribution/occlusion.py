@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import _device
 from ..errors import ModelError, ParameterError
 from ..oracle import Oracle
 from ._base import SUMMARIES, Attribution, prepare, resolve_targets, summary_row
 
 __all__ = ["occlusion"]
 
-_MAX_ELEMENTS = 2**23  # input values per stacked forward pass (tensor path)
 _MAX_QUERY_ROWS = 2**18  # rows per query (raw path)
 
 
@@ -220,7 +220,7 @@ def _tensor_occlusion(model: Any, inputs: Any, target: Any, baseline: Any, featu
     n = p.n
     with torch.no_grad():
         f_x = _outputs(p, p.x, p.targets)
-        per = max(1, (batch_size // n) if batch_size else _MAX_ELEMENTS // max(1, n * int(np.prod(shape))))
+        per = max(1, (batch_size // n) if batch_size else _device.max_elements(p.x.device) // max(1, n * int(np.prod(shape))))
         total = torch.zeros_like(p.x)
         counts = torch.zeros(shape, dtype=p.x.dtype, device=p.x.device)
         b = base.unsqueeze(0)  # (1, 1 or n, *shape)

@@ -173,7 +173,7 @@ def _evaluate(model: Any, design: pd.DataFrame, output: Any) -> tuple[np.ndarray
     if known:  # check output before spending the queries
         _output_index(oracle, output)
     if own and oracle.kind == "callable":
-        oracle.batch_size_ = len(design)  # a plain function takes the whole design at once
+        oracle.batch_size_ = oracle.chunk_rows_ = len(design)  # a plain function takes the whole design at once
     calls = oracle.n_calls
     answer = oracle.query(design)
     calls = oracle.n_calls - calls
