@@ -5,7 +5,7 @@ The public API, re-exported from the subpackages; nothing else lives here.
 """
 
 from . import errors, extraction, fidelity, surrogates
-from .extraction import Condition, DistillationSet, Rule, RuleList, RuleSet, distill
+from .extraction import Condition, DistillationSet, Rule, RuleList, RuleSet, distill, read_distillation
 from .oracle import EncodingMap, Oracle, load_model
 from .schema import Feature, Kind, Schema
 from .surrogates import DecisionTree
@@ -34,6 +34,7 @@ __all__ = [
     "RuleList",
     "RuleSet",
     "distill",
+    "read_distillation",
     "EncodingMap",
     "Oracle",
     "load_model",

@@ -17,10 +17,12 @@ from .export import from_json, to_json, to_python, to_sql, to_text
 from .rules import AdditiveRules, Condition, LinearTerm, Rule, RuleList, RuleSet, format_number, merge_conditions
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS
 from .simplify import simplify
+from .stream import read_distillation
 
 __all__ = [
     "DistillationSet",
     "distill",
+    "read_distillation",
     "Condition",
     "Rule",
     "RuleList",

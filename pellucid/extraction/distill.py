@@ -16,6 +16,7 @@ the holdout.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +26,7 @@ import pandas as pd
 from ..errors import ParameterError, SchemaError
 from ..schema import Schema
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS
+from .stream import CHUNK_ROWS, stream
 
 OBSERVED = "observed"
 
@@ -214,6 +216,9 @@ def distill(
     holdout: float = 0.25,
     sampler_params: Mapping[str, Mapping[str, Any]] | None = None,
     random_state: int | None = 0,
+    out: str | Path | None = None,
+    keep: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> DistillationSet:
     """Build a distillation set by querying the network.
 
@@ -244,12 +249,25 @@ def distill(
         ``{"boundary": {"rounds": 8}}``.
     random_state : int, optional
         Seed; the same seed gives the same set.
+    out : str or Path, optional
+        Stream: write every row (observed, synthetic, active, held out) with the network's
+        outputs, weights and provenance to this Parquet file, chunk by chunk (read it back
+        with :func:`read_distillation`). Needs pyarrow.
+    keep : int, optional
+        Stream, keeping at most this many of the passive strategies' synthetic rows in
+        memory (a uniform sample, weighted to stand for all of them); the returned set holds
+        the observed rows and this sample. With ``out`` and no ``keep``, every row is kept.
+        Memory is then bounded by the observed rows, one chunk and the sample, whatever ``n``
+        (see :mod:`pellucid.extraction.stream`).
+    chunk_rows : int
+        Synthetic rows made, queried and written at a time when streaming.
 
     Returns
     -------
     DistillationSet
         Rows in the order: observed training rows, passive strategies' rows, active
-        strategies' rows, holdout rows.
+        strategies' rows, holdout rows. When streaming, ``params["stream"]`` says how many
+        rows were made and how many kept.
 
     Raises
     ------
@@ -272,6 +290,13 @@ def distill(
 
     plan = _plan(strategy, n, len(observed_train))
     sampler_params = _check_sampler_params(sampler_params or {})
+    if out is not None or keep is not None:
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 0):
+            raise ParameterError(f"keep must be a number of rows >= 0, got {keep!r}")
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+            raise ParameterError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        return stream(oracle, schema, observed_train, observed_hold, train_idx, hold_idx, plan, sampler_params, rng,
+                      out=out, keep=keep, chunk_rows=int(chunk_rows), random_state=random_state, holdout=holdout)
 
     parts, sources, origins = [], [], []
     if OBSERVED in plan:
