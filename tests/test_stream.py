@@ -123,3 +123,27 @@ def test_errors_name_the_problem(oracle, tmp_path):
     distill(oracle, X, n=100, out=tmp_path / "ok.parquet")
     with pytest.raises(ParameterError, match="sample"):
         read_distillation(tmp_path / "ok.parquet", sample=0)
+
+
+def test_choose_sample_stops_where_doubling_no_longer_pays(oracle, tmp_path):
+    from pellucid.fidelity import choose_sample, frontier
+
+    X = mixed_frame(1500)
+    path = tmp_path / "c.parquet"
+    d = distill(oracle, X, n=40_000, out=path, random_state=0)
+    # A tree of 4 leaves learns all it can from a few thousand rows: the choice stops early.
+    small = choose_sample(path, "decision_tree", 4, start=2000, gain=0.002)
+    assert small.rows < small.available and small.available == (~d.is_holdout).sum()
+    last, prev = small.steps[-1], small.steps[-2]
+    assert last["rows"] == 2 * prev["rows"] and last["score"] - prev["score"] <= 0.002
+    assert small.rows == prev["rows"] and f"{small.rows:,} of {small.available:,}" in small.message
+    # Each step's score is the tree's held-out agreement on a sample of that size: refit by hand.
+    again = choose_sample(d, "decision_tree", 4, start=2000, gain=0.002)
+    assert [s["rows"] for s in again.steps] == [s["rows"] for s in small.steps]
+    # A demand no doubling can meet (gain > 1) stops at the first doubling; a negative one
+    # never stops before every row is used.
+    assert choose_sample(d, "decision_tree", 4, start=2000, gain=1.0).rows == 2000
+    everything = choose_sample(d, "decision_tree", 4, start=20_000, gain=-1.0)
+    assert everything.rows == everything.available and "every available row" in everything.message
+    want = frontier(d, candidates=["decision_tree"], sizes=[4]).entries[0].score
+    assert everything.steps[-1]["score"] == pytest.approx(want)

@@ -299,3 +299,16 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
         origin=df[_ORIGIN].to_numpy(),
     )
 
+
+
+def distillation_file_rows(path: str | Path) -> tuple[int, int]:
+    """Rows in a distillation file and how many of them are held out, from its metadata and
+    one column."""
+    _, pq = _pyarrow()
+    if not Path(path).exists():
+        raise DataFileError(f"distillation file {str(path)!r} does not exist")
+    pf = pq.ParquetFile(path)
+    if pf.schema_arrow.metadata is None or _META_KEY not in pf.schema_arrow.metadata:
+        raise DataFileError(f"{str(path)!r} is not a distillation file written by pellucid (no pellucid metadata)")
+    held = pf.read(columns=[_HOLDOUT]).column(0).to_numpy(zero_copy_only=False)
+    return int(pf.metadata.num_rows), int(held.sum())

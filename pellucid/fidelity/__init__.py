@@ -3,7 +3,7 @@ bootstrap stability, the fidelity–complexity frontier and where a surrogate di
 network."""
 
 from .disagreement import disagreement
-from .frontier import Frontier, FrontierEntry, frontier, pareto_flags
+from .frontier import Frontier, FrontierEntry, SampleChoice, choose_sample, frontier, pareto_flags
 from .metrics import Fidelity, FidelityTally, evaluate, read_parquet_chunks, wilson_interval
 from .stability import Stability, rule_matches, stability
 
@@ -19,6 +19,8 @@ __all__ = [
     "Frontier",
     "FrontierEntry",
     "frontier",
+    "choose_sample",
+    "SampleChoice",
     "pareto_flags",
     "disagreement",
 ]

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from numbers import Real
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -539,3 +540,104 @@ def frontier(
     for e in entries:  # set here, not in the workers, so that no copy of the rows comes back
         e.data = views[e.training]
     return Frontier(entries, dset.task, sizes=sizes, random_state=random_state)
+
+
+@dataclass
+class SampleChoice:
+    """How many distilled rows a surrogate needs: the smallest sample after which doubling
+    it gave no gain on the held-out rows.
+
+    Attributes
+    ----------
+    rows : int
+        Training rows chosen.
+    available : int
+        Training rows there were (in the set or the distillation file).
+    steps : list of dict
+        Per sample size tried: ``rows``, ``score`` (agreement, or R² for a regression),
+        ``fit_seconds``.
+    message : str
+        What was chosen and why, for the report and the log.
+    """
+
+    rows: int
+    available: int
+    steps: list[dict[str, Any]]
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "available": self.available, "steps": self.steps, "message": self.message}
+
+
+def choose_sample(source: DistillationSet | str | Path, candidate: str = "decision_tree", size: int = 16, *,
+                  start: int = 25_000, most: int = 1_000_000, gain: float = 0.002,
+                  random_state: int | None = 0) -> SampleChoice:
+    """Fit one candidate on doubling samples of the training rows and stop where doubling no
+    longer pays.
+
+    Parameters
+    ----------
+    source : DistillationSet or path
+        A distillation set, or a Parquet file written by ``distill(..., out=...)`` (samples
+        are then read from it batch by batch, never the whole file).
+    candidate : str
+        A registered surrogate name (:data:`pellucid.surrogates.SURROGATES`).
+    size : int
+        Its size parameter (leaves, rules, terms).
+    start, most : int
+        First and largest sample of training rows.
+    gain : float
+        Doubling must lift held-out agreement (R² for a regression) by more than this to be
+        worth it: 0.002 is 0.2 points.
+    random_state : int, optional
+
+    Returns
+    -------
+    SampleChoice
+    """
+    from ..extraction.stream import distillation_file_rows, read_distillation
+
+    (name, cls, kw), = _resolve_candidates([candidate], None)
+    if getattr(cls, "size_param", None):
+        kw = {**kw, cls.size_param: int(size)}
+    if isinstance(source, DistillationSet):
+        available = int((~source.is_holdout).sum())
+
+        def sample(m: int) -> DistillationSet:
+            if m >= available:
+                return source
+            train = np.flatnonzero(~source.is_holdout)
+            keep = source.is_holdout.copy()
+            keep[np.random.default_rng(random_state).choice(train, size=m, replace=False)] = True
+            return source.subset(keep)
+    else:
+        rows, held = distillation_file_rows(source)
+        available = rows - held
+
+        def sample(m: int) -> DistillationSet:
+            return read_distillation(source, sample=min(m, available), random_state=random_state)
+
+    if start < 1 or most < start:
+        raise ParameterError(f"need 1 <= start <= most; got start={start}, most={most}")
+    steps: list[dict[str, Any]] = []
+    m = min(start, available)
+    while True:
+        part = sample(m)
+        measure = "agreement" if part.task == "classification" else "R²"
+        entry = _fit_one(name, cls, kw, size, part)
+        if entry.error:
+            raise ParameterError(f"{name} failed on {m} rows: {entry.error}")
+        steps.append({"rows": int(m), "score": float(entry.score), "fit_seconds": round(entry.fit_seconds, 3)})
+        if len(steps) > 1 and steps[-1]["score"] - steps[-2]["score"] <= gain:
+            chosen = steps[-2]
+            how = (f"doubling to {steps[-1]['rows']:,} rows changed held-out {measure} by "
+                   f"{100 * (steps[-1]['score'] - chosen['score']):+.2f} points (no more than {100 * gain:.2f})")
+            break
+        if m >= min(available, most):
+            chosen = steps[-1]
+            how = ("every available row was used" if m >= available
+                   else f"the largest sample allowed ({most:,} rows) still gained")
+            break
+        m = min(2 * m, available, most)
+    message = f"{name} fitted on {chosen['rows']:,} of {available:,} distilled training rows: {how}"
+    return SampleChoice(rows=int(chosen["rows"]), available=available, steps=steps, message=message)
