@@ -133,16 +133,21 @@ def test_choose_sample_stops_where_doubling_no_longer_pays(oracle, tmp_path):
     d = distill(oracle, X, n=40_000, out=path, random_state=0)
     # A tree of 4 leaves learns all it can from a few thousand rows: the choice stops early.
     small = choose_sample(path, "decision_tree", 4, start=2000, gain=0.002)
-    assert small.rows < small.available and small.available == (~d.is_holdout).sum()
-    last, prev = small.steps[-1], small.steps[-2]
-    assert last["rows"] == 2 * prev["rows"] and last["score"] - prev["score"] <= 0.002
-    assert small.rows == prev["rows"] and f"{small.rows:,} of {small.available:,}" in small.message
-    # Each step's score is the tree's held-out agreement on a sample of that size: refit by hand.
+    assert small.available == (~d.is_holdout).sum() and small.rows < small.available
+    scores = [s["score"] for s in small.steps]
+    assert [s["rows"] for s in small.steps] == [2000 * 2**i for i in range(len(scores))]
+    # Stopped after two doublings without gain over the best before them ...
+    assert len(scores) >= 3 and max(scores[-2:]) <= max(scores[:-2]) + 0.002
+    # ... and chose the smallest sample within the gain of the best.
+    first_ok = next(s["rows"] for s in small.steps if s["score"] >= max(scores) - 0.002)
+    assert small.rows == first_ok and f"{small.rows:,} of {small.available:,}" in small.message
+    # The same from the set in memory: the same samples (same seed), the same fits.
     again = choose_sample(d, "decision_tree", 4, start=2000, gain=0.002)
     assert [s["rows"] for s in again.steps] == [s["rows"] for s in small.steps]
-    # A demand no doubling can meet (gain > 1) stops at the first doubling; a negative one
-    # never stops before every row is used.
-    assert choose_sample(d, "decision_tree", 4, start=2000, gain=1.0).rows == 2000
+    # Demanding more gain than any doubling can give stops at the third fit and keeps the first
+    # sample; a negative demand never stops before every row is used.
+    strict = choose_sample(d, "decision_tree", 4, start=2000, gain=1.0)
+    assert strict.rows == 2000 and len(strict.steps) == 3
     everything = choose_sample(d, "decision_tree", 4, start=20_000, gain=-1.0)
     assert everything.rows == everything.available and "every available row" in everything.message
     want = frontier(d, candidates=["decision_tree"], sizes=[4]).entries[0].score

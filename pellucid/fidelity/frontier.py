@@ -572,8 +572,8 @@ class SampleChoice:
 def choose_sample(source: DistillationSet | str | Path, candidate: str = "decision_tree", size: int = 16, *,
                   start: int = 25_000, most: int = 1_000_000, gain: float = 0.002,
                   random_state: int | None = 0) -> SampleChoice:
-    """Fit one candidate on doubling samples of the training rows and stop where doubling no
-    longer pays.
+    """Fit one candidate on doubling samples of the training rows, stop after two doublings
+    in a row that gave no gain, and choose the smallest sample within ``gain`` of the best.
 
     Parameters
     ----------
@@ -628,16 +628,21 @@ def choose_sample(source: DistillationSet | str | Path, candidate: str = "decisi
         if entry.error:
             raise ParameterError(f"{name} failed on {m} rows: {entry.error}")
         steps.append({"rows": int(m), "score": float(entry.score), "fit_seconds": round(entry.fit_seconds, 3)})
-        if len(steps) > 1 and steps[-1]["score"] - steps[-2]["score"] <= gain:
-            chosen = steps[-2]
-            how = (f"doubling to {steps[-1]['rows']:,} rows changed held-out {measure} by "
-                   f"{100 * (steps[-1]['score'] - chosen['score']):+.2f} points (no more than {100 * gain:.2f})")
-            break
-        if m >= min(available, most):
-            chosen = steps[-1]
-            how = ("every available row was used" if m >= available
-                   else f"the largest sample allowed ({most:,} rows) still gained")
+        best = max(st["score"] for st in steps)
+        # One fit is noisy (a tree on another sample can lose points): stop only after two
+        # doublings in a row that did not beat the best score so far by more than `gain`.
+        stalled = len(steps) >= 3 and all(st["score"] <= max(x["score"] for x in steps[:i]) + gain
+                                          for i, st in [(len(steps) - 2, steps[-2]), (len(steps) - 1, steps[-1])])
+        if stalled or m >= min(available, most):
             break
         m = min(2 * m, available, most)
+    chosen = next((st for st in steps if st["score"] >= best - gain), steps[-1])  # gain < 0: the last
+    largest = steps[-1]["rows"]
+    if chosen["rows"] == largest:
+        how = ("every available row was needed" if largest >= available
+               else f"the largest sample allowed ({most:,} rows) still gained")
+    else:
+        how = (f"the best held-out {measure} over samples up to {largest:,} rows is {100 * best:.2f}"
+               f"{'%' if measure == 'agreement' else ' (×100)'}, and this sample is within {100 * gain:.2f} points of it")
     message = f"{name} fitted on {chosen['rows']:,} of {available:,} distilled training rows: {how}"
     return SampleChoice(rows=int(chosen["rows"]), available=available, steps=steps, message=message)
