@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="preprocessing from raw rows to the model's input, as for --model (same warning applies)",
     )
     ex.add_argument("--task", choices=["classification", "regression"], default=None, help="default: inferred from the model")
+    ex.add_argument("--dask", default=None, metavar="SCHEDULER",
+                    help="run the attributions and local explanations on a Dask cluster: a scheduler address "
+                         "(tcp://host:8786) or local:N for N local worker processes (needs pip install 'pellucid[dask]'; "
+                         "see docs/dask.md)")
     ex.add_argument(
         "--classes",
         default=None,
@@ -286,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             random_state=args.seed,
             verbose=0 if args.quiet else 1,
             meta=meta,
+            client=getattr(args, "dask", None),
         )
     except PellucidError as e:
         print(f"pellucid: error: {e}", file=sys.stderr)

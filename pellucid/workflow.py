@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -88,6 +89,7 @@ def explain(
     random_state: int | None = 0,
     verbose: int = 1,
     meta: Mapping[str, Any] | None = None,
+    client: Any = None,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -150,6 +152,12 @@ def explain(
         0 for silence; 1 shows a progress bar on a terminal.
     meta : mapping, optional
         Extra facts for the report (title, command line...).
+    client : distributed.Client or str, optional
+        Run the attributions (one task per method) and the local explanations (LIME and
+        anchors in pieces) on a Dask cluster: a Client, or a spec for
+        :func:`pellucid.cluster.connect` ("local:2", "tcp://host:8786"; a cluster started
+        from a spec is closed at the end). The report is the one a single process writes; its
+        ``meta.backend`` says where the work ran. See docs/dask.md.
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -192,6 +200,11 @@ def explain(
         def step(name: str) -> None:
             bar.set_postfix_str(name)
 
+        own_client = client is not None and not hasattr(client, "submit")
+        if client is not None:
+            from . import cluster
+
+            client = cluster.connect(client)
         step("schema")
         t = time.perf_counter()
         schema = schema if schema is not None else Schema.from_frame(X)
@@ -260,7 +273,8 @@ def explain(
         if attributions is not False and not (isinstance(attributions, Sequence) and len(attributions) == 0):
             from .attribution.summary import summarise
 
-            att = summarise(
+            run = summarise if client is None else partial(cluster.summarise_attributions, client=client)
+            att = run(
                 oracle, dset.holdout.rows, methods=None if attributions in (None, True) else list(attributions),
                 surrogates=fitted, surrogate_labels=[s.name for s in fitted], distillation=dset,
                 max_rows=attribution_rows, random_state=random_state,
@@ -285,7 +299,11 @@ def explain(
                 rows = pd.concat([rows, named.set_axis([str(r) for r in local_rows])])
                 why += ["asked for"] * len(named)
             # Anchors keep a class; a regressor gets LIME alone.
-            loc = summarise_local(oracle, rows, why, X, anchor=dset.task == "classification", random_state=random_state)
+            if client is None:
+                loc = summarise_local(oracle, rows, why, X, anchor=dset.task == "classification", random_state=random_state)
+            else:
+                loc = cluster.summarise_local(oracle, rows, why, X, client, anchor=dset.task == "classification",
+                                              random_state=random_state)
         timings["local"] = time.perf_counter() - t
         bar.update()
 
@@ -306,6 +324,7 @@ def explain(
         info.setdefault("sizes", sizes)
         info["selection"] = {"max_rules": max_rules, "min_agreement": min_agreement}
         info["timings"] = timings
+        info["backend"] = {"name": "local"} if client is None else cluster.backend(client)
         payload = build_payload(
             model=oracle.describe(),
             schema=schema,
@@ -334,6 +353,8 @@ def explain(
         timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all
         bar.update()
+        if own_client:
+            client.close()
         return ExplainResult(oracle, schema, dset, fitted, fidelities, payload, html_path, json_path, timings, front)
 
 

@@ -332,10 +332,12 @@ class _Space:
 class _Row:
     """One row's search state: its predicates, the samples' tallies per anchor, coverages."""
 
-    def __init__(self, space: _Space, values: dict, target: int) -> None:
+    def __init__(self, space: _Space, values: dict, target: int, rng: np.random.Generator | None = None) -> None:
         self.space = space
         self.values = values
         self.target = target
+        # The row's own random stream: its samples do not depend on which rows share its search.
+        self.rng = rng if rng is not None else np.random.default_rng()
         self.preds = space.predicates(values)
         self.stats: dict[tuple, list[int]] = {}
         self._coverage: dict[tuple, float] = {(): 1.0}
@@ -396,28 +398,32 @@ class _Row:
 
 
 # ---------------------------------------------------------------------- sampling and scoring
-def _sample(space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]],
-            rng: np.random.Generator) -> pd.DataFrame:
-    """Samples for requests ``(row, anchor, n)``, concatenated in request order."""
+def _sample(space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]]) -> pd.DataFrame:
+    """Samples for requests ``(row, anchor, n)``, concatenated in request order. Each request
+    draws from its row's own stream, in a fixed order (pool rows, then the features its anchor
+    constrains), so a row's samples are the same whichever rows are searched with it."""
     counts = np.array([n for _, _, n in reqs], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    idx = rng.integers(space.n_pool, size=int(counts.sum()))
-    cols = {n: space.pool[n][idx] for n in space.names}
+    idx = np.empty(int(counts.sum()), dtype=np.int64)
     # Group the overwrites by feature, so that each feature is written in a few array operations.
-    ranges: dict[int, list[tuple[int, int, int, int]]] = {}
+    ranges: dict[int, list[tuple[int, int, int, int, np.ndarray]]] = {}
     consts: dict[int, list[tuple[int, int, Any]]] = {}
-    for (r, a, n), s in zip(reqs, starts):
+    for (r, a, n), s in zip(reqs, starts):  # a loop over requests; each draws its samples at once
+        rng = rows[r].rng
+        idx[s:s + n] = rng.integers(space.n_pool, size=n)
         for j, lo, hi, const in rows[r].plan(a):
             if lo < 0:
                 consts.setdefault(j, []).append((int(s), n, const))
             else:
-                ranges.setdefault(j, []).append((int(s), n, lo, hi))
+                ranges.setdefault(j, []).append((int(s), n, lo, hi, rng.random(n)))
+    cols = {n: space.pool[n][idx] for n in space.names}
     for j, segs in ranges.items():
         fs = space.features[j]
-        s, n, lo, hi = (np.array(x) for x in zip(*segs))
+        s, n, lo, hi = (np.array([x[i] for x in segs]) for i in range(4))
+        u = np.concatenate([x[4] for x in segs])
         pos = _positions(s, n)
         lo_r, hi_r = np.repeat(lo, n), np.repeat(hi, n)
-        draw = lo_r + (rng.random(len(pos)) * (hi_r - lo_r)).astype(np.int64)
+        draw = lo_r + (u * (hi_r - lo_r)).astype(np.int64)
         cols[fs.name][pos] = fs.vals[np.minimum(draw, hi_r - 1)]
     for j, segs in consts.items():
         name = space.names[j]
@@ -435,8 +441,7 @@ def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts, counts) + offsets
 
 
-def _score(oracle: Oracle, space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]],
-           rng: np.random.Generator) -> np.ndarray:
+def _score(oracle: Oracle, space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]]) -> np.ndarray:
     """Positives (samples predicted as their row's class) per request; one query per at most
     ``_MAX_ROWS_PER_QUERY`` rows."""
     out = np.zeros(len(reqs), dtype=np.int64)
@@ -447,7 +452,7 @@ def _score(oracle: Oracle, space: _Space, rows: list[_Row], reqs: list[tuple[int
             total += reqs[hi][2]
             hi += 1
         part = reqs[lo:hi]
-        frame = _sample(space, rows, part, rng)
+        frame = _sample(space, rows, part)
         pred = oracle.query(frame).argmax(axis=1)
         counts = np.array([n for _, _, n in part], dtype=np.int64)
         target = np.repeat(np.array([rows[r].target for r, _, _ in part]), counts)
@@ -644,6 +649,7 @@ def anchors(
     shortest: bool = True,
     random_state: int | None = 0,
     verbose: int = 0,
+    part: tuple[int, int] | None = None,
 ) -> list[Anchor]:
     """Anchors for many rows, searched in lockstep with shared queries.
 
@@ -680,9 +686,15 @@ def anchors(
         Stop at the first size that has an anchor (else go on to longer anchors of larger
         coverage, as alibi).
     random_state : int, optional
-        Seed; the same seed, rows and reference give the same anchors.
+        Seed; the same seed, rows and reference give the same anchors. Row ``i`` samples from
+        its own stream, seeded by the seed and ``i``, so a row's anchor does not depend on the
+        other rows searched with it.
     verbose : int
         0 for silence; otherwise a progress bar on a terminal.
+    part : (start, stop), optional
+        Search only the rows at positions ``start:stop`` of ``rows``, with the streams of
+        those positions: pieces searched apart and concatenated equal one call on all rows
+        (see :func:`pellucid.cluster.explain_rows`).
 
     Returns
     -------
@@ -704,6 +716,14 @@ def anchors(
     canon = _canonical_rows(schema, rows, "row" if len(rows) == 1 else "rows")
     oracle = model if isinstance(model, Oracle) else Oracle(model, verbose=0)
 
+    first = 0
+    if part is not None:
+        from .lime_local import _check_part
+
+        first, stop = _check_part(part, len(canon))
+        canon = canon.iloc[first:stop]
+    # One stream for the coverage sample (the reference's), and one per row (its position).
+    seed = np.random.SeedSequence(random_state)
     rng = np.random.default_rng(random_state)
     if coverage_samples >= len(pool):
         coverage_rows = pool
@@ -724,7 +744,9 @@ def anchors(
     params = _Params(float(precision), int(beam_size), max_length, float(delta), float(tau), float(epsilon_stop),
                      int(batch_size), bool(shortest))
     records = canon.to_dict(orient="records")
-    states = [_Row(space, records[i], int(targets[i])) for i in range(len(canon))]
+    states = [_Row(space, records[i], int(targets[i]),
+                   np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(first + i,))))
+              for i in range(len(canon))]
 
     results: dict[int, tuple] = {}
     gens = {i: _search(states[i], params) for i in range(len(states))}
@@ -745,7 +767,7 @@ def anchors(
             # One step: every row's pending pulls, sampled and scored together.
             order = sorted(pending)
             reqs = [(i, a, n) for i in order for a, n in pending[i]]
-            positives = _score(oracle, space, states, reqs, rng)
+            positives = _score(oracle, space, states, reqs)
             at = 0
             for i in order:
                 k = len(pending[i])

@@ -26,7 +26,9 @@ row:
    ``local_r2`` is the kernel-weighted R² of the local model on those samples.
 
 Results do not depend on ``chunk_rows``: each kind of random draw has its own stream, consumed
-row after row in the same order whatever the chunking.
+row after row in the same order whatever the chunking. A piece of a table (``part``, as
+:mod:`pellucid.cluster` explains a table on a Dask cluster) reads its streams past the rows
+before it, so pieces explained apart equal one call on the whole table.
 """
 
 from __future__ import annotations
@@ -350,16 +352,41 @@ class _Streams:
     any chunking of the rows gives the same draws."""
 
     def __init__(self, random_state: Any) -> None:
-        if isinstance(random_state, np.random.Generator):
-            seed = np.random.SeedSequence(int(random_state.integers(2**63)))
-        elif isinstance(random_state, np.random.SeedSequence):
-            seed = random_state
-        else:
-            if random_state is not None and (isinstance(random_state, bool)
-                                             or not isinstance(random_state, (int, np.integer))):
-                raise ParameterError(f"random_state must be an int, a numpy Generator or None; got {random_state!r}")
-            seed = np.random.SeedSequence(random_state)
-        self.noise, self.keep, self.draw = (np.random.default_rng(s) for s in seed.spawn(3))
+        self.root = seed_sequence(random_state)
+        self.noise, self.keep, self.draw = (np.random.default_rng(s) for s in self.root.spawn(3))
+
+    def take(self, c: int, q: int, d: int, n_pert: int) -> tuple[np.ndarray | None, ...]:
+        """The next ``c`` rows' draws: numeric noise ``(c, q, half)`` and the uniforms behind
+        the keep/redraw choices and the drawn values of ``d`` features (per pair of samples when
+        there is numeric noise to mirror, per sample otherwise)."""
+        half = (n_pert + 1) // 2
+        eps = self.noise.standard_normal((c, q, half), dtype=np.float32) if q else None
+        keep = draw = None
+        if d:
+            m = half if q else n_pert
+            keep = self.keep.random((c, m, d), dtype=np.float32)
+            draw = self.draw.random((c, m, d))
+        return eps, keep, draw
+
+    def skip(self, rows: int, q: int, d: int, n_pert: int, block: int = 64) -> None:
+        """Consume the draws of ``rows`` rows, in blocks of ``block`` rows (each stream is read
+        in order, so the streams then stand where a call on the whole table has them)."""
+        for start in range(0, rows, block):
+            self.take(min(block, rows - start), q, d, n_pert)
+
+
+def seed_sequence(random_state: Any) -> np.random.SeedSequence:
+    """The root seed of :func:`lime`'s streams: an int or None seeds it, a Generator gives one
+    draw for it, a SeedSequence is used as is. Pieces of one table explained apart must be given
+    the same root (pass this SeedSequence as their ``random_state``)."""
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if random_state is not None and (isinstance(random_state, bool)
+                                     or not isinstance(random_state, (int, np.integer))):
+        raise ParameterError(f"random_state must be an int, a numpy Generator or None; got {random_state!r}")
+    return np.random.SeedSequence(random_state)
 
 
 def _other_level(u: np.ndarray, own: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -412,23 +439,22 @@ def _neighbourhoods(plan: _Plan, rows: pd.DataFrame, n_pert: int, streams: _Stre
     ``(c, s)`` and how each feature enters each row's model."""
     c = len(rows)
     s = 1 + n_pert
-    half = (n_pert + 1) // 2
     p = len(plan.names)
     num_idx = np.flatnonzero(plan.numeric & ~plan.needs_draw)
     drawn = np.flatnonzero(plan.needs_draw)
     # Every stream is drawn with shapes fixed by (c, n_pert) and the plan, never by the chunk's data.
-    eps = streams.noise.standard_normal((c, len(num_idx), half), dtype=np.float32) if len(num_idx) else None
+    eps, keep_u, draw_u = streams.take(c, len(num_idx), len(drawn), n_pert)
     keep = draw = None
     if len(drawn) and len(num_idx):
         # Pairs share their categories and bins, so that a pair differs only in the sign of its
         # numeric noise (which cancels the network's curvature from the slopes).
-        keep = _antithetic(streams.keep.random((c, half, len(drawn)), dtype=np.float32) < 0.5, n_pert, sign=False)
-        draw = _antithetic(streams.draw.random((c, half, len(drawn))), n_pert, sign=False)
+        keep = _antithetic(keep_u < 0.5, n_pert, sign=False)
+        draw = _antithetic(draw_u, n_pert, sign=False)
     elif len(drawn):
         # No numeric noise to mirror (every feature drawn: categories, bins): a mirrored pair
         # would be the same sample twice, so every sample is drawn afresh.
-        keep = streams.keep.random((c, n_pert, len(drawn)), dtype=np.float32) < 0.5
-        draw = streams.draw.random((c, n_pert, len(drawn)))
+        keep = keep_u < 0.5
+        draw = draw_u
 
     model_in = np.empty((c, p, s), dtype=np.float32) if fast else None
     raw: list[np.ndarray] = [None] * p  # type: ignore[list-item]
@@ -734,6 +760,7 @@ def lime(
     chunk_rows: int | None = None,
     holdout: float = 0.2,
     scale: float = 0.1,
+    part: tuple[int, int] | None = None,
 ) -> LocalExplanations:
     """LIME explanations of many rows, sampled, queried and fitted in batches.
 
@@ -783,6 +810,12 @@ def lime(
         reasons are about as stable across seeds as the sampling allows at 5000 samples. A
         larger scale describes a wider region (closer to lime's, which samples the whole data
         distribution) at the cost of fidelity and stability.
+    part : (start, stop), optional
+        Explain only the rows at positions ``start:stop`` of ``rows``, as part of the whole
+        table: the neighbourhood plan (which features are drawn, missing-value levels) comes
+        from all of ``rows`` and each row draws from the streams of its position, so pieces
+        explained apart and concatenated equal one call on the whole table (see
+        :func:`pellucid.cluster.explain_rows`). ``target`` is given for all of ``rows``.
 
     Returns
     -------
@@ -814,11 +847,20 @@ def lime(
         if len(target_seq) != n:
             raise ParameterError(f"target has {len(target_seq)} entries for {n} rows; give one per row or a single "
                                  "class")
+    first = 0
+    if part is not None:
+        first, stop = _check_part(part, n)
+        canon = canon.iloc[first:stop]
+        target_seq = None if target_seq is None else target_seq[first:stop]
+        n = stop - first
+        # The streams run through the whole table: read past the rows before this part.
+        numeric_free = int(np.sum(plan.numeric & ~plan.needs_draw))
+        streams.skip(first, numeric_free, int(np.sum(plan.needs_draw)), n_pert)
     parts: dict[str, list] = {key: [] for key in ("beta", "icpt", "r2", "score", "local", "net", "target", "kind")}
     for start in range(0, n, chunk_rows):  # chunks of rows bound the memory; each is one batch
-        part = canon.iloc[start:start + chunk_rows]
-        c = len(part)
-        hood = _neighbourhoods(plan, part, n_pert, streams, float(scale), discretize, fast)
+        chunk = canon.iloc[start:start + chunk_rows]
+        c = len(chunk)
+        hood = _neighbourhoods(plan, chunk, n_pert, streams, float(scale), discretize, fast)
         answer = oracle.query(hood["input"] if fast else _model_input(plan, hood["input"], dtypes))
         if oracle.task == "regression":
             if target is not None:
@@ -839,7 +881,7 @@ def lime(
         G, b, yy, xm, ym = _gram(X[:, :, fit], y[:, fit], w[:, fit])
         # Contribution at the row per unit coefficient: distance of a numeric value from the median
         # in spreads; 1 for an indicator.
-        unit = torch.from_numpy(_unit_contrib(plan, part, kind))
+        unit = torch.from_numpy(_unit_contrib(plan, chunk, kind))
         mask = _select(G, b, yy, float(ridge_alpha), feature_selection, k_sel, unit)
         beta = _solve(G, b, float(ridge_alpha), mask)
         icpt = ym - (xm * beta).sum(1)
@@ -863,6 +905,27 @@ def lime(
         kernel_width=width, discretize="quartile" if discretize else False, feature_selection=feature_selection,
         num_features=None if num_features is None else int(num_features), ridge_alpha=float(ridge_alpha),
         scale=float(scale), chunk_rows=int(chunk_rows), fast_path=bool(fast)))
+
+
+def _check_part(part: Any, n: int) -> tuple[int, int]:
+    """``(start, stop)`` of a ``part=`` argument, checked against ``n`` rows."""
+    try:
+        start, stop = (int(v) for v in part)
+    except (TypeError, ValueError):
+        raise ParameterError(f"part must be a pair (start, stop) of row positions; got {part!r}") from None
+    if not 0 <= start < stop <= n:
+        raise ParameterError(f"part {(start, stop)} is not a non-empty range of positions of the {n} rows")
+    return start, stop
+
+
+def default_chunk_rows(model: Any, reference: pd.DataFrame, num_samples: int = 5000) -> int:
+    """The ``chunk_rows`` :func:`lime` uses by default for ``model`` and ``reference``: pieces of
+    a table cut at multiples of it are sampled, queried and fitted in the very batches one call
+    on the whole table uses (so their results are equal bit for bit)."""
+    oracle = as_oracle(model)
+    schema = Schema.from_frame(reference)
+    fast = oracle.preprocess is None and oracle.kind in ("torch", "onnx") and all(f.is_numeric for f in schema)
+    return max(1, (_CHUNK_ARRAY if fast else _CHUNK_FRAME) // int(num_samples))
 
 
 def _json_seed(seed: Any) -> Any:

@@ -95,10 +95,22 @@ def summarise_local(
     if rows.empty:
         return {"rows": [], "params": {}}
     ex = lime(oracle, rows, reference, num_samples=num_samples, random_state=random_state)
-    reasons = ex.reasons(k)
+    found = (anchors(oracle, rows, reference, **anchor_options(precision, random_state)) if anchor else None)
+    return local_report(ex, found, why, num_samples=num_samples, precision=precision, k=k, random_state=random_state)
+
+
+def anchor_options(precision: float, random_state: int | None) -> dict[str, Any]:
+    """The :func:`anchors` settings of the report's local explanations."""
     # Rules longer than four conditions explain nothing a reader can hold; stop the search there.
-    found = (anchors(oracle, rows, reference, precision=precision, max_length=4, random_state=random_state)
-             if anchor else None)
+    return {"precision": precision, "max_length": 4, "random_state": random_state}
+
+
+def local_report(ex: Any, found: Sequence[Any] | None, why: Sequence[str], *, num_samples: int, precision: float,
+                 k: int, random_state: int | None) -> dict[str, Any]:
+    """The report's plain JSON of LIME explanations ``ex`` (one per row, in order) and their
+    anchors ``found`` (or None), however they were computed (here or on a cluster)."""
+    rows = ex.rows
+    reasons = ex.reasons(k)
     out = []
     for i, (label, reason_why) in enumerate(zip(rows.index, why)):
         contrib = ex.contributions.iloc[i]
