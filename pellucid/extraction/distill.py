@@ -177,6 +177,22 @@ def _plan(strategy: str | Sequence[str] | Mapping[str, int], n: int | None, n_ob
     return plan
 
 
+def draw_active(name: str, count: int, schema: Schema, observed_train: pd.DataFrame, rng: np.random.Generator,
+                oracle: Any, train_rows: pd.DataFrame, train_outputs: np.ndarray, train_weights: np.ndarray,
+                sampler_params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, pd.DataFrame, np.ndarray]:
+    """Run one active sampler on what was queried before it; its draw, rows and weights."""
+    draw = ACTIVE_SAMPLERS[name](
+        schema, observed_train, count, rng,
+        oracle=oracle, queried_rows=train_rows, queried_outputs=train_outputs, queried_weights=train_weights,
+        **sampler_params.get(name, {}),
+    )
+    rows_new = draw.rows[schema.names].reset_index(drop=True)
+    weights_new = np.ones(count) if draw.weights is None else np.asarray(draw.weights, dtype=float)
+    if not len(rows_new) == len(draw.outputs) == len(weights_new) == count:
+        raise RuntimeError(f"the active sampler {name!r} returned {len(rows_new)} rows for {count} asked")
+    return draw, rows_new, weights_new
+
+
 # What distill itself passes to an active sampler; not options a user can set.
 _ACTIVE_ARGS = ("oracle", "queried_rows", "queried_outputs", "queried_weights")
 
@@ -328,15 +344,8 @@ def distill(
     # Active samplers see what was queried before them, holdout excluded.
     active_info = {}
     for name, count in active:
-        draw = ACTIVE_SAMPLERS[name](
-            schema, observed_train, count, rng,
-            oracle=oracle, queried_rows=train_rows, queried_outputs=train_outputs, queried_weights=train_weights,
-            **sampler_params.get(name, {}),
-        )
-        rows_new = draw.rows[schema.names].reset_index(drop=True)
-        weights_new = np.ones(count) if draw.weights is None else np.asarray(draw.weights, dtype=float)
-        if not len(rows_new) == len(draw.outputs) == len(weights_new) == count:
-            raise RuntimeError(f"the active sampler {name!r} returned {len(rows_new)} rows for {count} asked")
+        draw, rows_new, weights_new = draw_active(name, count, schema, observed_train, rng, oracle, train_rows,
+                                                  train_outputs, train_weights, sampler_params)
         train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
         train_outputs = np.concatenate([train_outputs, draw.outputs])
         train_weights = np.concatenate([train_weights, weights_new])

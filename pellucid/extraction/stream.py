@@ -108,7 +108,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
            rng: np.random.Generator, *, out: str | Path | None, keep: int | None, chunk_rows: int,
            random_state: Any, holdout: float) -> "Any":
     """The streaming path of :func:`~pellucid.extraction.distill` (its arguments, already checked)."""
-    from .distill import OBSERVED, DistillationSet
+    from .distill import OBSERVED, DistillationSet, draw_active
     from .samplers import ACTIVE_SAMPLERS, SAMPLERS
 
     t0 = time.perf_counter()
@@ -175,13 +175,8 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
 
         active_info = {}
         for name, count in active:
-            draw = ACTIVE_SAMPLERS[name](
-                schema, observed_train, count, rng,
-                oracle=oracle, queried_rows=train_rows, queried_outputs=train_outputs, queried_weights=train_weights,
-                **sampler_params.get(name, {}),
-            )
-            rows_new = draw.rows[schema.names].reset_index(drop=True)
-            w_new = np.ones(count) if draw.weights is None else np.asarray(draw.weights, dtype=float)
+            draw, rows_new, w_new = draw_active(name, count, schema, observed_train, rng, oracle, train_rows,
+                                                train_outputs, train_weights, sampler_params)
             if writer is not None:
                 writer.write(rows_new, draw.outputs, name, w_new, False, np.full(count, -1))
             train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
