@@ -12,11 +12,11 @@ from sklearn.tree import DecisionTreeClassifier
 from pellucid.errors import ParameterError
 from pellucid.extraction import distill
 from pellucid.fidelity import frontier
-from pellucid.oracle import Oracle
 from pellucid.surrogates import SURROGATES, ExhaustiveRuleList, OptimalTree
 from pellucid.surrogates.exhaustive import _Loss, best_box, candidate_thresholds, search_tree
 
 from .conftest import mixed_frame
+from .test_tree import mixed_oracle
 
 
 # ---------------------------------------------------------------------- brute force
@@ -126,22 +126,8 @@ def test_candidate_thresholds():
 
 
 # ---------------------------------------------------------------------- on a distillation set
-def _oracle(task="classification", classes=("no", "yes", "maybe")):
-    def f(df):
-        score = np.nan_to_num(df["x"].astype(float), nan=12.0) / 5 + df["color"].isin(["red"]).astype(float)
-        score = score + 0.4 * np.nan_to_num(df["count"].astype(float), nan=-1.0) - 0.01 * df["age"].astype(float)
-        if task == "regression":
-            return score.to_numpy()
-        logits = np.column_stack([score, 3.2 - score, np.full(len(df), 0.4) + df["flag"].astype(float)])
-        logits = logits[:, : len(classes)]
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-    return Oracle(f, task=task, classes=list(classes) if task == "classification" else None)
-
-
 def _dset(seed, task="classification", classes=("no", "yes", "maybe"), n=300):
-    return distill(_oracle(task, classes), mixed_frame(n, seed), strategy="observed", random_state=seed)
+    return distill(mixed_oracle(task, classes), mixed_frame(n, seed), strategy="observed", random_state=seed)
 
 
 def _apply_rules(rules, rows):
@@ -261,7 +247,7 @@ def test_min_samples_leaf_and_depth_one():
 
 
 def test_on_the_frontier():
-    d = distill(_oracle(classes=("no", "yes")), mixed_frame(300, 0), strategy="observed", random_state=0)
+    d = distill(mixed_oracle(classes=("no", "yes")), mixed_frame(300, 0), strategy="observed", random_state=0)
     front = frontier(d, candidates=["optimal_tree", "exhaustive_rule_list"], sizes=(2, 4), verbose=0)
     assert not front.failed
     assert {e.candidate for e in front.entries} == {"optimal_tree", "exhaustive_rule_list"}

@@ -21,6 +21,7 @@ def mixed_oracle(task="classification", classes=("no", "yes", "maybe")):
         if task == "regression":
             return score.to_numpy()
         logits = np.column_stack([score, 3.2 - score, np.full(len(df), 0.4) + df["flag"].astype(float)])
+        logits = logits[:, : len(classes)]  # two classes: the first two scores
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
