@@ -224,6 +224,33 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
     )
 
 
+def _open(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """A distillation file and its pellucid metadata, or a DataFileError that says why not."""
+    _, pq = _pyarrow()
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"distillation file {str(path)!r} does not exist")
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:
+        raise DataFileError(f"cannot read {str(path)!r} as Parquet: {e}") from e
+    metadata = pf.schema_arrow.metadata or {}
+    if _META_KEY not in metadata:
+        raise DataFileError(f"{str(path)!r} is not a distillation file written by pellucid (no pellucid metadata)")
+    return pf, json.loads(metadata[_META_KEY])
+
+
+def sample_mask(is_holdout: np.ndarray, m: int, random_state: int | None) -> np.ndarray:
+    """Every held-out row and a uniform sample of ``m`` training rows (all of them when there
+    are no more than ``m``), as a mask: the same rows from a set in memory and from its file."""
+    train = np.flatnonzero(~is_holdout)
+    if m >= len(train):
+        return np.ones(len(is_holdout), dtype=bool)
+    keep = is_holdout.copy()
+    keep[np.random.default_rng(random_state).choice(train, size=m, replace=False)] = True
+    return keep
+
+
 def read_distillation(path: str | Path, *, sample: int | None = None, random_state: int | None = 0,
                       batch_rows: int = CHUNK_ROWS) -> Any:
     """Read a distillation file written by ``distill(..., out=path)``.
@@ -246,17 +273,7 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
     """
     from .distill import DistillationSet
 
-    _, pq = _pyarrow()
-    path = Path(path)
-    if not path.exists():
-        raise DataFileError(f"distillation file {str(path)!r} does not exist")
-    try:
-        pf = pq.ParquetFile(path)
-        meta = json.loads(pf.schema_arrow.metadata[_META_KEY])
-    except (KeyError, TypeError) as e:
-        raise DataFileError(f"{str(path)!r} is not a distillation file written by pellucid (no pellucid metadata)") from e
-    except Exception as e:
-        raise DataFileError(f"cannot read {str(path)!r} as Parquet: {e}") from e
+    pf, meta = _open(path)
     schema = Schema.from_dict(meta["schema"])
     task, classes = meta["task"], meta["classes"]
     n = pf.metadata.num_rows
@@ -264,11 +281,7 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
     n_train = int((~holdout).sum())
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1):
         raise ParameterError(f"sample must be a positive number of rows, got {sample!r}")
-    take = np.ones(n, dtype=bool)
-    if sample is not None and sample < n_train:
-        train_pos = np.flatnonzero(~holdout)
-        take = holdout.copy()
-        take[np.random.default_rng(random_state).choice(train_pos, size=sample, replace=False)] = True
+    take = np.ones(n, dtype=bool) if sample is None else sample_mask(holdout, sample, random_state)
     frames, start = [], 0
     for batch in pf.iter_batches(batch_size=batch_rows):
         m = take[start:start + batch.num_rows]
@@ -299,11 +312,6 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
 def distillation_file_rows(path: str | Path) -> tuple[int, int]:
     """Rows in a distillation file and how many of them are held out, from its metadata and
     one column."""
-    _, pq = _pyarrow()
-    if not Path(path).exists():
-        raise DataFileError(f"distillation file {str(path)!r} does not exist")
-    pf = pq.ParquetFile(path)
-    if pf.schema_arrow.metadata is None or _META_KEY not in pf.schema_arrow.metadata:
-        raise DataFileError(f"{str(path)!r} is not a distillation file written by pellucid (no pellucid metadata)")
+    pf, _ = _open(path)
     held = pf.read(columns=[_HOLDOUT]).column(0).to_numpy(zero_copy_only=False)
     return int(pf.metadata.num_rows), int(held.sum())

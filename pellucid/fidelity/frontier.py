@@ -595,7 +595,7 @@ def choose_sample(source: DistillationSet | str | Path, candidate: str = "decisi
     -------
     SampleChoice
     """
-    from ..extraction.stream import distillation_file_rows, read_distillation
+    from ..extraction.stream import distillation_file_rows, read_distillation, sample_mask
 
     (name, cls, kw), = _resolve_candidates([candidate], None)
     if getattr(cls, "size_param", None):
@@ -604,12 +604,7 @@ def choose_sample(source: DistillationSet | str | Path, candidate: str = "decisi
         available = int((~source.is_holdout).sum())
 
         def sample(m: int) -> DistillationSet:
-            if m >= available:
-                return source
-            train = np.flatnonzero(~source.is_holdout)
-            keep = source.is_holdout.copy()
-            keep[np.random.default_rng(random_state).choice(train, size=m, replace=False)] = True
-            return source.subset(keep)
+            return source if m >= available else source.subset(sample_mask(source.is_holdout, m, random_state))
     else:
         rows, held = distillation_file_rows(source)
         available = rows - held

@@ -197,9 +197,8 @@ class FidelityTally:
         r = cov.shape[1]
         self.n += n
         self.decides += np.bincount(fires, minlength=r + 1)[: r + 1]
-        self.covered[:r] += cov.sum(axis=0)
-        self.covered[r] += int((fires == r).sum())
         cover = np.concatenate([cov, (fires == r)[:, None]], axis=1)  # what each entry is about
+        self.covered += cover.sum(axis=0)
         if self.task == "classification":
             k = len(self.classes)
             net_idx = net_out.argmax(axis=1)
