@@ -532,14 +532,12 @@ def _num(v: Any) -> Any:
 # ----------------------------------------------------------------------------- fidelity
 def _task_tally(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, chunk_rows: int, confidence: float
                 ) -> tuple[Any, int, int]:
-    from .fidelity.metrics import FidelityTally
+    from .fidelity.metrics import FidelityTally, query_chunks
 
     own = _on_worker(oracle)
     tally = FidelityTally(surrogate, confidence=confidence, rows="given")
-    schema = surrogate.schema_
-    for a in range(0, len(rows), chunk_rows):
-        canon = schema.validate(rows.iloc[a:a + chunk_rows], what="evaluation rows", allow_empty_columns=True)
-        tally.add(canon, own.query(canon))
+    for canon, net_out in query_chunks(surrogate.schema_, own, [rows], chunk_rows):
+        tally.add(canon, net_out)
     return tally, own.n_queries, own.n_calls
 
 

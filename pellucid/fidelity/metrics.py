@@ -95,22 +95,24 @@ def _chunks(surrogate, oracle, rows, chunk_rows: int) -> tuple[Iterator[tuple[pd
     if oracle is None:
         raise ParameterError("fidelity.evaluate needs the oracle to query the network on rows it is given")
     schema = surrogate.schema_
-
-    def query(frames: Iterable[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-        for i, frame in enumerate(frames):
-            if not isinstance(frame, pd.DataFrame):
-                raise ParameterError(f"chunk {i} of the evaluation rows is a {type(frame).__name__}, not a DataFrame")
-            for start in range(0, len(frame), chunk_rows):
-                # A chunk may hold no value of a feature that other chunks have.
-                canon = schema.validate(frame.iloc[start:start + chunk_rows], what="evaluation rows",
-                                        allow_empty_columns=True)
-                yield canon, oracle.query(canon)
-
     if isinstance(rows, pd.DataFrame):
-        return query([rows]), "given"
+        return query_chunks(schema, oracle, [rows], chunk_rows), "given"
     if isinstance(rows, (str, Path)):
-        return query(read_parquet_chunks(rows, schema.names, chunk_rows)), "given"
-    return query(rows), "given"
+        return query_chunks(schema, oracle, read_parquet_chunks(rows, schema.names, chunk_rows), chunk_rows), "given"
+    return query_chunks(schema, oracle, rows, chunk_rows), "given"
+
+
+def query_chunks(schema, oracle, frames: Iterable[pd.DataFrame], chunk_rows: int
+                 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Raw frames as (canonical rows, network outputs), ``chunk_rows`` rows at a time."""
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, pd.DataFrame):
+            raise ParameterError(f"chunk {i} of the evaluation rows is a {type(frame).__name__}, not a DataFrame")
+        for start in range(0, len(frame), chunk_rows):
+            # A chunk may hold no value of a feature that other chunks have.
+            canon = schema.validate(frame.iloc[start:start + chunk_rows], what="evaluation rows",
+                                    allow_empty_columns=True)
+            yield canon, oracle.query(canon)
 
 
 def read_parquet_chunks(path: str | Path, columns: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
