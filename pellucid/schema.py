@@ -140,14 +140,16 @@ def _infer_kind(s: pd.Series) -> Kind:
     if _is_bool_dtype(s):
         return Kind.BINARY
     if pd.api.types.is_numeric_dtype(s.dtype):
-        v = s.dropna().to_numpy(dtype=float)
-        uniq = np.unique(v)
-        if len(uniq) <= 2 and set(uniq.tolist()) <= {0.0, 1.0}:
+        v = s.to_numpy(dtype=float, na_value=np.nan)
+        v = v[~np.isnan(v)] if s.hasnans else v
+        # Elementwise tests first: a sort of every value (np.unique) is only needed for a
+        # column of whole numbers, to tell an integer from a two-valued numeric column.
+        if len(v) and np.all((v == 0) | (v == 1)):
             return Kind.BINARY
         if pd.api.types.is_integer_dtype(s.dtype):
             return Kind.INTEGER
         # Integers stored as float (pandas does this as soon as one value is missing).
-        if len(uniq) > 2 and np.all(np.isfinite(uniq)) and np.all(uniq == np.round(uniq)):
+        if np.all(np.isfinite(v)) and np.all(v == np.round(v)) and len(np.unique(v)) > 2:
             return Kind.INTEGER
         return Kind.NUMERIC
     if _is_text_like(s):
@@ -170,6 +172,9 @@ def _feature_from_series(s: pd.Series, kind: Kind) -> Feature:
     if kind.is_numeric:
         if _is_bool_dtype(s):
             v = s.dropna().astype(float).to_numpy()
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            v = s.to_numpy(dtype=float, na_value=np.nan)
+            v = v[~np.isnan(v)] if n_missing else v
         else:
             v = pd.to_numeric(s, errors="coerce")
             bad = v.isna() & s.notna()
@@ -366,20 +371,39 @@ class Schema:
                 f"the {what} is missing column{'s' if len(missing) > 1 else ''} {missing} "
                 f"(it has {list(cols)[:20]}{'...' if len(cols) > 20 else ''})"
             )
+        n = len(df)
+        # Numeric features are written straight into one float64 block (a column of it each),
+        # which becomes the frame without another copy when every feature is numeric.
+        numeric = [f for f in self.features if f.is_numeric]
+        block = np.empty((len(numeric), n), dtype=np.float64)
+        rows_of = {f.name: i for i, f in enumerate(numeric)}
         out = {}
         for f in self.features:
             s = df[cols[f.name]]
-            if s.isna().all() and not allow_empty_columns:
-                raise SchemaError(f"column {f.name!r} of the {what} has no values: all {len(s)} rows are missing")
-            out[f.name] = self._coerce(f, s, what)
+            if f.is_numeric:
+                v = self._coerce(f, s, what, into=block[rows_of[f.name]])
+                empty = not (n and (v == v).any())  # NaN != NaN: a column of only NaN is empty
+            else:
+                v = self._coerce(f, s, what)
+                empty = bool(pd.isna(v).all())
+            if empty and not allow_empty_columns:
+                raise SchemaError(f"column {f.name!r} of the {what} has no values: all {n} rows are missing")
+            out[f.name] = v
+        if len(numeric) == len(self.features):
+            return pd.DataFrame(block.T, index=df.index, columns=self.names, copy=False)
         return pd.DataFrame(out, index=df.index)
 
-    def _coerce(self, f: Feature, s: pd.Series, what: str) -> np.ndarray:
+    def _coerce(self, f: Feature, s: pd.Series, what: str, into: np.ndarray | None = None) -> np.ndarray:
+        """One column in canonical form; a numeric one is written to ``into`` when given."""
         if f.is_numeric:
             if _is_bool_dtype(s):
                 v = s.astype("float64").to_numpy()
             elif pd.api.types.is_numeric_dtype(s.dtype):
-                v = s.to_numpy(dtype="float64", na_value=np.nan)
+                if into is not None and isinstance(s.dtype, np.dtype):
+                    into[:] = s.to_numpy()  # numpy dtypes: one converting copy, into place
+                    v = into
+                else:
+                    v = s.to_numpy(dtype="float64", na_value=np.nan)
             else:
                 num = pd.to_numeric(s, errors="coerce")
                 bad = num.isna() & s.notna()
@@ -395,6 +419,9 @@ class Schema:
                         f"non-numeric values (e.g. {s[bad].iloc[0]!r}, {int(bad.sum())} rows)"
                     )
                 v = num.to_numpy(dtype="float64", na_value=np.nan)
+            if into is not None and v is not into:
+                into[:] = v
+                v = into
             inf = np.isinf(v)
             if inf.any():
                 raise SchemaError(

@@ -693,3 +693,15 @@ def test_gpu_batch_comes_from_free_memory_and_the_first_batch(monkeypatch):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     monkeypatch.setattr(_device, "free_bytes", lambda device: 2**34)  # 16 GiB free: 2**27 elements
     assert _device.max_elements(torch.device("cpu")) == 2**34 * _device.GPU_SHARE // _device.GPU_BYTES_PER_ELEMENT
+
+
+def test_logits_become_probabilities_as_scipy_computes_them():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(3)
+    # More rows than one softmax block, logits far beyond exp's range, and three classes.
+    logits = rng.normal(0, 400, size=(70_000, 3))
+    oracle = Oracle(lambda X: logits[np.asarray(X)[:, 0].astype(int)], output="logits", task="classification")
+    p = oracle.query(np.arange(len(logits))[:, None])
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p, softmax(logits, axis=1), rtol=1e-12, atol=1e-300)

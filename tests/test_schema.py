@@ -107,3 +107,42 @@ def test_rows_to_explain_may_leave_a_column_unrecorded():
     assert np.isnan(got["x"].iloc[0]) and got["c"].iloc[0] == "b"
     with pytest.raises(SchemaError, match="never seen"):
         schema.validate(pd.DataFrame({"x": [np.nan], "c": ["z"]}), allow_empty_columns=True)
+
+
+def _kind_by_sorting(s: pd.Series) -> Kind:
+    """The kind rule written with np.unique over every value, as a reference for the cheaper
+    elementwise tests from_frame uses."""
+    v = s.dropna().to_numpy(dtype=float)
+    uniq = np.unique(v)
+    if len(uniq) <= 2 and set(uniq.tolist()) <= {0.0, 1.0}:
+        return Kind.BINARY
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return Kind.INTEGER
+    if len(uniq) > 2 and np.all(np.isfinite(uniq)) and np.all(uniq == np.round(uniq)):
+        return Kind.INTEGER
+    return Kind.NUMERIC
+
+
+@pytest.mark.parametrize("values", [
+    [0.0, 1.0, 1.0, np.nan], [1.0, 1.0, 1.0], [0, 2, 2, 0], [3.0, 3.0, np.nan], [0.0, 2.0, 5.0],
+    [0.5, 1.0, 2.0], [1, 2, 3], [-1.0, 0.0, 1.0], [0, 1], [7.0, 7.0, 8.0, np.nan],
+])
+def test_kind_inference_agrees_with_the_sorting_rule(values):
+    s = pd.Series(values, name="v")
+    assert Schema.from_frame(s.to_frame())["v"].kind is _kind_by_sorting(s)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_numeric_frame_validates_into_an_own_float_block(layout):
+    rng = np.random.default_rng(0)
+    a = np.asarray(rng.standard_normal((50, 4)).astype(np.float32), order=layout)
+    df = pd.DataFrame(a, columns=list("abcd")).assign(n=np.arange(50), m=pd.array([1, None] * 25, dtype="Int64"))
+    s = Schema.from_frame(df)
+    out = s.validate(df)
+    assert all(t == np.float64 for t in out.dtypes)
+    np.testing.assert_array_equal(out[list("abcd")].to_numpy(), a.astype(np.float64))
+    np.testing.assert_array_equal(out["m"].to_numpy(), np.where(np.arange(50) % 2 == 0, 1.0, np.nan))
+    out.iloc[0, 0] = 99.0  # the result owns its memory: the user's table is untouched
+    assert df.iloc[0, 0] == a[0, 0] != 99.0
+    with pytest.raises(SchemaError, match=r"'m'.*all 2 rows are missing"):
+        s.validate(df.iloc[[1, 3]])

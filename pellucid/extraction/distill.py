@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import ParameterError, SchemaError
 from ..schema import Schema
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS
-from .stream import CHUNK_ROWS, stream
+from .stream import CHUNK_ROWS, source_labels, stream
 
 OBSERVED = "observed"
 
@@ -292,17 +292,23 @@ def distill(
         share outside (0, 1).
     """
     schema = schema if schema is not None else Schema.from_frame(reference)
-    rows = schema.validate(reference, what="reference data").reset_index(drop=True)
     if not 0 < holdout < 1:
         raise ParameterError(f"holdout must be a share between 0 and 1, got {holdout}")
-    if len(rows) < 4:
-        raise SchemaError(f"the reference data has {len(rows)} rows; at least 4 are needed to hold some out")
+    if not isinstance(reference, pd.DataFrame) or len(reference) == 0:
+        schema.validate(reference, what="reference data")  # names what is wrong with it
+    if len(reference) < 4:
+        raise SchemaError(f"the reference data has {len(reference)} rows; at least 4 are needed to hold some out")
     rng = np.random.default_rng(random_state)
-    n_hold = max(1, int(round(holdout * len(rows))))
-    perm = rng.permutation(len(rows))
+    n_obs = len(reference)
+    n_hold = max(1, int(round(holdout * n_obs)))
+    perm = rng.permutation(n_obs)
     hold_idx, train_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
-    observed_train = rows.iloc[train_idx].reset_index(drop=True)
-    observed_hold = rows.iloc[hold_idx].reset_index(drop=True)
+    # The observed rows are put in the set's order (training rows, then held-out rows) while
+    # they are validated: one copy, which the network then reads as it is.
+    observed = schema.validate(reference.iloc[np.concatenate([train_idx, hold_idx])],
+                               what="reference data").reset_index(drop=True)
+    observed_train = observed.iloc[:len(train_idx)]
+    observed_hold = observed.iloc[len(train_idx):].reset_index(drop=True)
 
     plan = _plan(strategy, n, len(observed_train))
     sampler_params = _check_sampler_params(sampler_params or {})
@@ -314,10 +320,10 @@ def distill(
         return stream(oracle, schema, observed_train, observed_hold, train_idx, hold_idx, plan, sampler_params, rng,
                       out=out, keep=keep, chunk_rows=int(chunk_rows), random_state=random_state, holdout=holdout)
 
-    parts, sources, origins = [], [], []
+    parts, spans, origins = [], [], []
     if OBSERVED in plan:
         parts.append(observed_train)
-        sources.append(np.full(len(observed_train), OBSERVED, dtype=object))
+        spans.append((OBSERVED, len(observed_train)))
         origins.append(train_idx)
     active = []
     for name, count in plan.items():
@@ -328,15 +334,17 @@ def distill(
             continue
         synth = SAMPLERS[name](schema, observed_train, count, rng, **sampler_params.get(name, {}))
         parts.append(synth[schema.names])
-        sources.append(np.full(count, name, dtype=object))
+        spans.append((name, count))
         origins.append(np.full(count, -1))
     n_passive = sum(len(p) for p in parts)
-    parts.append(observed_hold)
 
-    # Passive rows and the holdout go to the network in one batch.
+    # Passive rows and the holdout go to the network in one batch, laid out as the set holds
+    # them; observed rows alone are already so.
+    passive = observed if n_passive == len(observed_train) and OBSERVED in plan else (
+        pd.concat([*parts, observed_hold], ignore_index=True))
     before = oracle.n_queries
-    passive_outputs = oracle.query(pd.concat(parts, ignore_index=True))
-    train_rows = pd.concat(parts[:-1], ignore_index=True) if n_passive else observed_train.iloc[:0]
+    passive_outputs = oracle.query(passive)
+    train_rows = passive.iloc[:n_passive]
     train_outputs = passive_outputs[:n_passive]
     train_weights = np.ones(n_passive)
     hold_outputs = passive_outputs[n_passive:]
@@ -349,13 +357,13 @@ def distill(
         train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
         train_outputs = np.concatenate([train_outputs, draw.outputs])
         train_weights = np.concatenate([train_weights, weights_new])
-        sources.append(np.full(count, name, dtype=object))
+        spans.append((name, count))
         origins.append(np.full(count, -1))
         active_info[name] = draw.info
 
-    all_rows = pd.concat([train_rows, observed_hold], ignore_index=True)
+    all_rows = passive if not active else pd.concat([train_rows, observed_hold], ignore_index=True)
     outputs = np.concatenate([train_outputs, hold_outputs])
-    sources.append(np.full(len(observed_hold), OBSERVED, dtype=object))
+    spans.append((OBSERVED, len(observed_hold)))
     origins.append(hold_idx)
     is_holdout = np.zeros(len(all_rows), dtype=bool)
     is_holdout[-len(observed_hold):] = True
@@ -369,7 +377,7 @@ def distill(
         rows=all_rows,
         outputs=outputs,
         weights=np.concatenate([train_weights, np.ones(len(observed_hold))]),
-        source=np.concatenate(sources),
+        source=source_labels(spans),
         is_holdout=is_holdout,
         schema=schema,
         task=task,

@@ -167,10 +167,11 @@ def marginal(schema: Schema, observed: pd.DataFrame, n: int, rng: np.random.Gene
             s = _spread(f, vals.astype(float))
             h = 0.9 * s * len(vals) ** (-1 / 5)
             draw = _finish_numeric(f, draw + rng.normal(0.0, h, size=n))
-        miss = rng.random(n) < isna.mean()
+        rate = isna.mean()
+        miss = rng.random(n) < rate if rate > 0 else None  # no draw for a feature never missing
         if f.is_numeric:
-            draw = np.where(miss, np.nan, draw.astype(float))
-        else:
+            draw = draw.astype(float) if miss is None else np.where(miss, np.nan, draw.astype(float))
+        elif miss is not None:
             draw = draw.copy()
             draw[miss] = np.nan
         out[f.name] = draw

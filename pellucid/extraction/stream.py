@@ -34,6 +34,21 @@ _META_KEY = b"pellucid.distillation"
 _SOURCE, _WEIGHT, _HOLDOUT, _ORIGIN, _OUT = "__source", "__weight", "__holdout", "__origin", "__out"
 
 
+def source_labels(spans: Any) -> np.ndarray:
+    """The ``source`` column from ``(strategy, rows)`` spans, in order.
+
+    An object array filled slice by slice: ``np.full`` and ``np.concatenate`` on object arrays
+    touch every element one by one, which costs more than a small network's forward pass.
+    """
+    spans = [(str(name), int(count)) for name, count in spans]
+    out = np.empty(sum(c for _, c in spans), dtype=object)
+    start = 0
+    for name, count in spans:
+        out[start:start + count] = name
+        start += count
+    return out
+
+
 def _pyarrow():
     try:
         import pyarrow as pa
@@ -89,7 +104,7 @@ class _Writer:
                 cols.append(self.pa.array(v.astype("string"), type=self.pa.string(), from_pandas=True))
         out = np.asarray(outputs, dtype=float)
         cols += [self.pa.array(out)] if self.task == "regression" else [self.pa.array(out[:, i]) for i in range(self.width)]
-        src = np.full(n, source, dtype=object) if isinstance(source, str) else np.asarray(source, dtype=object)
+        src = source_labels([(source, n)]) if isinstance(source, str) else np.asarray(source, dtype=object)
         cols += [
             self.pa.array(src, type=self.pa.string()),
             self.pa.array(np.asarray(weights, dtype=float)),
