@@ -266,8 +266,7 @@ def sample_mask(is_holdout: np.ndarray, m: int, random_state: int | None) -> np.
     return keep
 
 
-def read_distillation(path: str | Path, *, sample: int | None = None, random_state: int | None = 0,
-                      batch_rows: int = CHUNK_ROWS) -> Any:
+def read_distillation(path: str | Path, *, sample: int | None = None, random_state: int | None = 0) -> Any:
     """Read a distillation file written by ``distill(..., out=path)``.
 
     Parameters
@@ -275,12 +274,10 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
     path : str or Path
     sample : int, optional
         Read a uniform sample of this many *training* rows (every held-out row is always
-        read), batch by batch, so that the file never has to fit in memory. Sampled rows keep
+        read), one row group at a time, so that the file never has to fit in memory. Sampled rows keep
         their weights relative to each other; every row is read when omitted.
     random_state : int, optional
         Seed of the sample.
-    batch_rows : int
-        Rows read at a time.
 
     Returns
     -------
@@ -297,13 +294,25 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1):
         raise ParameterError(f"sample must be a positive number of rows, got {sample!r}")
     take = np.ones(n, dtype=bool) if sample is None else sample_mask(holdout, sample, random_state)
-    frames, start = [], 0
-    for batch in pf.iter_batches(batch_size=batch_rows):
-        m = take[start:start + batch.num_rows]
-        start += batch.num_rows
-        if m.any():
-            frames.append(batch.to_pandas()[m])
-    df = pd.concat(frames, ignore_index=True)
+    pa, _ = _pyarrow()
+    # Row group by row group (the chunks distill wrote), filtered in Arrow before anything
+    # becomes pandas: memory holds one row group and the rows kept. iter_batches reads ahead,
+    # and Arrow's pool keeps what it freed unless told to give it back; either way the
+    # resident size grew with the file.
+    pieces, start = [], 0
+    pool = pa.default_memory_pool()
+    for i in range(pf.metadata.num_row_groups):
+        group = pf.read_row_group(i, use_threads=False)
+        m = take[start:start + group.num_rows]
+        start += group.num_rows
+        if m.all():
+            pieces.append(group)
+        elif m.any():
+            pieces.append(group.filter(pa.array(m)))
+        del group
+        pool.release_unused()
+    df = (pa.concat_tables(pieces) if pieces else pf.schema_arrow.empty_table()).to_pandas()
+    del pieces
     for f in schema:  # categories back to the schema's own values
         if not f.is_numeric:
             df[f.name] = df[f.name].map({str(c): c for c in f.categories or ()}).astype(object)

@@ -132,8 +132,14 @@ def read_parquet_chunks(path: str | Path, columns: Sequence[str], chunk_rows: in
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
         raise DataFileError(f"Parquet file {str(path)!r} lacks the column(s) {missing}")
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns)):
-        yield batch.to_pandas()
+    import pyarrow as pa
+
+    pool = pa.default_memory_pool()
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns), use_threads=False):
+        frame = batch.to_pandas()
+        del batch
+        pool.release_unused()  # Arrow's pool otherwise keeps every freed batch resident
+        yield frame
 
 
 class FidelityTally:
