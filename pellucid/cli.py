@@ -100,6 +100,18 @@ def _row_labels(text: str) -> list[int]:
     return out
 
 
+def _sample(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of rows or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of rows, got {value}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", default=default_out, help=f"output directory for report.html and report.json (default: {default_out})")
     p.add_argument("--n", type=int, default=None, help="synthetic distillation rows (default: max(5000, 2 x observed training rows))")
@@ -109,6 +121,13 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         help="comma-separated distillation strategies: observed, perturb, marginal, boundary (default: observed,perturb,marginal)",
     )
     p.add_argument("--sizes", type=_sizes, default=[4, 8, 16, 32], help="rule budgets of the frontier (default: 4,8,16,32)")
+    p.add_argument("--stream-to", default=None, metavar="FILE.parquet",
+                   help="distil in chunks and write every distilled row to this Parquet file (see docs/scale.md)")
+    p.add_argument("--keep", type=int, default=None, metavar="N",
+                   help="with --stream-to: synthetic rows held in memory, a uniform weighted sample")
+    p.add_argument("--sample", type=_sample, default=None, metavar="N|auto",
+                   help="fit the surrogates on N distilled training rows, or 'auto': the smallest sample past "
+                        "which doubling no longer lifts held-out agreement (default: every row)")
     p.add_argument(
         "--surrogates",
         type=_names,
@@ -291,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=0 if args.quiet else 1,
             meta=meta,
             client=getattr(args, "dask", None),
+            stream_to=args.stream_to,
+            keep=args.keep,
+            sample=args.sample,
         )
     except PellucidError as e:
         print(f"pellucid: error: {e}", file=sys.stderr)

@@ -6,6 +6,7 @@ call it directly when they want the report without assembling the steps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import time
@@ -90,6 +91,9 @@ def explain(
     verbose: int = 1,
     meta: Mapping[str, Any] | None = None,
     client: Any = None,
+    stream_to: str | Path | None = None,
+    keep: int | None = None,
+    sample: int | str | None = None,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -158,6 +162,16 @@ def explain(
         :func:`pellucid.cluster.connect` ("local:2", "tcp://host:8786"; a cluster started
         from a spec is closed at the end). The report is the one a single process writes; its
         ``meta.backend`` says where the work ran. See docs/dask.md.
+    stream_to, keep :
+        Passed to :func:`pellucid.distill` as ``out`` and ``keep``: distil in chunks, write
+        every row to this Parquet file, and hold only ``keep`` synthetic rows in memory
+        (docs/scale.md).
+    sample : int or "auto", optional
+        Fit the frontier on this many of the distilled training rows (a uniform sample; every
+        held-out row stays). ``"auto"`` lets :func:`pellucid.fidelity.choose_sample` pick the
+        smallest sample past which doubling no longer lifts a 16-leaf tree's held-out
+        agreement, reading from ``stream_to`` when given; the report says what was chosen
+        and why. Default: every row.
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -191,9 +205,12 @@ def explain(
         missing = [r for r in local_rows if r not in data.index]
         if missing:
             raise ParameterError(f"local_rows {missing[:10]} are not index labels of the data")
+    if sample is not None and sample != "auto" and (
+            isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1):
+        raise ParameterError(f"sample must be a positive number of rows or 'auto', got {sample!r}")
     steps = ["schema", "distill", "frontier", "stability", "attribution", "local", "report"]
     quiet = verbose <= 0 or not sys.stderr.isatty()
-    with tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
+    with contextlib.ExitStack() as closing, tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
 
@@ -205,6 +222,8 @@ def explain(
             from . import cluster
 
             client = cluster.connect(client)
+            if own_client:  # a cluster started here is closed however the run ends
+                closing.callback(client.close)
         step("schema")
         t = time.perf_counter()
         schema = schema if schema is not None else Schema.from_frame(X)
@@ -215,8 +234,11 @@ def explain(
         step("distill")
         t = time.perf_counter()
         # distill validates the table against the schema (its boundary): once is enough.
-        dset = distill(oracle, X, strategy=strategy, n=n, schema=schema, holdout=holdout, random_state=random_state)
+        dset = distill(oracle, X, strategy=strategy, n=n, schema=schema, holdout=holdout, random_state=random_state,
+                       out=stream_to, keep=keep)
         timings["distill"] = time.perf_counter() - t
+        if sample is not None:
+            dset = _fitting_sample(dset, sample, stream_to, random_state)
         # Scored now: a target that does not fit the task stops the run before any fitting.
         ground_truth = _ground_truth(oracle, dset, y, target)
         bar.update()
@@ -353,9 +375,38 @@ def explain(
         timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all
         bar.update()
-        if own_client:
-            client.close()
         return ExplainResult(oracle, schema, dset, fitted, fidelities, payload, html_path, json_path, timings, front)
+
+
+def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | Path | None,
+                    random_state: int | None) -> DistillationSet:
+    """The distillation set the surrogates learn from: ``sample`` training rows of ``dset``
+    (chosen by :func:`choose_sample` for ``"auto"``), every held-out row kept."""
+    from .extraction.stream import sample_mask
+    from .fidelity import choose_sample
+
+    available = int((~dset.is_holdout).sum())
+    if sample == "auto":
+        source = stream_to if stream_to is not None else dset  # the file holds every row, the set a sample
+        choice = choose_sample(source, random_state=random_state)
+        rows, info = choice.rows, {"how": "auto", "message": choice.message, "steps": choice.steps}
+        available = choice.available
+        if source is not dset:  # the file holds every row; the set in memory, the kept sample
+            info["read_from"] = str(stream_to)
+    else:
+        rows = min(int(sample), available)
+        info = {"how": "given", "message": f"surrogates fitted on {rows:,} of {available:,} distilled training rows "
+                                           "(a uniform sample, as asked)"}
+    info.update(rows=int(rows), available=int(available))
+    if info.get("read_from"):
+        from .extraction.stream import read_distillation
+
+        part = read_distillation(stream_to, sample=rows, random_state=random_state)
+        part.params, part.n_queries = {**dset.params, **part.params}, dset.n_queries
+    else:
+        part = dset.subset(sample_mask(dset.is_holdout, rows, random_state))
+    part.params = {**part.params, "fitting_sample": info}
+    return part
 
 
 def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_state: int | None) -> Any:
