@@ -9,9 +9,11 @@ further down can trust what it is given.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -164,6 +166,27 @@ def _infer_kind(s: pd.Series) -> Kind:
     )
 
 
+#: Values (rows x columns) from which column-wise work runs on a thread per core.
+PARALLEL_VALUES = 1 << 21
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def by_column(fn: Callable[[Any], Any], items: Sequence[Any], n_rows: int) -> list[Any]:
+    """``[fn(item) for item in items]``, the columns shared among the cores on large tables.
+
+    numpy lets go of the GIL inside its loops and copies, so columns of a large table are
+    checked side by side. Results come in order, and the first column (in order) that raises
+    is the one whose error is raised, as in a plain loop.
+    """
+    items = list(items)
+    cores = os.cpu_count() or 1
+    if cores < 2 or len(items) < 2 or n_rows * len(items) < PARALLEL_VALUES:
+        return [fn(item) for item in items]
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=cores, thread_name_prefix="pellucid-columns"))
+    return list(_POOL[0].map(fn, items))
+
+
 def _feature_from_series(s: pd.Series, kind: Kind) -> Feature:
     name = str(s.name)
     n_missing = int(s.isna().sum())
@@ -286,11 +309,8 @@ class Schema:
         unknown = (set(kinds) | set(ordinal_categories)) - set(map(str, df.columns))
         if unknown:
             raise SchemaError(f"kinds given for columns that are not in the table: {sorted(unknown)}")
-        feats = []
-        for col in df.columns:
+        def feature(col: Any) -> Feature:
             name = str(col)
-            if name in exclude:
-                continue
             s = df[col].rename(name)
             if name in ordinal_categories:
                 order = list(ordinal_categories[name])
@@ -306,8 +326,10 @@ class Schema:
                         f"column {name!r} is declared ordinal but its order is unknown; pass "
                         "ordinal_categories={name: [...]} or an ordered pandas Categorical"
                     )
-            feats.append(_feature_from_series(s, kind))
-        return cls(tuple(feats), n_rows=len(df))
+            return _feature_from_series(s, kind)
+
+        columns = [c for c in df.columns if str(c) not in exclude]
+        return cls(tuple(by_column(feature, columns, len(df))), n_rows=len(df))
 
     # ------------------------------------------------------------------ access
     @property
@@ -341,7 +363,8 @@ class Schema:
         return Schema(tuple(feats), n_rows=self.n_rows)
 
     # ------------------------------------------------------------------ validation
-    def validate(self, df: Any, *, what: str = "table", allow_empty_columns: bool = False) -> pd.DataFrame:
+    def validate(self, df: Any, *, what: str = "table", allow_empty_columns: bool = False,
+                 rows: np.ndarray | None = None) -> pd.DataFrame:
         """Check a table against the schema and return it in canonical form.
 
         The result has exactly the schema's columns in schema order (extra columns are
@@ -351,6 +374,9 @@ class Schema:
 
         ``allow_empty_columns`` accepts a column with every value missing: right for a few
         rows to explain (one row with one unrecorded value), wrong for a table to learn from.
+
+        ``rows`` (positions) validates ``df.iloc[rows]`` without making that copy first: the
+        rows are gathered column by column into the result.
 
         Raises
         ------
@@ -371,39 +397,51 @@ class Schema:
                 f"the {what} is missing column{'s' if len(missing) > 1 else ''} {missing} "
                 f"(it has {list(cols)[:20]}{'...' if len(cols) > 20 else ''})"
             )
-        n = len(df)
+        index = df.index
+        if rows is not None:
+            rows = np.asarray(rows)
+            if rows.ndim != 1 or rows.dtype.kind not in "iu" or (len(rows) and not (
+                    0 <= rows.min() and rows.max() < len(df))):
+                raise SchemaError(f"rows must be positions 0..{len(df) - 1} of the {what}")
+            index = index[rows]
+        n = len(index)
         # Numeric features are written straight into one float64 block (a column of it each),
         # which becomes the frame without another copy when every feature is numeric.
         numeric = [f for f in self.features if f.is_numeric]
         block = np.empty((len(numeric), n), dtype=np.float64)
         rows_of = {f.name: i for i, f in enumerate(numeric)}
-        out = {}
-        for f in self.features:
+        def column(f: Feature) -> np.ndarray:
             s = df[cols[f.name]]
             if f.is_numeric:
-                v = self._coerce(f, s, what, into=block[rows_of[f.name]])
+                v = self._coerce(f, s, what, into=block[rows_of[f.name]], rows=rows)
                 empty = not (n and (v == v).any())  # NaN != NaN: a column of only NaN is empty
             else:
-                v = self._coerce(f, s, what)
+                v = self._coerce(f, s, what, rows=rows)
                 empty = bool(pd.isna(v).all())
             if empty and not allow_empty_columns:
                 raise SchemaError(f"column {f.name!r} of the {what} has no values: all {n} rows are missing")
-            out[f.name] = v
-        if len(numeric) == len(self.features):
-            return pd.DataFrame(block.T, index=df.index, columns=self.names, copy=False)
-        return pd.DataFrame(out, index=df.index)
+            return v
 
-    def _coerce(self, f: Feature, s: pd.Series, what: str, into: np.ndarray | None = None) -> np.ndarray:
-        """One column in canonical form; a numeric one is written to ``into`` when given."""
-        if f.is_numeric:
+        out = dict(zip(self.names, by_column(column, self.features, n)))
+        if len(numeric) == len(self.features):
+            return pd.DataFrame(block.T, index=index, columns=self.names, copy=False)
+        return pd.DataFrame(out, index=index)
+
+    def _coerce(self, f: Feature, s: pd.Series, what: str, into: np.ndarray | None = None,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """Column ``s`` (its ``rows``, when given) in canonical form; a numeric one is written
+        to ``into`` when given."""
+        labels = s.index if rows is None else s.index[rows]  # rows are named by label in errors
+        if f.is_numeric and into is not None and isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf":
+            # numpy dtypes: the rows gathered and converted straight into place, no other copy
+            into[:] = s.to_numpy() if rows is None else s.to_numpy()[rows]
+            v = into
+        elif f.is_numeric:
+            s = s if rows is None else s.iloc[rows]
             if _is_bool_dtype(s):
                 v = s.astype("float64").to_numpy()
             elif pd.api.types.is_numeric_dtype(s.dtype):
-                if into is not None and isinstance(s.dtype, np.dtype):
-                    into[:] = s.to_numpy()  # numpy dtypes: one converting copy, into place
-                    v = into
-                else:
-                    v = s.to_numpy(dtype="float64", na_value=np.nan)
+                v = s.to_numpy(dtype="float64", na_value=np.nan)
             else:
                 num = pd.to_numeric(s, errors="coerce")
                 bad = num.isna() & s.notna()
@@ -419,14 +457,19 @@ class Schema:
                         f"non-numeric values (e.g. {s[bad].iloc[0]!r}, {int(bad.sum())} rows)"
                     )
                 v = num.to_numpy(dtype="float64", na_value=np.nan)
-            if into is not None and v is not into:
+            if into is not None:
                 into[:] = v
                 v = into
+        else:
+            s = s if rows is None else s.iloc[rows]
+        if f.is_numeric:
             inf = np.isinf(v)
             if inf.any():
+                first = labels[np.argmax(inf)]
+                first = first.item() if isinstance(first, np.generic) else first
                 raise SchemaError(
                     f"column {f.name!r} of the {what} holds {int(inf.sum())} infinite values "
-                    f"(first at row {s.index[np.argmax(inf)]!r}); replace them or mark them missing"
+                    f"(first at row {first!r}); replace them or mark them missing"
                 )
             if f.kind is Kind.BINARY:
                 ok = np.isnan(v) | (v == 0) | (v == 1)

@@ -146,3 +146,16 @@ def test_numeric_frame_validates_into_an_own_float_block(layout):
     assert df.iloc[0, 0] == a[0, 0] != 99.0
     with pytest.raises(SchemaError, match=r"'m'.*all 2 rows are missing"):
         s.validate(df.iloc[[1, 3]])
+
+
+def test_validating_some_rows_equals_validating_their_copy():
+    df = mixed_frame()
+    s = Schema.from_frame(df)
+    rows = np.random.default_rng(1).permutation(len(df))[:120]
+    pd.testing.assert_frame_equal(s.validate(df, rows=rows), s.validate(df.iloc[rows]))
+    bad = df.assign(x=np.where(np.arange(len(df)) == 7, np.inf, 1.0))
+    with pytest.raises(SchemaError, match=r"'x'.*first at row 7"):
+        s.validate(bad, rows=np.r_[3, 7, 1])
+    for wrong in (np.r_[0, len(df)], np.r_[-1], np.r_[0.5]):
+        with pytest.raises(SchemaError, match="rows must be positions"):
+            s.validate(df, rows=wrong)

@@ -303,10 +303,10 @@ def distill(
     n_hold = max(1, int(round(holdout * n_obs)))
     perm = rng.permutation(n_obs)
     hold_idx, train_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
-    # The observed rows are put in the set's order (training rows, then held-out rows) while
-    # they are validated: one copy, which the network then reads as it is.
-    observed = schema.validate(reference.iloc[np.concatenate([train_idx, hold_idx])],
-                               what="reference data").reset_index(drop=True)
+    # The observed rows are gathered in the set's order (training rows, then held-out rows)
+    # while they are validated: one copy, which the network then reads as it is.
+    observed = schema.validate(reference, what="reference data",
+                               rows=np.concatenate([train_idx, hold_idx])).reset_index(drop=True)
     observed_train = observed.iloc[:len(train_idx)]
     observed_hold = observed.iloc[len(train_idx):].reset_index(drop=True)
 
