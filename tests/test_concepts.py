@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from pellucid import Oracle
@@ -45,7 +46,7 @@ def trained(seed: int) -> nn.Module:
     return net.eval()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_relevant_concept_significant_irrelevant_not(seed):
     net = trained(seed)
     R, _ = table(1000, 100 + seed)
@@ -60,13 +61,33 @@ def test_relevant_concept_significant_irrelevant_not(seed):
     assert not b.significant and b.p_value > 0.05
     assert a.n_tests == 2 and a.p_value == pytest.approx(min(1.0, 2 * a.p_value_raw))
     assert a.cav_accuracy > 0.7 and 0.4 < a.random_accuracy < 0.6
-    assert len(a.scores) == len(a.random_scores) == 20
+    assert len(a.scores) == len(a.random_scores) == len(a.derivatives) == len(a.random_derivatives) == 20
+    # The test is on mean directional derivatives: recompute them and the p-value with scipy.
+    T1 = torch.tensor(T[yt == 1].to_numpy(), dtype=torch.float32)
+    for r in (a, b):
+        d = directional_derivatives(net, "1", T1, 1, np.concatenate([r.cavs, r.random_cavs]))
+        np.testing.assert_allclose(np.r_[r.derivatives, r.random_derivatives], d.mean(axis=0), rtol=1e-4, atol=1e-6)
+        assert r.p_value_raw == pytest.approx(stats.ttest_ind(r.derivatives, r.random_derivatives).pvalue, rel=1e-9)
     # tcav alone gives the same scores (each concept draws from its own generator), uncorrected p
     one = tcav(net, "1", "x1 > 0.8", R, T[yt == 1], 1, repeats=20, random_state=seed)
     np.testing.assert_array_equal(one.scores, a.scores)
     assert one.p_value == pytest.approx(a.p_value_raw)
     d = json.loads(json.dumps(one.to_dict()))
     assert d["layer"] == "1" and d["target"] == 1 and d["repeats"] == 20 and d["concept"] == "x1 > 0.8"
+
+
+def test_sign_statistic_is_kim_et_al_test_on_the_same_cavs():
+    net = trained(1)
+    R, _ = table(800, 11)
+    T, yt = table(800, 12)
+    d = tcav(net, "1", "x1 > 0.8", R, T[yt == 1], 1, repeats=6, random_state=4)
+    s = tcav(net, "1", "x1 > 0.8", R, T[yt == 1], 1, repeats=6, random_state=4, statistic="sign")
+    np.testing.assert_array_equal(d.cavs, s.cavs)  # same draws, same CAVs: only the test differs
+    np.testing.assert_array_equal(d.scores, s.scores)
+    assert (d.statistic, s.statistic) == ("derivative", "sign")
+    assert s.p_value == pytest.approx(stats.ttest_ind(s.scores, s.random_scores).pvalue, rel=1e-9)
+    with pytest.raises(ParameterError, match="statistic must be"):
+        tcav(net, "1", "x1 > 0.8", R, T[yt == 1], 1, repeats=3, statistic="magnitude")
 
 
 def test_same_seed_same_result_and_example_rows():

@@ -11,9 +11,24 @@ For a layer with activations ``h(x)``:
    raises the output;
 3. the TCAV score is the share of rows where that derivative is positive.
 
-Fitted once per repeat with a fresh random set, the concept's scores are compared (two-sided
-t-test) with those of "random CAVs" (a random set against another random set): a concept whose
-scores do not differ from random directions' is not significant.
+Fitted once per repeat with a fresh random set, the concept's CAVs are compared (two-sided
+t-test over the repeats) with "random CAVs" (a random set against another random set): a concept
+that does not differ from random directions is not significant.
+
+What is compared is, by default, each CAV's *mean directional derivative* over the target rows
+(``statistic="derivative"``), not its sign share (``statistic="sign"``, Kim et al.'s test). Sign
+shares saturate: at a ReLU layer the gradient of a class often keeps one direction over the
+class's rows, so nearly every direction, random ones included, scores close to 0 or 1. A concept
+the network barely uses, but whose direction is stable from repeat to repeat, then scores 0 or 1
+every time and beats the random CAVs' scattered 0s and 1s: on pellucid's generated benchmark an
+input the label ignores came out significant at p = 5e-5 that way. The mean derivative keeps the
+size: a random CAV's is centred on 0 (a random split has no preferred side), and a concept is
+significant when moving the activations towards it changes the output consistently more than
+moving them in random directions does. The TCAV score reported is the sign share either way.
+
+On the benchmark (``benchmarks/tcav_concepts.py``, ten networks) the relevant concept is
+significant and the irrelevant one is not on every network; the sign test on the same CAVs
+calls the irrelevant one significant on some.
 
 The directional derivatives agree with captum's ``TCAV`` sign counts for the same CAV (both read
 ``grad_h f_k . v > 0``).
@@ -62,9 +77,16 @@ class TCAVResult:
         The score of each repeat's CAV, ``(repeats,)``.
     random_scores : ndarray
         The scores of the random CAVs (a random set against another random set), ``(repeats,)``.
+    derivatives : ndarray
+        Each repeat's CAV's mean directional derivative over ``target_rows``, ``(repeats,)``.
+    random_derivatives : ndarray
+        The same for the random CAVs (centred on 0).
+    statistic : str
+        What the t-test compared: ``"derivative"`` (``derivatives`` against
+        ``random_derivatives``) or ``"sign"`` (``scores`` against ``random_scores``).
     p_value : float
-        Two-sided t-test of ``scores`` against ``random_scores``; Bonferroni-corrected
-        (``min(1, p * n_tests)``) when several concepts were tested together.
+        Two-sided t-test of the concept's statistic against the random CAVs';
+        Bonferroni-corrected (``min(1, p * n_tests)``) when several concepts were tested together.
     p_value_raw : float
         The uncorrected p-value.
     n_tests : int
@@ -122,10 +144,14 @@ class TCAVResult:
     n_examples: int
     cavs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
     random_cavs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+    derivatives: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    random_derivatives: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    statistic: str = "derivative"
 
     def to_dict(self) -> dict[str, Any]:
         """Every number of the result in JSON's plain types (the CAVs left out)."""
-        keys = ("concept", "description", "score", "scores", "random_scores", "p_value", "p_value_raw", "n_tests",
+        keys = ("concept", "description", "score", "scores", "random_scores", "derivatives", "random_derivatives",
+                "statistic", "p_value", "p_value_raw", "n_tests",
                 "alpha", "significant", "cav_accuracy", "random_accuracy", "separable", "layer", "target",
                 "target_index", "output", "repeats", "n_concept", "n_pool", "n_target", "n_examples")
         return {k: plain(getattr(self, k)) for k in keys}
@@ -135,7 +161,8 @@ class TCAVResult:
 def tcav(model: Any, layer: Any, concept_rows: Any, random_rows: Any, target_rows: Any, target: Any,
          repeats: int = 10, *, random_state: int | None = 0, alpha: float = 0.05, reference: pd.DataFrame | None = None,
          name: str | None = None, max_examples: int = 500, holdout: float = 1 / 3, C: float = 1.0,
-         accuracy_floor: float = 0.6, internal_batch_size: int | None = None) -> TCAVResult:
+         accuracy_floor: float = 0.6, statistic: str = "derivative",
+         internal_batch_size: int | None = None) -> TCAVResult:
     """TCAV score and significance of one concept for one class at one layer.
 
     Parameters
@@ -184,9 +211,14 @@ def tcav(model: Any, layer: Any, concept_rows: Any, random_rows: Any, target_row
     holdout : float
         Share of each set kept out of the classifier's fit to measure its accuracy.
     C : float
-        Inverse regularisation strength of the logistic regression on standardised activations.
+        Inverse regularisation strength of the logistic regression on the scaled activations.
     accuracy_floor : float
         Held-out CAV accuracy below which the concept is flagged as not separable (warning).
+    statistic : {"derivative", "sign"}
+        What the t-test compares between the concept's CAVs and the random ones: their mean
+        directional derivatives over ``target_rows`` (default), or their sign shares (the TCAV
+        scores, as Kim et al. test them). Sign shares saturate on networks whose gradient keeps
+        one direction over a class's rows; see the module's notes.
     internal_batch_size : int, optional
         Rows per forward/backward pass.
 
@@ -207,22 +239,26 @@ def tcav(model: Any, layer: Any, concept_rows: Any, random_rows: Any, target_row
     Notes
     -----
     The CAV of each repeat is the coefficient vector of a logistic regression (concept = 1,
-    random = 0) fitted on standardised activations, mapped back to the activation space
-    (``w / scale``, the normal of the decision boundary there) and scaled to unit length.
+    random = 0) fitted on the activations centred and divided by one common scale (the units'
+    root-mean-square spread, so the penalty treats all units alike), mapped back to the
+    activation space (``w / scale``, the normal of the decision boundary there) and scaled to
+    unit length.
     Directional derivatives of exactly zero (a unit outside the ReLU's active range) count as
     not positive, as in captum.
     """
     key = name if name is not None else _default_name(concept_rows)
     out = tcav_many(model, layer, {key: concept_rows}, random_rows, target_rows, target, repeats,
                     random_state=random_state, alpha=alpha, reference=reference, max_examples=max_examples,
-                    holdout=holdout, C=C, accuracy_floor=accuracy_floor, internal_batch_size=internal_batch_size)
+                    holdout=holdout, C=C, accuracy_floor=accuracy_floor, statistic=statistic,
+                    internal_batch_size=internal_batch_size)
     return out[key]
 
 
 def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: Any, target_rows: Any, target: Any,
               repeats: int = 10, *, random_state: int | None = 0, alpha: float = 0.05,
               reference: pd.DataFrame | None = None, max_examples: int = 500, holdout: float = 1 / 3, C: float = 1.0,
-              accuracy_floor: float = 0.6, internal_batch_size: int | None = None) -> dict[str, TCAVResult]:
+              accuracy_floor: float = 0.6, statistic: str = "derivative",
+              internal_batch_size: int | None = None) -> dict[str, TCAVResult]:
     """TCAV of several concepts at once, with Bonferroni-corrected p-values.
 
     Parameters are those of :func:`tcav`, except ``concepts``: a mapping of concept name ->
@@ -236,6 +272,8 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
         ``significant`` means it is below ``alpha``.
     """
     _check_settings(repeats, alpha, max_examples, holdout, C, accuracy_floor)
+    if statistic not in ("derivative", "sign"):
+        raise ParameterError(f"statistic must be 'derivative' or 'sign'; got {statistic!r}")
     if not isinstance(concepts, Mapping) or not concepts:
         raise ParameterError("concepts must be a non-empty mapping of concept name -> rows or rule")
     if target is not None and (isinstance(target, (list, tuple, np.ndarray, pd.Series, torch.Tensor)) and
@@ -276,17 +314,19 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
     grads = _layer_gradients(prep, layer_module, layer_name, internal_batch_size)
     every = np.concatenate([np.concatenate([f[5], f[7]]) for f in fitted])
     # One product for every CAV of every concept: (rows, units) @ (units, 2 * repeats * concepts).
-    positive = (grads @ torch.as_tensor(every.T, dtype=grads.dtype, device=grads.device)) > 0
-    shares = positive.to(torch.float64).mean(dim=0).cpu().numpy()
+    derivs = grads @ torch.as_tensor(every.T, dtype=grads.dtype, device=grads.device)
+    shares = (derivs > 0).to(torch.float64).mean(dim=0).cpu().numpy()
+    means = derivs.to(torch.float64).mean(dim=0).cpu().numpy()
 
     from scipy import stats
 
     n_tests = len(fitted)
     results: dict[str, TCAVResult] = {}
     for i, (cname, description, n_c, n_pool, n_ex, cavs, accs, rcavs, raccs) in enumerate(fitted):
-        block = shares[i * 2 * repeats:(i + 1) * 2 * repeats]
-        scores, rscores = block[:repeats], block[repeats:]
-        p_raw = _ttest_p(scores, rscores, stats)
+        span = slice(i * 2 * repeats, (i + 1) * 2 * repeats)
+        scores, rscores = shares[span][:repeats], shares[span][repeats:]
+        mean_d, rmean_d = means[span][:repeats], means[span][repeats:]
+        p_raw = _ttest_p(mean_d, rmean_d, stats) if statistic == "derivative" else _ttest_p(scores, rscores, stats)
         p = min(1.0, p_raw * n_tests)
         acc = float(np.mean(accs))
         separable = acc >= accuracy_floor
@@ -299,7 +339,8 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
             p_value=p, p_value_raw=p_raw, n_tests=n_tests, alpha=alpha, significant=bool(p < alpha),
             cav_accuracy=acc, random_accuracy=float(np.mean(raccs)), separable=separable, layer=layer_name,
             target=target_label, target_index=target_index, output=output, repeats=repeats, n_concept=n_c,
-            n_pool=n_pool, n_target=prep.n, n_examples=n_ex, cavs=cavs, random_cavs=rcavs)
+            n_pool=n_pool, n_target=prep.n, n_examples=n_ex, cavs=cavs, random_cavs=rcavs,
+            derivatives=mean_d, random_derivatives=rmean_d, statistic=statistic)
     return results
 
 
@@ -692,8 +733,14 @@ def _fit_cavs(concept: np.ndarray, pool: np.ndarray, repeats: int, n: int, rng: 
                      zip(pos_sets, neg_sets, order)])
     y_tr = np.r_[np.ones(n - n_test), np.zeros(n - n_test)]
     y_te = np.r_[np.ones(n_test), np.zeros(n_test)]
-    mu, sd = x_tr.mean(axis=1, keepdims=True), x_tr.std(axis=1, keepdims=True)
-    sd = np.where(sd > 1e-12, sd, 1.0)  # constant units (dead ReLUs) get no weight either way
+    # Centred, and divided by one scale for all units (their root-mean-square spread): the
+    # penalty then treats every unit alike, as a classifier on the raw activations does. Each
+    # unit standardised on its own let units of tiny spread take large weights in activation
+    # space, and random CAVs pointed along them, with directional derivatives far larger than
+    # any concept's.
+    mu = x_tr.mean(axis=1, keepdims=True)
+    scale = np.sqrt((x_tr.var(axis=1, keepdims=True)).mean(axis=2, keepdims=True))
+    sd = np.broadcast_to(np.where(scale > 1e-12, scale, 1.0), mu.shape)
     w, b = fit_logistic((x_tr - mu) / sd, y_tr, C)
     acc = ((np.einsum("bmf,bf->bm", (x_te - mu) / sd, w) + b[:, None] > 0) == (y_te > 0)).mean(axis=1)
     # w . (a - mu) / sd = (w / sd) . a + const: the normal of the boundary in activation space.
