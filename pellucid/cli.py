@@ -76,6 +76,13 @@ def _names(text: str) -> list[str]:
     return out
 
 
+def _concept(text: str) -> tuple[str, str]:
+    name, sep, rule = text.partition("=")
+    if not sep or not name.strip() or not rule.strip():
+        raise argparse.ArgumentTypeError(f"--concept takes NAME=RULE, e.g. 'high leverage=debt_ratio > 0.6'; got {text!r}")
+    return name.strip(), rule.strip()
+
+
 def _methods(text: str) -> list[str]:
     from .attribution import METHODS
 
@@ -159,6 +166,15 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         help="comma-separated row numbers of the data (0 is the first row) to explain one by one in the report, "
         "besides the rows it picks itself",
     )
+    p.add_argument("--sensitivity", nargs="?", type=int, const=1024, default=None, metavar="N",
+                   help="add Sobol' indices (N base rows, default 1024) and Morris effects over the schema's ranges")
+    p.add_argument("--concept", action="append", type=_concept, default=None, metavar="NAME=RULE",
+                   help="a concept to test with TCAV, as a rule on raw features, e.g. "
+                        "'high leverage=debt_ratio > 0.6' (repeat for more; needs --concept-layer)")
+    p.add_argument("--concept-layer", default=None, metavar="LAYER",
+                   help="the torch layer (name in model.named_modules()) whose activations the concepts are read in")
+    p.add_argument("--visualise", action="store_true",
+                   help="for each class, the in-schema row the network gives it most surely and the observed rows it is surest of")
     p.add_argument("--no-local", action="store_true", help="explain no single rows (no LIME, no anchors)")
     p.add_argument("--no-scorecard", action="store_true",
                    help="no scorecard (two classes) or sparse linear view of the network in the report")
@@ -313,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream_to=args.stream_to,
             keep=args.keep,
             sample=args.sample,
+            sensitivity=args.sensitivity or False,
+            concepts=dict(args.concept) if args.concept else None,
+            concept_layer=args.concept_layer,
+            visualise=args.visualise,
         )
     except PellucidError as e:
         print(f"pellucid: error: {e}", file=sys.stderr)

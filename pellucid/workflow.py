@@ -94,6 +94,11 @@ def explain(
     stream_to: str | Path | None = None,
     keep: int | None = None,
     sample: int | str | None = None,
+    sensitivity: bool | int = False,
+    concepts: Mapping[str, Any] | None = None,
+    concept_layer: Any = None,
+    concept_target: Any = None,
+    visualise: bool = False,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -172,6 +177,16 @@ def explain(
         smallest sample past which doubling no longer lifts a 16-leaf tree's held-out
         agreement, reading from ``stream_to`` when given; the report says what was chosen
         and why. Default: every row.
+    sensitivity : bool or int
+        Add Sobol' indices (n = 1024 base rows, or the number given) and Morris effects of the
+        network over the schema's ranges, compared with the attributions' importances.
+    concepts, concept_layer, concept_target :
+        Concept name -> rule (``"debt_ratio > 0.6"``) or example rows, tested with TCAV at the
+        torch layer named ``concept_layer`` for class ``concept_target`` (default: the last
+        class; also the class the sensitivity analysis follows).
+    visualise : bool
+        For each class, the in-schema raw row the network gives it most surely and the
+        observed rows that have most of it.
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -330,6 +345,16 @@ def explain(
         bar.update()
 
         t = time.perf_counter()
+        from .attribution.analysis import analyse
+
+        observed_train = dset.rows[(dset.source == "observed") & ~dset.is_holdout].reset_index(drop=True)
+        analysis = analyse(oracle, schema, X, observed_train, sensitivity=sensitivity, concepts=concepts,
+                           concept_layer=concept_layer, concept_target=concept_target, visualise=visualise,
+                           attributions=att, random_state=random_state)
+        if analysis is not None:
+            timings["analysis"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         from .fidelity.extrapolation import extrapolation
 
         extra = extrapolation(dset, random_state=random_state)
@@ -364,6 +389,7 @@ def explain(
             extrapolation=extra,
             linear_view=linear_at,
             card=card,
+            analysis=analysis,
         )
         html_path = json_path = None
         if out_dir is not None:

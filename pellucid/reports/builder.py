@@ -84,6 +84,9 @@ def render_html(payload: Mapping[str, Any]) -> str:
         figs["faithfulness"] = figures.faithfulness_figure(att)
         figs["instances"] = [figures.instance_figure(inst, key=f"instance-{i}")
                              for i, inst in enumerate(att.get("instances") or [])]
+    sens = (payload.get("analysis") or {}).get("sensitivity")
+    if sens:
+        figs["sobol"] = figures.sobol_figure(sens)
     loc = payload.get("local")
     if loc:
         figs["local"] = [

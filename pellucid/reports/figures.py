@@ -81,8 +81,9 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
         ci = None if regression else fid.get("agreement_ci")
         labels.append(_short(f"{s.get('label', s.get('name'))}: {s['complexity'].get('n_rules', '?')} rules", 52))
         values.append(float("nan") if v is None else v)
-        lows.append(0.0 if ci is None or v is None else v - ci[0])
-        highs.append(0.0 if ci is None or v is None else ci[1] - v)
+        # An interval's end can sit a rounding error inside the estimate (agreement 1.0).
+        lows.append(0.0 if ci is None or v is None else max(0.0, v - ci[0]))
+        highs.append(0.0 if ci is None or v is None else max(0.0, ci[1] - v))
     colours = [ACCENT if i == recommended else MUTED for i in range(len(surrogates))]
     height = max(FIGSIZE[1] * 0.6, 0.9 + 0.32 * len(surrogates))
     with matplotlib.rc_context(_RC):
@@ -378,6 +379,49 @@ def importance_figure(attributions: Mapping[str, Any], top: int = 12) -> str | N
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(3, len(methods)), fontsize=7.5,
                   borderaxespad=0.2)
         return _to_svg(fig, "fig-importance")
+
+
+def sobol_figure(sensitivity: Mapping[str, Any], top: int = 12) -> str | None:
+    """First-order and total Sobol' indices by feature, with their bootstrap intervals.
+
+    Parameters
+    ----------
+    sensitivity : dict
+        The payload's ``analysis.sensitivity``.
+    """
+    sob = (sensitivity or {}).get("sobol") or {}
+    features = list(sob.get("features") or [])
+    if not features:
+        return None
+    first = np.array([_nan((sob.get("first") or {}).get(f)) for f in features])
+    total = np.array([_nan((sob.get("total") or {}).get(f)) for f in features])
+    if not np.isfinite(total).any():
+        return None
+    order = np.argsort(-np.nan_to_num(total, nan=-1.0), kind="stable")[:top]
+
+    def err(key: str, values: np.ndarray) -> np.ndarray:
+        ci = sob.get(key) or {}
+        low = np.array([_nan((ci.get(features[j]) or {}).get("low")) for j in order])
+        high = np.array([_nan((ci.get(features[j]) or {}).get("high")) for j in order])
+        v = values[order]
+        return np.nan_to_num(np.vstack([np.clip(v - low, 0, None), np.clip(high - v, 0, None)]))
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], max(2.2, 0.34 * len(order) + 0.9)))
+        ax = fig.subplots()
+        y = np.arange(len(order))
+        ax.barh(y - 0.2, np.nan_to_num(total[order]), 0.4, xerr=err("total_ci", total), color=ACCENT,
+                error_kw={"elinewidth": 0.8, "ecolor": "#333333"}, label="total (alone and in interactions)")
+        ax.barh(y + 0.2, np.nan_to_num(first[order]), 0.4, xerr=err("first_ci", first), color=MUTED,
+                error_kw={"elinewidth": 0.8, "ecolor": "#333333"}, label="first order (alone)")
+        ax.set_yticks(list(y), [_text(_short(features[j], 28)) for j in order])
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel("share of the output's variance over the schema's ranges")
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=7.5, borderaxespad=0.2)
+        return _to_svg(fig, "fig-sobol")
 
 
 def faithfulness_figure(attributions: Mapping[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ from ..errors import ParameterError
 from ..extraction.rules import format_number
 from .limitations import find_limitations
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
@@ -55,6 +55,7 @@ def build_payload(
     extrapolation: Mapping[str, Any] | None = None,
     linear_view: int | None = None,
     card: Mapping[str, Any] | None = None,
+    analysis: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Gather everything a report shows into one JSON-serialisable dict.
 
@@ -110,6 +111,9 @@ def build_payload(
         its own section (``linear_view``).
     card : dict, optional
         The model card, as :func:`pellucid.reports.load_card` returns it (``card``).
+    analysis : dict, optional
+        :func:`pellucid.attribution.analysis.analyse`: sensitivity indices, concept tests and
+        each class's maximising and top rows (``analysis``).
     recommended : int, optional
         Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
         (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
@@ -194,6 +198,7 @@ def build_payload(
         "local": None if local is None else dict(local),
         "linear_view": None if linear_view is None else int(linear_view),
         "card": None if card is None else dict(card),
+        "analysis": None if analysis is None else dict(analysis),
         "limitations": [],
     }
     payload = jsonable(payload)

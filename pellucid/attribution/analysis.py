@@ -1,0 +1,155 @@
+"""Beyond per-feature attributions, for the report: global sensitivity over the schema, concept
+tests (TCAV) and what each class responds to, gathered as one JSON-ready dict.
+
+:func:`explain` calls :func:`analyse` when asked (``sensitivity=``, ``concepts=``,
+``visualise=``); each part is the plain ``to_dict`` of the module that computes it
+(:mod:`.sensitivity`, :mod:`.concepts`, :mod:`.visualisation`), so the report shows the numbers
+those functions return and nothing computed twice.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..oracle import Oracle
+from ..schema import Schema
+
+#: Rows of the reference the class searches start from and rank (more only cost time).
+REFERENCE_ROWS = 2000
+
+
+def _output_label(oracle: Oracle, target: Any) -> Any:
+    """The class analysed: ``target`` if given, else the last class (the positive one of two);
+    None for a regression."""
+    if oracle.task != "classification":
+        return None
+    classes = list(oracle.classes_)
+    if target is None:
+        return classes[-1]
+    if target not in classes:
+        raise ParameterError(f"concept_target {target!r} is not a class of the model; classes: {classes}")
+    return target
+
+
+def analyse(oracle: Oracle, schema: Schema, reference: pd.DataFrame, observed: pd.DataFrame, *,
+            sensitivity: bool | int = False, concepts: Mapping[str, Any] | None = None,
+            concept_layer: Any = None, concept_target: Any = None, concept_repeats: int = 20,
+            visualise: bool = False, attributions: Mapping[str, Any] | None = None,
+            random_state: int | None = 0) -> dict[str, Any] | None:
+    """The report's ``analysis``: the parts asked for, each ``None`` when not.
+
+    Parameters
+    ----------
+    oracle : Oracle
+    schema : Schema
+        The features and their ranges: the domain of the sensitivity analysis and of the
+        class search.
+    reference : DataFrame
+        The user's raw rows (features only): where the class search starts and the top rows
+        are ranked (a sample of :data:`REFERENCE_ROWS`).
+    observed : DataFrame
+        Canonical observed training rows: the random counterexamples of the concept tests and,
+        among them, the target rows (those the network gives ``concept_target``).
+    sensitivity : bool or int
+        Sobol' indices (``n`` = 1024, or the int given) and Morris effects (20 trajectories) of
+        the analysed output over the schema's ranges, compared with the attribution methods'
+        global importances.
+    concepts : mapping, optional
+        Concept name -> rule text (``"debt_ratio > 0.6"``) or example rows, tested together with
+        :func:`~pellucid.attribution.tcav_many` at ``concept_layer`` (a torch network only).
+    concept_target : class label, optional
+        The class of the concept tests and the sensitivity analysis (default: the last class).
+    visualise : bool
+        For each class, the in-schema row that maximises it and the reference rows that do most.
+    attributions : dict, optional
+        The report's attribution summary, whose global importances the sensitivity is compared with.
+    """
+    if not (sensitivity or concepts or visualise):
+        return None
+    label = _output_label(oracle, concept_target)
+    out: dict[str, Any] = {"output": None if label is None else str(label), "sensitivity": None, "concepts": None,
+                           "classes": None}
+    if sensitivity:
+        out["sensitivity"] = _sensitivity(oracle, schema, label, 1024 if sensitivity is True else int(sensitivity),
+                                          attributions, random_state)
+    if concepts:
+        out["concepts"] = _concepts(oracle, concepts, concept_layer, label, observed, concept_repeats, random_state)
+    if visualise and oracle.task == "classification":
+        out["classes"] = _classes(oracle, schema, reference, random_state)
+    return out
+
+
+def _sensitivity(oracle: Oracle, schema: Schema, label: Any, n: int, attributions: Mapping[str, Any] | None,
+                 random_state: int | None) -> dict[str, Any]:
+    from .sensitivity import compare_importance, morris, sobol
+
+    s = sobol(oracle, schema, n=n, output=label, random_state=random_state)
+    m = morris(oracle, schema, r=20, output=label, random_state=random_state)
+    rankings: dict[str, pd.Series] = {"Morris mu*": m.mu_star}
+    for method in (attributions or {}).get("methods") or []:
+        imp = method.get("importance") or {}
+        if imp:
+            rankings[str(method.get("label") or method["name"])] = pd.Series(
+                {k: (np.nan if v is None else float(v)) for k, v in imp.items()}).fillna(0.0)
+    comparison = compare_importance(s, rankings, strict=False) if s.total.notna().all() else None
+    return {
+        "order": [str(f) for f in s.total.sort_values(ascending=False, na_position="last").index],
+        "sobol": s.to_dict(),
+        "morris": m.to_dict(),
+        "comparison": None if comparison is None else [
+            {k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if isinstance(v, np.generic) else v))
+             for k, v in row.items()} for row in comparison.reset_index().to_dict("records")],
+    }
+
+
+def _concepts(oracle: Oracle, concepts: Mapping[str, Any], layer: Any, label: Any, observed: pd.DataFrame,
+              repeats: int, random_state: int | None) -> dict[str, Any]:
+    from .concepts import tcav_many
+
+    if oracle.kind != "torch":
+        raise ParameterError(f"concept tests (TCAV) need a torch network's layers; this model is {oracle.kind}")
+    if label is None:
+        raise ParameterError("concept tests (TCAV) test a class; this model is a regressor")
+    if layer is None:
+        names = [name for name, _ in oracle.model.named_modules() if name]
+        raise ParameterError(f"concepts need concept_layer, the layer whose activations hold them; layers: {names}")
+    predicted = np.asarray(oracle.predict(observed), dtype=object)
+    target_rows = observed[predicted == label]
+    if len(target_rows) < 2:
+        raise ParameterError(f"the network gives class {label!r} to {len(target_rows)} observed training rows; "
+                             "TCAV needs rows of the class it tests")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = tcav_many(oracle, layer, dict(concepts), observed, target_rows, label, repeats=repeats,
+                        random_state=random_state)
+    return {
+        "layer": str(next(iter(res.values())).layer),
+        "target": str(label),
+        "repeats": int(repeats),
+        "n_target": int(len(target_rows)),
+        "seconds": time.perf_counter() - t0,
+        "results": [r.to_dict() for r in res.values()],
+        "warnings": [str(w.message) for w in caught],
+    }
+
+
+def _classes(oracle: Oracle, schema: Schema, reference: pd.DataFrame, random_state: int | None) -> list[dict[str, Any]]:
+    from .visualisation import maximise_row, top_rows
+
+    ref = reference[schema.names]
+    if len(ref) > REFERENCE_ROWS:
+        ref = ref.sample(REFERENCE_ROWS, random_state=random_state)
+    out = []
+    for cls in oracle.classes_:
+        best = maximise_row(oracle, cls, schema, reference=ref, random_state=random_state)
+        top = top_rows(oracle, ref, target=cls, k=3)
+        out.append({"class": str(cls), "maximised": best.to_dict(),
+                    "top": {**top.to_dict(), "labels": [str(i) for i in top.rows.index]}})
+    return out
