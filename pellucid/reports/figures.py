@@ -370,14 +370,8 @@ def importance_figure(attributions: Mapping[str, Any], top: int = 12) -> str | N
         for i, m in enumerate(methods):
             ax.barh(y - 0.4 + h * (i + 0.5), shares[i, order], h, color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
                     label=_text(_short(str(m.get("label") or m["name"]), 28)))
-        ax.set_yticks(list(y), [_text(_short(features[j], 28)) for j in order])
-        ax.invert_yaxis()
-        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.set_xlabel("share of the method's total |attribution|")
-        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
-        ax.set_axisbelow(True)
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(3, len(methods)), fontsize=7.5,
-                  borderaxespad=0.2)
+        _feature_shares_axis(ax, [features[j] for j in order], "share of the method's total |attribution|",
+                             min(3, len(methods)))
         return _to_svg(fig, "fig-importance")
 
 
@@ -414,13 +408,7 @@ def sobol_figure(sensitivity: Mapping[str, Any], top: int = 12) -> str | None:
                 error_kw={"elinewidth": 0.8, "ecolor": "#333333"}, label="total (alone and in interactions)")
         ax.barh(y + 0.2, np.nan_to_num(first[order]), 0.4, xerr=err("first_ci", first), color=MUTED,
                 error_kw={"elinewidth": 0.8, "ecolor": "#333333"}, label="first order (alone)")
-        ax.set_yticks(list(y), [_text(_short(features[j], 28)) for j in order])
-        ax.invert_yaxis()
-        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.set_xlabel("share of the output's variance over the schema's ranges")
-        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
-        ax.set_axisbelow(True)
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=7.5, borderaxespad=0.2)
+        _feature_shares_axis(ax, [features[j] for j in order], "share of the output's variance over the schema's ranges", 2)
         return _to_svg(fig, "fig-sobol")
 
 
@@ -517,6 +505,17 @@ def heatmap_figure(examples: Sequence[Mapping[str, Any]], methods: Sequence[Mapp
 
 
 # ---------------------------------------------------------------------------- helpers
+def _feature_shares_axis(ax: Any, features: Sequence[str], xlabel: str, ncol: int) -> None:
+    """Horizontal bars of shares by feature, largest on top: ticks, percent axis, grid, legend."""
+    ax.set_yticks(list(range(len(features))), [_text(_short(f, 28)) for f in features])
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=ncol, fontsize=7.5, borderaxespad=0.2)
+
+
 def _to_svg(fig: Figure, prefix: str) -> str:
     fig.tight_layout()
     buf = io.StringIO()
