@@ -17,6 +17,13 @@ from .test_tree import mixed_oracle
 def test_wilson_interval_matches_scipy(k, n, conf):
     ref = binomtest(k, n).proportion_ci(confidence_level=conf, method="wilson")
     assert wilson_interval(k, n, conf) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    low, high = wilson_interval(k, n, conf)
+    assert low <= k / n <= high  # exactly, also at 0 and 1 where rounding used to leave p outside
+
+
+@pytest.mark.parametrize("n", [126, 300, 1234])
+def test_wilson_interval_ends_at_0_and_1_for_perfect_counts(n):
+    assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
         ci = None if regression else fid.get("agreement_ci")
         labels.append(_short(f"{s.get('label', s.get('name'))}: {s['complexity'].get('n_rules', '?')} rules", 52))
         values.append(float("nan") if v is None else v)
-        # An interval's end can sit a rounding error inside the estimate (agreement 1.0).
+        # Reports written before 1.4 can hold an interval end a rounding error inside the estimate.
         lows.append(0.0 if ci is None or v is None else max(0.0, v - ci[0]))
         highs.append(0.0 if ci is None or v is None else max(0.0, ci[1] - v))
     colours = [ACCENT if i == recommended else MUTED for i in range(len(surrogates))]
