@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .._plain import plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from ..schema import Schema
@@ -102,9 +103,7 @@ def _sensitivity(oracle: Oracle, schema: Schema, label: Any, n: int, attribution
         "order": [str(f) for f in s.total.sort_values(ascending=False, na_position="last").index],
         "sobol": s.to_dict(),
         "morris": m.to_dict(),
-        "comparison": None if comparison is None else [
-            {k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if isinstance(v, np.generic) else v))
-             for k, v in row.items()} for row in comparison.reset_index().to_dict("records")],
+        "comparison": None if comparison is None else plain(comparison.reset_index().to_dict("records")),
     }
 
 
