@@ -136,14 +136,22 @@ def _is_text_like(s: pd.Series) -> bool:
     )
 
 
-def _infer_kind(s: pd.Series) -> Kind:
+def _present_floats(s: pd.Series) -> np.ndarray | None:
+    """A numeric (not boolean) column's values that are present, as float64; None for others.
+    Read once per column: kind inference and the feature's statistics both use them."""
+    if _is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s.dtype):
+        return None
+    v = s.to_numpy(dtype=float, na_value=np.nan)
+    return v[~np.isnan(v)] if s.hasnans else v
+
+
+def _infer_kind(s: pd.Series, present: np.ndarray | None = None) -> Kind:
     if isinstance(s.dtype, pd.CategoricalDtype):
         return Kind.ORDINAL if s.dtype.ordered else Kind.CATEGORICAL
     if _is_bool_dtype(s):
         return Kind.BINARY
     if pd.api.types.is_numeric_dtype(s.dtype):
-        v = s.to_numpy(dtype=float, na_value=np.nan)
-        v = v[~np.isnan(v)] if s.hasnans else v
+        v = _present_floats(s) if present is None else present
         # Elementwise tests first: a sort of every value (np.unique) is only needed for a
         # column of whole numbers, to tell an integer from a two-valued numeric column.
         if len(v) and np.all((v == 0) | (v == 1)):
@@ -187,7 +195,7 @@ def by_column(fn: Callable[[Any], Any], items: Sequence[Any], n_rows: int) -> li
     return list(_POOL[0].map(fn, items))
 
 
-def _feature_from_series(s: pd.Series, kind: Kind) -> Feature:
+def _feature_from_series(s: pd.Series, kind: Kind, present: np.ndarray | None = None) -> Feature:
     name = str(s.name)
     n_missing = int(s.isna().sum())
     if n_missing == len(s):
@@ -196,8 +204,7 @@ def _feature_from_series(s: pd.Series, kind: Kind) -> Feature:
         if _is_bool_dtype(s):
             v = s.dropna().astype(float).to_numpy()
         elif pd.api.types.is_numeric_dtype(s.dtype):
-            v = s.to_numpy(dtype=float, na_value=np.nan)
-            v = v[~np.isnan(v)] if n_missing else v
+            v = _present_floats(s) if present is None else present
         else:
             v = pd.to_numeric(s, errors="coerce")
             bad = v.isna() & s.notna()
@@ -318,15 +325,16 @@ class Schema:
                 if unseen:
                     raise SchemaError(f"column {name!r} holds values not in its ordinal order: {sorted(map(str, unseen))}")
                 s = pd.Series(pd.Categorical(s, categories=order, ordered=True), name=name)
-                kind = Kind.ORDINAL
+                kind, present = Kind.ORDINAL, None
             else:
-                kind = kinds.get(name) or _infer_kind(s)
+                present = _present_floats(s)
+                kind = kinds.get(name) or _infer_kind(s, present)
                 if kind is Kind.ORDINAL and not (isinstance(s.dtype, pd.CategoricalDtype) and s.dtype.ordered):
                     raise SchemaError(
                         f"column {name!r} is declared ordinal but its order is unknown; pass "
                         "ordinal_categories={name: [...]} or an ordered pandas Categorical"
                     )
-            return _feature_from_series(s, kind)
+            return _feature_from_series(s, kind, present)
 
         columns = [c for c in df.columns if str(c) not in exclude]
         return cls(tuple(by_column(feature, columns, len(df))), n_rows=len(df))
@@ -432,12 +440,14 @@ class Schema:
         """Column ``s`` (its ``rows``, when given) in canonical form; a numeric one is written
         to ``into`` when given."""
         labels = s.index if rows is None else s.index[rows]  # rows are named by label in errors
-        if f.is_numeric and into is not None and isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf":
-            # numpy dtypes: the rows gathered and converted straight into place, no other copy
+        # numpy dtypes: the rows gathered and converted straight into place, no other copy
+        placed = f.is_numeric and into is not None and isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf"
+        if placed:
             into[:] = s.to_numpy() if rows is None else s.to_numpy()[rows]
             v = into
-        elif f.is_numeric:
-            s = s if rows is None else s.iloc[rows]
+        elif rows is not None:
+            s = s.iloc[rows]
+        if f.is_numeric and not placed:
             if _is_bool_dtype(s):
                 v = s.astype("float64").to_numpy()
             elif pd.api.types.is_numeric_dtype(s.dtype):
@@ -460,8 +470,6 @@ class Schema:
             if into is not None:
                 into[:] = v
                 v = into
-        else:
-            s = s if rows is None else s.iloc[rows]
         if f.is_numeric:
             inf = np.isinf(v)
             if inf.any():
