@@ -162,13 +162,11 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
             take = upto - done
             done = upto
             crng = np.random.default_rng(seeds[c])
-            parts, srcs = [], []
-            for name, k in zip(names, take):
-                if k:
-                    parts.append(SAMPLERS[name](schema, observed_train, int(k), crng, **sampler_params.get(name, {}))[schema.names])
-                    srcs.append(np.full(int(k), name, dtype=object))
+            spans = [(name, int(k)) for name, k in zip(names, take) if k]
+            parts = [SAMPLERS[name](schema, observed_train, k, crng, **sampler_params.get(name, {}))[schema.names]
+                     for name, k in spans]
             rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-            src = np.concatenate(srcs)
+            src = source_labels(spans)
             outputs = oracle.query(rows)
             if writer is not None:
                 writer.write(rows, outputs, src, np.full(len(rows), weight), False, np.full(len(rows), -1))
@@ -185,7 +183,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
         train_rows = pd.concat([*observed, *kept_rows], ignore_index=True) if (observed or kept_rows) else observed_train.iloc[:0]
         train_outputs = np.concatenate([train_out, *kept_out]) if kept_out else train_out
         train_weights = np.concatenate([np.ones(len(train_out)), np.full(sum(len(o) for o in kept_out), weight)])
-        sources = [np.full(len(train_out), OBSERVED, dtype=object), *kept_src]
+        sources = [source_labels([(OBSERVED, len(train_out))]), *kept_src]
         origins = [train_idx if observed else np.zeros(0, dtype=np.int64), np.full(len(train_rows) - len(train_out), -1)]
 
         active_info = {}
@@ -197,7 +195,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
             train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
             train_outputs = np.concatenate([train_outputs, draw.outputs])
             train_weights = np.concatenate([train_weights, w_new])
-            sources.append(np.full(count, name, dtype=object))
+            sources.append(source_labels([(name, count)]))
             origins.append(np.full(count, -1))
             active_info[name] = draw.info
         if writer is not None:
@@ -228,7 +226,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
         rows=all_rows,
         outputs=np.concatenate([train_outputs, hold_out]),
         weights=np.concatenate([train_weights, np.ones(len(observed_hold))]),
-        source=np.concatenate([*sources, np.full(len(observed_hold), OBSERVED, dtype=object)]),
+        source=np.concatenate([*sources, source_labels([(OBSERVED, len(observed_hold))])]),
         is_holdout=is_holdout,
         schema=schema,
         task=task,
