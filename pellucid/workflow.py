@@ -254,6 +254,12 @@ def explain(
         timings["distill"] = time.perf_counter() - t
         if sample is not None:
             dset = _fitting_sample(dset, sample, stream_to, random_state)
+        analysed = bool(sensitivity or concepts or visualise)
+        if analysed:  # the task and classes are known now: a request that cannot run stops here
+            from .attribution.analysis import analyse, check_request
+
+            analysis_label = check_request(oracle, concepts=concepts, concept_layer=concept_layer,
+                                           concept_target=concept_target)
         # Scored now: a target that does not fit the task stops the run before any fitting.
         ground_truth = _ground_truth(oracle, dset, y, target)
         bar.update()
@@ -344,14 +350,13 @@ def explain(
         timings["local"] = time.perf_counter() - t
         bar.update()
 
-        t = time.perf_counter()
-        from .attribution.analysis import analyse
-
-        observed_train = dset.rows[(dset.source == "observed") & ~dset.is_holdout].reset_index(drop=True)
-        analysis = analyse(oracle, schema, X, observed_train, sensitivity=sensitivity, concepts=concepts,
-                           concept_layer=concept_layer, concept_target=concept_target, visualise=visualise,
-                           attributions=att, random_state=random_state)
-        if analysis is not None:
+        analysis = None
+        if analysed:
+            t = time.perf_counter()
+            observed_train = dset.rows[(dset.source == "observed") & ~dset.is_holdout].reset_index(drop=True)
+            analysis = analyse(oracle, schema, X, observed_train, analysis_label, sensitivity=sensitivity,
+                               concepts=concepts, concept_layer=concept_layer, visualise=visualise,
+                               attributions=att, random_state=random_state)
             timings["analysis"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -1,8 +1,8 @@
 """Beyond per-feature attributions, for the report: global sensitivity over the schema, concept
 tests (TCAV) and what each class responds to, gathered as one JSON-ready dict.
 
-:func:`explain` calls :func:`analyse` when asked (``sensitivity=``, ``concepts=``,
-``visualise=``); each part is the plain ``to_dict`` of the module that computes it
+:func:`explain` checks the request with :func:`check_request` right after distilling and calls
+:func:`analyse` at the end, when asked (``sensitivity=``, ``concepts=``, ``visualise=``); each part is the plain ``to_dict`` of the module that computes it
 (:mod:`.sensitivity`, :mod:`.concepts`, :mod:`.visualisation`), so the report shows the numbers
 those functions return and nothing computed twice.
 """
@@ -20,29 +20,48 @@ from .._plain import plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from ..schema import Schema
+from ._base import find_layer
 
 #: Rows of the reference the class searches start from and rank (more only cost time).
 REFERENCE_ROWS = 2000
 
 
-def _output_label(oracle: Oracle, target: Any) -> Any:
-    """The class analysed: ``target`` if given, else the last class (the positive one of two);
-    None for a regression."""
-    if oracle.task != "classification":
-        return None
-    classes = list(oracle.classes_)
-    if target is None:
-        return classes[-1]
-    if target not in classes:
-        raise ParameterError(f"concept_target {target!r} is not a class of the model; classes: {classes}")
-    return target
+def check_request(oracle: Oracle, *, concepts: Mapping[str, Any] | None = None, concept_layer: Any = None,
+                  concept_target: Any = None) -> Any:
+    """The class the analysis follows, once the request is known to be possible: ``concept_target``
+    if given, else the last class (the positive one of two); None for a regression.
+
+    Called before the long steps of a run, so that a wrong class, a missing or unknown layer or a
+    model without layers stops it at once.
+
+    Raises
+    ------
+    ParameterError
+        ``concept_target`` not a class; concepts for a model that is not a torch network, for a
+        regressor, without ``concept_layer`` (the message lists the layers) or with an unknown one.
+    """
+    label = None
+    if oracle.task == "classification":
+        classes = list(oracle.classes_)
+        if concept_target is not None and concept_target not in classes:
+            raise ParameterError(f"concept_target {concept_target!r} is not a class of the model; classes: {classes}")
+        label = classes[-1] if concept_target is None else concept_target
+    if concepts:
+        if oracle.kind != "torch":
+            raise ParameterError(f"concept tests (TCAV) need a torch network's layers; this model is {oracle.kind}")
+        if label is None:
+            raise ParameterError("concept tests (TCAV) test a class; this model is a regressor")
+        if concept_layer is None:
+            names = [name for name, _ in oracle.model.named_modules() if name]
+            raise ParameterError(f"concepts need concept_layer, the layer whose activations hold them; layers: {names}")
+        find_layer(oracle.model, concept_layer)  # an unknown name is refused with the layers listed
+    return label
 
 
-def analyse(oracle: Oracle, schema: Schema, reference: pd.DataFrame, observed: pd.DataFrame, *,
+def analyse(oracle: Oracle, schema: Schema, reference: pd.DataFrame, observed: pd.DataFrame, label: Any, *,
             sensitivity: bool | int = False, concepts: Mapping[str, Any] | None = None,
-            concept_layer: Any = None, concept_target: Any = None, concept_repeats: int = 20,
-            visualise: bool = False, attributions: Mapping[str, Any] | None = None,
-            random_state: int | None = 0) -> dict[str, Any] | None:
+            concept_layer: Any = None, concept_repeats: int = 20, visualise: bool = False,
+            attributions: Mapping[str, Any] | None = None, random_state: int | None = 0) -> dict[str, Any]:
     """The report's ``analysis``: the parts asked for, each ``None`` when not.
 
     Parameters
@@ -56,7 +75,9 @@ def analyse(oracle: Oracle, schema: Schema, reference: pd.DataFrame, observed: p
         are ranked (a sample of :data:`REFERENCE_ROWS`).
     observed : DataFrame
         Canonical observed training rows: the random counterexamples of the concept tests and,
-        among them, the target rows (those the network gives ``concept_target``).
+        among them, the target rows (those the network gives ``label``).
+    label : class label or None
+        The class of the concept tests and the sensitivity analysis, from :func:`check_request`.
     sensitivity : bool or int
         Sobol' indices (``n`` = 1024, or the int given) and Morris effects (20 trajectories) of
         the analysed output over the schema's ranges, compared with the attribution methods'
@@ -64,16 +85,11 @@ def analyse(oracle: Oracle, schema: Schema, reference: pd.DataFrame, observed: p
     concepts : mapping, optional
         Concept name -> rule text (``"debt_ratio > 0.6"``) or example rows, tested together with
         :func:`~pellucid.attribution.tcav_many` at ``concept_layer`` (a torch network only).
-    concept_target : class label, optional
-        The class of the concept tests and the sensitivity analysis (default: the last class).
     visualise : bool
         For each class, the in-schema row that maximises it and the reference rows that do most.
     attributions : dict, optional
         The report's attribution summary, whose global importances the sensitivity is compared with.
     """
-    if not (sensitivity or concepts or visualise):
-        return None
-    label = _output_label(oracle, concept_target)
     out: dict[str, Any] = {"output": None if label is None else str(label), "sensitivity": None, "concepts": None,
                            "classes": None}
     if sensitivity:
@@ -97,7 +113,7 @@ def _sensitivity(oracle: Oracle, schema: Schema, label: Any, n: int, attribution
         imp = method.get("importance") or {}
         if imp:
             rankings[str(method.get("label") or method["name"])] = pd.Series(
-                {k: (np.nan if v is None else float(v)) for k, v in imp.items()}).fillna(0.0)
+                {k: 0.0 if v is None else float(v) for k, v in imp.items()})
     comparison = compare_importance(s, rankings, strict=False) if s.total.notna().all() else None
     return {
         "order": [str(f) for f in s.total.sort_values(ascending=False, na_position="last").index],
@@ -111,13 +127,6 @@ def _concepts(oracle: Oracle, concepts: Mapping[str, Any], layer: Any, label: An
               repeats: int, random_state: int | None) -> dict[str, Any]:
     from .concepts import tcav_many
 
-    if oracle.kind != "torch":
-        raise ParameterError(f"concept tests (TCAV) need a torch network's layers; this model is {oracle.kind}")
-    if label is None:
-        raise ParameterError("concept tests (TCAV) test a class; this model is a regressor")
-    if layer is None:
-        names = [name for name, _ in oracle.model.named_modules() if name]
-        raise ParameterError(f"concepts need concept_layer, the layer whose activations hold them; layers: {names}")
     predicted = np.asarray(oracle.predict(observed), dtype=object)
     target_rows = observed[predicted == label]
     if len(target_rows) < 2:
