@@ -417,19 +417,19 @@ def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | P
     from .fidelity import choose_sample
 
     available = int((~dset.is_holdout).sum())
+    from_file = sample == "auto" and stream_to is not None  # the file holds every row, the set a sample
     if sample == "auto":
-        source = stream_to if stream_to is not None else dset  # the file holds every row, the set a sample
-        choice = choose_sample(source, random_state=random_state)
-        rows, info = choice.rows, {"how": "auto", "message": choice.message, "steps": choice.steps}
-        available = choice.available
-        if source is not dset:  # the file holds every row; the set in memory, the kept sample
+        choice = choose_sample(stream_to if from_file else dset, random_state=random_state)
+        rows, available = choice.rows, choice.available
+        info = {"how": "auto", "message": choice.message, "steps": choice.steps}
+        if from_file:
             info["read_from"] = str(stream_to)
     else:
         rows = min(int(sample), available)
         info = {"how": "given", "message": f"surrogates fitted on {rows:,} of {available:,} distilled training rows "
                                            "(a uniform sample, as asked)"}
     info.update(rows=int(rows), available=int(available))
-    if info.get("read_from"):
+    if from_file:
         from .extraction.stream import read_distillation
 
         part = read_distillation(stream_to, sample=rows, random_state=random_state)
