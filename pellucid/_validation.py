@@ -1,0 +1,228 @@
+"""Checks and formats that every layer shares, written once.
+
+Today this module holds the one number formatter of the project: every number a person reads
+(the report page, the console, rule texts, exports) is written by the functions below, so the
+same value reads the same everywhere. Two kinds of number are told apart:
+
+* **exact values**: thresholds, weights, points, a row's own value. They are written in full
+  (:func:`exact`, the shortest decimal that reads back as the same float), because a reader
+  tests rows against them: what is printed is what is tested.
+* **estimates**: agreement, coverage, precision, R², importances. They are written to a fixed
+  number of digits (:func:`pct`, :func:`sig`, :func:`fixed`), rounded half up from their
+  shortest decimal, the way a person rounds the number written in ``report.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Mapping
+
+#: What the page writes where there is no value.
+DASH = "—"
+#: The minus sign of printed numbers (a real minus, not a hyphen).
+MINUS = "−"
+
+
+def _decimal(x: float) -> Decimal:
+    # The shortest decimal that reads back as x (Python's repr), as a Decimal.
+    return Decimal(repr(float(x)))
+
+
+def _plain(d: Decimal) -> str:
+    """A Decimal in positional notation, without exponent and without trailing zeros."""
+    s = format(d, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _finite(x: Any) -> float | None:
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def exact(x: float, integer: bool = False) -> str:
+    """An exact value in full: the shortest decimal that reads back as the same float.
+
+    ``27.19`` -> ``27.19``, ``0.5985`` -> ``0.5985``, ``1e-07`` -> ``0.0000001``; an integer
+    kind whose value is whole -> ``61``; infinities -> ``inf`` / ``-inf``.
+    """
+    f = float(x)
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    if math.isnan(f):
+        return "nan"
+    if integer and f.is_integer():
+        return str(int(f))
+    if f.is_integer() and abs(f) < 1e16:
+        return str(int(f))
+    return _plain(_decimal(f))
+
+
+def shortest_between(lo: float, hi: float, *, closed: str = "right") -> float:
+    """The number with the fewest significant digits in the gap between two finite values.
+
+    ``closed="right"``: the shortest ``t`` with ``lo < t <= hi``; ``closed="left"``: with
+    ``lo <= t < hi``. Used to move a split between two observed values to the shortest decimal
+    that splits them the same way, so that the printed threshold is the tested one.
+    """
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"shortest_between needs finite lo < hi, got {lo!r} and {hi!r}")
+
+    def inside(t: float) -> bool:
+        return (lo < t <= hi) if closed == "right" else (lo <= t < hi)
+
+    # The coarsest decimal grid with a point in the gap gives the shortest decimal: try
+    # steps of 10^e from above the values' size down.
+    top = max(abs(lo), abs(hi))
+    e = math.floor(math.log10(top)) + 1
+    while True:
+        step = Decimal(1).scaleb(e)
+        k = (_decimal(lo) / step).to_integral_value(rounding="ROUND_FLOOR")
+        for j in (k, k + 1):
+            t = float(j * step)
+            if inside(t):
+                return t
+        if step < Decimal(1).scaleb(-340):  # pragma: no cover - a gap always holds a float
+            return hi if closed == "right" else lo
+        e -= 1
+
+
+def sig(x: float | None, digits: int = 4) -> str:
+    """An estimate to ``digits`` significant digits, in positional notation for everyday sizes
+    (scientific from 1e7 up and below 1e-4), trailing zeros dropped: ``1878.04`` -> ``1878``."""
+    f = _finite(x)
+    if f is None:
+        return DASH if x is None else str(x)
+    if f == 0:
+        return "0"
+    d = abs(_decimal(f))
+    q = d.quantize(Decimal(1).scaleb(d.adjusted() - digits + 1), rounding=ROUND_HALF_UP)
+    sign = MINUS if f < 0 else ""
+    if q >= Decimal("1e7") or q < Decimal("1e-4"):
+        mant = q.scaleb(-q.adjusted())
+        return f"{sign}{_plain(mant)}e{q.adjusted():+d}"
+    return sign + _plain(q)
+
+
+def fixed(x: float | None, decimals: int = 3) -> str:
+    """An estimate with fixed decimals (R², F1, a correlation): ``0.98765`` -> ``0.988``."""
+    f = _finite(x)
+    if f is None:
+        return DASH if x is None else str(x)
+    q = _decimal(f).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    s = format(q, "f")
+    return s.lstrip("-") if q == 0 else _minus(s)
+
+
+def pct(p: float | None, decimals: int = 1) -> str:
+    """A share as a percentage: ``0.9825`` -> ``98.3%``, ``None`` -> an em dash."""
+    f = _finite(p)
+    if f is None:
+        return DASH
+    q = (_decimal(f) * 100).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    s = format(q, "f")
+    return (s.lstrip("-") if q == 0 else _minus(s)) + "%"
+
+
+def interval(ci: Any, *, as_pct: bool = True, decimals: int = 1, digits: int | None = None) -> str:
+    """An interval: ``[0.905, 0.955]`` -> ``90.5%–95.5%``; with ``as_pct=False``,
+    ``fixed`` decimals (or ``sig`` digits) -> ``0.905–0.955``."""
+    if not ci or len(ci) != 2 or _finite(ci[0]) is None or _finite(ci[1]) is None:
+        return DASH
+    if as_pct:
+        return f"{pct(ci[0], decimals)}–{pct(ci[1], decimals)}"
+    f = (lambda v: sig(v, digits)) if digits is not None else (lambda v: fixed(v, decimals))
+    return f"{f(ci[0])} to {f(ci[1])}"
+
+
+def against(x: float, threshold: float, digits: int = 2) -> str:
+    """``x`` as a decimal with at least ``digits`` decimals, and more where fewer would put it
+    on the other side of ``threshold`` (or on it): 0.9549 against 0.95 -> ``0.9549``, never
+    ``0.95``, so a printed comparison says what the numbers do."""
+    f, t = float(x), float(threshold)
+    for d in range(digits, 17):
+        s = fixed(f, d)
+        v = float(s.replace(MINUS, "-"))
+        if (v > t) == (f > t) and (v < t) == (f < t) and (v == t) == (f == t):
+            return s
+    return exact(f)
+
+
+def count(n: Any) -> str:
+    """A count with thousands separators: ``12345`` -> ``12,345``."""
+    if n is None:
+        return DASH
+    if isinstance(n, bool) or not isinstance(n, (int, float)) and not hasattr(n, "__index__"):
+        return value(n)
+    return _minus(f"{int(n):,}")
+
+
+def signed(x: float | None, digits: int = 4) -> str:
+    """A weight with its sign: ``0.5`` -> ``+0.5``, ``-1.25`` -> ``−1.25`` (exact values are
+    written in full: see :func:`exact`)."""
+    f = _finite(x)
+    if f is None:
+        return DASH
+    body = exact(abs(f)) if digits is None else sig(abs(f), digits)
+    return ("+" if f >= 0 else MINUS) + body
+
+
+def points(x: Any) -> str:
+    """Scorecard points with their sign: ``12`` -> ``+12``, ``-5`` -> ``−5``."""
+    f = _finite(x)
+    if f is None:
+        return DASH
+    v = int(round(f))
+    return f"+{v}" if v >= 0 else f"{MINUS}{-v}"
+
+
+def seconds(x: float | None) -> str:
+    """A duration in seconds, minutes when long."""
+    f = _finite(x)
+    if f is None:
+        return DASH
+    return f"{f:.1f} s" if f < 120 else f"{f / 60:.1f} min"
+
+
+def duration(x: float | None) -> str:
+    """A short duration (a fit): ``0.0123`` -> ``12 ms``, ``2.5`` -> ``2.5 s``."""
+    f = _finite(x)
+    if f is None:
+        return DASH
+    if f < 0.001:
+        return "<1 ms"
+    if f < 1:
+        return f"{1000 * f:.0f} ms"
+    return seconds(f)
+
+
+def value(v: Any, kind: str | None = None) -> str:
+    """Any JSON value as one line of text: a row's value of a feature of ``kind`` (integers
+    whole, numbers exact), lists joined, mappings as ``key: value``."""
+    if v is None:
+        return DASH
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if kind in ("integer", "binary", "ordinal") and v.is_integer():
+            return str(int(v))
+        return sig(v, 6) if kind is None else exact(v)
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}: {value(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(value(x) for x in v)
+    return str(v)
+
+
+def _minus(s: str) -> str:
+    return MINUS + s[1:] if s.startswith("-") else s
