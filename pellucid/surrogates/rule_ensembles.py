@@ -22,9 +22,8 @@ written as a sum of rules is refused with a :class:`~pellucid.errors.ParameterEr
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, merge_conditions
 from .base import Surrogate, float32_split
+from ._imodels import learner_context
 
 #: Score of a class the network never gave on the training rows: it is never predicted and
 #: its probability is 0 (exp(-1e6) underflows), as in the learner, which never saw it.
@@ -57,19 +57,6 @@ def _check_positive(owner: str, name: str, value: Any) -> None:
     number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
     if not number or not np.isfinite(value) or value <= 0:
         raise ParameterError(f"{owner}: {name} must be a positive finite number, got {value!r}")
-
-
-@contextlib.contextmanager
-def _quiet_learner() -> Iterator[None]:
-    """Silence the learners' deprecation and convergence chatter, and keep numpy's global
-    random state as it was (imodels' RuleFit seeds it)."""
-    state = np.random.get_state()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        np.random.set_state(state)
 
 
 class _RuleEnsemble(Surrogate):
@@ -116,7 +103,9 @@ class _RuleEnsemble(Surrogate):
             return
         self._check_weights(w)
         try:
-            with _quiet_learner():
+            # Seeded: imodels' FIGS fits scikit-learn stumps without a random_state, which
+            # break ties between equally good features from numpy's global state.
+            with learner_context(self.random_state):
                 learner = self._fit_learner(X, y, w)
         except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as e:
             raise SurrogateError(
@@ -127,7 +116,7 @@ class _RuleEnsemble(Surrogate):
         if classification:
             terms, intercept, linear = self._to_class_columns(terms, intercept, linear, present, k)
         self.rules_ = self._assemble(terms, intercept, linear, train)
-        with _quiet_learner():
+        with learner_context():
             expected, scores = self._reference(learner, X)
         self._check_reproduces(train.rows, expected, self._learner_name)
         if scores is not None:

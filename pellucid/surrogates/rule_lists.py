@@ -29,7 +29,6 @@ import contextlib
 import copy
 import ctypes
 import math
-import random
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from ..errors import ParameterError, PellucidWarning, SurrogateError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
+from ._imodels import learner_context
 from .base import Surrogate
 from .tree import DecisionTree
 
@@ -66,25 +66,6 @@ def _check_number(
     if not ok:
         bound = f"{'>' if strict else '>='} {low}" + ("" if high is None else f" and <= {high}")
         raise ParameterError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
-
-
-@contextlib.contextmanager
-def _learner_context(seed: int | None = None) -> Iterator[None]:
-    """Quiet the learners' warnings and leave numpy's and Python's global random states as
-    they were. imodels' rule lists draw from the global states (the greedy list's stumps,
-    BRL's chains); with ``seed`` they are seeded for the fit, so the same seed gives the
-    same rules."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        if seed is not None:
-            np.random.seed(seed)
-            random.seed(seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
 
 
 class _Deadline(BaseException):
@@ -364,7 +345,7 @@ class GreedyRuleList(_ImodelsRules):
         best = None
         for t in targets:  # the second class first: imodels' own choice wins a tie
             learner = GreedyRuleListClassifier(max_depth=int(self.max_rules), criterion=self.criterion)
-            with _learner_context(self.random_state):
+            with learner_context(self.random_state):
                 learner.fit(X, (y == t).astype(int))
                 called = learner.predict(X).astype(int)
             agreement = float(np.average(called == (y == t), weights=train.weights))
@@ -549,7 +530,7 @@ class BayesianRuleList(_ImodelsRules):
         self.items_ = self._make_items(X[idx])
         B = self._binarize(X, self.items_)
         Bs, ys = B[idx], y[idx]
-        with _learner_context():
+        with learner_context():
             # Inside: the learner's __init__ already reseeds numpy's global random state.
             learner = BayesianRuleListClassifier(
                 listlengthprior=self.list_length_prior,
@@ -700,7 +681,7 @@ class C45Tree(_ImodelsRules):
         self.n_samples_ = len(idx)
         Xs, ys = X[idx], y[idx]
         learner = C45TreeClassifier(max_rules=int(self.max_leaf_nodes) - 1)
-        with _learner_context():
+        with learner_context():
             learner.fit(Xs, ys)
         self.learner_ = learner
         # The learner's classes are the class indices present in ys, in order.
@@ -732,7 +713,7 @@ class C45Tree(_ImodelsRules):
             majority = self.present_classes_[int(np.argmax(counts))]
             default = self._class_rule((), majority, self._full_proba(counts / counts.sum()))
             self.rules_ = self._assemble(rules, default, train, ordered=False)
-            with _learner_context():
+            with learner_context():
                 expected = self._predicted(learner.predict(X))
         self._check_reproduces(train.rows, expected, "imodels' C45TreeClassifier")
 
@@ -870,7 +851,7 @@ class SkopeRules(_ImodelsRules):
             max_samples=float(self.max_samples),
             random_state=self.random_state,
         )
-        with _learner_context():
+        with learner_context():
             learner.fit(X, (y == t).astype(int))
         self.learner_ = learner
         chosen = learner.rules_without_feature_names_[: int(self.max_rules)]
@@ -879,7 +860,7 @@ class SkopeRules(_ImodelsRules):
             # No distribution: the rule set calls the target wherever any rule fires.
             rules.append(self._class_rule(self._conditions(self._tests(r)), t))
         self.rules_ = self._assemble(rules, self._class_rule((), other), train, ordered=False)
-        with _learner_context():
+        with learner_context():
             fires = learner._predict_top_rules(X, len(chosen)).astype(bool)
         expected = np.where(fires, self.classes_[t], self.classes_[other])
         self._check_reproduces(train.rows, expected, "imodels' SkopeRulesClassifier (any of its rules fires)")
