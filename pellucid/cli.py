@@ -16,6 +16,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from . import _validation as fmt
 from .errors import DataFileError, ParameterError, PellucidError
 
 MODEL_HELP = (
@@ -97,13 +98,10 @@ def _methods(text: str) -> list[str]:
     return out
 
 
-def _row_labels(text: str) -> list[int]:
-    try:
-        out = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--explain-rows takes comma-separated row numbers, got {text!r}") from None
-    if not out or min(out) < 0:
-        raise argparse.ArgumentTypeError(f"--explain-rows takes row numbers >= 0, got {text!r}")
+def _row_labels(text: str) -> list[str]:
+    out = [v.strip() for v in text.split(",") if v.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError(f"--explain-rows takes comma-separated row ids, got {text!r}")
     return out
 
 
@@ -163,8 +161,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         type=_row_labels,
         default=None,
         metavar="ROWS",
-        help="comma-separated row numbers of the data (0 is the first row) to explain one by one in the report, "
-        "besides the rows it picks itself",
+        help="comma-separated rows to explain one by one in the report, besides the rows it picks itself: "
+        "row numbers of the data file (0 is the first row), or values of --id-column",
     )
     p.add_argument("--sensitivity", nargs="?", type=int, const=1024, default=None, metavar="N",
                    help="add Sobol' indices (N base rows, default 1024) and Morris effects over the schema's ranges")
@@ -201,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--model", required=True, metavar="SPEC", help=MODEL_HELP)
     ex.add_argument("--data", required=True, metavar="FILE", help="observed rows in raw units: .csv or .parquet")
     ex.add_argument("--target", default=None, metavar="COL", help="ground-truth column to drop from the features and score the network on")
+    ex.add_argument("--id-column", default=None, metavar="COL",
+                    help="column that names the rows (e.g. an application number): dropped from the features and used as "
+                         "each row's identity in the report (default: the row's number in the file, 0 is the first row)")
     ex.add_argument(
         "--preprocess",
         default=None,
@@ -257,6 +258,8 @@ def _run_explain(args: argparse.Namespace) -> tuple:
     pre = load_model(args.preprocess) if args.preprocess else None
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     oracle = Oracle.from_spec(args.model, preprocess=pre, task=args.task, classes=classes, verbose=0 if args.quiet else 1)
+    if args.id_column is not None and args.id_column not in df.columns:
+        raise DataFileError(f"--id-column {args.id_column!r} is not a column of {args.data!r} (columns: {list(map(str, df.columns))[:20]})")
     meta = {"title": f"pellucid report: {Path(args.model.split(':')[0]).name}", "data_file": str(args.data)}
     return oracle, df, args.target, meta
 
@@ -308,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             oracle,
             df,
             target=target,
+            id_column=getattr(args, "id_column", None),
             out_dir=args.out,
             strategy=[s.strip() for s in args.strategy.split(",") if s.strip()],
             n=args.n,
@@ -340,13 +344,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         best = result.payload["surrogates"][result.payload["recommended"]]
         fid = best["fidelity"]
+        # The page's words and numbers, from the same formatter.
         headline = (
-            f"agreement {fid['agreement']:.3f} [{fid['agreement_ci'][0]:.3f}, {fid['agreement_ci'][1]:.3f}]"
+            f"agreement {fmt.pct(fid['agreement'])} (95% interval {fmt.interval(fid['agreement_ci'])})"
             if fid.get("agreement") is not None
-            else f"R² {fid['r2']:.3f}"
+            else f"R² {fmt.fixed(fid['r2'])}"
         )
-        print(f"recommended surrogate: {best['name']} ({best['complexity']['n_rules']} rules), {headline} on held-out rows")
-        print(f"wrote {result.html_path} and {result.json_path} in {time.perf_counter() - t0:.1f} s")
+        print(f"recommended surrogate: {best['name']} ({best['complexity']['n_rules']} rules), {headline} "
+              f"on {fid['n']:,} held-out rows")
+        print(f"wrote {result.html_path} and {result.json_path} in {fmt.seconds(time.perf_counter() - t0)}")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import sys
 import time
 import warnings
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import _validation as fmt
 from .errors import DataFileError, ParameterError, PellucidWarning, SchemaError
 from .extraction import DistillationSet, distill
 from .fidelity import Fidelity, Frontier, disagreement, frontier, stability
@@ -27,11 +29,6 @@ from .oracle import Oracle
 from .reports import build, build_payload
 from .schema import Schema
 from .surrogates import SURROGATES, Surrogate
-
-
-#: Seconds of bootstrap refits a listed surrogate may cost before its stability is left out
-#: of the report (the recommended surrogate's is always measured).
-STABILITY_BUDGET_S = 3.0
 
 
 @dataclass
@@ -67,6 +64,7 @@ def explain(
     data: pd.DataFrame,
     *,
     target: str | None = None,
+    id_column: str | None = None,
     preprocess: Any = None,
     task: str | None = None,
     classes: Sequence | None = None,
@@ -111,6 +109,11 @@ def explain(
     target : str, optional
         Ground-truth column: dropped from the features and used to report the network's own
         accuracy (or R²) next to the surrogates' fidelity.
+    id_column : str, optional
+        A column that names the rows (an application number): dropped from the features and
+        used as every row's identity in the report. By default a row is named by its index
+        label in ``data`` (for a table read from a file, its position: 0 is the first row).
+        Either must be unique.
     preprocess, task, classes :
         Passed to :class:`Oracle` when ``model`` is not one already.
     out_dir : path, optional
@@ -129,7 +132,8 @@ def explain(
         reaches ``min_agreement`` within ``max_rules``, the run stops with the frontier's
         message saying what is available.
     n_boot : int
-        Bootstrap refits for the stability of each surrogate the report lists (0: none).
+        Bootstrap refits for the stability of the listed surrogates within ``max_rules``
+        (and of entries that tie for the recommendation, which stability decides); 0: none.
     n_jobs : int, optional
         Processes for the frontier's and the bootstrap's fits (joblib; default one).
     attributions : sequence of str or bool, optional
@@ -144,12 +148,14 @@ def explain(
         each class, its least confident row, the rows where the recommended surrogate
         disagrees with it most confidently, and ``local_rows``.
     local_rows : sequence, optional
-        Index labels of rows of ``data`` to explain one by one as well.
+        Rows of ``data`` to explain one by one as well, by their identity (index label or
+        ``id_column`` value; compared as text).
     linear_view : bool
-        Also list the form credit teams file: an integer-points scorecard (two classes) or a
-        sparse linear model (otherwise) with at most ``max_rules`` terms, in raw units. The best
-        such entry of the frontier when it has one within ``max_rules``; otherwise one fitted on
-        the observed training rows.
+        Also list an additive view of the network: an integer-points scorecard (two classes)
+        or a sparse linear model (otherwise) with at most ``max_rules`` terms, in raw units.
+        The best such entry of the frontier when it has one within ``max_rules``; otherwise
+        one fitted on the observed training rows and added to the frontier, where it is as
+        eligible for the recommendation as any other entry.
     card : path or mapping, optional
         The model card (purpose, intended use, data lineage, ...): a TOML, YAML or JSON file
         (:func:`pellucid.reports.load_card`) or its fields as a mapping.
@@ -160,7 +166,8 @@ def explain(
     verbose : int
         0 for silence; 1 shows a progress bar on a terminal.
     meta : mapping, optional
-        Extra facts for the report (title, command line...).
+        Extra facts for the report (title...); ``command_line`` goes to the report's ``run``
+        block with the other facts that differ between two runs of the same inputs.
     client : distributed.Client or str, optional
         Run the attributions (one task per method) and the local explanations (LIME and
         anchors in pieces) on a Dask cluster: a Client, or a spec for
@@ -192,8 +199,7 @@ def explain(
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise SchemaError("the data is empty (0 rows)")
-    if target is not None and target not in data.columns:
-        raise SchemaError(f"target column {target!r} is not in the data (columns: {list(map(str, data.columns))[:20]})")
+    X, y = _features(data, target, id_column)
     sizes = sorted({int(k) for k in sizes})
     if not sizes or min(sizes) < 2:
         raise ParameterError(f"sizes must be rule budgets >= 2, got {list(sizes)}")
@@ -203,8 +209,6 @@ def explain(
         from .reports.card import load_card, validate_card
 
         card = validate_card(card) if isinstance(card, Mapping) else load_card(card)
-    X = data.drop(columns=[target]) if target is not None else data
-    y = data[target] if target is not None else None
 
     if attributions is not None and not isinstance(attributions, bool):
         if isinstance(attributions, str):
@@ -217,9 +221,12 @@ def explain(
     if isinstance(attribution_rows, bool) or not isinstance(attribution_rows, (int, np.integer)) or attribution_rows < 1:
         raise ParameterError(f"attribution_rows must be a positive integer, got {attribution_rows!r}")
     if local_rows is not None:
-        missing = [r for r in local_rows if r not in data.index]
+        known = {str(label): label for label in X.index}
+        missing = [r for r in local_rows if str(r) not in known]
         if missing:
-            raise ParameterError(f"local_rows {missing[:10]} are not index labels of the data")
+            what = f"values of the id column {id_column!r}" if id_column is not None else "row labels of the data"
+            raise ParameterError(f"local_rows {missing[:10]} are not {what}")
+        local_rows = [known[str(r)] for r in local_rows]
     if sample is not None and sample != "auto" and (
             isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1):
         raise ParameterError(f"sample must be a positive number of rows or 'auto', got {sample!r}")
@@ -268,46 +275,45 @@ def explain(
         t = time.perf_counter()
         names = list(surrogates) if surrogates is not None else default_surrogates(dset.task, 0 if dset.classes is None else len(dset.classes))
         front = frontier(dset, candidates=names, sizes=sizes, random_state=random_state, n_jobs=n_jobs, verbose=0)
-        chosen = front.select(max_rules=max_rules, min_agreement=min_agreement)
         timings["frontier"] = time.perf_counter() - t
-        bar.update()
-
-        # The report lists the Pareto set and the chosen surrogate, smallest first; the
-        # frontier table shows every fit.
-        listed = [e for e in front.entries if e.pareto or e is chosen]
-        listed.sort(key=lambda e: (e.n_rules, e.n_conditions, -e.score))
-        fitted: list[Surrogate] = []
-        fidelities: list[Fidelity] = []
-        for e in listed:
-            e.surrogate.name = f"{e.candidate}_{e.size}" + ("" if e.training == "distilled" else f"_{e.training}")
-            e.fidelity.complexity["fit_seconds"] = e.fit_seconds
-            fitted.append(e.surrogate)
-            fidelities.append(e.fidelity)
-            timings[e.surrogate.name] = e.fit_seconds
-        rec = next(i for i, e in enumerate(listed) if e is chosen)
-        linear_at = None
+        lin = None
         if linear_view:
             t = time.perf_counter()
             lin = _linear_view(front, dset, max_rules, random_state)
-            if lin is not None:
-                if lin not in listed:
-                    lin.surrogate.name = f"{lin.candidate}_{lin.size}" + ("" if lin.training == "distilled" else f"_{lin.training}")
-                    lin.fidelity.complexity["fit_seconds"] = lin.fit_seconds
-                    listed.append(lin)
-                    fitted.append(lin.surrogate)
-                    fidelities.append(lin.fidelity)
-                linear_at = listed.index(lin)
             timings["linear_view"] = time.perf_counter() - t
+        bar.update()
 
         step("stability")
         t = time.perf_counter()
-        stab = {}
+        stab: dict[int, Any] = {}  # by id() of the entry: measured once, whoever asks
+
+        def stability_of(e: Any) -> Any:
+            if id(e) not in stab:
+                stab[id(e)] = stability(e.surrogate, e.data, n_boot=n_boot, random_state=random_state,
+                                        n_jobs=n_jobs, verbose=0)
+            return stab[id(e)]
+
+        # Exactly as faithful entries are told apart by how often their rules come back.
+        tie_break = (lambda e: stability_of(e).rule_stability) if n_boot else None
+        chosen = front.select(max_rules=max_rules, min_agreement=min_agreement, tie_break=tie_break)
+        tied = front.ties(max_rules=max_rules, min_agreement=min_agreement)
+        # The report lists the Pareto set, the chosen entry and the linear view, smallest
+        # first, and each set of rules once: entries whose rules are the same as an earlier
+        # one's are named beside it.
+        candidates_listed = [e for e in front.entries if e.pareto or e is chosen or e is lin]
+        candidates_listed.sort(key=lambda e: (e.n_rules, e.n_conditions, -e.score, e is not chosen))
+        listed, same_rules = _distinct(candidates_listed, keep=chosen)
         if n_boot:
-            for i, e in enumerate(listed):
-                # The recommended surrogate always; the others where refitting is cheap.
-                if e is chosen or e.fit_seconds * n_boot <= STABILITY_BUDGET_S:
-                    stab[i] = stability(e.surrogate, e.data, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=0)
+            for e in listed:
+                # What a reader chooses among: the entries within the rule budget.
+                if e is chosen or e.n_rules <= max_rules:
+                    stability_of(e)
         timings["stability"] = time.perf_counter() - t
+        fitted = [e.surrogate for e in listed]
+        fidelities = [e.fidelity for e in listed]
+        rec = listed.index(chosen)
+        linear_at = None if lin is None else listed.index(next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
+        selection = _selection(front, chosen, tied, listed, max_rules, min_agreement, n_boot, stab)
         bar.update()
 
         step("attribution")
@@ -317,9 +323,10 @@ def explain(
             from .attribution.summary import summarise
 
             run = summarise if client is None else partial(cluster.summarise_attributions, client=client)
-            att = run(
-                oracle, dset.holdout.rows, methods=None if attributions in (None, True) else list(attributions),
-                surrogates=fitted, surrogate_labels=[s.name for s in fitted], distillation=dset,
+            hold = dset.holdout
+            att = run(  # the rows keep their identity in the user's data as their index
+                oracle, hold.rows.set_axis(hold.row_ids()), methods=None if attributions in (None, True) else list(attributions),
+                surrogates=fitted, surrogate_labels=[e.name for e in listed], distillation=dset,
                 max_rows=attribution_rows, random_state=random_state,
             )
         timings["attribution"] = time.perf_counter() - t
@@ -334,8 +341,8 @@ def explain(
             hold = dset.holdout
             classes = list(dset.classes) if dset.classes is not None else None
             picked = pick_rows(hold.rows, hold.outputs, dset.task, classes=classes, surrogate=chosen.surrogate)
-            at = [int(i) for i, _ in picked]  # positions in the holdout; named by the data's own labels
-            rows = hold.rows.iloc[at].set_axis([str(X.index[int(hold.origin[i])]) for i in at])
+            at = [int(i) for i, _ in picked]  # positions in the holdout, named by the rows' identity
+            rows = hold.rows.iloc[at].set_axis(hold.row_ids(at))
             why = [w for _, w in picked]
             if local_rows:
                 named = schema.validate(X.loc[list(local_rows)], what="local_rows", allow_empty_columns=True)
@@ -372,21 +379,29 @@ def explain(
         step("report")
         t_report = time.perf_counter()
         info = dict(meta or {})
+        command_line = info.pop("command_line", None)
         info.setdefault("random_state", random_state)
         info.setdefault("sizes", sizes)
-        info["selection"] = {"max_rules": max_rules, "min_agreement": min_agreement}
-        info["timings"] = timings
-        info["backend"] = {"name": "local"} if client is None else cluster.backend(client)
+        info["selection"] = selection
+        if id_column is not None:
+            info["id_column"] = id_column
+        run_block = {
+            "command_line": command_line,
+            "backend": {"name": "local"} if client is None else cluster.backend(client),
+            "timings": timings,
+        }
         payload = build_payload(
             model=oracle.describe(),
             schema=schema,
             dset=dset,
             surrogates=fitted,
             fidelities=fidelities,
+            names=[e.name for e in listed],
+            same_rules={i: [o.name for o in same_rules[id(e)]] for i, e in enumerate(listed) if id(e) in same_rules},
             meta={**info, "data_sha256": frame_sha256(X)},
             ground_truth=ground_truth,
             frontier=front,
-            stability=stab,
+            stability={i: stab[id(e)] for i, e in enumerate(listed) if id(e) in stab},
             disagreement=dis,
             recommended=rec,
             attributions=att,
@@ -395,6 +410,7 @@ def explain(
             linear_view=linear_at,
             card=card,
             analysis=analysis,
+            run=run_block,
         )
         html_path = json_path = None
         if out_dir is not None:
@@ -449,19 +465,99 @@ def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_
             and e.n_rules is not None and e.n_rules <= max_rules]
     if have:
         return max(have, key=lambda e: (e.score, -e.n_rules))
-    from .fidelity.frontier import _fit_one, _views
+    from .fidelity.frontier import fit_entry, training_views
 
     cls = SURROGATES[name]
     size = max(2, int(max_rules))
     # On the observed rows: the applicants' own distribution is what a scorecard is read
     # against, and the L1 path costs a fraction of what it costs on every distilled row.
-    data = _views(dset, "observed")["observed"]
-    entry = _fit_one(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed")
+    data = training_views(dset, "observed")["observed"]
+    entry = fit_entry(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed")
     entry.data = data  # the rows it learned from, as the frontier records for its own entries
     if entry.error:
         warnings.warn(f"the {name} view was not fitted, so the report has none: {entry.error}", PellucidWarning, stacklevel=3)
         return None
-    return entry
+    return front.add(entry)  # on the frontier, eligible like every other entry
+
+
+def _features(data: pd.DataFrame, target: str | None, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The model's features of ``data``, indexed by each row's identity, and the target.
+
+    The identity is the ``id_column`` value (dropped from the features), else the row's index
+    label; either must be unique, since every section of the report names rows by it."""
+    columns = list(map(str, data.columns))
+    for what, name in (("target", target), ("id", id_column)):
+        if name is not None and name not in data.columns:
+            raise SchemaError(f"{what} column {name!r} is not in the data (columns: {columns[:20]})")
+    if target is not None and target == id_column:
+        raise SchemaError(f"column {target!r} cannot be both the target and the id column")
+    X = data.drop(columns=[c for c in (target, id_column) if c is not None])
+    if id_column is not None:
+        ids = data[id_column]
+        if ids.isna().any():
+            first = int(np.flatnonzero(ids.isna().to_numpy())[0])
+            raise SchemaError(f"id column {id_column!r} is missing a value (first at row {first}); every row needs an identity")
+        X = X.set_axis(pd.Index(ids.astype(str).to_numpy(), name=str(id_column)))
+    if not X.index.is_unique:
+        dup = X.index[X.index.duplicated()][0]
+        where = f"id column {id_column!r}" if id_column is not None else "data's row labels (its index)"
+        raise SchemaError(
+            f"the {where} must name each row once, but {dup!r} names {int((X.index == dup).sum())} rows"
+            + ("" if id_column is not None else "; pass id_column= (--id-column) or reset the index")
+        )
+    y = data[target] if target is not None else None
+    return X, y
+
+
+def _distinct(entries: Sequence[Any], keep: Any) -> tuple[list[Any], dict[int, list[Any]]]:
+    """``entries`` with each set of rules once: an entry whose rules equal an earlier one's is
+    left out and named beside the kept one (skope_rules at sizes 4, 8 and 16 finding the same
+    three rules is one entry).
+    ``keep`` (the chosen entry) is always kept, in the place of its first twin."""
+    out: list[Any] = []
+    same: dict[int, list[Any]] = {}
+    key_of = {id(e): json.dumps(e.surrogate.rules_.to_dict(), sort_keys=True, default=str) for e in entries}
+    for e in entries:
+        twin = next((o for o in out if key_of[id(o)] == key_of[id(e)]), None)
+        if twin is None:
+            out.append(e)
+        elif e is keep:
+            # The chosen entry stands in its twin's place; the twin is named beside it.
+            out[out.index(twin)] = e
+            same[id(e)] = [twin, *same.pop(id(twin), [])]
+        else:
+            same.setdefault(id(twin), []).append(e)
+    return out, same
+
+
+def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequence[Any], max_rules: int,
+               min_agreement: float | None, n_boot: int, stab: Mapping[int, Any]) -> dict[str, Any]:
+    """How the recommended surrogate was chosen, in words and in figures, for the report."""
+    measure = "agreement" if front.task == "classification" else "R²"
+    if min_agreement is None:
+        rule = (f"the highest held-out {measure} among every fitted entry (rule models and additive views) "
+                f"with at most {max_rules} rules or terms")
+    else:
+        rule = (f"the smallest entry (fewest rules, then conditions) with at most {max_rules} rules or terms "
+                f"whose held-out {measure} reaches {fmt.sig(min_agreement)}, and of those the most faithful")
+    rule += ("; exact ties are broken by rule stability (the share of bootstrap refits in which its rules come back), "
+             "then by fewer rules, then fewer conditions" if n_boot else
+             "; exact ties are broken by fewer rules, then fewer conditions (stability was not measured)")
+    eligible = [e for e in front.entries if e.ok and e.n_rules <= max_rules]
+    decided_by = "fidelity"
+    if len(tied) > 1:
+        stabilities = {e.name: (stab[id(e)].rule_stability if id(e) in stab else None) for e in tied}
+        top = max((v for v in stabilities.values() if v is not None), default=None)
+        decided_by = "stability" if n_boot and sum(v == top for v in stabilities.values()) == 1 else "simplicity"
+    return {
+        "max_rules": max_rules,
+        "min_agreement": min_agreement,
+        "rule": rule,
+        "n_eligible": len(eligible),
+        "tied": [e.name for e in tied] if len(tied) > 1 else [],
+        "decided_by": decided_by,
+        "chosen": chosen.name,
+    }
 
 
 def default_surrogates(task: str, n_classes: int = 0) -> list[str]:

@@ -71,19 +71,37 @@ def test_pairing_uses_the_surrogates_permutation_importance(gathered):
 
 def test_selected_rows_are_the_most_and_least_confident(gathered):
     oracle, dset, tree, rows, att = gathered
-    pick = rows.iloc[np.sort(np.random.default_rng(0).choice(len(rows), 120, replace=False))].reset_index(drop=True)
+    labels = rows.index[np.sort(np.random.default_rng(0).choice(len(rows), 120, replace=False))]
+    pick = rows.loc[labels]
     proba = oracle.predict_proba(pick)
     conf = proba.max(axis=1)
     label = proba.argmax(axis=1)
     insts = att["instances"]
+    # A row is named by its label in the rows given, as text, never by its position among
+    # the rows sampled.
+    names = [str(v) for v in labels]
     least = next(i for i in insts if i["why"] == "least confident")
-    assert least["row"] == int(np.argmin(conf))
+    assert least["row"] == names[int(np.argmin(conf))]
     for i in insts:
+        at = names.index(i["row"])
         if i["why"].startswith("most confident"):
             c = list(CLASSES).index(i["why"].split()[-1])
-            assert i["row"] == int(np.flatnonzero(label == c)[np.argmax(conf[label == c])])
-        assert i["output"] == pytest.approx(conf[i["row"]], abs=1e-5)
+            assert at == int(np.flatnonzero(label == c)[np.argmax(conf[label == c])])
+        assert i["output"] == pytest.approx(conf[at], abs=1e-5)
         assert set(i["attributions"]) == {str(c) for c in rows.columns}
+
+
+def test_selected_rows_carry_the_identity_of_the_rows_given(gathered):
+    oracle, dset, tree, rows, _ = gathered
+    named = rows.iloc[:40].set_axis([f"app-{1000 + 7 * k}" for k in range(40)])
+    att = summarise(oracle, named, methods=["occlusion"], max_rows=25, random_state=3)
+    numeric = [f for f in named.columns if pd.api.types.is_float_dtype(named[f])]
+    assert att["instances"] and numeric
+    for inst in att["instances"]:
+        row = named.loc[inst["row"]]  # a label of the rows given...
+        for f in numeric:  # ...whose values are that row's
+            shown = inst["values"][f]
+            assert shown == "missing" if pd.isna(row[f]) else shown == pytest.approx(row[f], rel=1e-3)
 
 
 def test_sanity_reads_magnitude_maps_by_magnitude_and_signed_maps_by_sign():

@@ -89,16 +89,24 @@ def test_explain_on_user_files(files, tmp_path, capsys):
     from pellucid.workflow import default_surrogates
 
     front = payload["frontier"]
-    # Every default surrogate at both budgets is on the frontier ...
+    # Every default surrogate at both budgets is on the frontier, and the scorecard view
+    # (not a default candidate: fitted apart at the rule budget, then put on the frontier,
+    # where it is as eligible as any entry) ...
     assert sorted((e["candidate"], e["size"], e["training"]) for e in front["entries"]) == sorted(
-        (c, k, t) for c in default_surrogates("classification", 2) for k in (4, 8) for t in ("distilled", "observed")
+        [(c, k, t) for c in default_surrogates("classification", 2) for k in (4, 8) for t in ("distilled", "observed")]
+        + [("scorecard", 12, "observed")]
     )
-    # ... and the report lists its Pareto set, the selected one and the scorecard view (fitted
-    # apart: scorecard is not a default candidate), each within its budget.
-    listed = {e["surrogate_index"] for e in front["entries"] if e["pareto"] or e["surrogate_index"] == payload["recommended"]}
+    # ... and the report lists its Pareto set, the selected one and the scorecard view, each
+    # set of rules once: a Pareto entry not listed has the rules of one that is.
     lv = payload["linear_view"]
-    assert payload["surrogates"][lv]["type"] == "Scorecard" and lv not in listed
-    assert listed | {lv} == set(range(len(payload["surrogates"])))
+    assert payload["surrogates"][lv]["type"] == "Scorecard"
+    shown = {e["surrogate_index"] for e in front["entries"] if e["surrogate_index"] is not None}
+    assert shown == set(range(len(payload["surrogates"])))
+    twins = {n for s in payload["surrogates"] for n in s["same_rules_as"]}
+    for e in front["entries"]:
+        if e["pareto"] and e["surrogate_index"] is None:
+            name = f"{e['candidate']}_{e['size']}" + ("" if e["training"] == "distilled" else "_observed")
+            assert name in twins
     for s in payload["surrogates"]:
         assert s["complexity"]["n_rules"] <= int(re.fullmatch(r".+_(\d+)(_observed)?", s["name"]).group(1))
     assert payload["model"]["kind"] == "sklearn"

@@ -176,10 +176,12 @@ def test_examples_are_raw_rows_surest_network_first(cls_set):
     assert len(d["examples"]) == 5
     probs = [ex["network_proba"] for ex in d["examples"]]
     assert probs == sorted(probs, reverse=True)
+    ids = hold.row_ids()
     for ex in d["examples"]:
-        i = ex["row"]
+        # Named by the row's label in the user's data; that row's values are shown.
+        i = ids.index(ex["row"])
+        assert ex["source"] == "observed"
         assert ex["values"] == {"x": hold.rows["x"][i], "z": hold.rows["z"][i], "c": hold.rows["c"][i]}
-        assert ex["reference_row"] == int(hold.origin[i])
         assert ex["network"] == hold.labels[i] == "hi" and ex["surrogate"] == "lo"
         assert ex["network_proba"] == pytest.approx(hold.outputs[i].max())
         assert ex["rule"] == 0  # the rule that decides it is the wrong one
@@ -212,7 +214,9 @@ def test_missing_values_are_none_in_examples():
     assert json.loads(json.dumps(d, allow_nan=False)) == d
     missing = dset.holdout.rows["z"].isna().to_numpy()
     assert missing.any()
-    assert sorted(ex["row"] for ex in d["examples"] if ex["values"]["z"] is None) == np.flatnonzero(missing).tolist()
+    ids = dset.holdout.row_ids()
+    assert sorted(ex["row"] for ex in d["examples"] if ex["values"]["z"] is None) == sorted(
+        ids[i] for i in np.flatnonzero(missing))
 
 
 # ---------------------------------------------------------------------------- additive

@@ -365,8 +365,8 @@ def test_bad_files_give_clear_errors(tmp_path, base):
     with pytest.raises(DataFileError, match=r"images\.json.*kind 'images'"):
         diff_reports(images, base)
     future = tmp_path / "future.json"
-    future.write_text(json.dumps({**base, "schema_version": "2.0"}))
-    with pytest.raises(DataFileError, match=r"future\.json.*'2\.0'"):
+    future.write_text(json.dumps({**base, "schema_version": "3.0"}))
+    with pytest.raises(DataFileError, match=r"future\.json.*'3\.0'"):
         diff_reports(base, future)
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()

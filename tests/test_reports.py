@@ -30,6 +30,7 @@ from pellucid.errors import ParameterError
 from pellucid.extraction import distill
 from pellucid.fidelity import evaluate
 from pellucid.reports import build, build_payload, recommend, render_html, tree_svg
+from pellucid.reports.payload import SCHEMA_VERSION
 from pellucid.extraction import Condition, format_number
 from pellucid.reports import figures
 from pellucid.reports._svg import UnsafeSVGError, check_svg, clean_svg
@@ -133,8 +134,9 @@ def test_payload_is_plain_json(credit):
     # Round trip equal: no tuples, numpy scalars or non-string keys hide in the payload.
     assert json.loads(text) == p
     assert {"schema_version", "generated_by", "meta", "model", "data", "ground_truth", "distillation", "surrogates", "recommended"} <= set(p)
-    assert p["schema_version"] == "1.4"
-    assert {"pellucid", "python", "created"} <= set(p["generated_by"])
+    assert p["schema_version"] == SCHEMA_VERSION == "2.0"
+    assert {"pellucid", "python", "libraries"} <= set(p["generated_by"])
+    assert {"id", "created", "host", "timings"} <= set(p["run"])
 
 
 def test_payload_data_and_distillation_come_from_the_objects(credit):
@@ -838,7 +840,7 @@ def test_extended_payload_is_plain_json(extended):
     for key in ("payload", "card_payload", "plain_payload"):
         p = extended[key]
         assert json.loads(json.dumps(p, allow_nan=False)) == p
-        assert p["schema_version"] == "1.4"
+        assert p["schema_version"] == SCHEMA_VERSION == "2.0"
 
 
 def test_payload_frontier_points_at_the_listed_surrogates(extended):
@@ -849,7 +851,10 @@ def test_payload_frontier_points_at_the_listed_surrogates(extended):
     for e, obj in zip(pf["entries"], front.entries):
         expected = next((i for i, s in enumerate(surs) if s is obj.surrogate), None) if obj.surrogate is not None else None
         assert e["surrogate_index"] == expected
-        assert e["fit_seconds"] == obj.fit_seconds
+        assert "fit_seconds" not in e  # a duration: in the run block, under the entry's path
+    paths = p["run"]["timings"]["paths"]
+    for k, obj in enumerate(front.entries):
+        assert paths.get(f"/frontier/entries/{k}/fit_seconds") == obj.fit_seconds
     # Not given: the entry that fitted the recommended surrogate is the selected one.
     assert pf["selected_by"] == "recommended"
     assert pf["entries"][pf["selected"]]["surrogate_index"] == p["recommended"]
@@ -861,9 +866,11 @@ def test_payload_stability_fit_time_and_disagreement(extended):
     assert entries[0]["stability"] == json.loads(json.dumps(extended["stabs"][0].to_dict()))
     assert all(e["stability"] is None for e in entries[1:])
     timed = {id(e.surrogate): e.fit_seconds for e in front.entries if e.ok}
-    for e, s in zip(entries[:-1], surs[:-1]):
-        assert e["fit_seconds"] == timed[id(s)]  # timed by the frontier
-    assert entries[-1]["fit_seconds"] == 0.25  # from the fidelity's complexity
+    paths = p["run"]["timings"]["paths"]
+    for i, s in enumerate(surs[:-1]):
+        assert paths[f"/surrogates/{i}/fit_seconds"] == timed[id(s)]  # timed by the frontier
+    assert paths[f"/surrogates/{len(surs) - 1}/fit_seconds"] == 0.25  # from the fidelity's complexity
+    assert all("fit_seconds" not in e for e in entries)
     assert p["disagreement"]["surrogate_index"] == p["recommended"]
     assert p["disagreement"]["n_disagree"] == extended["dis"]["n_disagree"]
     # The additive model's parts: weights per rule, points for the scorecard only.
@@ -911,7 +918,7 @@ def test_html_shows_the_frontier(extended):
     assert 'href="#frontier"' in html
 
 
-def test_comparison_table_shows_stability_and_fit_time(extended):
+def test_comparison_table_shows_stability_and_what_each_was_fitted_on(extended):
     p = extended["payload"]
     section = _section(extended["html"], "surrogates")
     st = p["surrogates"][0]["stability"]
@@ -919,10 +926,12 @@ def test_comparison_table_shows_stability_and_fit_time(extended):
     rows = section.split('<table class="compare sortable">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
     assert len(rows) == len(p["surrogates"])
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.DOTALL) for r in rows]
-    # The last two columns: stability, then fit time.
-    assert cells[-1][-1].strip() == "250 ms"  # the scorecard's, from its fidelity
-    assert all(c[-2].strip() == "—" for c in cells[1:])  # stability not measured
-    assert all(c[-1].strip().endswith(("ms", " s")) for c in cells)
+    # The last column: stability; no fit time (a duration belongs to the run, not the content).
+    assert all(c[-1].strip() == "—" for c in cells[1:])  # stability not measured
+    assert "Fit time" not in section and " ms<" not in section
+    for c, e in zip(cells, p["surrogates"]):
+        fo = e["fitted_on"]
+        assert f"{fo['n_rows']:,}" in c[1]  # the second column: the rows it learned from
 
 
 def test_additive_scorecard_renders(extended):
@@ -1010,7 +1019,7 @@ def test_a_payload_without_the_new_keys_still_renders(extended):
     for key in ("frontier", "disagreement"):
         del p[key]
     for e in p["surrogates"]:
-        for key in ("stability", "fit_seconds", "additive"):
+        for key in ("stability", "additive", "fitted_on", "same_rules_as"):
             e.pop(key)
     html = render_html(p)
     assert 'id="frontier"' not in html and 'id="disagreement"' not in html

@@ -98,6 +98,8 @@ def summarise(
     rng = np.random.default_rng(random_state)
     if len(rows) > max_rows:
         rows = rows.iloc[np.sort(rng.choice(len(rows), max_rows, replace=False))]
+    # A row is named by its label in the user's data (the index of the rows given).
+    row_ids = [str(label) for label in rows.index]
     rows = rows.reset_index(drop=True)
     classification = oracle.task == "classification"
     classes = list(oracle.classes_) if classification else None
@@ -175,7 +177,7 @@ def summarise(
         "pairing": pairing,
         "instances_method": show,
         "instances_method_label": LABELS.get(show, show),
-        "instances": _instances(attrs[show], rows, classes),
+        "instances": _instances(attrs[show], rows, classes, row_ids),
     }
 
 
@@ -225,9 +227,10 @@ def _bound(fn: Any, options: dict[str, Any]) -> Any:
     return method
 
 
-def _instances(attr: Any, rows: pd.DataFrame, classes: list | None) -> list[dict[str, Any]]:
+def _instances(attr: Any, rows: pd.DataFrame, classes: list | None, row_ids: list[str]) -> list[dict[str, Any]]:
     """The most confident row of each class and the least confident row (classification), or
-    the highest, lowest and median output (regression)."""
+    the highest, lowest and median output (regression), each named by ``row_ids`` (the rows'
+    labels in the user's data)."""
     out = np.asarray(attr.outputs, dtype=float)
     picks: list[tuple[int, str]] = []
     if classes is not None and attr.targets is not None:
@@ -247,7 +250,7 @@ def _instances(attr: Any, rows: pd.DataFrame, classes: list | None) -> list[dict
         seen.add(i)
         tgt = None if attr.targets is None or classes is None else classes[int(attr.targets[i])]
         result.append({
-            "row": i,
+            "row": row_ids[i],
             "why": why,
             "target_label": "the output" if tgt is None else f"P({tgt})",
             "output": _num(out[i]),

@@ -51,6 +51,9 @@ class DistillationSet:
         True for the held-out observed rows.
     origin : numpy.ndarray
         For observed rows, their position in the reference table; -1 for synthetic rows.
+    reference_index : pandas.Index, optional
+        The reference table's row labels (its index), kept by reference, not copied: a row's
+        identity in every section of a report is its label there (:meth:`row_ids`).
     schema : Schema
     task : str
         ``classification`` or ``regression``.
@@ -75,10 +78,25 @@ class DistillationSet:
     n_queries: int = 0
     params: dict = field(default_factory=dict)
     origin: np.ndarray | None = None
+    reference_index: pd.Index | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.origin is None:
             self.origin = np.full(len(self.rows), -1)
+
+    def row_ids(self, positions: Any = None) -> list[str | None]:
+        """The identity of rows of this set in the user's data, as text: the reference
+        table's label of each observed row (its position in the file when the table was read
+        from one, or the id column's value), None for a synthetic row.
+
+        Parameters
+        ----------
+        positions : array of int, optional
+            Positions in this set (default: every row).
+        """
+        origin = self.origin if positions is None else self.origin[np.asarray(positions, dtype=int)]
+        labels = self.reference_index
+        return [None if o < 0 else str(o if labels is None else labels[int(o)]) for o in origin]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -104,6 +122,7 @@ class DistillationSet:
             n_queries=self.n_queries,
             params=self.params,
             origin=self.origin[mask],
+            reference_index=self.reference_index,
         )
 
     @property
@@ -318,7 +337,8 @@ def distill(
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
             raise ParameterError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         return stream(oracle, schema, observed_train, observed_hold, train_idx, hold_idx, plan, sampler_params, rng,
-                      out=out, keep=keep, chunk_rows=int(chunk_rows), random_state=random_state, holdout=holdout)
+                      out=out, keep=keep, chunk_rows=int(chunk_rows), random_state=random_state, holdout=holdout,
+                      reference_index=reference.index)
 
     parts, spans, origins = [], [], []
     if OBSERVED in plan:
@@ -385,4 +405,5 @@ def distill(
         n_queries=oracle.n_queries - before,
         params=params,
         origin=np.concatenate(origins),
+        reference_index=reference.index,
     )

@@ -121,7 +121,7 @@ class _Writer:
 def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_hold: pd.DataFrame,
            train_idx: np.ndarray, hold_idx: np.ndarray, plan: dict[str, int], sampler_params: dict,
            rng: np.random.Generator, *, out: str | Path | None, keep: int | None, chunk_rows: int,
-           random_state: Any, holdout: float) -> "Any":
+           random_state: Any, holdout: float, reference_index: pd.Index | None = None) -> "Any":
     """The streaming path of :func:`~pellucid.extraction.distill` (its arguments, already checked)."""
     from .distill import OBSERVED, DistillationSet, draw_active
     from .samplers import ACTIVE_SAMPLERS, SAMPLERS
@@ -234,6 +234,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
         n_queries=n_queries,
         params=params,
         origin=np.concatenate([*origins, hold_idx]),
+        reference_index=reference_index,
     )
 
 

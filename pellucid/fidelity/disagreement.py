@@ -103,8 +103,9 @@ def disagreement(
         - ``region_search``: how the regions were found (``target``, ``max_depth``,
           ``max_leaf_nodes``, ``min_samples_leaf``, ``random_state``);
         - ``features``: the raw feature names, in the schema's order;
-        - ``examples``: at most ``max_examples`` rows, each ``row`` (position among the rows
-          compared), ``reference_row`` (row of the user's table, or None), ``values``
+        - ``examples``: at most ``max_examples`` rows, each ``row`` (the row's label in the
+          user's data as text, None for a synthetic row),
+          ``source`` (the strategy that made the row), ``values``
           (feature → raw value, None where missing), ``network`` (label or output),
           ``network_proba`` (the network's probability of its label), ``surrogate`` (label or
           output), ``surrogate_proba``, ``error`` (regression) and ``rule`` (index of the rule
@@ -240,13 +241,13 @@ def disagreement(
         order = candidates[np.argsort(-net_p[candidates], kind="stable")]
     else:
         order = np.argsort(-abs_err, kind="stable")
-    origin = part.origin
+    shown = [int(i) for i in order[: int(max_examples)]]
+    ids = part.row_ids(shown)
     examples = []
-    for i in order[: int(max_examples)]:
-        i = int(i)
+    for i, row_id in zip(shown, ids):
         ex: dict[str, Any] = {
-            "row": i,
-            "reference_row": int(origin[i]) if origin[i] >= 0 else None,
+            "row": row_id,  # the row's label in the user's data; None for a synthetic row
+            "source": str(part.source[i]),
             "values": {name: _raw(X[name].iloc[i]) for name in names},
         }
         if classification:

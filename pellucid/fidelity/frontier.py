@@ -83,6 +83,13 @@ class FrontierEntry:
     pareto: bool = False
 
     @property
+    def name(self) -> str:
+        """How the report names the fit: ``decision_tree_8``, ``figs_4_observed``."""
+        size = "" if self.size is None else f"_{self.size}"
+        rows = "" if self.training == "distilled" else f"_{self.training}"
+        return f"{self.candidate}{size}{rows}"
+
+    @property
     def ok(self) -> bool:
         """Fitted and measured: it has a size and a fidelity to compare."""
         return self.error is None and self.score is not None and self.n_rules is not None
@@ -125,6 +132,32 @@ class FrontierEntry:
                 "fidelity": fid,
             }
         )
+
+
+def _ties(entries: Sequence[FrontierEntry], floor: float | None) -> list[FrontierEntry]:
+    """Without a floor, the most faithful entries; with one, the smallest (rules, then
+    conditions) entries reaching it, and of those the most faithful. In frontier order."""
+    if floor is not None:
+        entries = [e for e in entries if e.score >= floor]
+        if not entries:
+            return []
+        smallest = min((e.n_rules, e.n_conditions) for e in entries)
+        entries = [e for e in entries if (e.n_rules, e.n_conditions) == smallest]
+    if not entries:
+        return []
+    top = max(e.score for e in entries)
+    return [e for e in entries if e.score == top]
+
+
+def _first_of(entries: list[FrontierEntry], tie_break: Any) -> FrontierEntry:
+    """The preferred of equally faithful entries: higher ``tie_break`` (when given, and only
+    asked where entries tie), then fewer rules, then fewer conditions, then the earliest."""
+    if len(entries) > 1 and tie_break is not None:
+        values = [tie_break(e) for e in entries]
+        top = max((v for v in values if v is not None), default=None)
+        if top is not None:
+            entries = [e for e, v in zip(entries, values) if v == top]
+    return min(entries, key=lambda e: (e.n_rules, e.n_conditions))
 
 
 def _fmt(x: float | None) -> str:
@@ -185,6 +218,16 @@ class Frontier:
         for e, flag in zip(self.entries, pareto_flags(self.entries)):
             e.pareto = flag
 
+    def add(self, entry: FrontierEntry) -> FrontierEntry:
+        """Put one more fitted entry on the frontier (e.g. a scorecard fitted apart from the
+        candidates) and mark the Pareto set again; the entry is returned."""
+        if not isinstance(entry, FrontierEntry):
+            raise ParameterError(f"Frontier.add takes a FrontierEntry, got {type(entry).__name__}")
+        self.entries.append(entry)
+        for e, flag in zip(self.entries, pareto_flags(self.entries)):
+            e.pareto = flag
+        return entry
+
     @property
     def measure(self) -> str:
         """``agreement`` (classification) or ``r2`` (regression)."""
@@ -219,13 +262,15 @@ class Frontier:
         min_agreement: float | None = None,
         *,
         min_r2: float | None = None,
+        tie_break: Any = None,
     ) -> FrontierEntry:
         """Pick one entry.
 
         With a fidelity floor, the smallest entry within ``max_rules`` that reaches it
         (fewest rules, then fewest conditions, then highest fidelity). Without one, the most
-        faithful entry within ``max_rules`` (ties go to fewer rules, then fewer conditions).
-        Ties beyond these go to the earlier entry.
+        faithful entry within ``max_rules``; entries exactly as faithful are told apart by
+        ``tie_break`` (when given), then fewer rules, then fewer conditions. Ties beyond these
+        go to the earlier entry.
 
         Parameters
         ----------
@@ -237,6 +282,9 @@ class Frontier:
         min_r2 : float, optional
             The same floor under its regression name; only for a regression frontier, and
             not together with ``min_agreement``.
+        tie_break : callable, optional
+            ``entry -> number``, higher preferred, asked only of entries that tie on what
+            decides before it (e.g. rule stability, measured only where it decides).
 
         Returns
         -------
@@ -275,19 +323,23 @@ class Frontier:
             raise ParameterError(
                 f"no surrogate has at most {max_rules} rules; the smallest is {smallest.label()}"
             )
-        # max() and min() keep the earliest of equal entries.
-        best = max(within, key=lambda e: (e.score, -e.n_rules, -e.n_conditions))
-        if min_agreement is None:
-            return best
-        reaching = [e for e in within if e.score >= min_agreement]
-        if not reaching:
+        tied = _ties(within, min_agreement)
+        if not tied:
+            best = _first_of(_ties(within, None), None)
             where = "" if max_rules is None else f" with at most {max_rules} rules"
             scope = "" if max_rules is None else f" within {max_rules} rules"
             raise ParameterError(
                 f"no surrogate{where} reaches {measure} {_fmt(min_agreement)}; "
                 f"the best{scope} is {best.label()}"
             )
-        return min(reaching, key=lambda e: (e.n_rules, e.n_conditions, -e.score))
+        return _first_of(tied, tie_break)
+
+    def ties(self, max_rules: int | None = None, min_agreement: float | None = None) -> list[FrontierEntry]:
+        """The entries :meth:`select` tells apart by its ``tie_break``: those as good as the
+        best on what decides before it (one entry when nothing ties; none when nothing
+        qualifies)."""
+        return _ties([e for e in self.entries if e.ok and (max_rules is None or e.n_rules <= max_rules)],
+                     min_agreement)
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -415,7 +467,7 @@ def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
 TRAINING = ("distilled", "observed")
 
 
-def _views(dset: DistillationSet, training: str | Sequence[str]) -> dict[str, DistillationSet]:
+def training_views(dset: DistillationSet, training: str | Sequence[str]) -> dict[str, DistillationSet]:
     """The training views asked for, each with the set's held-out rows. ``observed`` is left
     out where it would repeat ``distilled`` (a set without synthetic rows)."""
     names = [training] if isinstance(training, str) else list(training)
@@ -435,8 +487,12 @@ def _views(dset: DistillationSet, training: str | Sequence[str]) -> dict[str, Di
     return views
 
 
-def _fit_one(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet,
-             training: str = "distilled") -> FrontierEntry:
+def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet,
+              training: str = "distilled") -> FrontierEntry:
+    """Build ``cls(**kw)`` under the candidate's ``name``, fit it on ``dset`` (the training
+    view named by ``training``), measure it on the set's held-out rows, and return its entry
+    (with the error message instead, when any of that raised). Its ``data`` is left for the
+    caller to set: a worker process would send a copy of the rows back with it."""
     entry = FrontierEntry(candidate=name, size=size, params=dict(kw), training=training)
     try:
         s = cls(**kw)
@@ -517,7 +573,7 @@ def frontier(
         raise ParameterError(f"frontier expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
     sizes = _check_sizes(sizes)
     resolved = _resolve_candidates(candidates, params)
-    views = _views(dset, training)
+    views = training_views(dset, training)
     tasks = []
     for name, cls, fixed in resolved:
         size_param = getattr(cls, "size_param", None)
@@ -531,7 +587,7 @@ def frontier(
             tasks.extend((name, cls, {**base, size_param: s}, s) for s in sizes)
     quiet = verbose <= 0 or not sys.stderr.isatty()
     jobs = (
-        delayed(_fit_one)(name, cls, kw, size, view, t)
+        delayed(fit_entry)(name, cls, kw, size, view, t)
         for (name, cls, kw, size), (t, view) in tqdm(
             [(task, v) for v in views.items() for task in tasks], desc="frontier", disable=quiet, leave=False
         )
@@ -619,7 +675,7 @@ def choose_sample(source: DistillationSet | str | Path, candidate: str = "decisi
     while True:
         part = sample(m)
         measure = "agreement" if part.task == "classification" else "R²"
-        entry = _fit_one(name, cls, kw, size, part)
+        entry = fit_entry(name, cls, kw, size, part)
         if entry.error:
             raise ParameterError(f"{name} failed on {m} rows: {entry.error}")
         steps.append({"rows": int(m), "score": float(entry.score), "fit_seconds": round(entry.fit_seconds, 3)})

@@ -12,17 +12,19 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .. import _validation as fmt
 from ..errors import DataFileError
 
 from . import figures, limitations
 from .card import FIELDS as CARD_FIELDS
-from .payload import MAX_RULES_RECOMMENDED, SCHEMA_VERSION, measured_on
+from .payload import MAX_RULES_RECOMMENDED, SCHEMA_VERSION, content_sha256, measured_on
 from .tree import render_tree
 
 HTML_NAME = "report.html"
@@ -143,13 +145,34 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # JSON first: if the payload is not plain JSON, fail before writing a page without a twin.
-    text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False)
+    # Both texts first: if the payload is not plain JSON or does not render, nothing is written.
+    text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     html = render_html(payload)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
-    json_path.write_text(text + "\n", encoding="utf-8")
-    html_path.write_text(html, encoding="utf-8")
+    write_files([(json_path, text), (html_path, html)])
     return html_path, json_path
+
+
+def write_files(files: list[tuple[Path, str]]) -> None:
+    """Write text files so that a reader never sees a part of one: each is written to a
+    temporary file beside it and flushed to disk, and only when every one is complete are
+    they renamed over the old files (on failure the temporary files are removed and the
+    old files stay as they were)."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((Path(tmp), path))
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def render_again(
@@ -199,15 +222,19 @@ def render_again(
         payload["card"] = validate_card(card) if isinstance(card, Mapping) else load_card(card)
     if "limitations" not in payload:  # written before reports listed them (schema 1.2)
         payload["limitations"] = limitations.find_limitations(payload)
+    if card is not None:  # the content changed: its hash follows
+        payload["content_sha256"] = content_sha256(payload)
     written = []
     try:
         out.mkdir(parents=True, exist_ok=True)
+        files = []
         if card is not None or out.resolve() != src.parent.resolve():
             json_path = out / JSON_NAME
-            json_path.write_text(json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+            files.append((json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"))
             written.append(json_path)
         html_path = out / HTML_NAME
-        html_path.write_text(render_html(payload), encoding="utf-8")
+        files.append((html_path, render_html(payload)))
+        write_files(files)
     except OSError as e:
         raise DataFileError(f"cannot write the report to {str(out)!r}: {e.strerror or e}") from e
     written.insert(0, html_path)
@@ -231,10 +258,12 @@ def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLi
     meta : dict, optional
         ``title`` and other facts about the run, kept in the JSON.
     """
-    from .payload import _generated_by, jsonable
+    from .payload import _generated_by, jsonable, run_block
 
     payload = jsonable({"schema_version": SCHEMA_VERSION, "kind": "images", "generated_by": _generated_by(),
                         "meta": dict(meta or {}), "attributions": dict(attributions)})
+    payload["run"] = run_block(payload)
+    payload["content_sha256"] = content_sha256(payload)
     figs = {"heatmaps": figures.heatmap_figure(payload["attributions"].get("examples") or [],
                                                payload["attributions"].get("methods") or [])}
     html = _environment().get_template("images.html.j2").render(p=payload, meta=payload["meta"],
@@ -242,8 +271,7 @@ def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
-    json_path.write_text(json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
-    html_path.write_text(html, encoding="utf-8")
+    write_files([(json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"), (html_path, html)])
     return html_path, json_path
 
 
@@ -263,110 +291,20 @@ def template_environment() -> jinja2.Environment:
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = template_environment()
+    # One formatter for every number (pellucid._validation): the page, the console and the
+    # rule texts write the same value the same way.
     env.filters.update(
-        pct=fmt_pct,
-        interval=fmt_interval,
-        fixed=fmt_fixed,
-        sig=fmt_sig,
-        count=fmt_count,
-        value=fmt_value,
-        seconds=fmt_seconds,
-        duration=fmt_duration,
-        signed=fmt_signed,
-        points=fmt_points,
+        pct=fmt.pct,
+        interval=fmt.interval,
+        fixed=fmt.fixed,
+        sig=fmt.sig,
+        exact=fmt.exact,
+        count=fmt.count,
+        value=fmt.value,
+        seconds=fmt.seconds,
+        duration=fmt.duration,
+        signed=fmt.signed,
+        points=fmt.points,
         measured_on=measured_on,
     )
     return env
-
-
-DASH = "—"
-
-
-def fmt_pct(v: float | None, digits: int = 1) -> str:
-    """A share as a percentage: ``0.9342`` -> ``93.4%``; ``None`` -> an em dash."""
-    if v is None:
-        return DASH
-    return f"{100 * float(v):.{digits}f}%"
-
-
-def fmt_interval(ci: Any, digits: int = 1) -> str:
-    """An interval of shares: ``[0.905, 0.955]`` -> ``90.5%–95.5%``."""
-    if not ci or ci[0] is None or ci[1] is None:
-        return DASH
-    return f"{fmt_pct(ci[0], digits)}–{fmt_pct(ci[1], digits)}"
-
-
-def fmt_fixed(v: float | None, digits: int = 3) -> str:
-    """A number with fixed decimals (R², F1)."""
-    if v is None:
-        return DASH
-    return f"{float(v):.{digits}f}"
-
-
-def fmt_sig(v: float | None, digits: int = 4) -> str:
-    """A number to a few significant digits (errors in the network's units)."""
-    if v is None:
-        return DASH
-    return f"{float(v):.{digits}g}"
-
-
-def fmt_count(v: int | float | None) -> str:
-    """A count with thousands separators."""
-    if v is None:
-        return DASH
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return fmt_value(v)
-    return f"{int(v):,}"
-
-
-def fmt_seconds(v: float | None) -> str:
-    """A duration in seconds, minutes when long."""
-    if v is None:
-        return DASH
-    v = float(v)
-    return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
-
-
-def fmt_duration(v: float | None) -> str:
-    """A short duration (a fit): ``0.0123`` -> ``12 ms``, ``2.5`` -> ``2.5 s``."""
-    if v is None:
-        return DASH
-    v = float(v)
-    if v < 0.001:
-        return "<1 ms"
-    if v < 1:
-        return f"{1000 * v:.0f} ms"
-    return fmt_seconds(v)
-
-
-def fmt_signed(v: float | None, digits: int = 4) -> str:
-    """A weight with its sign: ``0.5`` -> ``+0.5``, ``-1.25`` -> ``−1.25``."""
-    if v is None:
-        return DASH
-    v = float(v)
-    return f"{'+' if v >= 0 else '−'}{abs(v):.{digits}g}"
-
-
-def fmt_points(v: int | float | None) -> str:
-    """Scorecard points with their sign: ``12`` -> ``+12``, ``-5`` -> ``−5``."""
-    if v is None:
-        return DASH
-    v = int(round(float(v)))
-    return f"+{v}" if v >= 0 else f"−{-v}"
-
-
-def fmt_value(v: Any) -> str:
-    """Any JSON value as one line of text (lists joined, floats short)."""
-    if v is None:
-        return DASH
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10_000 else str(v)
-    if isinstance(v, Mapping):
-        return "; ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
-    if isinstance(v, (list, tuple)):
-        return ", ".join(fmt_value(x) for x in v)
-    return str(v)

@@ -31,7 +31,8 @@ from .builder import JSON_NAME, template_environment
 DIFF_VERSION = "1.0"
 
 #: Major versions of ``report.json`` this module can read.
-KNOWN_MAJOR = "1"
+#: Major versions of report.json this pellucid reads (2.0 moved durations into ``run``).
+KNOWN_MAJORS = ("1", "2")
 
 #: Features shown per attribution ranking unless asked otherwise.
 TOP_K = 5
@@ -105,8 +106,9 @@ def _check_report(payload: Any, name: str, error: type[Exception]) -> None:
             f"{name} is a pellucid report of kind {kind!r}; only reports on tabular data (a network explained "
             "by surrogates) can be compared or rendered again"
         )
-    if version.split(".")[0] != KNOWN_MAJOR:
-        raise error(f"{name} has schema_version {version!r}; this pellucid reads {KNOWN_MAJOR}.x reports")
+    if version.split(".")[0] not in KNOWN_MAJORS:
+        known = " and ".join(f"{m}.x" for m in KNOWN_MAJORS)
+        raise error(f"{name} has schema_version {version!r}; this pellucid reads {known} reports")
     if not isinstance(payload.get("surrogates", []), list):
         raise error(f"{name} is not a pellucid report: 'surrogates' is not a list")
 
@@ -167,7 +169,8 @@ def _identity(p: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {
         "source": name,
         "title": meta.get("title"),
-        "created": _get(p, "generated_by", "created"),
+        # The time of generation is in the run block from report format 2.0 on.
+        "created": _get(p, "run", "created") or _get(p, "generated_by", "created"),
         "pellucid": _get(p, "generated_by", "pellucid"),
         "schema_version": p.get("schema_version"),
         "command_line": meta.get("command_line") or meta.get("command"),

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import hashlib
+import json
 import math
+import os
 import platform
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -24,7 +28,7 @@ from ..errors import ParameterError
 from ..extraction.rules import format_number
 from .limitations import find_limitations
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "2.0"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
@@ -56,6 +60,9 @@ def build_payload(
     linear_view: int | None = None,
     card: Mapping[str, Any] | None = None,
     analysis: Mapping[str, Any] | None = None,
+    names: Sequence[str] | None = None,
+    same_rules: Mapping[int, Sequence[str]] | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Gather everything a report shows into one JSON-serialisable dict.
 
@@ -118,6 +125,18 @@ def build_payload(
         Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
         (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
         :func:`recommend` chooses. ``recommended_by`` records which.
+    names : list of str, optional
+        How the report names each surrogate (e.g. ``figs_8_observed``); default: the
+        surrogate's own ``name``.
+    same_rules : mapping, optional
+        Surrogate index -> names of other fits whose rules are exactly these (listed once).
+    run : dict, optional
+        What differs between two runs of the same inputs: ``command_line``, ``backend``,
+        ``timings`` (seconds per stage). Stored under ``run`` with the run's id, the time
+        of generation and the host; every duration found elsewhere in the payload
+        (``seconds``, ``fit_seconds``, ``…_seconds``, ``timings``) is moved there too,
+        under its JSON pointer, so that the rest of the report is the same for the same
+        inputs and seed (see :func:`content_sha256`).
 
     Returns
     -------
@@ -153,6 +172,10 @@ def build_payload(
                 f"recommended must be the index of one of the {len(surrogates)} surrogates, got {recommended!r}"
             )
     described = [s.describe() for s in surrogates]
+    if names is not None:
+        if len(names) != len(surrogates):
+            raise ParameterError(f"build_payload got {len(names)} names for {len(surrogates)} surrogates")
+        described = [{**d, "name": str(n)} for d, n in zip(described, names)]
     labels = _labels(described)
     entries = [
         _surrogate_entry(s, f, d, label, i)
@@ -169,6 +192,8 @@ def build_payload(
             raise ParameterError(f"linear_view must be the index of one of the {len(surrogates)} surrogates, got {linear_view!r}")
         if entries[linear_view].get("additive") is None:
             raise ParameterError(f"linear_view names {entries[linear_view]['name']!r}, which is not an additive model")
+    for i, twins in (same_rules or {}).items():
+        entries[int(i)]["same_rules_as"] = [str(n) for n in twins]
     for i, stab in _stability_items(stability, len(entries)):
         entries[i]["stability"] = stab.to_dict() if hasattr(stab, "to_dict") else dict(stab)
     n_rows = getattr(schema, "n_rows", None)
@@ -214,7 +239,85 @@ def build_payload(
     if disagreement is not None:
         payload["disagreement"] = _disagreement_entry(disagreement, payload["surrogates"], rec)
     payload["limitations"] = find_limitations(payload)
+    payload["run"] = run_block(payload, run)
+    payload["content_sha256"] = content_sha256(payload)
     return payload
+
+
+#: Keys whose values are durations: they differ between two runs of the same inputs.
+_DURATION_KEYS = ("seconds", "timings")
+
+
+def _is_duration(key: str) -> bool:
+    return key in _DURATION_KEYS or key.endswith("_seconds")
+
+
+def run_block(payload: dict[str, Any], run: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The facts of this run that a second run of the same inputs and seed would not repeat.
+
+    Every duration is taken out of ``payload`` (in place) and kept here under its JSON
+    pointer, with the run's id, the time of generation and the host.
+
+    Returns
+    -------
+    dict
+        ``id`` (new for every run; ``report.html`` carries the same), ``created`` (UTC),
+        ``host`` (``name``, ``platform``, ``python``, ``cpus``, ``torch_threads``),
+        ``command_line``, ``backend``, ``timings`` (``stages``: seconds per stage as the
+        caller gave them; ``paths``: JSON pointer -> seconds for each duration moved out of
+        the payload).
+    """
+    run = dict(run or {})
+    moved: dict[str, Any] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key in list(node):
+                here = f"{path}/{_pointer_part(key)}"
+                if _is_duration(str(key)):
+                    moved[here] = node.pop(key)
+                else:
+                    walk(node[key], here)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}/{i}")
+
+    walk(payload, "")
+    stages = run.pop("timings", None) or {}
+    return jsonable({
+        "id": uuid.uuid4().hex,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "host": _host(),
+        "command_line": run.pop("command_line", None),
+        "backend": run.pop("backend", None),
+        **run,
+        "timings": {"stages": dict(stages), "paths": moved},
+    })
+
+
+def _pointer_part(key: Any) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def content_sha256(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a report's content: the payload without its ``run`` block (and without this
+    hash), as JSON with sorted keys and no spaces. Two runs of the same inputs and seed give
+    the same hash; an auditor recomputes it from ``report.json`` to check a report was
+    regenerated faithfully."""
+    content = {k: v for k, v in payload.items() if k not in ("run", "content_sha256")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _host() -> dict[str, Any]:
+    try:
+        import torch
+
+        threads = int(torch.get_num_threads())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        threads = None
+    return {"name": platform.node(), "platform": platform.platform(terse=True), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "torch_threads": threads}
 
 
 def recommend(surrogates: Sequence[Mapping[str, Any]], max_rules: int = MAX_RULES_RECOMMENDED) -> int | None:
@@ -447,6 +550,8 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
         "fidelity": fd,
         "complexity": complexity,
         "fit_seconds": fit_seconds,
+        "fitted_on": getattr(surrogate, "fitted_on_", None),
+        "same_rules_as": [],
         "stability": None,
         "rules": rules,
         "default": default,
@@ -537,9 +642,7 @@ def _generated_by() -> dict[str, Any]:
     return {
         "pellucid": _pellucid_version(),
         "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
         "libraries": libraries,
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
 
 

@@ -41,6 +41,9 @@ class Surrogate:
         return task != "classification" or cls.max_classes is None or n_classes <= cls.max_classes
 
     rules_: RuleSet | RuleList | AdditiveRules
+    #: The rows it learned from: ``n_rows``, ``by_source`` (rows per strategy) and
+    #: ``synthetic`` (rows not observed), as :func:`fitted_on` counts them.
+    fitted_on_: dict[str, Any]
     schema_: Schema
     task_: str
     classes_: np.ndarray | None
@@ -57,6 +60,7 @@ class Surrogate:
         self.schema_ = dset.schema
         self.task_ = dset.task
         self.classes_ = None if dset.classes is None else np.asarray(dset.classes, dtype=object)
+        self.fitted_on_ = fitted_on(train)
         self._fit(train)
         return self
 
@@ -145,6 +149,15 @@ class Surrogate:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def fitted_on(train: DistillationSet) -> dict[str, Any]:
+    """What a surrogate fitted on ``train`` learned from: its row count, the rows per strategy
+    (``observed``, ``perturb``, ``marginal``, ...) and how many of them are synthetic."""
+    sources, counts = np.unique(np.asarray(train.source, dtype=str), return_counts=True)
+    by_source = {str(s): int(c) for s, c in zip(sources, counts)}
+    return {"n_rows": int(len(train)), "by_source": by_source,
+            "synthetic": int(len(train) - by_source.get("observed", 0))}
 
 
 def _jsonable(d: dict) -> dict:
