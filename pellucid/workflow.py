@@ -502,7 +502,7 @@ def _features(data: pd.DataFrame, target: str | None, id_column: str | None) -> 
         dup = X.index[X.index.duplicated()][0]
         where = f"id column {id_column!r}" if id_column is not None else "data's row labels (its index)"
         raise SchemaError(
-            f"the {where} must name each row once, but {dup!r} names {int((X.index == dup).sum())} rows"
+            f"the {where} must name each row once, but {str(dup)!r} names {int((X.index == dup).sum())} rows"
             + ("" if id_column is not None else "; pass id_column= (--id-column) or reset the index")
         )
     y = data[target] if target is not None else None
