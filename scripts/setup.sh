@@ -18,10 +18,13 @@ case "${1:-}" in
 esac
 
 # System packages: graphviz's `dot` draws the tree in the report; Chromium (test extras only)
-# runs the report in a real browser and prints it to PDF. One apt-get update for both.
+# runs the report in a real browser and prints it to PDF, and poppler-utils reads the PDF back.
+# One apt-get update for all.
 apt_pkgs=()
 command -v dot >/dev/null 2>&1 || apt_pkgs+=(graphviz)
 if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then apt_pkgs+=(chromium); fi
+# pdftotext reads the printed report back in the PDF tests.
+if [ -n "$extras" ] && ! command -v pdftotext >/dev/null 2>&1; then apt_pkgs+=(poppler-utils); fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${apt_pkgs[*]} with apt-get" >&2
@@ -32,6 +35,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
       case "$p" in
         graphviz) echo "note: graphviz 'dot' not found and cannot install it here; reports will show rules without the tree drawing" >&2 ;;
         chromium) echo "note: chromium not found and cannot install it here; the browser and PDF tests will skip (and fail where CI is set)" >&2 ;;
+        poppler-utils) echo "note: pdftotext not found and cannot install it here; the PDF text tests will skip (and fail where CI is set)" >&2 ;;
       esac
     done
   fi

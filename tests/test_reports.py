@@ -1032,9 +1032,13 @@ def test_frontier_figure_axes(monkeypatch, extended):
     assert list(ax.get_xticks()) == [2, 4, 8]
     assert isinstance(ax.yaxis.get_major_formatter(), matplotlib.ticker.PercentFormatter)
     ok = {e["candidate"] for e in pf["entries"] if e["error"] is None}
-    drawn = [ln for ln in ax.get_lines() if ln.get_label() in {figures._text(figures._short(c, 28)) for c in ok}]
-    assert len(drawn) == len(ok) == 2  # the failing candidate is left out
-    assert any(t.get_text().startswith("selected: ") for t in ax.texts)
+    drawn = [ln for ln in ax.get_lines() if ln.get_label() in {figures._text(c) for c in ok}]
+    assert len(drawn) == len(ok) == 2  # the failing candidate is left out, the names are whole
+    # The selected entry is named in the legend beside the plot, not written over the curves.
+    legend = ax.get_legend()
+    assert not ax.texts
+    assert any(t.get_text().startswith("selected: ") for t in legend.get_texts())
+    assert legend.get_bbox_to_anchor().x0 >= ax.bbox.x1
     reg = {"task": "regression", "sizes": [3], "entries": [
         {"candidate": "cost $\\frac{", "size": 3, "n_rules": 3, "score": 0.7, "pareto": True, "error": None, "fidelity": {"rows": "holdout"}},
         {"candidate": "x", "size": 3, "n_rules": None, "score": None, "pareto": False, "error": "boom", "fidelity": None},

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from .. import _validation as fmt
 from ..errors import DataFileError
@@ -306,5 +307,13 @@ def _environment() -> jinja2.Environment:
         signed=fmt.signed,
         points=fmt.points,
         measured_on=measured_on,
+        breakable=breakable,
     )
     return env
+
+
+def breakable(text: Any) -> Markup:
+    """``text`` escaped, with a line-break opportunity after each underscore: a long name such
+    as ``exhaustive_rule_list_4_observed`` wraps at its parts in a narrow column and on paper,
+    never inside a word."""
+    return Markup(str(escape(str(text))).replace("_", "_<wbr>"))

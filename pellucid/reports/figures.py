@@ -288,7 +288,9 @@ def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None)
         if line_of(e) not in candidates:
             candidates.append(line_of(e))
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.15))
+        # The plot on the left, the legend beside it in one column with every name whole:
+        # nothing is drawn over the curves.
+        fig = Figure(figsize=(FIGSIZE[0] * 1.45, FIGSIZE[1] * 1.35))
         ax = fig.subplots()
         for c_i, name in enumerate(candidates):
             mine = [e for _, e in ok if line_of(e) == name]
@@ -298,7 +300,7 @@ def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None)
                 [x_of(e) for e in mine], [float(e["score"]) for e in mine],
                 marker=_MARKERS[c_i % len(_MARKERS)], color=colour, linewidth=1.2, markersize=5,
                 linestyle=":" if name.endswith(" rows)") else "-",
-                label=_text(_short(name, 28)), zorder=3,
+                label=_text(name), zorder=3,
             )
         pareto = sorted((e for _, e in ok if e.get("pareto")), key=lambda e: (x_of(e), float(e["score"])))
         if pareto:
@@ -311,14 +313,10 @@ def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None)
             sel = entries[recommended]
             if sel.get("error") is None and sel.get("score") is not None and sel.get("n_rules") is not None:
                 xy = (x_of(sel), float(sel["score"]))
-                ax.scatter([xy[0]], [xy[1]], s=150, facecolors="none", edgecolors=ACCENT, linewidths=2.0, zorder=5)
-                label = _text(_short(f"selected: {sel['candidate']}, {sel['n_rules']} rules", 48))
-                # Written towards the middle of the plot, so it stays inside the axes.
-                right_half = xy[0] >= np.sqrt(min(xs) * max(xs))
-                ax.annotate(
-                    label, xy, xytext=(-10 if right_half else 10, -14), textcoords="offset points",
-                    ha="right" if right_half else "left", fontsize=7.5, color=ACCENT, zorder=6,
-                )
+                # Named in the legend, not written beside the point, where it would cover curves.
+                training = "" if (sel.get("training") or "distilled") == "distilled" else f", {sel['training']} rows"
+                ax.scatter([xy[0]], [xy[1]], s=170, facecolors="none", edgecolors=ACCENT, linewidths=2.2, zorder=5,
+                           label=_text(f"selected: {sel['candidate']}, {sel['n_rules']} rules{training}"))
         ax.set_xscale("log", base=2)
         budgets = sorted({int(s) for s in (frontier.get("sizes") or []) if s is not None and int(s) >= 1})
         ticks = budgets or sorted({2 ** k for k in range(int(np.floor(np.log2(min(xs)))), int(np.ceil(np.log2(max(xs)))) + 1)})
@@ -333,7 +331,8 @@ def frontier_figure(frontier: Mapping[str, Any], recommended: int | None = None)
         else:
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
             ax.set_ylabel(f"agreement on {on}")
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(4, len(candidates) + 1), fontsize=7.5, borderaxespad=0.2)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1, fontsize=7.5, borderaxespad=0.0,
+                  frameon=False)
         ax.grid(color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
         return _to_svg(fig, "fig-frontier")
@@ -430,7 +429,7 @@ def faithfulness_figure(attributions: Mapping[str, Any]) -> str | None:
             for i, m in enumerate(methods):
                 c = m["evaluation"]["curves"]
                 ax.plot(c["fraction"], [_nan(v) for v in c[kind]], color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
-                        linewidth=1.3, label=_text(_short(str(m.get("label") or m["name"]), 28)))
+                        linewidth=1.3, label=_text(str(m.get("label") or m["name"])))
             ref = methods[0]["evaluation"]["curves"]
             if ref.get(f"random_{kind}") is not None:
                 ax.plot(ref["fraction"], [_nan(v) for v in ref[f"random_{kind}"]], color=MUTED, linewidth=1.1,
@@ -442,8 +441,9 @@ def faithfulness_figure(attributions: Mapping[str, Any]) -> str | None:
             ax.set_axisbelow(True)
         axes[0].set_ylabel("attributed output (mean over rows)")
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.08), ncol=min(4, len(labels)),
-                   fontsize=7.5, frameon=False)
+        fig.tight_layout()
+        # Beside the plots, in one column: above them it covered their titles.
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=1, fontsize=7.5, frameon=False)
         return _to_svg(fig, "fig-faithfulness")
 
 
