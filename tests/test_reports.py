@@ -133,7 +133,7 @@ def test_payload_is_plain_json(credit):
     # Round trip equal: no tuples, numpy scalars or non-string keys hide in the payload.
     assert json.loads(text) == p
     assert {"schema_version", "generated_by", "meta", "model", "data", "ground_truth", "distillation", "surrogates", "recommended"} <= set(p)
-    assert p["schema_version"] == "1.4"
+    assert p["schema_version"] == "1.5"
     assert {"pellucid", "python", "created"} <= set(p["generated_by"])
 
 
@@ -344,6 +344,23 @@ def test_html_shows_rules_and_fidelity(credit):
     assert "@media print" in html
     # The rule texts show p and "covers"; the note under them explains both.
     assert "p is the share" in html and '"covers" is the share' in html
+
+
+def test_rules_preamble_names_the_features_that_had_missing_values(credit):
+    html, p, schema = credit["html"], credit["payload"], credit["schema"]
+    had = [f.name for f in schema if f.n_missing > 0]
+    never = [f.name for f in schema if f.n_missing == 0]
+    assert had and never
+    best = p["surrogates"][p["recommended"]]
+    note = best["missing_values"]
+    assert note["features"] == had
+    assert str(escape(note["text"])) in html
+    assert all(name in note["text"] for name in had) and not any(name in note["text"] for name in never)
+    # No rule of any surrogate speaks of a missing value of a feature that never had one.
+    for s in p["surrogates"]:
+        for r in s["rules"]:
+            for c in r["conditions"]:
+                assert not (c["feature"] in never and c["missing"]), c["text"]
 
 
 def _only_our_script(html):
@@ -838,7 +855,7 @@ def test_extended_payload_is_plain_json(extended):
     for key in ("payload", "card_payload", "plain_payload"):
         p = extended[key]
         assert json.loads(json.dumps(p, allow_nan=False)) == p
-        assert p["schema_version"] == "1.4"
+        assert p["schema_version"] == "1.5"
 
 
 def test_payload_frontier_points_at_the_listed_surrogates(extended):
