@@ -135,7 +135,7 @@ def test_mixed_kinds_ordinal_integer_binary():
     assert b.features == ("flag",) and "flag = 1" in b.text()
     age = lambda df: (df["age"].to_numpy(dtype=float) > 60).astype(int)  # noqa: E731
     c = anchor(oracle_of(age), X[X["age"] > 80].iloc[[0]], X)
-    assert c.features == ("age",) and "age >= " in c.text()
+    assert c.features == ("age",) and "age > " in c.text()
     assert fresh_precision(age, X, c) >= 0.95
 
 
@@ -219,3 +219,55 @@ def test_kl_bounds():
     assert np.allclose(kl(p[1:], lo[1:]), 0.05, atol=1e-4)
     assert np.allclose(kl(p[:3], hi[:3]), 0.05, atol=1e-4)
     assert kl_lower(np.array([0.9]), np.array([0.001]))[0] > kl_lower(np.array([0.9]), np.array([0.01]))[0]
+
+
+# ---------------------------------------------------------------------- printed = tested
+def test_thresholds_are_the_shortest_decimals_between_reference_values(table):
+    from pellucid._validation import exact
+
+    from .test_contract_surrogates import shortest_decimal
+
+    ref = canonical(table)
+    found = anchors(oracle_of(rule_model), table.iloc[:10], table, random_state=0)
+    found += anchors(oracle_of(x2_model), table.iloc[10:16], table, random_state=0)
+    checked = 0
+    for a in found:
+        for c in a.conditions:
+            if c.op not in ("<=", "<", ">", ">="):
+                continue
+            v = np.unique(ref[c.feature].dropna().to_numpy(dtype=float))
+            below, above = v[v <= c.value], v[v > c.value]
+            assert len(below) and len(above)
+            assert c.value == shortest_decimal(below.max(), above.min(), "left"), c.text()
+            # The number printed, applied to the reference with pandas, selects the rows the
+            # condition selects.
+            written = exact(c.value, c.kind in ("integer", "binary"))
+            assert f"{c.feature} {c.op} {written}" in a.text()
+            col = ref[c.feature]
+            printed = col <= float(written) if c.op == "<=" else col > float(written)
+            np.testing.assert_array_equal(printed.to_numpy(), c.apply(ref))
+            checked += 1
+    assert checked
+
+
+@pytest.mark.parametrize(
+    "precision,lb,success",
+    [(0.9549, 0.9496, False), (0.96, 0.9412, False), (0.9449, 0.90, False), (0.97, 0.9512, True), (0.95, 0.95001, True)],
+)
+def test_text_says_the_target_is_judged_on_the_confidence_bound(precision, lb, success):
+    import re
+
+    rule = Rule((), 1, None, 0.5)
+    a = Anchor(rule, precision, lb, 0.5, 0.95, success, 100, 101, 1, bar=0.95, confidence=0.95)
+    text = a.text()
+    # Every printed comparison is true of the numbers printed.
+    pairs = re.findall(r"(\d+(?:\.\d+)?) (≥|<|>|≤) (\d+(?:\.\d+)?)", text)
+    assert pairs, text
+    ops = {"≥": float.__ge__, "<": float.__lt__, ">": float.__gt__, "≤": float.__le__}
+    for x, op, y in pairs:
+        assert ops[op](float(x), float(y)), (x, op, y, text)
+    assert ("not reached" in text) == (not success)
+    if precision >= 0.95:
+        assert "lower bound" in text and "95% confidence" in text
+    if precision >= 0.95 and not success:
+        assert "judged on the precision's lower confidence bound" in text

@@ -148,8 +148,8 @@ def test_region_numbers_are_measured_through_the_region_text(cls_set):
 
 
 def test_per_rule_counts(cls_set):
-    rl = _wrong_list()
-    s = Fixed(rl).fit(cls_set)
+    s = Fixed(_wrong_list()).fit(cls_set)
+    rl = s.rules_  # as fitted: thresholds snapped to the training rows, supports recorded
     d = disagreement(s, cls_set)
     rows = cls_set.holdout.rows
     wrong = s.predict(rows) != cls_set.holdout.labels

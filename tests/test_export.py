@@ -15,6 +15,7 @@ rows -- and only those -- are not compared (a regression value there is compared
 from __future__ import annotations
 
 import ast
+import json
 import math
 import sqlite3
 
@@ -279,6 +280,51 @@ def test_numbers_sqlite_misreads_in_shortest_form_are_written_exactly():
         assert sql_predict(rl, df) == list(rl.predict(df)) == python_predict(rl, df)
 
 
+def test_thresholds_are_written_as_the_rules_print_them():
+    # A fitted model's thresholds are short decimals: the exports write them as printed, in
+    # full (never 0.59850000000000003197), and whole values of integer kinds as integers.
+    rl = RuleList(
+        (Rule((Condition("x", "<=", 0.5985), Condition("k", ">", 61.0, kind="integer")), "yes"),),
+        Rule((), "no"),
+        classes=CLASSES2,
+    )
+    sql, py = to_sql(rl), to_python(rl)
+    assert '"x" <= 0.5985)' in sql and '"k" > 61)' in sql
+    assert "0.59850000" not in sql and "61.0" not in sql
+    assert "<= 0.5985)" in py and "> 61)" in py and "61.0" not in py
+    assert "x <= 0.5985" in rl.text() and "k > 61" in rl.text()
+    x = 0.5985
+    df = pd.DataFrame({"x": [x, np.nextafter(x, 0), np.nextafter(x, 1), 0.5, np.nan], "k": [62.0, 61.0, 61.5, 70.0, 62.0]})
+    assert sql_predict(rl, df) == list(rl.predict(df)) == python_predict(rl, df)
+
+
+def test_a_fitted_surrogates_exports_print_its_thresholds_as_its_text(tmp_path):
+    from pellucid._validation import exact
+    from pellucid.oracle import Oracle
+    from pellucid.surrogates import ExhaustiveRuleList
+
+    from .conftest import mixed_frame
+
+    df = mixed_frame(400, 2)
+    oracle = Oracle(
+        lambda d: np.eye(2)[((d["x"].fillna(0).to_numpy() > 10.3) | (d["age"].to_numpy() > 61)).astype(int)],
+        task="classification",
+        classes=["no", "yes"],
+    )
+    s = ExhaustiveRuleList(max_rules=3).fit(distill(oracle, df, strategy="observed", random_state=0))
+    sql, py = to_sql(s), to_python(s)
+    conds = [c for r in s.rules_ for c in r.conditions if c.op in ("<=", "<", ">", ">=")]
+    assert conds
+    for c in conds:
+        written = exact(c.value, c.kind in ("integer", "binary"))
+        assert f"{c.feature} {c.op} {written}" in s.rules_.text()
+        assert f'"{c.feature}" {c.op} {written}' + (" OR" if c.missing else ")") in sql
+        assert f" {c.op} {written})" in py
+        assert len(written.replace("-", "").replace(".", "").lstrip("0")) <= 6  # short, after snapping
+    rows = s.schema_.validate(mixed_frame(200, 9))
+    assert sql_predict(s.rules_, rows) == list(s.predict(rows)) == python_predict(s.rules_, rows)
+
+
 def only_expected_code(src: str) -> None:
     """The source is ``import math`` and one function calling nothing but what pellucid writes:
     names and texts from data appear only as string literals and comments."""
@@ -423,3 +469,35 @@ def test_bad_input_is_refused_with_a_clear_error():
         to_sql(weird)
     with pytest.raises(ParameterError, match="category"):
         to_python(weird)
+
+
+def test_from_report_names_what_it_cannot_read(tmp_path):
+    from pellucid.extraction import from_report
+
+    rule = {"outcome": "yes", "conditions": [{"feature": "x", "op": ">", "value": None, "missing": True,
+                                              "text": "x is missing"}]}
+    entry = {"name": "decision_tree", "label": "decision_tree (max_leaf_nodes=4)", "ordered": False,
+             "task": "classification", "classes": ["no", "yes"], "rules": [rule], "default": {"outcome": "no"}}
+    report = {"surrogates": [entry], "recommended": 0}
+    # A report before version 2.0 wrote the infinite threshold as null: the error names it.
+    with pytest.raises(ParameterError, match=r"surrogate 0 \(decision_tree \(max_leaf_nodes=4\)\): rule 0: condition 'x is missing'"):
+        from_report(report)
+    good = {**entry, "rules": [{**rule, "conditions": [{**rule["conditions"][0], "value": "inf"}]}]}
+    model = from_report({"surrogates": [good], "recommended": None}, 0)
+    df = pd.DataFrame({"x": [1.0, np.nan]})
+    assert list(model.predict(df)) == ["no", "yes"]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"surrogates": [good], "recommended": 0}))
+    assert from_report(path) == from_report(str(path)) == model
+    with pytest.raises(ParameterError, match="recommends no surrogate"):
+        from_report({"surrogates": [good], "recommended": None})
+    with pytest.raises(ParameterError, match="index"):
+        from_report({"surrogates": [good], "recommended": 0}, 3)
+    with pytest.raises(ParameterError, match="neither JSON text nor a file"):
+        from_report(str(tmp_path / "absent.json"))
+    with pytest.raises(ParameterError, match="from_report"):
+        from_report({"schema_version": "1.5"})
+    with pytest.raises(ParameterError, match="from_report"):
+        from_report(good, 0)
+    with pytest.raises(ParameterError, match="is a report"):
+        from_json(path.read_text())

@@ -249,7 +249,11 @@ def test_scorecard_total_is_the_sum_of_one_bin_per_feature(card_and_set):
     for feature in {b.feature for b in card.bins_}:
         bins = [b for b in card.bins_ if b.feature == feature]
         inside = np.column_stack([b.apply(rows) for b in bins])
-        assert (inside.sum(axis=1) == 1).all(), feature  # the bins cover every value once
+        known = rows[feature].notna().to_numpy()
+        assert (inside[known].sum(axis=1) == 1).all(), feature  # the bins cover every value once
+        # A feature never missing in the data has no bin for a missing value: none occurred.
+        if d.schema[feature].n_missing == 0 and not d.rows[feature].isna().any():
+            assert not inside[~known].any(), feature
         total += inside.astype(np.int64) @ np.array([b.points for b in bins])
     np.testing.assert_array_equal(card.score(rows), total)
     # The table lists the same bins and points.
@@ -290,7 +294,11 @@ def test_scorecard_is_faithful_on_a_monotone_function(card_and_set):
     assert back.text() == card.rules_.text()
     text = card.rules_.text()
     assert text.startswith(f"points = {card.base_points_}")
-    assert "→ bad if the points total is below 487.1, else good" in text
+    # The cutoff in full: the number printed is the one a total is compared with.
+    line = text.splitlines()[-1]
+    assert line.startswith("→ bad if the points total is below ") and line.endswith(", else good")
+    assert float(line.split("below ")[1].split(",")[0]) == card.cutoff_
+    assert card.cutoff_ == pytest.approx(600 - 20 * math.log2(50))
 
 
 def test_scorecard_parameters_change_the_scale():
@@ -365,11 +373,12 @@ def test_scorecard_bins_every_feature_that_varies():
     texts = {c.feature: [] for c in card.columns_}
     for c in card.columns_:
         texts[c.feature].append(c.text())
-    # Never missing in training: a missing value would count as the median, in its bin.
-    assert texts["mostly_one"] == ["mostly_one <= 0", "(mostly_one >= 1 or mostly_one is missing)"]
+    # Never missing in the data: no bin speaks of a missing value; a binary split is an equality.
+    assert texts["mostly_one"] == ["mostly_one = 0", "mostly_one = 1"]
     assert texts["count"][0] == "count <= 0" and len(texts["count"]) >= 3
     assert len(texts["amount"]) == 5
-    # Edges of a continuous feature are rounded to three significant digits.
+    # Edges of a continuous feature are rounded to three significant digits (or fewer: the
+    # shortest decimal between the training values on either side).
     for c in card.columns_:
         if c.feature == "amount":
             for cond in c.conditions:

@@ -348,6 +348,23 @@ def test_html_shows_rules_and_fidelity(credit):
     assert "p is the share" in html and '"covers" is the share' in html
 
 
+def test_rules_preamble_names_the_features_that_had_missing_values(credit):
+    html, p, schema = credit["html"], credit["payload"], credit["schema"]
+    had = [f.name for f in schema if f.n_missing > 0]
+    never = [f.name for f in schema if f.n_missing == 0]
+    assert had and never
+    best = p["surrogates"][p["recommended"]]
+    note = best["missing_values"]
+    assert note["features"] == had
+    assert str(escape(note["text"])) in html
+    assert all(name in note["text"] for name in had) and not any(name in note["text"] for name in never)
+    # No rule of any surrogate speaks of a missing value of a feature that never had one.
+    for s in p["surrogates"]:
+        for r in s["rules"]:
+            for c in r["conditions"]:
+                assert not (c["feature"] in never and c["missing"]), c["text"]
+
+
 def _only_our_script(html):
     """The page runs one script: report.js as shipped (sorting, folding), nothing from data."""
     from pathlib import Path

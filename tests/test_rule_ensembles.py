@@ -124,18 +124,26 @@ def rulefit_scores(model, X):
 
 
 @pytest.mark.parametrize("name,task", CASES)
-def test_rules_reproduce_the_learner_on_fresh_rows(fitted, fresh, name, task):
+def test_rules_reproduce_the_learner_on_fresh_rows(fitted, fresh, dsets, name, task):
+    # The rules as read back from the learner say what it does on any row; the fitted model
+    # (thresholds snapped to short decimals between training values) on the training rows.
     model = fitted[name, task]
-    assert isinstance(model.rules_, AdditiveRules)
+    read = model.learner_rules_
+    assert isinstance(model.rules_, AdditiveRules) and isinstance(read, AdditiveRules)
     assert fresh.isna().any().any()  # missing values are part of the check
     labels, proba = learner_outputs(model, fresh)
+    train = dsets[task].train.rows
+    train_labels, train_proba = learner_outputs(model, train)
     if task == "regression":
         assert model.rules_.link == "identity"
-        np.testing.assert_allclose(model.predict(fresh), labels, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(read.predict(fresh), labels, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(model.predict(train), train_labels, rtol=1e-9, atol=1e-9)
         return
     assert model.rules_.link == ("logistic" if task == "classification" else "softmax")
-    np.testing.assert_array_equal(model.predict(fresh), labels)
-    np.testing.assert_allclose(model.predict_proba(fresh), proba, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(read.predict(fresh), labels)
+    np.testing.assert_allclose(read.predict_proba(fresh), proba, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(model.predict(train), train_labels)
+    np.testing.assert_allclose(model.predict_proba(train), train_proba, rtol=1e-9, atol=1e-12)
 
 
 def test_rulefit_uses_the_logistic_model_not_imodels_probability(fitted, fresh):
@@ -145,7 +153,7 @@ def test_rulefit_uses_the_logistic_model_not_imodels_probability(fitted, fresh):
     X = model.encoder_.transform(fresh)
     c = model.estimator_._predict_continuous_output(X)
     np.testing.assert_allclose(model.estimator_.predict_proba(X)[:, 1], expit(2 * c - 1), rtol=1e-12)
-    np.testing.assert_allclose(model.rules_.decision_function(fresh)[:, 0], c, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(model.learner_rules_.decision_function(fresh)[:, 0], c, rtol=1e-9, atol=1e-9)
 
 
 def test_boosted_rules_follow_float32_splits(fitted, fresh):
@@ -169,8 +177,8 @@ def test_boosted_rules_follow_float32_splits(fitted, fresh):
     assert probes, "the boosted stumps should split a numeric feature"
     rows = model.schema_.validate(pd.concat(probes, ignore_index=True))
     labels, proba = learner_outputs(model, rows)
-    np.testing.assert_array_equal(model.predict(rows), labels)
-    np.testing.assert_allclose(model.predict_proba(rows), proba, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(model.learner_rules_.predict(rows), labels)
+    np.testing.assert_allclose(model.learner_rules_.predict_proba(rows), proba, rtol=1e-9, atol=1e-12)
 
 
 def test_float32_split_is_exact():

@@ -272,15 +272,18 @@ def test_hs_tree_matches_imodels_on_the_same_tree(task, reg_param):
     for f in d.schema.names:
         if not hs.missing_seen_[f]:
             rows = rows[rows[f].notna()]
-    X = hs.encoder_.transform(rows)
-    if task == "classification":
-        theirs = np.zeros((len(rows), len(hs.classes_)))
-        theirs[:, hs.estimator_.classes_.astype(int)] = learner.estimator_.predict_proba(X)
-        np.testing.assert_allclose(hs.predict_proba(rows), theirs, atol=1e-12)
-        labels = np.asarray(hs.classes_)[learner.estimator_.predict(X).astype(int)]
-        np.testing.assert_array_equal(hs.predict(rows), labels)
-    else:
-        np.testing.assert_allclose(hs.predict(rows), learner.estimator_.predict(X), rtol=1e-12)
+    # The rules read back say what the shrunk tree does on any row; the fitted model (its
+    # thresholds snapped between training values) on the training rows.
+    for model, rs in ((hs.learner_rules_, rows), (hs.rules_, d.train.rows)):
+        X = hs.encoder_.transform(rs)
+        if task == "classification":
+            theirs = np.zeros((len(rs), len(hs.classes_)))
+            theirs[:, hs.estimator_.classes_.astype(int)] = learner.estimator_.predict_proba(X)
+            np.testing.assert_allclose(model.predict_proba(rs), theirs, atol=1e-12)
+            labels = np.asarray(hs.classes_)[learner.estimator_.predict(X).astype(int)]
+            np.testing.assert_array_equal(model.predict(rs), labels)
+        else:
+            np.testing.assert_allclose(model.predict(rs), learner.estimator_.predict(X), rtol=1e-12)
     plain = DecisionTree(max_leaf_nodes=12).fit(d)
     # The partition is the tree's; only the values move (and not at all for λ = 0).
     assert [r.conditions for r in hs.rules_] == [r.conditions for r in plain.rules_]

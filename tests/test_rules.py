@@ -64,7 +64,7 @@ def test_condition_apply_matches_its_meaning(c, seed):
 @settings(max_examples=150, deadline=None)
 @given(c=numeric_cond.filter(lambda c: c.kind == "integer" and np.isfinite(c.value)), seed=st.integers(0, 5))
 def test_integer_text_means_the_same_rows(c, seed):
-    # "x <= 2.5" is printed "x <= 2" for integers: parse the printed bound back and check.
+    # Parse the printed bound back and check that it accepts the same rows.
     df = frame(seed)
     text = c.text().strip("()").split(" or ")[0]
     _, op, bound = text.split(" ")
@@ -131,7 +131,12 @@ def test_texts_read_in_raw_units():
     assert Condition("Income", "<", 120.5).text() == "Income < 120.5"
     assert Condition("Home", "in", ["rent", "other"], kind="categorical").text() == "Home in {rent, other}"
     assert Condition("Home", "in", ["rent"], kind="categorical").text() == "Home = rent"
-    assert Condition("n", ">", 2.5, kind="integer").text() == "n >= 3"
+    # The operator and threshold the model tests, in full: "n > 2.5" is not rewritten as
+    # "n >= 3", which says something else of a row holding 2.7.
+    assert Condition("n", ">", 2.5, kind="integer").text() == "n > 2.5"
+    assert Condition("n", ">", 2.0, kind="integer").text() == "n > 2"
+    assert Condition("flag", "<=", 0.0, kind="binary").text() == "flag = 0"
+    assert Condition("flag", ">", 0.5, kind="binary").text() == "flag = 1"
     assert Condition("x", "<=", 1.0, missing=True).text() == "(x <= 1 or x is missing)"
     r = Rule(
         (Condition("Income", "<", 120.0), Condition("Home", "in", ["rent", "other"], kind="categorical")),
@@ -140,8 +145,10 @@ def test_texts_read_in_raw_units():
         0.123,
     )
     assert r.text() == "Income < 120 and Home in {rent, other} → bad (p=0.91, covers 12.3%)"
-    lo, hi = Condition("age", ">", 30.5, kind="integer"), Condition("age", "<=", 50.5, kind="integer")
-    assert Rule((lo, hi), "x").condition_text() == "31 <= age <= 50"
+    lo, hi = Condition("age", ">", 30.0, kind="integer"), Condition("age", "<=", 50.0, kind="integer")
+    assert Rule((lo, hi), "x").condition_text() == "30 < age <= 50"
+    lo, hi = Condition("age", ">=", 61.0, kind="integer"), Condition("age", "<=", 61.0, kind="integer")
+    assert Rule((lo, hi), "x").condition_text() == "age = 61"
 
 
 def test_to_dict_roundtrip_of_conditions():
@@ -159,3 +166,79 @@ def test_infinite_thresholds_read_as_missingness():
     assert Condition("x", ">", float("inf"), missing=True).text() == "x is missing"
     only_missing = merge_conditions([Condition("x", "<=", float("-inf"), True), Condition("x", ">", 3.0, True)])
     assert [c.text() for c in only_missing] == ["x is missing"]
+
+
+def test_printed_threshold_is_the_tested_one():
+    # A split at 27.195 printed "27.2" would reject a row holding 27.2 that the text accepts.
+    c = Condition("income", "<=", 27.195)
+    assert c.text() == "income <= 27.195"
+    df = pd.DataFrame({"income": [27.19, 27.195, 27.2]})
+    assert list(c.apply(df)) == [True, True, False]
+    assert Condition("income", "<=", 27.19500064849853).text() == "income <= 27.19500064849853"
+    assert Rule((Condition("a", ">", 0.0001234), Condition("a", "<=", 12345678.9)), "x").condition_text() == (
+        "0.0001234 < a <= 12345678.9"
+    )
+
+
+def test_infinite_thresholds_survive_a_reports_json_and_read_back():
+    import json
+    import math
+
+    from pellucid.reports.payload import jsonable
+
+    df = frame(1)
+    conds = [
+        Condition("x", ">", math.inf, True),  # only a missing value passes
+        Condition("x", ">", -math.inf, False),  # every known value passes
+        Condition("x", "<=", math.inf, True),
+        Condition("x", "<=", -math.inf, True),
+    ]
+    written = [json.dumps(jsonable(c.to_dict()), allow_nan=False) for c in conds]
+    assert len(set(written)) == len(conds)
+    for c, text in zip(conds, written):
+        back = Condition.from_dict(json.loads(text))
+        assert back == c
+        np.testing.assert_array_equal(back.apply(df), c.apply(df))
+    rl = RuleList(tuple(Rule((c,), "yes") for c in conds), Rule((), "no"), classes=("no", "yes"))
+    back = RuleList.from_dict(json.loads(json.dumps(jsonable(rl.to_dict()), allow_nan=False)))
+    assert back == rl
+
+
+@pytest.mark.parametrize(
+    "entry,match",
+    [
+        ({"feature": "income", "op": ">", "value": None, "missing": True, "text": "income is missing"}, "'income is missing'.*threshold"),
+        ({"feature": "income", "op": "=>", "value": 3.0}, "operator '=>'"),
+        ({"feature": "income", "op": "<=", "value": [1, 2]}, "threshold"),
+        ({"feature": "income", "op": "<=", "value": "27.2"}, "threshold"),
+        ({"feature": "home", "op": "in", "value": "rent"}, "list"),
+        ({"feature": "income", "op": "<=", "value": 1.0, "missing": "yes"}, "missing"),
+        ({"feature": "income", "op": "<=", "value": 1.0, "kind": "weird"}, "kind 'weird'"),
+        ({"op": "<=", "value": 1.0}, "feature"),
+        ("income <= 3", "object"),
+    ],
+)
+def test_unreadable_conditions_raise_a_named_error(entry, match):
+    from pellucid.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        Condition.from_dict(entry)
+    doc = {"type": "rule_list", "classes": ["no", "yes"], "default": {"outcome": "no"},
+           "rules": [{"outcome": "yes", "conditions": []}, {"outcome": "yes", "conditions": [entry]}]}
+    with pytest.raises(ParameterError, match="rule 1: "):
+        RuleList.from_dict(doc)
+
+
+def test_unreadable_rules_raise_a_named_error():
+    from pellucid.errors import ParameterError
+
+    base = {"type": "rule_set", "classes": ["no", "yes"], "default": {"outcome": "no"}}
+    for rules, match in [
+        ([{"conditions": []}], "rule 0: .*outcome"),
+        ([{"outcome": "maybe"}], "rule 0: .*not one of the classes"),
+        ([{"outcome": "yes", "proba": ["a", "b"]}], "rule 0: .*probability"),
+        ([{"outcome": "yes", "proba": [0.5]}], "rule 0: .*2 classes"),
+        ("nope", "'rules' must be a list"),
+    ]:
+        with pytest.raises(ParameterError, match=match):
+            RuleSet.from_dict({**base, "rules": rules})

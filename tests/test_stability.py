@@ -13,17 +13,17 @@ from pellucid.schema import Schema
 from pellucid.surrogates import DecisionTree
 
 
-def step_set(task="classification", n=600, continuous=False, seed=0):
-    """x decides alone (x > 0), z and c are noise. With integer x every resample holds every
-    value, so a two-leaf tree always splits at 0.5."""
+def step_set(task="classification", n=600, continuous=False, seed=0, step=0.0):
+    """x decides alone (x > step), z and c are noise. With integer x every resample holds every
+    value, so a two-leaf tree always splits between 0 and 1."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(-5, 5, n) if continuous else rng.integers(-5, 6, n)
     df = pd.DataFrame({"x": x, "z": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n)})
     if task == "classification":
-        fn = lambda d: np.where((d["x"] > 0).to_numpy()[:, None], [[0.1, 0.9]], [[0.9, 0.1]])  # noqa: E731
+        fn = lambda d: np.where((d["x"] > step).to_numpy()[:, None], [[0.1, 0.9]], [[0.9, 0.1]])  # noqa: E731
         oracle = Oracle(fn, task="classification", classes=["lo", "hi"])
     else:
-        oracle = Oracle(lambda d: (d["x"] > 0).to_numpy(dtype=float) * 3.0 - 1.0, task="regression")
+        oracle = Oracle(lambda d: (d["x"] > step).to_numpy(dtype=float) * 3.0 - 1.0, task="regression")
     return distill(oracle, df, strategy="observed", random_state=seed)
 
 
@@ -119,15 +119,18 @@ def test_a_sample_dependent_tree_is_less_stable():
 
 
 def test_rule_share_follows_the_threshold_tolerance():
-    """A continuous x: refits split near 0, not always where the original did. The share of
-    refits matching the original's rules is recomputed here from the trees' own thresholds,
-    for tolerances between the moves that occur."""
-    d = step_set(continuous=True, n=400)
+    """A continuous x: refits split near the step, not always where the original did. The
+    share of refits matching the original's rules is recomputed here from the rules' own
+    thresholds, for tolerances between the moves that occur. (The step is not a short
+    decimal: at x > 0 every refit's threshold would be the shortest decimal in its gap, 0.)"""
+    d = step_set(continuous=True, n=2000, step=0.1234567)
     tree = DecisionTree(max_leaf_nodes=2).fit(d)
     s = stability(tree, d, n_boot=12, verbose=0)
     assert s.rule_stability == 1.0  # moves are far below 5% of the range
-    t0 = tree.estimator_.tree_.threshold[0]
-    moves = np.array([abs(r.estimator_.tree_.threshold[0] - t0) for r in s.refits])
+    # The thresholds the rules test (the trees' splits moved to the shortest decimal between
+    # the training values on either side).
+    t0 = tree.rules_.rules[0].conditions[0].value
+    moves = np.array([abs(r.rules_.rules[0].conditions[0].value - t0) for r in s.refits])
     span = d.schema["x"].high - d.schema["x"].low
     levels = np.unique(moves)
     assert len(levels) >= 3

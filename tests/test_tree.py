@@ -42,20 +42,24 @@ def test_rules_predict_exactly_what_the_sklearn_tree_predicts(seed, leaves, task
     df = float32_frame(seed)
     d = distill(mixed_oracle(task), df, strategy="observed", random_state=seed)
     tree = DecisionTree(max_leaf_nodes=leaves, random_state=0).fit(d)
-    rows = d.schema.validate(float32_frame(seed + 1))
+    fresh = d.schema.validate(float32_frame(seed + 1))
     # Missing values only where training saw them: elsewhere no rule claims them.
     for f in d.schema.names:
         if not tree.missing_seen_[f]:
-            rows = rows[rows[f].notna()]
-    sk = tree.estimator_.predict(tree.encoder_.transform(rows))
-    ours = tree.predict(rows)
-    if task == "classification":
-        np.testing.assert_array_equal(ours, np.asarray(tree.classes_)[sk.astype(int)])
-        np.testing.assert_allclose(tree.predict_proba(rows), _sk_proba(tree, rows), atol=1e-12)
-    else:
-        np.testing.assert_allclose(ours, sk, rtol=1e-12)
-    # The leaves partition the rows: each row is covered by exactly one rule.
-    assert (tree.rules_.coverage_matrix(rows).sum(axis=1) == 1).all()
+            fresh = fresh[fresh[f].notna()]
+    # The rules read back from the tree say what it does on any row; the fitted model, whose
+    # thresholds are snapped to short decimals between training values, on the training rows.
+    for model, rows in ((tree.learner_rules_, fresh), (tree.rules_, d.train.rows)):
+        sk = tree.estimator_.predict(tree.encoder_.transform(rows))
+        ours = model.predict(rows)
+        if task == "classification":
+            np.testing.assert_array_equal(ours, np.asarray(tree.classes_)[sk.astype(int)])
+            np.testing.assert_allclose(model.predict_proba(rows), _sk_proba(tree, rows), atol=1e-12)
+        else:
+            np.testing.assert_allclose(ours, sk, rtol=1e-12)
+        # The leaves partition the rows: each row is covered by exactly one rule.
+        assert (model.coverage_matrix(rows).sum(axis=1) == 1).all()
+    assert (tree.rules_.coverage_matrix(fresh).sum(axis=1) == 1).all()
     assert tree.complexity()["n_leaves"] == tree.rules_.n_rules <= leaves
 
 

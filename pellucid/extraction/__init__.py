@@ -7,13 +7,14 @@ sampler lives in a module of its own, imported here so that it registers:
 :mod:`pellucid.extraction.boundary` (``"boundary"``).
 
 Rule models are post-processed by :func:`simplify` and exported by :func:`to_text`,
-:func:`to_json` (read back by :func:`from_json`), :func:`to_sql` and :func:`to_python`.
+:func:`to_json` (read back by :func:`from_json`), :func:`to_sql` and :func:`to_python`; the
+model of a surrogate of a report is read back from ``report.json`` by :func:`from_report`.
 """
 
 from . import boundary  # noqa: F401  (importing it registers the "boundary" active sampler)
 from .distill import DistillationSet, distill
 from .encoding import RawEncoder
-from .export import from_json, to_json, to_python, to_sql, to_text
+from .export import from_json, from_report, to_json, to_python, to_sql, to_text
 from .rules import AdditiveRules, Condition, LinearTerm, Rule, RuleList, RuleSet, format_number, merge_conditions
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS
 from .simplify import simplify
@@ -36,6 +37,7 @@ __all__ = [
     "to_text",
     "to_json",
     "from_json",
+    "from_report",
     "to_sql",
     "to_python",
     "SAMPLERS",

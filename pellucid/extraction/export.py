@@ -6,6 +6,7 @@ source the surrogates' predictions also come from, so an export says what the su
 
 - :func:`to_text` -- the model's own readable text;
 - :func:`to_json` / :func:`from_json` -- a JSON document that reads back as an equal model;
+- :func:`from_report` -- the model of a surrogate of a report, read from ``report.json``;
 - :func:`to_sql` -- one portable SQL ``CASE`` expression (or a ``SELECT``) giving the prediction
   of each row of a table;
 - :func:`to_python` -- the source of a standalone Python function predicting one row.
@@ -22,10 +23,15 @@ rules, a class's mean or score within a few units in the last place of another's
 for a logistic link) may decide differently in the export and in the model; a regression
 value may differ in its last bits there. Everywhere else the exports agree exactly.
 
-Every number is written so that it reads back as the same float64: Python's shortest form
-where that form is the number's exact value (``3.5``, ``120.0``), else 20 significant digits
-(``0.10000000000000000555``), which also reads back exactly through a parser that does not
-round correctly (SQLite's misreads about one in two thousand shortest forms).
+Every number is written so that it reads back as the same float64. Thresholds are written as
+the rules print them (:func:`pellucid._validation.exact`: ``27.19``, ``61`` for a whole
+value; a fitted surrogate's thresholds are short decimals, see
+:func:`pellucid.extraction.rules.snap_threshold`), and other numbers in Python's shortest form
+(``0.1``, ``120.0``). Python reads these back exactly. So does SQL, except through a parser
+that does not round correctly (SQLite's misreads about one in ten thousand short decimals,
+e.g. ``0.0454811``): where a decimal lies too close to halfway between two floats for such a
+parser, the SQL export writes 20 significant digits instead (``0.045481100000000000183``),
+which every parser reads back as the same float.
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ from __future__ import annotations
 import json
 import keyword
 import math
+import os
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
 from ..errors import ParameterError
-from .rules import NUMERIC_OPS, AdditiveRules, Condition, Rule, RuleList, RuleSet, _Rules
+from .._validation import exact
+from .rules import INTEGER_KINDS, NUMERIC_OPS, AdditiveRules, Condition, Rule, RuleList, RuleSet, _Rules
 
 RuleModel = Union[RuleList, RuleSet, AdditiveRules]
 
@@ -172,6 +181,11 @@ def from_json(text: str | bytes) -> RuleModel:
         doc = json.loads(text)
     except ValueError as e:
         raise ParameterError(f"from_json: not valid JSON ({e})") from None
+    if isinstance(doc, dict) and ("surrogates" in doc or "rule_model" in doc):
+        raise ParameterError(
+            "from_json: this is a report (or one of its surrogate entries), not a rule model; read it with "
+            "pellucid.extraction.from_report"
+        )
     if not isinstance(doc, dict) or "type" not in doc:
         raise ParameterError("from_json: the document is not a rule model (no 'type' entry)")
     fmt, version = doc.get("format", JSON_FORMAT), doc.get("version", JSON_VERSION)
@@ -193,12 +207,160 @@ def from_json(text: str | bytes) -> RuleModel:
     raise ParameterError(f"from_json: unknown rule model type {kind!r}; expected rule_list, rule_set or additive")
 
 
+def from_report(report: Any, index: int | None = None) -> RuleModel:
+    """The rule model of one surrogate of a report, read from the report's JSON.
+
+    Every surrogate entry of ``report.json`` (:func:`pellucid.reports.build_payload`) holds its
+    whole model: the rules with their conditions (infinite thresholds as ``"inf"`` /
+    ``"-inf"``), outcomes and class distributions, the default, an additive model's weights,
+    intercept, link and linear terms, and ``rule_model`` (the model's type, task, class labels
+    and feature order). The model read back predicts exactly what the surrogate predicted
+    when the report was written, so a reader can check every number of the page against it.
+
+    Parameters
+    ----------
+    report : dict, str, bytes or path-like
+        The report: its payload (``build_payload``'s dict, or ``report.json`` as read by
+        ``json.load``), one entry of its ``surrogates`` list, the JSON text, or the path of a
+        ``report.json`` file.
+    index : int, optional
+        Which surrogate, an index into ``report["surrogates"]``; by default the recommended
+        one (``report["recommended"]``). Not given with a single entry.
+
+    Returns
+    -------
+    RuleList, RuleSet or AdditiveRules
+        Its ``predict`` (and ``predict_proba``) are the surrogate's on canonical rows
+        (:meth:`pellucid.schema.Schema.validate`; the report's ``data.schema`` is the schema).
+
+    Raises
+    ------
+    ParameterError
+        Not a report or a surrogate entry, no such surrogate, or an entry that cannot be read
+        (named: the surrogate, the rule, the condition). A report written before version 1.5
+        stored infinite thresholds as ``null``; such a condition cannot be read back.
+
+    Examples
+    --------
+    >>> import json
+    >>> report = json.load(open("report.json"))                     # doctest: +SKIP
+    >>> model = from_report(report)                                # the recommended surrogate
+    >>> model.predict(schema.validate(table))                       # doctest: +SKIP
+    """
+    doc = _report_document(report)
+    if isinstance(doc, Mapping) and isinstance(doc.get("surrogates"), list):
+        entries = doc["surrogates"]
+        if index is None:
+            index = doc.get("recommended")
+            if index is None:
+                raise ParameterError("from_report: the report recommends no surrogate; pass the index of one")
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(entries):
+            raise ParameterError(
+                f"from_report: index must name one of the report's {len(entries)} surrogates (0 to "
+                f"{len(entries) - 1}), got {index!r}"
+            )
+        entry, where = entries[int(index)], f"surrogate {int(index)}"
+    elif isinstance(doc, Mapping) and "rules" in doc:
+        if index is not None:
+            raise ParameterError("from_report: index is for a whole report; this is one surrogate entry")
+        entry, where = doc, "the surrogate entry"
+    else:
+        raise ParameterError(
+            "from_report expects a report (with a 'surrogates' list) or one of its surrogate entries, "
+            f"got {type(doc).__name__}{' with keys ' + str(sorted(doc)[:8]) if isinstance(doc, Mapping) else ''}"
+        )
+    if not isinstance(entry, Mapping):
+        raise ParameterError(f"from_report: {where} is not an object")
+    label = entry.get("label") or entry.get("name")
+    if label:
+        where += f" ({label})"
+    try:
+        model = _model_document(entry)
+        if model["type"] == "additive":
+            return AdditiveRules.from_dict(model)
+        return _Rules.from_dict(model)
+    except ParameterError as e:
+        raise ParameterError(f"from_report: {where}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing entry {e}" if isinstance(e, KeyError) else str(e)
+        raise ParameterError(f"from_report: {where} cannot be read: {what}") from None
+
+
+def _report_document(report: Any) -> Any:
+    """The report as a JSON value: parsed from text or read from a file."""
+    if isinstance(report, Mapping):
+        return report
+    if isinstance(report, os.PathLike):
+        try:
+            report = Path(report).read_bytes()
+        except OSError as e:
+            raise ParameterError(f"from_report: cannot read {str(report)!r}: {e.strerror or e}") from None
+    if isinstance(report, str) and not report.lstrip().startswith(("{", "[")):
+        path = Path(report)
+        if not path.is_file():
+            raise ParameterError(f"from_report: {report[:80]!r} is neither JSON text nor a file")
+        report = path.read_bytes()
+    if isinstance(report, (str, bytes, bytearray)):
+        try:
+            return json.loads(report)
+        except ValueError as e:
+            raise ParameterError(f"from_report: not valid JSON ({e})") from None
+    raise ParameterError(f"from_report expects a report (dict, JSON text or path), got {type(report).__name__}")
+
+
+def _model_document(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A surrogate entry as the document ``from_dict`` reads."""
+    head = entry.get("rule_model")
+    additive = entry.get("additive")
+    if not isinstance(head, Mapping):
+        # Reports before version 1.5: the type from the entry's shape, the classes as written.
+        kind = "additive" if additive else ("rule_list" if entry.get("ordered") else "rule_set")
+        head = {"type": kind, "task": entry.get("task"), "classes": entry.get("classes")}
+    kind = head.get("type")
+    if kind not in ("rule_list", "rule_set", "additive"):
+        raise ParameterError(f"unknown rule model type {kind!r}; expected rule_list, rule_set or additive")
+    doc: dict[str, Any] = {
+        "type": kind,
+        "task": head.get("task") or "classification",
+        "classes": head.get("classes"),
+        "feature_order": head.get("feature_order"),
+        "rules": entry.get("rules"),
+        "default": entry.get("default"),
+    }
+    if kind == "additive":
+        if not isinstance(additive, Mapping):
+            raise ParameterError("an additive model's entry has no 'additive' part (intercept, link, linear terms)")
+        for key in ("intercept", "link", "scale", "offset", "linear"):
+            if key in additive:
+                doc[key] = additive[key]
+    return doc
+
+
 # ---------------------------------------------------------------------- SQL
+#: A decimal is written in its short form only where it lies at least this far (relative) from
+#: every point halfway between two floats: a parser that rounds twice (SQLite's, through an
+#: 80-bit intermediate, errs by a few parts in 2**64) still lands on the same float.
+_PARSE_MARGIN = Fraction(1, 2**60)
+
+
+def _reads_back(text: str, x: float) -> bool:
+    """Whether the decimal ``text`` reads back as ``x`` even through a parser that does not
+    round correctly: it is ``x`` exactly, or well inside ``x``'s rounding interval."""
+    d, fx = Fraction(text), Fraction(x)
+    if d == fx:
+        return True
+    if not 1e-20 < abs(x) < 1e20:
+        return False  # far from 1, such parsers' powers of ten are themselves off
+    below, above = Fraction(math.nextafter(x, -math.inf)), Fraction(math.nextafter(x, math.inf))
+    margin = abs(d) * _PARSE_MARGIN
+    return abs(d - (below + fx) / 2) > margin and abs(d - (fx + above) / 2) > margin
+
+
 def _float_literal(x: float) -> str:
     """A decimal that any parser reads back as ``x`` (see the module's notes on numbers)."""
     r = repr(x)
-    if x == 0 or Fraction(r) == Fraction(x):
-        return r  # the shortest form is the exact value: nothing to round
+    if x == 0 or _reads_back(r, x):
+        return r  # the shortest form: exact, or read back as x by any parser
     if 1e-200 < abs(x) < 1e200:
         # 20 significant digits lie so close to x that even a parser rounding twice (through
         # an 80-bit intermediate, as SQLite does) lands on it.
@@ -243,6 +405,19 @@ class _SQL:
         return self.ident(self.columns.get(feature, feature))
 
     @staticmethod
+    def threshold(c: Condition) -> str:
+        """A condition's threshold as printed (:func:`pellucid._validation.exact`: ``27.19``,
+        ``61`` for a whole value), where any parser reads that back as the threshold; else
+        the form of :func:`_float_literal`."""
+        t = float(c.value)
+        if not math.isfinite(t):
+            raise ParameterError(f"to_sql: the threshold of {c.text()!r} is {t!r}, which SQL cannot write as a number")
+        s = exact(t, c.kind in INTEGER_KINDS)
+        if len(s) <= 24 and _reads_back(s, t):
+            return s
+        return _float_literal(t)
+
+    @staticmethod
     def number(x: float, what: str, arithmetic: bool = False) -> str:
         x = float(x)
         if not math.isfinite(x):
@@ -280,7 +455,7 @@ class _SQL:
         if known == "none":
             return f"({col} IS NULL)" if c.missing else "(1 = 0)"
         if c.op in NUMERIC_OPS:
-            body = f"{col} {c.op} {self.number(c.value, f'the threshold of {c.text()!r}')}"
+            body = f"{col} {c.op} {self.threshold(c)}"
         else:
             items = ", ".join(self.value(v, f"the category in {c.feature!r}") for v in c.value)
             body = f"{col} {'IN' if c.op == 'in' else 'NOT IN'} ({items})"
@@ -507,7 +682,12 @@ class _Py:
         if known == "none":
             return miss if c.missing else "False"
         if numeric:
-            body = f"{x} {c.op} {_py_literal(float(c.value), 'a threshold')}"
+            # Printed as the rule prints it; Python reads every decimal back exactly, and
+            # compares a float with a whole number exactly.
+            t = float(c.value)
+            if not math.isfinite(t):
+                raise ParameterError(f"to_python: the threshold of {c.text()!r} is {t!r}; write finite numbers")
+            body = f"{x} {c.op} {exact(t, c.kind in INTEGER_KINDS)}"
         else:
             items = "".join(_py_literal(v, f"a category of {c.feature!r}") + ", " for v in c.value)
             body = f"{x} {c.op} ({items.rstrip(' ')})"
@@ -663,4 +843,4 @@ def _py_additive(model: AdditiveRules, py: _Py) -> list[str]:
     return lines
 
 
-__all__ = ["to_text", "to_json", "from_json", "to_sql", "to_python"]
+__all__ = ["to_text", "to_json", "from_json", "from_report", "to_sql", "to_python"]

@@ -6,6 +6,12 @@ first match wins) or :class:`RuleSet` (unordered) holds rules and a default. Eve
 and later export is derived from these objects; a surrogate whose predictions come from its
 rules says exactly what it does.
 
+A fitted surrogate's model is finalised by :class:`ConditionFitter` (through
+:func:`map_conditions`): every threshold becomes the shortest decimal that splits the training
+rows the same way (:func:`snap_threshold`), printed in full, and conditions on features that
+never had a missing value (:func:`features_with_missing`) let none pass; :func:`rule_shares`
+counts each rule's training rows on both bases (matched, decided).
+
 Tables given to ``apply``/``predict`` are in the canonical form of
 :meth:`pellucid.schema.Schema.validate`: numeric kinds as float64 (NaN for missing),
 categorical kinds as objects holding the schema's categories.
@@ -14,27 +20,38 @@ categorical kinds as objects holding the schema's categories.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
+from .._validation import exact, fixed, pct, shortest_between
+from ..errors import ParameterError
+
 NUMERIC_OPS = ("<=", "<", ">", ">=")
 SET_OPS = ("in", "not in")
+#: Kinds whose values are whole numbers: their whole thresholds print as integers.
+INTEGER_KINDS = ("integer", "binary")
+#: The kinds a condition may name (those of :class:`pellucid.schema.Kind`).
+KINDS = ("numeric", "integer", "binary", "categorical", "ordinal")
+
+
+def _compare(x: float, op: str, t: float) -> bool:
+    if op == "<=":
+        return x <= t
+    if op == "<":
+        return x < t
+    if op == ">":
+        return x > t
+    return x >= t
 
 
 def format_number(x: float, integer: bool = False) -> str:
-    """A threshold as a person reads it: short, no scientific notation for everyday sizes."""
-    if integer and float(x).is_integer():
-        return str(int(x))
-    ax = abs(x)
-    if ax != 0 and (ax >= 1e7 or ax < 1e-4):
-        return f"{x:.4g}"
-    if ax >= 1e4:
-        return f"{x:.0f}"
-    s = f"{x:.4g}"
-    return s
+    """A threshold or weight as printed: :func:`pellucid._validation.exact` (kept as an alias
+    because ``pellucid.extraction`` exports it). Exact values are written in full, never
+    rounded: what is printed is what is tested."""
+    return exact(x, integer)
 
 
 def _fmt_cat(c: Any) -> str:
@@ -77,7 +94,7 @@ class Condition:
         elif self.op in SET_OPS:
             object.__setattr__(self, "value", tuple(self.value))
         else:
-            raise ValueError(f"unknown condition operator {self.op!r}; use one of {NUMERIC_OPS + SET_OPS}")
+            raise ParameterError(f"unknown condition operator {self.op!r}; use one of {NUMERIC_OPS + SET_OPS}")
 
     # ------------------------------------------------------------------ evaluation
     def apply(self, frame: pd.DataFrame) -> np.ndarray:
@@ -138,22 +155,22 @@ class Condition:
 
     def _numeric_text(self, name: str) -> str:
         t, op = self.value, self.op
-        if self.kind == "binary" and 0 < t < 1:
-            # A split between 0 and 1 is an equality test.
-            return f"{name} = {0 if op in ('<=', '<') else 1}"
-        if self.kind in ("integer", "binary"):
-            # x <= 2.5 on integers reads better as x <= 2; x > 2.5 as x >= 3.
-            if op == "<=":
-                return f"{name} <= {math.floor(t)}"
-            if op == "<":
-                return f"{name} <= {math.ceil(t) - 1}"
-            if op == ">":
-                return f"{name} >= {math.floor(t) + 1}"
-            return f"{name} >= {math.ceil(t)}"
-        return f"{name} {op} {format_number(t)}"
+        if self.kind == "binary":
+            # A binary feature holds 0 or 1 (the schema refuses anything else): a test that
+            # one of them passes is an equality.
+            passing = [v for v in (0, 1) if _compare(float(v), op, t)]
+            if len(passing) == 1:
+                return f"{name} = {passing[0]}"
+        # The threshold in full, with the operator the model applies: the printed test
+        # accepts exactly the rows the model's does, whatever their values.
+        return f"{name} {op} {exact(t, self.kind in INTEGER_KINDS)}"
 
     def to_dict(self) -> dict[str, Any]:
-        value = list(_plain(v) for v in self.value) if self.op in SET_OPS else float(self.value)
+        """The condition as plain JSON values. An infinite threshold (a test of missingness
+        alone) is written as the string ``"inf"`` or ``"-inf"``, which JSON can carry and
+        :meth:`from_dict` reads back: ``x > inf`` (only a missing value passes) and
+        ``x > -inf`` (every known value passes) stay told apart."""
+        value = list(_plain(v) for v in self.value) if self.op in SET_OPS else json_number(self.value)
         return {
             "feature": self.feature,
             "op": self.op,
@@ -165,7 +182,73 @@ class Condition:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Condition":
-        return cls(d["feature"], d["op"], d["value"], bool(d.get("missing", False)), d.get("kind", "numeric"))
+        """The condition of :meth:`to_dict` (its ``text`` is derived, and ignored).
+
+        Raises
+        ------
+        ParameterError
+            An entry that is not a condition: not an object, no feature, an unknown
+            operator or kind, a threshold that is neither a number nor ``"inf"`` /
+            ``"-inf"`` (a report written before version 2.0 stored infinite thresholds as
+            ``null``, which cannot be read back), a set that is not a list, a ``missing``
+            that is not true or false. The message names the condition.
+        """
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"a condition must be an object with feature, op and value; got {d!r}")
+        name = _condition_name(d)
+        feature, op = d.get("feature"), d.get("op")
+        if not isinstance(feature, str):
+            raise ParameterError(f"condition {name}: 'feature' must be a feature name (text), got {feature!r}")
+        if op not in NUMERIC_OPS + SET_OPS:
+            raise ParameterError(f"condition {name}: unknown operator {op!r}; expected one of {list(NUMERIC_OPS + SET_OPS)}")
+        value = d.get("value")
+        if op in NUMERIC_OPS:
+            value = read_number(value, f"condition {name}: the threshold", infinite=True)
+        elif not isinstance(value, (list, tuple)):
+            raise ParameterError(f"condition {name}: the categories of {op!r} must be a list, got {value!r}")
+        missing = d.get("missing", False)
+        if not isinstance(missing, (bool, np.bool_)):
+            raise ParameterError(f"condition {name}: 'missing' must be true or false, got {missing!r}")
+        kind = d.get("kind", "numeric")
+        if kind not in KINDS:
+            raise ParameterError(f"condition {name}: unknown kind {kind!r}; expected one of {list(KINDS)}")
+        return cls(feature, op, value, bool(missing), kind)
+
+
+def _condition_name(d: Mapping[str, Any]) -> str:
+    """How an error names a stored condition: its text, else its parts."""
+    text = d.get("text")
+    if isinstance(text, str) and text:
+        return repr(text)
+    return repr(" ".join(str(d.get(k)) for k in ("feature", "op", "value")))
+
+
+def json_number(x: float) -> float | str:
+    """``x`` for JSON: finite as it is, infinite as the string ``"inf"`` or ``"-inf"``."""
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def read_number(v: Any, what: str, infinite: bool = False) -> float:
+    """A number read from JSON (and, with ``infinite``, the strings ``"inf"`` / ``"-inf"``
+    that :func:`json_number` writes).
+
+    Raises
+    ------
+    ParameterError
+        Anything else (``null``, text, a boolean, NaN), with ``what`` naming the entry.
+    """
+    if infinite and isinstance(v, str) and v.strip().lower() in ("inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(v.replace("infinity", "inf"))
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        also = ", or the string 'inf' or '-inf'" if infinite else ""
+        raise ParameterError(f"{what} is {v!r}; expected a number{also}")
+    f = float(v)
+    if math.isnan(f) or (math.isinf(f) and not infinite):
+        raise ParameterError(f"{what} is {f!r}; expected a finite number")
+    return f
 
 
 def _plain(v: Any) -> Any:
@@ -324,48 +407,72 @@ class Rule:
         s = f"{self.condition_text()} → {_fmt_outcome(self.outcome)}"
         extras = []
         if confidence and self.proba is not None:
-            extras.append(f"p={max(self.proba):.2f}")
+            extras.append(f"p={fixed(max(self.proba), 2)}")
         if confidence and self.support is not None:
-            extras.append(f"covers {100 * self.support:.1f}%")
+            extras.append(f"covers {pct(self.support)}")
         return f"{s} ({', '.join(extras)})" if extras else s
 
     def to_dict(self) -> dict[str, Any]:
+        outcome = _plain(self.outcome)
         return {
             "text": self.text(),
             "conditions": [c.to_dict() for c in self.conditions],
-            "outcome": _plain(self.outcome),
+            "outcome": json_number(outcome) if isinstance(outcome, float) else outcome,
             "proba": None if self.proba is None else [float(p) for p in self.proba],
             "support": None if self.support is None else float(self.support),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Rule":
-        """The rule of :meth:`to_dict` (its ``text`` is derived, and ignored)."""
+        """The rule of :meth:`to_dict` (its ``text`` is derived, and ignored).
+
+        Raises
+        ------
+        ParameterError
+            Not an object, no ``outcome``, conditions that are not a list of conditions
+            (see :meth:`Condition.from_dict`), a ``proba`` or ``support`` that is not made of
+            numbers. The message names the condition or the entry at fault.
+        """
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"a rule must be an object with conditions and an outcome; got {d!r}")
+        if "outcome" not in d:
+            raise ParameterError("a rule has no 'outcome'")
+        conditions = d.get("conditions") or ()
+        if not isinstance(conditions, (list, tuple)):
+            raise ParameterError(f"a rule's 'conditions' must be a list, got {conditions!r}")
         proba = d.get("proba")
+        if proba is not None:
+            if not isinstance(proba, (list, tuple)):
+                raise ParameterError(f"a rule's 'proba' must be a list of numbers, got {proba!r}")
+            proba = tuple(read_number(p, "a class probability of the rule") for p in proba)
         support = d.get("support")
         return cls(
-            tuple(Condition.from_dict(c) for c in d.get("conditions", ())),
+            tuple(Condition.from_dict(c) for c in conditions),
             d["outcome"],
-            None if proba is None else tuple(float(p) for p in proba),
-            None if support is None else float(support),
+            proba,
+            None if support is None else read_number(support, "the rule's support"),
         )
 
 
 def _interval_text(lo: Condition, hi: Condition) -> str:
     name = lo.feature
-    if lo.kind in ("integer", "binary"):
-        a = math.floor(lo.value) + 1 if lo.op == ">" else math.ceil(lo.value)
-        b = math.floor(hi.value) if hi.op == "<=" else math.ceil(hi.value) - 1
-        body = f"{name} = {a}" if a == b else f"{a} <= {name} <= {b}"
-    else:
+    integer = lo.kind in INTEGER_KINDS
+    body = None
+    if lo.op == ">=" and hi.op == "<=" and lo.value == hi.value:
+        body = f"{name} = {exact(lo.value, integer)}"
+    elif lo.kind == "binary":
+        passing = [v for v in (0, 1) if _compare(float(v), lo.op, lo.value) and _compare(float(v), hi.op, hi.value)]
+        if len(passing) == 1:
+            body = f"{name} = {passing[0]}"
+    if body is None:
         lo_op = "<" if lo.op == ">" else "<="
-        body = f"{format_number(lo.value)} {lo_op} {name} {hi.op} {format_number(hi.value)}"
+        body = f"{exact(lo.value, integer)} {lo_op} {name} {hi.op} {exact(hi.value, integer)}"
     return f"({body} or {name} is missing)" if lo.missing else body
 
 
 def _fmt_outcome(o: Any) -> str:
     if isinstance(o, (float, np.floating)) and not float(o).is_integer():
-        return format_number(float(o))
+        return exact(float(o))  # a regression's value, as the model gives it
     return _fmt_cat(o)
 
 
@@ -447,31 +554,67 @@ class _Rules:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "_Rules":
         """The rule list or rule set of :meth:`to_dict`; called on the base class, its
-        ``type`` decides which. An optional ``feature_order`` entry is kept."""
+        ``type`` decides which. An optional ``feature_order`` entry is kept.
+
+        Raises
+        ------
+        ParameterError
+            An unknown ``type``, a malformed rule or condition (named by its index and
+            text), classification outcomes that are not among ``classes``.
+        """
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"a rule model must be an object, got {type(d).__name__}")
         types = {"rule_list": RuleList, "rule_set": RuleSet}
         kind = d.get("type")
         if cls is _Rules:
             if kind not in types:
-                raise ValueError(f"unknown rule model type {kind!r}; expected one of {sorted(types)}")
+                raise ParameterError(f"unknown rule model type {kind!r}; expected one of {sorted(types)}")
             cls = types[kind]
         elif kind is not None and types.get(kind) is not cls:
-            raise ValueError(f"a {kind!r} cannot be read as a {cls.__name__}")
-        task = d.get("task", "classification")
-        rules = [Rule.from_dict(r) for r in d["rules"]]
-        default = Rule.from_dict(d["default"])
-        if task != "classification":
-            # A regression outcome is a number (JSON may carry infinities as text).
-            rules = [Rule(r.conditions, float(r.outcome), r.proba, r.support) for r in rules]
-            default = Rule(default.conditions, float(default.outcome), default.proba, default.support)
-        classes = d.get("classes")
-        order = d.get("feature_order")
-        return cls(
-            tuple(rules),
-            default,
-            task=task,
-            classes=None if classes is None else tuple(classes),
-            feature_order=None if order is None else tuple(order),
-        )
+            raise ParameterError(f"a {kind!r} cannot be read as a {cls.__name__}")
+        task, classes, order = _read_header(d)
+        rules = _read_rules(d, task, classes)
+        default = _read_rule(d.get("default"), "the default rule", task, classes)
+        return cls(tuple(rules), default, task=task, classes=classes, feature_order=order)
+
+
+def _read_header(d: Mapping[str, Any]) -> tuple[str, tuple | None, tuple[str, ...] | None]:
+    """``task``, ``classes`` and ``feature_order`` of a stored rule model, checked."""
+    task = d.get("task", "classification")
+    if task not in ("classification", "regression"):
+        raise ParameterError(f"unknown task {task!r}; expected 'classification' or 'regression'")
+    classes = d.get("classes")
+    if classes is not None and not isinstance(classes, (list, tuple)):
+        raise ParameterError(f"'classes' must be a list of class labels, got {classes!r}")
+    if task == "classification" and not classes:
+        raise ParameterError("a classification rule model needs its 'classes'")
+    order = d.get("feature_order")
+    if order is not None and (not isinstance(order, (list, tuple)) or not all(isinstance(n, str) for n in order)):
+        raise ParameterError(f"'feature_order' must be a list of feature names, got {order!r}")
+    return task, None if classes is None else tuple(classes), None if order is None else tuple(order)
+
+
+def _read_rule(d: Any, what: str, task: str, classes: tuple | None) -> Rule:
+    """One stored rule, errors prefixed with ``what`` (``rule 3``)."""
+    try:
+        r = Rule.from_dict(d)
+    except ParameterError as e:
+        raise ParameterError(f"{what}: {e}") from None
+    if task != "classification":
+        # A regression outcome is a number (infinities written as text).
+        return Rule(r.conditions, read_number(r.outcome, f"{what}: the outcome", infinite=True), r.proba, r.support)
+    if classes is not None and r.outcome is not None and r.outcome not in classes:
+        raise ParameterError(f"{what}: the outcome {r.outcome!r} is not one of the classes {list(classes)}")
+    if r.proba is not None and classes is not None and len(r.proba) != len(classes):
+        raise ParameterError(f"{what}: 'proba' has {len(r.proba)} entries for {len(classes)} classes")
+    return r
+
+
+def _read_rules(d: Mapping[str, Any], task: str, classes: tuple | None) -> list[Rule]:
+    rules = d.get("rules")
+    if not isinstance(rules, (list, tuple)):
+        raise ParameterError(f"'rules' must be a list of rules, got {rules!r}")
+    return [_read_rule(r, f"rule {j}", task, classes) for j, r in enumerate(rules)]
 
 
 def _proba_of(rule: Rule, classes: Sequence | None) -> np.ndarray:
@@ -552,14 +695,37 @@ class LinearTerm:
         return np.where(np.isnan(v), self.fill, v)
 
     def text(self, column: int = 0, scale: float = 1.0) -> str:
-        return f"{format_number(scale * self.weights[column])} × {self.feature}"
+        return f"{exact(scale * self.weights[column])} × {self.feature}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"feature": self.feature, "weights": list(self.weights), "fill": self.fill, "kind": self.kind}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LinearTerm":
-        return cls(d["feature"], tuple(d["weights"]), d["fill"], d.get("kind", "numeric"))
+        """The term of :meth:`to_dict`.
+
+        Raises
+        ------
+        ParameterError
+            Not an object, no feature name, weights or fill that are not numbers.
+        """
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"a linear term must be an object with feature, weights and fill; got {d!r}")
+        feature = d.get("feature")
+        if not isinstance(feature, str):
+            raise ParameterError(f"a linear term's 'feature' must be a feature name, got {feature!r}")
+        weights = d.get("weights")
+        if not isinstance(weights, (list, tuple)) or not weights:
+            raise ParameterError(f"the weights of {feature!r} must be a list of numbers, got {weights!r}")
+        kind = d.get("kind", "numeric")
+        if kind not in KINDS:
+            raise ParameterError(f"the linear term of {feature!r} has unknown kind {kind!r}")
+        return cls(
+            feature,
+            tuple(read_number(w, f"a weight of {feature!r}") for w in weights),
+            read_number(d.get("fill"), f"the fill of {feature!r}"),
+            kind,
+        )
 
 
 @dataclass(frozen=True)
@@ -608,15 +774,15 @@ class AdditiveRules:
 
     def __post_init__(self) -> None:
         if self.link not in LINKS:
-            raise ValueError(f"unknown link {self.link!r}; use one of {LINKS}")
+            raise ParameterError(f"unknown link {self.link!r}; use one of {LINKS}")
         w = tuple(tuple(float(x) for x in np.atleast_1d(row)) for row in self.weights)
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "intercept", tuple(float(x) for x in np.atleast_1d(self.intercept)))
         if len(w) != len(self.rules):
-            raise ValueError(f"{len(self.rules)} rules but {len(w)} weight rows")
+            raise ParameterError(f"{len(self.rules)} rules but {len(w)} weight rows")
         m = len(self.intercept)
         if any(len(row) != m for row in w) or any(len(t.weights) != m for t in self.linear):
-            raise ValueError(f"every weight row must have {m} columns, as the intercept has")
+            raise ParameterError(f"every weight row must have {m} columns, as the intercept has")
 
     # ------------------------------------------------------------------ size
     @property
@@ -688,7 +854,7 @@ class AdditiveRules:
     def _w_text(self, w: float) -> str:
         if self.scale != 1.0:
             return f"{int(round(self.scale * w)):+d}"
-        return f"{'+' if w >= 0 else '−'} {format_number(abs(w))}"
+        return f"{'+' if w >= 0 else '−'} {exact(abs(w))}"
 
     def text(self) -> str:
         cols = range(len(self.intercept))
@@ -703,18 +869,18 @@ class AdditiveRules:
             unit = ""
         lines = []
         for k in cols:
-            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {format_number(self.scale * self.intercept[k]) if self.scale == 1.0 else int(round(self.offset + self.scale * self.intercept[k]))}"
+            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {exact(self.scale * self.intercept[k]) if self.scale == 1.0 else int(round(self.offset + self.scale * self.intercept[k]))}"
             lines.append(head)
             for r, w in zip(self.rules, self.weights):
                 if w[k] != 0:
                     lines.append(f"  {self._w_text(w[k])} if {r.condition_text()}")
             for t in self.linear:
                 if t.weights[k] != 0:
-                    lines.append(f"  {self._w_text(t.weights[k])} × {t.feature} (missing counts as {format_number(t.fill)})")
+                    lines.append(f"  {self._w_text(t.weights[k])} × {t.feature} (missing counts as {exact(t.fill, t.kind in INTEGER_KINDS)})")
         if self.link == "logistic" and self.scale != 1.0:
             side = "below" if self.scale < 0 else "above"
             lines.append(
-                f"→ {_fmt_cat(self.classes[1])} if the points total is {side} {format_number(self.offset)}, "
+                f"→ {_fmt_cat(self.classes[1])} if the points total is {side} {exact(self.offset)}, "
                 f"else {_fmt_cat(self.classes[0])}"
             )
         elif self.link == "logistic":
@@ -743,24 +909,223 @@ class AdditiveRules:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AdditiveRules":
         """The model of :meth:`to_dict` (its texts and ``default`` are derived, and ignored).
-        An optional ``feature_order`` entry is kept."""
+        An optional ``feature_order`` entry is kept.
+
+        Raises
+        ------
+        ParameterError
+            Another ``type``, a malformed rule, condition, weight row or linear term (named).
+        """
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"a rule model must be an object, got {type(d).__name__}")
         if d.get("type", "additive") != "additive":
-            raise ValueError(f"a {d.get('type')!r} cannot be read as an AdditiveRules")
-        task = d.get("task", "regression")
-        rules = [Rule.from_dict(r) for r in d["rules"]]
-        if task != "classification":
-            rules = [Rule(r.conditions, float(r.outcome), r.proba, r.support) for r in rules]
-        classes = d.get("classes")
-        order = d.get("feature_order")
+            raise ParameterError(f"a {d.get('type')!r} cannot be read as an AdditiveRules")
+        task, classes, order = _read_header({"task": "regression", **d})
+        rules = _read_rules(d, task, None)
+        weights = []
+        for j, r in enumerate(d["rules"]):
+            w = r.get("weights")
+            if not isinstance(w, (list, tuple)) or not w:
+                raise ParameterError(f"rule {j}: 'weights' must be a list of numbers, got {w!r}")
+            weights.append(tuple(read_number(x, f"rule {j}: a weight") for x in w))
+        intercept = d.get("intercept")
+        if not isinstance(intercept, (list, tuple)) or not intercept:
+            raise ParameterError(f"'intercept' must be a list of numbers, got {intercept!r}")
+        intercept = tuple(read_number(x, "the intercept") for x in intercept)
+        linear = d.get("linear") or ()
+        if not isinstance(linear, (list, tuple)):
+            raise ParameterError(f"'linear' must be a list of linear terms, got {linear!r}")
+        terms = []
+        for j, t in enumerate(linear):
+            try:
+                terms.append(LinearTerm.from_dict(t))
+            except ParameterError as e:
+                raise ParameterError(f"linear term {j}: {e}") from None
+        scale = read_number(d.get("scale", 1.0), "'scale'")
+        offset = read_number(d.get("offset", 0.0), "'offset'")
         return cls(
             tuple(rules),
-            tuple(tuple(r["weights"]) for r in d["rules"]),
-            tuple(d["intercept"]),
-            tuple(LinearTerm.from_dict(t) for t in d.get("linear", ())),
+            tuple(weights),
+            intercept,
+            tuple(terms),
             link=d.get("link", "identity"),
             task=task,
-            classes=None if classes is None else tuple(classes),
-            scale=float(d.get("scale", 1.0)),
-            feature_order=None if order is None else tuple(order),
-            **({"offset": float(d["offset"])} if "offset" in d else {}),
+            classes=classes,
+            scale=scale,
+            feature_order=order,
+            offset=offset,
         )
+
+
+# ---------------------------------------------------------------------- fitted models: printed = tested
+RuleModel = Union[RuleList, RuleSet, AdditiveRules]
+
+
+def snap_threshold(op: str, threshold: float, values: np.ndarray) -> float:
+    """The shortest decimal that splits ``values`` as ``x op threshold`` does.
+
+    The largest value on the accepting side of ``x <= t`` (or ``x < t``) and the smallest on
+    the other bound a gap; :func:`pellucid._validation.shortest_between` picks the decimal
+    with the fewest significant digits in it, open or closed at each end as the operator
+    needs (``<=`` and ``>`` keep the lower value, ``<`` and ``>=`` the upper one). A
+    threshold beyond every value moves no further than the nearest value, towards which it
+    is shortened; an infinite threshold (a test of missingness) and a feature with no known
+    values keep theirs.
+
+    Parameters
+    ----------
+    op : str
+        ``<=``, ``<``, ``>`` or ``>=``.
+    threshold : float
+    values : numpy.ndarray
+        The known values of the feature, sorted ascending, without NaN (repeats allowed).
+
+    Returns
+    -------
+    float
+        ``t`` such that ``values op t`` equals ``values op threshold`` elementwise.
+    """
+    t = float(threshold)
+    if not math.isfinite(t) or len(values) == 0:
+        return t
+    if op in ("<=", ">"):
+        i = int(np.searchsorted(values, t, side="right"))  # values at or below t
+        closed = "left"  # lo <= t' < hi keeps lo below (or at) and hi above
+    else:
+        i = int(np.searchsorted(values, t, side="left"))  # values below t
+        closed = "right"  # lo < t' <= hi keeps lo below and hi at (or above)
+    lo = float(values[i - 1]) if i > 0 else t
+    hi = float(values[i]) if i < len(values) else t
+    if not lo < hi:
+        return t  # t is itself the one value there is to keep
+    return shortest_between(lo, hi, closed=closed)
+
+
+def fitted_condition(c: Condition, values: np.ndarray | None, has_missing: bool) -> Condition:
+    """``c`` as a fitted model keeps it: its threshold snapped to the shortest decimal that
+    splits ``values`` (the training rows' known values) the same way
+    (:func:`snap_threshold`), and, for a feature that had no missing value in the data,
+    ``missing=False``: no rule then speaks of values that never occurred, and a row missing
+    such a feature matches no condition on it."""
+    value, missing = c.value, c.missing and has_missing
+    if c.op in NUMERIC_OPS and values is not None:
+        value = snap_threshold(c.op, c.value, values)
+    if value == c.value and missing == c.missing:
+        return c
+    return Condition(c.feature, c.op, value, missing, c.kind)
+
+
+def features_with_missing(schema: Any, rows: pd.DataFrame | None = None) -> tuple[str, ...]:
+    """The features that had missing values in the data: in the schema's table
+    (``Feature.n_missing``) or in ``rows``; in schema order."""
+    out = []
+    for f in schema:
+        seen = f.n_missing > 0
+        if not seen and rows is not None and f.name in rows:
+            seen = bool(rows[f.name].isna().any())
+        if seen:
+            out.append(f.name)
+    return tuple(out)
+
+
+def missing_note(with_missing: Sequence[str], features: Sequence[str]) -> str:
+    """One sentence for a model's preamble: which features had missing values, and what a
+    missing value does to a condition on any other."""
+    with_missing = [f for f in features if f in set(with_missing)]
+    if not with_missing:
+        return (
+            "No feature had missing values in the data, so no condition mentions them: a row missing a value "
+            "fails every condition on that feature."
+        )
+    names = ", ".join(with_missing)
+    if len(with_missing) == len(features):
+        return (
+            f"Every feature had missing values in the data ({names}): a condition that a missing value passes "
+            "says so (\"or … is missing\"); any other fails a row missing that feature."
+        )
+    return (
+        f"Only {names} had missing values in the data: a condition on {'it' if len(with_missing) == 1 else 'them'} "
+        "that a missing value passes says so (\"or … is missing\"). A row missing any other feature fails "
+        "every condition on it."
+    )
+
+
+class ConditionFitter:
+    """Maps a fitted model's conditions to those it keeps (:func:`fitted_condition`), with
+    the training rows' sorted known values of each feature read once.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The training rows, in canonical form.
+    with_missing : iterable of str
+        The features that had missing values in the data (:func:`features_with_missing`).
+    """
+
+    def __init__(self, rows: pd.DataFrame, with_missing: Iterable[str]) -> None:
+        self.rows = rows
+        self.with_missing = frozenset(with_missing)
+        self._values: dict[str, np.ndarray | None] = {}
+        self._done: dict[Condition, Condition] = {}
+
+    def values(self, feature: str) -> np.ndarray | None:
+        """Sorted distinct known values of a feature in the rows (None for a feature the
+        rows lack)."""
+        if feature not in self._values:
+            if feature not in self.rows:
+                self._values[feature] = None
+            else:
+                v = self.rows[feature].to_numpy(dtype="float64", na_value=np.nan)
+                self._values[feature] = np.unique(v[~np.isnan(v)])
+        return self._values[feature]
+
+    def __call__(self, c: Condition) -> Condition:
+        out = self._done.get(c)
+        if out is None:
+            values = self.values(c.feature) if c.op in NUMERIC_OPS else None
+            out = self._done[c] = fitted_condition(c, values, c.feature in self.with_missing)
+        return out
+
+
+def map_conditions(model: RuleModel, fn: Callable[[Condition], Condition]) -> RuleModel:
+    """The same model with every condition of its rules replaced by ``fn(condition)``
+    (weights, outcomes, linear terms and order kept)."""
+
+    def rule(r: Rule) -> Rule:
+        conds = tuple(fn(c) for c in r.conditions)
+        return r if conds == r.conditions else replace(r, conditions=conds)
+
+    rules = tuple(rule(r) for r in model.rules)
+    if isinstance(model, AdditiveRules):
+        return replace(model, rules=rules)
+    return replace(model, rules=rules, default=rule(model.default))
+
+
+def rule_shares(model: RuleModel, rows: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Each rule's weighted share of ``rows`` that *match* its conditions and that it
+    *decides*.
+
+    A rule list's rule decides the rows it is the first to match; a rule set's, the rows it
+    is the first to cover (the convention of :meth:`RuleList.firing_rule`, which the
+    fidelity measures on held-out rows share; a tree's leaves cover each row once). In an
+    additive model no rule decides alone: ``decides`` is None. The default matches every
+    row and decides those no rule covers (None in an additive model).
+
+    Returns
+    -------
+    dict
+        ``rules``: one ``{"matches": share, "decides": share or None}`` per rule;
+        ``default``: the same for the default.
+    """
+    n = len(rows)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    total = float(w.sum())
+    share = (lambda m: float(w[m].sum()) / total) if total > 0 else (lambda m: 0.0)
+    cov = model.coverage_matrix(rows)
+    additive = isinstance(model, AdditiveRules)
+    fires = None if additive else model.firing_rule(rows)
+    out = []
+    for j in range(model.n_rules):
+        out.append({"matches": share(cov[:, j]), "decides": None if additive else share(fires == j)})
+    default = {"matches": 1.0, "decides": None if additive else share(fires == model.n_rules)}
+    return {"rules": out, "default": default}

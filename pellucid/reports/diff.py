@@ -24,7 +24,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from ..errors import DataFileError, ParameterError
-from ..extraction.rules import NUMERIC_OPS, Rule, format_number
+from .._validation import exact
+from ..extraction.rules import NUMERIC_OPS, Rule
 from .builder import JSON_NAME, template_environment
 
 #: Version of the layout of the dict :func:`diff_reports` returns (see docs/diff.md).
@@ -419,8 +420,8 @@ def _moves(a: Mapping[str, Any], b: Mapping[str, Any], ranges: Mapping[str, floa
             "delta": vb - va,
             # The move as a share of the feature's range (new schema's low..high).
             "relative": None if span is None else (vb - va) / span,
-            "old_text": format_number(va, integer),
-            "new_text": format_number(vb, integer),
+            "old_text": exact(va, integer),
+            "new_text": exact(vb, integer),
         })
     return moves
 
@@ -815,7 +816,7 @@ def _val(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return format_number(v)
+        return exact(v)
     return str(v)
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from ..extraction.rules import format_number
+from .._validation import exact
+from ..extraction.rules import INTEGER_KINDS, features_with_missing, missing_note
 from .limitations import find_limitations
 
 SCHEMA_VERSION = "2.0"
@@ -500,7 +501,10 @@ def _additive_entry(ruleset: Any) -> dict[str, Any] | None:
         "linear": [
             {
                 **t.to_dict(),
-                "text": [f"{t.text(k, ruleset.scale)} (missing counts as {format_number(t.fill)})" for k in range(len(t.weights))],
+                "text": [
+                    f"{t.text(k, ruleset.scale)} (missing counts as {exact(t.fill, t.kind in INTEGER_KINDS)})"
+                    for k in range(len(t.weights))
+                ],
             }
             for t in ruleset.linear
         ],
@@ -532,6 +536,14 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
             )
         rules.append(_merge_rule(rule.to_dict(), per_rule))
     default = _merge_rule(ruleset.default.to_dict(), fd.get("default") or {})
+    # Training support on both bases, as the fit recorded it (None where it did not).
+    shares = getattr(surrogate, "train_support_", None) or {}
+    share_rules = shares.get("rules") or []
+    for j, r in enumerate(rules):
+        s = share_rules[j] if j < len(share_rules) else {}
+        r["train_matches"], r["train_decides"] = s.get("matches"), s.get("decides")
+    d = shares.get("default") or {}
+    default["train_matches"], default["train_decides"] = d.get("matches"), d.get("decides")
     additive = _additive_entry(ruleset)
     if additive is not None:
         for r, w in zip(rules, ruleset.weights):
@@ -557,7 +569,38 @@ def _surrogate_entry(surrogate: Any, fid: Any, described: dict[str, Any], label:
         "default": default,
         "additive": additive,
         "tree": _tree_entry(surrogate, rules),
+        "rule_model": _rule_model_entry(ruleset),
+        "missing_values": _missing_entry(surrogate),
     }
+
+
+def _rule_model_entry(ruleset: Any) -> dict[str, Any]:
+    """What, with ``rules``, ``default`` and ``additive``, reads the model back
+    (:func:`pellucid.extraction.from_report`): its type, task, class labels as the rules name
+    them (``classes`` above is their text) and feature order."""
+    if getattr(ruleset, "additive", False):
+        kind = "additive"
+    else:
+        kind = "rule_list" if getattr(ruleset, "ordered", False) else "rule_set"
+    order = getattr(ruleset, "feature_order", None)
+    return {
+        "type": kind,
+        "task": ruleset.task,
+        "classes": None if ruleset.classes is None else list(ruleset.classes),
+        "feature_order": None if order is None else list(order),
+    }
+
+
+def _missing_entry(surrogate: Any) -> dict[str, Any] | None:
+    """The features that had missing values in the data and one sentence on what a missing
+    value does to a condition, for the rules' preamble (None without a schema)."""
+    schema = getattr(surrogate, "schema_", None)
+    if schema is None:
+        return None
+    features = getattr(surrogate, "missing_features_", None)
+    if features is None:
+        features = features_with_missing(schema)
+    return {"features": list(features), "text": missing_note(features, schema.names)}
 
 
 # Per-rule numbers measured on the holdout; the rule's own text/outcome/proba/support win.

@@ -10,8 +10,11 @@ How pellucid finds it, after the paper (and alibi's ``AnchorTabular``):
 * **Predicates** are read off the reference once and shared by every row explained. Numeric,
   integer and ordinal features are cut at their quantiles (quartiles by default, ``n_bins``);
   for a row, each cut gives the one-sided predicate the row satisfies (``x <= q`` or ``x > q``,
-  on ordinals ``x in {categories up to q}``); two of them on one feature make an interval.
-  Binary features are cut at 0.5 (``flag = 1``). A categorical feature gives ``x = the row's
+  on ordinals ``x in {categories up to q}``); two of them on one feature make an interval. A
+  numeric cut is moved to the shortest decimal between the reference values on either side
+  (a quantile 50.495 between 50.49 and 50.51 becomes 50.5; between integers, an integer),
+  which splits the reference the same way and is what is printed and tested.
+  Binary features are cut between 0 and 1 (``flag = 1``). A categorical feature gives ``x = the row's
   category``; a missing value gives ``x is missing``. Every predicate is a
   :class:`~pellucid.extraction.rules.Condition`, and the anchor is a
   :class:`~pellucid.extraction.rules.Rule`: what is printed is what is tested.
@@ -60,7 +63,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import ParameterError, SchemaError
-from ..extraction.rules import Condition, Rule, _fmt_cat, _plain, format_number, merge_conditions
+from .._validation import against, exact, pct
+from ..extraction.rules import Condition, Rule, _fmt_cat, _plain, merge_conditions, snap_threshold
 from ..oracle import Oracle
 from ..schema import Kind, Schema
 
@@ -108,6 +112,10 @@ class Anchor:
         The network's class for the row.
     instance : dict
         The row, in canonical form (feature -> value).
+    bar : float, optional
+        What ``precision_lb`` had to exceed: ``threshold - epsilon_stop``, at most 0.99.
+    confidence : float, optional
+        The confidence of ``precision_lb`` (``1 - delta``).
     """
 
     rule: Rule
@@ -120,6 +128,8 @@ class Anchor:
     n_queries: int
     prediction: Any
     instance: dict = field(default_factory=dict)
+    bar: float | None = None
+    confidence: float | None = None
 
     @property
     def conditions(self) -> tuple[Condition, ...]:
@@ -141,13 +151,35 @@ class Anchor:
         return self.rule.apply(frame)
 
     def text(self) -> str:
-        """``IF income <= 31.5 AND home = rent THEN bad (precision 0.97, coverage 8.1%)``."""
+        """``IF income <= 31.5 AND home = rent THEN bad (precision 0.97 ≥ 0.95 with 95%
+        confidence: lower bound 0.9512 > 0.95; coverage 8.1%)``.
+
+        The target is judged on the lower confidence bound of the precision, not on the
+        estimate: an anchor whose estimate passes the target but whose bound does not is
+        not an anchor, and the text says so. Every number compared with a threshold is
+        written with enough digits to be on its side of it
+        (:func:`pellucid._validation.against`), so the printed comparison is true.
+        """
         cond = self.rule.condition_text().replace(" and ", " AND ")
         head = f"IF {cond} THEN {_fmt_cat(self.prediction)}"
-        tail = f"precision {self.precision:.2f} (≥ {self.precision_lb:.2f}), coverage {100 * self.coverage:.1f}%"
-        if not self.success:
-            tail += f"; target {format_number(self.threshold)} not reached"
-        return f"{head} ({tail})"
+        target = exact(self.threshold)
+        bar = self.threshold if self.bar is None else self.bar
+        level = "" if self.confidence is None else f" with {pct(self.confidence, 0)} confidence"
+        lb = against(self.precision_lb, bar)
+        bound = f"lower bound {lb} {'>' if self.precision_lb > bar else '≤'} {exact(bar)}"
+        if bar != self.threshold:
+            bound += f" (the target less epsilon_stop, at most {exact(_MAX_BAR)})"
+        precision = against(self.precision, self.threshold)
+        if self.precision < self.threshold:
+            tail = f"precision {precision} < {target}: target not reached"
+        elif self.success:
+            tail = f"precision {precision} ≥ {target}{level}: {bound}"
+        else:
+            tail = (
+                f"precision {precision} ≥ {target}, but target not reached: the target is judged on the "
+                f"precision's lower confidence bound{level}, and its {bound}"
+            )
+        return f"{head} ({tail}; coverage {pct(self.coverage)})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -159,6 +191,8 @@ class Anchor:
             "precision_lb": float(self.precision_lb),
             "coverage": float(self.coverage),
             "threshold": float(self.threshold),
+            "bar": None if self.bar is None else float(self.bar),
+            "confidence": None if self.confidence is None else float(self.confidence),
             "success": bool(self.success),
             "length": int(self.length),
             "n_samples": int(self.n_samples),
@@ -294,6 +328,12 @@ class _Space:
             else:
                 e = np.unique(np.percentile(fs.key, qs))
                 fs.edges = e[(e >= fs.key[0]) & (e < fs.key[-1])]  # a cut at the maximum cuts nothing
+            if f.kind is not Kind.ORDINAL and len(fs.edges):
+                # A quantile interpolates (50.495); the shortest decimal between the reference
+                # values on either side (50.5, or 50 for integers) splits them the same way, and
+                # is the cut the predicates test and print.
+                values = np.unique(fs.key)
+                fs.edges = np.unique([snap_threshold("<=", float(x), values) for x in fs.edges])
             self.features.append(fs)
 
     def mask(self, c: Condition) -> np.ndarray:
@@ -793,6 +833,8 @@ def anchors(
             n_queries=int(st.n_queries),
             prediction=label,
             instance=dict(st.values),
+            bar=min(params.precision - params.epsilon_stop, _MAX_BAR),
+            confidence=1.0 - params.delta,
         ))
     return out
 
@@ -818,7 +860,7 @@ def anchor(model: Any, row: Any, reference: Any, precision: float = 0.95, **kw: 
     --------
     >>> a = anchor(oracle, X.iloc[[0]], X)            # doctest: +SKIP
     >>> print(a.text())                               # doctest: +SKIP
-    IF income <= 31.5 AND home = rent THEN bad (precision 0.98 (≥ 0.95), coverage 7.9%)
+    IF income <= 31.5 AND home = rent THEN bad (precision 0.98 ≥ 0.95 with 95% confidence: lower bound 0.9512 > 0.95; coverage 7.9%)
     """
     if isinstance(row, pd.DataFrame) and len(row) != 1:
         raise ParameterError(f"anchor explains one row; got {len(row)} rows (use anchors() for several)")

@@ -3,7 +3,8 @@ describing itself for fidelity and reports."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,16 @@ import pandas as pd
 from ..errors import NotFittedError, ParameterError, SurrogateError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import CategoryOrderEncoder, RawEncoder  # noqa: F401  (re-exported)
-from ..extraction.rules import AdditiveRules, RuleList, RuleSet
+from ..extraction.rules import (
+    AdditiveRules,
+    Condition,
+    ConditionFitter,
+    RuleList,
+    RuleSet,
+    features_with_missing,
+    map_conditions,
+    rule_shares,
+)
 from ..schema import Schema
 
 
@@ -62,7 +72,69 @@ class Surrogate:
         self.classes_ = None if dset.classes is None else np.asarray(dset.classes, dtype=object)
         self.fitted_on_ = fitted_on(train)
         self._fit(train)
+        self._finalise(train)
         return self
+
+    # ------------------------------------------------------------------ printed = tested
+    def _finalise(self, train: DistillationSet) -> None:
+        """Make the fitted model the one its text prints, in one place for every surrogate.
+
+        * Every numeric threshold becomes the shortest decimal that splits the training rows'
+          values of its feature the same way (:func:`~pellucid.extraction.rules.snap_threshold`),
+          and the model tests that value: a printed threshold, written in full, is the
+          tested one, and the predictions on the training rows do not change.
+        * Conditions on features that had no missing value in the data (the schema's table
+          and the training rows) get ``missing=False``: no rule speaks of values that never
+          occurred, and a row missing such a feature matches no condition on it.
+        * Each rule's weighted share of the training rows that match it and that it decides
+          is recorded (``train_support_``), and its ``support`` is the share that matches.
+
+        Sets ``missing_features_``, ``train_support_`` and ``learner_rules_`` (the model as
+        read back from the learner, before this step: it reproduces the learner on any row,
+        where ``rules_`` reproduces it on the training rows and tests its printed
+        thresholds); the conditions of ``rules_`` and of whatever else
+        :meth:`_map_conditions` maps (a tree's ``nodes_``) are replaced.
+
+        Raises
+        ------
+        SurrogateError
+            If the mapped rules cover other training rows than the fitted ones (a bug: the
+            mapping keeps every split of the training rows).
+        """
+        rows = train.rows
+        self.missing_features_ = features_with_missing(train.schema, rows)
+        fitter = ConditionFitter(rows, self.missing_features_)
+        self.learner_rules_ = self.rules_
+        before = self.rules_.coverage_matrix(rows)
+        self._map_conditions(fitter)
+        after = self.rules_.coverage_matrix(rows)
+        if before.shape != after.shape or not np.array_equal(before, after):
+            bad = np.flatnonzero((before != after).any(axis=0)) if before.shape == after.shape else []
+            raise SurrogateError(
+                f"{type(self).__name__}: snapping thresholds to the training rows changed the rows of rule(s) "
+                f"{[int(j) for j in bad]}; refusing to report rules that do not say what the model does"
+            )
+        shares = rule_shares(self.rules_, rows, train.weights)
+        self.train_support_ = shares
+        model = self.rules_
+        rules = tuple(replace(r, support=s["matches"]) for r, s in zip(model.rules, shares["rules"]))
+        self.rules_ = replace(model, rules=rules)
+
+    def _map_conditions(self, fn: Callable[[Condition], Condition]) -> None:
+        """Replace every condition the fitted surrogate holds by ``fn(condition)``: those of
+        ``rules_`` and, where present, of the tree's ``nodes_`` (drawn in the report), so the
+        drawing and the rules agree. Subclasses holding conditions elsewhere extend this."""
+        self.rules_ = map_conditions(self.rules_, fn)
+        nodes = getattr(self, "nodes_", None)
+        if nodes:
+            self.nodes_ = [
+                replace(
+                    n,
+                    condition=None if n.condition is None else fn(n.condition),
+                    negation=None if n.negation is None else fn(n.negation),
+                )
+                for n in nodes
+            ]
 
     def _fit(self, train: DistillationSet) -> None:
         raise NotImplementedError

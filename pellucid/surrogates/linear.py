@@ -21,8 +21,8 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
 
 from ..errors import ParameterError, SurrogateError
 from ..extraction.distill import DistillationSet
-from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, _fmt_cat
+from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, _fmt_cat, map_conditions
 from .base import RawEncoder, Surrogate
 
 #: Score given to a class the network never gave on the training rows: never predicted.
@@ -115,6 +115,11 @@ class _L1Additive(Surrogate):
     def _encode(self, rows: pd.DataFrame) -> np.ndarray:
         """The design matrix of canonical rows, every column."""
         raise NotImplementedError
+
+    def _map_conditions(self, fn: Callable[[Condition], Condition]) -> None:
+        # The design columns' conditions too: design_matrix reads rows through them.
+        super()._map_conditions(fn)
+        self.columns_ = [replace(c, conditions=tuple(fn(x) for x in c.conditions)) for c in self.columns_]
 
     def design_matrix(self, X: pd.DataFrame, standardised: bool = True) -> np.ndarray:
         """The columns ``estimator_`` sees, for raw rows: the design columns the model uses,
@@ -562,8 +567,11 @@ class Scorecard(_L1Additive):
     Numeric features are cut into up to ``n_bins`` quantile bins (``20 < income <= 40``;
     edges of continuous features rounded to three significant digits), categorical ones have
     one bin per category, and a feature with missing values in the training rows has a
-    ``missing`` bin; a feature never missing there counts a missing value as its median
-    (numeric) or most frequent category. Every row falls in exactly one bin of every feature.
+    ``missing`` bin. A feature missing in the data (the schema's table) but never in the
+    training rows counts a missing value as its median (numeric) or most frequent category;
+    a feature never missing in the data has no bin for a missing value (none occurred): a
+    row missing it gets none of its points. Every row with known values falls in exactly one
+    bin of every feature.
 
     An L1 logistic path on the bin indicators keeps at most ``max_terms`` active bins (the
     largest such model on the path; with ``refit``, refit with a light ridge penalty on those
@@ -794,6 +802,12 @@ class Scorecard(_L1Additive):
         self.rounding_agreement_ = float(
             np.mean(self.rules_.predict(train.rows) == self.unrounded_rules_.predict(train.rows))
         )
+
+    def _map_conditions(self, fn: Callable[[Condition], Condition]) -> None:
+        # The bins listed and the unrounded model state the same tests as the card's rules.
+        super()._map_conditions(fn)
+        self.bins_ = [replace(b, conditions=tuple(fn(x) for x in b.conditions)) for b in self.bins_]
+        self.unrounded_rules_ = map_conditions(self.unrounded_rules_, fn)
 
     def _total(self, rows: pd.DataFrame) -> np.ndarray:
         cov = self.rules_.coverage_matrix(rows).astype(np.int64)

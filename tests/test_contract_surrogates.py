@@ -1,0 +1,323 @@
+"""One contract over every registered surrogate (``pellucid.surrogates.SURROGATES``): what the
+fitted model prints is what it tests, on the training rows and on fresh ones.
+
+Every surrogate that handles the task is fitted on a small distillation set of a table with
+every feature kind (``x``, ``count`` and ``color`` have missing values; ``flag``, ``size`` and
+``age`` never do), and its rules are checked against the rows with pandas: thresholds are the
+shortest decimals between the training values on either side, the printed threshold accepts
+exactly the rows the model's condition accepts, no condition speaks of missing values of a
+feature that never had one, each rule's training support is counted on both bases, and a
+report's JSON reads back into a model that predicts what the surrogate predicts. Expected
+values are computed here from the rows (pandas masks, :mod:`decimal`), never copied from the
+code's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from decimal import ROUND_CEILING, Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pellucid._validation import exact
+from pellucid.extraction import distill, from_report
+from pellucid.extraction.rules import NUMERIC_OPS, AdditiveRules, RuleList, snap_threshold
+from pellucid.fidelity import evaluate
+from pellucid.oracle import Oracle
+from pellucid.reports import build_payload
+from pellucid.surrogates import SURROGATES
+
+from .conftest import mixed_frame
+
+NEVER_MISSING = ("flag", "size", "age")
+TASKS = ("classification", "regression")
+
+
+def network(task: str):
+    """Thresholds inside the data (x near 10.3, age 61, count 3), categories, a binary flag."""
+
+    def f(df):
+        x = np.nan_to_num(df["x"].astype(float).to_numpy(), nan=12.0)
+        age = df["age"].astype(float).to_numpy()
+        count = np.nan_to_num(df["count"].astype(float).to_numpy(), nan=0.0)
+        s = 1.3 * (x > 10.3) * df["color"].isin(["red", "blue"]).to_numpy() + 1.1 * (age > 61) + 0.6 * (count > 3)
+        s = s + 0.4 * df["flag"].astype(float).to_numpy() - 0.9
+        if task == "regression":
+            return s
+        p = 1 / (1 + np.exp(-3 * s))
+        return np.column_stack([1 - p, p])
+
+    return Oracle(f, task=task, classes=["no", "yes"] if task == "classification" else None)
+
+
+@pytest.fixture(scope="module")
+def dsets():
+    df = mixed_frame(500, 3)
+    return {task: distill(network(task), df, strategy=("observed", "perturb"), n=300, random_state=0) for task in TASKS}
+
+
+@pytest.fixture(scope="module")
+def fresh(dsets):
+    """Rows the surrogates never saw, with missing values in every feature, including those
+    never missing in the data."""
+    df = mixed_frame(300, 11)
+    df = df.astype({"flag": object, "age": float})
+    rng = np.random.default_rng(5)
+    for name in df.columns:
+        df.loc[rng.random(len(df)) < 0.08, name] = np.nan
+    return dsets["classification"].schema.validate(df)
+
+
+CASES = [(n, t) for n, cls in SURROGATES.items() for t in TASKS if cls.supports(t, 2)]
+
+
+@pytest.fixture(scope="module")
+def fitted(dsets):
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, task in CASES:
+            out[name, task] = SURROGATES[name]().fit(dsets[task])
+    return out
+
+
+# ---------------------------------------------------------------------- independent helpers
+def known_values(rows: pd.DataFrame, feature: str) -> np.ndarray:
+    return np.unique(rows[feature].dropna().to_numpy(dtype=float))
+
+
+def shortest_decimal(lo: float, hi: float, closed: str) -> float:
+    """The smallest point of the coarsest decimal grid inside the gap, found by trying grids
+    from 10**20 down: ``[lo, hi)`` (closed left) or ``(lo, hi]`` (closed right)."""
+
+    def inside(t: float) -> bool:
+        return lo <= t < hi if closed == "left" else lo < t <= hi
+
+    for p in range(-20, 340):
+        step = Decimal(1).scaleb(-p)
+        k = (Decimal(lo) / step).to_integral_value(rounding=ROUND_CEILING)
+        for j in (k - 1, k, k + 1, k + 2):
+            if inside(float(j * step)):
+                return float(j * step)
+    raise AssertionError("no decimal in the gap")
+
+
+def numeric_conditions(model):
+    for r in list(model.rules) + [model.default]:
+        for c in r.conditions:
+            if c.op in NUMERIC_OPS:
+                yield r, c
+
+
+def every_condition(s):
+    """The conditions of the rules and, for trees, of the drawn nodes."""
+    out = [c for r in s.rules_.rules for c in r.conditions]
+    for n in getattr(s, "nodes_", None) or ():
+        out += [c for c in (n.condition, n.negation) if c is not None]
+    return out
+
+
+def printed_mask(c, rows: pd.DataFrame) -> np.ndarray:
+    """The rows a reader selects from the condition as printed: the number written in its
+    text (``exact``), compared with pandas; a missing value passes only where the text says
+    ``or ... is missing``."""
+    col = rows[c.feature]
+    isna = col.isna().to_numpy()
+    text = c.text()
+    says_missing = f"{c.feature} is missing" in text
+    assert says_missing == (c.missing and c.known_values != "all"), text
+    if c.known_values != "some":
+        passes = np.zeros(len(rows), bool) if c.known_values == "none" else np.ones(len(rows), bool)
+    elif c.op in NUMERIC_OPS:
+        v = col.to_numpy(dtype=float)
+        if c.kind == "binary" and f"{c.feature} = " in text:
+            equal = [x for x in (0, 1) if f"{c.feature} = {x}" in text]
+            assert len(equal) == 1, text
+            passes = v == equal[0]
+        else:
+            written = exact(c.value, c.kind in ("integer", "binary"))
+            assert f"{c.feature} {c.op} {written}" in text, (text, written)
+            t = float(written)
+            with np.errstate(invalid="ignore"):
+                passes = {"<=": v <= t, "<": v < t, ">": v > t, ">=": v >= t}[c.op]
+    else:
+        passes = col.isin(list(c.value)).to_numpy()
+        if c.op == "not in":
+            passes = ~passes
+    return (passes & ~isna) | (isna & c.missing)
+
+
+def rule_mask(rule, rows):
+    m = np.ones(len(rows), bool)
+    for c in rule.conditions:
+        m &= printed_mask(c, rows)
+    return m
+
+
+def train_of(dset):
+    return dset.train if dset.is_holdout.any() else dset
+
+
+# ---------------------------------------------------------------------- the contract
+@pytest.mark.parametrize("name,task", CASES)
+def test_thresholds_are_the_shortest_decimals_between_training_values(fitted, dsets, name, task):
+    s = fitted[name, task]
+    train = train_of(dsets[task]).rows
+    checked = 0
+    for c in every_condition(s):
+        if c.op not in NUMERIC_OPS or not math.isfinite(c.value):
+            continue
+        v = known_values(train, c.feature)
+        below = v[v <= c.value] if c.op in ("<=", ">") else v[v < c.value]
+        above = v[v > c.value] if c.op in ("<=", ">") else v[v >= c.value]
+        if len(below) and len(above):
+            closed = "left" if c.op in ("<=", ">") else "right"
+            assert c.value == shortest_decimal(below.max(), above.min(), closed), c.text()
+            checked += 1
+    if name not in ("sparse_linear",):
+        assert checked, f"{name} tested no threshold between training values"
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_snapping_keeps_every_training_prediction(fitted, dsets, name, task):
+    s = fitted[name, task]
+    train = train_of(dsets[task])
+    before, after = s.learner_rules_, s.rules_
+    np.testing.assert_array_equal(after.coverage_matrix(train.rows), before.coverage_matrix(train.rows))
+    np.testing.assert_array_equal(s.predict(train.rows), before.predict(train.rows))
+    if task == "classification":
+        np.testing.assert_array_equal(s.predict_proba(train.rows), before.predict_proba(train.rows))
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_every_printed_rule_selects_the_rows_the_model_selects(fitted, dsets, fresh, name, task):
+    s = fitted[name, task]
+    train = train_of(dsets[task]).rows
+    for rows in (train, fresh):
+        for j, rule in enumerate(s.rules_.rules):
+            np.testing.assert_array_equal(rule_mask(rule, rows), rule.apply(rows), err_msg=rule.text())
+            # The rule's own line prints each threshold as its condition does.
+            for c in rule.conditions:
+                if c.op in NUMERIC_OPS and c.known_values == "some" and not (c.kind == "binary"):
+                    assert exact(c.value, c.kind in ("integer", "binary")) in rule.text(), rule.text()
+        # A tree's drawing: each leaf's rule is its path through the drawn nodes.
+        nodes = getattr(s, "nodes_", None)
+        if nodes:
+            by_id = {n.id: n for n in nodes}
+            paths = {nodes[0].id: np.ones(len(rows), bool)}
+            for n in sorted(nodes, key=lambda n: n.depth):
+                if n.left is not None:
+                    paths[n.left] = paths[n.id] & printed_mask(n.condition, rows)
+                    paths[n.right] = paths[n.id] & printed_mask(n.negation, rows)
+            for n in by_id.values():
+                if n.rule_index is not None:
+                    np.testing.assert_array_equal(paths[n.id], s.rules_.rules[n.rule_index].apply(rows))
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_no_condition_speaks_of_missing_values_that_never_occurred(fitted, dsets, fresh, name, task):
+    s = fitted[name, task]
+    d = dsets[task]
+    never = [f for f in NEVER_MISSING if d.schema[f].n_missing == 0 and not d.rows[f].isna().any()]
+    assert never == list(NEVER_MISSING)
+    assert set(s.missing_features_) == {"x", "count", "color"}
+    for c in every_condition(s):
+        if c.feature in never:
+            assert not c.missing, c.text()
+            assert "missing" not in c.text(), c.text()
+            # A row missing the feature matches no condition on it.
+            assert not c.apply(fresh)[fresh[c.feature].isna().to_numpy()].any()
+    assert not any(f"{f} is missing" in s.rules_.text() for f in never)
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_training_support_is_counted_on_both_bases(fitted, dsets, name, task):
+    s = fitted[name, task]
+    train = train_of(dsets[task])
+    w = np.asarray(train.weights, dtype=float)
+    masks = [rule_mask(r, train.rows) for r in s.rules_.rules]
+    undecided = np.ones(len(w), bool)
+    shares = s.train_support_
+    assert len(shares["rules"]) == s.rules_.n_rules
+    for j, (r, m) in enumerate(zip(s.rules_.rules, masks)):
+        matches = w[m].sum() / w.sum()
+        assert shares["rules"][j]["matches"] == pytest.approx(matches, abs=1e-12)
+        assert r.support == pytest.approx(matches, abs=1e-12)
+        if isinstance(s.rules_, AdditiveRules):
+            assert shares["rules"][j]["decides"] is None
+        else:
+            # The first rule that matches a row decides it (a tree's leaves match once).
+            decides = w[m & undecided].sum() / w.sum()
+            assert shares["rules"][j]["decides"] == pytest.approx(decides, abs=1e-12)
+        undecided &= ~m
+    if not isinstance(s.rules_, AdditiveRules):
+        assert shares["default"]["decides"] == pytest.approx(w[undecided].sum() / w.sum(), abs=1e-12)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_report_entries_read_back_into_models_that_predict_the_same(fitted, dsets, task):
+    d = dsets[task]
+    surrogates = [fitted[n, t] for n, t in CASES if t == task]
+    assert len(surrogates) == sum(cls.supports(task, 2) for cls in SURROGATES.values())
+    fids = [evaluate(s, rows=d) for s in surrogates]
+    payload = build_payload(model={}, schema=d.schema, dset=d, surrogates=surrogates, fidelities=fids)
+    text = json.dumps(payload, allow_nan=False)
+    back = json.loads(text)
+    rows = d.holdout.rows
+    for i, s in enumerate(surrogates):
+        entry = back["surrogates"][i]
+        model = from_report(back, i)
+        assert type(model) is type(s.rules_)
+        np.testing.assert_array_equal(model.predict(rows), s.predict(rows), err_msg=entry["name"])
+        if task == "classification":
+            np.testing.assert_array_equal(model.predict_proba(rows), s.predict_proba(rows))
+        # The same from the entry alone and from the JSON text.
+        np.testing.assert_array_equal(from_report(entry).predict(rows), s.predict(rows))
+        np.testing.assert_array_equal(from_report(text, i).predict(rows), s.predict(rows))
+        # Training support on both bases, labelled; the features that had missing values.
+        for r, share in zip(entry["rules"], s.train_support_["rules"]):
+            assert r["train_matches"] == share["matches"] and r["train_decides"] == share["decides"]
+        assert entry["missing_values"]["features"] == ["x", "count", "color"]
+        assert "x, count, color" in entry["missing_values"]["text"]
+
+
+# ---------------------------------------------------------------------- snapping itself
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e4, 1e4, allow_nan=False) | st.integers(-50, 50).map(float), min_size=1, max_size=30),
+    t=st.floats(-2e4, 2e4, allow_nan=False),
+    op=st.sampled_from(NUMERIC_OPS),
+)
+def test_snapped_threshold_splits_the_values_as_the_original(values, t, op):
+    v = np.unique(np.array(values))
+    snapped = snap_threshold(op, t, v)
+    cmp = {"<=": np.less_equal, "<": np.less, ">": np.greater, ">=": np.greater_equal}[op]
+    np.testing.assert_array_equal(cmp(v, snapped), cmp(v, t))
+    below = v[v <= t] if op in ("<=", ">") else v[v < t]
+    above = v[v > t] if op in ("<=", ">") else v[v >= t]
+    if len(below) and len(above):
+        assert snapped == shortest_decimal(below.max(), above.min(), "left" if op in ("<=", ">") else "right")
+    # Beyond every value it moves no further than the nearest one.
+    elif len(below):
+        assert below.max() <= snapped <= t
+    elif len(above):
+        assert t <= snapped <= above.min()
+
+
+def test_a_rule_list_decides_with_its_first_matching_rule_in_its_support():
+    # Two rules matching the same rows: the second matches as many but decides none.
+    from pellucid.extraction.rules import Condition, Rule, rule_shares
+
+    rows = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    c = Condition("x", "<=", 2.0)
+    rl = RuleList((Rule((c,), "yes"), Rule((c,), "no")), Rule((), "no"), classes=("no", "yes"))
+    shares = rule_shares(rl, rows)
+    assert [r["matches"] for r in shares["rules"]] == [0.5, 0.5]
+    assert [r["decides"] for r in shares["rules"]] == [0.5, 0.0]
+    assert shares["default"] == {"matches": 1.0, "decides": 0.5}
