@@ -237,7 +237,7 @@ def from_report(report: Any, index: int | None = None) -> RuleModel:
     ------
     ParameterError
         Not a report or a surrogate entry, no such surrogate, or an entry that cannot be read
-        (named: the surrogate, the rule, the condition). A report written before version 1.5
+        (named: the surrogate, the rule, the condition). A report written before version 2.0
         stored infinite thresholds as ``null``; such a condition cannot be read back.
 
     Examples
@@ -313,7 +313,7 @@ def _model_document(entry: Mapping[str, Any]) -> dict[str, Any]:
     head = entry.get("rule_model")
     additive = entry.get("additive")
     if not isinstance(head, Mapping):
-        # Reports before version 1.5: the type from the entry's shape, the classes as written.
+        # Reports before version 2.0: the type from the entry's shape, the classes as written.
         kind = "additive" if additive else ("rule_list" if entry.get("ordered") else "rule_set")
         head = {"type": kind, "task": entry.get("task"), "classes": entry.get("classes")}
     kind = head.get("type")
