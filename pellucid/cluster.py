@@ -530,19 +530,24 @@ def _num(v: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- fidelity
-def _task_tally(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, chunk_rows: int, confidence: float
-                ) -> tuple[Any, int, int]:
+def _task_tally(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, chunk_rows: int, confidence: float,
+                offset: int = 0, random_state: int | None = 0, n_boot: int | None = None) -> tuple[Any, int, int]:
+    from .fidelity.intervals import N_BOOT
     from .fidelity.metrics import FidelityTally, query_chunks
 
     own = _on_worker(oracle)
-    tally = FidelityTally(surrogate, confidence=confidence, rows="given")
+    # The partition's first row is row `offset` of the table: its bootstrap weights are
+    # those a single process gives that row.
+    tally = FidelityTally(surrogate, confidence=confidence, rows="given", random_state=random_state,
+                          n_boot=n_boot or N_BOOT, offset=offset)
     for canon, net_out in query_chunks(surrogate.schema_, own, [rows], chunk_rows):
         tally.add(canon, net_out)
     return tally, own.n_queries, own.n_calls
 
 
 def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *, confidence: float = 0.95,
-             chunk_rows: int | None = None, partitions: int | None = None) -> Any:
+             chunk_rows: int | None = None, partitions: int | None = None, random_state: int | None = 0,
+             n_boot: int | None = None) -> Any:
     """:func:`pellucid.fidelity.evaluate` of a surrogate on a large table of raw rows, one
     :class:`~pellucid.fidelity.metrics.FidelityTally` per partition on the workers, merged on
     the client.
@@ -550,8 +555,12 @@ def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *,
     Partitions hold whole evaluation chunks (``chunk_rows``, default that of
     :func:`pellucid.fidelity.evaluate`), so the network answers every row in the batch one
     process uses: counts, agreement and per-rule figures equal the single-process result
-    exactly; R², MAE and RMSE up to the rounding of float sums merged in another order.
+    exactly; R², MAE and RMSE up to the rounding of float sums merged in another order. The
+    bootstrap intervals (``random_state``, ``n_boot``: as in :func:`pellucid.fidelity.evaluate`)
+    equal the single-process ones bit for bit: each partition's tally knows where its rows
+    start in the table.
     """
+    from .fidelity.intervals import N_BOOT, check_n_boot, check_seed
     from .fidelity.metrics import CHUNK_ROWS
 
     if not isinstance(rows, pd.DataFrame):
@@ -566,12 +575,15 @@ def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *,
     if not _resolved(oracle):
         _prime(oracle, surrogate.schema_.validate(rows.iloc[:_first_block()], what="evaluation rows",
                                                   allow_empty_columns=True))
+    n_boot = check_n_boot(N_BOOT if n_boot is None else n_boot)
+    seed = check_seed(random_state)  # one seed for every partition, even when None was given
     cuts = _bounds(n, 0, chunk, parts)
     remote = _scatter_oracle(client, oracle)
     [sur_f] = client.scatter([surrogate], broadcast=True, hash=False)
     data = client.scatter([rows.iloc[a:b] for a, b in cuts])
-    results = client.gather([client.submit(_task_tally, sur_f, remote, d, chunk, confidence, pure=False)
-                             for d in data])
+    results = client.gather([client.submit(_task_tally, sur_f, remote, d, chunk, confidence, a, seed, n_boot,
+                                           pure=False)
+                             for d, (a, _) in zip(data, cuts)])
     _count(oracle, [(q, c) for _, q, c in results])
     tally = results[0][0]
     for t, _, _ in results[1:]:
