@@ -401,12 +401,11 @@ class FidelityTally:
                 # Precision: share of covered rows where the network gives the rule's outcome;
                 # for a rule list also among the rows the rule decides (it is the first to apply).
                 m, dec = self.covered[j], self.decides[j]
-                out = {"outcome": str(rule.outcome), "precision": self.hits[j] / m if m else None,
-                       "precision_ci": wilson(self.hits[j], m, conf)}
                 decided = self._ordered and not self._additive
-                out["decided_precision"] = self.decided_hits[j] / dec if decided and dec else None
-                out["decided_precision_ci"] = wilson(self.decided_hits[j], dec, conf) if decided else None
-                return out
+                return {"outcome": str(rule.outcome), "precision": self.hits[j] / m if m else None,
+                        "precision_ci": wilson(self.hits[j], m, conf),
+                        "decided_precision": self.decided_hits[j] / dec if decided and dec else None,
+                        "decided_precision_ci": wilson(self.decided_hits[j], dec, conf) if decided else None}
 
             methods["rules.precision"] = WILSON
             if self._ordered and not self._additive:
