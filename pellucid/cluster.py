@@ -470,11 +470,12 @@ def attribute(oracle: Oracle, rows: pd.DataFrame, client: Any, *, method: str = 
     return _concat_attributions([r for r, _, _ in results])
 
 
-def _task_summarise(oracle: Oracle, rows: pd.DataFrame, method: str, kw: dict) -> tuple[dict, int, int]:
+def _task_summarise(oracle: Oracle, rows: pd.DataFrame, method: str, kw: dict) -> tuple[dict, Any, int, int]:
     from .attribution.summary import summarise
 
     own = _on_worker(oracle)
-    return summarise(own, rows, methods=[method], **kw), own.n_queries, own.n_calls
+    summary, attrs = summarise(own, rows, methods=[method], return_attributions=True, **kw)
+    return summary, attrs[method], own.n_queries, own.n_calls
 
 
 def summarise_attributions(oracle: Oracle, rows: pd.DataFrame, client: Any, *, methods: Sequence[str] | None = None,
@@ -484,11 +485,12 @@ def summarise_attributions(oracle: Oracle, rows: pd.DataFrame, client: Any, *, m
 
     Each method's attributions, evaluation and randomisation check depend on that method
     alone, so the methods run apart; the pairing with the surrogates (their permutation
-    importance) is computed on the client. The result equals the single-process summary but
-    for the ``seconds`` each method took.
+    importance, and the rank correlations' bootstrap over the explained rows, whose
+    attributions come back from the workers) is computed on the client. The result equals
+    the single-process summary but for the ``seconds`` each method took.
     """
-    from .attribution.importance import rank_agreement, surrogate_importance
-    from .attribution.summary import LABELS, default_methods
+    from .attribution.summary import default_methods, pair_with_surrogates, pairing_intervals
+    from .fidelity.intervals import check_seed
 
     client = connect(client)
     _prime(oracle, rows)
@@ -499,27 +501,23 @@ def summarise_attributions(oracle: Oracle, rows: pd.DataFrame, client: Any, *, m
     remote = _scatter_oracle(client, oracle)
     rows_f = client.scatter(rows, broadcast=True, hash=False)
     results = client.gather([client.submit(_task_summarise, remote, rows_f, m, kw, pure=False) for m in names])
-    _count(oracle, [(q, c) for _, q, c in results])
-    each = [r for r, _, _ in results]
+    _count(oracle, [(q, c) for _, _, q, c in results])
+    each = [r for r, _, _, _ in results]
+    attrs = {m: a for m, (_, a, _, _) in zip(names, results)}
     out = dict(each[0])
     out["methods"] = [r["methods"][0] for r in each]
     show = "integrated_gradients" if "integrated_gradients" in names else names[0]
     shown = each[names.index(show)]
     out["instances_method"], out["instances_method_label"] = shown["instances_method"], shown["instances_method_label"]
     out["instances"] = shown["instances"]
-    pairing = []
     labels = list(surrogate_labels) if surrogate_labels is not None else [getattr(s, "name", str(i)) for i, s in
                                                                         enumerate(surrogates)]
+    seed = check_seed(kw.get("random_state", 0))
+    pairing = []
     if surrogates and distillation is not None:
-        importance = {e["name"]: pd.Series(e["importance"], dtype=float) for e in out["methods"]}
-        for i, s in enumerate(surrogates):
-            sur = surrogate_importance(s, distillation, random_state=kw.get("random_state", 0))
-            for m in names:
-                r = rank_agreement(importance[m], sur, k=k)
-                pairing.append({"method": m, "method_label": LABELS.get(m, m), "surrogate": labels[i],
-                                "surrogate_index": i, "spearman": _num(r.spearman), "top_k": _num(r.top_k_overlap),
-                                "k": int(r.k), "reason": r.reason})
+        pairing = pair_with_surrogates(attrs, surrogates, labels, distillation, k=k, random_state=seed)
     out["pairing"] = pairing
+    out["intervals"] = pairing_intervals(pairing, out["n"], seed)
     return out
 
 
@@ -530,19 +528,24 @@ def _num(v: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- fidelity
-def _task_tally(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, chunk_rows: int, confidence: float
-                ) -> tuple[Any, int, int]:
+def _task_tally(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, chunk_rows: int, confidence: float,
+                offset: int = 0, random_state: int | None = 0, n_boot: int | None = None) -> tuple[Any, int, int]:
+    from .fidelity.intervals import N_BOOT
     from .fidelity.metrics import FidelityTally, query_chunks
 
     own = _on_worker(oracle)
-    tally = FidelityTally(surrogate, confidence=confidence, rows="given")
+    # The partition's first row is row `offset` of the table: its bootstrap weights are
+    # those a single process gives that row.
+    tally = FidelityTally(surrogate, confidence=confidence, rows="given", random_state=random_state,
+                          n_boot=n_boot or N_BOOT, offset=offset)
     for canon, net_out in query_chunks(surrogate.schema_, own, [rows], chunk_rows):
         tally.add(canon, net_out)
     return tally, own.n_queries, own.n_calls
 
 
 def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *, confidence: float = 0.95,
-             chunk_rows: int | None = None, partitions: int | None = None) -> Any:
+             chunk_rows: int | None = None, partitions: int | None = None, random_state: int | None = 0,
+             n_boot: int | None = None) -> Any:
     """:func:`pellucid.fidelity.evaluate` of a surrogate on a large table of raw rows, one
     :class:`~pellucid.fidelity.metrics.FidelityTally` per partition on the workers, merged on
     the client.
@@ -550,8 +553,12 @@ def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *,
     Partitions hold whole evaluation chunks (``chunk_rows``, default that of
     :func:`pellucid.fidelity.evaluate`), so the network answers every row in the batch one
     process uses: counts, agreement and per-rule figures equal the single-process result
-    exactly; R², MAE and RMSE up to the rounding of float sums merged in another order.
+    exactly; R², MAE and RMSE up to the rounding of float sums merged in another order. The
+    bootstrap intervals (``random_state``, ``n_boot``: as in :func:`pellucid.fidelity.evaluate`)
+    equal the single-process ones bit for bit: each partition's tally knows where its rows
+    start in the table.
     """
+    from .fidelity.intervals import N_BOOT, check_n_boot, check_seed
     from .fidelity.metrics import CHUNK_ROWS
 
     if not isinstance(rows, pd.DataFrame):
@@ -566,12 +573,15 @@ def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *,
     if not _resolved(oracle):
         _prime(oracle, surrogate.schema_.validate(rows.iloc[:_first_block()], what="evaluation rows",
                                                   allow_empty_columns=True))
+    n_boot = check_n_boot(N_BOOT if n_boot is None else n_boot)
+    seed = check_seed(random_state)  # one seed for every partition, even when None was given
     cuts = _bounds(n, 0, chunk, parts)
     remote = _scatter_oracle(client, oracle)
     [sur_f] = client.scatter([surrogate], broadcast=True, hash=False)
     data = client.scatter([rows.iloc[a:b] for a, b in cuts])
-    results = client.gather([client.submit(_task_tally, sur_f, remote, d, chunk, confidence, pure=False)
-                             for d in data])
+    results = client.gather([client.submit(_task_tally, sur_f, remote, d, chunk, confidence, a, seed, n_boot,
+                                           pure=False)
+                             for d, (a, _) in zip(data, cuts)])
     _count(oracle, [(q, c) for _, q, c in results])
     tally = results[0][0]
     for t, _, _ in results[1:]:

@@ -268,7 +268,9 @@ def explain(
             analysis_label = check_request(oracle, concepts=concepts, concept_layer=concept_layer,
                                            concept_target=concept_target)
         # Scored now: a target that does not fit the task stops the run before any fitting.
-        ground_truth = _ground_truth(oracle, dset, y, target)
+        from .fidelity import ground_truth as network_against_target
+
+        ground_truth = network_against_target(dset, y, target, random_state=random_state)
         bar.update()
 
         step("frontier")
@@ -571,36 +573,3 @@ def default_surrogates(task: str, n_classes: int = 0) -> list[str]:
             continue
         out.append(name)
     return out
-
-
-def _ground_truth(oracle: Oracle, dset: DistillationSet, y: pd.Series | None, target: str | None) -> dict | None:
-    """The network against the user's own target on the held-out observed rows, where the
-    target is known: how good the thing being explained is."""
-    if y is None:
-        return None
-    hold = np.flatnonzero(dset.is_holdout)
-    truth = y.to_numpy()[dset.origin[hold]]
-    known = ~pd.isna(truth)
-    if not known.any():
-        return {"target": target, "n": 0}
-    t = truth[known]
-    if dset.task == "classification":
-        # Compare as text: a CSV may give 1 where the network's classes say "1".
-        t = np.array([str(v) for v in t], dtype=object)
-        classes = [str(c) for c in dset.classes]
-        if not set(t) & set(classes):
-            raise SchemaError(
-                f"target column {target!r} holds {sorted(set(t))[:10]} but the network's classes are "
-                f"{classes[:10]}; name the classes in the order of the network's outputs (classes=, --classes)"
-            )
-        pred = np.array([str(v) for v in dset.labels[hold][known]], dtype=object)
-        return {"target": target, "n": int(known.sum()), "accuracy": float(np.mean(pred == t))}
-    num = pd.to_numeric(pd.Series(t), errors="coerce")
-    if num.isna().any():
-        raise SchemaError(
-            f"target column {target!r} holds non-numeric values (e.g. {t[num.isna().to_numpy()][0]!r}), "
-            "but the network is a regression"
-        )
-    from sklearn.metrics import r2_score
-
-    return {"target": target, "n": int(known.sum()), "r2": float(r2_score(num.to_numpy(), dset.outputs[hold][known]))}

@@ -146,7 +146,8 @@ def test_pair_table_linear_and_tree(one_feature_world):
     assert attr.values[:, [0, 2, 3]].max() == 0  # the network ignores a, c, colour
     surrogates = {"tree": DecisionTree(max_leaf_nodes=6).fit(dset), "linear": SparseLinear(max_terms=3).fit(dset)}
     table = pair({"gxi": attr}, surrogates, dset, k=1)
-    assert list(table.columns) == ["method", "surrogate", "spearman", "top_k_overlap", "k", "n_features", "reason"]
+    assert list(table.columns) == ["method", "surrogate", "spearman", "spearman_ci", "top_k_overlap", "k",
+                                   "n_features", "reason"]
     assert list(table["surrogate"]) == ["tree", "linear"]
     assert (table["top_k_overlap"] == 1.0).all()  # b first everywhere
     for _, r in table.iterrows():
@@ -156,6 +157,47 @@ def test_pair_table_linear_and_tree(one_feature_world):
 
 
 # ------------------------------------------------------------------------------ rank agreement
+def _plain_bootstrap(values, features, fixed, n_boot=200, seed=0, level=0.95):
+    """Spearman correlations of resampled mean |attribution| with a fixed ranking, by a plain
+    loop over the same resampled rows, and their percentile interval."""
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
+    reps = []
+    for rows in idx:
+        imp = pd.Series(np.abs(values[rows]).mean(axis=0), index=features)
+        reps.append(stats.spearmanr(imp[fixed.index], fixed).statistic)
+    return np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+
+
+def test_rank_interval_is_a_plain_resampling_of_the_rows(one_feature_world):
+    oracle, df, dset = one_feature_world
+    rng = np.random.default_rng(3)
+    attr = gxi(oracle, df.iloc[:80])
+    # Noisy per-row values so that the ranking moves under resampling.
+    attr.values = attr.values + rng.normal(0, 0.05, attr.values.shape)
+    fixed = pd.Series(rng.random(len(attr.features)), index=list(attr.features)[::-1])
+    r = rank_agreement(attr, fixed, random_state=11)
+    lo, hi = _plain_bootstrap(attr.values, list(attr.features), fixed, seed=11)
+    assert r.spearman_ci == pytest.approx([min(lo, r.spearman), max(hi, r.spearman)], abs=1e-12)
+    assert r.spearman_ci[0] < r.spearman_ci[1]
+    assert "200 resamples of the 80 rows" in r.interval_method and "held fixed" in r.interval_method
+    assert r.interval_method.endswith("seed 11")
+    assert rank_agreement(attr, fixed, random_state=11).spearman_ci == r.spearman_ci
+    # Swapped sides: the same rows, the same interval.
+    assert rank_agreement(fixed, attr, random_state=11).spearman_ci == pytest.approx(r.spearman_ci, abs=1e-12)
+    # Two methods on the same rows are resampled together.
+    other = gxi(oracle, df.iloc[:80])
+    other.values = other.values + rng.normal(0, 0.05, other.values.shape)
+    both = rank_agreement(attr, other, random_state=2)
+    idx = np.random.default_rng(2).integers(0, 80, size=(200, 80))
+    reps = [stats.spearmanr(np.abs(attr.values[i]).mean(0), np.abs(other.values[i]).mean(0)).statistic for i in idx]
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    assert both.spearman_ci == pytest.approx([min(lo, both.spearman), max(hi, both.spearman)], abs=1e-12)
+    assert "rows both rankings were computed on" in both.interval_method
+    # Plain rankings have no rows to resample: no interval, and it says none.
+    plain = rank_agreement(global_importance(attr), fixed)
+    assert plain.spearman_ci is None and plain.interval_method is None
+
+
 def test_rank_agreement_against_scipy_and_permutations():
     rng = np.random.default_rng(1)
     names = [f"f{i}" for i in range(9)]

@@ -67,6 +67,15 @@ def test_pairing_uses_the_surrogates_permutation_importance(gathered):
     r = rank_agreement(imp, sur, k=5)
     row = next(p for p in att["pairing"] if p["method"] == "occlusion")
     assert row["spearman"] == pytest.approx(r.spearman) and row["top_k"] == pytest.approx(r.top_k_overlap)
+    # Its interval resamples the explained rows, the surrogate's ranking held fixed.
+    pick = rows.iloc[np.sort(np.random.default_rng(0).choice(len(rows), 120, replace=False))].reset_index(drop=True)
+    want = rank_agreement(occlusion(oracle, pick, baseline="median"), sur, k=5, random_state=0)
+    assert row["spearman_ci"] == pytest.approx(want.spearman_ci, abs=1e-9)
+    assert row["spearman_ci"][0] <= row["spearman"] <= row["spearman_ci"][1]
+    assert att["intervals"]["level"] == 0.95
+    assert att["intervals"]["methods"]["pairing.spearman"] == (
+        "percentile bootstrap, 200 resamples of the 120 explained rows (the surrogate's permutation importance held "
+        "fixed: it has no per-row values), seed 0")
 
 
 def test_selected_rows_are_the_most_and_least_confident(gathered):

@@ -98,8 +98,8 @@ def test_merged_tallies_equal_one_pass(cls_case, reg_case):
     for oracle, model, rows in (cls_case, reg_case):
         canon = model.schema_.validate(rows)
         # Parts of very different output levels, so that the merge's change of shift matters.
-        parts = [canon.iloc[:7], canon.iloc[7:500], canon.iloc[500:]]
-        tallies = [FidelityTally(model).add(p, oracle.query(p)) for p in parts]
+        cuts = [(0, 7), (7, 500), (500, len(canon))]
+        tallies = [FidelityTally(model, offset=a).add(canon.iloc[a:b], oracle.query(canon.iloc[a:b])) for a, b in cuts]
         merged = FidelityTally(model)
         for t in tallies:
             merged.merge(t)

@@ -1098,6 +1098,15 @@ def test_every_payload_key_is_documented(extended):
         p["disagreement"]["rules"][0],
         p["disagreement"]["examples"][0],
         p["surrogates"][0]["stability"],
+        # Every estimate's interval and how it was made.
+        p["surrogates"][0]["fidelity"],
+        p["surrogates"][0]["fidelity"]["per_class"][0],
+        p["surrogates"][0]["fidelity"]["intervals"]["methods"],
+        p["surrogates"][0]["rules"][0],
+        p["surrogates"][0]["stability"]["rules"][0],
+        p["surrogates"][0]["stability"]["conditions"][0],
+        p["surrogates"][0]["stability"]["intervals"]["methods"],
+        p["frontier"]["entries"][0]["fidelity"],
     ]
     missing = sorted({k for g in groups for k in g if f"`{k}`" not in doc})
     assert not missing, f"keys not in docs/report-json.md: {missing}"
@@ -1112,3 +1121,33 @@ def test_extended_page_is_self_contained_and_deterministic(extended):
     for svg in _svgs(html):
         ET.fromstring(svg)
     assert render_html(extended["payload"]) == html
+
+
+def test_payload_carries_every_interval(extended):
+    """The intervals measured reach report.json: per surrogate, per rule (merged from its
+    fidelity), per frontier entry."""
+    p, fids = extended["payload"], extended["fids"]
+    assert len(fids) == len(p["surrogates"])
+    for s, fid in zip(p["surrogates"], fids):
+        f = s["fidelity"]
+        assert f["intervals"] == fid.intervals and f["intervals"]["level"] == 0.95
+        for key in ("agreement", "macro_f1", "r2"):
+            assert f[key + "_ci"] == pytest.approx(list(getattr(fid, key + "_ci")))
+            assert f[key + "_ci"][0] <= f[key] <= f[key + "_ci"][1]
+        for c in f["per_class"]:
+            assert c["agreement_ci"] is not None or c["agreement"] is None
+        for rule, measured in zip(s["rules"] + [s["default"]], fid.rules + [fid.default]):
+            for key in ("coverage_ci", "precision_ci", "n_decided", "decides_ci", "decided_precision_ci"):
+                assert rule[key] == measured[key], key
+    entries, objects = p["frontier"]["entries"], extended["front"].entries
+    assert any(obj.fidelity is not None for obj in objects)
+    for e, obj in zip(entries, objects, strict=True):
+        if obj.fidelity is None:
+            assert e["fidelity"] is None
+            continue
+        ef = e["fidelity"]
+        for key in ("agreement", "macro_f1", "r2"):
+            assert ef[key + "_ci"] == pytest.approx(list(getattr(obj.fidelity, key + "_ci")))
+            assert ef[key + "_ci"][0] <= ef[key] <= ef[key + "_ci"][1]
+        assert ef["intervals"]["level"] == 0.95
+        assert set(ef["intervals"]["methods"]) == {"agreement", "macro_f1", "r2"}

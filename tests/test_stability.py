@@ -227,3 +227,54 @@ def test_stability_errors():
         stability(tree, d.rows)
     with pytest.raises(ParameterError, match="fitted for classification.*regression"):
         stability(tree, step_set("regression"))
+
+
+# ---------------------------------------------------------------------------- intervals
+def _wilson(p, n, z=1.959963984540054):
+    """The textbook Wilson score interval of a proportion p measured over n trials."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def test_shares_of_refits_have_wilson_intervals_over_the_refits():
+    from scipy.stats import binomtest
+
+    d = wiggly_set()
+    s = stability(DecisionTree(max_leaf_nodes=8).fit(d), d, n_boot=10, verbose=0)
+    for entry, keys in [(r, ("share", "shape_share")) for r in s.rules] + [(c, ("share",)) for c in s.conditions]:
+        for key in keys:
+            ci = binomtest(round(entry[key] * 10), 10).proportion_ci(method="wilson")
+            assert entry[key + "_ci"] == pytest.approx([ci.low, ci.high], abs=1e-12)
+    assert s.rule_stability_ci == pytest.approx(_wilson(s.rule_stability, 10), abs=1e-12)
+    assert s.agreement_with_original_ci == pytest.approx(_wilson(s.agreement_with_original, 10), abs=1e-12)
+    assert s.prediction_agreement_ci == pytest.approx(_wilson(s.prediction_agreement, 5), abs=1e-12)
+    for key in ("rule_stability", "prediction_agreement", "agreement_with_original"):
+        lo, hi = getattr(s, key + "_ci")
+        assert lo <= getattr(s, key) <= hi
+    methods = s.to_dict()["intervals"]["methods"]
+    assert methods["rules.share"] == methods["conditions.share"] == "Wilson score over the 10 refits"
+    assert s.to_dict()["intervals"]["level"] == 0.95
+
+
+def test_regression_agreement_intervals_resample_the_refits():
+    d = wiggly_set("regression")
+    tree = DecisionTree(max_leaf_nodes=6).fit(d)
+    s = stability(tree, d, n_boot=8, random_state=3, verbose=0)
+    X = d.holdout.rows
+    values = np.vstack([r.predict(X).astype(float) for r in s.refits])
+    orig = tree.predict(X).astype(float)
+    var = np.var(d.holdout.outputs)
+    with_orig = 1 - ((values - orig) ** 2).mean(axis=1) / var
+    idx = np.random.default_rng(3).integers(0, 8, size=(200, 8))
+    orig_reps = [with_orig[i].mean() for i in idx]
+    pair_reps = []
+    for i in idx:
+        msd = [np.mean((values[a] - values[b]) ** 2) for a, b in itertools.combinations(i, 2) if a != b]
+        pair_reps.append(1 - np.mean(msd) / var)
+    for key, reps in (("agreement_with_original", orig_reps), ("prediction_agreement", pair_reps)):
+        lo, hi = np.quantile(reps, [0.025, 0.975])
+        est = getattr(s, key)
+        assert getattr(s, key + "_ci") == pytest.approx([min(lo, est), max(hi, est)], rel=1e-9)
+    assert s.to_dict()["intervals"]["methods"]["prediction_agreement"].startswith(
+        "percentile bootstrap, 200 resamples of the 8 refits, seed 3")

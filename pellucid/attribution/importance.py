@@ -23,6 +23,7 @@ from scipy import stats
 
 from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
+from ..fidelity.intervals import N_BOOT, check_n_boot, check_seed, percentile_interval
 from ..oracle import Oracle
 from ._base import Attribution
 
@@ -231,6 +232,15 @@ class RankAgreement:
         on how the tie is broken).
     dropped : list of str
         Features left out because only one side had them (only with ``strict=False``).
+    spearman_ci : list of two floats or None
+        Percentile bootstrap interval of ``spearman`` at level ``confidence``: the rows an
+        Attribution side was computed on are resampled with replacement and its global
+        importance recomputed; a side given as a plain ranking (no per-row values) is held
+        fixed. None when neither side has rows or ``spearman`` is undefined.
+    confidence : float
+        Level of ``spearman_ci``.
+    interval_method : str or None
+        How ``spearman_ci`` was made, in words (resamples, rows, what was held fixed, seed).
     """
 
     spearman: float
@@ -243,6 +253,9 @@ class RankAgreement:
     reason: str | None = None
     ties_at_k: bool = False
     dropped: list | None = None
+    spearman_ci: list | None = None
+    confidence: float = 0.95
+    interval_method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -250,8 +263,10 @@ class RankAgreement:
         return d
 
 
-def rank_agreement(a: Any, b: Any, k: int = 5, *, strict: bool = True) -> RankAgreement:
-    """Spearman rank correlation and top-k overlap of two importance vectors.
+def rank_agreement(a: Any, b: Any, k: int = 5, *, strict: bool = True, n_boot: int = N_BOOT,
+                   confidence: float = 0.95, random_state: int | None = 0) -> RankAgreement:
+    """Spearman rank correlation and top-k overlap of two importance vectors, the correlation
+    with its bootstrap interval.
 
     Parameters
     ----------
@@ -264,9 +279,25 @@ def rank_agreement(a: Any, b: Any, k: int = 5, *, strict: bool = True) -> RankAg
         Raise :class:`ParameterError` naming the features present in only one of ``a`` and
         ``b`` (default); with False, compare on the common features and list the rest in
         ``dropped``.
+    n_boot : int
+        Bootstrap replicates of the interval of ``spearman``.
+    confidence : float
+        Level of that interval.
+    random_state : int or None
+        Seed of the resampling: the rows of replicate ``r`` are
+        ``numpy.random.default_rng(random_state).integers(0, n, size=(n_boot, n))[r]`` for an
+        Attribution of ``n`` rows (drawn for ``a``, then for ``b`` when both are
+        Attributions of different row counts; the same rows for both when their counts are
+        equal, as for two methods on the same rows).
+
+    Returns
+    -------
+    RankAgreement
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ParameterError(f"k must be a positive integer, got {k!r}")
+    n_boot = check_n_boot(n_boot)
+    seed = check_seed(random_state)
     sa, sb = _importance_series(a, "a"), _importance_series(b, "b")
     only_a = [f for f in sa.index if f not in sb.index]
     only_b = [f for f in sb.index if f not in sa.index]
@@ -293,11 +324,64 @@ def rank_agreement(a: Any, b: Any, k: int = 5, *, strict: bool = True) -> RankAg
     top_a, ties_a = _top(va, k)
     top_b, ties_b = _top(vb, k)
     overlap = len(set(top_a) & set(top_b)) / k
+    ci, method = None, None
+    if not math.isnan(rho):
+        ci, method = _spearman_interval(a, b, common, va, vb, rho, n_boot, confidence, seed)
     return RankAgreement(
         spearman=rho, top_k_overlap=float(overlap), k=k, n_features=n, features=list(common),
         top_a=[common[i] for i in top_a], top_b=[common[i] for i in top_b], reason=reason,
         ties_at_k=bool(ties_a or ties_b), dropped=(only_a + only_b) or None,
+        spearman_ci=ci, confidence=confidence, interval_method=method,
     )
+
+
+#: Replicates resampled at a time (bounds the memory of the resampled row counts).
+_BOOT_BATCH = 25
+
+
+def _spearman_interval(a: Any, b: Any, common: list, va: np.ndarray, vb: np.ndarray, rho: float, n_boot: int,
+                       confidence: float, seed: int) -> tuple[list | None, str | None]:
+    """Percentile bootstrap interval of the Spearman correlation of two rankings: the rows of
+    each Attribution side resampled, its mean |attribution| recomputed; a plain ranking is
+    held fixed."""
+    rows = {side: np.abs(_tabular(x, "rank_agreement")[:, [list(x.features).index(f) for f in common]])
+            for side, x in (("a", a), ("b", b)) if isinstance(x, Attribution)}
+    if not rows:
+        return None, None
+    rng = np.random.default_rng(seed)
+    paired = len(rows) == 2 and len(rows["a"]) == len(rows["b"])
+    draws = {}
+    for side, v in rows.items():
+        draws[side] = draws["a"] if paired and side == "b" else rng.integers(0, len(v), size=(n_boot, len(v)))
+    reps = np.empty(n_boot)
+    ranked = {"a": stats.rankdata(va), "b": stats.rankdata(vb)}
+    for start in range(0, n_boot, _BOOT_BATCH):
+        stop = min(n_boot, start + _BOOT_BATCH)
+        rank = {}
+        for side, fixed in ranked.items():
+            if side not in rows:
+                rank[side] = np.broadcast_to(fixed, (stop - start, len(common)))
+                continue
+            v, idx = rows[side], draws[side][start:stop]
+            m = len(v)
+            # Each replicate's importance: its row counts times |attributions|, over m rows.
+            counts = np.bincount((np.arange(stop - start)[:, None] * m + idx).ravel(),
+                                 minlength=(stop - start) * m).reshape(stop - start, m)
+            rank[side] = stats.rankdata((counts @ v) / m, axis=1)
+        ra = rank["a"] - rank["a"].mean(axis=1, keepdims=True)
+        rb = rank["b"] - rank["b"].mean(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # A replicate whose ranking is constant has no correlation (NaN, left out).
+            reps[start:stop] = (ra * rb).sum(axis=1) / np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+    if paired:
+        what = f"the {len(rows['a'])} rows both rankings were computed on"
+    elif len(rows) == 2:
+        what = f"the {len(rows['a'])} and {len(rows['b'])} rows of each ranking, apart"
+    else:
+        side = next(iter(rows))
+        what = (f"the {len(rows[side])} rows of the attributions; the other ranking, which has no per-row values, "
+                "held fixed")
+    return percentile_interval(reps, rho, confidence), f"percentile bootstrap, {n_boot} resamples of {what}, seed {seed}"
 
 
 def _importance_series(x: Any, what: str) -> pd.Series:
@@ -347,20 +431,23 @@ def pair(attributions: Mapping[str, Attribution], surrogates: Mapping[str, Any],
     Returns
     -------
     DataFrame
-        One row per (method, surrogate): ``method, surrogate, spearman, top_k_overlap, k,
-        n_features, reason``.
+        One row per (method, surrogate): ``method, surrogate, spearman, spearman_ci,
+        top_k_overlap, k, n_features, reason``; ``spearman_ci`` resamples the attributions'
+        rows, the surrogate's permutation importance held fixed (see :func:`rank_agreement`).
     """
     if not attributions or not surrogates:
         raise ParameterError("pair needs at least one attribution and one surrogate")
-    att = {str(m): global_importance(a, by="abs") for m, a in attributions.items()}
     sur = {str(s): surrogate_importance(m, distillation, n_repeats=n_repeats, random_state=random_state)
            for s, m in surrogates.items()}
     records = []
-    for m, ia in att.items():
+    for m, a in attributions.items():
         for s, ib in sur.items():
-            r = rank_agreement(ia, ib, k=k)
-            records.append({"method": m, "surrogate": s, "spearman": r.spearman, "top_k_overlap": r.top_k_overlap,
-                            "k": r.k, "n_features": r.n_features, "reason": r.reason})
+            # The attributions themselves, so that the interval resamples their rows.
+            r = rank_agreement(a, ib, k=k, random_state=random_state)
+            records.append({"method": str(m), "surrogate": s, "spearman": r.spearman, "spearman_ci": r.spearman_ci,
+                            "top_k_overlap": r.top_k_overlap, "k": r.k, "n_features": r.n_features,
+                            "reason": r.reason})
     return pd.DataFrame.from_records(
-        records, columns=["method", "surrogate", "spearman", "top_k_overlap", "k", "n_features", "reason"])
+        records, columns=["method", "surrogate", "spearman", "spearman_ci", "top_k_overlap", "k", "n_features",
+                          "reason"])
 

@@ -15,6 +15,7 @@ from .._plain import number as _num
 from ..errors import ParameterError
 from ..oracle import Oracle
 from .evaluation import evaluate_attributions, randomisation_check
+from ..fidelity.intervals import N_BOOT, check_seed
 from .importance import global_importance, rank_agreement, surrogate_importance
 
 #: Methods the report runs on a torch network, and their display names.
@@ -53,7 +54,8 @@ def summarise(
     sanity: bool = True,
     k: int = 5,
     random_state: int | None = 0,
-) -> dict[str, Any]:
+    return_attributions: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
     """Run attribution methods on raw rows and gather what the report shows.
 
     Parameters
@@ -73,14 +75,18 @@ def summarise(
         ``"median"`` (or ``"mean"``, ``"mode"``) raw row, a valid row of the data.
     max_rows, sanity, k, random_state
         Rows explained, whether to run the randomised-network check (torch only), the
-        top-k of the pairing, and the seed.
+        top-k of the pairing, and the seed (also of the pairing's bootstrap intervals).
+    return_attributions : bool
+        Also return the attributions themselves (method name -> Attribution).
 
     Returns
     -------
     dict
         ``n``, ``rows``, ``output``, ``baseline``, ``methods`` (per method: ``name``,
         ``label``, ``seconds``, ``importance``, ``signed``, ``per_class``, ``top``,
-        ``evaluation``), ``pairing``, ``instances``.
+        ``evaluation``), ``pairing`` (see :func:`pair_with_surrogates`), ``intervals``
+        (see :func:`pairing_intervals`), ``instances``; with ``return_attributions``, a
+        pair (that dict, the attributions).
     """
     from . import METHODS
 
@@ -155,30 +161,76 @@ def summarise(
             },
         })
 
-    pairing = []
     labels = list(surrogate_labels) if surrogate_labels is not None else [getattr(s, "name", str(i)) for i, s in
                                                                         enumerate(surrogates)]
+    seed = check_seed(random_state)  # one seed for every pair and the interval's description
+    pairing = []
     if surrogates and distillation is not None:
-        for i, s in enumerate(surrogates):
-            sur = surrogate_importance(s, distillation, random_state=random_state)
-            for m in names:
-                r = rank_agreement(importance[m], sur, k=k)
-                pairing.append({"method": m, "method_label": LABELS.get(m, m), "surrogate": labels[i],
-                                "surrogate_index": i, "spearman": _num(r.spearman), "top_k": _num(r.top_k_overlap),
-                                "k": int(r.k), "reason": r.reason})
+        pairing = pair_with_surrogates(attrs, surrogates, labels, distillation, k=k, random_state=seed)
 
     show = "integrated_gradients" if "integrated_gradients" in names else names[0]
-    return {
+    out = {
         "n": int(len(rows)),
         "rows": "holdout",
         "output": "probability of the predicted class" if classification else "output",
         "baseline": f"the rows' {baseline} (a valid row of the data)",
         "methods": out_methods,
         "pairing": pairing,
+        "intervals": pairing_intervals(pairing, len(rows), seed),
         "instances_method": show,
         "instances_method_label": LABELS.get(show, show),
         "instances": _instances(attrs[show], rows, classes, row_ids),
     }
+    return (out, attrs) if return_attributions else out
+
+
+def pair_with_surrogates(attrs: dict[str, Any], surrogates: Sequence[Any], labels: Sequence[str], distillation: Any,
+                         *, k: int = 5, random_state: int | None = 0) -> list[dict[str, Any]]:
+    """Each surrogate's permutation importance against each method's global importance.
+
+    Parameters
+    ----------
+    attrs : dict
+        Method name -> Attribution on the explained rows, in the order of the methods.
+    surrogates, labels : sequence
+        The surrogates and how the report names them.
+    distillation : DistillationSet or DataFrame
+        Where the surrogates' permutation importance is measured.
+    k, random_state
+        The top-k of the overlap; the seed of the permutations and of the intervals.
+
+    Returns
+    -------
+    list of dict
+        Per (surrogate, method): ``method``, ``method_label``, ``surrogate``,
+        ``surrogate_index``, ``spearman`` and its bootstrap interval ``spearman_ci`` (the
+        explained rows resampled, the surrogate's ranking held fixed: it has no per-row
+        values; see :func:`~pellucid.attribution.importance.rank_agreement`), ``top_k``,
+        ``k``, ``reason``.
+    """
+    pairing = []
+    for i, s in enumerate(surrogates):
+        sur = surrogate_importance(s, distillation, random_state=random_state)
+        for m, a in attrs.items():
+            r = rank_agreement(a, sur, k=k, random_state=random_state)
+            pairing.append({"method": m, "method_label": LABELS.get(m, m), "surrogate": labels[i],
+                            "surrogate_index": i, "spearman": _num(r.spearman),
+                            "spearman_ci": None if r.spearman_ci is None else [_num(v) for v in r.spearman_ci],
+                            "top_k": _num(r.top_k_overlap), "k": int(r.k), "reason": r.reason})
+    return pairing
+
+
+def pairing_intervals(pairing: list[dict[str, Any]], n_rows: int, seed: int,
+                      confidence: float = 0.95) -> dict[str, Any]:
+    """The ``intervals`` entry of an attribution summary: the ``level`` and, by estimate, the
+    ``methods`` of the pairing's ``spearman_ci`` (made by :func:`pair_with_surrogates` with
+    ``random_state=seed`` on ``n_rows`` rows)."""
+    methods = {}
+    if any(p.get("spearman_ci") is not None for p in pairing):
+        methods["pairing.spearman"] = (
+            f"percentile bootstrap, {N_BOOT} resamples of the {n_rows} explained rows (the surrogate's permutation "
+            f"importance held fixed: it has no per-row values), seed {seed}")
+    return {"level": confidence, "methods": methods}
 
 
 def _completeness(comp: dict[str, Any] | None) -> dict[str, Any] | None:

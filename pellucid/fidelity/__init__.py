@@ -1,8 +1,9 @@
 """Fidelity of surrogates to the network: agreement, R², per class, per rule, complexity,
 bootstrap stability, the fidelity–complexity frontier and where a surrogate disagrees with the
-network."""
+network; the network against the user's target; every estimate with its interval."""
 
 from .disagreement import disagreement
+from .ground_truth import ground_truth
 from .frontier import Frontier, FrontierEntry, SampleChoice, choose_sample, frontier, pareto_flags
 from .metrics import Fidelity, FidelityTally, evaluate, read_parquet_chunks, wilson_interval
 from .stability import Stability, rule_matches, stability
@@ -23,4 +24,5 @@ __all__ = [
     "SampleChoice",
     "pareto_flags",
     "disagreement",
+    "ground_truth",
 ]

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
+from .intervals import check_seed
 from .metrics import Fidelity, evaluate
 from .stability import _plain
 
@@ -109,9 +110,16 @@ class FrontierEntry:
                 "agreement": f.agreement,
                 "agreement_ci": None if f.agreement_ci is None else list(f.agreement_ci),
                 "macro_f1": f.macro_f1,
+                "macro_f1_ci": f.macro_f1_ci,
                 "r2": f.r2,
+                "r2_ci": f.r2_ci,
                 "mae": f.mae,
+                "mae_ci": f.mae_ci,
                 "rmse": f.rmse,
+                "rmse_ci": f.rmse_ci,
+                "confidence": f.confidence,
+                "intervals": {"level": f.intervals.get("level", f.confidence),
+                              "methods": {k: v for k, v in f.intervals.get("methods", {}).items() if "." not in k}},
                 "complexity": f.complexity,
             }
         return _plain(
@@ -488,11 +496,12 @@ def training_views(dset: DistillationSet, training: str | Sequence[str]) -> dict
 
 
 def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet,
-              training: str = "distilled") -> FrontierEntry:
+              training: str = "distilled", seed: int = 0) -> FrontierEntry:
     """Build ``cls(**kw)`` under the candidate's ``name``, fit it on ``dset`` (the training
-    view named by ``training``), measure it on the set's held-out rows, and return its entry
-    (with the error message instead, when any of that raised). Its ``data`` is left for the
-    caller to set: a worker process would send a copy of the rows back with it."""
+    view named by ``training``), measure it on the set's held-out rows (intervals seeded by
+    ``seed``), and return its entry (with the error message instead, when any of that
+    raised). Its ``data`` is left for the caller to set: a worker process would send a copy
+    of the rows back with it."""
     entry = FrontierEntry(candidate=name, size=size, params=dict(kw), training=training)
     try:
         s = cls(**kw)
@@ -501,7 +510,7 @@ def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: 
         t0 = time.perf_counter()
         s.fit(dset)
         entry.fit_seconds = time.perf_counter() - t0
-        fid = evaluate(s, rows=dset)
+        fid = evaluate(s, rows=dset, random_state=seed)
         comp = s.complexity()
     except Exception as e:  # a candidate's failure is a result, recorded with its message
         entry.error = f"{type(e).__name__}: {e}"
@@ -541,7 +550,7 @@ def frontier(
         ``max_leaf_nodes``).
     random_state : int, optional
         Given to every candidate that takes a ``random_state`` (unless its fixed parameters
-        set one).
+        set one), and the seed of every entry's bootstrap intervals.
     n_jobs : int, optional
         Fits run in parallel with joblib; None fits one after another. Only the timings
         depend on it.
@@ -586,8 +595,9 @@ def frontier(
         else:
             tasks.extend((name, cls, {**base, size_param: s}, s) for s in sizes)
     quiet = verbose <= 0 or not sys.stderr.isatty()
+    seed = check_seed(random_state)  # one bootstrap seed for every entry: their intervals compare
     jobs = (
-        delayed(fit_entry)(name, cls, kw, size, view, t)
+        delayed(fit_entry)(name, cls, kw, size, view, t, seed)
         for (name, cls, kw, size), (t, view) in tqdm(
             [(task, v) for v in views.items() for task in tasks], desc="frontier", disable=quiet, leave=False
         )

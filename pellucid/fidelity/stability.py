@@ -27,6 +27,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .intervals import N_BOOT, check_seed, percentile_interval, wilson
 from .metrics import check_same_set
 from .._plain import plain as _plain
 from ..errors import ParameterError
@@ -209,6 +210,21 @@ class Stability:
     per_refit : list of dict
         Per refit: ``n_rules``, ``n_conditions``, ``agreement_with_original`` and
         ``fidelity`` (label agreement with the network, or R², on ``rows``).
+    rule_stability_ci, prediction_agreement_ci, agreement_with_original_ci : list or None
+        Intervals of the three figures at level ``confidence``; the ``rules`` entries carry
+        ``share_ci`` and ``shape_share_ci``, the ``conditions`` entries ``share_ci``.
+        Shares of refits have Wilson score intervals over the ``n_boot`` refits; the mean
+        shares (``rule_stability``, and for classification ``agreement_with_original``, a
+        mean over refits of values in [0, 1]) a Wilson interval over the refits too, which is
+        conservative for a mean of values in [0, 1]; ``prediction_agreement``, a mean over
+        *pairs* of refits, one over half as many refits (Hoeffding: the variance of a mean
+        over pairs is at most twice that of a mean over as many independent draws). For
+        regression the two agreement figures are not shares: percentile bootstrap intervals
+        over resampled refits.
+    confidence : float
+        Level of the intervals.
+    intervals : dict
+        ``level`` and, per estimate, the ``methods`` of its interval.
     refits : list of Surrogate
         The fitted refits (not part of :meth:`to_dict`).
     """
@@ -227,6 +243,11 @@ class Stability:
     rules: list[dict[str, Any]] = field(default_factory=list)
     conditions: list[dict[str, Any]] = field(default_factory=list)
     per_refit: list[dict[str, Any]] = field(default_factory=list)
+    rule_stability_ci: list[float] | None = None
+    prediction_agreement_ci: list[float] | None = None
+    agreement_with_original_ci: list[float] | None = None
+    confidence: float = 0.95
+    intervals: dict[str, Any] = field(default_factory=dict)
     refits: list[Any] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,8 +260,13 @@ class Stability:
                 "tolerance": self.tolerance,
                 "random_state": self.random_state,
                 "rule_stability": self.rule_stability,
+                "rule_stability_ci": self.rule_stability_ci,
                 "prediction_agreement": self.prediction_agreement,
+                "prediction_agreement_ci": self.prediction_agreement_ci,
                 "agreement_with_original": self.agreement_with_original,
+                "agreement_with_original_ci": self.agreement_with_original_ci,
+                "confidence": self.confidence,
+                "intervals": self.intervals,
                 "measure": self.measure,
                 "rows": self.rows,
                 "n_rows": self.n_rows,
@@ -333,6 +359,28 @@ def _pairwise_value_agreement(values: np.ndarray, var: float) -> float:
     return _r2_scale(msd, var)
 
 
+def _refit_bootstrap(values: np.ndarray, with_orig: np.ndarray, var: float, pairwise: float, confidence: float,
+                     seed: int) -> tuple[list | None, list | None]:
+    """Percentile bootstrap intervals of the regression agreement figures, resampling the
+    refits: the mean of the per-refit agreement with the original, and 1 - (mean over pairs
+    of resampled refits, pairs of one refit with itself left out, of their mean squared
+    difference) / var."""
+    b = values.shape[0]
+    sq = (values**2).sum(axis=1)
+    msd = np.maximum(sq[:, None] + sq[None, :] - 2 * values @ values.T, 0.0) / values.shape[1]
+    idx = np.random.default_rng(seed).integers(0, b, size=(N_BOOT, b))
+    orig_reps = with_orig[idx].mean(axis=1)
+    pair_reps = np.full(N_BOOT, np.nan)
+    iu = np.triu_indices(b, 1)
+    for r, draw in enumerate(idx):
+        a, c = draw[iu[0]], draw[iu[1]]
+        keep = a != c
+        if keep.any():
+            pair_reps[r] = _r2_scale(float(msd[a[keep], c[keep]].mean()), var)
+    return (percentile_interval(orig_reps, float(with_orig.mean()), confidence),
+            percentile_interval(pair_reps, pairwise, confidence))
+
+
 # ---------------------------------------------------------------------------- stability
 def stability(
     surrogate: Any,
@@ -343,6 +391,7 @@ def stability(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     verbose: int = 1,
+    confidence: float = 0.95,
 ) -> Stability:
     """Refit a surrogate on bootstrap resamples and measure what comes back.
 
@@ -371,6 +420,8 @@ def stability(
         outputs on the training rows.
     verbose : int
         0 for silence; otherwise a progress bar on a terminal.
+    confidence : float
+        Level of the intervals (see :class:`Stability`).
 
     Returns
     -------
@@ -440,7 +491,9 @@ def stability(
                 "text": r.text(confidence=False),
                 "outcome": r.outcome,
                 "share": full / n_boot,
+                "share_ci": wilson(full, n_boot, confidence),
                 "shape_share": shape / n_boot,
+                "shape_share_ci": wilson(shape, n_boot, confidence),
             }
         )
     rule_stability = float(np.mean([row["share"] for row in rule_rows])) if rule_rows else None
@@ -460,12 +513,14 @@ def stability(
     cond_rows = []
     for feature, direction in all_keys:
         key = (feature, direction)
+        k = sum(key in u for u in refit_used)
         cond_rows.append(
             {
                 "condition": f"{feature} {_DIRECTION_LABEL[direction]}",
                 "feature": feature,
                 "direction": direction,
-                "share": sum(key in u for u in refit_used) / n_boot,
+                "share": k / n_boot,
+                "share_ci": wilson(k, n_boot, confidence),
                 "n_original": orig_used.get(key, 0),
                 "mean_refit": float(np.mean([u.get(key, 0) for u in refit_used])),
             }
@@ -485,6 +540,11 @@ def stability(
     orig_pred = surrogate.predict(X)
     preds = [s.predict(X) for s in refits]
     per_refit = []
+    over = f"Wilson score over the {n_boot} refits"
+    methods = {"rules.share": over, "rules.shape_share": over, "conditions.share": over}
+    if rule_stability is not None:
+        methods["rule_stability"] = (f"{over} (a mean over the refits of the share of the rules each reproduces; "
+                                     "conservative for a mean of values in [0, 1])")
     if dset.task == "classification":
         cls = np.asarray(dset.classes, dtype=object)
         codes = np.vstack([_label_codes(p, cls) for p in preds])
@@ -494,6 +554,13 @@ def stability(
         with_orig = (codes == orig_codes[None, :]).mean(axis=1)
         fidelity = (codes == net_codes[None, :]).mean(axis=1)
         measure = "label agreement"
+        # Means of values in [0, 1]: over the refits, and over pairs of refits, whose mean
+        # varies at most as one over half as many refits (Hoeffding, U-statistics of order 2).
+        with_orig_ci = wilson(float(with_orig.mean()) * n_boot, n_boot, confidence)
+        pairwise_ci = wilson(float(pairwise) * n_boot / 2, n_boot / 2, confidence)
+        methods["agreement_with_original"] = f"{over} (a mean of per-refit shares; conservative)"
+        methods["prediction_agreement"] = (f"Wilson score over {n_boot / 2:g} refits, half the {n_boot} (a mean over "
+                                           "pairs of refits: Hoeffding's bound on its variance)")
     else:
         values = np.vstack([np.asarray(p, dtype=float) for p in preds])
         var = float(np.var(eval_part.outputs))
@@ -503,6 +570,11 @@ def stability(
         net_msd = ((values - eval_part.outputs[None, :]) ** 2).mean(axis=1)
         fidelity = np.array([_r2_scale(float(d), var) for d in net_msd])
         measure = "1 - MSD/var"
+        seed = check_seed(random_state)
+        with_orig_ci, pairwise_ci = _refit_bootstrap(values, with_orig, var, float(pairwise), confidence, seed)
+        by_refits = f"percentile bootstrap, {N_BOOT} resamples of the {n_boot} refits, seed {seed}"
+        methods["agreement_with_original"] = by_refits
+        methods["prediction_agreement"] = by_refits + " (pairs of the same refit left out)"
     for b, s in enumerate(refits):
         comp = s.complexity()
         per_refit.append(
@@ -514,6 +586,11 @@ def stability(
             }
         )
     return Stability(
+        rule_stability_ci=None if rule_stability is None else wilson(rule_stability * n_boot, n_boot, confidence),
+        prediction_agreement_ci=pairwise_ci,
+        agreement_with_original_ci=with_orig_ci,
+        confidence=confidence,
+        intervals={"level": confidence, "methods": methods},
         surrogate=surrogate.name,
         task=dset.task,
         n_boot=n_boot,

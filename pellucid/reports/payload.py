@@ -604,7 +604,9 @@ def _missing_entry(surrogate: Any) -> dict[str, Any] | None:
 
 
 # Per-rule numbers measured on the holdout; the rule's own text/outcome/proba/support win.
-_RULE_MEASURES = ("n_covered", "coverage", "precision", "mae", "decides", "network_mean", "network_mean_elsewhere")
+_RULE_MEASURES = ("n_covered", "coverage", "coverage_ci", "precision", "precision_ci", "mae", "n_decided", "decides",
+                  "decides_ci", "decided_precision", "decided_precision_ci", "decided_mae", "network_mean",
+                  "network_mean_elsewhere")
 
 
 def _merge_rule(rule: dict[str, Any], measured: Mapping[str, Any]) -> dict[str, Any]:
