@@ -163,3 +163,13 @@ def test_identical_rules_are_listed_once():
     kept, same = _distinct([e4, e8, e16, other], keep=e8)
     assert kept == [e8, other]  # the chosen one stands for its twins
     assert same[id(e8)] == [e4, e16]
+
+
+def test_integer_values_are_written_as_integers(run):
+    _, _, payload, html = run
+    integer = [f["name"] for f in payload["data"]["schema"]["features"] if f["kind"] == "integer"]
+    cells = re.findall(r'<span class="k">(.*?)</span> ([^<]+)</span>', html)
+    shown = [(k.replace("<wbr>", ""), v.strip()) for k, v in cells if k.replace("<wbr>", "") in integer]
+    assert integer and shown, "the page shows no row values of an integer feature"
+    for name, v in shown:
+        assert re.fullmatch(r"-?\d+", v), f"{name} is written {v!r}"

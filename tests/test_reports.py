@@ -1151,3 +1151,14 @@ def test_payload_carries_every_interval(extended):
             assert ef[key + "_ci"][0] <= ef[key] <= ef[key + "_ci"][1]
         assert ef["intervals"]["level"] == 0.95
         assert set(ef["intervals"]["methods"]) == {"agreement", "macro_f1", "r2"}
+
+
+def test_a_rows_values_read_as_the_data_has_them(monkeypatch):
+    """An integer feature's value is written 61, never 61.0, in the per-row figures, whatever
+    JSON made of it (the tables of row values: tests/test_document.py)."""
+    instance = {"attributions": {"age": 0.3, "income": -0.2, "home": 0.1},
+                "values": {"age": 61.0, "income": 60.5, "home": "rent"}, "target_label": "P(bad)"}
+    ax = _drawn_figure(monkeypatch, lambda: figures.instance_figure(
+        instance, kinds={"age": "integer", "income": "numeric", "home": "categorical"}))
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["age = 61", "income = 60.5", "home = rent"]

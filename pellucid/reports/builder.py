@@ -81,11 +81,13 @@ def render_html(payload: Mapping[str, Any]) -> str:
         "distillation": figures.distillation_figure(payload.get("distillation") or {}, kinds <= {"holdout"}),
         "frontier": None,
     }
+    # Each feature's kind, so that a row's values read as the data has them (age 61, not 61.0).
+    kinds = {f.get("name"): f.get("kind") for f in ((payload.get("data") or {}).get("schema") or {}).get("features") or []}
     att = payload.get("attributions")
     if att:
         figs["importance"] = figures.importance_figure(att)
         figs["faithfulness"] = figures.faithfulness_figure(att)
-        figs["instances"] = [figures.instance_figure(inst, key=f"instance-{i}")
+        figs["instances"] = [figures.instance_figure(inst, key=f"instance-{i}", kinds=kinds)
                              for i, inst in enumerate(att.get("instances") or [])]
     sens = (payload.get("analysis") or {}).get("sensitivity")
     if sens:
@@ -94,7 +96,7 @@ def render_html(payload: Mapping[str, Any]) -> str:
     if loc:
         figs["local"] = [
             figures.instance_figure({"attributions": (r.get("lime") or {}).get("contributions"), "values": r.get("values"),
-                                     "target_label": r.get("target_label")}, key=f"local-{i}")
+                                     "target_label": r.get("target_label")}, key=f"local-{i}", kinds=kinds)
             for i, r in enumerate(loc.get("rows") or [])
         ]
     front = payload.get("frontier")

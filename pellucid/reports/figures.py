@@ -25,6 +25,7 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from .. import _validation as fmt
 from ._svg import clean_svg
 from .payload import measured_on
 
@@ -447,15 +448,19 @@ def faithfulness_figure(attributions: Mapping[str, Any]) -> str | None:
         return _to_svg(fig, "fig-faithfulness")
 
 
-def instance_figure(instance: Mapping[str, Any], top: int = 10, key: str = "0") -> str | None:
+def instance_figure(instance: Mapping[str, Any], top: int = 10, key: str = "0",
+                    kinds: Mapping[str, str] | None = None) -> str | None:
     """One row's attributions, largest magnitude first, positive (towards the attributed
-    output) in the accent colour and negative in the second."""
+    output) in the accent colour and negative in the second; each bar is labelled with the
+    feature's value in the row, as the data has it (``kinds``: feature -> kind, so that an
+    integer reads ``61``, not ``61.0``)."""
     attr = instance.get("attributions") or {}
     if not attr:
         return None
     items = sorted(attr.items(), key=lambda kv: -abs(_nan(kv[1]) if kv[1] is not None else 0.0))[:top]
     values = instance.get("values") or {}
-    labels = [_text(_short(f"{k} = {values.get(k, '')}", 40)) for k, _ in items]
+    kinds = kinds or {}
+    labels = [_text(_short(f"{k} = {fmt.value(values.get(k), kinds.get(k)) if k in values else ''}", 40)) for k, _ in items]
     vals = [0.0 if v is None else float(v) for _, v in items]
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(FIGSIZE[0] * 0.9, max(1.6, 0.26 * len(items) + 0.7)))
