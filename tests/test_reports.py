@@ -430,7 +430,7 @@ def test_regression_report(regression):
     for entry, f in zip(p["surrogates"], regression["fids"]):
         assert entry["fidelity"]["r2"] == f.r2
         assert f"{f.r2:.3f}" in html
-    assert "Holdout MAE" in html
+    assert "<th class=\"num\">MAE</th>" in html and "Coverage (held-out)" in html
     # Regression rules carry no p: the page does not explain one.
     assert all(r["proba"] is None for e in p["surrogates"] for r in e["rules"])
     assert "p is the share" not in html
@@ -939,7 +939,7 @@ def test_comparison_table_shows_stability_and_what_each_was_fitted_on(extended):
     p = extended["payload"]
     section = _section(extended["html"], "surrogates")
     st = p["surrogates"][0]["stability"]
-    assert f"{100 * st['rule_stability']:.0f}% / {100 * st['prediction_agreement']:.1f}%" in section
+    assert f">{100 * st['rule_stability']:.0f}%<br>" in section and f">{100 * st['prediction_agreement']:.1f}%<br>" in section
     rows = section.split('<table class="compare sortable">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
     assert len(rows) == len(p["surrogates"])
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.DOTALL) for r in rows]

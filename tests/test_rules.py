@@ -242,3 +242,30 @@ def test_unreadable_rules_raise_a_named_error():
     ]:
         with pytest.raises(ParameterError, match=match):
             RuleSet.from_dict({**base, "rules": rules})
+
+
+def test_additive_weights_print_short_and_decide_every_row_as_the_model():
+    """Weights printed in full were seventeen digits each; they print with the fewest digits
+    (at least 3) with which the printed score decides every given row as the model does."""
+    import re
+
+    from pellucid.extraction.rules import AdditiveRules, LinearTerm, round_weights, weight_digits
+
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"x": rng.normal(size=3000), "z": rng.normal(size=3000)})
+    rules = tuple(Rule((Condition("x", ">", float(t)),), "yes") for t in (-1.0, 0.0, 0.5, 1.0))
+    weights = tuple((float(w),) for w in rng.normal(size=4) / 3)
+    model = AdditiveRules(rules, weights, (0.123456789,), (LinearTerm("z", (0.987654321,), 0.0),), link="logistic",
+                          task="classification", classes=("no", "yes"))
+    digits = weight_digits(model, rows)
+    assert digits is not None and 3 <= digits < 17
+    # The printed model decides every row as the model; one digit fewer would not (or 3 is the floor).
+    np.testing.assert_array_equal(round_weights(model, digits).predict(rows), model.predict(rows))
+    if digits > 3:
+        assert not np.array_equal(round_weights(model, digits - 1).predict(rows), model.predict(rows))
+    short = AdditiveRules(**{**{f: getattr(model, f) for f in ("rules", "weights", "intercept", "linear", "link", "task",
+                                                              "classes")}, "digits": digits})
+    numbers = re.findall(r"\d+\.\d+", short.text())
+    assert numbers and all(len(n.replace(".", "").lstrip("0")) <= digits for n in numbers)
+    # The digits travel with the model.
+    assert AdditiveRules.from_dict(short.to_dict()).text() == short.text()

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .._validation import exact, fixed, pct, shortest_between
+from .._validation import exact, sig, fixed, pct, shortest_between
 from ..errors import ParameterError
 
 NUMERIC_OPS = ("<=", "<", ">", ">=")
@@ -472,7 +472,9 @@ def _interval_text(lo: Condition, hi: Condition) -> str:
 
 def _fmt_outcome(o: Any) -> str:
     if isinstance(o, (float, np.floating)) and not float(o).is_integer():
-        return exact(float(o))  # a regression's value, as the model gives it
+        # A regression's value, the mean of the network's outputs under the rule: an estimate,
+        # to 6 significant digits (report.json holds it exactly).
+        return sig(float(o), 6)
     return _fmt_cat(o)
 
 
@@ -768,6 +770,10 @@ class AdditiveRules:
     scale: float = 1.0
     feature_order: tuple[str, ...] | None = field(default=None, compare=False)
     offset: float = 0.0
+    #: Significant digits of the weights in the text (None: in full). The model adds its
+    #: exact weights; :func:`weight_digits` finds the fewest digits with which the printed
+    #: weights decide every training row as the model does.
+    digits: int | None = field(default=None, compare=False)
 
     ordered: bool = field(default=False, init=False)
     additive: bool = field(default=True, init=False)
@@ -851,10 +857,13 @@ class AdditiveRules:
         return classes[s.argmax(axis=1)]
 
     # ------------------------------------------------------------------ text
+    def _number(self, w: float) -> str:
+        return exact(w) if self.digits is None else exact(_round_sig(w, self.digits))
+
     def _w_text(self, w: float) -> str:
         if self.scale != 1.0:
             return f"{int(round(self.scale * w)):+d}"
-        return f"{'+' if w >= 0 else '−'} {exact(abs(w))}"
+        return f"{'+' if w >= 0 else '−'} {self._number(abs(w))}"
 
     def text(self) -> str:
         cols = range(len(self.intercept))
@@ -869,7 +878,7 @@ class AdditiveRules:
             unit = ""
         lines = []
         for k in cols:
-            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {exact(self.scale * self.intercept[k]) if self.scale == 1.0 else int(round(self.offset + self.scale * self.intercept[k]))}"
+            head = f"{names[k]}{' (' + unit + ')' if unit else ''} = {self._number(self.intercept[k]) if self.scale == 1.0 else int(round(self.offset + self.scale * self.intercept[k]))}"
             lines.append(head)
             for r, w in zip(self.rules, self.weights):
                 if w[k] != 0:
@@ -904,6 +913,7 @@ class AdditiveRules:
             "n_rules": self.n_rules,
             "n_terms": self.n_terms,
             "n_conditions": self.n_conditions,
+            "digits": self.digits,
         }
 
     @classmethod
@@ -943,6 +953,9 @@ class AdditiveRules:
                 raise ParameterError(f"linear term {j}: {e}") from None
         scale = read_number(d.get("scale", 1.0), "'scale'")
         offset = read_number(d.get("offset", 0.0), "'offset'")
+        digits = d.get("digits")
+        if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 17):
+            raise ParameterError(f"'digits' must be a whole number of significant digits (1 to 17) or null, got {digits!r}")
         return cls(
             tuple(rules),
             tuple(weights),
@@ -954,6 +967,7 @@ class AdditiveRules:
             scale=scale,
             feature_order=order,
             offset=offset,
+            digits=digits,
         )
 
 
@@ -1099,6 +1113,44 @@ def map_conditions(model: RuleModel, fn: Callable[[Condition], Condition]) -> Ru
     if isinstance(model, AdditiveRules):
         return replace(model, rules=rules)
     return replace(model, rules=rules, default=rule(model.default))
+
+
+def _round_sig(x: float, digits: int) -> float:
+    return float(f"{float(x):.{digits - 1}e}")
+
+
+def round_weights(model: "AdditiveRules", digits: int) -> "AdditiveRules":
+    """The additive model with every weight, intercept and linear weight rounded to
+    ``digits`` significant digits (thresholds, fills and points untouched): the model a
+    reader adds up from a text printed with that many digits."""
+    return replace(
+        model,
+        weights=tuple(tuple(_round_sig(w, digits) for w in row) for row in model.weights),
+        intercept=tuple(_round_sig(w, digits) for w in model.intercept),
+        linear=tuple(replace(t, weights=tuple(_round_sig(w, digits) for w in t.weights)) for t in model.linear),
+    )
+
+
+def weight_digits(model: "AdditiveRules", rows: pd.DataFrame, *, low: int = 3, rtol: float = 1e-4) -> int | None:
+    """The fewest significant digits (at least ``low``) with which an additive model's
+    printed weights decide every row of ``rows`` as the model does (classification), or
+    predict within ``rtol`` of the spread of its predictions (regression); None when only
+    the weights in full do, and for a scorecard (it prints integer points).
+
+    Written in full the weights were seventeen digits each; a reader adding up the printed
+    ones reaches the model's decision on every training row."""
+    if model.scale != 1.0:
+        return None
+    reference = model.predict(rows)
+    spread = float(np.ptp(reference)) if model.task != "classification" and len(rows) else 0.0
+    for digits in range(low, 17):
+        got = round_weights(model, digits).predict(rows)
+        if model.task == "classification":
+            if np.array_equal(np.asarray(got, dtype=object), np.asarray(reference, dtype=object)):
+                return digits
+        elif np.all(np.abs(got.astype(float) - reference.astype(float)) <= rtol * max(spread, 1e-12)):
+            return digits
+    return None
 
 
 def rule_shares(model: RuleModel, rows: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, Any]:

@@ -510,6 +510,7 @@ def _additive_entry(ruleset: Any) -> dict[str, Any] | None:
         ],
         "text": text,
         "decision": last[1:].strip() if last.startswith("→") else None,
+        "digits": ruleset.digits,
     }
 
 

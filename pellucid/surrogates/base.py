@@ -21,6 +21,7 @@ from ..extraction.rules import (
     features_with_missing,
     map_conditions,
     rule_shares,
+    weight_digits,
 )
 from ..schema import Schema
 
@@ -86,6 +87,9 @@ class Surrogate:
         * Conditions on features that had no missing value in the data (the schema's table
           and the training rows) get ``missing=False``: no rule speaks of values that never
           occurred, and a row missing such a feature matches no condition on it.
+        * An additive model's weights are printed with the fewest significant digits (at
+          least 3) with which the printed weights decide every training row as the model
+          does (regression: within 1e-4 of the spread of its predictions): ``digits``.
         * Each rule's weighted share of the training rows that match it and that it decides
           is recorded (``train_support_``), and its ``support`` is the share that matches.
 
@@ -114,6 +118,10 @@ class Surrogate:
                 f"{type(self).__name__}: snapping thresholds to the training rows changed the rows of rule(s) "
                 f"{[int(j) for j in bad]}; refusing to report rules that do not say what the model does"
             )
+        if getattr(self.rules_, "additive", False):
+            # Weights printed short enough to add up by hand, and still deciding every
+            # training row as the model does.
+            self.rules_ = replace(self.rules_, digits=weight_digits(self.rules_, rows))
         shares = rule_shares(self.rules_, rows, train.weights)
         self.train_support_ = shares
         model = self.rules_
