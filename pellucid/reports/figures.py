@@ -80,7 +80,8 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
         fid = s.get("fidelity") or {}
         v = fid.get("r2") if regression else fid.get("agreement")
         ci = None if regression else fid.get("agreement_ci")
-        labels.append(_short(f"{s.get('label', s.get('name'))}: {s['complexity'].get('n_rules', '?')} rules", 52))
+        n = s["complexity"].get("n_rules")
+        labels.append(_short(f"{s.get('label', s.get('name'))}: {'?' if n is None else n} rule{'' if n == 1 else 's'}", 52))
         values.append(float("nan") if v is None else v)
         # Reports written before 1.4 can hold an interval end a rounding error inside the estimate.
         lows.append(0.0 if ci is None or v is None else max(0.0, v - ci[0]))
