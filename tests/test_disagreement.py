@@ -145,6 +145,21 @@ def test_region_numbers_are_measured_through_the_region_text(cls_set):
     shares = [g["share"] for g in d["regions"]]
     assert shares == sorted(shares, reverse=True)
     assert len(d["regions"]) <= 8 and n == len(rows)
+    # Thresholds are the shortest decimals between the rows' values on either side (as a
+    # surrogate's are), never the tree's float32 midpoints written out in full.
+    from pellucid._validation import shortest_between
+
+    checked = 0
+    for g in d["regions"]:
+        for c in g["conditions"]:
+            if c["op"] not in ("<=", ">") or not isinstance(c["value"], float):
+                continue
+            v = rows[c["feature"]].dropna().to_numpy(dtype=float)
+            below, above = v[v <= c["value"]], v[v > c["value"]]
+            if len(below) and len(above):
+                assert c["value"] == shortest_between(below.max(), above.min(), closed="left"), c["text"]
+                checked += 1
+    assert checked
 
 
 def test_per_rule_counts(cls_set):

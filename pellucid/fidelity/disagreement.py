@@ -18,7 +18,6 @@ region's own conditions.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from numbers import Real
 from typing import Any
@@ -30,7 +29,7 @@ from sklearn.tree import DecisionTreeRegressor
 from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
-from ..extraction.rules import Condition, Rule, merge_conditions
+from ..extraction.rules import Condition, ConditionFitter, Rule, merge_conditions
 from .metrics import check_same_set
 from .stability import _plain
 
@@ -312,6 +311,7 @@ def _regions(
     order = list(schema.names)
     domains = {f.name: f.categories for f in schema if f.is_categorical and f.categories is not None}
     has_missing = {name: bool(X[name].isna().any()) for name in order}
+    fitter = ConditionFitter(X, [name for name in order if has_missing[name]])
     overall_share = float(wrong.mean())
     overall_level = overall_share if classification else float(target.mean())
     total_wrong = int(wrong.sum())
@@ -327,9 +327,10 @@ def _regions(
             continue
         if not path:
             continue  # the root: all rows, no region
-        # A feature never missing on these rows: whether a missing value would pass says
-        # nothing about them, so the region does not claim missing values there.
-        path = tuple(c if has_missing[c.feature] else dataclasses.replace(c, missing=False) for c in path)
+        # As a surrogate's rules are: each threshold the shortest decimal that splits these
+        # rows as the tree's split did (printed = tested), and a feature never missing on
+        # them does not claim missing values.
+        path = tuple(fitter(c) for c in path)
         conds = merge_conditions(path, order, domains)
         rule = Rule(conds, None)
         m = rule.apply(X)
