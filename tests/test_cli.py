@@ -86,6 +86,11 @@ def test_explain_on_user_files(files, tmp_path, capsys):
     )
     assert code == 0, err
     payload = json.loads((tmp_path / "report.json").read_text())
+    # The console writes the headline as the page does: one formatter for every number.
+    head = re.search(r"agreement (\S+%) \(95% interval (\S+%–\S+%)\) on", out)
+    assert head, out
+    page = (tmp_path / "report.html").read_text()
+    assert f"{head.group(1)}</span>" in page and f"95% interval {head.group(2)}" in page
     from pellucid.workflow import default_surrogates
 
     front = payload["frontier"]

@@ -173,3 +173,17 @@ def test_integer_values_are_written_as_integers(run):
     assert integer and shown, "the page shows no row values of an integer feature"
     for name, v in shown:
         assert re.fullmatch(r"-?\d+", v), f"{name} is written {v!r}"
+
+
+def test_the_page_speaks_of_no_domain_the_card_did_not_name():
+    """A breast-cancer report called its scorecard "the form credit teams file": the page's
+    own words are domain-free; domain words come from the card alone."""
+    from pathlib import Path
+
+    import pellucid.reports
+
+    folder = Path(pellucid.reports.__file__).parent / "templates"
+    text = "\n".join(p.read_text() for p in folder.glob("*.j2")).lower()
+    text = re.sub(r"\{#.*?#\}", "", text, flags=re.S)  # template comments say what they like
+    for word in ("credit", "lender", "applicant", "underwrit", "loan", "borrower"):
+        assert word not in text, word
