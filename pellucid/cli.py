@@ -11,10 +11,12 @@ import argparse
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import _validation as fmt
 from .errors import DataFileError, ParameterError, PellucidError
@@ -29,8 +31,10 @@ MODEL_HELP = (
 )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path) -> "pd.DataFrame":
     """Read a CSV or Parquet file, with errors that name the file."""
+    import pandas as pd
+
     p = Path(path)
     if not p.exists():
         raise DataFileError(f"data file {str(p)!r} does not exist")
@@ -130,6 +134,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="distil in chunks and write every distilled row to this Parquet file (see docs/scale.md)")
     p.add_argument("--keep", type=int, default=None, metavar="N",
                    help="with --stream-to: synthetic rows held in memory, a uniform weighted sample")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --stream-to: replace an existing file (the --data file is never replaced)")
     p.add_argument("--sample", type=_sample, default=None, metavar="N|auto",
                    help="fit the surrogates on N distilled training rows, or 'auto': the smallest sample past "
                         "which doubling no longer lifts held-out agreement (default: every row)")
@@ -293,54 +299,82 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(args: argparse.Namespace) -> dict:
+    """The explain options the command line gave, as :func:`pellucid.explain` names them."""
+    return dict(
+        id_column=getattr(args, "id_column", None),
+        out_dir=args.out,
+        strategy=[s.strip() for s in args.strategy.split(",") if s.strip()],
+        n=args.n,
+        sizes=args.sizes,
+        surrogates=args.surrogates,
+        max_rules=args.max_rules,
+        min_agreement=args.min_agreement,
+        n_boot=args.n_boot,
+        n_jobs=args.n_jobs,
+        attributions=args.attributions,
+        local=not args.no_local,
+        local_rows=args.explain_rows,
+        linear_view=not args.no_scorecard,
+        card=args.card,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+        client=getattr(args, "dask", None),
+        stream_to=args.stream_to,
+        keep=args.keep,
+        overwrite=args.overwrite,
+        sample=args.sample,
+        sensitivity=args.sensitivity or False,
+        concepts=dict(args.concept) if args.concept else None,
+        concept_layer=args.concept_layer,
+        visualise=args.visualise,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line; returns the exit status (0, 2 for bad input, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+        with warnings.catch_warnings():
+            if getattr(args, "quiet", False):  # --quiet: errors alone (matplotlib's and the learners' warnings too)
+                warnings.simplefilter("ignore")
+            return _main(args, argv)
+    except KeyboardInterrupt:
+        # Outputs are written to temporary files and renamed when whole: nothing half-written.
+        print("pellucid: interrupted; no file was left half-written", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.command == "diff":
         return _run_diff(args)
     if args.command == "report":
         return _run_report(args)
     argv_list = list(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
+    undo = None
     try:
+        from .pipeline.config import FLAGS, RunConfig
         from .workflow import explain
 
+        options = _options(args)
+        # Every option and output path checked before the data and the model are read (a
+        # demo trains its network first): named as they were typed.
+        config = RunConfig.check(spell=FLAGS.get, **options)
+        data_file = getattr(args, "data", None)
+        undo = _check_cli_outputs(config, data_file)
         oracle, df, target, meta = _run_demo(args) if args.command == "demo" else _run_explain(args)
         meta["command_line"] = "pellucid " + " ".join(shlex.quote(a) for a in argv_list)
-        result = explain(
-            oracle,
-            df,
-            target=target,
-            id_column=getattr(args, "id_column", None),
-            out_dir=args.out,
-            strategy=[s.strip() for s in args.strategy.split(",") if s.strip()],
-            n=args.n,
-            sizes=args.sizes,
-            surrogates=args.surrogates,
-            max_rules=args.max_rules,
-            min_agreement=args.min_agreement,
-            n_boot=args.n_boot,
-            n_jobs=args.n_jobs,
-            attributions=args.attributions,
-            local=not args.no_local,
-            local_rows=args.explain_rows,
-            linear_view=not args.no_scorecard,
-            card=args.card,
-            random_state=args.seed,
-            verbose=0 if args.quiet else 1,
-            meta=meta,
-            client=getattr(args, "dask", None),
-            stream_to=args.stream_to,
-            keep=args.keep,
-            sample=args.sample,
-            sensitivity=args.sensitivity or False,
-            concepts=dict(args.concept) if args.concept else None,
-            concept_layer=args.concept_layer,
-            visualise=args.visualise,
-        )
+        result = explain(oracle, df, target=target, meta=meta, **options)
     except PellucidError as e:
+        if undo is not None:
+            undo()
         print(f"pellucid: error: {e}", file=sys.stderr)
         return 2
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
     if not args.quiet:
         best = result.payload["surrogates"][result.payload["recommended"]]
         fid = best["fidelity"]
@@ -354,6 +388,21 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"on {fid['n']:,} held-out rows")
         print(f"wrote {result.html_path} and {result.json_path} in {fmt.seconds(time.perf_counter() - t0)}")
     return 0
+
+
+def _check_cli_outputs(config, data_file):
+    """``--out`` and ``--stream-to`` checked as typed; returns what removes an --out folder
+    this check made, for a run that stops before writing it."""
+    from ._files import check_folder, check_new_file
+
+    undo = check_folder(config.out_dir, "--out")
+    if config.stream_to is not None:
+        try:
+            check_new_file(config.stream_to, "--stream-to", overwrite=config.overwrite, inputs=[data_file])
+        except BaseException:
+            undo()
+            raise
+    return undo
 
 
 if __name__ == "__main__":  # pragma: no cover

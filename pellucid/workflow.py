@@ -22,10 +22,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validation as fmt
+from ._files import check_folder, check_new_file
 from .errors import DataFileError, ParameterError, PellucidWarning, SchemaError
 from .extraction import DistillationSet, distill
 from .fidelity import Fidelity, Frontier, disagreement, frontier, stability
 from .oracle import Oracle
+from .pipeline.config import RunConfig
 from .reports import build, build_payload
 from .schema import Schema
 from .surrogates import SURROGATES, Surrogate
@@ -91,6 +93,7 @@ def explain(
     client: Any = None,
     stream_to: str | Path | None = None,
     keep: int | None = None,
+    overwrite: bool = False,
     sample: int | str | None = None,
     sensitivity: bool | int = False,
     concepts: Mapping[str, Any] | None = None,
@@ -177,7 +180,10 @@ def explain(
     stream_to, keep :
         Passed to :func:`pellucid.distill` as ``out`` and ``keep``: distil in chunks, write
         every row to this Parquet file, and hold only ``keep`` synthetic rows in memory
-        (docs/scale.md).
+        (docs/scale.md). An existing file is refused unless ``overwrite``; the data file named
+        in ``meta["data_file"]`` always is.
+    overwrite : bool
+        Replace an existing ``stream_to`` file.
     sample : int or "auto", optional
         Fit the frontier on this many of the distilled training rows (a uniform sample; every
         held-out row stays). ``"auto"`` lets :func:`pellucid.fidelity.choose_sample` pick the
@@ -199,12 +205,14 @@ def explain(
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise SchemaError("the data is empty (0 rows)")
+    # Every option that can be checked without the data, and every output path, before any work.
+    config = RunConfig.check(
+        sizes=sizes, n=n, max_rules=max_rules, min_agreement=min_agreement, n_boot=n_boot, n_jobs=n_jobs,
+        attribution_rows=attribution_rows, holdout=holdout, random_state=random_state, out_dir=out_dir,
+        stream_to=stream_to, keep=keep, sample=sample, overwrite=overwrite,
+    )
+    sizes = list(config.sizes)
     X, y = _features(data, target, id_column)
-    sizes = sorted({int(k) for k in sizes})
-    if not sizes or min(sizes) < 2:
-        raise ParameterError(f"sizes must be rule budgets >= 2, got {list(sizes)}")
-    if n_boot < 0 or n_boot == 1:
-        raise ParameterError(f"n_boot must be 0 (no stability) or at least 2 refits, got {n_boot}")
     if card is not None:
         from .reports.card import load_card, validate_card
 
@@ -218,8 +226,6 @@ def explain(
         unknown = [m for m in attributions if m not in METHODS]
         if unknown:
             raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
-    if isinstance(attribution_rows, bool) or not isinstance(attribution_rows, (int, np.integer)) or attribution_rows < 1:
-        raise ParameterError(f"attribution_rows must be a positive integer, got {attribution_rows!r}")
     if local_rows is not None:
         known = {str(label): label for label in X.index}
         missing = [r for r in local_rows if str(r) not in known]
@@ -227,18 +233,16 @@ def explain(
             what = f"values of the id column {id_column!r}" if id_column is not None else "row labels of the data"
             raise ParameterError(f"local_rows {missing[:10]} are not {what}")
         local_rows = [known[str(r)] for r in local_rows]
-    if sample is not None and sample != "auto" and (
-            isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1):
-        raise ParameterError(f"sample must be a positive number of rows or 'auto', got {sample!r}")
+    undo_out = _check_outputs(config, meta)
     steps = ["schema", "distill", "frontier", "stability", "attribution", "local", "report"]
-    quiet = verbose <= 0 or not sys.stderr.isatty()
-    with contextlib.ExitStack() as closing, tqdm(total=len(steps), desc="pellucid", disable=quiet, leave=False) as bar:
+    with contextlib.ExitStack() as closing:
+        bar = closing.enter_context(Progress(steps, verbose))
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
+        step = bar.start
 
-        def step(name: str) -> None:
-            bar.set_postfix_str(name)
-
+        # A run that stops (an error, an interrupt) leaves no output folder it made.
+        closing.push(lambda kind, *_: undo_out() if kind is not None else None)
         own_client = client is not None and not hasattr(client, "submit")
         if client is not None:
             from . import cluster
@@ -251,7 +255,7 @@ def explain(
         schema = schema if schema is not None else Schema.from_frame(X)
         oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
         timings["schema"] = time.perf_counter() - t
-        bar.update()
+        bar.done(f"{len(X):,} rows, {len(schema.features)} features")
 
         step("distill")
         t = time.perf_counter()
@@ -271,7 +275,7 @@ def explain(
         from .fidelity import ground_truth as network_against_target
 
         ground_truth = network_against_target(dset, y, target, random_state=random_state)
-        bar.update()
+        bar.done(f"{len(dset):,} rows, {dset.n_queries:,} queried")
 
         step("frontier")
         t = time.perf_counter()
@@ -283,7 +287,7 @@ def explain(
             t = time.perf_counter()
             lin = _linear_view(front, dset, max_rules, random_state)
             timings["linear_view"] = time.perf_counter() - t
-        bar.update()
+        bar.done(f"{len(front.entries)} fits")
 
         step("stability")
         t = time.perf_counter()
@@ -316,7 +320,7 @@ def explain(
         rec = listed.index(chosen)
         linear_at = None if lin is None else listed.index(next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
         selection = _selection(front, chosen, tied, listed, max_rules, min_agreement, n_boot, stab)
-        bar.update()
+        bar.done(f"{len(stab)} surrogates refitted {n_boot} times" if n_boot else "not asked for")
 
         step("attribution")
         t = time.perf_counter()
@@ -332,7 +336,7 @@ def explain(
                 max_rows=attribution_rows, random_state=random_state,
             )
         timings["attribution"] = time.perf_counter() - t
-        bar.update()
+        bar.done("none asked for" if att is None else f"{att.get('n', 0):,} rows")
 
         step("local")
         t = time.perf_counter()
@@ -357,7 +361,7 @@ def explain(
                 loc = cluster.summarise_local(oracle, rows, why, X, client, anchor=dset.task == "classification",
                                               random_state=random_state)
         timings["local"] = time.perf_counter() - t
-        bar.update()
+        bar.done("none asked for" if loc is None else f"{len(loc.get('rows') or []):,} rows")
 
         analysis = None
         if analysed:
@@ -423,8 +427,52 @@ def explain(
         # Kept out of the payload (which is written above): the time to gather and write it.
         timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all
-        bar.update()
+        bar.done("not written" if html_path is None else f"written to {html_path.parent}")
         return ExplainResult(oracle, schema, dset, fitted, fidelities, payload, html_path, json_path, timings, front)
+
+
+class Progress:
+    """What a run says while it works: a progress bar on a terminal; on any other stderr (CI,
+    a log file) one line per finished stage with its time and rows; nothing when ``verbose``
+    is 0."""
+
+    def __init__(self, steps: Sequence[str], verbose: int, stream: Any = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.on = verbose > 0
+        self.tty = self.on and self.stream.isatty()
+        self.bar = tqdm(total=len(steps), desc="pellucid", disable=not self.tty, leave=False, file=self.stream)
+        self.name, self.t0, self.t_all = None, time.perf_counter(), time.perf_counter()
+
+    def start(self, name: str) -> None:
+        self.name, self.t0 = name, time.perf_counter()
+        self.bar.set_postfix_str(name)
+
+    def done(self, detail: str = "") -> None:
+        self.bar.update()
+        if self.on and not self.tty:
+            now = time.perf_counter()
+            print(f"pellucid: {self.name}: {detail} ({fmt.seconds(now - self.t0)}; {fmt.seconds(now - self.t_all)} in all)",
+                  file=self.stream, flush=True)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+
+def _check_outputs(config: RunConfig, meta: Mapping[str, Any] | None) -> Any:
+    """Check every path the run will write before it starts; return what removes an output
+    folder this check made, for a run that stops before writing it."""
+    undo = check_folder(config.out_dir, "out_dir") if config.out_dir is not None else (lambda: None)
+    if config.stream_to is not None:
+        try:
+            check_new_file(config.stream_to, "stream_to", overwrite=config.overwrite,
+                           inputs=[(meta or {}).get("data_file")], flag="overwrite=True")
+        except BaseException:
+            undo()
+            raise
+    return undo
 
 
 def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | Path | None,

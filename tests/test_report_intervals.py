@@ -70,8 +70,8 @@ def test_rules_show_both_bases_with_intervals(cls_report):
     assert best["ordered"]
     rules = _text(page[page.index('<section id="rules">'):page.index('<section id="tree">')
                        if '<section id="tree">' in page else None])
-    assert "Holdout coverage (matching)" in rules and "Holdout precision (matching)" in rules
-    assert "Decides (first match)" in rules and "Precision (decided)" in rules
+    assert "Matches (held-out)" in rules and "Precision where it matches" in rules
+    assert "Decides (held-out)" in rules and "Precision where it decides" in rules
     assert "two bases" in rules
     shown = 0
     for r in best["rules"] + [best["default"]]:
@@ -95,8 +95,8 @@ def test_per_class_comparison_and_stability_show_intervals(cls_report):
         assert f"{fmt.fixed(f['macro_f1'])} {fmt.interval(f['macro_f1_ci'], as_pct=False, decimals=3)}" in text
         assert f"{fmt.fixed(f['r2'])} {fmt.interval(f['r2_ci'], as_pct=False, decimals=3)}" in text
     st = best["stability"]
-    assert (f"{fmt.interval(st['rule_stability_ci'], decimals=0)} / "
-            f"{fmt.interval(st['prediction_agreement_ci'])}") in text
+    assert f"{fmt.pct(st['rule_stability'], 0)} {fmt.interval(st['rule_stability_ci'], decimals=0)}" in text
+    assert f"{fmt.pct(st['prediction_agreement'])} {fmt.interval(st['prediction_agreement_ci'])}" in text
     assert "interval over the refits" in text
 
 
@@ -109,7 +109,8 @@ def test_ground_truth_and_rank_agreement_show_intervals(cls_report):
     assert "accuracy_ci" not in section and "intervals" not in section  # not listed as raw keys
     att = _text(page[page.index('<section id="attributions">'):])
     for r in p["attributions"]["pairing"]:
-        assert f"{fmt.fixed(r['spearman'], 2)} ({fmt.interval(r['spearman_ci'], as_pct=False, decimals=2)})" in att
+        assert (f"{fmt.fixed(r['spearman'], 2)} · {fmt.pct(r['top_k'], 0)} "
+                f"{fmt.interval(r['spearman_ci'], as_pct=False, decimals=2)}") in att
     assert p["attributions"]["intervals"]["methods"]["pairing.spearman"] in att
 
 

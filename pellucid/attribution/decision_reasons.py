@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from .._files import written_at
 from ..errors import DataFileError, ParameterError, PellucidWarning
 from ..surrogates.lime_local import MIN_SHARE, _check_k, _order, as_oracle, lime
 
@@ -171,6 +172,12 @@ def export_reasons(table: pd.DataFrame, path: str | Path) -> Path:
                             f"(got suffix {path.suffix or 'none'!r})")
     if not path.parent.exists():
         raise DataFileError(f"cannot export reasons to {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+    with written_at(path) as tmp:  # a reader never finds half a file under this name
+        _write_table(table, tmp, suffix)
+    return path
+
+
+def _write_table(table: pd.DataFrame, path: Path, suffix: str) -> None:
     if suffix == ".csv":
         table.to_csv(path, index=True)
     else:
@@ -181,4 +188,3 @@ def export_reasons(table: pd.DataFrame, path: str | Path) -> Path:
                 frame[col] = frame[col].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
                                             else (v if isinstance(v, (str, bool)) else str(v)))
         frame.to_parquet(path, index=True)
-    return path

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._files import PendingFile
 from ..errors import DataFileError, ParameterError
 from ..schema import Schema
 
@@ -84,9 +85,14 @@ class _Writer:
         }
         self.arrow_schema = self.pa.schema(fields, metadata={_META_KEY: json.dumps(meta, default=str).encode()})
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside its target under a temporary name and renamed only when every row is
+        # in: an interrupted or failed run never leaves a file that looks whole.
         try:
-            self.writer = pq.ParquetWriter(path, self.arrow_schema)
+            self.file = PendingFile(path)
+            self.writer = pq.ParquetWriter(self.file.tmp, self.arrow_schema)
         except OSError as e:
+            if hasattr(self, "file"):
+                self.file.discard()
             raise DataFileError(f"cannot write the distillation file {str(path)!r}: {e}") from e
         self.rows = 0
 
@@ -114,8 +120,13 @@ class _Writer:
         self.writer.write_table(self.pa.Table.from_arrays(cols, schema=self.arrow_schema))
         self.rows += n
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Finish the file: renamed into place when ``complete``, removed otherwise."""
         self.writer.close()
+        if complete:
+            self.file.commit()
+        else:
+            self.file.discard()
 
 
 def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_hold: pd.DataFrame,
@@ -200,9 +211,12 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
             active_info[name] = draw.info
         if writer is not None:
             writer.write(observed_hold, hold_out, OBSERVED, np.ones(len(observed_hold)), True, hold_idx)
-    finally:
+    except BaseException:  # an interrupt too: the partial file goes
         if writer is not None:
-            writer.close()
+            writer.close(complete=False)
+        raise
+    if writer is not None:
+        writer.close()
 
     all_rows = pd.concat([train_rows, observed_hold], ignore_index=True)
     is_holdout = np.zeros(len(all_rows), dtype=bool)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from .. import _validation as fmt
+from .._files import write_together
 from ..errors import DataFileError
 
 from . import figures, limitations
@@ -152,30 +153,8 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
     text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     html = render_html(payload)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
-    write_files([(json_path, text), (html_path, html)])
+    write_together([(json_path, text), (html_path, html)])
     return html_path, json_path
-
-
-def write_files(files: list[tuple[Path, str]]) -> None:
-    """Write text files so that a reader never sees a part of one: each is written to a
-    temporary file beside it and flushed to disk, and only when every one is complete are
-    they renamed over the old files (on failure the temporary files are removed and the
-    old files stay as they were)."""
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for path, text in files:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            temps.append((Path(tmp), path))
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            if tmp.exists():
-                tmp.unlink()
 
 
 def render_again(
@@ -219,6 +198,7 @@ def render_again(
 
     payload, where = load_report(report, role="report")
     src = Path(where)
+    _check_twins(src, payload)
     out = Path(out_dir) if out_dir is not None else src.parent
     payload = dict(payload)
     if card is not None:
@@ -237,7 +217,7 @@ def render_again(
             written.append(json_path)
         html_path = out / HTML_NAME
         files.append((html_path, render_html(payload)))
-        write_files(files)
+        write_together(files)
     except OSError as e:
         raise DataFileError(f"cannot write the report to {str(out)!r}: {e.strerror or e}") from e
     written.insert(0, html_path)
@@ -246,6 +226,31 @@ def render_again(
 
         written.append(html_to_pdf(html_path, out / PDF_NAME, chromium=chromium))
     return written
+
+
+def page_run_id(html: str) -> str | None:
+    """The run id a report page carries (its ``pellucid-run-id`` meta tag), or None."""
+    m = re.search(r'<meta name="pellucid-run-id" content="([0-9a-f]+)">', html)
+    return m.group(1) if m else None
+
+
+def _check_twins(json_path: Path, payload: Mapping[str, Any]) -> None:
+    """Refuse a report.json whose report.html beside it is from another run: the pair was
+    mixed (a failed write of an older pellucid, a file copied over) and no longer documents
+    one run."""
+    html_path = json_path.parent / HTML_NAME
+    json_id = (payload.get("run") or {}).get("id") if isinstance(payload.get("run"), Mapping) else None
+    if json_id is None or not html_path.is_file():
+        return
+    try:
+        html_id = page_run_id(html_path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return
+    if html_id is not None and html_id != json_id:
+        raise DataFileError(
+            f"{str(html_path)!r} and {str(json_path)!r} are from different runs (run ids {html_id} and {json_id}): "
+            "the pair does not document one run; regenerate the report, or move the page away to render it again"
+        )
 
 
 def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLike,
@@ -274,7 +279,7 @@ def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
-    write_files([(json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"), (html_path, html)])
+    write_together([(json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"), (html_path, html)])
     return html_path, json_path
 
 

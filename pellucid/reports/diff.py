@@ -23,6 +23,7 @@ import jinja2
 import numpy as np
 from scipy.stats import spearmanr
 
+from .._files import write_together
 from ..errors import DataFileError, ParameterError
 from .._validation import exact
 from ..extraction.rules import NUMERIC_OPS, Rule
@@ -1031,7 +1032,7 @@ def write_diff(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
     try:
         if p.parent and not p.parent.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
+        write_together([(p, text)])
     except OSError as e:
         raise DataFileError(f"cannot write {str(p)!r}: {type(e).__name__}: {e}") from e
     return p

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .._files import write_together
 from ..errors import ReportError
 
 #: Environment variable naming the Chromium (or Chrome) executable to use.
@@ -119,7 +120,7 @@ def html_to_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike, *,
         with open(tmp_pdf, "rb") as f:
             if f.read(5) != b"%PDF-":
                 raise ReportError(f"Chromium ({exe}) wrote something that is not a PDF for {str(html)!r}:\n{_tail(err)}")
-        shutil.move(str(tmp_pdf), out)
+        write_together([(out, tmp_pdf.read_bytes())])  # beside its target, then renamed: never half a PDF
     return out
 
 
