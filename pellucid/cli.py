@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 import warnings
@@ -340,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warnings.simplefilter("ignore")
             return _main(args, argv)
     except KeyboardInterrupt:
+        # A second Ctrl-C while this one is answered must not end in a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Outputs are written to temporary files and renamed when whole: nothing half-written.
         print("pellucid: interrupted; no file was left half-written", file=sys.stderr)
         return 130
@@ -364,6 +367,7 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         data_file = getattr(args, "data", None)
         undo = _check_cli_outputs(config, data_file)
         oracle, df, target, meta = _run_demo(args) if args.command == "demo" else _run_explain(args)
+        _check_rows(args, df)
         meta["command_line"] = "pellucid " + " ".join(shlex.quote(a) for a in argv_list)
         result = explain(oracle, df, target=target, meta=meta, **options)
     except PellucidError as e:
@@ -388,6 +392,18 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
               f"on {fid['n']:,} held-out rows")
         print(f"wrote {result.html_path} and {result.json_path} in {fmt.seconds(time.perf_counter() - t0)}")
     return 0
+
+
+def _check_rows(args: argparse.Namespace, df: "pd.DataFrame") -> None:
+    """``--explain-rows`` names rows of the data: by number in the file, or by --id-column."""
+    if not args.explain_rows:
+        return
+    id_column = getattr(args, "id_column", None)
+    known = set(map(str, df[id_column] if id_column is not None else df.index))
+    missing = [r for r in args.explain_rows if r not in known]
+    if missing:
+        what = f"values of --id-column {id_column!r}" if id_column is not None else f"row numbers of the data (0 to {len(df) - 1})"
+        raise ParameterError(f"--explain-rows {', '.join(missing[:10])}: not {what}")
 
 
 def _check_cli_outputs(config, data_file):

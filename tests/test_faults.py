@@ -254,3 +254,10 @@ def test_main_returns_2_for_a_bad_option_in_process(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--seed" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_explain_rows_that_are_not_rows_are_named_as_typed(tmp_path):
+    r = _pellucid("demo", *SMALL, "--quiet", "--out", tmp_path / "o", "--explain-rows", "5,999999")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--explain-rows 999999" in r.stderr and "local_rows" not in r.stderr
+    assert not (tmp_path / "o").exists()
