@@ -507,7 +507,8 @@ def _features(data: pd.DataFrame, target: str | None, id_column: str | None) -> 
             f"the {where} must name each row once, but {str(dup)!r} names {int((X.index == dup).sum())} rows"
             + ("" if id_column is not None else "; pass id_column= (--id-column) or reset the index")
         )
-    y = data[target] if target is not None else None
+    # The target is named by the same identities as the features' rows (its errors name them).
+    y = data[target].set_axis(X.index) if target is not None else None
     return X, y
 
 
