@@ -41,6 +41,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix in (".csv", ".csv.gz", ".txt"):
             df = pd.read_csv(p)
         elif suffix in (".parquet", ".pq"):
+            _check_flat_parquet(p)
             df = pd.read_parquet(p)
         else:
             raise DataFileError(f"data file {str(p)!r}: unknown format {suffix or '(no extension)'!r}; use .csv or .parquet")
@@ -53,6 +54,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if len(df) == 0:
         raise DataFileError(f"data file {str(p)!r} has no rows")
     return df
+
+
+def _check_flat_parquet(path: Path) -> None:
+    """Refuse a Parquet file with a nested column (struct, list, map) before reading it: a
+    feature takes one number, label or text per row."""
+    import pyarrow.parquet as pq
+    import pyarrow.types as pat
+
+    for field in pq.read_schema(path):
+        if pat.is_nested(field.type) or pat.is_dictionary(field.type) and pat.is_nested(field.type.value_type):
+            raise DataFileError(
+                f"data file {str(path)!r}: column {field.name!r} is nested ({field.type}); pellucid takes flat "
+                "columns, one number, label or text per row: flatten it into columns of its own")
 
 
 def _sizes(text: str) -> list[int]:

@@ -27,7 +27,7 @@ from .extraction import DistillationSet, distill
 from .fidelity import Fidelity, Frontier, disagreement, frontier, stability
 from .oracle import Oracle
 from .reports import build, build_payload
-from .schema import Schema
+from .schema import Schema, check_unique_columns
 from .surrogates import SURROGATES, Surrogate
 
 
@@ -487,6 +487,7 @@ def _features(data: pd.DataFrame, target: str | None, id_column: str | None) -> 
 
     The identity is the ``id_column`` value (dropped from the features), else the row's index
     label; either must be unique, since every section of the report names rows by it."""
+    check_unique_columns(data, "data")
     columns = list(map(str, data.columns))
     for what, name in (("target", target), ("id", id_column)):
         if name is not None and name not in data.columns:

@@ -63,3 +63,48 @@ def test_target_values_that_are_not_classes(files, tmp_path):
     assert "(--classes)" in line
     assert not (tmp_path / "r").exists()
 
+
+def test_nested_parquet_column(files, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = make_credit(100, random_state=4)
+    table = pa.Table.from_pandas(df, preserve_index=False).append_column(
+        "address", pa.array([{"city": "Oslo", "zip": i} for i in range(len(df))]))
+    pq.write_table(table, tmp_path / "nested.parquet")
+    line = error_line(explain("--model", f"{files}/models.py:rule", "--data", tmp_path / "nested.parquet",
+                              "--target", TARGET, "--classes", "good,bad", "--out", tmp_path / "r", *FAST))
+    assert "column 'address' is nested (struct<city: string, zip: int64>)" in line and "nested.parquet" in line
+
+
+def test_a_word_in_a_numeric_column(files, tmp_path):
+    df = make_credit(400, random_state=4)
+    df["income"] = df["income"].astype(object)
+    df.loc[17, "income"] = "abc"
+    df.to_csv(tmp_path / "typo.csv", index=False)
+    line = error_line(explain("--model", f"{files}/models.py:rule", "--data", tmp_path / "typo.csv",
+                              "--target", TARGET, "--classes", "good,bad", "--out", tmp_path / "r", *FAST))
+    assert "column 'income' row 17: 'abc' is not a number" in line and "--schema" in line
+
+
+def _rule(df):
+    p = 1 / (1 + np.exp(-8 * (df["debt_ratio"].astype(float).to_numpy() - 0.5)))
+    return np.column_stack([1 - p, p])
+
+
+def test_repeated_column_names_in_python():
+    import pellucid
+    from pellucid import Oracle, Schema, distill
+    from pellucid.errors import SchemaError
+
+    df = make_credit(100, random_state=4).rename(columns={"age": "income"})
+    oracle = Oracle(_rule, classes=["good", "bad"])
+    calls = {
+        "explain": lambda: pellucid.explain(oracle, df, target=TARGET, out_dir=None, verbose=0),
+        "distill": lambda: distill(oracle, df.drop(columns=TARGET), n=100),
+        "from_frame": lambda: Schema.from_frame(df),
+    }
+    for name, call in calls.items():
+        with pytest.raises(SchemaError, match=r"several columns with the same name: 'income' \(columns 0, 2,"):
+            call()
+    assert oracle.n_queries == 0
