@@ -52,6 +52,7 @@ from sklearn.preprocessing import (
 from sklearn.utils.validation import check_is_fitted
 
 from . import _device
+from . import _validation as fmt
 from .errors import (
     ModelError,
     ModelLoadError,
@@ -226,6 +227,7 @@ class Oracle:
         if task is None and classes is not None:
             task = "classification"  # naming classes says what the outputs are
         self.output_: str | None = None
+        self.proba_reason_: str | None = None
         self.device: torch.device | None = None
         self._dtype = torch.float32
         self._onnx: _OnnxSignature | None = None
@@ -242,6 +244,8 @@ class Oracle:
                 task = "classification" if has_proba or is_classifier(model) else "regression"
             if task == "classification":
                 self.output_ = "proba" if has_proba else "labels"
+                if has_proba:
+                    self.proba_reason_ = "the estimator's predict_proba gives them"
                 if self._classes is None and getattr(model, "classes_", None) is not None:
                     self._classes = np.asarray(model.classes_, dtype=object)
         elif self.kind == "torch":
@@ -369,8 +373,11 @@ class Oracle:
                 start += chunk.shape[0]
                 bar.update(chunk.shape[0])
         raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self._resolve(raw)
-        return self._finish(raw)
+        # Errors name a row by its label when the frame has its own (the rows' identities in the
+        # user's data); a plain 0..n-1 index is a position in what was queried.
+        labels = X.index if isinstance(X, pd.DataFrame) and not isinstance(X.index, pd.RangeIndex) else None
+        self._resolve(raw, labels)
+        return self._finish(raw, labels)
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Class labels (the most probable class) or regression values for raw rows."""
@@ -572,28 +579,57 @@ class Oracle:
             raise ModelOutputError(f"the model's output changed shape from {shape(self._raw_width)} "
                                    f"to {raw.shape} between calls")
 
-    def _resolve(self, raw: np.ndarray) -> None:
-        """Fix the task, the output mode and the classes from the first answer."""
+    def _resolve(self, raw: np.ndarray, labels: pd.Index | None = None) -> None:
+        """Fix the task, the output mode and the classes from the first answer.
+
+        A classifier's outputs are probabilities when the model says so: ``output="proba"``,
+        a scikit-learn ``predict_proba``, an ONNX output named like probabilities (``prob`` in
+        its name), a torch network whose last layer is ``Softmax`` or ``Sigmoid``; every answer
+        is then checked to be one (:meth:`_finish`). Otherwise (``output="auto"``) the first
+        answer decides, row by row: probabilities when every row lies in [0, 1] and sums to one
+        (within 1e-4), logits when none does; a mix of the two is an error naming a row of
+        each, never read one way silently. One output column in [0, 1] is read as
+        probabilities from a callable and is an error for other models (logits can fall
+        there too); outside [0, 1] it holds logits.
+        """
         labels_like = raw.ndim == 1 and raw.dtype.kind not in "fc"
         if self._task is None:
             self._task = "classification" if labels_like or (raw.ndim == 2 and raw.shape[1] >= 2) else "regression"
         if self._task == "regression":
             return
         if self.output_ is None:
+            declared = None if self.output != "auto" else self._declared_proba()
             if labels_like:
                 self.output_ = "labels"
             elif self.output != "auto":
                 self.output_ = self.output
+                if self.output == "proba":
+                    self.proba_reason_ = "output='proba' was given"
+            elif declared is not None:
+                self.output_, self.proba_reason_ = "proba", declared
             else:
                 cols = raw.reshape(raw.shape[0], -1)
-                in_unit = bool(np.all((cols >= 0) & (cols <= 1)))
+                row_in_unit = np.all((cols >= 0) & (cols <= 1), axis=1)
                 if cols.shape[1] > 1:
-                    sums_one = bool(np.all(np.abs(cols.sum(axis=1) - 1) <= 1e-4))
-                    self.output_ = "proba" if in_unit and sums_one else "logits"
-                elif not in_unit:
+                    proba_rows = row_in_unit & (np.abs(cols.sum(axis=1) - 1) <= 1e-4)
+                    if proba_rows.all():
+                        self.output_ = "proba"
+                        self.proba_reason_ = "its first answers were probabilities: every row in [0, 1], summing to 1"
+                    elif not proba_rows.any():
+                        self.output_ = "logits"
+                    else:
+                        i, j = int(np.argmax(proba_rows)), int(np.argmax(~proba_rows))
+                        raise ModelOutputError(
+                            f"cannot tell whether the model answers with probabilities or logits: its answer for "
+                            f"{_row_name(labels, i)} {_values(cols[i])} is a probability distribution (in [0, 1], summing "
+                            f"to 1) but its answer for {_row_name(labels, j)} {_values(cols[j])} is not "
+                            f"({int((~proba_rows).sum())} of {len(cols)} rows are not); pass output='proba' or "
+                            "output='logits' to say which it gives")
+                elif not row_in_unit.all():
                     self.output_ = "logits"
-                elif self.kind == "callable" or _ends_in_sigmoid(self.model):
-                    self.output_ = "proba"  # a function's [0, 1] answer, or a network's sigmoid
+                elif self.kind == "callable":
+                    self.output_ = "proba"  # a function's [0, 1] answer
+                    self.proba_reason_ = "its one output column lies in [0, 1]"
                 else:
                     # Logits of a first batch can all fall in [0, 1]: a guess could be wrong for good.
                     raise ParameterError(
@@ -618,7 +654,18 @@ class Oracle:
             raise ModelOutputError(f"classes has {len(self._classes)} labels but the model outputs {k} "
                                    f"column{'s' if k > 1 else ''} (shape {raw.shape})")
 
-    def _finish(self, raw: np.ndarray) -> np.ndarray:
+    def _declared_proba(self) -> str | None:
+        """Why the model's outputs are probabilities by what the model says of itself (an ONNX
+        output's name, a torch network's last layer), or None."""
+        if self.kind == "onnx" and "prob" in self._onnx.output.lower():
+            return f"the ONNX output {self._onnx.output!r} is named as probabilities"
+        if self.kind == "torch":
+            last = _last_layer(self.model)
+            if last in ("Softmax", "Sigmoid"):
+                return f"the network ends in {last}"
+        return None
+
+    def _finish(self, raw: np.ndarray, labels: pd.Index | None = None) -> np.ndarray:
         """Turn a checked raw answer into probabilities or values (float64)."""
         if self._task == "regression":
             _check_one_value_per_row(raw.shape)
@@ -645,18 +692,33 @@ class Oracle:
             else:
                 p = _softmax(z)
         else:
-            if np.any((z < 0) | (z > 1)):
-                bad = float(z[(z < 0) | (z > 1)][0])
-                how = "output='proba'" if self.output == "proba" else "its first answers looked like probabilities"
-                raise ModelOutputError(f"{how}, but the model returned {bad!r}, outside [0, 1] "
-                                       f"(output shape {raw.shape}); pass output='logits' if it returns logits")
-            sums = z.sum(axis=1)
-            if z.shape[1] > 1 and np.any(np.abs(sums - 1) > 1e-3):
-                row = int(np.argmax(np.abs(sums - 1)))
-                raise ModelOutputError(f"output='proba' but row {row} of the output sums to {sums[row]:.6g}, "
-                                       f"not 1 (output shape {raw.shape})")
+            self._check_proba(z, labels)
             p = z
         return np.hstack([1.0 - p, p]) if p.shape[1] == 1 else p
+
+    def _check_proba(self, z: np.ndarray, labels: pd.Index | None) -> None:
+        """Every row of an answer read as probabilities is one: no value below 0 or above 1,
+        and (several columns) a sum of 1 within 1e-3. The first row that is not is named,
+        with its values."""
+        outside = ((z < 0) | (z > 1)).any(axis=1)
+        off = np.abs(z.sum(axis=1) - 1) > 1e-3 if z.shape[1] > 1 else np.zeros(len(z), dtype=bool)
+        bad = outside | off
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        row = z[i]
+        if (row < 0).any():
+            problem = "holds a negative value"
+        elif (row > 1).any():
+            problem = "holds a value above 1"
+        else:
+            problem = f"sums to {row.sum():.6g}, not 1"
+        more = f"; {int(bad.sum())} of {len(z)} rows are not probabilities" if bad.sum() > 1 else ""
+        hint = ("a predict_proba must give probabilities" if self.kind == "sklearn"
+                else "pass output='logits' if the model gives logits (scores of any sign)")
+        raise ModelOutputError(
+            f"the model's answers are read as probabilities ({self.proba_reason_ or 'output=' + repr(self.output)}), "
+            f"but its answer for {_row_name(labels, i)} is {_values(row)}, which {problem}{more}; {hint}")
 
     def _empty(self) -> np.ndarray:
         if self._task == "regression":
@@ -910,13 +972,27 @@ def _check_one_value_per_row(shape: tuple) -> None:
         raise ModelOutputError(f"a regression model must return one value per row; got shape {tuple(shape)}")
 
 
-def _ends_in_sigmoid(model: Any) -> bool:
-    """Whether a torch module's last registered layer is a sigmoid (so its one output column
-    holds probabilities). TorchScript keeps the eager class name in ``original_name``."""
+def _last_layer(model: Any) -> str | None:
+    """The class name of a torch module's last registered layer (None for no layers): a network
+    ending in ``Softmax`` or ``Sigmoid`` gives probabilities. TorchScript keeps the eager class
+    name in ``original_name``."""
     if not isinstance(model, torch.nn.Module):
-        return False
+        return None
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    return bool(leaves) and getattr(leaves[-1], "original_name", type(leaves[-1]).__name__) == "Sigmoid"
+    return getattr(leaves[-1], "original_name", type(leaves[-1]).__name__) if leaves else None
+
+
+def _row_name(labels: pd.Index | None, i: int) -> str:
+    """Row ``i`` of a query as an error names it: by its label in the queried frame (the row's
+    identity in the user's data) when there is one, else by its position."""
+    if labels is None:
+        return f"row {i} of the rows queried"
+    return f"row {fmt.row(labels[i])}"
+
+
+def _values(row: np.ndarray) -> str:
+    """A row of outputs as an error shows it: six significant digits each."""
+    return "[" + ", ".join(f"{float(v):.6g}" for v in np.ravel(row)[:10]) + (", ...]" if np.size(row) > 10 else "]")
 
 
 def _params_and_buffers(module: torch.nn.Module) -> Iterator[torch.Tensor]:

@@ -296,3 +296,12 @@ def test_importing_the_oracle_does_not_import_onnxruntime():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": ""})
     assert done.returncode == 0, done.stderr
+
+
+def test_an_output_named_as_probabilities_must_hold_them(tmp_path, weights, ct, frame):
+    """Logits under a name that says probabilities: refused, not read as logits."""
+    session = load_model(_save(_mlp_graph(weights, output="probabilities"), tmp_path / "named.onnx"))
+    with pytest.raises(ModelOutputError, match=r"\(the ONNX output 'probabilities' is named as probabilities\), but "
+                                               r"its answer for row 0 of the rows queried is"):
+        Oracle(session, ct).query(frame)
+    assert Oracle(session, ct, output="logits").query(frame).shape == (N, 2)
