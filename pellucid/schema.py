@@ -10,6 +10,7 @@ further down can trust what it is given.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -592,6 +593,70 @@ class Schema:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Schema":
         return cls(tuple(Feature.from_dict(f) for f in d["features"]), n_rows=d.get("n_rows"))
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The schema as JSON text (names, order, kinds, ranges, categories), written to
+        ``path`` when given: the file ``pellucid explain --schema`` and ``explain(schema=...)``
+        (through :meth:`from_json`) pin a table to.
+
+        Returns
+        -------
+        str
+            The JSON text (also when written).
+        """
+        import json
+
+        text = json.dumps({"pellucid_schema": 1, **self.to_dict()}, indent=2, ensure_ascii=False) + "\n"
+        if path is not None:
+            target = Path(path)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)  # whole or not at all
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> "Schema":
+        """Read a schema saved by :meth:`to_json` (a path, or the JSON text itself); a
+        ``report.json`` pellucid wrote gives the schema of the table it explained.
+
+        Raises
+        ------
+        DataFileError
+            The file does not exist or is not JSON.
+        SchemaError
+            The JSON is not a schema (naming what is missing or wrong).
+        """
+        import json
+
+        from .errors import DataFileError
+
+        text, where = source, "the schema text"
+        looks_like_json = isinstance(source, str) and source.lstrip().startswith("{")
+        if not looks_like_json:
+            path = Path(source)
+            where = f"schema file {str(path)!r}"
+            if not path.is_file():
+                raise DataFileError(f"{where} does not exist")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise DataFileError(f"cannot read {where}: {e}") from e
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataFileError(f"{where} is not JSON: {e}") from e
+        if isinstance(d, dict) and "features" not in d and isinstance(d.get("data"), dict):
+            d = d["data"].get("schema")  # a report.json: the schema of the table it explained
+        if not isinstance(d, dict) or not isinstance(d.get("features"), list):
+            raise SchemaError(f"{where} is not a pellucid schema: it has no list of 'features' "
+                              "(write one with Schema.to_json)")
+        try:
+            return cls.from_dict(d)
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, SchemaError):
+                raise
+            what = f"lacks {e}" if isinstance(e, KeyError) else f"is malformed ({e})"
+            raise SchemaError(f"{where} is not a pellucid schema: a feature {what}") from e
 
     def describe(self) -> pd.DataFrame:
         """One row per feature: kind, range or categories, missing values."""

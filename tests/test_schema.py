@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -201,3 +203,36 @@ def test_nested_values_are_refused_by_column_and_row(nested):
     for flat in ([7.0, 8.0, 9.0], ["p", "q", "p"]):
         with pytest.raises(SchemaError, match=pattern):
             Schema.from_frame(df.assign(addr=flat)).validate(df)
+
+
+def test_schema_round_trips_through_a_json_file(tmp_path):
+    df = mixed_frame()
+    s = Schema.from_frame(df)
+    text = s.to_json(tmp_path / "schema.json")
+    assert (tmp_path / "schema.json").read_text() == text and not list(tmp_path.glob("*.tmp"))
+    back = Schema.from_json(tmp_path / "schema.json")
+    assert back == s and back.names == s.names
+    assert [f.kind for f in back] == [f.kind for f in s] and back["size"].categories == ("S", "M", "L")
+    assert Schema.from_json(text) == s  # the text itself
+    # A report's JSON holds the schema of the table it explained.
+    (tmp_path / "report.json").write_text(json.dumps({"data": {"schema": s.to_dict()}}))
+    assert Schema.from_json(tmp_path / "report.json") == s
+
+
+def test_schema_files_that_are_not_schemas(tmp_path):
+    from pellucid.errors import DataFileError
+
+    with pytest.raises(DataFileError, match=r"schema file '.*nope.json' does not exist"):
+        Schema.from_json(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataFileError, match=r"'.*bad.json' is not JSON"):
+        Schema.from_json(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text('{"features": 3}')
+    with pytest.raises(SchemaError, match="has no list of 'features'"):
+        Schema.from_json(tmp_path / "list.json")
+    (tmp_path / "kind.json").write_text('{"features": [{"name": "a", "kind": "colour"}]}')
+    with pytest.raises(SchemaError, match="is not a pellucid schema: a feature is malformed"):
+        Schema.from_json(tmp_path / "kind.json")
+    (tmp_path / "name.json").write_text('{"features": [{"kind": "numeric"}]}')
+    with pytest.raises(SchemaError, match="a feature lacks 'name'"):
+        Schema.from_json(tmp_path / "name.json")
