@@ -898,6 +898,9 @@ class Oracle:
         if self.kind == "torch":
             # A model passed in memory has no file to hash; its weights identify it instead.
             extra["weights_sha256"] = _state_sha256(self.model)
+            # How it was saved: a TorchScript module takes no hooks (no LRP, Grad-CAM or concepts).
+            extra["format"] = ("torchscript" if isinstance(self.model, torch.jit.ScriptModule) else
+                               "torch.export" if isinstance(self.model, torch.fx.GraphModule) else "eager")
         return {
             "kind": self.kind,
             "model_class": _model_name(self.model),

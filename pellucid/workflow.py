@@ -250,6 +250,11 @@ def explain(
         t = time.perf_counter()
         schema = schema if schema is not None else Schema.from_frame(X)
         oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
+        if attributions is not False and not (isinstance(attributions, Sequence) and len(attributions) == 0):
+            from .attribution.summary import check_methods
+
+            # A method this model cannot give stops the run now, not after the distillation.
+            check_methods(oracle, None if attributions in (None, True) else list(attributions))
         timings["schema"] = time.perf_counter() - t
         bar.update()
 

@@ -4,12 +4,15 @@ flag, the column, the row); in Python it raises the error of its kind, naming th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from pellucid.demo import TARGET, make_credit
 
@@ -27,6 +30,14 @@ MODELS = textwrap.dedent(
         return np.column_stack([1 - p, p])
     """
 )
+
+
+def abc_table(n: int = 400, seed: int = 0):
+    """Three numeric columns in [0, 1]; the network of ``net`` says 1 where a > 0.5."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.uniform(size=n), "b": rng.uniform(size=n), "c": rng.uniform(size=n)})
 
 
 def explain(*args, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -108,3 +119,58 @@ def test_repeated_column_names_in_python():
         with pytest.raises(SchemaError, match=r"several columns with the same name: 'income' \(columns 0, 2,"):
             call()
     assert oracle.n_queries == 0
+
+
+# ---------------------------------------------------------------------- TorchScript (item 6)
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory):
+    """A small network on the a, b, c table, saved as TorchScript, and the table."""
+    d = tmp_path_factory.mktemp("script")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: users still have such files
+        torch.jit.script(net).save(str(d / "net.pt"))
+    abc_table().to_csv(d / "abc.csv", index=False)
+    return d
+
+
+def test_torchscript_runs_every_default_section(scripted, tmp_path):
+    """Gradients and the randomised-network check work on a ScriptModule (it took 43 s to fail
+    with 'get_submodule is not supported on ScriptModules')."""
+    done = explain("--model", scripted / "net.pt", "--data", scripted / "abc.csv", "--classes", "no,yes",
+                   "--out", tmp_path / "r", "--quiet", "--n", 500, "--sizes", 4, "--n-boot", 0, "--no-scorecard",
+                   "--explain-rows", 3)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert payload["model"]["format"] == "torchscript"
+    methods = payload["attributions"]["methods"]
+    assert [m["name"] for m in methods] == ["saliency", "gradient_x_input", "integrated_gradients", "smoothgrad",
+                                            "occlusion"]
+    for m in methods:
+        assert m["evaluation"]["sanity"] is not None and m["evaluation"]["sanity_skipped"] is None
+    assert payload["local"]["rows"]
+
+
+def test_torchscript_refuses_what_needs_hooks_before_any_work(scripted, tmp_path):
+    base = ["--model", scripted / "net.pt", "--data", scripted / "abc.csv", "--classes", "no,yes", "--out",
+            tmp_path / "r", "--quiet", "--n", 500, "--sizes", 4]
+    line = error_line(explain(*base, "--attributions", "saliency,lrp"))
+    assert "--attributions ['lrp'] hook the network's layers, which a TorchScript module does not allow" in line
+    line = error_line(explain(*base, "--concept", "high a=a > 0.5", "--concept-layer", "0"))
+    assert "concept tests (TCAV) hook the layer named by concept_layer, which a TorchScript module does not " \
+           "allow" in line
+    assert not (tmp_path / "r").exists()
+    import pellucid
+    from pellucid import Oracle
+    from pellucid.errors import ParameterError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        oracle = Oracle(torch.jit.load(str(scripted / "net.pt")), classes=["no", "yes"])
+    for method in ("lrp", "grad_cam"):
+        with pytest.raises(ParameterError, match=rf"attributions= \['{method}'\] hook the network's layers"):
+            pellucid.explain(oracle, abc_table(), attributions=[method], out_dir=None, verbose=0)
+    assert oracle.n_queries == 0
+    with pytest.raises(ParameterError, match="LRP hooks the network's layers, which a TorchScript module does not"):
+        pellucid.attribution.lrp(oracle, abc_table().head(5))
