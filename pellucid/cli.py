@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="preprocessing from raw rows to the model's input, as for --model (same warning applies)",
     )
+    ex.add_argument("--schema", default=None, metavar="FILE",
+                    help="a saved schema (Schema.to_json, or a report.json) that pins the data: its columns (less "
+                         "--target and --id-column) must be the schema's features, taken by name in another order, with "
+                         "the schema's kinds and categories (an unseen category stops the run)")
     ex.add_argument("--task", choices=["classification", "regression"], default=None, help="default: inferred from the model")
     ex.add_argument("--dask", default=None, metavar="SCHEDULER",
                     help="run the attributions and local explanations on a Dask cluster: a scheduler address "
@@ -275,6 +279,8 @@ def _run_explain(args: argparse.Namespace) -> tuple:
     if args.id_column is not None and args.id_column not in df.columns:
         raise DataFileError(f"--id-column {args.id_column!r} is not a column of {args.data!r} (columns: {list(map(str, df.columns))[:20]})")
     meta = {"title": f"pellucid report: {Path(args.model.split(':')[0]).name}", "data_file": str(args.data)}
+    if args.schema is not None:
+        meta["schema_file"] = str(args.schema)
     return oracle, df, args.target, meta
 
 
@@ -324,6 +330,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     try:
         from .workflow import explain
 
+        pinned = None
+        if getattr(args, "schema", None) is not None:  # read first: a bad file stops before the model loads
+            from .schema import Schema
+
+            pinned = Schema.from_json(args.schema)
         oracle, df, target, meta = _run_demo(args) if args.command == "demo" else _run_explain(args)
         meta["command_line"] = "pellucid " + " ".join(shlex.quote(a) for a in argv_list)
         result = explain(
@@ -356,6 +367,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             concepts=dict(args.concept) if args.concept else None,
             concept_layer=args.concept_layer,
             visualise=args.visualise,
+            schema=pinned,
         )
     except PellucidError as e:
         print(f"pellucid: error: {e}", file=sys.stderr)

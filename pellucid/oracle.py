@@ -60,9 +60,10 @@ from .errors import (
     ParameterError,
     PellucidError,
     PellucidWarning,
+    SchemaError,
 )
 
-__all__ = ["Oracle", "EncodingMap", "load_model"]
+__all__ = ["Oracle", "EncodingMap", "InputColumns", "load_model"]
 
 _TASKS = ("classification", "regression")
 _OUTPUTS = ("auto", "proba", "logits")
@@ -117,6 +118,60 @@ class EncodingMap:
             "n_encoded": int(self.n_encoded),
             "method": self.method,
         }
+
+
+#: Names that say a column holds the outcome rather than an input.
+_LABEL_NAME = re.compile(r"(?i)(^|[_\W])(target|label|labels|y|outcome|class|response|truth)($|[_\W])")
+#: Names that say a column identifies rows.
+_ID_NAME = re.compile(r"(?i)(^|[_\W])(id|ids|key|uuid|number|no)$|^id[_\W]")
+#: Few distinct values: a column like a label.
+_LABEL_VALUES = 10
+
+
+@dataclass(frozen=True)
+class InputColumns:
+    """How a table's columns became the model's inputs.
+
+    By name where the model records the names of its inputs (a scikit-learn estimator's or
+    preprocess's ``feature_names_in_``, an ONNX graph with one input per column) or a saved
+    :class:`~pellucid.schema.Schema` pins them; by position otherwise (a bare torch network,
+    a callable), which the report states.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The columns given to the model, in the order given.
+    matched : {"by name", "by position"}
+    names_from : str or None
+        What records the names (None when matched by position).
+    reordered : bool
+        Whether the table's columns came in another order and were put in the recorded one.
+    """
+
+    columns: tuple[str, ...]
+    matched: str
+    names_from: str | None = None
+    reordered: bool = False
+
+    @property
+    def note(self) -> str:
+        """One sentence for the report."""
+        n = len(self.columns)
+        listed = ", ".join(self.columns[:12]) + (", …" if n > 12 else "")
+        if self.matched == "by position":
+            return (f"Taken by position: nothing records the names of the model's inputs, so the table's {n} columns "
+                    f"were all given to it, in the table's order ({listed}). A model that reads its inputs by "
+                    "position (a torch network) takes them in this order: check that it is the order it was trained "
+                    "on, or pin the columns with a saved schema (--schema, explain(schema=...)).")
+        if self.reordered:
+            return (f"Taken by name: the table's columns came in another order and were put in the order that "
+                    f"{self.names_from} records ({listed}).")
+        return f"Taken by name: the table's {n} columns are the inputs {self.names_from} records, in its order."
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (report.json's ``model.inputs``)."""
+        return {"matched": self.matched, "names_from": self.names_from, "reordered": bool(self.reordered),
+                "columns": list(self.columns), "note": self.note}
 
 
 class Oracle:
@@ -883,6 +938,109 @@ class Oracle:
                 shared.update(sub_shared)
         return {f: tuple(sorted(g - set(shared))) for f, g in groups.items()}, shared, n_encoded
 
+    # ------------------------------------------------------------------ inputs
+    def input_names(self) -> tuple[tuple[str, ...], str] | None:
+        """The names of the raw columns the model takes, in its order, and what records them.
+
+        Returns
+        -------
+        (names, source) or None
+            From the preprocess's ``feature_names_in_`` (a scikit-learn transformer, such as a
+            ColumnTransformer, fitted on a DataFrame) when there is a preprocess; else the
+            model's ``feature_names_in_`` (a scikit-learn estimator or pipeline); else the
+            input names of an ONNX graph with one input per column. None where nothing
+            records them (a torch network, a callable, an array-fitted estimator).
+        """
+        if self.preprocess is not None:
+            names = getattr(self.preprocess, "feature_names_in_", None)
+            what = f"the preprocess's feature_names_in_ ({_model_name(self.preprocess)})"
+        elif self.kind == "sklearn":
+            names = getattr(self.model, "feature_names_in_", None)
+            what = f"the model's feature_names_in_ ({_model_name(self.model)})"
+        elif self.kind == "onnx" and self._onnx.columns is not None:
+            names, what = self._onnx.columns, "the ONNX graph's input names"
+        else:
+            return None
+        return None if names is None else (tuple(str(n) for n in names), what)
+
+    def match_columns(self, frame: pd.DataFrame, *, schema: Any = None,
+                      what: str = "data") -> tuple[pd.DataFrame, InputColumns]:
+        """The table's columns as the model's inputs: checked by name where names are known.
+
+        Where the model records its input names (:meth:`input_names`) or ``schema`` (a saved
+        :class:`~pellucid.schema.Schema`) pins them, the table must hold exactly those columns:
+        in another order they are taken by name and put in the recorded order (and the result
+        says so); a missing column, or one the model does not take, is refused, with a hint
+        when such a column looks like the target or an id. Where nothing records names the
+        columns go to the model by position, as they are, and the result says that.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            The features (the target and id columns already taken out).
+        schema : Schema, optional
+            A saved schema the table must match; where the model records names too, the two
+            must name the same columns.
+        what : str
+            How errors call the table.
+
+        Returns
+        -------
+        (DataFrame, InputColumns)
+            The table in the model's column order (itself when nothing changes), and how it
+            was matched.
+
+        Raises
+        ------
+        SchemaError
+            Missing columns, columns the model does not take, or a schema that names other
+            columns than the model.
+        """
+        recorded = self.input_names()
+        pinned = None if schema is None else (tuple(schema.names), f"the saved schema ({fmt.arg('schema')})")
+        if recorded is not None and pinned is not None and set(recorded[0]) != set(pinned[0]):
+            only_schema = [n for n in pinned[0] if n not in recorded[0]]
+            only_model = [n for n in recorded[0] if n not in pinned[0]]
+            raise SchemaError(
+                f"{pinned[1]} and {recorded[1]} name different inputs: only the schema has {only_schema[:20]}, "
+                f"only the model {only_model[:20]}; save the schema of the table the model was trained on")
+        if recorded is None and pinned is None:
+            return frame, InputColumns(tuple(str(c) for c in frame.columns), "by position")
+        names, source = recorded if recorded is not None else pinned
+        by_name = {str(c): c for c in frame.columns}
+        missing = [n for n in names if n not in by_name]
+        extra = [c for c in by_name if c not in names]
+        if missing:
+            also = f", and has {extra[:10]}, which it does not take" if extra else ""
+            raise SchemaError(
+                f"the {what} lacks column{'s' if len(missing) > 1 else ''} {missing[:20]} that {source} names as "
+                f"model input{'s' if len(missing) > 1 else ''}{also} (the {what} has {list(by_name)[:20]})")
+        if extra:
+            raise SchemaError(self._extra_columns(frame, by_name, extra, names, source, what))
+        order = [by_name[n] for n in names]
+        if list(frame.columns) == order:
+            return frame, InputColumns(tuple(names), "by name", source)
+        return frame[order], InputColumns(tuple(names), "by name", source, reordered=True)
+
+    @staticmethod
+    def _extra_columns(frame: pd.DataFrame, by_name: dict, extra: list[str], names: tuple[str, ...], source: str,
+                       what: str) -> str:
+        """The message for columns the model does not take, with a hint for any that looks like
+        the target (its name, or few distinct values) or an id (its name, every value distinct)."""
+        hints = []
+        for c in extra[:10]:
+            s = frame[by_name[c]]
+            distinct = s.nunique(dropna=True)
+            if _LABEL_NAME.search(c) or distinct <= _LABEL_VALUES:
+                hints.append(f"{c!r} looks like the target: name it with {fmt.arg('target')}")
+            elif _ID_NAME.search(c) or (distinct == len(s) and not pd.api.types.is_float_dtype(s.dtype)):
+                hints.append(f"{c!r} looks like an id: name it with {fmt.arg('id_column')}")
+        listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+        return (f"the {what} has column{'s' if len(extra) > 1 else ''} {extra[:20]} that the model does not take "
+                f"({source} names its {len(names)} inputs: {listed}); "
+                + ("; ".join(hints) + f"; otherwise drop {'them' if len(extra) > 1 else 'it'}" if hints
+                   else f"drop {'them' if len(extra) > 1 else 'it'} before explaining"))
+
     # ------------------------------------------------------------------ description
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable summary of the model and its use, for the report."""
@@ -988,9 +1146,11 @@ def _last_layer(model: Any) -> str | None:
 def _row_name(labels: pd.Index | None, i: int) -> str:
     """Row ``i`` of a query as an error names it: by its label in the queried frame (the row's
     identity in the user's data) when there is one, else by its position."""
-    if labels is None:
-        return f"row {i} of the rows queried"
-    return f"row {fmt.row(labels[i])}"
+    return f"row {_row_id(labels, i)}"
+
+
+def _row_id(labels: pd.Index | None, i: int) -> str:
+    return f"{i} of the rows queried" if labels is None else fmt.row(labels[i])
 
 
 def _values(row: np.ndarray) -> str:
@@ -1187,6 +1347,7 @@ class _OnnxSignature:
     width: int | None  # a fixed column count the graph declares
     inputs: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
+    columns: tuple[str, ...] | None = None  # one input per raw column, named as the column
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """``x`` itself, once its shape fits the declared input."""

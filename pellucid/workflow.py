@@ -160,7 +160,10 @@ def explain(
         The model card (purpose, intended use, data lineage, ...): a TOML, YAML or JSON file
         (:func:`pellucid.reports.load_card`) or its fields as a mapping.
     schema : Schema, optional
-        Read from the data when not given.
+        A saved schema that pins the table (:meth:`Schema.from_json`, ``--schema``): the data's
+        columns (less ``target`` and ``id_column``) must be its features, and are taken by
+        name when they come in another order; their values are checked against its kinds and
+        categories. Read from the data when not given.
     random_state : int, optional
         One seed for the whole run: same seed, same report.
     verbose : int
@@ -194,12 +197,24 @@ def explain(
     visualise : bool
         For each class, the in-schema raw row the network gives it most surely and the
         observed rows that have most of it.
+
+    Notes
+    -----
+    Before any long work the run checks what it was given (docs/errors.md): requests the model
+    cannot serve (gradient attributions of a model without gradients, LRP, Grad-CAM and
+    concepts on a TorchScript module), the table's columns against the names the model or
+    ``schema`` records (``model.inputs`` in the report says how they were matched: by name,
+    or by position where nothing records names). The target is checked against the classes
+    right after distillation.
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise SchemaError("the data is empty (0 rows)")
     X, y = _features(data, target, id_column)
+    if schema is not None and not isinstance(schema, Schema):
+        raise ParameterError(f"{fmt.arg('schema')} must be a pellucid Schema (Schema.from_json reads a saved one); "
+                             f"got {type(schema).__name__}")
     sizes = sorted({int(k) for k in sizes})
     if not sizes or min(sizes) < 2:
         raise ParameterError(f"sizes must be rule budgets >= 2, got {list(sizes)}")
@@ -248,13 +263,18 @@ def explain(
                 closing.callback(client.close)
         step("schema")
         t = time.perf_counter()
-        schema = schema if schema is not None else Schema.from_frame(X)
         oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
         if attributions is not False and not (isinstance(attributions, Sequence) and len(attributions) == 0):
             from .attribution.summary import check_methods
 
             # A method this model cannot give stops the run now, not after the distillation.
             check_methods(oracle, None if attributions in (None, True) else list(attributions))
+        # The columns the model takes, by the names it (or a saved schema) records.
+        X, inputs = oracle.match_columns(X, schema=schema)
+        schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
+        # The whole table is checked here, before the model is asked anything, so that an error
+        # names the first row at fault in "the data".
+        schema.validate(X, what="data")
         timings["schema"] = time.perf_counter() - t
         bar.update()
 
@@ -398,7 +418,7 @@ def explain(
             "timings": timings,
         }
         payload = build_payload(
-            model=oracle.describe(),
+            model={**oracle.describe(), "inputs": inputs.to_dict()},
             schema=schema,
             dset=dset,
             surrogates=fitted,
@@ -430,6 +450,14 @@ def explain(
         timings["total"] = time.perf_counter() - t_all
         bar.update()
         return ExplainResult(oracle, schema, dset, fitted, fidelities, payload, html_path, json_path, timings, front)
+
+
+def _schema_in_order(schema: Schema, inputs: Any) -> Schema:
+    """A saved schema with its features in the order the model takes them (it may have been
+    saved in another order than the one the model records)."""
+    if list(inputs.columns) == schema.names:
+        return schema
+    return Schema(tuple(schema[name] for name in inputs.columns), n_rows=schema.n_rows)
 
 
 def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | Path | None,

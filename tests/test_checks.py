@@ -5,6 +5,7 @@ flag, the column, the row); in Python it raises the error of its kind, naming th
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,11 +24,44 @@ FAST = ["--quiet", "--n", "500", "--sizes", "4", "--n-boot", "0", "--no-local", 
 MODELS = textwrap.dedent(
     """
     import numpy as np
+    import torch
 
     def rule(df):
         # A classifier on the credit table: probabilities of (good, bad) from the debt ratio.
         p = 1 / (1 + np.exp(-8 * (df["debt_ratio"].astype(float).to_numpy() - 0.5)))
         return np.column_stack([1 - p, p])
+
+    def noisy(df):
+        # The same with noise in every answer: not a function of its input.
+        z = 8 * (df["debt_ratio"].astype(float).to_numpy() - 0.5) + np.random.normal(0, 0.5, len(df))
+        p = 1 / (1 + np.exp(-z))
+        return np.column_stack([1 - p, p])
+
+    def net():
+        # A bare torch network on three numeric columns (a, b, c) that looks at the first only.
+        m = torch.nn.Linear(3, 2)
+        with torch.no_grad():
+            m.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [12.0, 0.0, 0.0]]))
+            m.bias.copy_(torch.tensor([0.0, -6.0]))
+        return m
+
+    def pipe():
+        # A scikit-learn pipeline fitted on the credit table's features: it records their names.
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+        from pellucid.demo import TARGET, make_credit
+
+        df = make_credit(600, random_state=3)
+        X, y = df.drop(columns=TARGET), df[TARGET]
+        cats = ["home", "employment", "region"]
+        pre = ColumnTransformer([
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+             [c for c in X.columns if c not in cats]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), cats)])
+        return make_pipeline(pre, LogisticRegression(max_iter=500)).fit(X, y)
     """
 )
 
@@ -119,6 +153,115 @@ def test_repeated_column_names_in_python():
         with pytest.raises(SchemaError, match=r"several columns with the same name: 'income' \(columns 0, 2,"):
             call()
     assert oracle.n_queries == 0
+
+
+
+# ---------------------------------------------------------------------- columns (items 2 and 3)
+def test_a_bare_network_takes_columns_by_position_and_the_report_says_so(files, tmp_path):
+    abc_table()[["c", "a", "b"]].to_csv(tmp_path / "cab.csv", index=False)
+    done = explain("--model", f"{files}/models.py:net", "--data", tmp_path / "cab.csv", "--classes", "no,yes",
+                   "--out", tmp_path / "r", *FAST)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads((tmp_path / "r" / "report.json").read_text())
+    inputs = payload["model"]["inputs"]
+    assert inputs["matched"] == "by position" and inputs["columns"] == ["c", "a", "b"] and inputs["names_from"] is None
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Taken by position: nothing records the names of the model&#39;s inputs" in page
+    assert "(c, a, b)" in page
+    # The network read c where it was trained on a: the rules say c, as the report's columns warn.
+    best = payload["surrogates"][payload["recommended"]]
+    assert {c["feature"] for r in best["rules"] for c in r["conditions"]} == {"c"}
+
+
+def test_a_saved_schema_pins_the_columns_by_name(files, tmp_path):
+    from pellucid import Schema
+
+    train = abc_table(seed=1)
+    Schema.from_frame(train).to_json(tmp_path / "schema.json")
+    abc_table()[["c", "a", "b"]].to_csv(tmp_path / "cab.csv", index=False)
+    done = explain("--model", f"{files}/models.py:net", "--data", tmp_path / "cab.csv", "--classes", "no,yes",
+                   "--schema", tmp_path / "schema.json", "--out", tmp_path / "r", *FAST)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads((tmp_path / "r" / "report.json").read_text())
+    inputs = payload["model"]["inputs"]
+    assert inputs["matched"] == "by name" and inputs["reordered"] and inputs["columns"] == ["a", "b", "c"]
+    assert inputs["names_from"] == "the saved schema (--schema)"
+    assert "came in another order and were put in the order" in (tmp_path / "r" / "report.html").read_text()
+    best = payload["surrogates"][payload["recommended"]]
+    assert {c["feature"] for r in best["rules"] for c in r["conditions"]} == {"a"}
+    # A column the schema does not name, or one it names that is missing, stops the run.
+    abc_table().assign(d=1.5).to_csv(tmp_path / "abcd.csv", index=False)
+    line = error_line(explain("--model", f"{files}/models.py:net", "--data", tmp_path / "abcd.csv", "--classes",
+                              "no,yes", "--schema", tmp_path / "schema.json", "--out", tmp_path / "r2", *FAST))
+    assert "has column ['d'] that the model does not take (the saved schema (--schema) names its 3 inputs: a, b, c)" \
+        in line and "'d' looks like the target: name it with --target" in line
+    abc_table()[["a", "b"]].to_csv(tmp_path / "ab.csv", index=False)
+    line = error_line(explain("--model", f"{files}/models.py:net", "--data", tmp_path / "ab.csv", "--classes",
+                              "no,yes", "--schema", tmp_path / "schema.json", "--out", tmp_path / "r2", *FAST))
+    assert "the data lacks column ['c'] that the saved schema (--schema) names as model input" in line
+
+
+def test_a_saved_schema_refuses_an_unseen_category(files, tmp_path):
+    from pellucid import Schema
+
+    df = make_credit(400, random_state=4)
+    Schema.from_frame(df.drop(columns=TARGET)).to_json(tmp_path / "schema.json")
+    df["home"] = df["home"].astype(object)
+    df.loc[[37, 80], "home"] = "houseboat"
+    df.to_csv(tmp_path / "new.csv", index=False)
+    line = error_line(explain("--model", f"{files}/models.py:rule", "--data", tmp_path / "new.csv", "--target",
+                              TARGET, "--classes", "good,bad", "--schema", tmp_path / "schema.json",
+                              "--out", tmp_path / "r", *FAST))
+    assert "column 'home' of the data holds category never seen in the reference data: ['houseboat'] " \
+           "(2 rows, first at row 37)" in line
+    for bad, pattern in [("nope.json", "schema file '.*nope.json' does not exist"),
+                         ("credit.csv", "is not JSON"), ("empty.json", "is not a pellucid schema")]:
+        (tmp_path / "empty.json").write_text("{}")
+        path = files / bad if bad == "credit.csv" else tmp_path / bad
+        line = error_line(explain("--model", f"{files}/models.py:rule", "--data", files / "credit.csv",
+                                  "--schema", path, "--out", tmp_path / "r", *FAST))
+        assert re.search(pattern, line), line
+
+
+def test_columns_a_named_model_does_not_take(files, tmp_path):
+    """The target left in (--target forgotten) and an id column are refused by name, with a hint."""
+    df = make_credit(300, random_state=4)
+    df.insert(0, "application", [f"A{i:05d}" for i in range(len(df))])
+    df.to_csv(tmp_path / "all.csv", index=False)
+    line = error_line(explain("--model", f"{files}/models.py:pipe", "--data", tmp_path / "all.csv",
+                              "--out", tmp_path / "r", *FAST))
+    assert f"has columns ['application', '{TARGET}'] that the model does not take (the preprocess" not in line
+    assert f"has columns ['application', '{TARGET}'] that the model does not take (the model's feature_names_in_ " \
+           "(Pipeline) names its 11 inputs: income, debt_ratio" in line
+    assert "'application' looks like an id: name it with --id-column" in line
+    assert f"'{TARGET}' looks like the target: name it with --target" in line
+    # Named, both leave the features: the run goes through, the columns matched by name.
+    done = explain("--model", f"{files}/models.py:pipe", "--data", tmp_path / "all.csv", "--target", TARGET,
+                   "--id-column", "application", "--out", tmp_path / "r", *FAST)
+    assert done.returncode == 0, done.stderr[-3000:]
+    inputs = json.loads((tmp_path / "r" / "report.json").read_text())["model"]["inputs"]
+    assert inputs["matched"] == "by name" and not inputs["reordered"]
+
+
+def test_a_named_model_takes_columns_in_another_order_by_name():
+    """Python: a scikit-learn pipeline records its inputs; a table in another order is put in
+    the model's order (which scikit-learn itself would refuse), and the report says so."""
+    import pellucid
+    from pellucid.errors import SchemaError
+
+    namespace: dict = {}
+    exec(MODELS, namespace)
+    model = namespace["pipe"]()
+    df = make_credit(300, random_state=4)
+    shuffled = df[list(reversed(df.columns))]
+    res = pellucid.explain(model, shuffled, target=TARGET, out_dir=None, verbose=0, n=500, sizes=(4,), n_boot=0,
+                           local=False, attributions=False, linear_view=False)
+    inputs = res.payload["model"]["inputs"]
+    assert inputs["reordered"] and inputs["columns"] == [str(c) for c in model.feature_names_in_]
+    assert res.schema.names == inputs["columns"]
+    with pytest.raises(SchemaError, match=r"\['extra'\] that the model does not take .*'extra' looks like the "
+                                          r"target: name it with target="):
+        pellucid.explain(model, df.assign(extra=0), target=TARGET, out_dir=None, verbose=0)
 
 
 # ---------------------------------------------------------------------- TorchScript (item 6)
