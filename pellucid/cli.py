@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a saved schema (Schema.to_json, or a report.json) that pins the data: its columns (less "
                          "--target and --id-column) must be the schema's features, taken by name in another order, with "
                          "the schema's kinds and categories (an unseen category stops the run)")
+    ex.add_argument("--allow-nondeterministic", action="store_true",
+                    help="explain a model whose answers change when asked twice about the same rows (the report "
+                         "states the measured disagreement); without it such a model stops the run")
     ex.add_argument("--task", choices=["classification", "regression"], default=None, help="default: inferred from the model")
     ex.add_argument("--dask", default=None, metavar="SCHEDULER",
                     help="run the attributions and local explanations on a Dask cluster: a scheduler address "
@@ -368,6 +371,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             concept_layer=args.concept_layer,
             visualise=args.visualise,
             schema=pinned,
+            allow_nondeterministic=getattr(args, "allow_nondeterministic", False),
         )
     except PellucidError as e:
         print(f"pellucid: error: {e}", file=sys.stderr)

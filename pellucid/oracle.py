@@ -63,7 +63,7 @@ from .errors import (
     SchemaError,
 )
 
-__all__ = ["Oracle", "EncodingMap", "InputColumns", "load_model"]
+__all__ = ["Oracle", "EncodingMap", "InputColumns", "Determinism", "load_model"]
 
 _TASKS = ("classification", "regression")
 _OUTPUTS = ("auto", "proba", "logits")
@@ -120,6 +120,12 @@ class EncodingMap:
         }
 
 
+#: Rows the determinism check asks the model about, twice.
+DETERMINISM_ROWS = 256
+#: Two answers to the same row are the same within these tolerances (relative, and absolute on
+#: probabilities or on a regression's largest value): float rounding, such as a GPU's reductions
+#: summing in another order, never noise.
+DETERMINISM_RTOL, DETERMINISM_ATOL = 1e-5, 1e-6
 #: Names that say a column holds the outcome rather than an input.
 _LABEL_NAME = re.compile(r"(?i)(^|[_\W])(target|label|labels|y|outcome|class|response|truth)($|[_\W])")
 #: Names that say a column identifies rows.
@@ -172,6 +178,55 @@ class InputColumns:
         """JSON-serialisable form (report.json's ``model.inputs``)."""
         return {"matched": self.matched, "names_from": self.names_from, "reordered": bool(self.reordered),
                 "columns": list(self.columns), "note": self.note}
+
+
+@dataclass(frozen=True)
+class Determinism:
+    """Whether the model gives the same answer twice (see :meth:`Oracle.check_determinism`).
+
+    Attributes
+    ----------
+    rows : int
+        Rows asked about, twice.
+    changed : int
+        Rows whose answer changed between the two queries (beyond float tolerance).
+    max_difference : float
+        The largest change of an output (a probability, or a regression's value).
+    largest_at : str or None
+        The row with the largest change, as errors name rows; None when nothing changed.
+    allowed : bool
+        Whether a model that changes was explained anyway (``allow_nondeterministic``).
+    """
+
+    rows: int
+    changed: int
+    max_difference: float
+    largest_at: str | None = None
+    allowed: bool = False
+
+    @property
+    def deterministic(self) -> bool:
+        return self.changed == 0
+
+    @property
+    def note(self) -> str:
+        """One sentence for the report."""
+        if self.deterministic:
+            return (f"Asked twice about the same {self.rows} rows, the model gave the same answers "
+                    f"(largest difference {self.max_difference:.3g}).")
+        return (f"The model is not deterministic: asked twice about the same {self.rows} rows, it changed its answer "
+                f"for {self.changed} ({fmt.pct(self.changed / self.rows)}), by up to {self.max_difference:.3g} (row "
+                f"{self.largest_at}). It was explained anyway, as asked: every figure of this report is measured "
+                "against answers that would differ if asked again, and part of any disagreement between the rules "
+                "and the model is the model's own variation.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (report.json's ``model.determinism``)."""
+        return {"deterministic": self.deterministic, "rows": int(self.rows), "queries": 2 * int(self.rows),
+                "changed_rows": int(self.changed), "share_changed": self.changed / self.rows if self.rows else 0.0,
+                "max_difference": float(self.max_difference), "largest_at_row": self.largest_at,
+                "tolerance": {"rtol": DETERMINISM_RTOL, "atol": DETERMINISM_ATOL}, "allowed": bool(self.allowed),
+                "note": self.note}
 
 
 class Oracle:
@@ -938,7 +993,7 @@ class Oracle:
                 shared.update(sub_shared)
         return {f: tuple(sorted(g - set(shared))) for f, g in groups.items()}, shared, n_encoded
 
-    # ------------------------------------------------------------------ inputs
+    # ------------------------------------------------------------------ inputs and determinism
     def input_names(self) -> tuple[tuple[str, ...], str] | None:
         """The names of the raw columns the model takes, in its order, and what records them.
 
@@ -1040,6 +1095,54 @@ class Oracle:
                 f"({source} names its {len(names)} inputs: {listed}); "
                 + ("; ".join(hints) + f"; otherwise drop {'them' if len(extra) > 1 else 'it'}" if hints
                    else f"drop {'them' if len(extra) > 1 else 'it'} before explaining"))
+
+    def check_determinism(self, rows: pd.DataFrame, *, allow: bool = False) -> Determinism:
+        """Ask the model twice about the same rows and compare the answers.
+
+        A model whose answers change between two calls on the same rows (noise in its
+        forward pass, dropout left on in a function that ignores eval mode) is not a function
+        of its input: rules fitted to it measure its randomness, and its disagreement with
+        them would read as their limitation. Both queries are counted like any other.
+
+        Parameters
+        ----------
+        rows : DataFrame
+            A small sample of valid raw rows (``explain`` takes up to
+            :data:`DETERMINISM_ROWS`, drawn with its seed), indexed by their identities.
+        allow : bool
+            Return the measured disagreement instead of raising.
+
+        Returns
+        -------
+        Determinism
+
+        Raises
+        ------
+        ModelOutputError
+            When some answer changed beyond float tolerance (:data:`DETERMINISM_RTOL` of the
+            value plus :data:`DETERMINISM_ATOL` of the output's scale) and ``allow`` is False,
+            naming the share of rows that changed and the largest difference.
+        """
+        first = self.query(rows)
+        second = self.query(rows)
+        a = first.reshape(len(first), -1)
+        b = second.reshape(len(second), -1)
+        scale = max(1.0, float(np.abs(a).max(initial=0.0))) if self._task == "regression" else 1.0
+        diff = np.abs(a - b)
+        changed = (diff > DETERMINISM_ATOL * scale + DETERMINISM_RTOL * np.abs(a)).any(axis=1)
+        per_row = diff.max(axis=1, initial=0.0)
+        worst = int(np.argmax(per_row)) if len(per_row) else 0
+        labels = rows.index if isinstance(rows, pd.DataFrame) and not isinstance(rows.index, pd.RangeIndex) else None
+        at = _row_id(labels, worst) if changed.any() else None
+        found = Determinism(len(a), int(changed.sum()), float(per_row.max(initial=0.0)), at, allowed=bool(allow))
+        if not found.deterministic and not allow:
+            flag = fmt.arg("allow_nondeterministic") + ("" if fmt.at_cli() else "True")
+            raise ModelOutputError(
+                f"the model answers differently when asked twice about the same rows: {found.changed} of {found.rows} "
+                f"rows ({fmt.pct(found.changed / found.rows)}) changed, the largest difference {found.max_difference:.3g} "
+                f"(row {at}); rules and fidelity would measure its randomness (noise, dropout left on). Make it "
+                f"deterministic, or pass {flag} to explain it anyway, with the report saying so")
+        return found
 
     # ------------------------------------------------------------------ description
     def describe(self) -> dict[str, Any]:

@@ -97,6 +97,7 @@ def explain(
     concept_layer: Any = None,
     concept_target: Any = None,
     visualise: bool = False,
+    allow_nondeterministic: bool = False,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -197,6 +198,12 @@ def explain(
     visualise : bool
         For each class, the in-schema raw row the network gives it most surely and the
         observed rows that have most of it.
+    allow_nondeterministic : bool
+        Explain a model whose answers change when it is asked twice about the same rows. The
+        run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
+        and otherwise stops with an error naming the share of rows that changed and the
+        largest difference; allowed, the report states the measured disagreement in its
+        summary (``model.determinism``).
 
     Notes
     -----
@@ -204,8 +211,8 @@ def explain(
     cannot serve (gradient attributions of a model without gradients, LRP, Grad-CAM and
     concepts on a TorchScript module), the table's columns against the names the model or
     ``schema`` records (``model.inputs`` in the report says how they were matched: by name,
-    or by position where nothing records names). The target is checked against the classes
-    right after distillation.
+    or by position where nothing records names), and the model's determinism. The target is
+    checked against the classes right after distillation.
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -274,7 +281,14 @@ def explain(
         schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
         # The whole table is checked here, before the model is asked anything, so that an error
         # names the first row at fault in "the data".
-        schema.validate(X, what="data")
+        valid = schema.validate(X, what="data")
+        determinism = _check_determinism(oracle, valid, allow_nondeterministic, random_state)
+        analysed = bool(sensitivity or concepts or visualise)
+        if analysed:  # the task and classes are known now: a request that cannot run stops here
+            from .attribution.analysis import analyse, check_request
+
+            analysis_label = check_request(oracle, concepts=concepts, concept_layer=concept_layer,
+                                           concept_target=concept_target)
         timings["schema"] = time.perf_counter() - t
         bar.update()
 
@@ -286,12 +300,6 @@ def explain(
         timings["distill"] = time.perf_counter() - t
         if sample is not None:
             dset = _fitting_sample(dset, sample, stream_to, random_state)
-        analysed = bool(sensitivity or concepts or visualise)
-        if analysed:  # the task and classes are known now: a request that cannot run stops here
-            from .attribution.analysis import analyse, check_request
-
-            analysis_label = check_request(oracle, concepts=concepts, concept_layer=concept_layer,
-                                           concept_target=concept_target)
         # Scored now: a target that does not fit the task stops the run before any fitting.
         from .fidelity import ground_truth as network_against_target
 
@@ -418,7 +426,7 @@ def explain(
             "timings": timings,
         }
         payload = build_payload(
-            model={**oracle.describe(), "inputs": inputs.to_dict()},
+            model={**oracle.describe(), "inputs": inputs.to_dict(), "determinism": determinism.to_dict()},
             schema=schema,
             dset=dset,
             surrogates=fitted,
@@ -458,6 +466,17 @@ def _schema_in_order(schema: Schema, inputs: Any) -> Schema:
     if list(inputs.columns) == schema.names:
         return schema
     return Schema(tuple(schema[name] for name in inputs.columns), n_rows=schema.n_rows)
+
+
+def _check_determinism(oracle: Oracle, valid: pd.DataFrame, allow: bool, random_state: int | None) -> Any:
+    """Ask the model twice about a seeded sample of the validated observed rows (its first
+    queries: they also fix how its outputs are read) and compare; see
+    :meth:`Oracle.check_determinism`."""
+    from .oracle import DETERMINISM_ROWS
+
+    k = min(len(valid), DETERMINISM_ROWS)
+    rows = np.sort(np.random.default_rng(random_state).choice(len(valid), k, replace=False))
+    return oracle.check_determinism(valid.iloc[rows], allow=allow)
 
 
 def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | Path | None,

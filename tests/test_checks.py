@@ -264,6 +264,57 @@ def test_a_named_model_takes_columns_in_another_order_by_name():
         pellucid.explain(model, df.assign(extra=0), target=TARGET, out_dir=None, verbose=0)
 
 
+# ---------------------------------------------------------------------- determinism (item 4)
+def test_a_model_that_answers_differently_stops_the_run(files, tmp_path):
+    line = error_line(explain("--model", f"{files}/models.py:noisy", "--data", files / "credit.csv", "--target",
+                              TARGET, "--classes", "good,bad", "--out", tmp_path / "r", *FAST))
+    found = re.search(r"asked twice about the same rows: (\d+) of 256 rows \((\S+)%\) changed, the largest "
+                      r"difference (\S+) \(row (\d+)\);.*pass --allow-nondeterministic", line)
+    assert found and int(found.group(1)) > 200 and float(found.group(3)) > 0.01, line
+    done = explain("--model", f"{files}/models.py:noisy", "--data", files / "credit.csv", "--target", TARGET,
+                   "--classes", "good,bad", "--allow-nondeterministic", "--out", tmp_path / "r", *FAST)
+    assert done.returncode == 0, done.stderr[-3000:]
+    det = json.loads((tmp_path / "r" / "report.json").read_text())["model"]["determinism"]
+    assert det["deterministic"] is False and det["allowed"] is True and det["rows"] == 256
+    assert det["changed_rows"] > 200 and 0.01 < det["max_difference"] < 1
+    summary = (tmp_path / "r" / "report.html").read_text().split('<section id="summary">')[1].split("</section>")[0]
+    assert "Not deterministic." in summary and f"{det['changed_rows']} ({det['share_changed']:.1%})" in summary
+
+
+class _Noisy(torch.nn.Module):
+    """A torch network whose forward adds noise or keeps dropout on: eval mode does not help."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        if self.how == "rand":
+            return self.lin(x) + torch.rand(x.shape[0], 2)
+        return self.lin(torch.nn.functional.dropout(x, p=0.5, training=True))
+
+
+@pytest.mark.parametrize("how", ["rand", "dropout"])
+def test_nondeterministic_torch_modules(how):
+    import pellucid
+    from pellucid import Oracle
+    from pellucid.errors import ModelOutputError
+
+    torch.manual_seed(0)
+    oracle = Oracle(_Noisy(how), classes=["no", "yes"])
+    with pytest.raises(ModelOutputError, match=r"asked twice about the same rows: \d+ of 256 rows .* changed.*"
+                                               r"allow_nondeterministic=True"):
+        pellucid.explain(oracle, abc_table(), out_dir=None, verbose=0)
+    assert oracle.n_queries == 2 * 256  # the check's two queries, counted, and nothing after them
+    # A deterministic network passes, and the report says what was checked.
+    res = pellucid.explain(Oracle(_Noisy("rand").lin, classes=["no", "yes"]), abc_table(), out_dir=None, verbose=0,
+                           n=500, sizes=(4,), n_boot=0, local=False, attributions=False, linear_view=False)
+    det = res.payload["model"]["determinism"]
+    assert det["deterministic"] and det["changed_rows"] == 0 and det["max_difference"] == 0.0
+    assert det["queries"] == 512 and res.payload["model"]["n_queries"] >= 512 + res.distillation.n_queries
+
+
 # ---------------------------------------------------------------------- TorchScript (item 6)
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):
