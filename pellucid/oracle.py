@@ -170,9 +170,9 @@ class InputColumns:
                     "position (a torch network) takes them in this order: check that it is the order it was trained "
                     "on, or pin the columns with a saved schema (--schema, explain(schema=...)).")
         if self.reordered:
-            return (f"Taken by name: the table's columns came in another order and were put in the order that "
-                    f"{self.names_from} records ({listed}).")
-        return f"Taken by name: the table's {n} columns are the inputs {self.names_from} records, in its order."
+            return (f"Taken by name: the table's columns came in another order and were put in the model's order "
+                    f"({listed}; from {self.names_from}).")
+        return f"Taken by name: the table's {n} columns are the model's inputs, in its order (from {self.names_from})."
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (report.json's ``model.inputs``)."""
@@ -1067,9 +1067,10 @@ class Oracle:
         extra = [c for c in by_name if c not in names]
         if missing:
             also = f", and has {extra[:10]}, which it does not take" if extra else ""
+            listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
             raise SchemaError(
-                f"the {what} lacks column{'s' if len(missing) > 1 else ''} {missing[:20]} that {source} names as "
-                f"model input{'s' if len(missing) > 1 else ''}{also} (the {what} has {list(by_name)[:20]})")
+                f"the {what} lacks column{'s' if len(missing) > 1 else ''} {missing[:20]}, which the model takes (its "
+                f"{len(names)} inputs, from {source}: {listed}){also}; the {what} has {list(by_name)[:20]}")
         if extra:
             raise SchemaError(self._extra_columns(frame, by_name, extra, names, source, what))
         order = [by_name[n] for n in names]
@@ -1092,7 +1093,7 @@ class Oracle:
                 hints.append(f"{c!r} looks like an id: name it with {fmt.arg('id_column')}")
         listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
         return (f"the {what} has column{'s' if len(extra) > 1 else ''} {extra[:20]} that the model does not take "
-                f"({source} names its {len(names)} inputs: {listed}); "
+                f"(its {len(names)} inputs, from {source}: {listed}); "
                 + ("; ".join(hints) + f"; otherwise drop {'them' if len(extra) > 1 else 'it'}" if hints
                    else f"drop {'them' if len(extra) > 1 else 'it'} before explaining"))
 

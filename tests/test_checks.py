@@ -186,19 +186,21 @@ def test_a_saved_schema_pins_the_columns_by_name(files, tmp_path):
     inputs = payload["model"]["inputs"]
     assert inputs["matched"] == "by name" and inputs["reordered"] and inputs["columns"] == ["a", "b", "c"]
     assert inputs["names_from"] == "the saved schema (--schema)"
-    assert "came in another order and were put in the order" in (tmp_path / "r" / "report.html").read_text()
+    assert "came in another order and were put in the model&#39;s order (a, b, c; from the saved schema" \
+        in (tmp_path / "r" / "report.html").read_text()
     best = payload["surrogates"][payload["recommended"]]
     assert {c["feature"] for r in best["rules"] for c in r["conditions"]} == {"a"}
     # A column the schema does not name, or one it names that is missing, stops the run.
     abc_table().assign(d=1.5).to_csv(tmp_path / "abcd.csv", index=False)
     line = error_line(explain("--model", f"{files}/models.py:net", "--data", tmp_path / "abcd.csv", "--classes",
                               "no,yes", "--schema", tmp_path / "schema.json", "--out", tmp_path / "r2", *FAST))
-    assert "has column ['d'] that the model does not take (the saved schema (--schema) names its 3 inputs: a, b, c)" \
+    assert "has column ['d'] that the model does not take (its 3 inputs, from the saved schema (--schema): a, b, c)" \
         in line and "'d' looks like the target: name it with --target" in line
     abc_table()[["a", "b"]].to_csv(tmp_path / "ab.csv", index=False)
     line = error_line(explain("--model", f"{files}/models.py:net", "--data", tmp_path / "ab.csv", "--classes",
                               "no,yes", "--schema", tmp_path / "schema.json", "--out", tmp_path / "r2", *FAST))
-    assert "the data lacks column ['c'] that the saved schema (--schema) names as model input" in line
+    assert "the data lacks column ['c'], which the model takes (its 3 inputs, from the saved schema (--schema): " \
+           "a, b, c); the data has ['a', 'b']" in line
 
 
 def test_a_saved_schema_refuses_an_unseen_category(files, tmp_path):
@@ -230,9 +232,8 @@ def test_columns_a_named_model_does_not_take(files, tmp_path):
     df.to_csv(tmp_path / "all.csv", index=False)
     line = error_line(explain("--model", f"{files}/models.py:pipe", "--data", tmp_path / "all.csv",
                               "--out", tmp_path / "r", *FAST))
-    assert f"has columns ['application', '{TARGET}'] that the model does not take (the preprocess" not in line
-    assert f"has columns ['application', '{TARGET}'] that the model does not take (the model's feature_names_in_ " \
-           "(Pipeline) names its 11 inputs: income, debt_ratio" in line
+    assert f"has columns ['application', '{TARGET}'] that the model does not take (its 11 inputs, from the " \
+           "model's feature_names_in_ (Pipeline): income, debt_ratio" in line
     assert "'application' looks like an id: name it with --id-column" in line
     assert f"'{TARGET}' looks like the target: name it with --target" in line
     # Named, both leave the features: the run goes through, the columns matched by name.
