@@ -270,7 +270,9 @@ class Oracle:
     Notes
     -----
     An ONNX graph must have exactly one input, of shape (rows, columns) with a dynamic row
-    axis. Its answer is its only output; of several outputs, the first 2-D float tensor whose
+    axis, or one input of shape (rows, 1) per raw column, named as the column (as skl2onnx
+    exports a pipeline fitted on a DataFrame; fed by name, of the type each declares: floats,
+    integers, booleans or text, with the graph's own preprocessing). Its answer is its only output; of several outputs, the first 2-D float tensor whose
     name contains "prob" (as ``output_probability`` of skl2onnx) is used, else the
     first float tensor. Outputs that are sequences of maps (skl2onnx's ZipMap) are refused:
     export with ``options={"zipmap": False}``. The output then goes through the same checks
@@ -372,6 +374,9 @@ class Oracle:
                 self._dtype = first.dtype
         elif self.kind == "onnx":
             self._onnx = _onnx_signature(model)
+            if self._onnx.columns is not None and self.preprocess is not None:
+                raise ParameterError(f"the ONNX graph takes the raw columns {list(self._onnx.columns)[:20]} as inputs "
+                                     "of their own, so it holds its own preprocessing: pass no preprocess")
         self._task = task
         if self.batch_size_ is not None and self.kind != "torch":
             self.chunk_rows_ = self.batch_size_  # one model call per encoded block
@@ -591,7 +596,8 @@ class Oracle:
                     return self.model.predict_proba(inputs)
                 return self.model.predict(inputs)
             if self.kind == "onnx":
-                return self.model.run([self._onnx.output], {self._onnx.input: inputs})[0]
+                feeds = inputs if isinstance(inputs, dict) else {self._onnx.input: inputs}
+                return self.model.run([self._onnx.output], feeds)[0]
             return self.model(inputs)
         except Exception as e:
             hint = ""
@@ -609,6 +615,8 @@ class Oracle:
         if self.kind == "torch":
             dense = _to_float(inputs, n, self._input_dtype())
             inputs = torch.from_numpy(dense).to(device=self.device, dtype=self._dtype)
+        elif self.kind == "onnx" and self._onnx.columns is not None:
+            inputs = self._onnx.feeds(inputs)  # one input per raw column, by name
         elif self.kind == "onnx":
             dense = _to_float(inputs, n, self._input_dtype())
             inputs = self._onnx.check(dense)
@@ -1440,9 +1448,16 @@ def _node_args(args: Any) -> tuple[dict[str, Any], ...]:
     )
 
 
+#: Element types an ONNX input of one raw column may declare (numpy type fed, object for text).
+_ONNX_COLUMN_TYPES = {**_ONNX_FLOATS, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+                      "tensor(bool)": np.bool_, "tensor(string)": object}
+
+
 @dataclass(frozen=True)
 class _OnnxSignature:
-    """The one input and the chosen output of an ONNX graph (see :func:`_onnx_signature`)."""
+    """The input(s) and the chosen output of an ONNX graph (see :func:`_onnx_signature`): one
+    (rows, columns) float matrix, or one (rows, 1) input per raw column, named as the column
+    (as skl2onnx exports a pipeline fitted on a DataFrame)."""
 
     input: str
     output: str
@@ -1452,6 +1467,31 @@ class _OnnxSignature:
     inputs: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
     columns: tuple[str, ...] | None = None  # one input per raw column, named as the column
+    column_types: tuple[Any, ...] = ()
+
+    def feeds(self, rows: Any) -> dict[str, np.ndarray]:
+        """One (n, 1) array per column input, taken by name from a frame (by position from an
+        array), of the type the input declares; missing values only where it takes floats."""
+        frame = isinstance(rows, pd.DataFrame)
+        have = {str(c): c for c in rows.columns} if frame else {}
+        out = {}
+        for i, (name, kind) in enumerate(zip(self.columns, self.column_types)):
+            if frame and name not in have:
+                raise ModelError(f"the ONNX graph takes input {name!r} but the rows have no column of that name "
+                                 f"(they have {list(have)[:20]})")
+            values = rows[have[name]].to_numpy() if frame else np.asarray(rows)[:, i]
+            missing = pd.isna(values)
+            if missing.any() and kind not in _ONNX_FLOATS.values():
+                raise ModelError(f"column {name!r} has {int(missing.sum())} missing values, which the ONNX input "
+                                 f"{name!r} ({kind.__name__ if kind is not object else 'text'}) cannot take; "
+                                 "impute them before explaining")
+            try:
+                arr = values.astype(str).astype(object) if kind is object else values.astype(kind)
+            except (TypeError, ValueError) as e:
+                raise ModelError(f"column {name!r} cannot be fed to the ONNX input {name!r}, which takes "
+                                 f"{kind.__name__}: {e}") from e
+            out[name] = arr.reshape(-1, 1)
+        return out
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """``x`` itself, once its shape fits the declared input."""
@@ -1474,11 +1514,17 @@ def _onnx_signature(session: Any) -> _OnnxSignature:
     the only one; else the first 2-D float tensor whose name contains "prob"; else the first
     float tensor. Sequence outputs (skl2onnx's ZipMap) are refused."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1:
-        raise ModelError(f"the ONNX graph has {len(inputs)} inputs {[a.name for a in inputs]}; pellucid feeds "
-                         "exactly one (rows, columns) float matrix")
+    columns = None
+    if len(inputs) > 1:
+        # Each a (rows, 1) column (a symbolic width may be 1 too).
+        one_column = [a.type in _ONNX_COLUMN_TYPES and a.shape is not None and len(a.shape) == 2
+                      and (a.shape[1] == 1 or not isinstance(a.shape[1], int)) for a in inputs]
+        if not all(one_column):
+            raise ModelError(f"the ONNX graph has {len(inputs)} inputs {[a.name for a in inputs]}; pellucid feeds "
+                             "exactly one (rows, columns) float matrix, or one (rows, 1) input per raw column")
+        columns = tuple(a.name for a in inputs)
     inp = inputs[0]
-    dtype = _ONNX_FLOATS.get(inp.type)
+    dtype = _ONNX_FLOATS.get(inp.type, np.float32 if columns else None)
     if dtype is None:
         raise ModelError(f"the ONNX input {inp.name!r} is {inp.type}; pellucid feeds a float matrix "
                          f"({', '.join(_ONNX_FLOATS)})")
@@ -1496,6 +1542,9 @@ def _onnx_signature(session: Any) -> _OnnxSignature:
         raise ModelOutputError(
             f"the ONNX output {others[0].name!r} is {others[0].type}, a sequence of maps (skl2onnx's ZipMap), "
             "which pellucid cannot read; export the classifier with options={'zipmap': False}")
+    if columns is not None:
+        return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], None, _node_args(inputs), _node_args(outputs),
+                              columns, tuple(_ONNX_COLUMN_TYPES[a.type] for a in inputs))
     return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], fixed[1], _node_args(inputs), _node_args(outputs))
 
 
