@@ -1,5 +1,8 @@
 """Checks and formats that every layer shares, written once.
 
+It also says how an argument is named in an error message (:func:`arg`): an error names
+what the user typed, ``--target`` at the command line, ``target=`` in Python.
+
 Today this module holds the one number formatter of the project: every number a person reads
 (the report page, the console, rule texts, exports) is written by the functions below, so the
 same value reads the same everywhere. Two kinds of number are told apart:
@@ -14,9 +17,11 @@ same value reads the same everywhere. Two kinds of number are told apart:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 #: What the page writes where there is no value.
 DASH = "—"
@@ -224,5 +229,42 @@ def value(v: Any, kind: str | None = None) -> str:
     return str(v)
 
 
+def row(label: Any) -> str:
+    """A row's identity as an error names it: ``17`` (a row number of a file, a position),
+    ``'A-17'`` (a value of the id column, or any other label)."""
+    if hasattr(label, "item") and not isinstance(label, (str, bytes)):
+        label = label.item()  # numpy scalars
+    return str(label) if isinstance(label, int) and not isinstance(label, bool) else repr(label)
+
+
 def _minus(s: str) -> str:
     return MINUS + s[1:] if s.startswith("-") else s
+
+
+# ---------------------------------------------------------------------- argument names
+#: Parameters whose command-line flag is not ``--`` + the name with dashes.
+_FLAGS = {"out_dir": "--out", "local_rows": "--explain-rows", "random_state": "--seed", "concepts": "--concept"}
+_AT_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("pellucid_at_cli", default=False)
+
+
+@contextlib.contextmanager
+def command_line() -> Iterator[None]:
+    """Within this block, :func:`arg` names arguments as command-line flags (the CLI's run)."""
+    token = _AT_CLI.set(True)
+    try:
+        yield
+    finally:
+        _AT_CLI.reset(token)
+
+
+def at_cli() -> bool:
+    """Whether the run was started by the ``pellucid`` command (see :func:`command_line`)."""
+    return _AT_CLI.get()
+
+
+def arg(param: str) -> str:
+    """How the user typed the argument ``param``: ``--target`` at the command line (within
+    :func:`command_line`), ``target=`` in Python."""
+    if _AT_CLI.get():
+        return _FLAGS.get(param, "--" + param.replace("_", "-"))
+    return f"{param}="

@@ -46,6 +46,7 @@ def read_table(path: str | Path) -> "pd.DataFrame":
         if suffix in (".csv", ".csv.gz", ".txt"):
             df = pd.read_csv(p)
         elif suffix in (".parquet", ".pq"):
+            _check_flat_parquet(p)
             df = pd.read_parquet(p)
         else:
             raise DataFileError(f"data file {str(p)!r}: unknown format {suffix or '(no extension)'!r}; use .csv or .parquet")
@@ -58,6 +59,19 @@ def read_table(path: str | Path) -> "pd.DataFrame":
     if len(df) == 0:
         raise DataFileError(f"data file {str(p)!r} has no rows")
     return df
+
+
+def _check_flat_parquet(path: Path) -> None:
+    """Refuse a Parquet file with a nested column (struct, list, map) before reading it: a
+    feature takes one number, label or text per row."""
+    import pyarrow.parquet as pq
+    import pyarrow.types as pat
+
+    for field in pq.read_schema(path):
+        if pat.is_nested(field.type) or pat.is_dictionary(field.type) and pat.is_nested(field.type.value_type):
+            raise DataFileError(
+                f"data file {str(path)!r}: column {field.name!r} is nested ({field.type}); pellucid takes flat "
+                "columns, one number, label or text per row: flatten it into columns of its own")
 
 
 def _sizes(text: str) -> list[int]:
@@ -215,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="preprocessing from raw rows to the model's input, as for --model (same warning applies)",
     )
+    ex.add_argument("--schema", default=None, metavar="FILE",
+                    help="a saved schema (Schema.to_json, or a report.json) that pins the data: its columns (less "
+                         "--target and --id-column) must be the schema's features, taken by name in another order, with "
+                         "the schema's kinds and categories (an unseen category stops the run)")
+    ex.add_argument("--allow-nondeterministic", action="store_true",
+                    help="explain a model whose answers change when asked twice about the same rows (the report "
+                         "states the measured disagreement); without it such a model stops the run")
     ex.add_argument("--task", choices=["classification", "regression"], default=None, help="default: inferred from the model")
     ex.add_argument("--dask", default=None, metavar="SCHEDULER",
                     help="run the attributions and local explanations on a Dask cluster: a scheduler address "
@@ -268,6 +289,8 @@ def _run_explain(args: argparse.Namespace) -> tuple:
     if args.id_column is not None and args.id_column not in df.columns:
         raise DataFileError(f"--id-column {args.id_column!r} is not a column of {args.data!r} (columns: {list(map(str, df.columns))[:20]})")
     meta = {"title": f"pellucid report: {Path(args.model.split(':')[0]).name}", "data_file": str(args.data)}
+    if args.schema is not None:
+        meta["schema_file"] = str(args.schema)
     return oracle, df, args.target, meta
 
 
@@ -329,6 +352,7 @@ def _options(args: argparse.Namespace) -> dict:
         concepts=dict(args.concept) if args.concept else None,
         concept_layer=args.concept_layer,
         visualise=args.visualise,
+        allow_nondeterministic=getattr(args, "allow_nondeterministic", False),
     )
 
 
@@ -336,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, 2 for bad input, 130 interrupted)."""
     try:
         args = build_parser().parse_args(argv)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), fmt.command_line():  # errors name the flags typed (--target)
             if getattr(args, "quiet", False):  # --quiet: errors alone (matplotlib's and the learners' warnings too)
                 warnings.simplefilter("ignore")
             return _main(args, argv)
@@ -357,17 +381,20 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     t0 = time.perf_counter()
     undo = None
     try:
-        from .pipeline.config import FLAGS, RunConfig
+        from .pipeline.config import RunConfig
         from .workflow import explain
 
         options = _options(args)
         # Every option and output path checked before the data and the model are read (a
         # demo trains its network first): named as they were typed.
-        config = RunConfig.check(spell=FLAGS.get, **options)
+        config = RunConfig.check(**options)
         data_file = getattr(args, "data", None)
         undo = _check_cli_outputs(config, data_file)
+        if getattr(args, "schema", None) is not None:  # read first: a bad file stops before the model loads
+            from .schema import Schema
+
+            options["schema"] = Schema.from_json(args.schema)
         oracle, df, target, meta = _run_demo(args) if args.command == "demo" else _run_explain(args)
-        _check_rows(args, df)
         meta["command_line"] = "pellucid " + " ".join(shlex.quote(a) for a in argv_list)
         result = explain(oracle, df, target=target, meta=meta, **options)
     except PellucidError as e:
@@ -392,18 +419,6 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
               f"on {fid['n']:,} held-out rows")
         print(f"wrote {result.html_path} and {result.json_path} in {fmt.seconds(time.perf_counter() - t0)}")
     return 0
-
-
-def _check_rows(args: argparse.Namespace, df: "pd.DataFrame") -> None:
-    """``--explain-rows`` names rows of the data: by number in the file, or by --id-column."""
-    if not args.explain_rows:
-        return
-    id_column = getattr(args, "id_column", None)
-    known = set(map(str, df[id_column] if id_column is not None else df.index))
-    missing = [r for r in args.explain_rows if r not in known]
-    if missing:
-        what = f"values of --id-column {id_column!r}" if id_column is not None else f"row numbers of the data (0 to {len(df) - 1})"
-        raise ParameterError(f"--explain-rows {', '.join(missing[:10])}: not {what}")
 
 
 def _check_cli_outputs(config, data_file):

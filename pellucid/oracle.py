@@ -52,6 +52,7 @@ from sklearn.preprocessing import (
 from sklearn.utils.validation import check_is_fitted
 
 from . import _device
+from . import _validation as fmt
 from .errors import (
     ModelError,
     ModelLoadError,
@@ -59,9 +60,10 @@ from .errors import (
     ParameterError,
     PellucidError,
     PellucidWarning,
+    SchemaError,
 )
 
-__all__ = ["Oracle", "EncodingMap", "load_model"]
+__all__ = ["Oracle", "EncodingMap", "InputColumns", "Determinism", "load_model"]
 
 _TASKS = ("classification", "regression")
 _OUTPUTS = ("auto", "proba", "logits")
@@ -118,6 +120,115 @@ class EncodingMap:
         }
 
 
+#: Rows the determinism check asks the model about, twice.
+DETERMINISM_ROWS = 256
+#: Two answers to the same row are the same within these tolerances (relative, and absolute on
+#: probabilities or on a regression's largest value): float rounding, such as a GPU's reductions
+#: summing in another order, never noise.
+DETERMINISM_RTOL, DETERMINISM_ATOL = 1e-5, 1e-6
+#: Names that say a column holds the outcome rather than an input.
+_LABEL_NAME = re.compile(r"(?i)(^|[_\W])(target|label|labels|y|outcome|class|response|truth)($|[_\W])")
+#: Names that say a column identifies rows.
+_ID_NAME = re.compile(r"(?i)(^|[_\W])(id|ids|key|uuid|number|no)$|^id[_\W]")
+#: Few distinct values: a column like a label.
+_LABEL_VALUES = 10
+
+
+@dataclass(frozen=True)
+class InputColumns:
+    """How a table's columns became the model's inputs.
+
+    By name where the model records the names of its inputs (a scikit-learn estimator's or
+    preprocess's ``feature_names_in_``, an ONNX graph with one input per column) or a saved
+    :class:`~pellucid.schema.Schema` pins them; by position otherwise (a bare torch network,
+    a callable), which the report states.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The columns given to the model, in the order given.
+    matched : {"by name", "by position"}
+    names_from : str or None
+        What records the names (None when matched by position).
+    reordered : bool
+        Whether the table's columns came in another order and were put in the recorded one.
+    """
+
+    columns: tuple[str, ...]
+    matched: str
+    names_from: str | None = None
+    reordered: bool = False
+
+    @property
+    def note(self) -> str:
+        """One sentence for the report."""
+        n = len(self.columns)
+        listed = ", ".join(self.columns[:12]) + (", …" if n > 12 else "")
+        if self.matched == "by position":
+            return (f"Taken by position: nothing records the names of the model's inputs, so the table's {n} columns "
+                    f"were all given to it, in the table's order ({listed}). A model that reads its inputs by "
+                    "position (a torch network) takes them in this order: check that it is the order it was trained "
+                    "on, or pin the columns with a saved schema (--schema, explain(schema=...)).")
+        if self.reordered:
+            return (f"Taken by name: the table's columns came in another order and were put in the model's order "
+                    f"({listed}; from {self.names_from}).")
+        return f"Taken by name: the table's {n} columns are the model's inputs, in its order (from {self.names_from})."
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (report.json's ``model.inputs``)."""
+        return {"matched": self.matched, "names_from": self.names_from, "reordered": bool(self.reordered),
+                "columns": list(self.columns), "note": self.note}
+
+
+@dataclass(frozen=True)
+class Determinism:
+    """Whether the model gives the same answer twice (see :meth:`Oracle.check_determinism`).
+
+    Attributes
+    ----------
+    rows : int
+        Rows asked about, twice.
+    changed : int
+        Rows whose answer changed between the two queries (beyond float tolerance).
+    max_difference : float
+        The largest change of an output (a probability, or a regression's value).
+    largest_at : str or None
+        The row with the largest change, as errors name rows; None when nothing changed.
+    allowed : bool
+        Whether a model that changes was explained anyway (``allow_nondeterministic``).
+    """
+
+    rows: int
+    changed: int
+    max_difference: float
+    largest_at: str | None = None
+    allowed: bool = False
+
+    @property
+    def deterministic(self) -> bool:
+        return self.changed == 0
+
+    @property
+    def note(self) -> str:
+        """One sentence for the report."""
+        if self.deterministic:
+            return (f"Asked twice about the same {self.rows} rows, the model gave the same answers "
+                    f"(largest difference {self.max_difference:.3g}).")
+        return (f"The model is not deterministic: asked twice about the same {self.rows} rows, it changed its answer "
+                f"for {self.changed} ({fmt.pct(self.changed / self.rows)}), by up to {self.max_difference:.3g} (row "
+                f"{self.largest_at}). It was explained anyway, as asked: every figure of this report is measured "
+                "against answers that would differ if asked again, and part of any disagreement between the rules "
+                "and the model is the model's own variation.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (report.json's ``model.determinism``)."""
+        return {"deterministic": self.deterministic, "rows": int(self.rows), "queries": 2 * int(self.rows),
+                "changed_rows": int(self.changed), "share_changed": self.changed / self.rows if self.rows else 0.0,
+                "max_difference": float(self.max_difference), "largest_at_row": self.largest_at,
+                "tolerance": {"rtol": DETERMINISM_RTOL, "atol": DETERMINISM_ATOL}, "allowed": bool(self.allowed),
+                "note": self.note}
+
+
 class Oracle:
     """Answers queries about a trained model on raw rows.
 
@@ -159,7 +270,9 @@ class Oracle:
     Notes
     -----
     An ONNX graph must have exactly one input, of shape (rows, columns) with a dynamic row
-    axis. Its answer is its only output; of several outputs, the first 2-D float tensor whose
+    axis, or one input of shape (rows, 1) per raw column, named as the column (as skl2onnx
+    exports a pipeline fitted on a DataFrame; fed by name, of the type each declares: floats,
+    integers, booleans or text, with the graph's own preprocessing). Its answer is its only output; of several outputs, the first 2-D float tensor whose
     name contains "prob" (as ``output_probability`` of skl2onnx) is used, else the
     first float tensor. Outputs that are sequences of maps (skl2onnx's ZipMap) are refused:
     export with ``options={"zipmap": False}``. The output then goes through the same checks
@@ -226,6 +339,7 @@ class Oracle:
         if task is None and classes is not None:
             task = "classification"  # naming classes says what the outputs are
         self.output_: str | None = None
+        self.proba_reason_: str | None = None
         self.device: torch.device | None = None
         self._dtype = torch.float32
         self._onnx: _OnnxSignature | None = None
@@ -242,6 +356,8 @@ class Oracle:
                 task = "classification" if has_proba or is_classifier(model) else "regression"
             if task == "classification":
                 self.output_ = "proba" if has_proba else "labels"
+                if has_proba:
+                    self.proba_reason_ = "the estimator's predict_proba gives them"
                 if self._classes is None and getattr(model, "classes_", None) is not None:
                     self._classes = np.asarray(model.classes_, dtype=object)
         elif self.kind == "torch":
@@ -258,6 +374,9 @@ class Oracle:
                 self._dtype = first.dtype
         elif self.kind == "onnx":
             self._onnx = _onnx_signature(model)
+            if self._onnx.columns is not None and self.preprocess is not None:
+                raise ParameterError(f"the ONNX graph takes the raw columns {list(self._onnx.columns)[:20]} as inputs "
+                                     "of their own, so it holds its own preprocessing: pass no preprocess")
         self._task = task
         if self.batch_size_ is not None and self.kind != "torch":
             self.chunk_rows_ = self.batch_size_  # one model call per encoded block
@@ -369,8 +488,11 @@ class Oracle:
                 start += chunk.shape[0]
                 bar.update(chunk.shape[0])
         raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self._resolve(raw)
-        return self._finish(raw)
+        # Errors name a row by its label when the frame has its own (the rows' identities in the
+        # user's data); a plain 0..n-1 index is a position in what was queried.
+        labels = X.index if isinstance(X, pd.DataFrame) and not isinstance(X.index, pd.RangeIndex) else None
+        self._resolve(raw, labels)
+        return self._finish(raw, labels)
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Class labels (the most probable class) or regression values for raw rows."""
@@ -474,7 +596,8 @@ class Oracle:
                     return self.model.predict_proba(inputs)
                 return self.model.predict(inputs)
             if self.kind == "onnx":
-                return self.model.run([self._onnx.output], {self._onnx.input: inputs})[0]
+                feeds = inputs if isinstance(inputs, dict) else {self._onnx.input: inputs}
+                return self.model.run([self._onnx.output], feeds)[0]
             return self.model(inputs)
         except Exception as e:
             hint = ""
@@ -492,6 +615,8 @@ class Oracle:
         if self.kind == "torch":
             dense = _to_float(inputs, n, self._input_dtype())
             inputs = torch.from_numpy(dense).to(device=self.device, dtype=self._dtype)
+        elif self.kind == "onnx" and self._onnx.columns is not None:
+            inputs = self._onnx.feeds(inputs)  # one input per raw column, by name
         elif self.kind == "onnx":
             dense = _to_float(inputs, n, self._input_dtype())
             inputs = self._onnx.check(dense)
@@ -572,28 +697,57 @@ class Oracle:
             raise ModelOutputError(f"the model's output changed shape from {shape(self._raw_width)} "
                                    f"to {raw.shape} between calls")
 
-    def _resolve(self, raw: np.ndarray) -> None:
-        """Fix the task, the output mode and the classes from the first answer."""
+    def _resolve(self, raw: np.ndarray, labels: pd.Index | None = None) -> None:
+        """Fix the task, the output mode and the classes from the first answer.
+
+        A classifier's outputs are probabilities when the model says so: ``output="proba"``,
+        a scikit-learn ``predict_proba``, an ONNX output named like probabilities (``prob`` in
+        its name), a torch network whose last layer is ``Softmax`` or ``Sigmoid``; every answer
+        is then checked to be one (:meth:`_finish`). Otherwise (``output="auto"``) the first
+        answer decides, row by row: probabilities when every row lies in [0, 1] and sums to one
+        (within 1e-4), logits when none does; a mix of the two is an error naming a row of
+        each, never read one way silently. One output column in [0, 1] is read as
+        probabilities from a callable and is an error for other models (logits can fall
+        there too); outside [0, 1] it holds logits.
+        """
         labels_like = raw.ndim == 1 and raw.dtype.kind not in "fc"
         if self._task is None:
             self._task = "classification" if labels_like or (raw.ndim == 2 and raw.shape[1] >= 2) else "regression"
         if self._task == "regression":
             return
         if self.output_ is None:
+            declared = None if self.output != "auto" else self._declared_proba()
             if labels_like:
                 self.output_ = "labels"
             elif self.output != "auto":
                 self.output_ = self.output
+                if self.output == "proba":
+                    self.proba_reason_ = "output='proba' was given"
+            elif declared is not None:
+                self.output_, self.proba_reason_ = "proba", declared
             else:
                 cols = raw.reshape(raw.shape[0], -1)
-                in_unit = bool(np.all((cols >= 0) & (cols <= 1)))
+                row_in_unit = np.all((cols >= 0) & (cols <= 1), axis=1)
                 if cols.shape[1] > 1:
-                    sums_one = bool(np.all(np.abs(cols.sum(axis=1) - 1) <= 1e-4))
-                    self.output_ = "proba" if in_unit and sums_one else "logits"
-                elif not in_unit:
+                    proba_rows = row_in_unit & (np.abs(cols.sum(axis=1) - 1) <= 1e-4)
+                    if proba_rows.all():
+                        self.output_ = "proba"
+                        self.proba_reason_ = "its first answers were probabilities: every row in [0, 1], summing to 1"
+                    elif not proba_rows.any():
+                        self.output_ = "logits"
+                    else:
+                        i, j = int(np.argmax(proba_rows)), int(np.argmax(~proba_rows))
+                        raise ModelOutputError(
+                            f"cannot tell whether the model answers with probabilities or logits: its answer for "
+                            f"{_row_name(labels, i)} {_values(cols[i])} is a probability distribution (in [0, 1], summing "
+                            f"to 1) but its answer for {_row_name(labels, j)} {_values(cols[j])} is not "
+                            f"({int((~proba_rows).sum())} of {len(cols)} rows are not); pass output='proba' or "
+                            "output='logits' to say which it gives")
+                elif not row_in_unit.all():
                     self.output_ = "logits"
-                elif self.kind == "callable" or _ends_in_sigmoid(self.model):
-                    self.output_ = "proba"  # a function's [0, 1] answer, or a network's sigmoid
+                elif self.kind == "callable":
+                    self.output_ = "proba"  # a function's [0, 1] answer
+                    self.proba_reason_ = "its one output column lies in [0, 1]"
                 else:
                     # Logits of a first batch can all fall in [0, 1]: a guess could be wrong for good.
                     raise ParameterError(
@@ -618,7 +772,18 @@ class Oracle:
             raise ModelOutputError(f"classes has {len(self._classes)} labels but the model outputs {k} "
                                    f"column{'s' if k > 1 else ''} (shape {raw.shape})")
 
-    def _finish(self, raw: np.ndarray) -> np.ndarray:
+    def _declared_proba(self) -> str | None:
+        """Why the model's outputs are probabilities by what the model says of itself (an ONNX
+        output's name, a torch network's last layer), or None."""
+        if self.kind == "onnx" and "prob" in self._onnx.output.lower():
+            return f"the ONNX output {self._onnx.output!r} is named as probabilities"
+        if self.kind == "torch":
+            last = _last_layer(self.model)
+            if last in ("Softmax", "Sigmoid"):
+                return f"the network ends in {last}"
+        return None
+
+    def _finish(self, raw: np.ndarray, labels: pd.Index | None = None) -> np.ndarray:
         """Turn a checked raw answer into probabilities or values (float64)."""
         if self._task == "regression":
             _check_one_value_per_row(raw.shape)
@@ -645,18 +810,33 @@ class Oracle:
             else:
                 p = _softmax(z)
         else:
-            if np.any((z < 0) | (z > 1)):
-                bad = float(z[(z < 0) | (z > 1)][0])
-                how = "output='proba'" if self.output == "proba" else "its first answers looked like probabilities"
-                raise ModelOutputError(f"{how}, but the model returned {bad!r}, outside [0, 1] "
-                                       f"(output shape {raw.shape}); pass output='logits' if it returns logits")
-            sums = z.sum(axis=1)
-            if z.shape[1] > 1 and np.any(np.abs(sums - 1) > 1e-3):
-                row = int(np.argmax(np.abs(sums - 1)))
-                raise ModelOutputError(f"output='proba' but row {row} of the output sums to {sums[row]:.6g}, "
-                                       f"not 1 (output shape {raw.shape})")
+            self._check_proba(z, labels)
             p = z
         return np.hstack([1.0 - p, p]) if p.shape[1] == 1 else p
+
+    def _check_proba(self, z: np.ndarray, labels: pd.Index | None) -> None:
+        """Every row of an answer read as probabilities is one: no value below 0 or above 1,
+        and (several columns) a sum of 1 within 1e-3. The first row that is not is named,
+        with its values."""
+        outside = ((z < 0) | (z > 1)).any(axis=1)
+        off = np.abs(z.sum(axis=1) - 1) > 1e-3 if z.shape[1] > 1 else np.zeros(len(z), dtype=bool)
+        bad = outside | off
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        row = z[i]
+        if (row < 0).any():
+            problem = "holds a negative value"
+        elif (row > 1).any():
+            problem = "holds a value above 1"
+        else:
+            problem = f"sums to {row.sum():.6g}, not 1"
+        more = f"; {int(bad.sum())} of {len(z)} rows are not probabilities" if bad.sum() > 1 else ""
+        hint = ("a predict_proba must give probabilities" if self.kind == "sklearn"
+                else "pass output='logits' if the model gives logits (scores of any sign)")
+        raise ModelOutputError(
+            f"the model's answers are read as probabilities ({self.proba_reason_ or 'output=' + repr(self.output)}), "
+            f"but its answer for {_row_name(labels, i)} is {_values(row)}, which {problem}{more}; {hint}")
 
     def _empty(self) -> np.ndarray:
         if self._task == "regression":
@@ -821,6 +1001,158 @@ class Oracle:
                 shared.update(sub_shared)
         return {f: tuple(sorted(g - set(shared))) for f, g in groups.items()}, shared, n_encoded
 
+    # ------------------------------------------------------------------ inputs and determinism
+    def input_names(self) -> tuple[tuple[str, ...], str] | None:
+        """The names of the raw columns the model takes, in its order, and what records them.
+
+        Returns
+        -------
+        (names, source) or None
+            From the preprocess's ``feature_names_in_`` (a scikit-learn transformer, such as a
+            ColumnTransformer, fitted on a DataFrame) when there is a preprocess; else the
+            model's ``feature_names_in_`` (a scikit-learn estimator or pipeline); else the
+            input names of an ONNX graph with one input per column. None where nothing
+            records them (a torch network, a callable, an array-fitted estimator).
+        """
+        if self.preprocess is not None:
+            names = getattr(self.preprocess, "feature_names_in_", None)
+            what = f"the preprocess's feature_names_in_ ({_model_name(self.preprocess)})"
+        elif self.kind == "sklearn":
+            names = getattr(self.model, "feature_names_in_", None)
+            what = f"the model's feature_names_in_ ({_model_name(self.model)})"
+        elif self.kind == "onnx" and self._onnx.columns is not None:
+            names, what = self._onnx.columns, "the ONNX graph's input names"
+        else:
+            return None
+        return None if names is None else (tuple(str(n) for n in names), what)
+
+    def match_columns(self, frame: pd.DataFrame, *, schema: Any = None,
+                      what: str = "data") -> tuple[pd.DataFrame, InputColumns]:
+        """The table's columns as the model's inputs: checked by name where names are known.
+
+        Where the model records its input names (:meth:`input_names`) or ``schema`` (a saved
+        :class:`~pellucid.schema.Schema`) pins them, the table must hold exactly those columns:
+        in another order they are taken by name and put in the recorded order (and the result
+        says so); a missing column, or one the model does not take, is refused, with a hint
+        when such a column looks like the target or an id. Where nothing records names the
+        columns go to the model by position, as they are, and the result says that.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            The features (the target and id columns already taken out).
+        schema : Schema, optional
+            A saved schema the table must match; where the model records names too, the two
+            must name the same columns.
+        what : str
+            How errors call the table.
+
+        Returns
+        -------
+        (DataFrame, InputColumns)
+            The table in the model's column order (itself when nothing changes), and how it
+            was matched.
+
+        Raises
+        ------
+        SchemaError
+            Missing columns, columns the model does not take, or a schema that names other
+            columns than the model.
+        """
+        recorded = self.input_names()
+        pinned = None if schema is None else (tuple(schema.names), f"the saved schema ({fmt.arg('schema')})")
+        if recorded is not None and pinned is not None and set(recorded[0]) != set(pinned[0]):
+            only_schema = [n for n in pinned[0] if n not in recorded[0]]
+            only_model = [n for n in recorded[0] if n not in pinned[0]]
+            raise SchemaError(
+                f"{pinned[1]} and {recorded[1]} name different inputs: only the schema has {only_schema[:20]}, "
+                f"only the model {only_model[:20]}; save the schema of the table the model was trained on")
+        if recorded is None and pinned is None:
+            return frame, InputColumns(tuple(str(c) for c in frame.columns), "by position")
+        names, source = recorded if recorded is not None else pinned
+        by_name = {str(c): c for c in frame.columns}
+        missing = [n for n in names if n not in by_name]
+        extra = [c for c in by_name if c not in names]
+        if missing:
+            also = f", and has {extra[:10]}, which it does not take" if extra else ""
+            listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+            raise SchemaError(
+                f"the {what} lacks column{'s' if len(missing) > 1 else ''} {missing[:20]}, which the model takes (its "
+                f"{len(names)} inputs, from {source}: {listed}){also}; the {what} has {list(by_name)[:20]}")
+        if extra:
+            raise SchemaError(self._extra_columns(frame, by_name, extra, names, source, what))
+        order = [by_name[n] for n in names]
+        if list(frame.columns) == order:
+            return frame, InputColumns(tuple(names), "by name", source)
+        return frame[order], InputColumns(tuple(names), "by name", source, reordered=True)
+
+    @staticmethod
+    def _extra_columns(frame: pd.DataFrame, by_name: dict, extra: list[str], names: tuple[str, ...], source: str,
+                       what: str) -> str:
+        """The message for columns the model does not take, with a hint for any that looks like
+        the target (its name, or few distinct values) or an id (its name, every value distinct)."""
+        hints = []
+        for c in extra[:10]:
+            s = frame[by_name[c]]
+            distinct = s.nunique(dropna=True)
+            if _LABEL_NAME.search(c) or distinct <= _LABEL_VALUES:
+                hints.append(f"{c!r} looks like the target: name it with {fmt.arg('target')}")
+            elif _ID_NAME.search(c) or (distinct == len(s) and not pd.api.types.is_float_dtype(s.dtype)):
+                hints.append(f"{c!r} looks like an id: name it with {fmt.arg('id_column')}")
+        listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+        return (f"the {what} has column{'s' if len(extra) > 1 else ''} {extra[:20]} that the model does not take "
+                f"(its {len(names)} inputs, from {source}: {listed}); "
+                + ("; ".join(hints) + f"; otherwise drop {'them' if len(extra) > 1 else 'it'}" if hints
+                   else f"drop {'them' if len(extra) > 1 else 'it'} before explaining"))
+
+    def check_determinism(self, rows: pd.DataFrame, *, allow: bool = False) -> Determinism:
+        """Ask the model twice about the same rows and compare the answers.
+
+        A model whose answers change between two calls on the same rows (noise in its
+        forward pass, dropout left on in a function that ignores eval mode) is not a function
+        of its input: rules fitted to it measure its randomness, and its disagreement with
+        them would read as their limitation. Both queries are counted like any other.
+
+        Parameters
+        ----------
+        rows : DataFrame
+            A small sample of valid raw rows (``explain`` takes up to
+            :data:`DETERMINISM_ROWS`, drawn with its seed), indexed by their identities.
+        allow : bool
+            Return the measured disagreement instead of raising.
+
+        Returns
+        -------
+        Determinism
+
+        Raises
+        ------
+        ModelOutputError
+            When some answer changed beyond float tolerance (:data:`DETERMINISM_RTOL` of the
+            value plus :data:`DETERMINISM_ATOL` of the output's scale) and ``allow`` is False,
+            naming the share of rows that changed and the largest difference.
+        """
+        first = self.query(rows)
+        second = self.query(rows)
+        a = first.reshape(len(first), -1)
+        b = second.reshape(len(second), -1)
+        scale = max(1.0, float(np.abs(a).max(initial=0.0))) if self._task == "regression" else 1.0
+        diff = np.abs(a - b)
+        changed = (diff > DETERMINISM_ATOL * scale + DETERMINISM_RTOL * np.abs(a)).any(axis=1)
+        per_row = diff.max(axis=1, initial=0.0)
+        worst = int(np.argmax(per_row)) if len(per_row) else 0
+        labels = rows.index if isinstance(rows, pd.DataFrame) and not isinstance(rows.index, pd.RangeIndex) else None
+        at = _row_id(labels, worst) if changed.any() else None
+        found = Determinism(len(a), int(changed.sum()), float(per_row.max(initial=0.0)), at, allowed=bool(allow))
+        if not found.deterministic and not allow:
+            flag = fmt.arg("allow_nondeterministic") + ("" if fmt.at_cli() else "True")
+            raise ModelOutputError(
+                f"the model answers differently when asked twice about the same rows: {found.changed} of {found.rows} "
+                f"rows ({fmt.pct(found.changed / found.rows)}) changed, the largest difference {found.max_difference:.3g} "
+                f"(row {at}); rules and fidelity would measure its randomness (noise, dropout left on). Make it "
+                f"deterministic, or pass {flag} to explain it anyway, with the report saying so")
+        return found
+
     # ------------------------------------------------------------------ description
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable summary of the model and its use, for the report."""
@@ -836,6 +1168,9 @@ class Oracle:
         if self.kind == "torch":
             # A model passed in memory has no file to hash; its weights identify it instead.
             extra["weights_sha256"] = _state_sha256(self.model)
+            # How it was saved: a TorchScript module takes no hooks (no LRP, Grad-CAM or concepts).
+            extra["format"] = ("torchscript" if isinstance(self.model, torch.jit.ScriptModule) else
+                               "torch.export" if isinstance(self.model, torch.fx.GraphModule) else "eager")
         return {
             "kind": self.kind,
             "model_class": _model_name(self.model),
@@ -910,13 +1245,29 @@ def _check_one_value_per_row(shape: tuple) -> None:
         raise ModelOutputError(f"a regression model must return one value per row; got shape {tuple(shape)}")
 
 
-def _ends_in_sigmoid(model: Any) -> bool:
-    """Whether a torch module's last registered layer is a sigmoid (so its one output column
-    holds probabilities). TorchScript keeps the eager class name in ``original_name``."""
+def _last_layer(model: Any) -> str | None:
+    """The class name of a torch module's last registered layer (None for no layers): a network
+    ending in ``Softmax`` or ``Sigmoid`` gives probabilities. TorchScript keeps the eager class
+    name in ``original_name``."""
     if not isinstance(model, torch.nn.Module):
-        return False
+        return None
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    return bool(leaves) and getattr(leaves[-1], "original_name", type(leaves[-1]).__name__) == "Sigmoid"
+    return getattr(leaves[-1], "original_name", type(leaves[-1]).__name__) if leaves else None
+
+
+def _row_name(labels: pd.Index | None, i: int) -> str:
+    """Row ``i`` of a query as an error names it: by its label in the queried frame (the row's
+    identity in the user's data) when there is one, else by its position."""
+    return f"row {_row_id(labels, i)}"
+
+
+def _row_id(labels: pd.Index | None, i: int) -> str:
+    return f"{i} of the rows queried" if labels is None else fmt.row(labels[i])
+
+
+def _values(row: np.ndarray) -> str:
+    """A row of outputs as an error shows it: six significant digits each."""
+    return "[" + ", ".join(f"{float(v):.6g}" for v in np.ravel(row)[:10]) + (", ...]" if np.size(row) > 10 else "]")
 
 
 def _params_and_buffers(module: torch.nn.Module) -> Iterator[torch.Tensor]:
@@ -1097,9 +1448,16 @@ def _node_args(args: Any) -> tuple[dict[str, Any], ...]:
     )
 
 
+#: Element types an ONNX input of one raw column may declare (numpy type fed, object for text).
+_ONNX_COLUMN_TYPES = {**_ONNX_FLOATS, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+                      "tensor(bool)": np.bool_, "tensor(string)": object}
+
+
 @dataclass(frozen=True)
 class _OnnxSignature:
-    """The one input and the chosen output of an ONNX graph (see :func:`_onnx_signature`)."""
+    """The input(s) and the chosen output of an ONNX graph (see :func:`_onnx_signature`): one
+    (rows, columns) float matrix, or one (rows, 1) input per raw column, named as the column
+    (as skl2onnx exports a pipeline fitted on a DataFrame)."""
 
     input: str
     output: str
@@ -1108,6 +1466,32 @@ class _OnnxSignature:
     width: int | None  # a fixed column count the graph declares
     inputs: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
+    columns: tuple[str, ...] | None = None  # one input per raw column, named as the column
+    column_types: tuple[Any, ...] = ()
+
+    def feeds(self, rows: Any) -> dict[str, np.ndarray]:
+        """One (n, 1) array per column input, taken by name from a frame (by position from an
+        array), of the type the input declares; missing values only where it takes floats."""
+        frame = isinstance(rows, pd.DataFrame)
+        have = {str(c): c for c in rows.columns} if frame else {}
+        out = {}
+        for i, (name, kind) in enumerate(zip(self.columns, self.column_types)):
+            if frame and name not in have:
+                raise ModelError(f"the ONNX graph takes input {name!r} but the rows have no column of that name "
+                                 f"(they have {list(have)[:20]})")
+            values = rows[have[name]].to_numpy() if frame else np.asarray(rows)[:, i]
+            missing = pd.isna(values)
+            if missing.any() and kind not in _ONNX_FLOATS.values():
+                raise ModelError(f"column {name!r} has {int(missing.sum())} missing values, which the ONNX input "
+                                 f"{name!r} ({kind.__name__ if kind is not object else 'text'}) cannot take; "
+                                 "impute them before explaining")
+            try:
+                arr = values.astype(str).astype(object) if kind is object else values.astype(kind)
+            except (TypeError, ValueError) as e:
+                raise ModelError(f"column {name!r} cannot be fed to the ONNX input {name!r}, which takes "
+                                 f"{kind.__name__}: {e}") from e
+            out[name] = arr.reshape(-1, 1)
+        return out
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """``x`` itself, once its shape fits the declared input."""
@@ -1130,11 +1514,17 @@ def _onnx_signature(session: Any) -> _OnnxSignature:
     the only one; else the first 2-D float tensor whose name contains "prob"; else the first
     float tensor. Sequence outputs (skl2onnx's ZipMap) are refused."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1:
-        raise ModelError(f"the ONNX graph has {len(inputs)} inputs {[a.name for a in inputs]}; pellucid feeds "
-                         "exactly one (rows, columns) float matrix")
+    columns = None
+    if len(inputs) > 1:
+        # Each a (rows, 1) column (a symbolic width may be 1 too).
+        one_column = [a.type in _ONNX_COLUMN_TYPES and a.shape is not None and len(a.shape) == 2
+                      and (a.shape[1] == 1 or not isinstance(a.shape[1], int)) for a in inputs]
+        if not all(one_column):
+            raise ModelError(f"the ONNX graph has {len(inputs)} inputs {[a.name for a in inputs]}; pellucid feeds "
+                             "exactly one (rows, columns) float matrix, or one (rows, 1) input per raw column")
+        columns = tuple(a.name for a in inputs)
     inp = inputs[0]
-    dtype = _ONNX_FLOATS.get(inp.type)
+    dtype = _ONNX_FLOATS.get(inp.type, np.float32 if columns else None)
     if dtype is None:
         raise ModelError(f"the ONNX input {inp.name!r} is {inp.type}; pellucid feeds a float matrix "
                          f"({', '.join(_ONNX_FLOATS)})")
@@ -1152,6 +1542,9 @@ def _onnx_signature(session: Any) -> _OnnxSignature:
         raise ModelOutputError(
             f"the ONNX output {others[0].name!r} is {others[0].type}, a sequence of maps (skl2onnx's ZipMap), "
             "which pellucid cannot read; export the classifier with options={'zipmap': False}")
+    if columns is not None:
+        return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], None, _node_args(inputs), _node_args(outputs),
+                              columns, tuple(_ONNX_COLUMN_TYPES[a.type] for a in inputs))
     return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], fixed[1], _node_args(inputs), _node_args(outputs))
 
 

@@ -10,6 +10,7 @@ further down can trust what it is given.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -18,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._validation import row as row_label
 from .errors import ParameterError, SchemaError
 
 
@@ -136,6 +138,55 @@ def _is_text_like(s: pd.Series) -> bool:
     )
 
 
+def check_unique_columns(df: pd.DataFrame, what: str = "table") -> None:
+    """Every column of ``df`` has a name of its own (compared as text, as features are named).
+
+    Raises
+    ------
+    SchemaError
+        Naming each repeated name and the positions (from 0) of its columns.
+    """
+    names = [str(c) for c in df.columns]
+    if len(set(names)) == len(names):
+        return
+    where: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        where.setdefault(name, []).append(i)
+    repeated = [(n, p) for n, p in where.items() if len(p) > 1]
+    text = "; ".join(f"{n!r} (columns {', '.join(map(str, p))}, counting from 0)" for n, p in repeated[:5])
+    raise SchemaError(f"the {what} has several columns with the same name: {text}; every column needs a name of "
+                      "its own (rename or drop the copies)")
+
+
+#: Values a cell cannot hold: a feature takes one number, label or text per row.
+_NESTED = (dict, list, tuple, set, frozenset, np.ndarray, pd.Series, pd.DataFrame)
+
+
+def _check_flat(s: pd.Series, name: str, what: str = "table") -> None:
+    """Refuse a column of nested values (a Parquet struct or list column read into pandas).
+    Only object columns can hold them, and only those are looked at, value by value."""
+    if not pd.api.types.is_object_dtype(s.dtype):
+        return
+    nested = s.map(lambda v: isinstance(v, _NESTED)).to_numpy(dtype=bool)
+    if nested.any():
+        i = int(np.argmax(nested))
+        value = s.iloc[i]
+        raise SchemaError(
+            f"column {name!r} of the {what} holds nested values ({type(value).__name__} at row "
+            f"{row_label(s.index[i])}; {int(nested.sum())} rows); a feature takes one number, label or text per row: "
+            "flatten the column into columns of its own"
+        )
+
+
+def _not_a_number(name: str, s: pd.Series, bad: np.ndarray, what: str, hint: str = "") -> SchemaError:
+    """The error for text in a numeric column: the column, the first row, its value."""
+    bad = np.asarray(bad, dtype=bool)
+    i = int(np.argmax(bad))
+    n_bad = int(bad.sum())
+    many = f"; {n_bad} rows of the {what} hold text there" if n_bad > 1 else ""
+    return SchemaError(f"column {name!r} row {row_label(s.index[i])}: {s.iloc[i]!r} is not a number{many}{hint}")
+
+
 def _present_floats(s: pd.Series) -> np.ndarray | None:
     """A numeric (not boolean) column's values that are present, as float64; None for others.
     Read once per column: kind inference and the feature's statistics both use them."""
@@ -164,14 +215,31 @@ def _infer_kind(s: pd.Series, present: np.ndarray | None = None) -> Kind:
         return Kind.NUMERIC
     if _is_text_like(s):
         # Object columns of numbers (e.g. read from a messy CSV) are still numbers.
-        num = pd.to_numeric(s.dropna(), errors="coerce")
+        present = s.dropna()
+        num = pd.to_numeric(present, errors="coerce")
         if len(num) and num.notna().all():
             return _infer_kind(pd.to_numeric(s, errors="coerce"))
+        if len(num) and num.notna().mean() >= NUMBERS_WITH_TYPOS:
+            # Numbers with a few words among them: a mistyped value, not a column of labels.
+            raise _not_a_number(str(s.name), present, num.isna().to_numpy(), "table", (
+                f"; the column's other values are numbers. Correct the value or leave it empty (missing), or "
+                f"declare the column categorical ({_declare_kind()})"))
         return Kind.CATEGORICAL
     raise SchemaError(
         f"column {s.name!r} has dtype {s.dtype}, which pellucid cannot use as a feature "
         "(numbers, booleans, strings and pandas categoricals are supported)"
     )
+
+
+#: Share of a text column's values that are numbers from which the rest are taken for typos:
+#: such a column is refused with the first of them named, rather than read as categories.
+NUMBERS_WITH_TYPOS = 0.9
+
+
+def _declare_kind() -> str:
+    from ._validation import at_cli
+
+    return "a saved schema given with --schema" if at_cli() else "kinds={...} or schema="
 
 
 #: Values (rows x columns) from which column-wise work runs on a thread per core.
@@ -209,11 +277,7 @@ def _feature_from_series(s: pd.Series, kind: Kind, present: np.ndarray | None = 
             v = pd.to_numeric(s, errors="coerce")
             bad = v.isna() & s.notna()
             if bad.any():
-                example = s[bad].iloc[0]
-                raise SchemaError(
-                    f"column {name!r} is declared {kind.value} but holds non-numeric values "
-                    f"(e.g. {example!r} in {int(bad.sum())} rows)"
-                )
+                raise _not_a_number(name, s, bad.to_numpy(), "table", f" (the column is declared {kind.value})")
             v = v.dropna().to_numpy(dtype=float)
         if not np.all(np.isfinite(v)):
             n_inf = int((~np.isfinite(v)).sum())
@@ -244,6 +308,8 @@ def _feature_from_series(s: pd.Series, kind: Kind, present: np.ndarray | None = 
             cats = tuple(sorted(pd.unique(present).tolist()))
         except TypeError:  # mixed types: sort by their text
             cats = tuple(sorted(pd.unique(present).tolist(), key=str))
+    if any(isinstance(c, _NESTED) for c in cats):  # hashable nested values (tuples) get this far
+        _check_flat(s, name)
     counts = present.value_counts()
     n = max(len(present), 1)
     freqs = tuple(float(counts.get(c, 0)) / n for c in cats)
@@ -307,6 +373,7 @@ class Schema:
             raise SchemaError(f"Schema.from_frame expects a pandas DataFrame, got {type(df).__name__}")
         if len(df) == 0:
             raise SchemaError("the table is empty (0 rows): a schema is read from observed rows")
+        check_unique_columns(df)
         exclude = set(exclude)
         missing_ex = exclude - set(map(str, df.columns))
         if missing_ex:
@@ -319,6 +386,15 @@ class Schema:
         def feature(col: Any) -> Feature:
             name = str(col)
             s = df[col].rename(name)
+            try:
+                return _read_feature(s, name)
+            except (TypeError, ValueError) as e:
+                if isinstance(e, SchemaError):
+                    raise
+                _check_flat(s, name)  # nested values (a Parquet struct or list) fail in pandas' hashing
+                raise
+
+        def _read_feature(s: pd.Series, name: str) -> Feature:
             if name in ordinal_categories:
                 order = list(ordinal_categories[name])
                 unseen = set(s.dropna().unique().tolist()) - set(order)
@@ -398,6 +474,7 @@ class Schema:
             raise SchemaError(f"the {what} must be a pandas DataFrame, got {type(df).__name__}")
         if len(df) == 0:
             raise SchemaError(f"the {what} is empty (0 rows)")
+        check_unique_columns(df, what)
         cols = {str(c): c for c in df.columns}
         missing = [n for n in self.names if n not in cols]
         if missing:
@@ -462,10 +539,8 @@ class Schema:
                         num = num.where(~bad, mapped)
                         bad = num.isna() & s.notna()
                 if bad.any():
-                    raise SchemaError(
-                        f"column {f.name!r} of the {what} should be {f.kind.value} but holds "
-                        f"non-numeric values (e.g. {s[bad].iloc[0]!r}, {int(bad.sum())} rows)"
-                    )
+                    _check_flat(s, f.name, what)
+                    raise _not_a_number(f.name, s, bad.to_numpy(), what, f" (the feature is {f.kind.value})")
                 v = num.to_numpy(dtype="float64", na_value=np.nan)
             if into is not None:
                 into[:] = v
@@ -491,13 +566,20 @@ class Schema:
         values = s.astype(object).to_numpy() if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy(dtype=object)
         present = ~pd.isna(values)
         known = pd.Index(list(f.categories or ()), dtype=object)
-        codes = known.get_indexer(values[present]) if present.any() else np.array([], dtype=int)
+        try:
+            codes = known.get_indexer(values[present]) if present.any() else np.array([], dtype=int)
+        except TypeError:  # unhashable values: a nested column
+            _check_flat(s, f.name, what)
+            raise
         if (codes < 0).any():
             unseen = pd.unique(values[present][codes < 0])
+            if any(isinstance(u, _NESTED) for u in unseen):
+                _check_flat(s, f.name, what)
+            first = labels[np.flatnonzero(present)[np.argmax(codes < 0)]]
             raise SchemaError(
                 f"column {f.name!r} of the {what} holds categor{'ies' if len(unseen) > 1 else 'y'} "
                 f"never seen in the reference data: {[str(u) for u in unseen[:10]]} "
-                f"({int((codes < 0).sum())} rows); known: {[str(c) for c in known[:20]]}"
+                f"({int((codes < 0).sum())} rows, first at row {row_label(first)}); known: {[str(c) for c in known[:20]]}"
             )
         out = np.full(len(values), np.nan, dtype=object)
         # Canonical objects: the schema's own category values (so "1" vs 1 never diverge).
@@ -511,6 +593,70 @@ class Schema:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Schema":
         return cls(tuple(Feature.from_dict(f) for f in d["features"]), n_rows=d.get("n_rows"))
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The schema as JSON text (names, order, kinds, ranges, categories), written to
+        ``path`` when given: the file ``pellucid explain --schema`` and ``explain(schema=...)``
+        (through :meth:`from_json`) pin a table to.
+
+        Returns
+        -------
+        str
+            The JSON text (also when written).
+        """
+        import json
+
+        text = json.dumps({"pellucid_schema": 1, **self.to_dict()}, indent=2, ensure_ascii=False) + "\n"
+        if path is not None:
+            target = Path(path)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)  # whole or not at all
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> "Schema":
+        """Read a schema saved by :meth:`to_json` (a path, or the JSON text itself); a
+        ``report.json`` pellucid wrote gives the schema of the table it explained.
+
+        Raises
+        ------
+        DataFileError
+            The file does not exist or is not JSON.
+        SchemaError
+            The JSON is not a schema (naming what is missing or wrong).
+        """
+        import json
+
+        from .errors import DataFileError
+
+        text, where = source, "the schema text"
+        looks_like_json = isinstance(source, str) and source.lstrip().startswith("{")
+        if not looks_like_json:
+            path = Path(source)
+            where = f"schema file {str(path)!r}"
+            if not path.is_file():
+                raise DataFileError(f"{where} does not exist")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise DataFileError(f"cannot read {where}: {e}") from e
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataFileError(f"{where} is not JSON: {e}") from e
+        if isinstance(d, dict) and "features" not in d and isinstance(d.get("data"), dict):
+            d = d["data"].get("schema")  # a report.json: the schema of the table it explained
+        if not isinstance(d, dict) or not isinstance(d.get("features"), list):
+            raise SchemaError(f"{where} is not a pellucid schema: it has no list of 'features' "
+                              "(write one with Schema.to_json)")
+        try:
+            return cls.from_dict(d)
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, SchemaError):
+                raise
+            what = f"lacks {e}" if isinstance(e, KeyError) else f"is malformed ({e})"
+            raise SchemaError(f"{where} is not a pellucid schema: a feature {what}") from e
 
     def describe(self) -> pd.DataFrame:
         """One row per feature: kind, range or categories, missing values."""

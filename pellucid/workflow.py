@@ -29,7 +29,7 @@ from .fidelity import Fidelity, Frontier, disagreement, frontier, stability
 from .oracle import Oracle
 from .pipeline.config import RunConfig
 from .reports import build, build_payload
-from .schema import Schema
+from .schema import Schema, check_unique_columns
 from .surrogates import SURROGATES, Surrogate
 
 
@@ -100,6 +100,7 @@ def explain(
     concept_layer: Any = None,
     concept_target: Any = None,
     visualise: bool = False,
+    allow_nondeterministic: bool = False,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -163,7 +164,10 @@ def explain(
         The model card (purpose, intended use, data lineage, ...): a TOML, YAML or JSON file
         (:func:`pellucid.reports.load_card`) or its fields as a mapping.
     schema : Schema, optional
-        Read from the data when not given.
+        A saved schema that pins the table (:meth:`Schema.from_json`, ``--schema``): the data's
+        columns (less ``target`` and ``id_column``) must be its features, and are taken by
+        name when they come in another order; their values are checked against its kinds and
+        categories. Read from the data when not given.
     random_state : int, optional
         One seed for the whole run: same seed, same report.
     verbose : int
@@ -200,6 +204,21 @@ def explain(
     visualise : bool
         For each class, the in-schema raw row the network gives it most surely and the
         observed rows that have most of it.
+    allow_nondeterministic : bool
+        Explain a model whose answers change when it is asked twice about the same rows. The
+        run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
+        and otherwise stops with an error naming the share of rows that changed and the
+        largest difference; allowed, the report states the measured disagreement in its
+        summary (``model.determinism``).
+
+    Notes
+    -----
+    Before any long work the run checks what it was given (docs/errors.md): requests the model
+    cannot serve (gradient attributions of a model without gradients, LRP, Grad-CAM and
+    concepts on a TorchScript module), the table's columns against the names the model or
+    ``schema`` records (``model.inputs`` in the report says how they were matched: by name,
+    or by position where nothing records names), and the model's determinism. The target is
+    checked against the classes right after distillation.
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -213,6 +232,9 @@ def explain(
     )
     sizes = list(config.sizes)
     X, y = _features(data, target, id_column)
+    if schema is not None and not isinstance(schema, Schema):
+        raise ParameterError(f"{fmt.arg('schema')} must be a pellucid Schema (Schema.from_json reads a saved one); "
+                             f"got {type(schema).__name__}")
     if card is not None:
         from .reports.card import load_card, validate_card
 
@@ -230,8 +252,10 @@ def explain(
         known = {str(label): label for label in X.index}
         missing = [r for r in local_rows if str(r) not in known]
         if missing:
-            what = f"values of the id column {id_column!r}" if id_column is not None else "row labels of the data"
-            raise ParameterError(f"local_rows {missing[:10]} are not {what}")
+            what = (f"values of {fmt.arg('id_column').removesuffix('=')} {id_column!r}" if id_column is not None
+                    else f"row numbers of the data (0 to {len(X) - 1})" if fmt.at_cli() else "row labels of the data")
+            raise ParameterError(f"{fmt.arg('local_rows').removesuffix('=')} {', '.join(map(str, missing[:10]))}: "
+                                 f"not {what}")
         local_rows = [known[str(r)] for r in local_rows]
     undo_out = _check_outputs(config, meta)
     steps = ["schema", "distill", "frontier", "stability", "attribution", "local", "report"]
@@ -252,8 +276,25 @@ def explain(
                 closing.callback(client.close)
         step("schema")
         t = time.perf_counter()
-        schema = schema if schema is not None else Schema.from_frame(X)
         oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=verbose)
+        if attributions is not False and not (isinstance(attributions, Sequence) and len(attributions) == 0):
+            from .attribution.summary import check_methods
+
+            # A method this model cannot give stops the run now, not after the distillation.
+            check_methods(oracle, None if attributions in (None, True) else list(attributions))
+        # The columns the model takes, by the names it (or a saved schema) records.
+        X, inputs = oracle.match_columns(X, schema=schema)
+        schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
+        # The whole table is checked here, before the model is asked anything, so that an error
+        # names the first row at fault in "the data".
+        valid = schema.validate(X, what="data")
+        determinism = _check_determinism(oracle, valid, allow_nondeterministic, random_state)
+        analysed = bool(sensitivity or concepts or visualise)
+        if analysed:  # the task and classes are known now: a request that cannot run stops here
+            from .attribution.analysis import analyse, check_request
+
+            analysis_label = check_request(oracle, concepts=concepts, concept_layer=concept_layer,
+                                           concept_target=concept_target)
         timings["schema"] = time.perf_counter() - t
         bar.done(f"{len(X):,} rows, {len(schema.features)} features")
 
@@ -265,12 +306,6 @@ def explain(
         timings["distill"] = time.perf_counter() - t
         if sample is not None:
             dset = _fitting_sample(dset, sample, stream_to, random_state)
-        analysed = bool(sensitivity or concepts or visualise)
-        if analysed:  # the task and classes are known now: a request that cannot run stops here
-            from .attribution.analysis import analyse, check_request
-
-            analysis_label = check_request(oracle, concepts=concepts, concept_layer=concept_layer,
-                                           concept_target=concept_target)
         # Scored now: a target that does not fit the task stops the run before any fitting.
         from .fidelity import ground_truth as network_against_target
 
@@ -397,7 +432,7 @@ def explain(
             "timings": timings,
         }
         payload = build_payload(
-            model=oracle.describe(),
+            model={**oracle.describe(), "inputs": inputs.to_dict(), "determinism": determinism.to_dict()},
             schema=schema,
             dset=dset,
             surrogates=fitted,
@@ -475,6 +510,25 @@ def _check_outputs(config: RunConfig, meta: Mapping[str, Any] | None) -> Any:
     return undo
 
 
+def _schema_in_order(schema: Schema, inputs: Any) -> Schema:
+    """A saved schema with its features in the order the model takes them (it may have been
+    saved in another order than the one the model records)."""
+    if list(inputs.columns) == schema.names:
+        return schema
+    return Schema(tuple(schema[name] for name in inputs.columns), n_rows=schema.n_rows)
+
+
+def _check_determinism(oracle: Oracle, valid: pd.DataFrame, allow: bool, random_state: int | None) -> Any:
+    """Ask the model twice about a seeded sample of the validated observed rows (its first
+    queries: they also fix how its outputs are read) and compare; see
+    :meth:`Oracle.check_determinism`."""
+    from .oracle import DETERMINISM_ROWS
+
+    k = min(len(valid), DETERMINISM_ROWS)
+    rows = np.sort(np.random.default_rng(random_state).choice(len(valid), k, replace=False))
+    return oracle.check_determinism(valid.iloc[rows], allow=allow)
+
+
 def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | Path | None,
                     random_state: int | None) -> DistillationSet:
     """The distillation set the surrogates learn from: ``sample`` training rows of ``dset``
@@ -535,6 +589,7 @@ def _features(data: pd.DataFrame, target: str | None, id_column: str | None) -> 
 
     The identity is the ``id_column`` value (dropped from the features), else the row's index
     label; either must be unique, since every section of the report names rows by it."""
+    check_unique_columns(data, "data")
     columns = list(map(str, data.columns))
     for what, name in (("target", target), ("id", id_column)):
         if name is not None and name not in data.columns:
@@ -555,7 +610,8 @@ def _features(data: pd.DataFrame, target: str | None, id_column: str | None) -> 
             f"the {where} must name each row once, but {str(dup)!r} names {int((X.index == dup).sum())} rows"
             + ("" if id_column is not None else "; pass id_column= (--id-column) or reset the index")
         )
-    y = data[target] if target is not None else None
+    # The target is named by the same identities as the features' rows (its errors name them).
+    y = data[target].set_axis(X.index) if target is not None else None
     return X, y
 
 

@@ -15,6 +15,7 @@ from pellucid.attribution import sobol, tcav_many
 from pellucid.cli import main
 from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
 from pellucid.errors import ParameterError
+from pellucid.oracle import DETERMINISM_ROWS
 from pellucid.workflow import explain
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -83,11 +84,11 @@ def test_bad_requests_name_what_is_wrong(run):
     res, oracle, X, _, _ = run
     with pytest.raises(ParameterError, match=r"concepts need concept_layer.*layers: \['0', '1'"):
         explain(oracle, X, out_dir=None, concepts={"c": "age > 60"}, **FAST)
-    # Refused right after distilling: the network answered the distillation's rows and no more.
+    # Refused before distilling: the network answered the determinism check's rows (twice) and no more.
     oracle.reset_counter()
     with pytest.raises(ParameterError, match=r"no layer named 'nope'.*'1 \(ReLU\)'"):
         explain(oracle, X, out_dir=None, n=500, concepts={"c": "age > 60"}, concept_layer="nope", **FAST)
-    assert oracle.n_queries == len(X) + 500
+    assert oracle.n_queries == 2 * min(len(X), DETERMINISM_ROWS)
     with pytest.raises(ParameterError, match="concept_target 'maybe' is not a class"):
         explain(oracle, X, out_dir=None, sensitivity=64, concept_target="maybe", **FAST)
     forest = Oracle(lambda Z: np.tile([0.3, 0.7], (len(Z), 1)), preprocess=oracle.preprocess, task="classification",

@@ -68,3 +68,25 @@ def test_no_target_and_bad_targets():
     reg = distill(mixed_oracle(task="regression"), frame, strategy="observed", random_state=0)
     with pytest.raises(SchemaError, match="non-numeric"):
         ground_truth(reg, pd.Series(["a"] * len(frame)), "y")
+
+
+def test_every_target_value_must_be_a_class():
+    """A target that matches the classes only in part ('Bad' for 'bad') would score every
+    unmatched row as a mistake of the network: the run stops, naming the values and classes."""
+    frame = mixed_frame(300, seed=2)
+    dset = distill(mixed_oracle(classes=("no", "yes")), frame, strategy="observed", random_state=0)
+    y = pd.Series(np.where(np.arange(len(frame)) % 3 == 0, "Yes", "no"), index=[f"r{i}" for i in range(len(frame))])
+    y.iloc[0] = "no"  # the first unmatched row is the fourth
+    with pytest.raises(SchemaError, match=r"'y' \(target=\) holds value \['Yes'\] that is not a class of the network "
+                                          r"\(99 of 300 rows, first at row 'r3'\); the network's classes are "
+                                          r"\['no', 'yes'\]"):
+        ground_truth(dset, y, "y")
+    # Labels written as numbers are the same labels: 1.0 (a CSV column with a gap) is class 1.
+    numeric = distill(mixed_oracle(classes=(0, 1)), frame, strategy="observed", random_state=0)
+    ones = pd.Series(np.where(np.arange(len(frame)) % 2 == 0, 1.0, 0.0))
+    ones.iloc[5] = np.nan
+    got = ground_truth(numeric, ones, "y")
+    hold = np.flatnonzero(numeric.is_holdout)
+    truth = ones.to_numpy()[numeric.origin[hold]]
+    known = ~np.isnan(truth)
+    assert got["accuracy"] == np.mean(numeric.labels[hold][known].astype(float) == truth[known])

@@ -705,3 +705,78 @@ def test_logits_become_probabilities_as_scipy_computes_them():
     p = oracle.query(np.arange(len(logits))[:, None])
     assert np.isfinite(p).all()
     np.testing.assert_allclose(p, softmax(logits, axis=1), rtol=1e-12, atol=1e-300)
+
+
+# ---------------------------------------------------------------------- probabilities
+def _named(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with rows named as a user's id column names them."""
+    return frame.set_axis([f"app-{i}" for i in range(len(frame))])
+
+
+def test_declared_probabilities_must_be_probabilities(frame):
+    """output='proba' is a promise: the first row that is no probability is named, with its
+    values, never read as logits."""
+    def negative(rows):
+        p = np.column_stack([np.full(len(rows), 0.3), np.full(len(rows), 0.7)])
+        p[7:] = [1.2, -0.2]  # sums to one, yet no probability
+        return p
+
+    with pytest.raises(ModelOutputError, match=r"read as probabilities \(output='proba' was given\), but its answer "
+                                               r"for row 'app-7' is \[1.2, -0.2\], which holds a negative value; "
+                                               r"43 of 50 rows"):
+        Oracle(negative, output="proba").query(_named(frame))
+
+    def short(rows):
+        p = np.full((len(rows), 2), 0.5)
+        p[11] = [0.5, 0.25]
+        return p
+
+    with pytest.raises(ModelOutputError, match=r"for row 11 of the rows queried is \[0.5, 0.25\], which sums to 0.75"):
+        Oracle(short, output="proba").query(frame)
+
+
+def test_predict_proba_must_give_probabilities(frame):
+    class Odd:
+        classes_ = np.array(["no", "yes"])
+
+        def predict_proba(self, rows):
+            return np.column_stack([np.full(len(rows), 0.6), np.full(len(rows), 0.6)])
+
+    with pytest.raises(ModelOutputError, match=r"\(the estimator's predict_proba gives them\).*row 'app-0' is "
+                                               r"\[0.6, 0.6\], which sums to 1.2, not 1.*predict_proba must give"):
+        Oracle(Odd()).query(_named(frame))
+
+
+def test_networks_ending_in_softmax_or_sigmoid_give_probabilities(ct, frame):
+    width = ct.transform(frame).shape[1]
+    soft = Oracle(_mlp(width, 3, torch.nn.Softmax(dim=1)), ct)
+    soft.query(frame)
+    assert soft.output_ == "proba" and soft.proba_reason_ == "the network ends in Softmax"
+    # Two sigmoid columns (several labels at once) are no distribution over classes.
+    two = Oracle(_mlp(width, 2, torch.nn.Sigmoid()), ct)
+    with pytest.raises(ModelOutputError, match=r"\(the network ends in Sigmoid\), but its answer for row 0 of the "
+                                               r"rows queried is \[.*\], which sums to"):
+        two.query(frame)
+    # Said otherwise, the user wins.
+    assert Oracle(_mlp(width, 2, torch.nn.Sigmoid()), ct, output="logits").query(frame).shape == (N, 2)
+
+
+def test_a_mix_of_probabilities_and_logits_is_an_error(frame):
+    """The auto rule reads the first answer row by row: all distributions, probabilities; none,
+    logits; some of each, an error naming one of each, never one reading silently."""
+    def mixed(rows):
+        out = np.column_stack([np.full(len(rows), 0.25), np.full(len(rows), 0.75)])
+        out[5:] = [2.0, -1.0]
+        return out
+
+    with pytest.raises(ModelOutputError, match=r"answer for row 'app-0' \[0.25, 0.75\] is a probability distribution "
+                                               r"\(in \[0, 1\], summing to 1\) but its answer for row 'app-5' "
+                                               r"\[2, -1\] is not \(45 of 50 rows are not\)"):
+        Oracle(mixed).query(_named(frame))
+    assert Oracle(mixed, output="logits").query(frame).shape == (N, 2)
+    every = Oracle(lambda rows: np.tile([0.25, 0.75], (len(rows), 1)))
+    every.query(frame)
+    assert every.output_ == "proba" and "every row in [0, 1], summing to 1" in every.proba_reason_
+    none = Oracle(lambda rows: np.tile([2.0, -1.0], (len(rows), 1)))
+    none.query(frame)
+    assert none.output_ == "logits" and none.proba_reason_ is None

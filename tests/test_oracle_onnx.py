@@ -18,7 +18,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from pellucid.errors import ModelError, ModelLoadError, ModelOutputError  # noqa: E402
+from pellucid.errors import ModelError, ModelLoadError, ModelOutputError, ParameterError  # noqa: E402
 from pellucid.oracle import Oracle, load_model  # noqa: E402
 
 from .conftest import N_ORACLE_ROWS as N  # rows of the `frame` fixture
@@ -296,3 +296,74 @@ def test_importing_the_oracle_does_not_import_onnxruntime():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": ""})
     assert done.returncode == 0, done.stderr
+
+
+def test_an_output_named_as_probabilities_must_hold_them(tmp_path, weights, ct, frame):
+    """Logits under a name that says probabilities: refused, not read as logits."""
+    session = load_model(_save(_mlp_graph(weights, output="probabilities"), tmp_path / "named.onnx"))
+    with pytest.raises(ModelOutputError, match=r"\(the ONNX output 'probabilities' is named as probabilities\), but "
+                                               r"its answer for row 0 of the rows queried is"):
+        Oracle(session, ct).query(frame)
+    assert Oracle(session, ct, output="logits").query(frame).shape == (N, 2)
+
+
+# ---------------------------------------------------------------------- one input per column
+def _column_graph() -> onnx.ModelProto:
+    """Inputs a, b (float) and home (text), each (N, 1), as skl2onnx exports a pipeline fitted on
+    a DataFrame: home -> +1 (own), -1 (rent), 0 (else); logits [0, 2a - b + home]."""
+    w = np.array([[0.0, 2.0], [0.0, -1.0], [0.0, 1.0]], dtype=np.float32)
+    nodes = [
+        helper.make_node("LabelEncoder", ["home"], ["h"], domain="ai.onnx.ml", keys_strings=["own", "rent"],
+                         values_floats=[1.0, -1.0], default_float=0.0),
+        helper.make_node("Concat", ["a", "b", "h"], ["x"], axis=1),
+        helper.make_node("MatMul", ["x", "w"], ["logits"]),
+    ]
+    inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 1]),
+              helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 1]),
+              helper.make_tensor_value_info("home", TensorProto.STRING, ["N", 1])]
+    graph = helper.make_graph(nodes, "columns", inputs, [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                                                                       ["N", 2])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _column_rows(n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                         "home": rng.choice(["own", "rent", "other"], n).astype(object)})
+
+
+def test_one_input_per_column_is_fed_by_name(tmp_path):
+    session = load_model(_save(_column_graph(), tmp_path / "cols.onnx"))
+    oracle = Oracle(session, classes=["no", "yes"])
+    assert oracle.input_names() == (("a", "b", "home"), "the ONNX graph's input names")
+    rows = _column_rows()
+    z = (2 * rows["a"] - rows["b"] + rows["home"].map({"own": 1.0, "rent": -1.0, "other": 0.0})).to_numpy()
+    expected = np.column_stack([1 / (1 + np.exp(z)), 1 / (1 + np.exp(-z))])
+    np.testing.assert_allclose(oracle.query(rows[["home", "b", "a"]]), expected, atol=1e-5)  # any order: by name
+    assert oracle.describe()["onnx"]["inputs"][2] == {"name": "home", "type": "tensor(string)", "shape": ["N", 1]}
+    with pytest.raises(ModelError, match=r"column 'home' has 1 missing values, which the ONNX input 'home' \(text\)"):
+        oracle.query(rows.assign(home=rows["home"].where(rows.index != 4)))
+    with pytest.raises(ModelError, match=r"takes input 'b' but the rows have no column of that name"):
+        oracle.query(rows[["a", "home"]])
+    with pytest.raises(ParameterError, match="holds its own preprocessing: pass no preprocess"):
+        Oracle(session, preprocess=lambda f: f)
+
+
+def test_explain_matches_a_column_graph_by_its_input_names(tmp_path):
+    from pellucid import explain
+    from pellucid.errors import SchemaError
+
+    session = load_model(_save(_column_graph(), tmp_path / "cols.onnx"))
+    rows = _column_rows(400)
+    res = explain(Oracle(session, classes=["no", "yes"]), rows[["home", "a", "b"]], out_dir=None, verbose=0, n=500,
+                  sizes=(4,), n_boot=0, local=False, attributions=False, linear_view=False)
+    inputs = res.payload["model"]["inputs"]
+    assert inputs["reordered"] and inputs["columns"] == ["a", "b", "home"]
+    assert inputs["names_from"] == "the ONNX graph's input names"
+    with pytest.raises(SchemaError, match=r"\['label'\] that the model does not take \(its 3 inputs, from the ONNX "
+                                          r"graph's input names: a, b, home\); 'label' looks like the target"):
+        explain(Oracle(session), rows.assign(label=rows["a"] > 0), out_dir=None, verbose=0)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,7 +58,7 @@ def test_validate_returns_canonical_frame_without_touching_input():
     [
         (lambda d: d.drop(columns="color"), r"missing column.*'color'"),
         (lambda d: d.assign(color="purple"), r"'color'.*never seen.*purple"),
-        (lambda d: d.assign(x="ten"), r"'x'.*non-numeric.*'ten'"),
+        (lambda d: d.assign(x="ten"), r"column 'x' row 0: 'ten' is not a number"),
         (lambda d: d.assign(x=np.nan), r"'x'.*all \d+ rows are missing"),
         (lambda d: d.iloc[:0], r"empty \(0 rows\)"),
         (lambda d: d.assign(x=np.where(np.arange(len(d)) == 3, np.inf, 1.0)), r"'x'.*1 infinite"),
@@ -159,3 +161,78 @@ def test_validating_some_rows_equals_validating_their_copy():
     for wrong in (np.r_[0, len(df)], np.r_[-1], np.r_[0.5]):
         with pytest.raises(SchemaError, match="rows must be positions"):
             s.validate(df, rows=wrong)
+
+
+def test_repeated_column_names_are_refused_by_name():
+    df = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["a", "b", "a"])
+    with pytest.raises(SchemaError, match=r"several columns with the same name: 'a' \(columns 0, 2, counting from 0\)"):
+        Schema.from_frame(df)
+    schema = Schema.from_frame(df.iloc[:, :2])
+    with pytest.raises(SchemaError, match=r"the rows to check has several columns with the same name: 'a'"):
+        schema.validate(df, what="rows to check")
+    # Names are compared as features name them: as text.
+    with pytest.raises(SchemaError, match=r"'1' \(columns 0, 1"):
+        Schema.from_frame(pd.DataFrame([[1.0, 2.0]], columns=[1, "1"]))
+
+
+def test_a_word_among_numbers_names_its_column_and_row():
+    df = pd.DataFrame({"income": [str(v) for v in range(40)], "b": np.arange(40.0)}, index=np.arange(40) + 100)
+    df.loc[117, "income"] = "abc"
+    with pytest.raises(SchemaError, match=r"^column 'income' row 117: 'abc' is not a number; the column's other "
+                                          r"values are numbers.*kinds="):
+        Schema.from_frame(df)
+    # Declared categorical, the column is labels; a column mostly of words is labels as before.
+    assert Schema.from_frame(df, kinds={"income": "categorical"})["income"].kind is Kind.CATEGORICAL
+    words = df.assign(income=np.where(np.arange(40) % 2 == 0, "low", df["income"]))
+    assert Schema.from_frame(words)["income"].kind is Kind.CATEGORICAL
+    # Checked against a schema, the first such row is named, and how many there are.
+    schema = Schema.from_frame(df.drop(index=117))
+    two = df.assign(income=df["income"].where(df.index != 130, "n/a?"))
+    with pytest.raises(SchemaError, match=r"^column 'income' row 117: 'abc' is not a number; 2 rows of the table hold "
+                                          r"text there \(the feature is integer\)"):
+        schema.validate(two)
+
+
+@pytest.mark.parametrize("nested", [{"city": "Oslo"}, [1, 2], np.array([1.0, 2.0]), (1, 2)])
+def test_nested_values_are_refused_by_column_and_row(nested):
+    """What a Parquet struct or list column becomes in pandas: one object per cell."""
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "addr": pd.Series([None, nested, nested], dtype=object)})
+    pattern = rf"column 'addr' of the table holds nested values \({type(nested).__name__} at row 1; 2 rows\)"
+    with pytest.raises(SchemaError, match=pattern):
+        Schema.from_frame(df)
+    for flat in ([7.0, 8.0, 9.0], ["p", "q", "p"]):
+        with pytest.raises(SchemaError, match=pattern):
+            Schema.from_frame(df.assign(addr=flat)).validate(df)
+
+
+def test_schema_round_trips_through_a_json_file(tmp_path):
+    df = mixed_frame()
+    s = Schema.from_frame(df)
+    text = s.to_json(tmp_path / "schema.json")
+    assert (tmp_path / "schema.json").read_text() == text and not list(tmp_path.glob("*.tmp"))
+    back = Schema.from_json(tmp_path / "schema.json")
+    assert back == s and back.names == s.names
+    assert [f.kind for f in back] == [f.kind for f in s] and back["size"].categories == ("S", "M", "L")
+    assert Schema.from_json(text) == s  # the text itself
+    # A report's JSON holds the schema of the table it explained.
+    (tmp_path / "report.json").write_text(json.dumps({"data": {"schema": s.to_dict()}}))
+    assert Schema.from_json(tmp_path / "report.json") == s
+
+
+def test_schema_files_that_are_not_schemas(tmp_path):
+    from pellucid.errors import DataFileError
+
+    with pytest.raises(DataFileError, match=r"schema file '.*nope.json' does not exist"):
+        Schema.from_json(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataFileError, match=r"'.*bad.json' is not JSON"):
+        Schema.from_json(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text('{"features": 3}')
+    with pytest.raises(SchemaError, match="has no list of 'features'"):
+        Schema.from_json(tmp_path / "list.json")
+    (tmp_path / "kind.json").write_text('{"features": [{"name": "a", "kind": "colour"}]}')
+    with pytest.raises(SchemaError, match="is not a pellucid schema: a feature is malformed"):
+        Schema.from_json(tmp_path / "kind.json")
+    (tmp_path / "name.json").write_text('{"features": [{"kind": "numeric"}]}')
+    with pytest.raises(SchemaError, match="a feature lacks 'name'"):
+        Schema.from_json(tmp_path / "name.json")

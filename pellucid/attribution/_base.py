@@ -499,6 +499,34 @@ def resolve_targets(target: Any, outputs: Any, n: int, oracle: Oracle | None) ->
     return torch.as_tensor(target_indices(target, n, k, labels, broadcast_one=True), dtype=torch.int64)
 
 
+#: Attribution methods that hook the network's layers (a TorchScript module allows no hooks).
+NEEDS_HOOKS = {"lrp": "LRP", "grad_cam": "Grad-CAM"}
+
+
+def is_scripted(module: Any) -> bool:
+    """Whether ``module`` (or an Oracle's model) is TorchScript (``torch.jit.script``/``trace``):
+    its gradients work, but its layers take no hooks and have no ``get_submodule``."""
+    if isinstance(module, Oracle):
+        module = module.model
+    return isinstance(module, torch.jit.ScriptModule)
+
+
+def check_hookable(module: torch.nn.Module | None, what: str) -> torch.nn.Module:
+    """``module`` itself, once it is an eager torch module whose layers take hooks.
+
+    Raises
+    ------
+    ParameterError
+        For no module, or a TorchScript one, naming ``what`` needs the hooks.
+    """
+    if module is None:
+        raise ParameterError(f"{what} needs a torch network's layers")
+    if is_scripted(module):
+        raise ParameterError(f"{what} hooks the network's layers, which a TorchScript module does not allow; "
+                             "pass the eager module (file.py:ATTR) to use it")
+    return module
+
+
 def find_layer(module: torch.nn.Module, layer: Any) -> tuple[str, torch.nn.Module]:
     """``(name, submodule)`` of a layer given by its name in ``module.named_modules()`` or as
     the submodule itself; a ``ParameterError`` listing the layers (with their types) otherwise."""

@@ -20,7 +20,7 @@ from .._plain import plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from ..schema import Schema
-from ._base import find_layer
+from ._base import find_layer, is_scripted
 
 #: Rows of the reference the class searches start from and rank (more only cost time).
 REFERENCE_ROWS = 2000
@@ -55,6 +55,9 @@ def check_request(oracle: Oracle, *, concepts: Mapping[str, Any] | None = None, 
             names = [name for name, _ in oracle.model.named_modules() if name]
             raise ParameterError(f"concepts need concept_layer, the layer whose activations hold them; layers: {names}")
         find_layer(oracle.model, concept_layer)  # an unknown name is refused with the layers listed
+        if is_scripted(oracle):
+            raise ParameterError("concept tests (TCAV) hook the layer named by concept_layer, which a TorchScript "
+                                 "module does not allow; pass the eager module (file.py:ATTR) to test concepts")
     return label
 
 

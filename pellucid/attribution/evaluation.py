@@ -680,7 +680,8 @@ def randomisation_check(method: Method, model: Any, inputs: Any, target: Any = N
     for i, layer in enumerate(tqdm(layers, desc=f"randomising layers ({name})", disable=quiet, leave=False), 1):
         if not cascade:
             work = copy.deepcopy(module)
-        _reinit(work.get_submodule(layer), seed + i)
+        # By name from named_modules: TorchScript modules have no get_submodule.
+        _reinit(dict(work.named_modules())[layer], seed + i)
         randomised = _rebuild(oracle, work) if oracle is not None else work
         attr = _call_method(method, randomised, inputs, fixed, f"the model with layer {layer!r} randomised")
         if attr.values.shape != original.values.shape:

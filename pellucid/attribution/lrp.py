@@ -26,7 +26,7 @@ from torch import nn
 
 from .. import _device
 from ..errors import ParameterError
-from ._base import Attribution, Prepared, eval_mode, prepare
+from ._base import Attribution, Prepared, check_hookable, eval_mode, prepare
 
 __all__ = [
     "lrp",
@@ -538,8 +538,7 @@ def lrp(model: Any, inputs: Any, target: Any = None, composite: Any = "epsilon",
         not fit its layer.
     """
     prep = prepare(model, inputs, target, reference=reference)
-    module = prep.module
-    assert module is not None
+    module = check_hookable(prep.module, "LRP")
     net = fold_batchnorm(module) if canonize else module
     rules = composite_rules(net, composite, epsilon=epsilon, gamma=gamma)
     hooks = [(layer, rule) for _, layer, rule in rules if not (isinstance(rule, Pass)

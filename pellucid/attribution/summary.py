@@ -41,6 +41,53 @@ def default_methods(oracle: Oracle) -> tuple[str, ...]:
     return DEFAULT_TORCH if oracle.kind == "torch" else DEFAULT_OTHER
 
 
+def check_methods(oracle: Oracle, methods: Sequence[str] | None) -> list[str]:
+    """The methods to run on ``oracle``, once each is known to be able to run.
+
+    Called at the start of a run (before any distillation), so that a request that cannot run
+    stops it at once: gradient methods need a torch network, and LRP and Grad-CAM hook the
+    network's layers, which a TorchScript module does not allow.
+
+    Parameters
+    ----------
+    oracle : Oracle
+    methods : sequence of str or None
+        Names in :data:`pellucid.attribution.METHODS`; None for :func:`default_methods`.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ParameterError
+        An unknown method, or one this model cannot give (named, with the argument that
+        asked for it: ``attributions=`` or ``--attributions``).
+    """
+    from .. import _validation as fmt
+    from . import METHODS
+    from ._base import NEEDS_HOOKS, is_scripted
+
+    names = list(default_methods(oracle) if methods is None else methods)
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ParameterError(f"unknown attribution method(s) {unknown} ({fmt.arg('attributions')}); "
+                             f"known: {sorted(METHODS)}")
+    if oracle.kind != "torch":
+        gradient = [m for m in names if m != "occlusion"]
+        if gradient:
+            raise ParameterError(f"{fmt.arg('attributions')} {gradient} need a torch network's gradients; this model is "
+                                 f"{oracle.kind}: use occlusion")
+    elif is_scripted(oracle):
+        hooked = [m for m in names if m in NEEDS_HOOKS]
+        if hooked:
+            able = [m for m in METHODS if m not in NEEDS_HOOKS]
+            raise ParameterError(
+                f"{fmt.arg('attributions')} {hooked} hook the network's layers, which a TorchScript module does not "
+                f"allow; pass the eager module (file.py:ATTR) or choose among {able}")
+    return names
+
+
 def summarise(
     oracle: Oracle,
     rows: pd.DataFrame,
@@ -90,15 +137,7 @@ def summarise(
     """
     from . import METHODS
 
-    names = list(default_methods(oracle) if methods is None else methods)
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
-    if oracle.kind != "torch":
-        gradient = [m for m in names if m != "occlusion"]
-        if gradient:
-            raise ParameterError(f"{gradient} need a torch network's gradients; this model is {oracle.kind}: "
-                                 "use occlusion")
+    names = check_methods(oracle, methods)
     if not isinstance(rows, pd.DataFrame) or rows.empty:
         raise ParameterError("summarise needs a non-empty DataFrame of raw rows")
     rng = np.random.default_rng(random_state)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _validation as fmt
 from ..errors import SchemaError
 from ..extraction.distill import DistillationSet
 from .intervals import N_BOOT, WILSON, PoissonBootstrap, bootstrap_method, percentile_interval, r2_replicates, wilson
@@ -50,7 +51,8 @@ def ground_truth(dset: DistillationSet, y: pd.Series | None, target: str | None 
     Raises
     ------
     SchemaError
-        When a classification target shares no value with the network's classes, or a
+        When a value of a classification target (in any row, not only the held-out ones) is
+        not one of the network's classes (see :func:`check_target_classes`), or a
         regression target holds text.
     """
     if y is None:
@@ -63,15 +65,10 @@ def ground_truth(dset: DistillationSet, y: pd.Series | None, target: str | None 
         return out
     t = truth[known]
     if dset.task == "classification":
-        # Compare as text: a CSV may give 1 where the network's classes say "1".
-        t = np.array([str(v) for v in t], dtype=object)
-        classes = [str(c) for c in dset.classes]
-        if not set(t) & set(classes):
-            raise SchemaError(
-                f"target column {target!r} holds {sorted(set(t))[:10]} but the network's classes are "
-                f"{classes[:10]}; name the classes in the order of the network's outputs (classes=, --classes)"
-            )
-        pred = np.array([str(v) for v in dset.labels[hold][known]], dtype=object)
+        classes = [_text(c) for c in dset.classes]
+        check_target_classes(y, classes, target)
+        t = np.array([_text(v) for v in t], dtype=object)
+        pred = np.array([_text(v) for v in dset.labels[hold][known]], dtype=object)
         right = int(np.sum(pred == t))
         out.update(accuracy=right / len(t), accuracy_ci=wilson(right, len(t), confidence),
                    intervals={"level": confidence, "methods": {"accuracy": WILSON}})
@@ -93,3 +90,55 @@ def ground_truth(dset: DistillationSet, y: pd.Series | None, target: str | None 
     out.update(r2=r2, r2_ci=percentile_interval(r2_replicates(totals, totals.sums[:, 0]), r2, confidence),
                intervals={"level": confidence, "methods": {"r2": bootstrap_method(boot.n_boot, boot.seed)}})
     return out
+
+
+def _text(v: Any) -> str:
+    """A label as text, for matching a target with the classes: a CSV gives ``1`` (or ``1.0``,
+    when the column has a missing value) where the network's classes say ``"1"``."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def check_target_classes(y: pd.Series, classes: list[str], target: str | None = None) -> None:
+    """Every known value of a classification target must be one of the network's classes.
+
+    A target that matches the classes only in part (``Bad`` in the data, ``bad`` in the
+    network) would be scored as if every unmatched row were a mistake of the network: an
+    accuracy silently too low. Values are compared as text (``1``, ``1.0`` and ``"1"`` are the
+    same label).
+
+    Parameters
+    ----------
+    y : pandas.Series
+        The target, indexed by each row's identity (missing values are left out).
+    classes : list of str
+        The network's classes, as text.
+    target : str, optional
+        The column's name, for the message.
+
+    Raises
+    ------
+    SchemaError
+        Naming the unmatched values, how many rows hold them and the first such row, and the
+        classes.
+    """
+    values = y.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    codes, uniques = pd.factorize(pd.Series(values[present], dtype=object))
+    text = np.array([_text(u) for u in uniques], dtype=object)
+    unmatched = ~np.isin(text, np.asarray(classes, dtype=object))
+    if not unmatched.any():
+        return
+    bad_rows = np.flatnonzero(present)[unmatched[codes]]
+    shown = [str(v) for v in text[unmatched][:10]]
+    more = f" and {int(unmatched.sum()) - 10} more" if unmatched.sum() > 10 else ""
+    raise SchemaError(
+        f"target column {target!r} ({fmt.arg('target')}) holds value{'s' if len(shown) > 1 else ''} {shown}{more} "
+        f"that {'are' if len(shown) > 1 else 'is'} not a class of the network ({len(bad_rows)} of "
+        f"{int(present.sum())} rows, first at row {fmt.row(y.index[bad_rows[0]])}); the network's classes are {classes[:20]}. "
+        f"Map the target's values to the classes, or name the classes in the order of the network's outputs "
+        f"({fmt.arg('classes')})"
+    )

@@ -2,9 +2,9 @@
 
 :class:`RunConfig` holds every option of :func:`pellucid.explain` and ``pellucid explain``
 that can be checked without the data, and checks them when it is made: a run never finds a
-bad option after minutes of work. Its messages name what the user typed: the CLI makes it
-with ``spell=FLAGS.get`` (``--n-jobs must be ...``), Python callers get parameter names
-(``n_jobs must be ...``).
+bad option after minutes of work. Its messages name what the user typed: within the command
+line's run (:func:`pellucid._validation.command_line`) the flag (``--n-jobs must be ...``),
+elsewhere the parameter (``n_jobs must be ...``).
 """
 
 from __future__ import annotations
@@ -13,21 +13,12 @@ import math
 from dataclasses import dataclass, field, fields
 from numbers import Real
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .. import _validation as fmt
 from ..errors import ParameterError
-
-#: How the command line spells each option.
-FLAGS = {
-    "target": "--target", "id_column": "--id-column", "out_dir": "--out", "strategy": "--strategy", "n": "--n",
-    "sizes": "--sizes", "surrogates": "--surrogates", "max_rules": "--max-rules", "min_agreement": "--min-agreement",
-    "n_boot": "--n-boot", "n_jobs": "--n-jobs", "attributions": "--attributions", "local_rows": "--explain-rows",
-    "random_state": "--seed", "stream_to": "--stream-to", "keep": "--keep", "sample": "--sample",
-    "sensitivity": "--sensitivity", "concepts": "--concept", "concept_layer": "--concept-layer",
-    "overwrite": "--overwrite", "card": "--card", "classes": "--classes", "task": "--task",
-}
 
 #: Most rows a run holds in memory at once, and most synthetic rows it streams.
 MAX_ROWS_IN_MEMORY = 2**31 - 1
@@ -67,14 +58,11 @@ class RunConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def check(cls, spell: Callable[[str], str | None] | None = None, **options: Any) -> "RunConfig":
+    def check(cls, **options: Any) -> "RunConfig":
         """Check ``options`` and return them as a configuration.
 
         Parameters
         ----------
-        spell : callable, optional
-            Parameter name -> the name the user typed (``FLAGS.get`` at the command line);
-            the parameter name itself when it returns None or is not given.
         **options
             Options of :func:`pellucid.explain`; those this class does not know are kept in
             ``extra`` unchecked.
@@ -86,7 +74,7 @@ class RunConfig:
         """
 
         def name(param: str) -> str:
-            return (spell(param) if spell is not None else None) or param
+            return fmt.arg(param).removesuffix("=")
 
         def bad(param: str, what: str) -> ParameterError:
             return ParameterError(f"{name(param)} {what}, got {options[param]!r}")

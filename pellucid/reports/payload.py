@@ -29,7 +29,7 @@ from .._validation import exact
 from ..extraction.rules import INTEGER_KINDS, features_with_missing, missing_note
 from .limitations import find_limitations
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
