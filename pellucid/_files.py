@@ -1,4 +1,5 @@
-"""Writing files so that a reader never finds a part of one, and checking paths before work.
+"""Writing files so that a reader never finds a part of one, checking paths before work, and
+reading the text files a user names (one error naming the file).
 
 Every file pellucid writes (report pages and their JSON, PDFs, diffs, streamed distillation
 sets, exported reasons) is written to a temporary file beside its target, flushed to disk and
@@ -160,3 +161,31 @@ def check_new_file(path: str | os.PathLike, what: str, *, overwrite: bool = Fals
         raise DataFileError(f"{what} {str(p)!r} exists; pass {flag} to replace it")
     check_folder(p.parent if str(p.parent) else ".", f"the folder of {what}")
     return p
+
+
+def read_text(path: str | os.PathLike, where: str) -> tuple[str, bytes]:
+    """The UTF-8 text of a file the user named, and its bytes.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    where : str
+        How messages name it: ``"card file '/x/card.toml'"``.
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, not a file, unreadable, or not UTF-8; the message names it.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"{where} does not exist" if not p.exists() else f"{where} is not a file")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DataFileError(f"cannot read {where}: {e.strerror or e}") from e
+    try:
+        return raw.decode("utf-8"), raw
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{where} is not UTF-8 text (byte {e.start})") from e

@@ -213,9 +213,9 @@ class Determinism:
         """One sentence for the report."""
         if self.deterministic:
             return (f"Asked twice about the same {self.rows} rows, the model gave the same answers "
-                    f"(largest difference {self.max_difference:.3g}).")
+                    f"(largest difference {fmt.sig(self.max_difference, 3)}).")
         return (f"The model is not deterministic: asked twice about the same {self.rows} rows, it changed its answer "
-                f"for {self.changed} ({fmt.pct(self.changed / self.rows)}), by up to {self.max_difference:.3g} (row "
+                f"for {self.changed} ({fmt.pct(self.changed / self.rows)}), by up to {fmt.sig(self.max_difference, 3)} (row "
                 f"{self.largest_at}). It was explained anyway, as asked: every figure of this report is measured "
                 "against answers that would differ if asked again, and part of any disagreement between the rules "
                 "and the model is the model's own variation.")

@@ -633,14 +633,10 @@ class Schema:
         text, where = source, "the schema text"
         looks_like_json = isinstance(source, str) and source.lstrip().startswith("{")
         if not looks_like_json:
-            path = Path(source)
-            where = f"schema file {str(path)!r}"
-            if not path.is_file():
-                raise DataFileError(f"{where} does not exist")
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise DataFileError(f"cannot read {where}: {e}") from e
+            from ._files import read_text
+
+            where = f"schema file {str(source)!r}"
+            text, _ = read_text(source, where)
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:

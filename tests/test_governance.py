@@ -177,6 +177,12 @@ def test_shipped_example_card_reads():
     ("card.yaml", "- a\n- b\n", ["top level"]),
     ("card.yaml", "performance: {AUC: [1, 2]}\n", ["performance", "AUC"]),
     ("card.txt", "purpose = 'x'\n", ["unknown format"]),
+    # TOML and YAML have nan and inf, JSON (as Python reads it) NaN: no value to file, and no JSON.
+    ("card.toml", "[performance]\nauc = nan\n", ["performance", "auc", "finite"]),
+    ("card.yaml", "performance: {gini: .inf}\n", ["performance", "gini", "finite"]),
+    ("card.json", '{"performance": {"auc": NaN}}', ["performance", "auc", "finite"]),
+    ("card.toml", "version = inf\n", ["version", "finite"]),
+    ("card.toml", "limitations = [1.5, -inf]\n", ["limitations", "finite"]),
 ])
 def test_bad_cards_name_file_and_key(tmp_path, name, text, words):
     f = tmp_path / name

@@ -98,3 +98,23 @@ def test_every_local_key_is_documented(one_rule):
     groups = [loc, r, r["lime"], r["anchor"]]
     missing = sorted({k for g in groups for k in g if f"`{k}`" not in doc})
     assert not missing, f"keys not in docs/report-json.md: {missing}"
+
+
+def test_a_row_with_fewer_reasons_lists_only_text():
+    """Empty reason slots (a row with fewer than k reasons) are left out, never written as null:
+    pandas holds them as NaN in a column where another row has a reason."""
+    from types import SimpleNamespace
+
+    from pellucid.surrogates.local_summary import local_report
+
+    rows = pd.DataFrame({"x": [1.0, 2.0, 3.0]}, index=["a", "b", "c"])
+    slots = np.array([["x = 1 (raises P(yes) by 0.5)", "x = 1 again"], [None, None], ["x = 3 (raises P(yes) by 0.1)", None]],
+                     dtype=object)
+    series = pd.Series([0.5, 0.6, 0.7], index=rows.index)
+    ex = SimpleNamespace(
+        rows=rows, reasons=lambda k: pd.DataFrame(slots, index=rows.index), contributions=rows * 0.1,
+        target=pd.Series(["yes"] * 3, index=rows.index), output_name=pd.Series(["P(yes)"] * 3, index=rows.index),
+        prediction_network=series, local_r2=series, prediction_local=series, intercept=series, params={},
+    )
+    out = local_report(ex, None, ["w"] * 3, num_samples=10, precision=0.95, k=2, random_state=0)
+    assert [r["lime"]["reasons"] for r in out["rows"]] == [list(slots[0]), [], [slots[2][0]]]

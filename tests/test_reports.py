@@ -1112,6 +1112,22 @@ def test_every_payload_key_is_documented(extended):
     assert not missing, f"keys not in docs/report-json.md: {missing}"
 
 
+def test_every_payload_validates_against_the_schema(credit, regression, extended):
+    """What build_payload writes is what report.schema.json describes (build refuses anything
+    else): trees, rule sets, additive models and scorecards, a frontier with a failed entry,
+    stability, disagreement, both tasks; and through JSON, as a reader gets it."""
+    import jsonschema
+
+    from pellucid.reports import report_schema, validate_report
+
+    validator = jsonschema.Draft202012Validator(report_schema())
+    payloads = [credit["payload"], regression["payload"], extended["payload"], extended["card_payload"],
+                extended["plain_payload"]]
+    for p in payloads:
+        validate_report(p, "the payload")
+        validator.validate(json.loads(json.dumps(p, allow_nan=False)))
+
+
 def test_extended_page_is_self_contained_and_deterministic(extended):
     html = extended["html"]
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, flags=re.IGNORECASE)

@@ -668,11 +668,13 @@ def _feature_values(f: Any, current: pd.Series, grid: int, level: int, allow_mis
         glob = np.linspace(lo, hi, grid)
     step = (hi - lo) / (grid - 1) * 0.5 ** level
     local = np.linspace(-step, step, 5)
+    # Candidates are rounded one decimal finer than the local grid's spacing: the row found is
+    # the row the network was asked about, and it prints as 7.6, not 7.649999999999999.
+    decimals = max(0, 1 - math.floor(math.log10(step / 2))) if step > 0 else 0
     out = []
     for v in current.to_numpy(dtype=float):
-        vals = glob if np.isnan(v) else np.concatenate([glob, np.clip(v + local, lo, hi)])
-        if f.kind is Kind.INTEGER:
-            vals = np.round(vals)
+        vals = glob if np.isnan(v) else np.concatenate([glob, v + local])
+        vals = np.clip(np.round(vals, 0 if f.kind is Kind.INTEGER else decimals), lo, hi)
         vals = np.unique(vals)
         if allow_missing and f.n_missing:
             vals = np.append(vals, np.nan)

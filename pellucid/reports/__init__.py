@@ -6,6 +6,8 @@ page from that dict alone, and :func:`build` writes ``report.html`` and ``report
 :func:`tree_svg` draws a tree surrogate with graphviz (``None`` where ``dot`` is missing).
 :func:`diff_reports` compares two reports (two model versions); :func:`render_diff_text` and
 :func:`render_diff_html` write the comparison as Markdown and as a page.
+:func:`validate_report` checks a payload against the JSON Schema of ``report.json``
+(:func:`report_schema`, shipped as ``report.schema.json``) before pellucid reads or writes one.
 """
 
 from .builder import build, build_image_report, render_again, render_html
@@ -13,6 +15,7 @@ from .card import load_card
 from .diff import diff_reports, render_diff_html, render_diff_text
 from .payload import build_payload, recommend
 from .tree import tree_svg
+from .validation import report_schema, validate_report
 
 __all__ = [
     "build",
@@ -25,5 +28,7 @@ __all__ = [
     "render_diff_html",
     "render_diff_text",
     "render_html",
+    "report_schema",
     "tree_svg",
+    "validate_report",
 ]

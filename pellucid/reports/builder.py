@@ -22,12 +22,13 @@ from markupsafe import Markup, escape
 
 from .. import _validation as fmt
 from .._files import write_together
-from ..errors import DataFileError
+from ..errors import DataFileError, ParameterError
 
 from . import figures, limitations
 from .card import FIELDS as CARD_FIELDS
 from .payload import MAX_RULES_RECOMMENDED, SCHEMA_VERSION, content_sha256, measured_on
 from .tree import render_tree
+from .validation import validate_report
 
 HTML_NAME = "report.html"
 JSON_NAME = "report.json"
@@ -51,6 +52,7 @@ MODEL_FIELDS = (
     ("sha256", "File SHA-256"),
     ("weights_sha256", "Weights SHA-256"),
     ("versions", "Versions"),
+    ("format", "Format"),
 )
 
 
@@ -143,15 +145,19 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
 
     Raises
     ------
-    ValueError
-        When the payload holds NaN or infinite numbers (build it with ``build_payload``,
-        which writes them as ``null``).
+    ParameterError
+        When the payload does not validate against the schema of ``report.json``
+        (:func:`pellucid.reports.validate_report`; the message names the JSON path), e.g. it
+        holds NaN or infinite numbers (``build_payload`` writes them as ``null``). A payload
+        from ``build_payload`` always validates: pellucid writes no report its own readers
+        would refuse. Nothing is written, and ``out_dir`` is not created.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    # Both texts first: if the payload is not plain JSON or does not render, nothing is written.
+    validate_report(payload, "the report payload", error=ParameterError)
+    # Both texts first: if the payload does not render, nothing is written.
     text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     html = render_html(payload)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
     write_together([(json_path, text), (html_path, html)])
     return html_path, json_path
@@ -189,7 +195,10 @@ def render_again(
     Raises
     ------
     DataFileError
-        The JSON is missing or not a pellucid report, or the card file is bad.
+        The JSON is missing, not a pellucid report, or does not validate against the schema of
+        ``report.json`` (:func:`pellucid.reports.validate_report`: the message names the JSON
+        path of the first problem), or the card file is bad. Nothing is written then, and
+        ``out_dir`` is not created.
     ReportError
         ``pdf`` was asked for and Chromium is missing or fails.
     """
@@ -207,16 +216,18 @@ def render_again(
         payload["limitations"] = limitations.find_limitations(payload)
     if card is not None:  # the content changed: its hash follows
         payload["content_sha256"] = content_sha256(payload)
+        validate_report(payload, f"report file {where!r} with the card {_card_name(card)}")
+    # Every text before the folder: a payload that does not render leaves nothing behind.
+    html_path = out / HTML_NAME
+    files = []
     written = []
+    if card is not None or out.resolve() != src.parent.resolve():
+        json_path = out / JSON_NAME
+        files.append((json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"))
+        written.append(json_path)
+    files.append((html_path, render_html(payload)))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files = []
-        if card is not None or out.resolve() != src.parent.resolve():
-            json_path = out / JSON_NAME
-            files.append((json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"))
-            written.append(json_path)
-        html_path = out / HTML_NAME
-        files.append((html_path, render_html(payload)))
         write_together(files)
     except OSError as e:
         raise DataFileError(f"cannot write the report to {str(out)!r}: {e.strerror or e}") from e
@@ -253,6 +264,10 @@ def _check_twins(json_path: Path, payload: Mapping[str, Any]) -> None:
         )
 
 
+def _card_name(card: Any) -> str:
+    return "given" if isinstance(card, Mapping) else repr(str(card))
+
+
 def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLike,
                        meta: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.json`` for image attributions.
@@ -272,6 +287,7 @@ def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLi
                         "meta": dict(meta or {}), "attributions": dict(attributions)})
     payload["run"] = run_block(payload)
     payload["content_sha256"] = content_sha256(payload)
+    validate_report(payload, "the image report payload", error=ParameterError)
     figs = {"heatmaps": figures.heatmap_figure(payload["attributions"].get("examples") or [],
                                                payload["attributions"].get("methods") or [])}
     html = _environment().get_template("images.html.j2").render(p=payload, meta=payload["meta"],

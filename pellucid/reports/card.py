@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._files import read_text
 from ..errors import DataFileError
 
 #: The card's fields, in the order the report shows them, with the heading a reader sees and
@@ -62,20 +64,14 @@ def load_card(path: str | os.PathLike) -> dict[str, Any]:
     ------
     DataFileError
         The file is missing, unreadable, of an unknown format, not valid for its format, or
-        holds a key that is not a card field or a value of the wrong type; the message names
-        the file and the key.
+        holds a key that is not a card field or a value of the wrong type (a NaN or infinite
+        number included); the message names the file and the key.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataFileError(f"card file {str(p)!r} does not exist" if not p.exists() else f"card file {str(p)!r} is not a file")
     fmt = SUFFIXES.get(p.suffix.lower())
     if fmt is None:
         raise DataFileError(f"card file {str(p)!r}: unknown format {p.suffix or '(no extension)'!r}; use .toml, .yaml or .json")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataFileError(f"card file {str(p)!r} is not UTF-8 text (byte {e.start})") from e
+    text, raw = read_text(p, f"card file {str(p)!r}")
     data = _parse(text, fmt, p)
     if data is None:
         data = {}
@@ -105,7 +101,8 @@ def validate_card(data: Mapping[str, Any], where: str = "card") -> dict[str, Any
     Raises
     ------
     DataFileError
-        An unknown key (the message lists the known ones) or a value that is not text.
+        An unknown key (the message lists the known ones), a value that is not text, or a
+        NaN or infinite number.
     """
     unknown = [str(k) for k in data if k not in KNOWN and k != "extra"]
     if unknown:
@@ -149,17 +146,25 @@ def _value(v: Any, what: str, table: bool = False) -> Any:
     """Text, a list of texts, or (``table``) a mapping of name → text or number."""
     if isinstance(v, str):
         return v.strip()
+    if isinstance(v, float) and not math.isfinite(v):
+        # TOML and YAML have nan and inf, and Python's json reads NaN: none is a value to file.
+        raise DataFileError(f"{what} must be a finite number or text, got {v!r}")
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return str(v)
     if hasattr(v, "isoformat"):  # TOML and YAML read bare dates as date objects
         return v.isoformat()
     if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in v):
+        for x in v:
+            if isinstance(x, float) and not math.isfinite(x):
+                raise DataFileError(f"{what}: its items must be finite numbers or text, got {x!r}")
         return [str(x).strip() for x in v]
     if table and isinstance(v, Mapping):
         out = {}
         for k, x in v.items():
             if isinstance(x, bool) or not isinstance(x, (str, int, float)):
                 raise DataFileError(f"{what}: item {str(k)!r} must be text or a number, got {type(x).__name__}")
+            if isinstance(x, float) and not math.isfinite(x):
+                raise DataFileError(f"{what}: item {str(k)!r} must be a finite number or text, got {x!r}")
             out[str(k)] = x.strip() if isinstance(x, str) else x
         return out
     kinds = "text, a list of texts, or a table of name = value" if table else "text or a list of texts"

@@ -23,11 +23,12 @@ import jinja2
 import numpy as np
 from scipy.stats import spearmanr
 
-from .._files import write_together
+from .._files import read_text, write_together
 from ..errors import DataFileError, ParameterError
 from .._validation import exact
 from ..extraction.rules import NUMERIC_OPS, Rule
 from .builder import JSON_NAME, template_environment
+from .validation import loads_report, validate_report
 
 #: Version of the layout of the dict :func:`diff_reports` returns (see docs/diff.md).
 DIFF_VERSION = "1.0"
@@ -68,12 +69,17 @@ def load_report(source: Any, role: str = "report") -> tuple[dict[str, Any], str]
     DataFileError
         The file is missing, unreadable or not JSON, or the JSON is not a pellucid report
         (no ``schema_version``, another kind of report, a major version this pellucid does
-        not know).
+        not know), or it does not validate against the schema of ``report.json``
+        (:func:`pellucid.reports.validate_report`: the message names the JSON path of the
+        first problem, e.g. a ``NaN`` literal, a string where a number belongs, an index
+        past the end of its list).
     ParameterError
-        ``source`` is a dict that is not a pellucid report, or neither a dict nor a path.
+        ``source`` is a dict that is not a pellucid report or does not validate, or neither a
+        dict nor a path.
     """
     if isinstance(source, Mapping):
         _check_report(source, role, ParameterError)
+        validate_report(source, role, error=ParameterError)
         return dict(source), role
     if not isinstance(source, (str, os.PathLike)):
         raise ParameterError(f"{role} must be a report payload (dict) or the path of a report.json, got {type(source).__name__}")
@@ -82,17 +88,14 @@ def load_report(source: Any, role: str = "report") -> tuple[dict[str, Any], str]
         if not (p / JSON_NAME).is_file():
             raise DataFileError(f"report folder {str(p)!r} holds no {JSON_NAME}")
         p = p / JSON_NAME
-    if not p.exists():
-        raise DataFileError(f"report file {str(p)!r} does not exist")
+    text, _ = read_text(p, f"report file {str(p)!r}")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataFileError(f"cannot read report file {str(p)!r}: {type(e).__name__}: {e}") from e
-    try:
-        payload = json.loads(text)
+        payload = loads_report(text)
     except json.JSONDecodeError as e:
         raise DataFileError(f"report file {str(p)!r} is not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
     _check_report(payload, f"report file {str(p)!r}", DataFileError)
+    # Before anything reads it: a hand-edited file is refused at its first problem, by JSON path.
+    validate_report(payload, f"report file {str(p)!r}", error=DataFileError)
     return payload, str(p)
 
 

@@ -123,7 +123,8 @@ def local_report(ex: Any, found: Sequence[Any] | None, why: Sequence[str], *, nu
             "output": _num(ex.prediction_network.iloc[i]),
             "lime": {
                 "contributions": {str(f): _num(v) for f, v in contrib.items()},
-                "reasons": [r for r in reasons.iloc[i].tolist() if r is not None],
+                # Fewer than k reasons leave empty slots, which pandas may hold as NaN, not None.
+                "reasons": [r for r in reasons.iloc[i].tolist() if isinstance(r, str)],
                 "local_r2": _num(ex.local_r2.iloc[i]),
                 "prediction_local": _num(ex.prediction_local.iloc[i]),
                 "intercept": _num(ex.intercept.iloc[i]),
