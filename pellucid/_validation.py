@@ -312,6 +312,8 @@ class Interval:
             return f"{what} of {exact(lo)} or more" if lo_in else f"{what} above {exact(lo)}"
         if lo is None:
             return f"{what} of {exact(hi)} or less" if hi_in else f"{what} below {exact(hi)}"
+        if lo_in and hi_in and issubclass(self.kind, numbers.Integral) and hi - lo == 1:
+            return f"{exact(lo)} or {exact(hi)}"
         if lo_in and hi_in:
             return f"{what} from {exact(lo)} to {exact(hi)}"
         low = f"of {exact(lo)} or more" if lo_in else f"above {exact(lo)}"
@@ -431,3 +433,41 @@ def check_random_state(seed: Any, name: str = "random_state") -> np.random.Gener
     raise ParameterError(
         f"{name} must be None, a whole number of 0 or more, a numpy SeedSequence or Generator, got {seed!r}"
     )
+
+
+# ---------------------------------------------------------------------- plain JSON
+def plain(value: Any, *, nonfinite: str = "null", other: Any = str) -> Any:
+    """``value`` in the types JSON holds, recursively: mappings (keys as text), lists (from
+    tuples, sets and numpy arrays), numpy scalars as Python's, ``None``, booleans, numbers, text.
+
+    ``nonfinite`` says what NaN and infinities become: ``"null"`` (None: report.json has
+    no NaN), ``"text"`` (``"nan"``, ``"inf"``, ``"-inf"``, which ``float`` reads back: rule
+    exports) or ``"keep"`` (the float itself). ``other`` turns any other object into
+    something JSON holds (``str``, ``repr``, ...); ``None`` leaves it as it is.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, nonfinite=nonfinite, other=other) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v, nonfinite=nonfinite, other=other) for v in value]
+    if isinstance(value, np.ndarray):
+        return [plain(v, nonfinite=nonfinite, other=other) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        if nonfinite == "null":
+            return None
+        if nonfinite == "text":
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return value
+    if value is None or isinstance(value, (bool, int, float, str)) or other is None:
+        return value
+    return other(value)
+
+
+def number(v: Any) -> float | None:
+    """A finite float, or None (missing, non-numeric, NaN or infinite)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
