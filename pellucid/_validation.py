@@ -436,21 +436,27 @@ def check_random_state(seed: Any, name: str = "random_state") -> np.random.Gener
 
 
 # ---------------------------------------------------------------------- plain JSON
-def plain(value: Any, *, nonfinite: str = "null", other: Any = str) -> Any:
+def plain(value: Any, *, nonfinite: str = "null", other: Any = str, depth: int | None = None) -> Any:
     """``value`` in the types JSON holds, recursively: mappings (keys as text), lists (from
     tuples, sets and numpy arrays), numpy scalars as Python's, ``None``, booleans, numbers, text.
 
     ``nonfinite`` says what NaN and infinities become: ``"null"`` (None: report.json has
     no NaN), ``"text"`` (``"nan"``, ``"inf"``, ``"-inf"``, which ``float`` reads back: rule
     exports) or ``"keep"`` (the float itself). ``other`` turns any other object into
-    something JSON holds (``str``, ``repr``, ...); ``None`` leaves it as it is.
+    something JSON holds (``str``, ``repr``, ...); ``None`` leaves it as it is. With ``depth``,
+    containers nested deeper than ``depth`` levels are given to ``other`` whole (``depth=1``: a
+    mapping of parameters whose list or dict values are written as one text each).
     """
+    container = isinstance(value, (Mapping, list, tuple, set, frozenset, np.ndarray))
+    if container and depth is not None and depth <= 0 and other is not None:
+        return other(value)
+    kw = {"nonfinite": nonfinite, "other": other, "depth": None if depth is None else depth - 1}
     if isinstance(value, Mapping):
-        return {str(k): plain(v, nonfinite=nonfinite, other=other) for k, v in value.items()}
+        return {str(k): plain(v, **kw) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v, nonfinite=nonfinite, other=other) for v in value]
+        return [plain(v, **kw) for v in value]
     if isinstance(value, np.ndarray):
-        return [plain(v, nonfinite=nonfinite, other=other) for v in value.tolist()]
+        return [plain(v, **kw) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

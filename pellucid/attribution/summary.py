@@ -183,7 +183,7 @@ def summarise(
             "name": m,
             "label": LABELS.get(m, m),
             "seconds": seconds[m],
-            "params": plain(a.params, other=_short_repr),
+            "params": plain(a.params, other=_short_repr, depth=1),
             "importance": {str(f): _num(v) for f, v in imp.items()},
             "signed": {str(f): _num(v) for f, v in signed.items()},
             "per_class": per_class,

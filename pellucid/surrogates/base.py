@@ -248,7 +248,7 @@ class Surrogate:
 
     def describe(self) -> dict[str, Any]:
         self._check_fitted()
-        return {"name": self.name, "type": type(self).__name__, "params": plain(self.get_params(), other=repr)}
+        return {"name": self.name, "type": type(self).__name__, "params": plain(self.get_params(), other=repr, depth=1)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
