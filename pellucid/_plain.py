@@ -1,4 +1,4 @@
-"""Values in the plain forms the reports' JSON holds."""
+"""Table cells as the report shows them (plain JSON values: :func:`pellucid._validation.plain`)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-
-def plain(v: Any) -> Any:
-    """Numpy scalars, tuples and sets to JSON's types; non-finite floats to None."""
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set, frozenset)):
-        return [plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [plain(x) for x in v.tolist()]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return str(v)
-
-
-def number(v: Any) -> float | None:
-    """A finite float, or None (missing, non-numeric, NaN or infinite)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def cell(v: Any) -> Any:

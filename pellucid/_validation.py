@@ -20,8 +20,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import numbers
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterator, Mapping
+
+import numpy as np
 
 #: What the page writes where there is no value.
 DASH = "—"
@@ -268,3 +271,209 @@ def arg(param: str) -> str:
     if _AT_CLI.get():
         return _FLAGS.get(param, "--" + param.replace("_", "-"))
     return f"{param}="
+
+
+# ---------------------------------------------------------------------- parameter constraints
+# After scikit-learn's ``_parameter_constraints`` / ``validate_params``: a class (or function)
+# says once, as data, what each parameter may be; one function checks and words the error.
+# A constraint is an :class:`Interval`, :class:`Options`, a type, ``None``, one of the strings
+# ``"boolean"``, ``"random_state"``, ``"no_validation"``, or a callable ``value -> bool`` (its
+# docstring's first line says what it accepts).
+
+
+class Interval:
+    """Numbers of ``kind`` (``numbers.Integral`` or ``numbers.Real``) between ``left`` and
+    ``right`` (``None``: unbounded), ``closed`` at ``"left"``, ``"right"``, ``"both"`` or
+    ``"neither"``. Booleans are never numbers here, and a real must be finite."""
+
+    def __init__(self, kind: type, left: float | None, right: float | None, *, closed: str = "both") -> None:
+        if closed not in ("left", "right", "both", "neither"):
+            raise ValueError(f"closed must be 'left', 'right', 'both' or 'neither', got {closed!r}")
+        self.kind, self.left, self.right, self.closed = kind, left, right, closed
+
+    def accepts(self, v: Any) -> bool:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, self.kind):
+            return False
+        if not isinstance(v, numbers.Integral) and not math.isfinite(float(v)):
+            return False
+        if self.left is not None and (v < self.left or (v == self.left and self.closed in ("right", "neither"))):
+            return False
+        if self.right is not None and (v > self.right or (v == self.right and self.closed in ("left", "neither"))):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        what = "a whole number" if issubclass(self.kind, numbers.Integral) else "a number"
+        lo, hi = self.left, self.right
+        lo_in, hi_in = self.closed in ("left", "both"), self.closed in ("right", "both")
+        if lo is None and hi is None:
+            return what if issubclass(self.kind, numbers.Integral) else "a finite number"
+        if hi is None:
+            return f"{what} of {exact(lo)} or more" if lo_in else f"{what} above {exact(lo)}"
+        if lo is None:
+            return f"{what} of {exact(hi)} or less" if hi_in else f"{what} below {exact(hi)}"
+        if lo_in and hi_in and issubclass(self.kind, numbers.Integral) and hi - lo == 1:
+            return f"{exact(lo)} or {exact(hi)}"
+        if lo_in and hi_in:
+            return f"{what} from {exact(lo)} to {exact(hi)}"
+        low = f"of {exact(lo)} or more" if lo_in else f"above {exact(lo)}"
+        high = f"at most {exact(hi)}" if hi_in else f"below {exact(hi)}"
+        return f"{what} {low} and {high}"
+
+    def __repr__(self) -> str:
+        return f"Interval({self.kind.__name__}, {self.left!r}, {self.right!r}, closed={self.closed!r})"
+
+
+class Options:
+    """One of a few values (compared with ``==``; booleans are not taken for 0 and 1)."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = tuple(options)
+
+    def accepts(self, v: Any) -> bool:
+        if isinstance(v, (bool, np.bool_)) and not any(isinstance(o, bool) for o in self.options):
+            return False
+        try:
+            return any(bool(v == o) for o in self.options)
+        except (TypeError, ValueError):  # an array, or a value that cannot be compared
+            return False
+
+    def __str__(self) -> str:
+        words = [repr(o) for o in self.options]
+        return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+    def __repr__(self) -> str:
+        return f"Options({self.options!r})"
+
+
+def _accepts(constraint: Any, v: Any) -> bool:
+    if constraint is None:
+        return v is None
+    if isinstance(constraint, (Interval, Options)):
+        return constraint.accepts(v)
+    if constraint == "boolean":
+        return isinstance(v, (bool, np.bool_))
+    if constraint == "random_state":
+        return v is None or isinstance(v, np.random.RandomState) or Interval(numbers.Integral, 0, 2**32 - 1).accepts(v)
+    if constraint == "no_validation":
+        return True
+    if isinstance(constraint, type):
+        return isinstance(v, constraint)
+    if callable(constraint):
+        return bool(constraint(v))
+    raise TypeError(f"unknown parameter constraint {constraint!r}")  # a bug in pellucid, not the user's
+
+
+def _describe(constraint: Any) -> str:
+    if constraint is None:
+        return "None"
+    if isinstance(constraint, (Interval, Options)):
+        return str(constraint)
+    if constraint == "boolean":
+        return "True or False"
+    if constraint == "random_state":
+        return "None, a seed (a whole number from 0 to 4294967295) or a numpy RandomState"
+    if isinstance(constraint, type):
+        return f"a {constraint.__name__}"
+    doc = (getattr(constraint, "__doc__", None) or "").strip().splitlines()
+    return doc[0].rstrip(".") if doc else getattr(constraint, "__name__", repr(constraint))
+
+
+def describe_constraints(constraints: Any) -> str:
+    """What a list of constraints accepts, in words: ``a whole number of 1 or more or None``."""
+    if not isinstance(constraints, (list, tuple)):
+        constraints = [constraints]
+    words = [_describe(c) for c in constraints if c is not None]
+    if None in constraints:
+        words.append("None")
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def validate_params(owner: str, params: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
+    """Check each of ``params`` that has an entry in ``constraints`` (a list of constraints,
+    any of which accepts it).
+
+    Raises
+    ------
+    ParameterError
+        On the first parameter none of whose constraints accepts its value, in one line that
+        names ``owner`` (the class or function), the parameter, what it must be and the value:
+        ``SkopeRules: max_rules must be a whole number of 1 or more, got 0``.
+    """
+    from .errors import ParameterError
+
+    for name, v in params.items():
+        if name not in constraints:
+            continue
+        allowed = constraints[name]
+        if not isinstance(allowed, (list, tuple)):
+            allowed = [allowed]
+        if any(_accepts(c, v) for c in allowed):
+            continue
+        raise ParameterError(f"{owner}: {name} must be {describe_constraints(allowed)}, got {v!r}")
+
+
+def check_random_state(seed: Any, name: str = "random_state") -> np.random.Generator:
+    """A numpy Generator from ``seed``: None (fresh entropy), a whole number of 0 or more, a
+    SeedSequence, or a Generator (returned as it is).
+
+    Raises
+    ------
+    ParameterError
+        For anything else.
+    """
+    from .errors import ParameterError
+
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, np.random.SeedSequence) or Interval(numbers.Integral, 0, None).accepts(seed):
+        return np.random.default_rng(seed)
+    raise ParameterError(
+        f"{name} must be None, a whole number of 0 or more, a numpy SeedSequence or Generator, got {seed!r}"
+    )
+
+
+# ---------------------------------------------------------------------- plain JSON
+def plain(value: Any, *, nonfinite: str = "null", other: Any = str, depth: int | None = None) -> Any:
+    """``value`` in the types JSON holds, recursively: mappings (keys as text), lists (from
+    tuples, sets and numpy arrays), numpy scalars as Python's, ``None``, booleans, numbers, text.
+
+    ``nonfinite`` says what NaN and infinities become: ``"null"`` (None: report.json has
+    no NaN), ``"text"`` (``"nan"``, ``"inf"``, ``"-inf"``, which ``float`` reads back: rule
+    exports) or ``"keep"`` (the float itself). ``other`` turns any other object into
+    something JSON holds (``str``, ``repr``, ...); ``None`` leaves it as it is. With ``depth``,
+    containers nested deeper than ``depth`` levels are given to ``other`` whole (``depth=1``: a
+    mapping of parameters whose list or dict values are written as one text each).
+    """
+    container = isinstance(value, (Mapping, list, tuple, set, frozenset, np.ndarray))
+    if container and depth is not None and depth <= 0 and other is not None:
+        return other(value)
+    kw = {"nonfinite": nonfinite, "other": other, "depth": None if depth is None else depth - 1}
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, **kw) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v, **kw) for v in value]
+    if isinstance(value, np.ndarray):
+        return [plain(v, **kw) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        if nonfinite == "null":
+            return None
+        if nonfinite == "text":
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return value
+    if value is None or isinstance(value, (bool, int, float, str)) or other is None:
+        return value
+    return other(value)
+
+
+def number(v: Any) -> float | None:
+    """A finite float, or None (missing, non-numeric, NaN or infinite)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

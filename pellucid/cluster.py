@@ -522,7 +522,7 @@ def summarise_attributions(oracle: Oracle, rows: pd.DataFrame, client: Any, *, m
 
 
 def _num(v: Any) -> Any:
-    from ._plain import number
+    from ._validation import number
 
     return number(v)
 

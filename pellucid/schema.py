@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._validation import plain
 from ._validation import row as row_label
 from .errors import ParameterError, SchemaError
 
@@ -88,13 +89,13 @@ class Feature:
         return {
             "name": self.name,
             "kind": self.kind.value,
-            "low": _jsonable(self.low),
-            "high": _jsonable(self.high),
-            "categories": None if self.categories is None else [_jsonable(c) for c in self.categories],
+            "low": plain(self.low, nonfinite="keep", other=None),
+            "high": plain(self.high, nonfinite="keep", other=None),
+            "categories": None if self.categories is None else plain(list(self.categories), nonfinite="keep", other=None),
             "frequencies": None if self.frequencies is None else [float(f) for f in self.frequencies],
             "n_missing": int(self.n_missing),
-            "mean": _jsonable(self.mean),
-            "std": _jsonable(self.std),
+            "mean": plain(self.mean, nonfinite="keep", other=None),
+            "std": plain(self.std, nonfinite="keep", other=None),
             "dtype": self.dtype,
         }
 
@@ -114,16 +115,6 @@ class Feature:
             frequencies=None if freqs is None else tuple(freqs),
             dtype=d.get("dtype", ""),
         )
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    return v
 
 
 def _is_bool_dtype(s: pd.Series) -> bool:

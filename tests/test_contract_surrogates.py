@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pellucid._validation import exact
-from pellucid.extraction import distill, from_report
+from pellucid._validation import Interval, exact
+from pellucid.errors import ParameterError, PellucidError
+from pellucid.extraction import distill, from_json, from_report, to_json
 from pellucid.extraction.rules import NUMERIC_OPS, AdditiveRules, RuleList, snap_threshold
 from pellucid.fidelity import evaluate
 from pellucid.oracle import Oracle
@@ -83,7 +86,10 @@ def fitted(dsets):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, task in CASES:
-            out[name, task] = SURROGATES[name]().fit(dsets[task])
+            s = SURROGATES[name]()
+            returned = s.fit(dsets[task])
+            assert returned is s, f"{name}.fit returned {returned!r}, not the surrogate itself"
+            out[name, task] = s
     return out
 
 
@@ -285,6 +291,127 @@ def test_report_entries_read_back_into_models_that_predict_the_same(fitted, dset
             assert r["train_matches"] == share["matches"] and r["train_decides"] == share["decides"]
         assert entry["missing_values"]["features"] == ["x", "count", "color"]
         assert "x, count, color" in entry["missing_values"]["text"]
+
+
+# ---------------------------------------------------------------------- the estimator contract
+# After scikit-learn's ``parametrize_with_checks``: the habits every registered surrogate keeps,
+# whatever it is, so that a new one is covered by adding it to the registry.
+NAMES = sorted(SURROGATES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_is_declared_and_the_defaults_pass(name):
+    cls = SURROGATES[name]
+    params = cls().get_params()
+    assert set(cls._parameter_constraints) == set(params), name
+    cls()._validate_params()
+    assert "random_state" in params, f"{name} has no random_state"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_get_params_set_params_and_clone_round_trip(name, dsets):
+    cls = SURROGATES[name]
+    s = cls()
+    params = s.get_params()
+    assert s.set_params(**params) is s and s.get_params() == params
+    size = cls.size_param or "random_state"
+    changed = {size: 3}
+    s.set_params(**changed)
+    assert s.get_params()[size] == 3
+    c = clone(s)
+    assert type(c) is cls and c is not s and c.get_params() == s.get_params()
+    assert repr(c) == repr(s)
+    with pytest.raises(ParameterError, match=rf"{cls.__name__}: no parameter 'nonsense'"):
+        s.set_params(nonsense=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_before_fit_is_a_pellucid_error(name, dsets):
+    s = SURROGATES[name]()
+    rows = dsets["classification"].rows.head(5)
+    for method in (s.predict, s.predict_proba, s.complexity, s.describe):
+        with pytest.raises(PellucidError, match="not fitted"):
+            method(rows) if method in (s.predict, s.predict_proba) else method()
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_predict_is_the_rules_own_prediction(fitted, dsets, fresh, name, task):
+    s = fitted[name, task]
+    for rows in (dsets[task].holdout.rows, fresh):
+        np.testing.assert_array_equal(s.predict(rows), s.rules_.predict(rows))
+        if task == "classification":
+            np.testing.assert_array_equal(s.predict_proba(rows), s.rules_.predict_proba(rows))
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_rules_speak_raw_feature_names(fitted, dsets, name, task):
+    s = fitted[name, task]
+    schema = dsets[task].schema
+    names = set(schema.names)
+    used = {c.feature for r in s.rules_.rules for c in r.conditions}
+    used |= {t.feature for t in getattr(s.rules_, "linear", ())}
+    assert used and used <= names, (name, used - names)
+    # No encoded column (one-hot "color_red", "flag_True", positional "x3", "feature_2") in the text.
+    text = s.rules_.text()
+    for f in schema:
+        for c in f.categories or ():
+            for encoded in (f"{f.name}_{c}", f"{f.name}={c}", f"{f.name}[{c}]"):
+                assert encoded not in text, (name, encoded, text)
+    assert not re.search(r"\b(?:x|X|feature_?|f|col_?)\d+\b", text), text
+    for flag in ("flag_True", "flag_False", "flag_1", "flag_0"):
+        assert flag not in text, text
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_json_round_trip_predicts_identically(fitted, dsets, fresh, name, task):
+    s = fitted[name, task]
+    back = from_json(to_json(s))
+    assert back == s.rules_ or back.text() == s.rules_.text()
+    for rows in (dsets[task].holdout.rows, fresh):
+        np.testing.assert_array_equal(back.predict(rows), s.predict(rows))
+        if task == "classification":
+            np.testing.assert_array_equal(back.predict_proba(rows), s.predict_proba(rows))
+
+
+@pytest.mark.parametrize("name,task", CASES)
+def test_same_seed_same_rules(fitted, dsets, name, task):
+    s = fitted[name, task]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = clone(s).fit(dsets[task])
+    assert again.rules_.text() == s.rules_.text()
+    assert again.rules_.to_dict() == s.rules_.to_dict()
+
+
+class _Nonsense:
+    """A value no constraint but ``no_validation`` accepts."""
+
+    def __repr__(self) -> str:
+        return "<nonsense>"
+
+
+def _below(constraints):
+    """A value just outside the first bounded interval of ``constraints`` (None if none)."""
+    for c in constraints:
+        if isinstance(c, Interval) and c.left is not None:
+            return c.left - 1 if c.closed in ("left", "both") else c.left
+    return None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_bad_parameter_is_refused_naming_class_and_parameter(name, dsets):
+    cls = SURROGATES[name]
+    d = dsets["classification"]
+    for param, constraints in cls._parameter_constraints.items():
+        if constraints == ["no_validation"]:
+            continue
+        for bad in (_Nonsense(), _below(constraints), True):
+            if bad is None or (bad is True and "boolean" in constraints):
+                continue
+            s = cls().set_params(**{param: bad})
+            pattern = rf"^{cls.__name__}: {param} must be .*, got {re.escape(repr(bad))}$"
+            with pytest.raises(ParameterError, match=pattern):
+                s.fit(d)
 
 
 # ---------------------------------------------------------------------- snapping itself

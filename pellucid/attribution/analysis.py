@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .._plain import plain
+from .._validation import plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from ..schema import Schema

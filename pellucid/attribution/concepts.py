@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._plain import plain
+from .._validation import plain
 from ..errors import ParameterError, PellucidWarning
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule
 from ._base import Prepared, find_layer, prepare

@@ -30,6 +30,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .._targets import target_indices
+from .._validation import plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from ._base import Attribution, eval_mode, summary_row
@@ -152,7 +153,7 @@ class Faithfulness:
             "fractions": self.fractions.tolist(),
             "mean_curves": {k: getattr(self, k).mean(axis=0).tolist()
                             for k in ("deletion", "insertion", "random_deletion", "random_insertion")},
-            "params": _jsonable(self.params),
+            "params": plain(self.params, other=repr),
         }
 
 
@@ -607,7 +608,7 @@ class RandomisationCheck:
         return {"method": self.method, "passed": self.passed, "threshold": self.threshold, "cascade": self.cascade,
                 "final_spearman_abs": _num(self.final),
                 "steps": [{k: _num(v) for k, v in r.items()} for r in self.steps.to_dict(orient="records")],
-                "params": _jsonable(self.params)}
+                "params": plain(self.params, other=repr)}
 
 
 def randomisation_check(method: Method, model: Any, inputs: Any, target: Any = None, *, cascade: bool = True,
@@ -907,14 +908,3 @@ def _num(v: Any) -> Any:
     if isinstance(v, np.bool_):
         return bool(v)
     return v
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (list, tuple)):
-            out[k] = [_num(x) if isinstance(x, (int, float, str, bool, type(None), np.generic)) else repr(x) for x in v]
-        else:
-            v = _num(v)
-            out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-    return out

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.stats import qmc
 
 from .._targets import target_indices
+from .._validation import plain
 from ..errors import ParameterError, PellucidWarning
 from ..oracle import Oracle
 from ..schema import Kind, Schema
@@ -66,15 +67,11 @@ class _Dim:
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "distribution": self.kind}
         if self.kind == "categories":
-            d["categories"] = [_plain(c) for c in self.categories]
+            d["categories"] = [plain(c, nonfinite="keep", other=None) for c in self.categories]
             d["shares"] = np.diff(np.r_[0.0, self.cum]).round(12).tolist()
         else:
             d["low"], d["high"] = float(self.low), float(self.high)
         return d
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _domain(bounds: Any) -> list[_Dim]:
@@ -263,10 +260,10 @@ class SobolResult:
             "n": int(self.n),
             "n_evaluations": int(self.n_evaluations),
             "n_calls": int(self.n_calls),
-            "variance": _json_float(self.variance),
-            "mean": _json_float(self.mean),
+            "variance": plain(float(self.variance)),
+            "mean": plain(float(self.mean)),
             "seconds": float(self.seconds),
-            "output": _plain(self.output),
+            "output": plain(self.output, nonfinite="keep", other=None),
             "confidence": float(self.confidence),
             "n_boot": int(self.n_boot),
             "random_state": self.random_state if isinstance(self.random_state, (int, type(None))) else None,
@@ -279,17 +276,12 @@ class SobolResult:
         return d
 
 
-def _json_float(v: Any) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def _json_series(s: pd.Series) -> dict[str, float | None]:
-    return {str(k): _json_float(v) for k, v in s.items()}
+    return {str(k): plain(float(v)) for k, v in s.items()}
 
 
 def _json_ci(ci: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    return {str(k): {"low": _json_float(r["low"]), "high": _json_float(r["high"])} for k, r in ci.iterrows()}
+    return {str(k): {"low": plain(float(r["low"])), "high": plain(float(r["high"]))} for k, r in ci.iterrows()}
 
 
 def sobol(model: Any, bounds: Mapping[str, tuple[float, float]] | Schema, n: int = 1024, *,
@@ -506,7 +498,7 @@ class MorrisResult:
             "sigma": _json_series(self.sigma),
             "r": int(self.r), "levels": int(self.levels), "delta": float(self.delta),
             "n_evaluations": int(self.n_evaluations), "n_calls": int(self.n_calls),
-            "seconds": float(self.seconds), "output": _plain(self.output),
+            "seconds": float(self.seconds), "output": plain(self.output, nonfinite="keep", other=None),
             "random_state": self.random_state if isinstance(self.random_state, (int, type(None))) else None,
             "domain": self.domain,
         }

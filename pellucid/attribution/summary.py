@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .._plain import cell as _cell
-from .._plain import number as _num
+from .._validation import number as _num
+from .._validation import plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from .evaluation import evaluate_attributions, randomisation_check
@@ -182,7 +183,7 @@ def summarise(
             "name": m,
             "label": LABELS.get(m, m),
             "seconds": seconds[m],
-            "params": _plain_params(a.params),
+            "params": plain(a.params, other=_short_repr, depth=1),
             "importance": {str(f): _num(v) for f, v in imp.items()},
             "signed": {str(f): _num(v) for f, v in signed.items()},
             "per_class": per_class,
@@ -351,11 +352,8 @@ def _instances(attr: Any, rows: pd.DataFrame, classes: list | None, row_ids: lis
     return result
 
 
-
-
-def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {str(k): (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)[:80])
-            for k, v in params.items()}
+def _short_repr(v: Any) -> str:
+    return repr(v)[:80]
 
 
 #: Methods the image report runs by default.

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .._targets import target_indices
+from .._validation import plain
 from ..errors import ModelError, ParameterError, SchemaError
 from ..oracle import Oracle
 from ..schema import Kind, Schema
@@ -88,7 +89,7 @@ class ImageMaximisation:
             "predicted": self.predicted.tolist(),
             "objective": self.objective.tolist(),
             "final_objective": self.final_objective.tolist(),
-            "params": _plain(self.params),
+            "params": plain(self.params, other=None),
         }
 
 
@@ -132,15 +133,15 @@ class RowMaximisation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "row": {str(k): _plain(v) for k, v in self.row.iloc[0].items()},
+            "row": {str(k): plain(v, other=None) for k, v in self.row.iloc[0].items()},
             "probability": float(self.probability),
-            "target": _plain(self.target),
-            "rows": [{str(k): _plain(v) for k, v in r.items()} for _, r in self.rows.iterrows()],
+            "target": plain(self.target, other=None),
+            "rows": [{str(k): plain(v, other=None) for k, v in r.items()} for _, r in self.rows.iterrows()],
             "probabilities": self.probabilities.tolist(),
             "start_probability": float(self.start_probability),
             "history": self.history.tolist(),
             "n_queries": int(self.n_queries),
-            "params": _plain(self.params),
+            "params": plain(self.params, other=None),
         }
 
 
@@ -177,7 +178,7 @@ class TopRows:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index.tolist(), "scores": self.scores.tolist(), "what": self.what}
         if isinstance(self.rows, pd.DataFrame):
-            out["rows"] = [{str(k): _plain(v) for k, v in r.items()} for _, r in self.rows.iterrows()]
+            out["rows"] = [{str(k): plain(v, other=None) for k, v in r.items()} for _, r in self.rows.iterrows()]
         return out
 
 
@@ -890,19 +891,3 @@ def _describe(obj: Any) -> str:
     if isinstance(obj, torch.Tensor):
         return f"a tensor of shape {tuple(obj.shape)}"
     return f"a {type(obj).__name__}"
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return None if np.isnan(v) else float(v)
-    return v

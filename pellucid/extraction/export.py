@@ -47,7 +47,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 
 from ..errors import ParameterError
-from .._validation import exact
+from .._validation import exact, plain
 from .rules import INTEGER_KINDS, NUMERIC_OPS, AdditiveRules, Condition, Rule, RuleList, RuleSet, _Rules
 
 RuleModel = Union[RuleList, RuleSet, AdditiveRules]
@@ -85,11 +85,7 @@ def _rule_values(model: RuleList | RuleSet) -> np.ndarray:
 def _labels(model: RuleModel) -> list:
     if model.classes is None or len(model.classes) == 0:
         raise ParameterError("a classification rule model needs its classes (model.classes is empty)")
-    return [_plain(c) for c in model.classes]
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+    return [plain(c, nonfinite="keep", other=None) for c in model.classes]
 
 
 # ---------------------------------------------------------------------- text and JSON
@@ -108,20 +104,6 @@ def to_text(rules: Any) -> str:
         and its terms for an additive model.
     """
     return _model(rules, "to_text").text()
-
-
-def _jsonable(x: Any) -> Any:
-    """JSON has no infinities or NaN: they are written as the strings ``"inf"``, ``"-inf"`` and
-    ``"nan"``, which ``float`` reads back."""
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return x
 
 
 def to_json(rules: Any, indent: int | None = 2) -> str:
@@ -148,7 +130,7 @@ def to_json(rules: Any, indent: int | None = 2) -> str:
     doc = {"format": JSON_FORMAT, "version": JSON_VERSION, **model.to_dict()}
     doc["feature_order"] = None if model.feature_order is None else list(model.feature_order)
     try:
-        return json.dumps(_jsonable(doc), indent=indent, allow_nan=False)
+        return json.dumps(plain(doc, nonfinite="text", other=None), indent=indent, allow_nan=False)
     except TypeError as e:
         raise ParameterError(
             f"to_json: the model holds a value JSON cannot carry ({e}); class labels and categories "
@@ -431,7 +413,7 @@ class _SQL:
 
     def value(self, v: Any, what: str) -> str:
         """A category or class label as an SQL literal."""
-        v = _plain(v)
+        v = plain(v, nonfinite="keep", other=None)
         if isinstance(v, bool):
             return "TRUE" if v else "FALSE"
         if isinstance(v, int):
@@ -631,7 +613,7 @@ def _sql_additive(model: AdditiveRules, sql: _SQL) -> str:
 # ---------------------------------------------------------------------- Python
 def _py_literal(v: Any, what: str) -> str:
     """A Python literal that reads back as ``v``."""
-    v = _plain(v)
+    v = plain(v, nonfinite="keep", other=None)
     if v is None or isinstance(v, (bool, int, str)):
         return repr(v)
     if isinstance(v, float):

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .._validation import exact, sig, fixed, pct, shortest_between
+from .._validation import exact, fixed, pct, plain, shortest_between, sig
 from ..errors import ParameterError
 
 NUMERIC_OPS = ("<=", "<", ">", ">=")
@@ -170,7 +170,7 @@ class Condition:
         alone) is written as the string ``"inf"`` or ``"-inf"``, which JSON can carry and
         :meth:`from_dict` reads back: ``x > inf`` (only a missing value passes) and
         ``x > -inf`` (every known value passes) stay told apart."""
-        value = list(_plain(v) for v in self.value) if self.op in SET_OPS else json_number(self.value)
+        value = plain(list(self.value), nonfinite="keep", other=None) if self.op in SET_OPS else json_number(self.value)
         return {
             "feature": self.feature,
             "op": self.op,
@@ -249,12 +249,6 @@ def read_number(v: Any, what: str, infinite: bool = False) -> float:
     if math.isnan(f) or (math.isinf(f) and not infinite):
         raise ParameterError(f"{what} is {f!r}; expected a finite number")
     return f
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def merge_conditions(
@@ -413,7 +407,7 @@ class Rule:
         return f"{s} ({', '.join(extras)})" if extras else s
 
     def to_dict(self) -> dict[str, Any]:
-        outcome = _plain(self.outcome)
+        outcome = plain(self.outcome, nonfinite="keep", other=None)
         return {
             "text": self.text(),
             "conditions": [c.to_dict() for c in self.conditions],
@@ -525,7 +519,7 @@ class _Rules:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         if self.task != "classification":
-            raise ValueError("predict_proba is for classification rules")
+            raise ParameterError("predict_proba is for classification rules; this model is a regression")
         return self._combine(frame)
 
     def firing_rule(self, frame: pd.DataFrame) -> np.ndarray:
@@ -546,7 +540,7 @@ class _Rules:
         return {
             "type": "rule_list" if self.ordered else "rule_set",
             "task": self.task,
-            "classes": None if self.classes is None else [_plain(c) for c in self.classes],
+            "classes": None if self.classes is None else [plain(c, nonfinite="keep", other=None) for c in self.classes],
             "rules": [r.to_dict() for r in self.rules],
             "default": self.default.to_dict(),
             "n_rules": self.n_rules,
@@ -838,7 +832,7 @@ class AdditiveRules:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         if self.task != "classification":
-            raise ValueError("predict_proba is for classification rules")
+            raise ParameterError("predict_proba is for classification rules; this model is a regression")
         s = self.decision_function(frame)
         if self.link == "logistic":
             p1 = 1.0 / (1.0 + np.exp(-np.clip(s[:, 0], -700, 700)))
@@ -902,7 +896,7 @@ class AdditiveRules:
         return {
             "type": "additive",
             "task": self.task,
-            "classes": None if self.classes is None else [_plain(c) for c in self.classes],
+            "classes": None if self.classes is None else [plain(c, nonfinite="keep", other=None) for c in self.classes],
             "link": self.link,
             "scale": self.scale,
             "offset": self.offset,

@@ -31,7 +31,7 @@ from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import Condition, ConditionFitter, Rule, merge_conditions
 from .metrics import check_same_set
-from .stability import _plain
+from .._validation import plain as _plain
 
 #: Depth of the tree that finds regions: a region is a rule of at most this many tests
 #: (before tests on one feature are merged).

@@ -26,7 +26,7 @@ from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
-from .stability import _plain
+from .._validation import plain as _plain
 
 #: The fidelity measure of each task: label agreement, or R² of the outputs.
 MEASURES = {"classification": "agreement", "regression": "r2"}

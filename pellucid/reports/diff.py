@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 
 from .._files import read_text, write_together
 from ..errors import DataFileError, ParameterError
-from .._validation import exact
+from .._validation import exact, plain
 from ..extraction.rules import NUMERIC_OPS, Rule
 from .builder import JSON_NAME, template_environment
 from .validation import loads_report, validate_report
@@ -678,17 +678,7 @@ def diff_reports(old: Any, new: Any, *, top_k: int = TOP_K) -> dict[str, Any]:
         "notes": notes,
     }
     out["summary"] = _summary(out)
-    return _plain(out)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return plain(out, other=None)
 
 
 # ---------------------------------------------------------------------------- summary lines

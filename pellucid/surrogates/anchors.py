@@ -63,8 +63,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import ParameterError, SchemaError
-from .._validation import against, exact, pct
-from ..extraction.rules import Condition, Rule, _fmt_cat, _plain, merge_conditions, snap_threshold
+from .._validation import against, exact, pct, plain
+from ..extraction.rules import Condition, Rule, _fmt_cat, merge_conditions, snap_threshold
 from ..oracle import Oracle
 from ..schema import Kind, Schema
 
@@ -186,7 +186,7 @@ class Anchor:
         return {
             "text": self.text(),
             "rule": self.rule.to_dict(),
-            "prediction": _plain(self.prediction),
+            "prediction": plain(self.prediction, nonfinite="keep", other=None),
             "precision": float(self.precision),
             "precision_lb": float(self.precision_lb),
             "coverage": float(self.coverage),
@@ -205,7 +205,7 @@ class Anchor:
 
 
 def _json_value(v: Any) -> Any:
-    v = _plain(v)
+    v = plain(v, nonfinite="keep", other=None)
     if isinstance(v, float) and math.isnan(v):
         return None
     return v

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .._validation import plain, validate_params
 from ..errors import NotFittedError, ParameterError, SurrogateError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import CategoryOrderEncoder, RawEncoder  # noqa: F401  (re-exported)
@@ -51,6 +52,10 @@ class Surrogate:
             return False
         return task != "classification" or cls.max_classes is None or n_classes <= cls.max_classes
 
+    #: What each ``__init__`` parameter may be (see :func:`pellucid._validation.validate_params`),
+    #: checked by :meth:`fit` before any work; a subclass states every one of its parameters.
+    _parameter_constraints: dict[str, list[Any]] = {}
+
     rules_: RuleSet | RuleList | AdditiveRules
     #: The rows it learned from: ``n_rows``, ``by_source`` (rows per strategy) and
     #: ``synthetic`` (rows not observed), as :func:`fitted_on` counts them.
@@ -61,6 +66,7 @@ class Surrogate:
 
     def fit(self, dset: DistillationSet) -> "Surrogate":
         """Fit on the training part of a distillation set (its holdout is never used)."""
+        self._validate_params()
         if not isinstance(dset, DistillationSet):
             raise ParameterError(
                 f"{type(self).__name__}.fit expects a DistillationSet from pellucid.distill, got {type(dset).__name__}"
@@ -216,15 +222,33 @@ class Surrogate:
             "mean_rule_length": float(np.mean(lengths)) if lengths else 0.0,
         }
 
-    def get_params(self) -> dict[str, Any]:
+    def _validate_params(self) -> None:
+        """Raise :class:`ParameterError` naming the class and the parameter for a value outside
+        ``_parameter_constraints``."""
+        validate_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` parameters and their values (scikit-learn's convention; a surrogate
+        holds no nested estimators, so ``deep`` changes nothing)."""
         import inspect
 
         sig = inspect.signature(type(self).__init__)
         return {p: getattr(self, p) for p in sig.parameters if p != "self"}
 
+    def set_params(self, **params: Any) -> "Surrogate":
+        """Set ``__init__`` parameters by name (checked at the next :meth:`fit`); returns self."""
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ParameterError(
+                    f"{type(self).__name__}: no parameter {k!r}; its parameters are {sorted(valid)}"
+                )
+            setattr(self, k, v)
+        return self
+
     def describe(self) -> dict[str, Any]:
         self._check_fitted()
-        return {"name": self.name, "type": type(self).__name__, "params": _jsonable(self.get_params())}
+        return {"name": self.name, "type": type(self).__name__, "params": plain(self.get_params(), other=repr, depth=1)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -238,10 +262,6 @@ def fitted_on(train: DistillationSet) -> dict[str, Any]:
     by_source = {str(s): int(c) for s, c in zip(sources, counts)}
     return {"n_rows": int(len(train)), "by_source": by_source,
             "synthetic": int(len(train) - by_source.get("observed", 0))}
-
-
-def _jsonable(d: dict) -> dict:
-    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in d.items()}
 
 
 def float32_split(threshold: float) -> tuple[str, float]:

@@ -31,10 +31,12 @@ training rows.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
+from .._validation import Interval
 from ..errors import ParameterError
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
@@ -160,6 +162,14 @@ class OptimalTree(Surrogate):
     size_param = "max_leaf_nodes"
     default = False
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_leaf_nodes": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, 2, closed="both")],
+        "max_bins": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         max_leaf_nodes: int = 4,
@@ -174,19 +184,8 @@ class OptimalTree(Surrogate):
         self.min_samples_leaf = min_samples_leaf
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        for name, low in (("max_leaf_nodes", 1), ("max_bins", 1), ("min_samples_leaf", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ParameterError(f"{owner}: {name} must be a whole number >= {low}, got {v!r}")
-        if isinstance(self.max_depth, bool) or self.max_depth not in (1, 2):
-            raise ParameterError(f"{owner}: max_depth must be 1 or 2 (the search is exhaustive), got {self.max_depth!r}")
-
     # ------------------------------------------------------------------ fit
     def _fit(self, train: DistillationSet) -> None:
-        self._check_params()
         enc, X, y = self._learner_data(train, "ordered")
         self.encoder_ = enc
         classification = train.task == "classification"
@@ -445,6 +444,13 @@ class ExhaustiveRuleList(Surrogate):
     default = True
     tasks = ("classification",)
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "max_conditions": [Interval(Integral, 1, 2, closed="both")],
+        "max_bins": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self, max_rules: int = 4, max_conditions: int = 2, max_bins: int = 64, random_state: int | None = 0
     ) -> None:
@@ -453,17 +459,7 @@ class ExhaustiveRuleList(Surrogate):
         self.max_bins = max_bins
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        for name in ("max_rules", "max_bins"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ParameterError(f"{owner}: {name} must be a whole number >= 1, got {v!r}")
-        if isinstance(self.max_conditions, bool) or self.max_conditions not in (1, 2):
-            raise ParameterError(f"{owner}: max_conditions must be 1 or 2, got {self.max_conditions!r}")
-
     def _fit(self, train: DistillationSet) -> None:
-        self._check_params()
         if train.task != "classification":
             raise ParameterError(
                 f"{type(self).__name__} handles classification only; this distillation set is a {train.task}. "

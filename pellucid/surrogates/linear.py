@@ -22,6 +22,7 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass, replace
+from numbers import Integral, Real
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +31,7 @@ import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
 
+from .._validation import Interval
 from ..errors import ParameterError, SurrogateError
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, _fmt_cat, map_conditions
@@ -77,14 +79,6 @@ class _Column:
         return Rule(self.conditions, None).condition_text()
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ParameterError(f"{name} must be a whole number >= {low}, got {value!r}")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name} must be a positive finite number, got {value!r}")
 
 
 class _L1Additive(Surrogate):
@@ -104,13 +98,6 @@ class _L1Additive(Surrogate):
     # ------------------------------------------------------------------ design
     def _design(self, train: DistillationSet) -> tuple[list[_Column], np.ndarray]:
         raise NotImplementedError
-
-    def _check_params(self) -> None:
-        _check_int("max_terms", self.max_terms, 1)
-        _check_int("path_points", self.path_points, 2)
-        _check_int("max_iter", self.max_iter, 1)
-        _check_positive("refit_penalty", self.refit_penalty)
-        _check_positive("tol", self.tol)
 
     def _encode(self, rows: pd.DataFrame) -> np.ndarray:
         """The design matrix of canonical rows, every column."""
@@ -136,7 +123,6 @@ class _L1Additive(Surrogate):
         """Fit and read back; sets ``columns_``, ``coef_`` (raw, one row per column),
         ``intercept_``, ``estimator_``, ``path_`` and the standardisation. Returns the
         standardised training columns the estimator saw (None without an estimator)."""
-        self._check_params()
         cols, X = self._design(train)
         w = np.asarray(train.weights, dtype=float)
         classification = train.task == "classification"
@@ -423,6 +409,16 @@ class SparseLinear(_L1Additive):
     name = "sparse_linear"
     size_param = "max_terms"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_terms": [Interval(Integral, 1, None, closed="left")],
+        "refit": ["boolean"],
+        "refit_penalty": [Interval(Real, 0, None, closed="neither")],
+        "path_points": [Interval(Integral, 2, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         max_terms: int = 10,
@@ -629,6 +625,20 @@ class Scorecard(_L1Additive):
     tasks = ("classification",)
     max_classes = 2
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_terms": [Interval(Integral, 1, None, closed="left")],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "pdo": [Interval(Real, 0, None, closed="neither")],
+        "base_score": [Interval(Real, None, None)],
+        "base_odds": [Interval(Real, 0, None, closed="neither")],
+        "refit": ["boolean"],
+        "refit_penalty": [Interval(Real, 0, None, closed="neither")],
+        "path_points": [Interval(Integral, 2, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         max_terms: int = 16,
@@ -675,11 +685,6 @@ class Scorecard(_L1Additive):
                     f"Scorecard needs a two-class network (good/bad); this one has {len(dset.classes)} classes "
                     f"{[_fmt_cat(c) for c in dset.classes]}. Use SparseLinear for a softmax over several classes"
                 )
-        _check_int("n_bins", self.n_bins, 2)
-        _check_positive("pdo", self.pdo)
-        _check_positive("base_odds", self.base_odds)
-        if isinstance(self.base_score, bool) or not np.isfinite(self.base_score):
-            raise ParameterError(f"base_score must be a finite number, got {self.base_score!r}")
         super().fit(dset)
         return self
 

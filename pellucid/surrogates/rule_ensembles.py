@@ -23,11 +23,13 @@ written as a sum of rules is refused with a :class:`~pellucid.errors.ParameterEr
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._validation import Interval
 from ..errors import ParameterError, PellucidWarning, SurrogateError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
@@ -45,18 +47,6 @@ _SCORE_RTOL = 1e-8
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_int(owner: str, name: str, value: Any, low: int = 1, none: bool = False) -> None:
-    if none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        alt = " or None" if none else ""
-        raise ParameterError(f"{owner}: {name} must be a whole number >= {low}{alt}, got {value!r}")
-
-
-def _check_positive(owner: str, name: str, value: Any) -> None:
-    number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    if not number or not np.isfinite(value) or value <= 0:
-        raise ParameterError(f"{owner}: {name} must be a positive finite number, got {value!r}")
 
 
 class _RuleEnsemble(Surrogate):
@@ -84,7 +74,6 @@ class _RuleEnsemble(Surrogate):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: DistillationSet) -> None:
-        self._check_params()
         classification = train.task == "classification"
         k = len(self.classes_) if classification else 1
         if not classification and not self._regression:
@@ -123,9 +112,6 @@ class _RuleEnsemble(Surrogate):
             self._check_scores(train.rows, scores)
 
     # ------------------------------------------------------------------ subclass hooks
-    def _check_params(self) -> None:
-        pass
-
     def _check_weights(self, w: np.ndarray) -> None:
         pass
 
@@ -337,7 +323,22 @@ class RuleFit(_RuleEnsemble):
     size_param = "max_rules"
     _encoding = "onehot"
     _multiclass = False
-    _learner_name = "imodels' RuleFit"
+
+    @property
+    def _learner_name(self) -> str:  # type: ignore[override]
+        return "the refit on imodels' RuleFit terms" if self.refit else "imodels' RuleFit"
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "tree_size": [Interval(Integral, 2, None, closed="left")],
+        "memory_par": [Interval(Real, 0, None, closed="neither")],
+        "include_linear": ["boolean"],
+        "cv": ["boolean"],
+        "refit": ["boolean"],
+        "refit_penalty": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -360,15 +361,6 @@ class RuleFit(_RuleEnsemble):
         self.refit = refit
         self.refit_penalty = refit_penalty
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        _check_int(owner, "max_rules", self.max_rules)
-        _check_int(owner, "n_estimators", self.n_estimators)
-        _check_int(owner, "tree_size", self.tree_size, 2)
-        _check_positive(owner, "memory_par", self.memory_par)
-        _check_positive(owner, "refit_penalty", self.refit_penalty)
-        self._learner_name = "the refit on imodels' RuleFit terms" if self.refit else "imodels' RuleFit"
 
     def _no_multiclass(self, k: int) -> str:
         return (
@@ -532,6 +524,14 @@ class FIGS(_RuleEnsemble):
     size_param = "max_rules"
     _learner_name = "imodels' FIGS"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "max_trees": [Interval(Integral, 1, None, closed="left"), None],
+        "max_depth": [Interval(Integral, 0, None, closed="left"), None],
+        "min_impurity_decrease": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         max_rules: int = 12,
@@ -545,14 +545,6 @@ class FIGS(_RuleEnsemble):
         self.max_depth = max_depth
         self.min_impurity_decrease = min_impurity_decrease
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        _check_int(owner, "max_rules", self.max_rules)
-        _check_int(owner, "max_trees", self.max_trees, none=True)
-        _check_int(owner, "max_depth", self.max_depth, 0, none=True)
-        if not np.isfinite(self.min_impurity_decrease) or self.min_impurity_decrease < 0:
-            raise ParameterError(f"FIGS: min_impurity_decrease must be >= 0, got {self.min_impurity_decrease!r}")
 
     def _fit_learner(self, X, y, w):
         from imodels import FIGSClassifier, FIGSRegressor
@@ -663,6 +655,13 @@ class BoostedRules(_RuleEnsemble):
     _regression = False
     _learner_name = "imodels' BoostedRulesClassifier"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_estimators: int = 16,
@@ -674,12 +673,6 @@ class BoostedRules(_RuleEnsemble):
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        _check_int(owner, "n_estimators", self.n_estimators)
-        _check_int(owner, "max_depth", self.max_depth)
-        _check_positive(owner, "learning_rate", self.learning_rate)
 
     def _no_regression(self) -> str:
         return (
@@ -855,12 +848,14 @@ class Slipper(_RuleEnsemble):
     _regression = False
     _learner_name = "imodels' SlipperClassifier"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, n_estimators: int = 8, random_state: int | None = 0) -> None:
         self.n_estimators = n_estimators
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        _check_int(type(self).__name__, "n_estimators", self.n_estimators)
 
     def _no_regression(self) -> str:
         return (

@@ -28,15 +28,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
-import math
 import sys
 import threading
 import time
 import warnings
+from numbers import Integral, Real
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .._validation import Interval, Options
 from ..errors import ParameterError, PellucidWarning, SurrogateError
 from ..extraction.distill import DistillationSet
 from ..extraction.encoding import RawEncoder
@@ -50,22 +51,6 @@ Test = tuple[int, str, float]
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_int(owner: str, name: str, value: Any, low: int = 1, none: bool = False) -> None:
-    if none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        also = " or None" if none else ""
-        raise ParameterError(f"{owner}: {name} must be a whole number >= {low}{also}, got {value!r}")
-
-
-def _check_number(
-    owner: str, name: str, value: Any, low: float, high: float | None = None, strict: bool = False
-) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number)) and math.isfinite(value)
-    ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>' if strict else '>='} {low}" + ("" if high is None else f" and <= {high}")
-        raise ParameterError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
 
 
 class _Deadline(BaseException):
@@ -151,7 +136,7 @@ class _ImodelsRules(Surrogate):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: DistillationSet) -> None:
-        self._check_params()
+        _check_target(self)
         if train.task not in self.tasks:
             raise ParameterError(
                 f"{type(self).__name__} handles {' and '.join(self.tasks)} only; "
@@ -185,9 +170,6 @@ class _ImodelsRules(Surrogate):
         self._fit_learner(train, X, y)
 
     _ordered = False
-
-    def _check_params(self) -> None:
-        pass
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
         raise NotImplementedError
@@ -322,6 +304,13 @@ class GreedyRuleList(_ImodelsRules):
     _learner_name = "imodels' GreedyRuleListClassifier"
     _ordered = True
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "target": ["no_validation"],
+        "criterion": [Options(("gini", "entropy", "log_loss"))],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self, max_rules: int = 8, target: Any = None, criterion: str = "gini", random_state: int | None = 0
     ) -> None:
@@ -329,14 +318,6 @@ class GreedyRuleList(_ImodelsRules):
         self.target = target
         self.criterion = criterion
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        _check_int(type(self).__name__, "max_rules", self.max_rules)
-        if self.criterion not in ("gini", "entropy", "log_loss"):
-            raise ParameterError(
-                f"GreedyRuleList: criterion must be 'gini', 'entropy' or 'log_loss', got {self.criterion!r}"
-            )
-        _check_target(self)
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
         from imodels import GreedyRuleListClassifier
@@ -456,6 +437,20 @@ class BayesianRuleList(_ImodelsRules):
     _learner_name = "imodels' BayesianRuleListClassifier"
     _ordered = True
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "list_length_prior": [Interval(Real, 0, None, closed="neither")],
+        "list_width_prior": [Interval(Real, 0, None, closed="neither")],
+        "max_items_per_rule": [Interval(Integral, 1, None, closed="left")],
+        "min_support": [Interval(Real, 0, 1, closed="right")],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "max_iter": [Interval(Integral, 2, None, closed="left")],
+        "n_chains": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "max_seconds": [Interval(Real, 0, None, closed="neither"), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         max_rules: int = 8,
@@ -481,20 +476,6 @@ class BayesianRuleList(_ImodelsRules):
         self.max_samples = max_samples
         self.max_seconds = max_seconds
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        _check_int(owner, "max_rules", self.max_rules)
-        _check_number(owner, "list_length_prior", self.list_length_prior, 0.0, strict=True)
-        _check_number(owner, "list_width_prior", self.list_width_prior, 0.0, strict=True)
-        _check_int(owner, "max_items_per_rule", self.max_items_per_rule)
-        _check_number(owner, "min_support", self.min_support, 0.0, 1.0, strict=True)
-        _check_int(owner, "n_bins", self.n_bins, low=2)
-        _check_int(owner, "max_iter", self.max_iter, low=2)
-        _check_int(owner, "n_chains", self.n_chains)
-        _check_int(owner, "max_samples", self.max_samples, low=2, none=True)
-        if self.max_seconds is not None:
-            _check_number(owner, "max_seconds", self.max_seconds, 0.0, strict=True)
 
     # ------------------------------------------------------------------ items
     def _make_items(self, X: np.ndarray) -> list[Test]:
@@ -665,14 +646,16 @@ class C45Tree(_ImodelsRules):
     max_classes = None
     _learner_name = "imodels' C45TreeClassifier"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_leaf_nodes": [Interval(Integral, 2, None, closed="left")],
+        "max_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, max_leaf_nodes: int = 16, max_samples: int | None = 1000, random_state: int | None = 0) -> None:
         self.max_leaf_nodes = max_leaf_nodes
         self.max_samples = max_samples
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        _check_int(type(self).__name__, "max_leaf_nodes", self.max_leaf_nodes, low=2)
-        _check_int(type(self).__name__, "max_samples", self.max_samples, low=2, none=True)
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
         from imodels import C45TreeClassifier
@@ -803,6 +786,18 @@ class SkopeRules(_ImodelsRules):
     default = True
     _learner_name = "imodels' SkopeRulesClassifier"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "target": ["no_validation"],
+        "precision_min": [Interval(Real, 0, 1, closed="both")],
+        "recall_min": [Interval(Real, 0, 1, closed="both")],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "max_depth_duplication": [Interval(Integral, 1, None, closed="left"), None],
+        "max_samples": [Interval(Real, 0, 1, closed="right")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         max_rules: int = 8,
@@ -824,17 +819,6 @@ class SkopeRules(_ImodelsRules):
         self.max_depth_duplication = max_depth_duplication
         self.max_samples = max_samples
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        _check_int(owner, "max_rules", self.max_rules)
-        _check_number(owner, "precision_min", self.precision_min, 0.0, 1.0)
-        _check_number(owner, "recall_min", self.recall_min, 0.0, 1.0)
-        _check_int(owner, "n_estimators", self.n_estimators)
-        _check_int(owner, "max_depth", self.max_depth)
-        _check_int(owner, "max_depth_duplication", self.max_depth_duplication, none=True)
-        _check_number(owner, "max_samples", self.max_samples, 0.0, 1.0, strict=True)
-        _check_target(self)
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
         from imodels import SkopeRulesClassifier
@@ -958,6 +942,10 @@ class HSTree(DecisionTree):
     name = "hs_tree"
     size_param = "max_leaf_nodes"
     default = False  # not on explain's frontier unless asked for (DecisionTree is)
+    _parameter_constraints: dict[str, list[Any]] = {
+        **DecisionTree._parameter_constraints,
+        "reg_param": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -978,7 +966,6 @@ class HSTree(DecisionTree):
         self.reg_param = reg_param
 
     def _fit(self, train: DistillationSet) -> None:
-        _check_number(type(self).__name__, "reg_param", self.reg_param, 0.0)
         super()._fit(train)  # fits the CART and reads it through _read_tree below
         shrunk = copy.deepcopy(self.estimator_)
         shrunk.tree_.value[:, 0, :] = self.shrunk_values_

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from .._validation import Interval, Options
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleSet, merge_conditions
 from .base import CategoryOrderEncoder, Surrogate, float32_split
@@ -53,6 +55,16 @@ class DecisionTree(Surrogate):
     name = "decision_tree"
     size_param = "max_leaf_nodes"
     default = True
+    _parameter_constraints = {
+        "max_leaf_nodes": [Interval(Integral, 2, None, closed="left"), None],
+        "max_depth": [Interval(Integral, 1, None, closed="left"), None],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0, 1, closed="neither")],
+        "criterion": [
+            Options(("gini", "entropy", "log_loss", "squared_error", "friedman_mse", "absolute_error", "poisson")),
+            None,
+        ],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
