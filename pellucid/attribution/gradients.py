@@ -202,18 +202,27 @@ def smoothgrad(model: Any, inputs: Any, target: Any = None, *, baseline: Any = N
         mode = _pairing(b, p.n, base_kwargs.get("paired"))
         ig = (alphas, weights, b, mode, info)
     steps = 1 if ig is None else len(ig[0])
-    chunk = _rows_per_chunk(p, S * steps, batch_size)
+    # The noise is drawn block by block, the blocks fixed by the input size alone: batch_size
+    # (and the device's memory) only cut the work, so the same random_state draws the same noise.
+    block = _noise_rows(p, S * steps)
+    chunk = min(block, _rows_per_chunk(p, S * steps, batch_size))
     inner = None if batch_size is None else max(1, batch_size // steps)
 
     total = torch.zeros_like(p.x)
     total_sq = torch.zeros_like(p.x)
     deltas = torch.zeros(p.n, dtype=p.x.dtype, device=p.x.device) if ig is not None else None
     outputs = _evaluate(p, p.x, p.targets)
-    for start in range(0, p.n, chunk):
-        stop = min(start + chunk, p.n)
+    drawn, drawn_at = None, -1
+    starts = [s for b0 in range(0, p.n, block) for s in range(b0, min(b0 + block, p.n), chunk)]
+    for start in starts:
+        b0 = start - start % block
+        stop = min(start + chunk, b0 + block, p.n)
+        if b0 != drawn_at:  # one draw for the whole block
+            drawn = torch.normal(0.0, float(stdev), size=(min(block, p.n - b0) * S, *p.x.shape[1:]), generator=gen,
+                                 dtype=torch.float32)
+            drawn_at = b0
         x = p.x[start:stop]
-        noise = torch.normal(0.0, float(stdev), size=(x.shape[0] * S, *x.shape[1:]), generator=gen,
-                             dtype=torch.float32).to(device=x.device, dtype=x.dtype)
+        noise = drawn[(start - b0) * S:(stop - b0) * S].to(device=x.device, dtype=x.dtype)
         noisy = x.repeat_interleave(S, dim=0) + noise
         t = None if p.targets is None else p.targets[start:stop].repeat_interleave(S)
         if callable(base):
@@ -417,6 +426,13 @@ def _rows_per_chunk(p: Prepared, copies: int, batch_size: int | None) -> int:
         return max(1, batch_size // copies)
     width = max(1, int(np.prod(p.x.shape[1:])))
     return max(1, min(_MAX_ROWS // copies, _device.max_elements(p.x.device) // (copies * width)))
+
+
+def _noise_rows(p: Prepared, copies: int) -> int:
+    """Input rows whose noise is drawn in one call: the CPU's default pass for rows of this size
+    (so the draws are those of one pass there), never set by ``batch_size`` or the device."""
+    width = max(1, int(np.prod(p.x.shape[1:])))
+    return max(1, min(_MAX_ROWS // copies, _device.CPU_ELEMENTS // (copies * width)))
 
 
 def _torch_generator(random_state: Any) -> torch.Generator:
