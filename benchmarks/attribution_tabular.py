@@ -109,7 +109,7 @@ METHODS: dict[str, Callable[[Any, torch.Tensor, torch.Tensor], pa.Attribution]] 
     "gradient_x_input": lambda m, x, bg: pa.gradient_x_input(m, x),
     "integrated_gradients": lambda m, x, bg: pa.integrated_gradients(m, x, baseline="mean", reference=bg),
     "smoothgrad": lambda m, x, bg: pa.smoothgrad(m, x, n_samples=50, stdev=0.15, random_state=0),
-    "expected_gradients": lambda m, x, bg: pa.expected_gradients(m, x, bg, n_samples=50, random_state=0),
+    "expected_gradients": lambda m, x, bg: pa.expected_gradients(m, x, baseline=bg, n_samples=50, random_state=0),
     "occlusion": lambda m, x, bg: pa.occlusion(m, x, baseline="mean", reference=bg),
     "lrp": lambda m, x, bg: pa.lrp(m, x, composite="epsilon"),
 }

@@ -280,20 +280,12 @@ def _seed(random_state: Any) -> Any:
     return random_state
 
 
-def _task_lime(oracle: Oracle, rows: pd.DataFrame, reference: pd.DataFrame, part: tuple[int, int],
-               kw: dict) -> tuple[Any, int, int]:
-    from .surrogates.lime_local import lime
+def _task_local(oracle: Oracle, rows: pd.DataFrame, reference: pd.DataFrame, part: tuple[int, int], method: str,
+                kw: dict) -> tuple[Any, int, int]:
+    from .surrogates import LOCAL_EXPLAINERS
 
     own = _on_worker(oracle)
-    return lime(own, rows, reference, part=part, **kw), own.n_queries, own.n_calls
-
-
-def _task_anchors(oracle: Oracle, rows: pd.DataFrame, reference: pd.DataFrame, part: tuple[int, int],
-                  kw: dict) -> tuple[Any, int, int]:
-    from .surrogates.anchors import anchors
-
-    own = _on_worker(oracle)
-    return anchors(own, rows, reference, part=part, **kw), own.n_queries, own.n_calls
+    return LOCAL_EXPLAINERS[method](own, rows, reference, part=part, **kw), own.n_queries, own.n_calls
 
 
 def _concat_lime(parts: Sequence[Any]) -> Any:
@@ -323,7 +315,8 @@ def explain_rows(oracle: Oracle, rows: pd.DataFrame, client: Any, *, reference: 
     reference : DataFrame
         As for :func:`~pellucid.surrogates.lime_local.lime` and
         :func:`~pellucid.surrogates.anchors.anchors`; sent to every worker once.
-    method : {"lime", "anchors"}
+    method : str
+        A name in :data:`pellucid.surrogates.LOCAL_EXPLAINERS` ("lime", "anchors").
     rows_per_task : int, optional
         Rows per task. LIME's default is its own chunk of rows (or a whole number of them), so
         that each row is sampled, queried and fitted in the batch one process uses (bit-equal
@@ -338,8 +331,10 @@ def explain_rows(oracle: Oracle, rows: pd.DataFrame, client: Any, *, reference: 
         Equal to the single-process call on the same oracle state: every row's random draws
         come from its position in ``rows``, whichever piece it is in.
     """
-    if method not in ("lime", "anchors"):
-        raise ParameterError(f"unknown local explanation method {method!r}; use 'lime' or 'anchors'")
+    from .surrogates import LOCAL_EXPLAINERS
+
+    if method not in LOCAL_EXPLAINERS:
+        raise ParameterError(f"unknown local explanation method {method!r}; use one of {sorted(LOCAL_EXPLAINERS)}")
     if not isinstance(rows, pd.DataFrame) or rows.empty:
         raise ParameterError("explain_rows needs a non-empty DataFrame of raw rows")
     if "part" in kw:
@@ -363,8 +358,7 @@ def explain_rows(oracle: Oracle, rows: pd.DataFrame, client: Any, *, reference: 
     cuts = [(a, min(n, a + step)) for a in range(0, n, step)]
     remote = _scatter_oracle(client, oracle)
     [rows_f, ref_f] = client.scatter([rows, reference], broadcast=True, hash=False)
-    task = _task_lime if method == "lime" else _task_anchors
-    futures = [client.submit(task, remote, rows_f, ref_f, cut, kw, pure=False) for cut in cuts]
+    futures = [client.submit(_task_local, remote, rows_f, ref_f, cut, method, kw, pure=False) for cut in cuts]
     results = client.gather(futures)
     _count(oracle, [(q, c) for _, q, c in results])
     if method == "lime":

@@ -162,8 +162,8 @@ def test_errors_are_clear():
 def test_passes_of_a_few_images_agree():
     net, x = _nets.cnn(), _images(23)
     whole = grad_cam(net, x, target=2)
-    parts = grad_cam(net, x, target=2, internal_batch_size=4)
+    parts = grad_cam(net, x, target=2, batch_size=4)
     np.testing.assert_allclose(parts.values, whole.values, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(parts.outputs, whole.outputs, rtol=1e-6)
-    with pytest.raises(ParameterError, match="internal_batch_size"):
-        grad_cam(net, x, internal_batch_size=-1)
+    with pytest.raises(ParameterError, match="batch_size"):
+        grad_cam(net, x, batch_size=-1)

@@ -159,7 +159,7 @@ def test_integrated_gradients_internal_batches_do_not_change_the_result():
     net, x, t = _case("cnn")
     whole = integrated_gradients(net, x, target=t, n_steps=20)
     for size in (1, 20, 45, 10_000):
-        part = integrated_gradients(net, x, target=t, n_steps=20, internal_batch_size=size)
+        part = integrated_gradients(net, x, target=t, n_steps=20, batch_size=size)
         np.testing.assert_allclose(part.encoded, whole.encoded, rtol=1e-5, atol=1e-7)
 
 
@@ -205,7 +205,7 @@ def test_smoothgrad_callable_base_and_reproducibility():
 def test_expected_gradients_matches_gradient_shap_with_the_same_draws(name):
     net, x, t = _case(name)
     dist = torch.rand(9, *x.shape[1:], generator=torch.Generator().manual_seed(5))
-    ours = expected_gradients(net, x, dist, target=t, n_samples=7, stdev=0.1, random_state=21)
+    ours = expected_gradients(net, x, target=t, baseline=dist, n_samples=7, stdev=0.1, random_state=21)
     np.random.seed(21)
     torch.manual_seed(21)
     theirs = GradientShap(net).attribute(x, dist, target=t, n_samples=7, stdevs=0.1)
@@ -216,7 +216,7 @@ def test_expected_gradients_is_exact_for_a_linear_model():
     torch.manual_seed(0)
     lin = torch.nn.Linear(5, 3).eval()
     x, base = torch.randn(8, 5), torch.randn(1, 5)
-    ours = expected_gradients(lin, x, base, target=2, n_samples=3)  # no seed: nothing random matters
+    ours = expected_gradients(lin, x, target=2, baseline=base, n_samples=3)  # no seed: nothing random matters
     theirs = GradientShap(lin).attribute(x, base, target=2, n_samples=3)
     close(ours, theirs)
     close(ours, (x - base) * lin.weight[2].detach())
@@ -228,7 +228,7 @@ def test_expected_gradients_converges_to_integrated_gradients_over_the_distribut
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).eval()
     x, dist = torch.randn(3, 4), torch.randn(5, 4)
     ig = integrated_gradients(net, x, baseline=dist, n_steps=24)  # the average over the 5 baselines
-    eg = expected_gradients(net, x, dist, n_samples=4000, random_state=0)
+    eg = expected_gradients(net, x, baseline=dist, n_samples=4000, random_state=0)
     scale = np.abs(ig.encoded).max()
     assert np.abs(eg.encoded - ig.encoded).max() < 0.05 * scale
     assert np.abs(eg.delta).max() < 0.05 * np.abs(ig.outputs).max()  # completeness in expectation
@@ -292,7 +292,7 @@ def test_oracle_path_gives_raw_feature_columns(credit, credit_oracle):
         warnings.simplefilter("error")  # ten rows: no "did not change with any raw feature" warning
         attrs = [f(credit_oracle, rows, target="bad") for f in (saliency, gradient_x_input, integrated_gradients)]
         attrs.append(smoothgrad(credit_oracle, rows, target="bad", n_samples=4, random_state=0))
-        attrs.append(expected_gradients(credit_oracle, rows, X.iloc[100:150], target="bad", n_samples=4,
+        attrs.append(expected_gradients(credit_oracle, rows, target="bad", baseline=X.iloc[100:150], n_samples=4,
                                         random_state=0))
     n_encoded = credit_oracle.encode(rows).shape[1]
     for a in attrs:
@@ -361,7 +361,7 @@ def test_errors_name_the_problem(credit, credit_oracle):
     with pytest.raises(ParameterError, match="target 5"):
         saliency(net, x, target=5)
     with pytest.raises(ParameterError, match="n_samples"):
-        expected_gradients(net, x, x, target=t, n_samples=0)
+        expected_gradients(net, x, target=t, baseline=x, n_samples=0)
     with pytest.raises(ParameterError, match="stdev"):
         smoothgrad(net, x, target=t, stdev=-1)
     from sklearn.dummy import DummyClassifier
@@ -383,7 +383,7 @@ def test_registry():
         if name == "grad_cam":  # images only: tested in test_attribution_grad_cam
             continue
         if name == "expected_gradients":
-            a = fn(net, x, x, target=t, n_samples=2, random_state=0)
+            a = fn(net, x, t, baseline=x, n_samples=2, random_state=0)
         else:
             a = fn(net, x, target=t)
         assert a.values.shape == (12, 6) and a.method == name

@@ -419,12 +419,12 @@ def test_passes_of_a_few_rows_agree_and_no_grad_is_ignored():
     net, x = _nets.cnn(batchnorm=True), _images(23)
     whole = lrp(net, x, composite="epsilon_plus")
     with torch.no_grad():
-        parts = lrp(net, x, composite="epsilon_plus", internal_batch_size=5)
+        parts = lrp(net, x, composite="epsilon_plus", batch_size=5)
     np.testing.assert_allclose(parts.values, whole.values, rtol=1e-5, atol=1e-7 * np.abs(whole.values).max())
     np.testing.assert_array_equal(parts.targets, whole.targets)
     np.testing.assert_allclose(parts.delta, whole.delta, rtol=1e-4, atol=1e-6)
-    with pytest.raises(ParameterError, match="internal_batch_size"):
-        lrp(net, x, internal_batch_size=0)
+    with pytest.raises(ParameterError, match="batch_size"):
+        lrp(net, x, batch_size=0)
 
 
 def test_tabular_oracle_sums_one_hot_groups_into_raw_features(credit, credit_oracle_parts):

@@ -220,11 +220,12 @@ def test_stability_is_perfect_on_a_linear_model_and_seeds_differ(table):
 def test_drawn_only_neighbourhoods_hold_no_duplicate_samples():
     # With every feature drawn (quartile bins, categories) there is no numeric noise to mirror:
     # each neighbourhood sample must be a fresh draw, not a copy of its neighbour.
-    from pellucid.surrogates.lime_local import _neighbourhoods, _plan, _Streams, _validate
+    from pellucid.surrogates.lime_local import _neighbourhoods, _plan, _Streams
+    from pellucid.surrogates.local import check_local_rows
 
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({"x": rng.normal(size=300), "y": rng.uniform(0, 5, 300), "c": rng.choice(list("abcd"), 300)})
-    schema, canon_ref, rows = _validate(ref.iloc[:3], ref)
+    schema, canon_ref, rows = check_local_rows(ref.iloc[:3], ref)
     plan = _plan(schema, canon_ref, rows, True)
     out = _neighbourhoods(plan, rows, 400, _Streams(0), 0.1, True, False)
     # "input": per feature, raw values (numbers within the drawn bin) or category codes, (rows, samples).

@@ -1,8 +1,12 @@
 """Attributions of a network's outputs to the user's raw features.
 
-Every method in :data:`METHODS` is called as ``method(model, inputs, target=None, **options)``
-and returns an :class:`Attribution` whose ``values`` are on the raw features (one-hot groups
-summed back).
+Every method in :data:`METHODS` has one signature, ``method(model, inputs, target=None, *,
+baseline=None, batch_size=None, random_state=None, reference=None, **options)``: after the
+target every argument is a keyword; ``batch_size`` is the rows per forward pass; ``random_state``
+seeds what the method draws (ignored by methods that draw nothing); methods without a baseline
+accept only None. Each returns an :class:`Attribution` whose ``values`` are on the raw features
+(one-hot groups summed back). ``tests/test_contract_attribution.py`` checks every registered
+method against the same contract.
 
 Beyond per-feature attributions: concept activation vectors (:func:`tcav`, :mod:`.concepts`),
 global sensitivity over the schema's ranges (:func:`sobol`, :func:`morris`, :mod:`.sensitivity`)
@@ -26,7 +30,8 @@ from .concepts import TCAVResult, tcav, tcav_many
 from .sensitivity import MorrisResult, SobolResult, compare_importance, morris, sobol
 from .visualisation import ImageMaximisation, RowMaximisation, TopRows, maximise_image, maximise_row, top_rows
 
-#: Method name -> function with the common signature ``(model, inputs, target=None, ...)``.
+#: Method name -> function with the common signature ``(model, inputs, target=None, *, baseline=None,
+#: batch_size=None, random_state=None, reference=None, ...)``.
 METHODS: dict[str, Callable[..., Attribution]] = {
     "saliency": saliency,
     "gradient_x_input": gradient_x_input,

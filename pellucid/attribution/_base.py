@@ -208,6 +208,21 @@ class Prepared:
 SUMMARIES = ("mean", "median", "mode")
 
 
+def no_baseline(method: str, baseline: Any, *implicit: str) -> None:
+    """Refuse a baseline given to a method that has none.
+
+    Every method in :data:`~pellucid.attribution.METHODS` takes ``baseline=`` so that all are
+    called alike; a method without one accepts only None (or the names in ``implicit`` of the
+    baseline it uses anyway, e.g. "zeros" for gradient x input), never ignores one silently.
+    """
+    if baseline is None or (isinstance(baseline, str) and baseline in implicit):
+        return
+    raise ParameterError(f"{method} takes no baseline" + (f" other than {', '.join(map(repr, implicit))}"
+                                                           if implicit else "")
+                         + f"; got {type(baseline).__name__} (use integrated_gradients, expected_gradients or "
+                         "occlusion to attribute relative to a baseline)")
+
+
 def prepare(model: Any, inputs: Any, target: Any = None, *, reference: Any = None) -> Prepared:
     """Validate ``model`` and ``inputs`` once and put them in the form the methods use.
 

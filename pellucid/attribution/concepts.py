@@ -162,7 +162,7 @@ def tcav(model: Any, layer: Any, concept_rows: Any, random_rows: Any, target_row
          repeats: int = 10, *, random_state: int | None = 0, alpha: float = 0.05, reference: pd.DataFrame | None = None,
          name: str | None = None, max_examples: int = 500, holdout: float = 1 / 3, C: float = 1.0,
          accuracy_floor: float = 0.6, statistic: str = "derivative",
-         internal_batch_size: int | None = None) -> TCAVResult:
+         batch_size: int | None = None) -> TCAVResult:
     """TCAV score and significance of one concept for one class at one layer.
 
     Parameters
@@ -219,7 +219,7 @@ def tcav(model: Any, layer: Any, concept_rows: Any, random_rows: Any, target_row
         directional derivatives over ``target_rows`` (default), or their sign shares (the TCAV
         scores, as Kim et al. test them). Sign shares saturate on networks whose gradient keeps
         one direction over a class's rows; see the module's notes.
-    internal_batch_size : int, optional
+    batch_size : int, optional
         Rows per forward/backward pass.
 
     Returns
@@ -250,7 +250,7 @@ def tcav(model: Any, layer: Any, concept_rows: Any, random_rows: Any, target_row
     out = tcav_many(model, layer, {key: concept_rows}, random_rows, target_rows, target, repeats,
                     random_state=random_state, alpha=alpha, reference=reference, max_examples=max_examples,
                     holdout=holdout, C=C, accuracy_floor=accuracy_floor, statistic=statistic,
-                    internal_batch_size=internal_batch_size)
+                    batch_size=batch_size)
     return out[key]
 
 
@@ -258,7 +258,7 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
               repeats: int = 10, *, random_state: int | None = 0, alpha: float = 0.05,
               reference: pd.DataFrame | None = None, max_examples: int = 500, holdout: float = 1 / 3, C: float = 1.0,
               accuracy_floor: float = 0.6, statistic: str = "derivative",
-              internal_batch_size: int | None = None) -> dict[str, TCAVResult]:
+              batch_size: int | None = None) -> dict[str, TCAVResult]:
     """TCAV of several concepts at once, with Bonferroni-corrected p-values.
 
     Parameters are those of :func:`tcav`, except ``concepts``: a mapping of concept name ->
@@ -294,13 +294,13 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
     output = "probability" if prep.oracle is not None and prep.oracle.task == "classification" else "output"
 
     random_x = prep.encode_rows(random_rows, "random_rows")
-    acts_random = _activations(prep, layer_module, layer_name, random_x, internal_batch_size)
+    acts_random = _activations(prep, layer_module, layer_name, random_x, batch_size)
 
     seed = np.random.SeedSequence(random_state).entropy if random_state is None else random_state
     fitted = []
     for cname, concept in concepts.items():
         x_c, pool, description = _concept_rows(str(cname), concept, random_rows, reference, target_rows, prep)
-        acts_c = _activations(prep, layer_module, layer_name, x_c, internal_batch_size)
+        acts_c = _activations(prep, layer_module, layer_name, x_c, batch_size)
         pool_idx = np.flatnonzero(pool)
         n_ex = min(len(x_c), len(pool_idx) // 2, max_examples)
         if n_ex < MIN_EXAMPLES:
@@ -311,7 +311,7 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
         cavs, accs, rcavs, raccs = _fit_cavs(acts_c, acts_random[pool_idx], repeats, n_ex, rng, holdout, C)
         fitted.append((str(cname), description, len(x_c), len(pool_idx), n_ex, cavs, accs, rcavs, raccs))
 
-    grads = _layer_gradients(prep, layer_module, layer_name, internal_batch_size)
+    grads = _layer_gradients(prep, layer_module, layer_name, batch_size)
     every = np.concatenate([np.concatenate([f[5], f[7]]) for f in fitted])
     # One product for every CAV of every concept: (rows, units) @ (units, 2 * repeats * concepts).
     derivs = grads @ torch.as_tensor(every.T, dtype=grads.dtype, device=grads.device)
@@ -345,7 +345,7 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
 
 
 def directional_derivatives(model: Any, layer: Any, target_rows: Any, target: Any, cavs: Any, *,
-                            internal_batch_size: int | None = None) -> np.ndarray:
+                            batch_size: int | None = None) -> np.ndarray:
     """``grad_h f_target(x) . v`` for every row of ``target_rows`` and every vector ``v``.
 
     Parameters
@@ -363,7 +363,7 @@ def directional_derivatives(model: Any, layer: Any, target_rows: Any, target: An
     prep = prepare(model, target_rows, target)
     assert prep.module is not None
     layer_name, layer_module = find_layer(prep.module, layer)
-    grads = _layer_gradients(prep, layer_module, layer_name, internal_batch_size)
+    grads = _layer_gradients(prep, layer_module, layer_name, batch_size)
     v = torch.as_tensor(np.atleast_2d(np.asarray(cavs, dtype=np.float64)), dtype=grads.dtype, device=grads.device)
     if v.shape[1] != grads.shape[1]:
         raise ParameterError(f"cavs have {v.shape[1]} entries; layer {layer_name!r} has {grads.shape[1]} units "
@@ -673,12 +673,12 @@ class _Capture:
 
 
 def _activations(prep: Prepared, layer: nn.Module, name: str, x: torch.Tensor,
-                 internal_batch_size: int | None) -> np.ndarray:
+                 batch_size: int | None) -> np.ndarray:
     """The layer's outputs for ``x``, flattened per row, as float64."""
     cap = _Capture(layer, name, grad=False)
     parts = []
     try:
-        for rows in row_chunks(x, internal_batch_size):
+        for rows in row_chunks(x, batch_size):
             cap.reset()
             with torch.no_grad():
                 prep.fn(x[rows])
@@ -689,13 +689,13 @@ def _activations(prep: Prepared, layer: nn.Module, name: str, x: torch.Tensor,
     return np.concatenate(parts)
 
 
-def _layer_gradients(prep: Prepared, layer: nn.Module, name: str, internal_batch_size: int | None) -> torch.Tensor:
+def _layer_gradients(prep: Prepared, layer: nn.Module, name: str, batch_size: int | None) -> torch.Tensor:
     """Gradient of each target row's output with respect to the layer's output, flattened:
     ``(rows, units)``; one forward/backward pass per chunk of rows."""
     cap = _Capture(layer, name, grad=True)
     parts = []
     try:
-        for rows in row_chunks(prep.x, internal_batch_size):
+        for rows in row_chunks(prep.x, batch_size):
             cap.reset()
             with torch.no_grad():
                 out = prep.fn(prep.x[rows])

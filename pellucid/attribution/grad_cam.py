@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ParameterError
-from ._base import Attribution, check_hookable, eval_mode, find_layer, prepare
+from ._base import Attribution, check_hookable, eval_mode, find_layer, no_baseline, prepare
 from .lrp import logit_scores, row_chunks
 
 __all__ = ["grad_cam"]
@@ -24,8 +24,9 @@ _MODES = ("nearest", "bilinear", "bicubic", "area", "linear", "trilinear", "near
 _SMOOTH = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
-def grad_cam(model: Any, inputs: Any, target: Any = None, layer: Any = None, relu: bool = True,
-             upsample: bool | str = True, internal_batch_size: int | None = None) -> Attribution:
+def grad_cam(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None, layer: Any = None,
+             relu: bool = True, upsample: bool | str = True, reference: Any = None, batch_size: int | None = None,
+             random_state: Any = None) -> Attribution:
     """Grad-CAM maps of a convolutional network for a batch of images.
 
     Parameters
@@ -37,6 +38,8 @@ def grad_cam(model: Any, inputs: Any, target: Any = None, layer: Any = None, rel
         The images.
     target : None, int or one per row
         The output explained; None takes each row's predicted class.
+    baseline : None
+        Grad-CAM has no baseline; accepted (None only) so that every method is called alike.
     layer : None, str or torch.nn.Module
         The convolutional layer whose activations are weighed: a module of the model or its
         name in ``model.named_modules()``. None takes the last ``Conv2d`` registered.
@@ -46,8 +49,13 @@ def grad_cam(model: Any, inputs: Any, target: Any = None, layer: Any = None, rel
         Resize the map to the input's spatial size: True (bilinear, or linear/trilinear for
         1-D/3-D maps), a ``torch.nn.functional.interpolate`` mode ("nearest", "bilinear", ...)
         or False to keep the layer's spatial size.
-    internal_batch_size : int, optional
+    reference : optional
+        Passed to :func:`~pellucid.attribution.prepare` (checked like the inputs; images have no
+        raw-feature map).
+    batch_size : int, optional
         Images per forward/backward pass; by default as many as fit in 2**23 input elements.
+    random_state : optional
+        Unused: Grad-CAM draws nothing (accepted so every method is called alike).
 
     Returns
     -------
@@ -62,7 +70,8 @@ def grad_cam(model: Any, inputs: Any, target: Any = None, layer: Any = None, rel
         not part of the model, not used by its forward, or without spatial axes, or an unknown
         upsampling mode.
     """
-    prep = prepare(model, inputs, target)
+    no_baseline("grad_cam", baseline)
+    prep = prepare(model, inputs, target, reference=reference)
     if prep.x.dim() < 3:
         raise ParameterError(f"Grad-CAM needs image-like inputs (rows, channels, height, width); got rows of shape "
                              f"{tuple(prep.x.shape)} (for tabular models use lrp or integrated_gradients)")
@@ -70,7 +79,7 @@ def grad_cam(model: Any, inputs: Any, target: Any = None, layer: Any = None, rel
     name, target_layer = _find_layer(module, layer)
     mode = _mode(upsample)
 
-    chunks = row_chunks(prep.x, internal_batch_size)
+    chunks = row_chunks(prep.x, batch_size)
     store: dict[str, torch.Tensor] = {}
 
     def keep(_: nn.Module, __: tuple, out: Any) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Gradient attributions, natively on torch autograd: saliency, gradient x input, Integrated
 Gradients, SmoothGrad (and its squared and variance forms), expected gradients (gradient SHAP).
 
-Every method takes ``(model, inputs, target=None, ...)`` and returns an
-:class:`~pellucid.attribution.Attribution` whose ``values`` are on the user's raw features.
+Every method takes ``(model, inputs, target=None, *, baseline=..., batch_size=None,
+random_state=None, reference=None, ...)`` (the signature of every method in
+:data:`~pellucid.attribution.METHODS`) and returns an :class:`~pellucid.attribution.Attribution`
+whose ``values`` are on the user's raw features.
 The numbers follow captum's definitions (``Saliency``, ``InputXGradient``,
 ``IntegratedGradients``, ``NoiseTunnel``, ``GradientShap``) and the tests hold them to captum's.
 
@@ -21,7 +23,7 @@ import torch
 
 from .. import _device
 from ..errors import ParameterError
-from ._base import Attribution, Prepared, prepare
+from ._base import Attribution, Prepared, no_baseline, prepare
 from ._integration import integration_rule
 
 __all__ = ["saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "expected_gradients"]
@@ -32,8 +34,8 @@ _MAX_ROWS = 2**16
 
 
 # ---------------------------------------------------------------------------- public
-def saliency(model: Any, inputs: Any, target: Any = None, abs: bool = True, *,  # noqa: A002 - captum's name
-             reference: Any = None, internal_batch_size: int | None = None) -> Attribution:
+def saliency(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None, abs: bool = True,  # noqa: A002
+             reference: Any = None, batch_size: int | None = None, random_state: Any = None) -> Attribution:
     """Gradient of the attributed output with respect to each input (captum ``Saliency``).
 
     Parameters
@@ -43,35 +45,43 @@ def saliency(model: Any, inputs: Any, target: Any = None, abs: bool = True, *,  
         Raw rows (a DataFrame with an Oracle is encoded by its preprocess) or the model's input.
     target : None, int, class label or one per row
         The output attributed; None: each row's predicted class (or the single output).
+    baseline : None
+        Saliency has no baseline; accepted (None only) so that every method in
+        :data:`~pellucid.attribution.METHODS` is called alike.
     abs : bool
-        Absolute values of the gradient, as captum's default.
+        Absolute values of the gradient, as captum's default (captum's name).
     reference : DataFrame, optional
         Population rows for the raw-feature map (see :func:`~pellucid.attribution.prepare`).
-    internal_batch_size : int, optional
+    batch_size : int, optional
         Rows per forward/backward pass; by default chosen from the input size.
+    random_state : optional
+        Unused: saliency draws nothing (accepted so every method is called alike).
 
     Returns
     -------
     Attribution
         ``values`` on the raw features; a one-hot group's value is the sum over its columns.
     """
+    no_baseline("saliency", baseline)
     p = prepare(model, inputs, target, reference=reference)
-    grads, outputs = _gradients(p, p.x, p.targets, _rows_per_chunk(p, 1, internal_batch_size))
+    grads, outputs = _gradients(p, p.x, p.targets, _rows_per_chunk(p, 1, batch_size))
     return p.result(grads.abs() if abs else grads, "saliency", outputs=outputs, abs=bool(abs))
 
 
-def gradient_x_input(model: Any, inputs: Any, target: Any = None, *, reference: Any = None,
-                     internal_batch_size: int | None = None) -> Attribution:
+def gradient_x_input(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None, reference: Any = None,
+                     batch_size: int | None = None, random_state: Any = None) -> Attribution:
     """Gradient times input (captum ``InputXGradient``): the first-order share of each input
-    relative to an all-zeros input. Parameters as for :func:`saliency`."""
+    relative to an all-zeros input. Parameters as for :func:`saliency` (``baseline``: None or
+    "zeros", the implicit all-zeros input)."""
+    no_baseline("gradient_x_input", baseline, "zeros")
     p = prepare(model, inputs, target, reference=reference)
-    grads, outputs = _gradients(p, p.x, p.targets, _rows_per_chunk(p, 1, internal_batch_size))
+    grads, outputs = _gradients(p, p.x, p.targets, _rows_per_chunk(p, 1, batch_size))
     return p.result(grads * p.x, "gradient_x_input", outputs=outputs)
 
 
-def integrated_gradients(model: Any, inputs: Any, baseline: Any = None, target: Any = None, n_steps: int = 50,
-                         method: str = "gausslegendre", internal_batch_size: int | None = None, *,
-                         paired: bool | None = None, reference: Any = None) -> Attribution:
+def integrated_gradients(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None, n_steps: int = 50,
+                         method: str = "gausslegendre", paired: bool | None = None, reference: Any = None,
+                         batch_size: int | None = None, random_state: Any = None) -> Attribution:
     """Integrated Gradients (captum ``IntegratedGradients``).
 
     ``(x - b) * integral_0^1 grad f(b + a (x - b)) da`` per input, so that the attributions of a
@@ -93,14 +103,16 @@ def integrated_gradients(model: Any, inputs: Any, baseline: Any = None, target: 
         Points of the integration rule.
     method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"}
         The integration rule (see :func:`~pellucid.attribution.integration_rule`).
-    internal_batch_size : int, optional
-        Stacked rows (steps x input rows) per forward/backward pass; by default chosen so a
-        pass holds about 8 million input values.
     paired : bool, optional
         Whether a baseline with exactly one row per input row is paired row by row (the
         default) or is a distribution that happens to have that many rows (False).
     reference : DataFrame or array, optional
         Population rows for summary baselines and the raw-feature map.
+    batch_size : int, optional
+        Stacked rows (steps x input rows) per forward/backward pass; by default chosen so a
+        pass holds about 8 million input values.
+    random_state : optional
+        Unused: the integration rule is deterministic (accepted so every method is called alike).
 
     Returns
     -------
@@ -111,16 +123,17 @@ def integrated_gradients(model: Any, inputs: Any, baseline: Any = None, target: 
     alphas, weights = integration_rule(method, n_steps)
     base, info = p.baseline(baseline)
     mode = _pairing(base, p.n, paired)
-    chunk = _rows_per_chunk(p, len(alphas), internal_batch_size)
+    chunk = _rows_per_chunk(p, len(alphas), batch_size)
     attr, f_x, f_b = _integrated(p, p.x, p.targets, base, mode, alphas, weights, chunk)
     delta = attr.reshape(p.n, -1).sum(dim=1) - (f_x - f_b)
     return p.result(attr, "integrated_gradients", outputs=f_x, delta=delta, n_steps=int(n_steps), integration=method,
                     pairing=mode, **info)
 
 
-def smoothgrad(model: Any, inputs: Any, target: Any = None, base: str | Callable = "saliency", n_samples: int = 50,
-               stdev: float = 0.15, variant: str = "mean", random_state: int | None = None, *,
-               reference: Any = None, internal_batch_size: int | None = None, **base_kwargs: Any) -> Attribution:
+def smoothgrad(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None,
+               base: str | Callable = "saliency", n_samples: int = 50, stdev: float = 0.15, variant: str = "mean",
+               reference: Any = None, batch_size: int | None = None, random_state: int | None = None,
+               **base_kwargs: Any) -> Attribution:
     """SmoothGrad: a base attribution averaged over noisy copies of each input (captum
     ``NoiseTunnel`` with ``nt_type`` "smoothgrad", "smoothgrad_sq" or "vargrad").
 
@@ -128,6 +141,9 @@ def smoothgrad(model: Any, inputs: Any, target: Any = None, base: str | Callable
     ----------
     model, inputs, target
         As for :func:`saliency`.
+    baseline : optional
+        The baseline of ``base="integrated_gradients"`` (as there); passed on to a callable
+        base when given; the other bases take none.
     base : {"saliency", "gradient_x_input", "integrated_gradients"} or callable
         The method run on every noisy copy. A callable is called as
         ``base(model, noisy, target=targets, **base_kwargs)`` with the noisy model inputs
@@ -141,11 +157,15 @@ def smoothgrad(model: Any, inputs: Any, target: Any = None, base: str | Callable
     variant : {"mean", "squared", "variance"}
         Mean of the base attributions (smoothgrad), mean of their squares (smoothgrad_sq) or
         their variance (vargrad, ``E[a^2] - E[a]^2``).
+    reference : DataFrame, optional
+        Population rows for summary baselines and the raw-feature map.
+    batch_size : int, optional
+        Stacked rows (noisy copies x steps) per forward/backward pass.
     random_state : int, optional
         Seeds the noise (a torch generator seeded with it draws the same numbers as
         ``torch.manual_seed(random_state)`` does for captum).
     **base_kwargs
-        Passed to the base method (``abs`` for saliency; ``baseline``, ``n_steps``, ``method``
+        Passed to the base method (``abs`` for saliency; ``n_steps``, ``method``, ``paired``
         for Integrated Gradients).
 
     Returns
@@ -162,6 +182,8 @@ def smoothgrad(model: Any, inputs: Any, target: Any = None, base: str | Callable
     bases = ("saliency", "gradient_x_input", "integrated_gradients")
     if not callable(base) and base not in bases:
         raise ParameterError(f"unknown smoothgrad base {base!r}; use one of {', '.join(bases)} or a callable")
+    if baseline is not None:
+        base_kwargs["baseline"] = baseline  # the base's own argument (only Integrated Gradients has one)
     if isinstance(base, str):
         allowed = {"saliency": {"abs"}, "gradient_x_input": set(),
                    "integrated_gradients": {"baseline", "n_steps", "method", "paired"}}[base]
@@ -180,18 +202,27 @@ def smoothgrad(model: Any, inputs: Any, target: Any = None, base: str | Callable
         mode = _pairing(b, p.n, base_kwargs.get("paired"))
         ig = (alphas, weights, b, mode, info)
     steps = 1 if ig is None else len(ig[0])
-    chunk = _rows_per_chunk(p, S * steps, internal_batch_size)
-    inner = None if internal_batch_size is None else max(1, internal_batch_size // steps)
+    # The noise is drawn block by block, the blocks fixed by the input size alone: batch_size
+    # (and the device's memory) only cut the work, so the same random_state draws the same noise.
+    block = _noise_rows(p, S * steps)
+    chunk = min(block, _rows_per_chunk(p, S * steps, batch_size))
+    inner = None if batch_size is None else max(1, batch_size // steps)
 
     total = torch.zeros_like(p.x)
     total_sq = torch.zeros_like(p.x)
     deltas = torch.zeros(p.n, dtype=p.x.dtype, device=p.x.device) if ig is not None else None
     outputs = _evaluate(p, p.x, p.targets)
-    for start in range(0, p.n, chunk):
-        stop = min(start + chunk, p.n)
+    drawn, drawn_at = None, -1
+    starts = [s for b0 in range(0, p.n, block) for s in range(b0, min(b0 + block, p.n), chunk)]
+    for start in starts:
+        b0 = start - start % block
+        stop = min(start + chunk, b0 + block, p.n)
+        if b0 != drawn_at:  # one draw for the whole block
+            drawn = torch.normal(0.0, float(stdev), size=(min(block, p.n - b0) * S, *p.x.shape[1:]), generator=gen,
+                                 dtype=torch.float32)
+            drawn_at = b0
         x = p.x[start:stop]
-        noise = torch.normal(0.0, float(stdev), size=(x.shape[0] * S, *x.shape[1:]), generator=gen,
-                             dtype=torch.float32).to(device=x.device, dtype=x.dtype)
+        noise = drawn[(start - b0) * S:(stop - b0) * S].to(device=x.device, dtype=x.dtype)
         noisy = x.repeat_interleave(S, dim=0) + noise
         t = None if p.targets is None else p.targets[start:stop].repeat_interleave(S)
         if callable(base):
@@ -225,9 +256,9 @@ def smoothgrad(model: Any, inputs: Any, target: Any = None, base: str | Callable
                     delta=deltas if ig is not None and variant == "mean" else None, **params)
 
 
-def expected_gradients(model: Any, inputs: Any, baseline: Any, target: Any = None, n_samples: int = 50,
-                       stdev: float = 0.0, random_state: int | None = None, *, reference: Any = None,
-                       internal_batch_size: int | None = None) -> Attribution:
+def expected_gradients(model: Any, inputs: Any, target: Any = None, *, baseline: Any, n_samples: int = 50,
+                       stdev: float = 0.0, reference: Any = None, batch_size: int | None = None,
+                       random_state: int | None = None) -> Attribution:
     """Expected gradients (captum ``GradientShap``): for each of ``n_samples`` draws, a random
     baseline row ``b``, a random point ``a`` in [0, 1] and optional Gaussian noise ``e`` on the
     input; the attribution is the mean of ``(x + e - b) * grad f(b + a (x + e - b))``. Its
@@ -247,7 +278,7 @@ def expected_gradients(model: Any, inputs: Any, baseline: Any, target: Any = Non
     random_state : int, optional
         Seeds the draws. With an int the draws are those captum makes after
         ``np.random.seed(random_state); torch.manual_seed(random_state)``.
-    reference, internal_batch_size
+    reference, batch_size
         As for :func:`integrated_gradients`.
 
     Returns
@@ -269,7 +300,7 @@ def expected_gradients(model: Any, inputs: Any, baseline: Any, target: Any = Non
     if stdev > 0:
         noise = torch.normal(0.0, float(stdev), size=(n * S, *p.x.shape[1:]), generator=gen, dtype=torch.float32)
     coef = torch.as_tensor(rs.uniform(0.0, 1.0, n * S), dtype=p.x.dtype, device=p.x.device)
-    chunk = _rows_per_chunk(p, S, internal_batch_size)
+    chunk = _rows_per_chunk(p, S, batch_size)
     total = torch.zeros_like(p.x)
     view = (-1,) + (1,) * (p.x.dim() - 1)
     for start in range(0, n, chunk):
@@ -388,13 +419,20 @@ def _pairing(base: torch.Tensor, n: int, paired: bool | None) -> str:
     return "distribution"
 
 
-def _rows_per_chunk(p: Prepared, copies: int, internal_batch_size: int | None) -> int:
+def _rows_per_chunk(p: Prepared, copies: int, batch_size: int | None) -> int:
     """Input rows per pass when each row becomes ``copies`` stacked rows."""
-    if internal_batch_size is not None:
-        internal_batch_size = _positive_int("internal_batch_size", internal_batch_size)
-        return max(1, internal_batch_size // copies)
+    if batch_size is not None:
+        batch_size = _positive_int("batch_size", batch_size)
+        return max(1, batch_size // copies)
     width = max(1, int(np.prod(p.x.shape[1:])))
     return max(1, min(_MAX_ROWS // copies, _device.max_elements(p.x.device) // (copies * width)))
+
+
+def _noise_rows(p: Prepared, copies: int) -> int:
+    """Input rows whose noise is drawn in one call: the CPU's default pass for rows of this size
+    (so the draws are those of one pass there), never set by ``batch_size`` or the device."""
+    width = max(1, int(np.prod(p.x.shape[1:])))
+    return max(1, min(_MAX_ROWS // copies, _device.CPU_ELEMENTS // (copies * width)))
 
 
 def _torch_generator(random_state: Any) -> torch.Generator:

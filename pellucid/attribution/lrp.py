@@ -21,12 +21,13 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 
 from .. import _device
 from ..errors import ParameterError
-from ._base import Attribution, Prepared, check_hookable, eval_mode, prepare
+from ._base import Attribution, Prepared, check_hookable, eval_mode, no_baseline, prepare
 
 __all__ = [
     "lrp",
@@ -479,22 +480,22 @@ def logit_scores(prep: Prepared, out: torch.Tensor, method: str, rows: slice | N
 _MAX_ROWS = 2**16
 
 
-def row_chunks(x: torch.Tensor, internal_batch_size: int | None) -> list[slice]:
+def row_chunks(x: torch.Tensor, batch_size: int | None) -> list[slice]:
     """Row slices of ``x`` for one forward/backward pass each."""
-    if internal_batch_size is None:
+    if batch_size is None:
         width = max(1, x[0].numel())
         rows = max(1, min(_MAX_ROWS, _device.max_elements(x.device) // width))
-    elif isinstance(internal_batch_size, int) and not isinstance(internal_batch_size, bool) \
-            and internal_batch_size > 0:
-        rows = internal_batch_size
+    elif isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, (bool, np.bool_)) \
+            and batch_size > 0:
+        rows = int(batch_size)
     else:
-        raise ParameterError(f"internal_batch_size must be a positive integer or None; got {internal_batch_size!r}")
+        raise ParameterError(f"batch_size must be a positive integer or None; got {batch_size!r}")
     return [slice(i, i + rows) for i in range(0, x.shape[0], rows)]
 
 
-def lrp(model: Any, inputs: Any, target: Any = None, composite: Any = "epsilon", *, epsilon: float = 1e-9,
-        gamma: float = 0.25, canonize: bool = True, internal_batch_size: int | None = None,
-        reference: Any = None) -> Attribution:
+def lrp(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None, composite: Any = "epsilon",
+        epsilon: float = 1e-9, gamma: float = 0.25, canonize: bool = True, reference: Any = None,
+        batch_size: int | None = None, random_state: Any = None) -> Attribution:
     """Layer-wise relevance propagation of each row's attributed logit to its inputs.
 
     Parameters
@@ -507,6 +508,8 @@ def lrp(model: Any, inputs: Any, target: Any = None, composite: Any = "epsilon",
         Rows (tabular, raw with an Oracle) or images ``(n, channels, height, width)``.
     target : None, int, class label or one per row
         The output explained; None takes each row's predicted class.
+    baseline : None
+        LRP has no baseline; accepted (None only) so that every method is called alike.
     composite : str, list of (module types, rule) pairs, or dict of layer name -> rule
         Which rule each layer gets (see :func:`composite_rules`); registered names are in
         :data:`COMPOSITES`: "epsilon" (default, captum's), "epsilon_plus", "epsilon_gamma",
@@ -518,10 +521,12 @@ def lrp(model: Any, inputs: Any, target: Any = None, composite: Any = "epsilon",
     canonize : bool
         Fold each BatchNorm that follows a Linear/Conv into it first (on a deep copy; the
         given module is never changed). Remaining BatchNorm layers get the composite's rule.
-    internal_batch_size : int, optional
-        Rows per forward/backward pass; by default as many as fit in 2**23 input elements.
     reference : DataFrame, optional
         Population rows for the raw-feature map (see :func:`~pellucid.attribution.prepare`).
+    batch_size : int, optional
+        Rows per forward/backward pass; by default as many as fit in 2**23 input elements.
+    random_state : optional
+        Unused: LRP draws nothing (accepted so every method is called alike).
 
     Returns
     -------
@@ -537,13 +542,14 @@ def lrp(model: Any, inputs: Any, target: Any = None, composite: Any = "epsilon",
         For a layer no rule covers (named), an unknown composite or rule, or a rule that does
         not fit its layer.
     """
+    no_baseline("lrp", baseline)
     prep = prepare(model, inputs, target, reference=reference)
     module = check_hookable(prep.module, "LRP")
     net = fold_batchnorm(module) if canonize else module
     rules = composite_rules(net, composite, epsilon=epsilon, gamma=gamma)
     hooks = [(layer, rule) for _, layer, rule in rules if not (isinstance(rule, Pass)
                                                               and isinstance(layer, _GRADIENT_IS_PASS))]
-    chunks = row_chunks(prep.x, internal_batch_size)
+    chunks = row_chunks(prep.x, batch_size)
     handles = []
     relevances, scores = [], []
     try:

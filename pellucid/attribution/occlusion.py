@@ -28,10 +28,10 @@ __all__ = ["occlusion"]
 _MAX_QUERY_ROWS = 2**18  # rows per query (raw path)
 
 
-def occlusion(model: Any, inputs: Any, target: Any = None, baseline: Any = None, *,
+def occlusion(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None,
               feature_mask: Any = None, sliding_window_shapes: tuple[int, ...] | None = None,
               strides: int | tuple[int, ...] | None = None, reference: Any = None,
-              batch_size: int | None = None) -> Attribution:
+              batch_size: int | None = None, random_state: Any = None) -> Attribution:
     """Occlusion (feature ablation): ``f(x) - f(x with a feature replaced by the baseline)``.
 
     Parameters
@@ -62,6 +62,8 @@ def occlusion(model: Any, inputs: Any, target: Any = None, baseline: Any = None,
     batch_size : int, optional
         Rows per model call (stacked substitutions); by default about 8 million input values
         per pass for tensors and 262,144 rows per query for raw rows.
+    random_state : optional
+        Unused: occlusion draws nothing (accepted so every method is called alike).
 
     Returns
     -------

@@ -1,16 +1,21 @@
 """Interpretable surrogates fitted to a network through a DistillationSet.
 
 A surrogate is added by writing a module with a :class:`Surrogate` subclass and registering
-it in :data:`SURROGATES` below. Local explanations of single rows (:func:`lime`, :func:`anchor`) are
-functions of the network and the rows, not fitted global surrogates. Those marked ``default`` fit at every size of a frontier in
+it in :data:`SURROGATES` below. Local explanations of single rows (:func:`lime`, :func:`anchors`) are
+functions of the network and the rows, not fitted global surrogates: they are registered in
+:data:`LOCAL_EXPLAINERS`, called as ``explainer(model, rows, reference, ...)``, and check their
+rows and reference with the one :func:`check_local_rows`. Those marked ``default`` fit at every size of a frontier in
 seconds and are what ``explain`` compares unless told otherwise; docs/surrogates.md says what
 each method is, what pellucid fixed in the libraries behind it, and what it left out.
 """
+
+from typing import Any, Callable
 
 from .base import CategoryOrderEncoder, Surrogate
 from .anchors import Anchor, anchor, anchors
 from .exhaustive import ExhaustiveRuleList, OptimalTree
 from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
+from .local import check_local_rows
 from .linear import Scorecard, SparseLinear
 from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
 from .rule_lists import BayesianRuleList, C45Tree, GreedyRuleList, HSTree, SkopeRules
@@ -23,6 +28,13 @@ SURROGATES: dict[str, type[Surrogate]] = {
         DecisionTree, OptimalTree, ExhaustiveRuleList, HSTree, C45Tree, GreedyRuleList, BayesianRuleList, SkopeRules,
         FIGS, BoostedRules, RuleFit, Slipper, SparseLinear, Scorecard,
     )
+}
+
+#: name -> local explainer ``(model, rows, reference, ...)`` of many rows, for the CLI, the
+#: report's local section and :func:`pellucid.cluster.explain_rows`.
+LOCAL_EXPLAINERS: dict[str, Callable[..., Any]] = {
+    "lime": lime,
+    "anchors": anchors,
 }
 
 __all__ = [
@@ -43,6 +55,8 @@ __all__ = [
     "SparseLinear",
     "Scorecard",
     "SURROGATES",
+    "LOCAL_EXPLAINERS",
+    "check_local_rows",
     "lime",
     "lime_stability",
     "Anchor",

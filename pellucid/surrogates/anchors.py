@@ -67,6 +67,7 @@ from .._validation import against, exact, pct, plain
 from ..extraction.rules import Condition, Rule, _fmt_cat, merge_conditions, snap_threshold
 from ..oracle import Oracle
 from ..schema import Kind, Schema
+from .local import check_local_rows
 
 __all__ = ["Anchor", "anchor", "anchors"]
 
@@ -657,21 +658,6 @@ def _check_params(precision: float, beam_size: int, max_length: int | None, delt
         positive_int(max_length, "max_length")
 
 
-def _canonical_rows(schema: Schema, rows: pd.DataFrame, what: str) -> pd.DataFrame:
-    """The rows in canonical form, checked against the reference's schema. A row's missing
-    value is a value like any other."""
-    cols = {str(c): c for c in rows.columns}
-    absent = [n for n in schema.names if n not in cols]
-    if absent:
-        raise SchemaError(
-            f"the {what} {'is' if len(rows) == 1 else 'are'} missing column{'s' if len(absent) > 1 else ''} "
-            f"{absent} that the reference has (it has {list(cols)[:20]})"
-        )
-    if len(rows) == 0:
-        raise ParameterError(f"no {what} to explain: got 0 rows")
-    return schema.validate(rows, what=what, allow_empty_columns=True).reset_index(drop=True)
-
-
 def anchors(
     model: Any,
     rows: Any,
@@ -744,16 +730,17 @@ def anchors(
     Raises
     ------
     SchemaError
-        A row lacks a column of the reference or holds a category the reference never has.
+        From :func:`~pellucid.surrogates.local.check_local_rows`: no rows, a row lacking a
+        column of the reference or having one it lacks, or holding a category the reference
+        never has.
     ParameterError
         A parameter out of range, or a regression model.
     """
     _check_params(precision, beam_size, max_length, delta, tau, epsilon_stop, batch_size, n_bins, coverage_samples)
     reference = _frame(reference, "reference", None)
-    schema = Schema.from_frame(reference)
-    pool = schema.validate(reference, what="reference").reset_index(drop=True)
     rows = _frame(rows, "rows", list(map(str, reference.columns)))
-    canon = _canonical_rows(schema, rows, "row" if len(rows) == 1 else "rows")
+    schema, pool, canon = check_local_rows(rows, reference, what="row" if len(rows) == 1 else "rows")
+    pool, canon = pool.reset_index(drop=True), canon.reset_index(drop=True)
     oracle = model if isinstance(model, Oracle) else Oracle(model, verbose=0)
 
     first = 0

@@ -41,10 +41,11 @@ import pandas as pd
 import torch
 
 from .._targets import target_indices
-from ..errors import ParameterError, SchemaError
+from ..errors import ParameterError
 from ..extraction.samplers import _spread
 from ..oracle import Oracle
 from ..schema import Kind, Schema
+from .local import check_local_rows
 
 __all__ = ["lime", "LocalExplanations", "LimeStability", "lime_stability", "top_k_agreement", "as_oracle",
            "FEATURE_SELECTION", "MIN_SHARE"]
@@ -665,40 +666,6 @@ def _weighted_r2(y: torch.Tensor, pred: torch.Tensor, w: torch.Tensor) -> torch.
 
 
 # ----------------------------------------------------------------------------- validation
-def _validate(oracle_free_rows: Any, reference: Any) -> tuple[Schema, pd.DataFrame, pd.DataFrame]:
-    if not isinstance(reference, pd.DataFrame):
-        raise SchemaError(f"reference must be a pandas DataFrame of raw rows; got {type(reference).__name__}")
-    rows = oracle_free_rows
-    if isinstance(rows, pd.Series):
-        raise SchemaError("rows must be a DataFrame; for one row use frame.iloc[[i]] (a Series has no columns)")
-    if not isinstance(rows, pd.DataFrame):
-        raise SchemaError(f"rows must be a pandas DataFrame of raw rows; got {type(rows).__name__}")
-    schema = Schema.from_frame(reference)
-    ref_cols = set(map(str, reference.columns))
-    unknown = [str(c) for c in rows.columns if str(c) not in ref_cols]
-    if unknown:
-        raise SchemaError(f"the rows to explain have column{'s' if len(unknown) > 1 else ''} {unknown} that the "
-                          f"reference does not have (it has {schema.names[:20]}); drop {'them' if len(unknown) > 1 else 'it'}"
-                          " or add them to the reference")
-    if len(rows) == 0:
-        raise SchemaError("the rows to explain are empty (0 rows)")
-    for f in schema:  # unseen categories: name the rows, not just the count
-        if f.is_categorical and f.name in rows.columns:
-            v = rows[f.name]
-            v = v.astype(object) if isinstance(v.dtype, pd.CategoricalDtype) else v
-            known = set(f.categories or ())
-            bad = v.notna() & ~v.isin(list(known))
-            if bad.any():
-                where = list(rows.index[bad.to_numpy()][:10])
-                raise SchemaError(
-                    f"column {f.name!r} of the rows to explain holds categor{'ies' if bad.sum() > 1 else 'y'} never "
-                    f"seen in the reference: {[str(x) for x in pd.unique(v[bad])[:10]]} in {int(bad.sum())} row(s) "
-                    f"(index {where}{'...' if bad.sum() > 10 else ''}); known: {[str(c) for c in f.categories[:20]]}")
-    ref = schema.validate(reference, what="reference")
-    canon = schema.validate(rows, what="rows to explain", allow_empty_columns=True)
-    return schema, ref, canon
-
-
 def _check_params(num_samples, holdout, kernel_width, ridge_alpha, discretize, feature_selection, num_features,
                   scale, p) -> tuple[int, int, bool]:
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
@@ -822,7 +789,7 @@ def lime(
     LocalExplanations
     """
     oracle = as_oracle(model)
-    schema, ref, canon = _validate(rows, reference)
+    schema, ref, canon = check_local_rows(rows, reference)
     p = len(schema)
     n_fit, n_hold, discretize = _check_params(num_samples, holdout, kernel_width, ridge_alpha, discretize,
                                               feature_selection, num_features, scale, p)
