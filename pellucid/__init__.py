@@ -17,7 +17,7 @@ _PUBLIC = {
     "EncodingMap": "oracle", "Oracle": "oracle", "load_model": "oracle",
     "Feature": "schema", "Kind": "schema", "Schema": "schema",
     "DecisionTree": "surrogates",
-    "explain": "workflow", "ExplainResult": "workflow",
+    "explain": "pipeline", "ExplainResult": "pipeline",
 }
 
 

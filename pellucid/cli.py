@@ -382,7 +382,7 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     undo = None
     try:
         from .pipeline.config import RunConfig
-        from .workflow import explain
+        from .pipeline import explain
 
         options = _options(args)
         # Every option and output path checked before the data and the model are read (a

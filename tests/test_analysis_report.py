@@ -16,7 +16,7 @@ from pellucid.cli import main
 from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
 from pellucid.errors import ParameterError
 from pellucid.oracle import DETERMINISM_ROWS
-from pellucid.workflow import explain
+from pellucid.pipeline import explain
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 FAST = dict(sizes=(4,), surrogates=["decision_tree"], n_boot=0, attributions=["integrated_gradients"],

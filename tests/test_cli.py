@@ -91,7 +91,7 @@ def test_explain_on_user_files(files, tmp_path, capsys):
     assert head, out
     page = (tmp_path / "report.html").read_text()
     assert f"{head.group(1)}</span>" in page and f"95% interval {head.group(2)}" in page
-    from pellucid.workflow import default_surrogates
+    from pellucid.pipeline import default_surrogates
 
     front = payload["frontier"]
     # Every default surrogate at both budgets is on the frontier, and the scorecard view

@@ -18,7 +18,8 @@ from pellucid import Oracle
 from pellucid.demo import TARGET, make_credit, train_credit_network
 from pellucid.errors import SchemaError
 from pellucid.fidelity.frontier import Frontier, FrontierEntry
-from pellucid.workflow import _distinct, explain
+from pellucid.pipeline import explain
+from pellucid.pipeline.stages import distinct as _distinct
 
 CARD = {"model_name": "Retail default score", "version": "4.1", "owner": "Risk Analytics", "date": "2026-11-30",
         "approval": "Model Risk Committee, approved"}

@@ -16,7 +16,7 @@ from pellucid.cli import main
 from pellucid.demo import CLASSES, TARGET
 from pellucid.errors import ModelError, ParameterError
 from pellucid.extraction.stream import distillation_file_rows
-from pellucid.workflow import explain
+from pellucid.pipeline import explain
 
 FAST = dict(sizes=(4,), surrogates=["decision_tree"], n_boot=0, attributions=False, local=False,
             linear_view=False, verbose=0)

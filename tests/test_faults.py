@@ -240,7 +240,7 @@ def test_progress_is_one_line_per_stage_when_not_a_terminal(tmp_path):
 
 def test_python_api_names_its_parameters(tmp_path):
     from pellucid.errors import ParameterError
-    from pellucid.workflow import explain
+    from pellucid.pipeline import explain
 
     df = make_credit(200, random_state=0)
     with pytest.raises(ParameterError, match=r"^n_jobs must"):

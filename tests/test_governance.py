@@ -31,7 +31,7 @@ from pellucid.reports import load_card, render_html
 from pellucid.reports import limitations as lim
 from pellucid.reports.card import FIELDS, validate_card
 from pellucid.schema import Schema
-from pellucid.workflow import explain
+from pellucid.pipeline import explain
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

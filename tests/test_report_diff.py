@@ -1,6 +1,6 @@
 """Tests of pellucid.reports.diff: comparing two reports (two model versions).
 
-One real report is made once on small data (the whole path, :func:`pellucid.workflow.explain`);
+One real report is made once on small data (the whole path, :func:`pellucid.pipeline.explain`);
 the "new" report is a copy changed in known ways (a threshold moved, a rule dropped, the
 fidelity lowered, two features' importances swapped, a feature added to the schema), and the
 diff must report exactly those changes and nothing else.
@@ -33,7 +33,7 @@ def base():
     from sklearn.linear_model import LogisticRegression
 
     from pellucid import Oracle
-    from pellucid.workflow import explain
+    from pellucid.pipeline import explain
 
     df = make_credit(2000, random_state=1)
     X, y = df.drop(columns=TARGET), df[TARGET]

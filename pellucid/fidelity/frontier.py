@@ -19,10 +19,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from ..errors import ParameterError
+from ..executor import Executor, as_executor
 from ..extraction.distill import DistillationSet
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
@@ -533,6 +533,7 @@ def frontier(
     *,
     training: str | Sequence[str] = TRAINING,
     verbose: int = 1,
+    executor: Executor | None = None,
 ) -> Frontier:
     """Fit surrogates at several size budgets and measure each on the held-out rows.
 
@@ -552,7 +553,7 @@ def frontier(
         Given to every candidate that takes a ``random_state`` (unless its fixed parameters
         set one), and the seed of every entry's bootstrap intervals.
     n_jobs : int, optional
-        Fits run in parallel with joblib; None fits one after another. Only the timings
+        Fits run in this many local processes; None fits one after another. Only the timings
         depend on it.
     params : mapping, optional
         Extra fixed parameters per candidate name, e.g. ``{"decision_tree": {"max_depth": 4}}``;
@@ -565,6 +566,9 @@ def frontier(
         spending its few splits there. Both are measured on the same held-out rows.
     verbose : int
         0 for silence; otherwise a progress bar on a terminal.
+    executor : Executor, optional
+        Where the fits run (:mod:`pellucid.executor`: local processes or a Dask cluster);
+        overrides ``n_jobs``. Only the timings depend on it.
 
     Returns
     -------
@@ -596,13 +600,11 @@ def frontier(
             tasks.extend((name, cls, {**base, size_param: s}, s) for s in sizes)
     quiet = verbose <= 0 or not sys.stderr.isatty()
     seed = check_seed(random_state)  # one bootstrap seed for every entry: their intervals compare
-    jobs = (
-        delayed(fit_entry)(name, cls, kw, size, view, t, seed)
-        for (name, cls, kw, size), (t, view) in tqdm(
-            [(task, v) for v in views.items() for task in tasks], desc="frontier", disable=quiet, leave=False
-        )
-    )
-    entries = list(Parallel(n_jobs=n_jobs)(jobs))
+    run = as_executor(executor, n_jobs)
+    shared = {t: run.share(view) for t, view in views.items()}  # sent once, not once per fit
+    calls = [(name, cls, kw, size, shared[t], t, seed)
+             for t in views for (name, cls, kw, size) in tasks]
+    entries = run.map(fit_entry, tqdm(calls, desc="frontier", disable=quiet, leave=False))
     for e in entries:  # set here, not in the workers, so that no copy of the rows comes back
         e.data = views[e.training]
     return Frontier(entries, dset.task, sizes=sizes, random_state=random_state)

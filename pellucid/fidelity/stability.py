@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .intervals import N_BOOT, check_seed, percentile_interval, wilson
 from .metrics import check_same_set
 from .._validation import plain as _plain
 from ..errors import ParameterError
+from ..executor import Executor, as_executor
 from ..extraction.distill import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
 from ..schema import Schema
@@ -392,6 +392,7 @@ def stability(
     tolerance: float = DEFAULT_TOLERANCE,
     verbose: int = 1,
     confidence: float = 0.95,
+    executor: Executor | None = None,
 ) -> Stability:
     """Refit a surrogate on bootstrap resamples and measure what comes back.
 
@@ -411,8 +412,8 @@ def stability(
         included; a surrogate whose ``random_state`` is None gets one seed per refit drawn
         from this one, so the same call gives the same result.
     n_jobs : int, optional
-        Refits run in parallel with joblib; None runs them one after another. The result
-        does not depend on it.
+        Refits run in this many local processes; None runs them one after another. The
+        result does not depend on it.
     tolerance : float
         Largest move of a numeric threshold for a rule to count as the same, as a share of
         the feature's observed range (see :func:`rule_matches`). Regression outcomes (and
@@ -422,6 +423,9 @@ def stability(
         0 for silence; otherwise a progress bar on a terminal.
     confidence : float
         Level of the intervals (see :class:`Stability`).
+    executor : Executor, optional
+        Where the refits run (:mod:`pellucid.executor`); overrides ``n_jobs``. The result
+        does not depend on it.
 
     Returns
     -------
@@ -457,11 +461,10 @@ def stability(
     overrides = [{"random_state": int(s)} if seeded else {} for s in seeds]
 
     quiet = verbose <= 0 or not sys.stderr.isatty()
-    jobs = (
-        delayed(_refit)(clone_surrogate(surrogate, **overrides[b]), train, boot_idx[b], b)
-        for b in tqdm(range(n_boot), desc=f"stability of {surrogate.name}", disable=quiet, leave=False)
-    )
-    refits = list(Parallel(n_jobs=n_jobs)(jobs))
+    run = as_executor(executor, n_jobs)
+    rows = run.share(train)  # sent once, not once per refit
+    calls = [(clone_surrogate(surrogate, **overrides[b]), rows, boot_idx[b], b) for b in range(n_boot)]
+    refits = run.map(_refit, tqdm(calls, desc=f"stability of {surrogate.name}", disable=quiet, leave=False))
 
     # ---------------------------------------------------------------- rules
     schema = dset.schema

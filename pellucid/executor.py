@@ -1,0 +1,101 @@
+"""Where a run's independent pieces of work run: one abstraction for every stage.
+
+An :class:`Executor` maps a function over argument tuples and returns the results in order.
+:class:`LocalExecutor` runs them in this process or in ``n_jobs`` local processes (joblib);
+:class:`DaskExecutor` runs them on a Dask cluster. The frontier's fits and the stability
+refits go through :meth:`Executor.map`; the attributions and the local explanations, which
+split one table into pieces, use the Dask client of a :class:`DaskExecutor`
+(:mod:`pellucid.cluster`) and run in this process otherwise. ``n_jobs`` and ``--dask`` pick the
+executor (:func:`make_executor`). Results never depend on the executor: every piece is seeded
+by what it is, not by where or when it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from joblib import Parallel, delayed
+
+
+class Executor:
+    """Runs independent calls; see :class:`LocalExecutor` and :class:`DaskExecutor`."""
+
+    #: The Dask client work goes to, or None for local work.
+    client: Any = None
+
+    def map(self, fn: Callable[..., Any], calls: Iterable[Sequence[Any]]) -> list[Any]:
+        """``[fn(*args) for args in calls]``, in order, run where this executor runs work."""
+        raise NotImplementedError
+
+    def share(self, obj: Any) -> Any:
+        """``obj`` as an argument of many calls: sent once where that costs (a Dask cluster),
+        the object itself locally."""
+        return obj
+
+    def backend(self) -> dict[str, Any]:
+        """Where the work ran, for the report's ``run.backend``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what this executor started (nothing, unless it started a cluster)."""
+
+
+class LocalExecutor(Executor):
+    """Calls in this process (``n_jobs`` None or 1) or in ``n_jobs`` local processes (joblib;
+    -1: one per core)."""
+
+    def __init__(self, n_jobs: int | None = None) -> None:
+        self.n_jobs = n_jobs
+
+    def map(self, fn: Callable[..., Any], calls: Iterable[Sequence[Any]]) -> list[Any]:
+        if self.n_jobs in (None, 1):
+            return [fn(*args) for args in calls]
+        return list(Parallel(n_jobs=self.n_jobs)(delayed(fn)(*args) for args in calls))
+
+    def backend(self) -> dict[str, Any]:
+        return {"name": "local"} if self.n_jobs in (None, 1) else {"name": "local", "processes": self.n_jobs}
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(n_jobs={self.n_jobs})"
+
+
+class DaskExecutor(Executor):
+    """Calls as tasks on a Dask cluster: a ``distributed.Client``, or a spec that
+    :func:`pellucid.cluster.connect` accepts (``"local:2"``, ``"tcp://host:8786"``); a cluster
+    started from a spec is closed by :meth:`close`."""
+
+    def __init__(self, client: Any) -> None:
+        from . import cluster
+
+        self._own = not hasattr(client, "submit")
+        self.client = cluster.connect(client)
+
+    def map(self, fn: Callable[..., Any], calls: Iterable[Sequence[Any]]) -> list[Any]:
+        futures = [self.client.submit(fn, *args, pure=False) for args in calls]
+        return list(self.client.gather(futures))
+
+    def share(self, obj: Any) -> Any:
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def backend(self) -> dict[str, Any]:
+        from . import cluster
+
+        return cluster.backend(self.client)
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.client!r})"
+
+
+def make_executor(n_jobs: int | None = None, client: Any = None) -> Executor:
+    """The executor the options ask for: a Dask cluster when ``client`` is given (``--dask``),
+    local processes otherwise (``n_jobs``, ``--n-jobs``)."""
+    return DaskExecutor(client) if client is not None else LocalExecutor(n_jobs)
+
+
+def as_executor(executor: Executor | None, n_jobs: int | None = None) -> Executor:
+    """``executor``, or a :class:`LocalExecutor` with ``n_jobs`` processes when it is None."""
+    return executor if executor is not None else LocalExecutor(n_jobs)

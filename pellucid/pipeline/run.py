@@ -1,0 +1,360 @@
+"""The whole path in one call: validate, distil, fit surrogates, measure, report.
+
+:func:`explain` checks every option (:class:`~pellucid.pipeline.config.RunConfig`) and every
+output path before any work, then runs the stages of :mod:`pellucid.pipeline.stages` in order
+on one :class:`~pellucid.executor.Executor`. ``pellucid explain`` and ``pellucid demo`` are
+thin shells around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import _validation as fmt
+from .._files import check_folder, check_new_file
+from ..errors import ParameterError, SchemaError
+from ..executor import make_executor
+from ..extraction import DistillationSet
+from ..fidelity import Fidelity, Frontier
+from ..oracle import Oracle
+from ..schema import Schema
+from ..surrogates import Surrogate
+from . import stages
+from .config import RunConfig
+
+#: The stages a run reports progress on, in order.
+STAGES = ("schema", "distill", "frontier", "stability", "attribution", "local", "report")
+
+
+@dataclass
+class ExplainResult:
+    """What :func:`explain` made: the objects, the report payload and the files."""
+
+    oracle: Oracle
+    schema: Schema
+    distillation: DistillationSet
+    surrogates: list[Surrogate]
+    fidelities: list[Fidelity]
+    payload: dict
+    html_path: Path | None = None
+    json_path: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    frontier: Frontier | None = None
+
+    @property
+    def recommended(self) -> Surrogate:
+        return self.surrogates[self.payload["recommended"]]
+
+
+def explain(
+    model: Any,
+    data: pd.DataFrame,
+    *,
+    target: str | None = None,
+    id_column: str | None = None,
+    preprocess: Any = None,
+    task: str | None = None,
+    classes: Sequence | None = None,
+    out_dir: str | Path | None = "pellucid-report",
+    strategy: str | Sequence[str] | Mapping[str, int] = ("observed", "perturb", "marginal"),
+    n: int | None = None,
+    sizes: Sequence[int] = (4, 8, 16, 32),
+    surrogates: Sequence[str] | None = None,
+    max_rules: int = 12,
+    min_agreement: float | None = None,
+    n_boot: int = 10,
+    n_jobs: int | None = None,
+    attributions: Sequence[str] | bool | None = None,
+    attribution_rows: int = 300,
+    local: bool = True,
+    local_rows: Sequence[Any] | None = None,
+    linear_view: bool = True,
+    card: str | Path | Mapping[str, Any] | None = None,
+    holdout: float = 0.25,
+    schema: Schema | None = None,
+    random_state: int | None = 0,
+    verbose: int = 1,
+    meta: Mapping[str, Any] | None = None,
+    client: Any = None,
+    stream_to: str | Path | None = None,
+    keep: int | None = None,
+    overwrite: bool = False,
+    sample: int | str | None = None,
+    sensitivity: bool | int = False,
+    concepts: Mapping[str, Any] | None = None,
+    concept_layer: Any = None,
+    concept_target: Any = None,
+    visualise: bool = False,
+    allow_nondeterministic: bool = False,
+) -> ExplainResult:
+    """Explain a network on a table and write the report.
+
+    Parameters
+    ----------
+    model : Oracle or model
+        An :class:`Oracle`, or anything ``Oracle(model, preprocess, task)`` accepts.
+    data : pandas.DataFrame
+        Observed rows in raw units; may hold the target column (named by ``target``).
+    target : str, optional
+        Ground-truth column: dropped from the features and used to report the network's own
+        accuracy (or R²) next to the surrogates' fidelity.
+    id_column : str, optional
+        A column that names the rows (an application number): dropped from the features and
+        used as every row's identity in the report. By default a row is named by its index
+        label in ``data`` (for a table read from a file, its position: 0 is the first row).
+        Either must be unique.
+    preprocess, task, classes :
+        Passed to :class:`Oracle` when ``model`` is not one already.
+    out_dir : path, optional
+        Where ``report.html`` and ``report.json`` go; ``None`` writes nothing.
+    strategy, n, holdout :
+        Passed to :func:`pellucid.distill`.
+    sizes : sequence of int
+        Rule budgets: every surrogate is fitted at each size, and the fidelity–complexity
+        frontier of all of them is in the report.
+    surrogates : sequence of str, optional
+        Names from :data:`pellucid.surrogates.SURROGATES`; by default those marked
+        ``default=True`` that fit the task (the fast ones; see docs/surrogates.md).
+    max_rules, min_agreement :
+        How the recommended surrogate is chosen: ``Frontier.select(max_rules=...,
+        min_agreement=...)`` (min_agreement is R² for a regression). When no surrogate
+        reaches ``min_agreement`` within ``max_rules``, the run stops with the frontier's
+        message saying what is available.
+    n_boot : int
+        Bootstrap refits for the stability of the listed surrogates within ``max_rules``
+        (and of entries that tie for the recommendation, which stability decides); 0: none.
+    n_jobs : int, optional
+        Local processes for the frontier's fits and the stability refits (default one);
+        see :mod:`pellucid.executor`.
+    attributions : sequence of str or bool, optional
+        Attribution methods (names in :data:`pellucid.attribution.METHODS`) run on the
+        held-out observed rows, evaluated, and paired with the listed surrogates. By default
+        (None or True) gradient methods and occlusion for a torch network, occlusion alone for
+        other models; False or an empty list: no attributions.
+    attribution_rows : int
+        Most held-out rows the attributions explain.
+    local : bool
+        Explain a few rows one by one (LIME and anchors): the network's most confident row of
+        each class, its least confident row, the rows where the recommended surrogate
+        disagrees with it most confidently, and ``local_rows``.
+    local_rows : sequence, optional
+        Rows of ``data`` to explain one by one as well, by their identity (index label or
+        ``id_column`` value; compared as text).
+    linear_view : bool
+        Also list an additive view of the network: an integer-points scorecard (two classes)
+        or a sparse linear model (otherwise) with at most ``max_rules`` terms, in raw units.
+        The best such entry of the frontier when it has one within ``max_rules``; otherwise
+        one fitted on the observed training rows and added to the frontier, where it is as
+        eligible for the recommendation as any other entry.
+    card : path or mapping, optional
+        The model card (purpose, intended use, data lineage, ...): a TOML, YAML or JSON file
+        (:func:`pellucid.reports.load_card`) or its fields as a mapping.
+    schema : Schema, optional
+        A saved schema that pins the table (:meth:`Schema.from_json`, ``--schema``): the data's
+        columns (less ``target`` and ``id_column``) must be its features, and are taken by
+        name when they come in another order; their values are checked against its kinds and
+        categories. Read from the data when not given.
+    random_state : int, optional
+        One seed for the whole run: same seed, same report.
+    verbose : int
+        0 for silence; 1 shows a progress bar on a terminal.
+    meta : mapping, optional
+        Extra facts for the report (title...); ``command_line`` goes to the report's ``run``
+        block with the other facts that differ between two runs of the same inputs.
+    client : distributed.Client or str, optional
+        Run the work on a Dask cluster instead (:class:`pellucid.executor.DaskExecutor`): the
+        frontier's fits and the stability refits, the attributions (one task per method) and
+        the local explanations (LIME and anchors in pieces). A Client, or a spec for
+        :func:`pellucid.cluster.connect` ("local:2", "tcp://host:8786"; a cluster started
+        from a spec is closed at the end). The report is the one a single process writes; its
+        ``meta.backend`` says where the work ran. See docs/dask.md.
+    stream_to, keep :
+        Passed to :func:`pellucid.distill` as ``out`` and ``keep``: distil in chunks, write
+        every row to this Parquet file, and hold only ``keep`` synthetic rows in memory
+        (docs/scale.md). An existing file is refused unless ``overwrite``; the data file named
+        in ``meta["data_file"]`` always is.
+    overwrite : bool
+        Replace an existing ``stream_to`` file.
+    sample : int or "auto", optional
+        Fit the frontier on this many of the distilled training rows (a uniform sample; every
+        held-out row stays). ``"auto"`` lets :func:`pellucid.fidelity.choose_sample` pick the
+        smallest sample past which doubling no longer lifts a 16-leaf tree's held-out
+        agreement, reading from ``stream_to`` when given; the report says what was chosen
+        and why. Default: every row.
+    sensitivity : bool or int
+        Add Sobol' indices (n = 1024 base rows, or the number given) and Morris effects of the
+        network over the schema's ranges, compared with the attributions' importances.
+    concepts, concept_layer, concept_target :
+        Concept name -> rule (``"debt_ratio > 0.6"``) or example rows, tested with TCAV at the
+        torch layer named ``concept_layer`` for class ``concept_target`` (default: the last
+        class; also the class the sensitivity analysis follows).
+    visualise : bool
+        For each class, the in-schema raw row the network gives it most surely and the
+        observed rows that have most of it.
+    allow_nondeterministic : bool
+        Explain a model whose answers change when it is asked twice about the same rows. The
+        run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
+        and otherwise stops with an error naming the share of rows that changed and the
+        largest difference; allowed, the report states the measured disagreement in its
+        summary (``model.determinism``).
+
+    Notes
+    -----
+    Before any long work the run checks what it was given (docs/errors.md): requests the model
+    cannot serve (gradient attributions of a model without gradients, LRP, Grad-CAM and
+    concepts on a TorchScript module), the table's columns against the names the model or
+    ``schema`` records (``model.inputs`` in the report says how they were matched: by name,
+    or by position where nothing records names), and the model's determinism. The target is
+    checked against the classes right after distillation.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise SchemaError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise SchemaError("the data is empty (0 rows)")
+    if isinstance(attributions, str):
+        attributions = [attributions]
+    # Every option that can be checked without the data, and every output path, before any work.
+    config = RunConfig.check(
+        strategy=strategy, sizes=sizes, n=n, surrogates=surrogates, max_rules=max_rules, min_agreement=min_agreement,
+        n_boot=n_boot, n_jobs=n_jobs, attributions=attributions, attribution_rows=attribution_rows, holdout=holdout,
+        random_state=random_state, out_dir=out_dir, stream_to=stream_to, keep=keep, sample=sample, overwrite=overwrite,
+        target=target, id_column=id_column, linear_view=linear_view, local=local, sensitivity=sensitivity,
+        concepts=concepts, concept_layer=concept_layer, concept_target=concept_target, visualise=visualise,
+        allow_nondeterministic=allow_nondeterministic, verbose=verbose,
+    )
+    X, y = stages.features(data, target, id_column)
+    if schema is not None and not isinstance(schema, Schema):
+        raise ParameterError(f"{fmt.arg('schema')} must be a pellucid Schema (Schema.from_json reads a saved one); "
+                             f"got {type(schema).__name__}")
+    if card is not None:
+        from ..reports.card import load_card, validate_card
+
+        card = validate_card(card) if isinstance(card, Mapping) else load_card(card)
+    _check_methods_known(config.attributions)
+    local_rows = _check_local_rows(local_rows, X, id_column)
+    undo_out = _check_outputs(config, meta)
+    with contextlib.ExitStack() as closing:
+        bar = closing.enter_context(Progress(STAGES, verbose))
+        timings: dict[str, float] = {}
+        t_all = time.perf_counter()
+        # A run that stops (an error, an interrupt) leaves no output folder it made.
+        closing.push(lambda kind, *_: undo_out() if kind is not None else None)
+        executor = make_executor(config.n_jobs, client)
+        closing.callback(executor.close)  # a cluster started here is closed however the run ends
+
+        def timed(name: str, detail: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            bar.start(name)
+            t = time.perf_counter()
+            out = fn(*args, **kwargs)
+            timings.setdefault(name, time.perf_counter() - t)
+            bar.done(detail(out))
+            return out
+
+        prep = timed("schema", lambda p: f"{len(p.X):,} rows, {len(p.schema.features)} features", stages.prepare,
+                     model, X, config, schema=schema, preprocess=preprocess, task=task, classes=classes)
+        dset, truth = timed("distill", lambda r: f"{len(r[0]):,} rows, {r[0].n_queries:,} queried", stages.distil,
+                            prep, y, config)
+        front, lin = timed("frontier", lambda r: f"{len(r[0].entries)} fits", stages.fit_frontier,
+                           dset, config, executor, timings)
+        choice = timed("stability", lambda c: (f"{len(c.stability)} surrogates refitted {config.n_boot} times"
+                                               if config.n_boot else "not asked for"),
+                       stages.choose, front, lin, config, executor)
+        att = timed("attribution", lambda a: "none asked for" if a is None else f"{a.get('n', 0):,} rows",
+                    stages.attribute, prep.oracle, dset, choice, config, executor)
+        loc = timed("local", lambda lo: "none asked for" if lo is None else f"{len(lo.get('rows') or []):,} rows",
+                    stages.explain_locally, prep, dset, choice, local_rows, config, executor)
+        t = time.perf_counter()
+        analysis = stages.analyse(prep, dset, att, config)
+        if analysis is not None:
+            timings["analysis"] = time.perf_counter() - t
+        extra, dis = stages.diagnose(dset, choice, config, timings)
+
+        bar.start("report")
+        t_report = time.perf_counter()
+        payload, html_path, json_path = stages.report(
+            prep, dset, truth, front, choice, att, loc, analysis, extra, dis, config, meta=meta, card=card,
+            backend=executor.backend(), timings=timings)
+        # Kept out of the payload (which is written above): the time to gather and write it.
+        timings["report"] = time.perf_counter() - t_report
+        timings["total"] = time.perf_counter() - t_all
+        bar.done("not written" if html_path is None else f"written to {html_path.parent}")
+        return ExplainResult(prep.oracle, prep.schema, dset, [e.surrogate for e in choice.listed],
+                             [e.fidelity for e in choice.listed], payload, html_path, json_path, timings, front)
+
+
+def _check_methods_known(attributions: Any) -> None:
+    if attributions is None or isinstance(attributions, bool):
+        return
+    from ..attribution import METHODS
+
+    unknown = [m for m in attributions if m not in METHODS]
+    if unknown:
+        raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
+
+
+def _check_local_rows(local_rows: Sequence[Any] | None, X: pd.DataFrame, id_column: str | None) -> list[Any] | None:
+    """``local_rows`` as labels of ``X``'s rows (given as text or as labels)."""
+    if local_rows is None:
+        return None
+    known = {str(label): label for label in X.index}
+    missing = [r for r in local_rows if str(r) not in known]
+    if missing:
+        what = (f"values of {fmt.arg('id_column').removesuffix('=')} {id_column!r}" if id_column is not None
+                else f"row numbers of the data (0 to {len(X) - 1})" if fmt.at_cli() else "row labels of the data")
+        raise ParameterError(f"{fmt.arg('local_rows').removesuffix('=')} {', '.join(map(str, missing[:10]))}: "
+                             f"not {what}")
+    return [known[str(r)] for r in local_rows]
+
+
+class Progress:
+    """What a run says while it works: a progress bar on a terminal; on any other stderr (CI,
+    a log file) one line per finished stage with its time and rows; nothing when ``verbose``
+    is 0."""
+
+    def __init__(self, steps: Sequence[str], verbose: int, stream: Any = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.on = verbose > 0
+        self.tty = self.on and self.stream.isatty()
+        self.bar = tqdm(total=len(steps), desc="pellucid", disable=not self.tty, leave=False, file=self.stream)
+        self.name, self.t0, self.t_all = None, time.perf_counter(), time.perf_counter()
+
+    def start(self, name: str) -> None:
+        self.name, self.t0 = name, time.perf_counter()
+        self.bar.set_postfix_str(name)
+
+    def done(self, detail: str = "") -> None:
+        self.bar.update()
+        if self.on and not self.tty:
+            now = time.perf_counter()
+            print(f"pellucid: {self.name}: {detail} ({fmt.seconds(now - self.t0)}; {fmt.seconds(now - self.t_all)} in all)",
+                  file=self.stream, flush=True)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+
+def _check_outputs(config: RunConfig, meta: Mapping[str, Any] | None) -> Any:
+    """Check every path the run will write before it starts; return what removes an output
+    folder this check made, for a run that stops before writing it."""
+    undo = check_folder(config.out_dir, "out_dir") if config.out_dir is not None else (lambda: None)
+    if config.stream_to is not None:
+        try:
+            check_new_file(config.stream_to, "stream_to", overwrite=config.overwrite,
+                           inputs=[(meta or {}).get("data_file")], flag="overwrite=True")
+        except BaseException:
+            undo()
+            raise
+    return undo
+
+

@@ -1,0 +1,489 @@
+"""The stages of an explain run, each a function of plain values.
+
+:func:`pellucid.pipeline.explain` calls them in order: :func:`prepare` (the model, the
+table's columns and schema, the checks that stop a run before any work), :func:`distil`,
+:func:`fit_frontier`, :func:`choose` (the recommendation, the listed entries and their
+stability), :func:`attribute`, :func:`explain_locally`, :func:`analyse`, :func:`diagnose`
+(extrapolation and disagreement regions) and :func:`report`. A stage takes what earlier
+stages returned and the run's :class:`~pellucid.pipeline.config.RunConfig`, returns new
+values, and changes no object another layer made. Work that can run in parallel goes through
+the run's :class:`~pellucid.executor.Executor`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import _validation as fmt
+from ..errors import DataFileError, PellucidWarning, SchemaError
+from ..executor import Executor
+from ..extraction import DistillationSet
+from ..fidelity import Frontier, FrontierEntry
+from ..oracle import Oracle
+from ..schema import Schema, check_unique_columns
+from ..surrogates import SURROGATES
+from .config import RunConfig
+
+
+def _asked(attributions: Any) -> bool:
+    """Whether attributions were asked for (None and True: the defaults; False or []: none)."""
+    return attributions is not False and not (isinstance(attributions, Sequence) and len(attributions) == 0)
+
+
+def _methods(attributions: Any) -> list[str] | None:
+    return None if attributions in (None, True) else list(attributions)
+
+
+# ---------------------------------------------------------------------------- schema
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`prepare` found: the model, its table and the checks' results."""
+
+    oracle: Oracle
+    X: pd.DataFrame
+    schema: Schema
+    inputs: Any
+    determinism: Any
+    analysis_label: Any = None
+
+
+def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | None = None, preprocess: Any = None,
+            task: str | None = None, classes: Sequence | None = None) -> Prepared:
+    """The model as an :class:`Oracle`, the table's columns matched to its inputs (by the names
+    it or ``schema`` records), the schema, and every check that needs the model but no long
+    work: methods and analyses it cannot serve, the whole table's values, determinism."""
+    o = config.extra
+    oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes,
+                                                            verbose=o.get("verbose", 1))
+    if _asked(config.attributions):
+        from ..attribution.summary import check_methods
+
+        # A method this model cannot give stops the run now, not after the distillation.
+        check_methods(oracle, _methods(config.attributions))
+    X, inputs = oracle.match_columns(X, schema=schema)
+    schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
+    # The whole table is checked here, before the model is asked anything, so that an error
+    # names the first row at fault in "the data".
+    valid = schema.validate(X, what="data")
+    determinism = _check_determinism(oracle, valid, o.get("allow_nondeterministic", False), config.random_state)
+    label = None
+    if analysed(config):  # the task and classes are known now: a request that cannot run stops here
+        from ..attribution.analysis import check_request
+
+        label = check_request(oracle, concepts=o.get("concepts"), concept_layer=o.get("concept_layer"),
+                              concept_target=o.get("concept_target"))
+    return Prepared(oracle, X, schema, inputs, determinism, label)
+
+
+def analysed(config: RunConfig) -> bool:
+    """Whether the run adds the analyses (sensitivity, concepts, class responses)."""
+    o = config.extra
+    return bool(o.get("sensitivity") or o.get("concepts") or o.get("visualise"))
+
+
+# ---------------------------------------------------------------------------- distil
+def distil(prep: Prepared, y: pd.Series | None, config: RunConfig) -> tuple[DistillationSet, Any]:
+    """The distillation set the surrogates learn from (a sample of it where ``sample`` asks),
+    and the network scored against the target (None without one): scored now, so that a
+    target that does not fit the task stops the run before any fitting."""
+    from ..extraction import distill
+    from ..fidelity import ground_truth as network_against_target
+
+    # distill validates the table against the schema (its boundary): once is enough.
+    dset = distill(prep.oracle, prep.X, strategy=config.strategy, n=config.n, schema=prep.schema,
+                   holdout=config.holdout, random_state=config.random_state, out=config.stream_to, keep=config.keep)
+    if config.sample is not None:
+        dset = _fitting_sample(dset, config.sample, config.stream_to, config.random_state)
+    truth = network_against_target(dset, y, config.extra.get("target"), random_state=config.random_state)
+    return dset, truth
+
+
+# ---------------------------------------------------------------------------- frontier
+def fit_frontier(dset: DistillationSet, config: RunConfig, executor: Executor,
+                 timings: dict[str, float]) -> tuple[Frontier, FrontierEntry | None]:
+    """Every candidate at every size budget, and the linear view (an entry of the frontier,
+    or None when not asked for or not fitted)."""
+    from ..fidelity import frontier
+
+    t = time.perf_counter()
+    names = (list(config.surrogates) if config.surrogates is not None
+             else default_surrogates(dset.task, 0 if dset.classes is None else len(dset.classes)))
+    front = frontier(dset, candidates=names, sizes=config.sizes, random_state=config.random_state, verbose=0,
+                     executor=executor)
+    timings["frontier"] = time.perf_counter() - t
+    lin = None
+    if config.extra.get("linear_view", True):
+        t = time.perf_counter()
+        lin = _linear_view(front, dset, config.max_rules, config.random_state)
+        timings["linear_view"] = time.perf_counter() - t
+    return front, lin
+
+
+# ---------------------------------------------------------------------------- stability
+@dataclass
+class Choice:
+    """What :func:`choose` decided: the recommended entry, the entries the report lists (each
+    set of rules once, with the entries whose rules are the same), their stability."""
+
+    chosen: FrontierEntry
+    listed: list[FrontierEntry]
+    same_rules: dict[int, list[FrontierEntry]]
+    stability: dict[int, Any] = field(default_factory=dict)  # by id() of the entry
+    selection: dict[str, Any] = field(default_factory=dict)
+    linear_at: int | None = None
+
+    @property
+    def recommended(self) -> int:
+        return self.listed.index(self.chosen)
+
+
+def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, executor: Executor) -> Choice:
+    """Select the recommended entry (exact ties broken by rule stability), list the Pareto set,
+    the chosen entry and the linear view, and measure the stability of the listed entries
+    within the rule budget."""
+    from ..fidelity import stability
+
+    stab: dict[int, Any] = {}  # by id() of the entry: measured once, whoever asks
+
+    def stability_of(e: Any) -> Any:
+        if id(e) not in stab:
+            stab[id(e)] = stability(e.surrogate, e.data, n_boot=config.n_boot, random_state=config.random_state,
+                                    verbose=0, executor=executor)
+        return stab[id(e)]
+
+    max_rules, floor, n_boot = config.max_rules, config.min_agreement, config.n_boot
+    # Exactly as faithful entries are told apart by how often their rules come back.
+    tie_break = (lambda e: stability_of(e).rule_stability) if n_boot else None
+    chosen = front.select(max_rules=max_rules, min_agreement=floor, tie_break=tie_break)
+    tied = front.ties(max_rules=max_rules, min_agreement=floor)
+    # The report lists the Pareto set, the chosen entry and the linear view, smallest first,
+    # and each set of rules once: entries whose rules are the same as an earlier one's are
+    # named beside it.
+    candidates = [e for e in front.entries if e.pareto or e is chosen or e is lin]
+    candidates.sort(key=lambda e: (e.n_rules, e.n_conditions, -e.score, e is not chosen))
+    listed, same_rules = distinct(candidates, keep=chosen)
+    if n_boot:
+        for e in listed:
+            # What a reader chooses among: the entries within the rule budget.
+            if e is chosen or e.n_rules <= max_rules:
+                stability_of(e)
+    linear_at = None if lin is None else listed.index(
+        next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
+    selection = _selection(front, chosen, tied, listed, max_rules, floor, n_boot, stab)
+    return Choice(chosen, listed, same_rules, stab, selection, linear_at)
+
+
+# ---------------------------------------------------------------------------- attributions
+def attribute(oracle: Oracle, dset: DistillationSet, choice: Choice, config: RunConfig,
+              executor: Executor) -> dict[str, Any] | None:
+    """The attribution methods on the held-out observed rows, evaluated and paired with the
+    listed surrogates; None when none were asked for. On a Dask executor, one task per method."""
+    if not _asked(config.attributions):
+        return None
+    from ..attribution.summary import summarise
+
+    hold = dset.holdout
+    kw = dict(methods=_methods(config.attributions), surrogates=[e.surrogate for e in choice.listed],
+              surrogate_labels=[e.name for e in choice.listed], distillation=dset,
+              max_rows=config.attribution_rows, random_state=config.random_state)
+    rows = hold.rows.set_axis(hold.row_ids())  # the rows keep their identity in the user's data
+    if executor.client is None:
+        return summarise(oracle, rows, **kw)
+    from .. import cluster
+
+    return cluster.summarise_attributions(oracle, rows, client=executor.client, **kw)
+
+
+# ---------------------------------------------------------------------------- local
+def explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, local_rows: Sequence[Any] | None,
+                    config: RunConfig, executor: Executor) -> dict[str, Any] | None:
+    """A few rows explained one by one (LIME, and anchors for a classifier): the network's most
+    confident row of each class, its least confident row, the rows where the recommended
+    surrogate disagrees with it most confidently, and ``local_rows``. None when not asked for."""
+    if not config.extra.get("local", True):
+        return None
+    from ..surrogates.local_summary import pick_rows, summarise_local
+
+    hold = dset.holdout
+    classes = list(dset.classes) if dset.classes is not None else None
+    picked = pick_rows(hold.rows, hold.outputs, dset.task, classes=classes, surrogate=choice.chosen.surrogate)
+    at = [int(i) for i, _ in picked]  # positions in the holdout, named by the rows' identity
+    rows = hold.rows.iloc[at].set_axis(hold.row_ids(at))
+    why = [w for _, w in picked]
+    if local_rows:
+        named = prep.schema.validate(prep.X.loc[list(local_rows)], what="local_rows", allow_empty_columns=True)
+        rows = pd.concat([rows, named.set_axis([str(r) for r in local_rows])])
+        why += ["asked for"] * len(named)
+    anchor = dset.task == "classification"  # anchors keep a class; a regressor gets LIME alone
+    if executor.client is None:
+        return summarise_local(prep.oracle, rows, why, prep.X, anchor=anchor, random_state=config.random_state)
+    from .. import cluster
+
+    return cluster.summarise_local(prep.oracle, rows, why, prep.X, executor.client, anchor=anchor,
+                                   random_state=config.random_state)
+
+
+# ---------------------------------------------------------------------------- analysis
+def analyse(prep: Prepared, dset: DistillationSet, att: dict[str, Any] | None, config: RunConfig) -> dict[str, Any] | None:
+    """Sensitivity, concepts and class responses, where asked for (None otherwise)."""
+    if not analysed(config):
+        return None
+    from ..attribution.analysis import analyse as run_analysis
+
+    o = config.extra
+    observed_train = dset.rows[(dset.source == "observed") & ~dset.is_holdout].reset_index(drop=True)
+    return run_analysis(prep.oracle, prep.schema, prep.X, observed_train, prep.analysis_label,
+                        sensitivity=o.get("sensitivity") or False, concepts=o.get("concepts"),
+                        concept_layer=o.get("concept_layer"), visualise=o.get("visualise", False), attributions=att,
+                        random_state=config.random_state)
+
+
+def diagnose(dset: DistillationSet, choice: Choice, config: RunConfig, timings: dict[str, float]) -> tuple[Any, Any]:
+    """Where the synthetic rows lie outside the data (extrapolation), and the regions where the
+    recommended surrogate disagrees with the network."""
+    from ..fidelity import disagreement
+    from ..fidelity.extrapolation import extrapolation
+
+    t = time.perf_counter()
+    extra = extrapolation(dset, random_state=config.random_state)
+    timings["extrapolation"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dis = disagreement(choice.chosen.surrogate, choice.chosen.data, random_state=config.random_state)
+    timings["disagreement"] = time.perf_counter() - t
+    return extra, dis
+
+
+# ---------------------------------------------------------------------------- report
+def report(prep: Prepared, dset: DistillationSet, truth: Any, front: Frontier, choice: Choice, att: Any, loc: Any,
+           analysis: Any, extra: Any, dis: Any, config: RunConfig, *, meta: Mapping[str, Any] | None, card: Any,
+           backend: dict[str, Any], timings: dict[str, float]) -> tuple[dict[str, Any], Path | None, Path | None]:
+    """The report's payload, and ``report.html`` and ``report.json`` written to ``out_dir``
+    (None, None where it is None)."""
+    from ..reports import build, build_payload
+
+    info = dict(meta or {})
+    command_line = info.pop("command_line", None)
+    info.setdefault("random_state", config.random_state)
+    info.setdefault("sizes", list(config.sizes))
+    info["selection"] = choice.selection
+    id_column = config.extra.get("id_column")
+    if id_column is not None:
+        info["id_column"] = id_column
+    listed, same, stab = choice.listed, choice.same_rules, choice.stability
+    payload = build_payload(
+        model={**prep.oracle.describe(), "inputs": prep.inputs.to_dict(), "determinism": prep.determinism.to_dict()},
+        schema=prep.schema,
+        dset=dset,
+        surrogates=[e.surrogate for e in listed],
+        fidelities=[e.fidelity for e in listed],
+        names=[e.name for e in listed],
+        same_rules={i: [o.name for o in same[id(e)]] for i, e in enumerate(listed) if id(e) in same},
+        meta={**info, "data_sha256": frame_sha256(prep.X)},
+        ground_truth=truth,
+        frontier=front,
+        stability={i: stab[id(e)] for i, e in enumerate(listed) if id(e) in stab},
+        disagreement=dis,
+        recommended=choice.recommended,
+        attributions=att,
+        local=loc,
+        extrapolation=extra,
+        linear_view=choice.linear_at,
+        card=card,
+        analysis=analysis,
+        run={"command_line": command_line, "backend": backend, "timings": timings},
+    )
+    if config.out_dir is None:
+        return payload, None, None
+    try:
+        html_path, json_path = build(payload, config.out_dir)
+    except OSError as e:
+        raise DataFileError(f"cannot write the report to {str(config.out_dir)!r}: {e.strerror or e}") from e
+    return payload, html_path, json_path
+
+
+def frame_sha256(df: pd.DataFrame) -> str:
+    """A content hash of a table (values and column names), for the report's data lineage."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- helpers
+def _schema_in_order(schema: Schema, inputs: Any) -> Schema:
+    """A saved schema with its features in the order the model takes them (it may have been
+    saved in another order than the one the model records)."""
+    if list(inputs.columns) == schema.names:
+        return schema
+    return Schema(tuple(schema[name] for name in inputs.columns), n_rows=schema.n_rows)
+
+
+def _check_determinism(oracle: Oracle, valid: pd.DataFrame, allow: bool, random_state: int | None) -> Any:
+    """Ask the model twice about a seeded sample of the validated observed rows (its first
+    queries: they also fix how its outputs are read) and compare; see
+    :meth:`Oracle.check_determinism`."""
+    from ..oracle import DETERMINISM_ROWS
+
+    k = min(len(valid), DETERMINISM_ROWS)
+    rows = np.sort(np.random.default_rng(random_state).choice(len(valid), k, replace=False))
+    return oracle.check_determinism(valid.iloc[rows], allow=allow)
+
+
+def _fitting_sample(dset: DistillationSet, sample: int | str, stream_to: str | Path | None,
+                    random_state: int | None) -> DistillationSet:
+    """The distillation set the surrogates learn from: ``sample`` training rows of ``dset``
+    (chosen by :func:`choose_sample` for ``"auto"``), every held-out row kept."""
+    from ..extraction.stream import sample_mask
+    from ..fidelity import choose_sample
+
+    available = int((~dset.is_holdout).sum())
+    from_file = sample == "auto" and stream_to is not None  # the file holds every row, the set a sample
+    if sample == "auto":
+        choice = choose_sample(stream_to if from_file else dset, random_state=random_state)
+        rows, available = choice.rows, choice.available
+        info = {"how": "auto", "message": choice.message, "steps": choice.steps}
+        if from_file:
+            info["read_from"] = str(stream_to)
+    else:
+        rows = min(int(sample), available)
+        info = {"how": "given", "message": f"surrogates fitted on {rows:,} of {available:,} distilled training rows "
+                                           "(a uniform sample, as asked)"}
+    info.update(rows=int(rows), available=int(available))
+    if from_file:
+        from ..extraction.stream import read_distillation
+
+        part = read_distillation(stream_to, sample=rows, random_state=random_state)
+        part.params, part.n_queries = {**dset.params, **part.params}, dset.n_queries
+    else:
+        part = dset.subset(sample_mask(dset.is_holdout, rows, random_state))
+    part.params = {**part.params, "fitting_sample": info}
+    return part
+
+
+def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_state: int | None) -> Any:
+    """The frontier entry to show as a scorecard or sparse linear model: the best such entry
+    within ``max_rules`` terms, or one fitted now at that size on the observed training rows."""
+    binary = dset.task == "classification" and dset.classes is not None and len(dset.classes) == 2
+    name = "scorecard" if binary else "sparse_linear"
+    have = [e for e in front.entries if e.candidate in ("scorecard", "sparse_linear") and e.error is None
+            and e.n_rules is not None and e.n_rules <= max_rules]
+    if have:
+        return max(have, key=lambda e: (e.score, -e.n_rules))
+    from ..fidelity.frontier import fit_entry, training_views
+
+    cls = SURROGATES[name]
+    size = max(2, int(max_rules))
+    # On the observed rows: the applicants' own distribution is what a scorecard is read
+    # against, and the L1 path costs a fraction of what it costs on every distilled row.
+    data = training_views(dset, "observed")["observed"]
+    entry = fit_entry(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed")
+    entry.data = data  # the rows it learned from, as the frontier records for its own entries
+    if entry.error:
+        warnings.warn(f"the {name} view was not fitted, so the report has none: {entry.error}", PellucidWarning, stacklevel=4)
+        return None
+    return front.add(entry)  # on the frontier, eligible like every other entry
+
+
+def features(data: pd.DataFrame, target: str | None, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The model's features of ``data``, indexed by each row's identity, and the target.
+
+    The identity is the ``id_column`` value (dropped from the features), else the row's index
+    label; either must be unique, since every section of the report names rows by it."""
+    check_unique_columns(data, "data")
+    columns = list(map(str, data.columns))
+    for what, name in (("target", target), ("id", id_column)):
+        if name is not None and name not in data.columns:
+            raise SchemaError(f"{what} column {name!r} is not in the data (columns: {columns[:20]})")
+    if target is not None and target == id_column:
+        raise SchemaError(f"column {target!r} cannot be both the target and the id column")
+    X = data.drop(columns=[c for c in (target, id_column) if c is not None])
+    if id_column is not None:
+        ids = data[id_column]
+        if ids.isna().any():
+            first = int(np.flatnonzero(ids.isna().to_numpy())[0])
+            raise SchemaError(f"id column {id_column!r} is missing a value (first at row {first}); every row needs an identity")
+        X = X.set_axis(pd.Index(ids.astype(str).to_numpy(), name=str(id_column)))
+    if not X.index.is_unique:
+        dup = X.index[X.index.duplicated()][0]
+        where = f"id column {id_column!r}" if id_column is not None else "data's row labels (its index)"
+        raise SchemaError(
+            f"the {where} must name each row once, but {str(dup)!r} names {int((X.index == dup).sum())} rows"
+            + ("" if id_column is not None else "; pass id_column= (--id-column) or reset the index")
+        )
+    # The target is named by the same identities as the features' rows (its errors name them).
+    y = data[target].set_axis(X.index) if target is not None else None
+    return X, y
+
+
+def distinct(entries: Sequence[Any], keep: Any) -> tuple[list[Any], dict[int, list[Any]]]:
+    """``entries`` with each set of rules once: an entry whose rules equal an earlier one's is
+    left out and named beside the kept one (skope_rules at sizes 4, 8 and 16 finding the same
+    three rules is one entry).
+    ``keep`` (the chosen entry) is always kept, in the place of its first twin."""
+    out: list[Any] = []
+    same: dict[int, list[Any]] = {}
+    key_of = {id(e): json.dumps(e.surrogate.rules_.to_dict(), sort_keys=True, default=str) for e in entries}
+    for e in entries:
+        twin = next((o for o in out if key_of[id(o)] == key_of[id(e)]), None)
+        if twin is None:
+            out.append(e)
+        elif e is keep:
+            # The chosen entry stands in its twin's place; the twin is named beside it.
+            out[out.index(twin)] = e
+            same[id(e)] = [twin, *same.pop(id(twin), [])]
+        else:
+            same.setdefault(id(twin), []).append(e)
+    return out, same
+
+
+def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequence[Any], max_rules: int,
+               min_agreement: float | None, n_boot: int, stab: Mapping[int, Any]) -> dict[str, Any]:
+    """How the recommended surrogate was chosen, in words and in figures, for the report."""
+    measure = "agreement" if front.task == "classification" else "R²"
+    if min_agreement is None:
+        rule = (f"the highest held-out {measure} among every fitted entry (rule models and additive views) "
+                f"with at most {max_rules} rules or terms")
+    else:
+        rule = (f"the smallest entry (fewest rules, then conditions) with at most {max_rules} rules or terms "
+                f"whose held-out {measure} reaches {fmt.sig(min_agreement)}, and of those the most faithful")
+    rule += ("; exact ties are broken by rule stability (the share of bootstrap refits in which its rules come back), "
+             "then by fewer rules, then fewer conditions" if n_boot else
+             "; exact ties are broken by fewer rules, then fewer conditions (stability was not measured)")
+    eligible = [e for e in front.entries if e.ok and e.n_rules <= max_rules]
+    decided_by = "fidelity"
+    if len(tied) > 1:
+        stabilities = {e.name: (stab[id(e)].rule_stability if id(e) in stab else None) for e in tied}
+        top = max((v for v in stabilities.values() if v is not None), default=None)
+        decided_by = "stability" if n_boot and sum(v == top for v in stabilities.values()) == 1 else "simplicity"
+    return {
+        "max_rules": max_rules,
+        "min_agreement": min_agreement,
+        "rule": rule,
+        "n_eligible": len(eligible),
+        "tied": [e.name for e in tied] if len(tied) > 1 else [],
+        "decided_by": decided_by,
+        "chosen": chosen.name,
+    }
+
+
+def default_surrogates(task: str, n_classes: int = 0) -> list[str]:
+    """The registered surrogates ``explain`` puts on the frontier by default: those marked
+    ``default`` (fast enough to fit at every size in seconds) that handle the task."""
+    out = []
+    for name, cls in SURROGATES.items():
+        if not getattr(cls, "default", False) or cls.size_param is None:
+            continue
+        if not cls.supports(task, n_classes):
+            continue
+        out.append(name)
+    return out
