@@ -435,6 +435,16 @@ def check_random_state(seed: Any, name: str = "random_state") -> np.random.Gener
     )
 
 
+def as_oracle(model: Any, **options: Any) -> Any:
+    """``model`` if it is a :class:`pellucid.oracle.Oracle`, else ``Oracle(model, **options)``
+    (quiet unless ``verbose`` is given): the one place a model becomes an Oracle."""
+    from .oracle import Oracle
+
+    if isinstance(model, Oracle):
+        return model
+    return Oracle(model, **{"verbose": 0, **options})
+
+
 # ---------------------------------------------------------------------- plain JSON
 def plain(value: Any, *, nonfinite: str = "null", other: Any = str, depth: int | None = None) -> Any:
     """``value`` in the types JSON holds, recursively: mappings (keys as text), lists (from

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _validation as fmt
+from .._validation import as_oracle
 from ..errors import DataFileError, PellucidWarning, SchemaError
 from ..executor import Executor
 from ..extraction import DistillationSet
@@ -61,8 +62,7 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
     it or ``schema`` records), the schema, and every check that needs the model but no long
     work: methods and analyses it cannot serve, the whole table's values, determinism."""
     o = config.extra
-    oracle = model if isinstance(model, Oracle) else Oracle(model, preprocess=preprocess, task=task, classes=classes,
-                                                            verbose=o.get("verbose", 1))
+    oracle = as_oracle(model, preprocess=preprocess, task=task, classes=classes, verbose=o.get("verbose", 1))
     if _asked(config.attributions):
         from ..attribution.summary import check_methods
 

@@ -63,7 +63,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import ParameterError, SchemaError
-from .._validation import against, exact, pct, plain
+from .._validation import against, as_oracle, exact, pct, plain
 from ..extraction.rules import Condition, Rule, _fmt_cat, merge_conditions, snap_threshold
 from ..oracle import Oracle
 from ..schema import Kind, Schema
@@ -741,7 +741,7 @@ def anchors(
     rows = _frame(rows, "rows", list(map(str, reference.columns)))
     schema, pool, canon = check_local_rows(rows, reference, what="row" if len(rows) == 1 else "rows")
     pool, canon = pool.reset_index(drop=True), canon.reset_index(drop=True)
-    oracle = model if isinstance(model, Oracle) else Oracle(model, verbose=0)
+    oracle = as_oracle(model)
 
     first = 0
     if part is not None:

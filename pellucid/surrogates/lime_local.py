@@ -41,6 +41,7 @@ import pandas as pd
 import torch
 
 from .._targets import target_indices
+from .._validation import as_oracle
 from ..errors import ParameterError
 from ..extraction.samplers import _spread
 from ..oracle import Oracle
@@ -61,11 +62,6 @@ _CHUNK_FRAME = 100_000
 #: a feature the network ignores is noise of about that size, not a reason.
 MIN_SHARE = 0.01
 _NUM, _IND, _BIN = 0, 1, 2  # how a feature enters the local model of a row
-
-
-def as_oracle(model: Any) -> Oracle:
-    """``model`` if it is an :class:`Oracle`, else ``Oracle(model)`` (quiet)."""
-    return model if isinstance(model, Oracle) else Oracle(model, verbose=0)
 
 
 # ----------------------------------------------------------------------------- the result
