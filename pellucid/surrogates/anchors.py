@@ -56,15 +56,30 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Generator, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._validation import (
+    Interval,
+    against,
+    as_oracle,
+    exact,
+    pct,
+    plain,
+    validate_params,
+)
 from ..errors import ParameterError, SchemaError
-from .._validation import against, as_oracle, exact, pct, plain
-from ..extraction.rules import Condition, Rule, _fmt_cat, merge_conditions, snap_threshold
+from ..extraction.rules import (
+    Condition,
+    Rule,
+    _fmt_cat,
+    merge_conditions,
+    snap_threshold,
+)
 from ..oracle import Oracle
 from ..schema import Kind, Schema
 from .local import check_local_rows
@@ -635,27 +650,18 @@ def _frame(X: Any, what: str, names: list[str] | None) -> pd.DataFrame:
     raise ParameterError(f"the {what} must be a pandas DataFrame, a Series or an array; got {type(X).__name__}")
 
 
-def _check_params(precision: float, beam_size: int, max_length: int | None, delta: float, tau: float,
-                  epsilon_stop: float, batch_size: int, n_bins: int, coverage_samples: int) -> None:
-    def positive_int(v: Any, name: str, least: int = 1) -> None:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
-            raise ParameterError(f"{name} must be an integer >= {least}; got {v!r}")
-
-    if isinstance(precision, bool) or not isinstance(precision, (int, float, np.number)) or not 0 < precision <= 1:
-        raise ParameterError(
-            f"precision must be in (0, 1] (the share of samples that keep the prediction); got {precision!r}")
-    if not isinstance(delta, (int, float, np.number)) or not 0 < delta < 1:
-        raise ParameterError(f"delta must be in (0, 1) (1 - delta is the confidence); got {delta!r}")
-    if not isinstance(tau, (int, float, np.number)) or not 0 < tau < 1:
-        raise ParameterError(f"tau must be in (0, 1) (the tolerance of the beam's choice); got {tau!r}")
-    if not isinstance(epsilon_stop, (int, float, np.number)) or not 0 <= epsilon_stop < 1:
-        raise ParameterError(f"epsilon_stop must be in [0, 1); got {epsilon_stop!r}")
-    positive_int(beam_size, "beam_size")
-    positive_int(batch_size, "batch_size")
-    positive_int(n_bins, "n_bins", 2)
-    positive_int(coverage_samples, "coverage_samples")
-    if max_length is not None:
-        positive_int(max_length, "max_length")
+#: What each of :func:`anchors`'s settings must be (checked by ``validate_params``).
+_CONSTRAINTS = {
+    "precision": [Interval(Real, 0, 1, closed="right")],
+    "delta": [Interval(Real, 0, 1, closed="neither")],
+    "tau": [Interval(Real, 0, 1, closed="neither")],
+    "epsilon_stop": [Interval(Real, 0, 1, closed="left")],
+    "beam_size": [Interval(Integral, 1, None)],
+    "batch_size": [Interval(Integral, 1, None)],
+    "n_bins": [Interval(Integral, 2, None)],
+    "coverage_samples": [Interval(Integral, 1, None)],
+    "max_length": [Interval(Integral, 1, None), None],
+}
 
 
 def anchors(
@@ -736,7 +742,9 @@ def anchors(
     ParameterError
         A parameter out of range, or a regression model.
     """
-    _check_params(precision, beam_size, max_length, delta, tau, epsilon_stop, batch_size, n_bins, coverage_samples)
+    validate_params("anchors", dict(precision=precision, beam_size=beam_size, max_length=max_length, delta=delta,
+                                    tau=tau, epsilon_stop=epsilon_stop, batch_size=batch_size, n_bins=n_bins,
+                                    coverage_samples=coverage_samples), _CONSTRAINTS)
     reference = _frame(reference, "reference", None)
     rows = _frame(rows, "rows", list(map(str, reference.columns)))
     schema, pool, canon = check_local_rows(rows, reference, what="row" if len(rows) == 1 else "rows")

@@ -34,6 +34,7 @@ before it, so pieces explained apart equal one call on the whole table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,7 +42,7 @@ import pandas as pd
 import torch
 
 from .._targets import target_indices
-from .._validation import as_oracle
+from .._validation import Interval, Options, as_oracle, validate_params
 from ..errors import ParameterError
 from ..extraction.samplers import _spread
 from ..oracle import Oracle
@@ -662,12 +663,24 @@ def _weighted_r2(y: torch.Tensor, pred: torch.Tensor, w: torch.Tensor) -> torch.
 
 
 # ----------------------------------------------------------------------------- validation
+#: What each of :func:`lime`'s settings must be (checked by ``validate_params``).
+_CONSTRAINTS = {
+    "num_samples": [Interval(Integral, 1, None)],
+    "holdout": [Interval(Real, 0, 0.9, closed="left")],
+    "kernel_width": [Interval(Real, 0, None, closed="neither"), None],
+    "ridge_alpha": [Interval(Real, 0, None)],
+    "discretize": [Options((False, None, "quartile"))],
+    "feature_selection": [Options(FEATURE_SELECTION)],
+    "num_features": [Interval(Integral, 1, None), None],
+    "scale": [Interval(Real, 0, None, closed="neither")],
+}
+
+
 def _check_params(num_samples, holdout, kernel_width, ridge_alpha, discretize, feature_selection, num_features,
                   scale, p) -> tuple[int, int, bool]:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
-        raise ParameterError(f"num_samples must be an integer; got {num_samples!r}")
-    if not isinstance(holdout, (int, float)) or not 0 <= holdout < 0.9:
-        raise ParameterError(f"holdout must be a share in [0, 0.9); got {holdout!r}")
+    validate_params("lime", dict(num_samples=num_samples, holdout=holdout, kernel_width=kernel_width,
+                                 ridge_alpha=ridge_alpha, discretize=discretize, feature_selection=feature_selection,
+                                 num_features=num_features, scale=scale), _CONSTRAINTS)
     n_hold = int(round(holdout * num_samples))
     if holdout > 0:
         n_hold = max(n_hold, 10)
@@ -678,21 +691,8 @@ def _check_params(num_samples, holdout, kernel_width, ridge_alpha, discretize, f
         raise ParameterError(f"num_samples={num_samples} is too small for {p} features: the fit needs at least "
                              f"{need_fit} perturbed samples besides the row and {n_hold} held-out ones "
                              f"(holdout={holdout}); use num_samples >= {least} (lime's default is 5000)")
-    if kernel_width is not None and not (isinstance(kernel_width, (int, float)) and kernel_width > 0):
-        raise ParameterError(f"kernel_width must be a positive number or None; got {kernel_width!r}")
-    if not isinstance(ridge_alpha, (int, float)) or ridge_alpha < 0:
-        raise ParameterError(f"ridge_alpha must be a number >= 0; got {ridge_alpha!r}")
-    if discretize not in (False, None, "quartile"):
-        raise ParameterError(f"discretize must be False or 'quartile'; got {discretize!r}")
-    if feature_selection not in FEATURE_SELECTION:
-        raise ParameterError(f"feature_selection must be one of {FEATURE_SELECTION}; got {feature_selection!r}")
-    if num_features is not None and (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))
-                                     or not 1 <= num_features):
-        raise ParameterError(f"num_features must be a positive integer or None; got {num_features!r}")
     if feature_selection != "none" and num_features is None:
         raise ParameterError(f"feature_selection={feature_selection!r} needs num_features")
-    if not isinstance(scale, (int, float)) or scale <= 0:
-        raise ParameterError(f"scale must be a positive number; got {scale!r}")
     return n_fit, n_hold, discretize == "quartile"
 
 
