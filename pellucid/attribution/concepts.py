@@ -40,6 +40,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -47,7 +48,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._validation import plain
+from .._validation import Interval, Options, plain, validate_params
 from ..errors import ParameterError, PellucidWarning
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule
 from ._base import Prepared, find_layer, prepare
@@ -271,9 +272,8 @@ def tcav_many(model: Any, layer: Any, concepts: Mapping[str, Any], random_rows: 
         In the order of ``concepts``. Each ``p_value`` is ``min(1, p * len(concepts))``, and
         ``significant`` means it is below ``alpha``.
     """
-    _check_settings(repeats, alpha, max_examples, holdout, C, accuracy_floor)
-    if statistic not in ("derivative", "sign"):
-        raise ParameterError(f"statistic must be 'derivative' or 'sign'; got {statistic!r}")
+    validate_params("tcav", dict(repeats=repeats, alpha=alpha, max_examples=max_examples, holdout=holdout, C=C,
+                                 accuracy_floor=accuracy_floor, statistic=statistic), _CONSTRAINTS)
     if not isinstance(concepts, Mapping) or not concepts:
         raise ParameterError("concepts must be a non-empty mapping of concept name -> rows or rule")
     if target is not None and (isinstance(target, (list, tuple, np.ndarray, pd.Series, torch.Tensor)) and
@@ -573,19 +573,16 @@ def _default_name(concept: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- internals
-def _check_settings(repeats: Any, alpha: Any, max_examples: Any, holdout: Any, C: Any, floor: Any) -> None:
-    if not isinstance(repeats, (int, np.integer)) or isinstance(repeats, bool) or repeats < 2:
-        raise ParameterError(f"repeats must be an integer >= 2 (the t-test needs several CAVs); got {repeats!r}")
-    if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ParameterError(f"alpha must be in (0, 1); got {alpha!r}")
-    if not isinstance(max_examples, (int, np.integer)) or max_examples < MIN_EXAMPLES:
-        raise ParameterError(f"max_examples must be an integer >= {MIN_EXAMPLES}; got {max_examples!r}")
-    if not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
-        raise ParameterError(f"holdout must be a share in (0, 1); got {holdout!r}")
-    if not isinstance(C, (int, float)) or not C > 0 or not math.isfinite(C):
-        raise ParameterError(f"C must be a positive number; got {C!r}")
-    if not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
-        raise ParameterError(f"accuracy_floor must be in [0, 1]; got {floor!r}")
+#: What each of :func:`tcav_many`'s settings must be (checked by ``validate_params``).
+_CONSTRAINTS = {
+    "repeats": [Interval(Integral, 2, None)],  # the t-test needs several CAVs
+    "alpha": [Interval(Real, 0, 1, closed="neither")],
+    "max_examples": [Interval(Integral, MIN_EXAMPLES, None)],
+    "holdout": [Interval(Real, 0, 1, closed="neither")],
+    "C": [Interval(Real, 0, None, closed="neither")],
+    "accuracy_floor": [Interval(Real, 0, 1)],
+    "statistic": [Options(("derivative", "sign"))],
+}
 
 
 def _check_columns(rows: Any, like: pd.DataFrame, what: str) -> None:
