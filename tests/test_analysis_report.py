@@ -57,7 +57,7 @@ def test_concepts_are_tcav_on_the_observed_training_rows(run):
     target = observed[np.asarray(oracle.predict(observed), dtype=object) == "bad"]
     direct = tcav_many(oracle, "1", concepts, observed, target, "bad", repeats=20, random_state=0)
     assert a["n_target"] == len(target) and a["layer"] == "1"
-    for got, want in zip(a["results"], direct.values()):
+    for got, want in zip(a["results"], direct.values(), strict=True):
         assert got["concept"] == want.concept
         assert got["p_value"] == pytest.approx(want.p_value) and got["significant"] == want.significant
         np.testing.assert_allclose(got["derivatives"], want.derivatives)

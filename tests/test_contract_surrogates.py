@@ -251,7 +251,7 @@ def test_training_support_is_counted_on_both_bases(fitted, dsets, name, task):
     undecided = np.ones(len(w), bool)
     shares = s.train_support_
     assert len(shares["rules"]) == s.rules_.n_rules
-    for j, (r, m) in enumerate(zip(s.rules_.rules, masks)):
+    for j, (r, m) in enumerate(zip(s.rules_.rules, masks, strict=True)):
         matches = w[m].sum() / w.sum()
         assert shares["rules"][j]["matches"] == pytest.approx(matches, abs=1e-12)
         assert r.support == pytest.approx(matches, abs=1e-12)
@@ -287,7 +287,7 @@ def test_report_entries_read_back_into_models_that_predict_the_same(fitted, dset
         np.testing.assert_array_equal(from_report(entry).predict(rows), s.predict(rows))
         np.testing.assert_array_equal(from_report(text, i).predict(rows), s.predict(rows))
         # Training support on both bases, labelled; the features that had missing values.
-        for r, share in zip(entry["rules"], s.train_support_["rules"]):
+        for r, share in zip(entry["rules"], s.train_support_["rules"], strict=True):
             assert r["train_matches"] == share["matches"] and r["train_decides"] == share["decides"]
         assert entry["missing_values"]["features"] == ["x", "count", "color"]
         assert "x, count, color" in entry["missing_values"]["text"]

@@ -127,7 +127,7 @@ def rule_models(draw):
             link = draw(st.sampled_from(["logistic", "softmax"]))
             classes, m = (CLASSES2, 1) if link == "logistic" else (CLASSES3, 3)
         weights = tuple(tuple(draw(weight) for _ in range(m)) for _ in range(n_rules))
-        rules = tuple(Rule(c, classes[0] if classes else w[0]) for c, w in zip(conds, weights))
+        rules = tuple(Rule(c, classes[0] if classes else w[0]) for c, w in zip(conds, weights, strict=True))
         linear = tuple(
             LinearTerm(f, tuple(draw(weight) for _ in range(m)), draw(st.sampled_from(POOL)))
             for f in draw(st.lists(st.sampled_from(["x", "k", WEIRD]), unique=True, max_size=2))
@@ -214,7 +214,7 @@ def assert_same_predictions(model, df: pd.DataFrame, got: list) -> None:
     want = model.predict(df)
     ok = comparable(model, df)
     if model.task == "classification":
-        assert [g for g, o in zip(got, ok) if o] == [w for w, o in zip(want, ok) if o]
+        assert [g for g, o in zip(got, ok, strict=True) if o] == [w for w, o in zip(want, ok, strict=True) if o]
         return
     got = np.asarray(got, dtype=float)
     exact = ok

@@ -82,7 +82,7 @@ def test_pareto_flags_on_random_entries():
     rng = np.random.default_rng(0)
     for _ in range(20):
         es = [entry(str(k), int(rng.integers(1, 6)), float(rng.integers(0, 5)) / 4) for k in range(12)]
-        assert {e.candidate for e, f in zip(es, pareto_flags(es)) if f} == brute_pareto(es)
+        assert {e.candidate for e, f in zip(es, pareto_flags(es), strict=True) if f} == brute_pareto(es)
 
 
 def test_select_semantics(hand_built):

@@ -126,7 +126,7 @@ def test_rule_list_states_both_bases(rule_list_case):
         first[cov[:, j]] = j
     assert "rules.decided_precision" in f.intervals["methods"]
     differs = 0
-    for j, (rule, entry) in enumerate(zip(rules.rules, f.rules)):
+    for j, (rule, entry) in enumerate(zip(rules.rules, f.rules, strict=True)):
         matching, decided = cov[:, j], first == j
         right = net == rule.outcome
         assert entry["n_covered"] == matching.sum() and entry["n_decided"] == decided.sum()

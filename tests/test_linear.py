@@ -55,7 +55,7 @@ def test_recovers_raw_unit_coefficients_of_an_exactly_linear_function():
     d = distill(linear_oracle(), mixed_frame(400), strategy=["observed", "marginal"], n=600, random_state=0)
     s = SparseLinear(max_terms=10).fit(d)
     coef = s.coefficients()
-    by_text = dict(zip(coef["text"], coef["weight"]))
+    by_text = dict(zip(coef["text"], coef["weight"], strict=True))
     # Fitted on standardised columns, reported per unit of the raw feature.
     assert by_text["intercept"] == pytest.approx(5.0, abs=1e-3)
     assert by_text["x"] == pytest.approx(3.0, abs=1e-3)

@@ -60,7 +60,7 @@ def test_summarise_local_gives_reasons_fidelity_and_an_anchor(one_rule):
     rows = df.iloc[[0, 1, 2]].set_axis(["r0", "r1", "r2"])
     loc = summarise_local(oracle, rows, ["a", "b", "c"], df, num_samples=1000, random_state=0)
     assert [r["row"] for r in loc["rows"]] == ["r0", "r1", "r2"]
-    for r, label in zip(loc["rows"], rows.index):
+    for r, label in zip(loc["rows"], rows.index, strict=True):
         p = oracle.predict_proba(rows.loc[[label]])[0]
         assert r["output"] == pytest.approx(p.max(), abs=1e-9)
         contrib = r["lime"]["contributions"]

@@ -46,7 +46,7 @@ def _mlp_graph(weights: list[np.ndarray], *, elem: int = TensorProto.FLOAT, outp
                k_shape: list | None = None, extra_outputs: tuple = ()) -> onnx.ModelProto:
     """MatMul -> Add -> Relu -> MatMul -> Add, input "x" of shape ["N", d]."""
     d, k = weights[0].shape[0], weights[2].shape[1]
-    inits = [numpy_helper.from_array(w, name) for w, name in zip(weights, ["w1", "b1", "w2", "b2"])]
+    inits = [numpy_helper.from_array(w, name) for w, name in zip(weights, ["w1", "b1", "w2", "b2"], strict=True)]
     nodes = [
         helper.make_node("MatMul", ["x", "w1"], ["h0"]),
         helper.make_node("Add", ["h0", "b1"], ["h1"]),

@@ -195,7 +195,7 @@ def test_infinite_thresholds_survive_a_reports_json_and_read_back():
     ]
     written = [json.dumps(jsonable(c.to_dict()), allow_nan=False) for c in conds]
     assert len(set(written)) == len(conds)
-    for c, text in zip(conds, written):
+    for c, text in zip(conds, written, strict=True):
         back = Condition.from_dict(json.loads(text))
         assert back == c
         np.testing.assert_array_equal(back.apply(df), c.apply(df))

@@ -31,7 +31,7 @@ def test_ranges_categories_and_missing_match_pandas():
     assert set(s["color"].categories) == set(df["color"].dropna().unique())
     assert s["size"].categories == ("S", "M", "L")  # ordinal keeps its declared order
     freq = df["color"].value_counts(normalize=True)
-    assert dict(zip(s["color"].categories, s["color"].frequencies)) == pytest.approx(freq.to_dict())
+    assert dict(zip(s["color"].categories, s["color"].frequencies, strict=True)) == pytest.approx(freq.to_dict())
 
 
 def test_kind_override_and_bad_kind():

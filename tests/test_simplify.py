@@ -76,7 +76,7 @@ def test_simplify_keeps_its_promise(model, seed, flip, tolerance, weighted):
     assert len(report["dropped_rules"]) == model.n_rules - out.n_rules
     assert report["kept"] == sorted(report["kept"]) and len(report["kept"]) == out.n_rules
     assert all(d["fidelity"] >= before - tolerance for d in report["dropped_conditions"] + report["dropped_rules"])
-    for i, r in zip(report["kept"], out.rules):
+    for i, r in zip(report["kept"], out.rules, strict=True):
         assert r.outcome == model.rules[i].outcome and r.proba == model.rules[i].proba
     if isinstance(model, AdditiveRules):
         assert out.weights == tuple(model.weights[i] for i in report["kept"])

@@ -135,7 +135,7 @@ def test_rule_share_follows_the_threshold_tolerance():
     levels = np.unique(moves)
     assert len(levels) >= 3
     wants = []
-    for lo, hi in zip(levels[:-1], levels[1:]):
+    for lo, hi in zip(levels[:-1], levels[1:], strict=True):
         tol = (lo + hi) / 2 / span
         tight = stability(tree, d, n_boot=12, tolerance=tol, verbose=0)
         want = np.mean(moves <= tol * span)

@@ -21,239 +21,38 @@ that the rules give the learner's own predictions on the training rows
 Where an imodels learner does not do what its rules say, or is not reproducible, the
 wrapper corrects it and its class docstring says how. ``docs/surrogates.md`` ("Rule lists
 and tree variants") records what was measured, and the imodels models left out and why.
+
+The imodels plumbing (seeding and time-bounding the learners, the shared base class, reading
+the learners' rule objects back as encoded tests) lives in :mod:`pellucid.surrogates._imodels`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
-import sys
-import threading
-import time
-import warnings
 from numbers import Integral, Real
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .._validation import Interval, Options
-from ..errors import ParameterError, PellucidWarning, SurrogateError
+from ..errors import SurrogateError
 from ..extraction.distill import DistillationSet
-from ..extraction.encoding import RawEncoder
-from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
-from ._imodels import learner_context
-from .base import Surrogate
+from ._imodels import (
+    ImodelsRules,
+    Test,
+    brl_scores,
+    brl_truncate,
+    c45_leaves,
+    call_with_deadline,
+    column_index,
+    learner_context,
+    skope_tests,
+)
 from .tree import DecisionTree
-
-#: An encoded test ``(column, op, threshold)``, read back with ``RawEncoder.condition``.
-Test = tuple[int, str, float]
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-class _Deadline(BaseException):
-    """Raised inside a learner that ran past its time (a BaseException, so that a learner's
-    own ``except Exception`` does not swallow it)."""
-
-
-@contextlib.contextmanager
-def _quiet_deadlines() -> Iterator[None]:
-    """Drop reports of a :class:`_Deadline` that landed where Python cannot raise it (a
-    destructor: "Exception ignored in ...") or that ended the worker thread; any other
-    report goes on as before."""
-    unraisable, excepthook = sys.unraisablehook, threading.excepthook
-
-    def on_unraisable(u: Any) -> None:
-        if not isinstance(u.exc_value, _Deadline):
-            unraisable(u)
-
-    def on_thread_error(args: Any) -> None:
-        if not issubclass(args.exc_type, _Deadline):
-            excepthook(args)
-
-    sys.unraisablehook, threading.excepthook = on_unraisable, on_thread_error
-    try:
-        yield
-    finally:
-        sys.unraisablehook, threading.excepthook = unraisable, excepthook
-
-
-def call_with_deadline(fn: Callable[[], Any], seconds: float | None) -> tuple[Any, float]:
-    """Run ``fn()`` and return ``(its result, seconds taken)``; stop it after ``seconds``.
-
-    ``fn`` runs in a worker thread while the caller waits; when the time is up an exception
-    is raised inside the worker at its next Python instruction (the learners bounded this
-    way spend their time in Python loops), and :class:`TimeoutError` is raised here.
-    ``seconds=None`` runs ``fn`` in the caller's thread, unbounded.
-    """
-    t0 = time.perf_counter()
-    if seconds is None:
-        return fn(), time.perf_counter() - t0
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except _Deadline:
-            pass
-        except BaseException as e:  # handed to the caller below
-            box["error"] = e
-
-    worker = threading.Thread(target=work, name="pellucid-learner", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        # Interrupt it, and wait for it to stop, so nothing keeps running (or drawing from
-        # numpy's global random state) after the error. Again every quarter second while it
-        # runs on: the exception waits while the worker is inside C code, and one that lands
-        # in a destructor is dropped there (silently: see _quiet_deadlines).
-        with _quiet_deadlines():
-            give_up = time.perf_counter() + 5.0
-            while worker.is_alive() and time.perf_counter() < give_up:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_Deadline))
-                worker.join(0.25)
-        raise TimeoutError(f"stopped after {seconds:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"], time.perf_counter() - t0
-
-
-# ---------------------------------------------------------------------- shared base
-class _ImodelsRules(Surrogate):
-    """What the imodels-backed rule models share: task checks, encoding, the constant model
-    for a network that gives one class everywhere, read-back of encoded tests, and rule
-    supports."""
-
-    tasks = ("classification",)
-    max_classes: int | None = 2
-    _encoding = "ordered"
-    _learner_name = "the learner"
-    _uses_weights = False
-
-    encoder_: RawEncoder
-
-    # ------------------------------------------------------------------ fit
-    def _fit(self, train: DistillationSet) -> None:
-        _check_target(self)
-        if train.task not in self.tasks:
-            raise ParameterError(
-                f"{type(self).__name__} handles {' and '.join(self.tasks)} only; "
-                f"this distillation set is a {train.task}"
-            )
-        k = len(self.classes_)
-        if self.max_classes is not None and k > self.max_classes:
-            raise ParameterError(
-                f"{type(self).__name__} handles two classes only ({self._learner_name} has no multiclass form); "
-                f"the network has {k} classes. Use C45Tree, HSTree or DecisionTree, which handle any number."
-            )
-        w = np.asarray(train.weights, dtype=float)
-        if not self._uses_weights and len(w) and not np.allclose(w, w[0]):
-            warnings.warn(
-                f"{type(self).__name__}: {self._learner_name} takes no sample weights; the distillation set's "
-                "weights differ between rows and are ignored",
-                PellucidWarning,
-                stacklevel=3,
-            )
-        enc, X, y = self._learner_data(train, self._encoding)
-        self.encoder_ = enc
-        self.train_rows_ = len(train)
-        present = np.unique(y).astype(int)
-        self.present_classes_ = present
-        if len(present) < 2:
-            # The network gives one class on every training row: nothing to learn, and the
-            # learners refuse a single class. The default rule says it all.
-            self.learner_ = None
-            self.rules_ = self._assemble([], self._class_rule((), present[0]), train, ordered=self._ordered)
-            return
-        self._fit_learner(train, X, y)
-
-    _ordered = False
-
-    def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ read-back
-    def _conditions(self, tests: Sequence[Test]) -> tuple[Condition, ...]:
-        raw = [self.encoder_.condition(int(c), op, float(t)) for c, op, t in tests]
-        domains = {f.name: f.categories for f in self.schema_ if f.is_categorical}
-        return merge_conditions(raw, self.schema_.names, domains)
-
-    def _class_rule(self, conditions: tuple[Condition, ...], cls: int, proba: np.ndarray | None = None) -> Rule:
-        """A rule giving class index ``cls``; ``proba`` over all the network's classes."""
-        p = None if proba is None else tuple(float(x) for x in proba)
-        return Rule(conditions, self.classes_[int(cls)], p)
-
-    def _binary_rule(self, conditions: tuple[Condition, ...], t: int, other: int, p: float, calls_t: bool) -> Rule:
-        """A rule of a two-class learner that gives class ``t`` probability ``p`` and calls
-        ``t`` when ``calls_t``. At an exact tie (p = 0.5) argmax over the network's classes
-        takes the first; ``p`` moves one ulp towards the learner's call so that the rule
-        decides as the learner does."""
-        if p == 0.5:
-            p = float(np.nextafter(0.5, 1.0 if calls_t else 0.0))
-        proba = np.zeros(len(self.classes_))
-        proba[t], proba[other] = p, 1.0 - p
-        return self._class_rule(conditions, t if calls_t else other, proba)
-
-    def _full_proba(self, p_present: np.ndarray) -> np.ndarray:
-        """A distribution over the learner's classes (those present in the training labels,
-        in order) as one over all the network's classes."""
-        full = np.zeros(len(self.classes_))
-        full[self.present_classes_] = p_present
-        return full
-
-    def _assemble(self, rules: list[Rule], default: Rule, train: DistillationSet, ordered: bool) -> RuleList | RuleSet:
-        """The rule model, each rule's support being the weighted share of training rows it
-        covers (the default's: all of them)."""
-        w = np.asarray(train.weights, dtype=float)
-        total = float(w.sum()) or 1.0
-        cache: dict = {}
-        rules = [
-            Rule(r.conditions, r.outcome, r.proba, float(w[r.apply(train.rows, cache)].sum()) / total) for r in rules
-        ]
-        default = Rule(default.conditions, default.outcome, default.proba, 1.0)
-        cls = RuleList if ordered else RuleSet
-        return cls(
-            tuple(rules),
-            default,
-            task=self.task_,
-            classes=tuple(self.classes_),
-            feature_order=tuple(self.schema_.names),
-        )
-
-    def _labels(self, learner_idx: np.ndarray) -> np.ndarray:
-        """The learner's class indices (0 .. present-1) as the network's labels."""
-        return np.asarray(self.classes_, dtype=object)[self.present_classes_[np.asarray(learner_idx, dtype=int)]]
-
-    def _predicted(self, learner_pred: np.ndarray) -> np.ndarray:
-        """A learner's ``predict`` output as the network's labels: the learners were fitted
-        on class indices into ``classes_``, and give them back."""
-        return np.asarray(self.classes_, dtype=object)[np.asarray(learner_pred).astype(int)]
-
-    def _sample(self, y: np.ndarray, max_samples: int | None) -> np.ndarray:
-        """Indices of the training rows the learner sees: all, or ``max_samples`` drawn
-        without replacement with ``random_state`` (sorted, so the order is the data's)."""
-        n = len(y)
-        if max_samples is None or n <= max_samples:
-            return np.arange(n)
-        rng = np.random.default_rng(getattr(self, "random_state", None))
-        idx = np.sort(rng.choice(n, int(max_samples), replace=False))
-        if len(np.unique(y[idx])) < 2:
-            raise SurrogateError(
-                f"{type(self).__name__}: the {len(idx)} training rows drawn for the learner (max_samples) all carry "
-                "one class; raise max_samples"
-            )
-        return idx
-
-    def complexity(self) -> dict[str, Any]:
-        out = super().complexity()
-        out["n_samples"] = int(getattr(self, "n_samples_", self.train_rows_))
-        return out
 
 
 # ---------------------------------------------------------------------- greedy rule list
-class GreedyRuleList(_ImodelsRules):
+class GreedyRuleList(ImodelsRules):
     """A greedy rule list (imodels ``GreedyRuleListClassifier``), read back as an ordered
     :class:`~pellucid.extraction.rules.RuleList` on raw features. Two classes only.
 
@@ -350,13 +149,6 @@ class GreedyRuleList(_ImodelsRules):
         self._check_reproduces(train.rows, expected, "imodels' GreedyRuleListClassifier")
 
 
-def _check_target(model: Surrogate) -> None:
-    target = getattr(model, "target", None)
-    classes = [] if getattr(model, "classes_", None) is None else list(model.classes_)
-    if target is not None and classes and target not in classes:
-        raise ParameterError(f"{type(model).__name__}: target {target!r} is not one of the network's classes {classes}")
-
-
 def _other_class(present: np.ndarray, t: int) -> int:
     """The class index opposite ``t`` among the two present ones (or the other of the
     network's two classes when only ``t`` is present)."""
@@ -365,7 +157,7 @@ def _other_class(present: np.ndarray, t: int) -> int:
 
 
 # ---------------------------------------------------------------------- Bayesian rule list
-class BayesianRuleList(_ImodelsRules):
+class BayesianRuleList(ImodelsRules):
     """A Bayesian rule list (Letham et al., 2015; imodels ``BayesianRuleListClassifier``),
     read back as an ordered :class:`~pellucid.extraction.rules.RuleList` on raw features.
 
@@ -540,69 +332,23 @@ class BayesianRuleList(_ImodelsRules):
                 "raise max_iter or n_chains"
             )
         self.learner_ = learner
-        self.truncated_ = self._truncate(learner, Bs, ys)
+        self.truncated_ = brl_truncate(learner, Bs, ys, int(self.max_rules))
         # The learner's class 1 is the second class present (it calls it at p >= 0.5).
         t, other = int(self.present_classes_[1]), int(self.present_classes_[0])
         rules = []
         for pos, j in enumerate(learner.d_star[:-1]):
-            tests = [self.items_[self._item_index(name)] for name in learner.itemsets[j]]
+            tests = [self.items_[column_index(name)] for name in learner.itemsets[j]]
             p = float(learner.theta[pos])
             rules.append(self._binary_rule(self._conditions(tests), t, other, p, p >= 0.5))
         p = float(learner.theta[-1])
         default = self._binary_rule((), t, other, p, p >= 0.5)
         self.rules_ = self._assemble(rules, default, train, ordered=True)
-        p1 = self._learner_scores(learner, B)
+        p1 = brl_scores(learner, B)
         expected = np.where(p1 >= 0.5, self.classes_[t], self.classes_[other])
         self._check_reproduces(train.rows, expected, "imodels' BayesianRuleListClassifier")
 
-    @staticmethod
-    def _item_index(name: str) -> int:
-        # The learner names binary column j "X_j".
-        return int(str(name).rsplit("_", 1)[1])
-
-    def _members(self, learner: Any, B: np.ndarray, d: Sequence[int]) -> list:
-        """The rows satisfying each itemset of the list ``d`` (others empty), as the sets the
-        learner's routines take; itemset 0 is the default, which every row satisfies."""
-        sets: list = [set() for _ in learner.itemsets]
-        sets[0] = set(range(len(B)))
-        for j in d:
-            if j == 0:
-                continue
-            cols = [self._item_index(n) for n in learner.itemsets[j]]
-            sets[j] = set(np.flatnonzero(B[:, cols].all(axis=1)).tolist())
-        return sets
-
-    def _learner_scores(self, learner: Any, B: np.ndarray) -> np.ndarray:
-        """The learner's probability of its class 1 on binary rows, by its own routine."""
-        from imodels.rule_list.bayesian_rule_list.brl_util import preds_d_t
-
-        sets = self._members(learner, B, learner.d_star)
-        return np.asarray(preds_d_t(sets, np.zeros((len(B), 1), dtype=int), learner.d_star, learner.theta))
-
-    def _truncate(self, learner: Any, Bs: np.ndarray, ys: np.ndarray) -> int:
-        """Keep the first ``max_rules`` rules of the point estimate; BRL's own consequent
-        routine re-estimates every probability (those of the kept rules do not change)."""
-        from imodels.rule_list.bayesian_rule_list.brl_util import get_rule_rhs
-        from imodels.util.convert import itemsets_to_rules
-        from imodels.util.rule import Rule as ImodelsRule
-        from imodels.util.rule import replace_feature_name
-
-        n_rules = len(learner.d_star) - 1
-        extra = n_rules - int(self.max_rules)
-        if extra <= 0:
-            return 0
-        d = list(learner.d_star[: int(self.max_rules)]) + [0]
-        Y = np.vstack((1 - np.asarray(ys), ys)).T.astype(int)
-        theta, ci = get_rule_rhs(self._members(learner, Bs, d), Y, d, learner.alpha, True)
-        learner.d_star, learner.theta, learner.ci_theta = d, theta, ci
-        learner.final_itemsets = np.array(learner.itemsets, dtype=object)[d]
-        learner.rules_without_feature_names_ = [ImodelsRule(r) for r in itemsets_to_rules(learner.final_itemsets)]
-        learner.rules_ = [replace_feature_name(r, learner.feature_dict_) for r in learner.rules_without_feature_names_]
-        return extra
-
-
 # ---------------------------------------------------------------------- C4.5
-class C45Tree(_ImodelsRules):
+class C45Tree(ImodelsRules):
     """A C4.5 tree (imodels ``C45TreeClassifier``), its leaves read back as a
     :class:`~pellucid.extraction.rules.RuleSet` on raw features. Any number of classes.
 
@@ -670,7 +416,7 @@ class C45Tree(_ImodelsRules):
         # The learner's classes are the class indices present in ys, in order.
         codes = np.searchsorted(self.present_classes_, ys)
         k = len(self.present_classes_)
-        leaves = self._leaves(learner, Xs)
+        leaves = c45_leaves(learner, Xs)
         rules, relabelled = [], 0
         for tests, mask, text_node in leaves:
             counts = np.bincount(codes[mask], minlength=k).astype(float)
@@ -700,33 +446,6 @@ class C45Tree(_ImodelsRules):
                 expected = self._predicted(learner.predict(X))
         self._check_reproduces(train.rows, expected, "imodels' C45TreeClassifier")
 
-    @staticmethod
-    def _leaves(learner: Any, X: np.ndarray) -> list[tuple[list[Test], np.ndarray, Any]]:
-        """Per leaf: the tests on its path, the mask of the rows of X that reach it, and the
-        text node holding its class (the learner's class index as a float)."""
-        out = []
-        stack = [(learner.root, [], np.ones(len(X), dtype=bool))]
-        while stack:
-            node, tests, mask = stack.pop()
-            children = [c for c in node.childNodes if c.nodeType == c.ELEMENT_NODE]
-            if not children:
-                texts = [c for c in node.childNodes if c.nodeType == c.TEXT_NODE and c.data.strip()]
-                if len(texts) != 1:
-                    raise SurrogateError("C45Tree: a leaf of imodels' C45TreeClassifier holds no class")
-                out.append((tests, mask, texts[0]))
-                continue
-            for child in reversed(children):
-                col = learner.feature_names.index(child.tagName)
-                flag, thr = child.getAttribute("flag"), float(child.getAttribute("feature"))
-                if flag == "l":
-                    test, m = (col, "<", thr), X[:, col] < thr
-                elif flag == "r":
-                    test, m = (col, ">=", thr), X[:, col] >= thr
-                else:
-                    raise SurrogateError(f"C45Tree: unexpected split kind {flag!r} in imodels' C45TreeClassifier")
-                stack.append((child, tests + [test], mask & m))
-        return out
-
     def complexity(self) -> dict[str, Any]:
         out = super().complexity()
         out["n_leaves"] = self.rules_.n_rules or 1
@@ -734,7 +453,7 @@ class C45Tree(_ImodelsRules):
 
 
 # ---------------------------------------------------------------------- SkopeRules
-class SkopeRules(_ImodelsRules):
+class SkopeRules(ImodelsRules):
     """SkopeRules (imodels ``SkopeRulesClassifier``): rules of high precision for one class,
     read back as a :class:`~pellucid.extraction.rules.RuleSet` whose rules give that class
     and whose default gives the other. Two classes only.
@@ -842,24 +561,14 @@ class SkopeRules(_ImodelsRules):
         rules = []
         for r in chosen:
             # No distribution: the rule set calls the target wherever any rule fires.
-            rules.append(self._class_rule(self._conditions(self._tests(r)), t))
+            rules.append(self._class_rule(self._conditions(skope_tests(r)), t))
         self.rules_ = self._assemble(rules, self._class_rule((), other), train, ordered=False)
         with learner_context():
             fires = learner._predict_top_rules(X, len(chosen)).astype(bool)
         expected = np.where(fires, self.classes_[t], self.classes_[other])
         self._check_reproduces(train.rows, expected, "imodels' SkopeRulesClassifier (any of its rules fires)")
 
-    @staticmethod
-    def _tests(rule: Any) -> list[Test]:
-        """The encoded tests of one of the learner's rules (it names column j "X_j")."""
-        tests = []
-        for (f, op), v in rule.agg_dict.items():
-            if op == "==" and v == f:
-                continue  # "X_0 == X_0": a tree that never split proposes a rule that always holds
-            if op not in ("<=", "<", ">", ">="):
-                raise SurrogateError(f"SkopeRules: unexpected test {f} {op} {v} in imodels' SkopeRulesClassifier")
-            tests.append((int(str(f).rsplit("_", 1)[1]), op, float(v)))
-        return tests
+    _tests = staticmethod(skope_tests)
 
 
 # ---------------------------------------------------------------------- hierarchical shrinkage
