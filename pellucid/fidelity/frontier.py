@@ -23,7 +23,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from ..errors import ParameterError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
 from .stability import _plain

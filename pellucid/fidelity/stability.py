@@ -31,7 +31,7 @@ from .intervals import N_BOOT, check_seed, percentile_interval, wilson
 from .metrics import check_same_set
 from .._plain import plain as _plain
 from ..errors import ParameterError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
 from ..schema import Schema
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittedError, ParameterError, SurrogateError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import CategoryOrderEncoder, RawEncoder  # noqa: F401  (re-exported)
 from ..extraction.rules import (
     AdditiveRules,

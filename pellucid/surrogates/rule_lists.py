@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import ParameterError, PellucidWarning, SurrogateError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
 from ._imodels import learner_context

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleSet, merge_conditions
 from .base import CategoryOrderEncoder, Surrogate, float32_split
 
