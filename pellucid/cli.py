@@ -296,7 +296,8 @@ def _run_explain(args: argparse.Namespace) -> tuple:
 
 def _run_diff(args: argparse.Namespace) -> int:
     """``pellucid diff OLD NEW``: Markdown on stdout, or the file ``--out`` names."""
-    from .reports.diff import diff_reports, render_diff_text, write_diff
+    from .reports.compare import diff_reports
+    from .reports.diff import render_diff_text, write_diff
 
     try:
         d = diff_reports(args.old, args.new, top_k=args.top_k)

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ParameterError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..fidelity.intervals import N_BOOT, check_n_boot, check_seed, percentile_interval
 from ..oracle import Oracle
 from ._base import Attribution

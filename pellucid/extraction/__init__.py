@@ -12,7 +12,8 @@ model of a surrogate of a report is read back from ``report.json`` by :func:`fro
 """
 
 from . import boundary  # noqa: F401  (importing it registers the "boundary" active sampler)
-from .distill import DistillationSet, distill
+from .dataset import DistillationSet
+from .distill import distill
 from .encoding import RawEncoder
 from .export import from_json, from_report, to_json, to_python, to_sql, to_text
 from .rules import AdditiveRules, Condition, LinearTerm, Rule, RuleList, RuleSet, format_number, merge_conditions

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -25,142 +24,11 @@ import pandas as pd
 
 from ..errors import ParameterError, SchemaError
 from ..schema import Schema
-from .samplers import ACTIVE_SAMPLERS, SAMPLERS
+
+# DistillationSet and draw_active are importable from here as before they moved.
+from .dataset import OBSERVED, DistillationSet
+from .samplers import ACTIVE_SAMPLERS, SAMPLERS, draw_active
 from .stream import CHUNK_ROWS, source_labels, stream
-
-OBSERVED = "observed"
-
-
-@dataclass
-class DistillationSet:
-    """Rows in raw units with the network's answers.
-
-    Attributes
-    ----------
-    rows : pandas.DataFrame
-        Canonical raw rows (see :meth:`Schema.validate`), index 0..n-1.
-    outputs : numpy.ndarray
-        Class probabilities, shape (n, n_classes), or regression outputs, shape (n,).
-    weights : numpy.ndarray
-        Sample weight of each row: 1, except for rows of an active sampler that weighs them
-        (``boundary`` gives importance weights that keep the data's distribution).
-    source : numpy.ndarray
-        The strategy that made each row (``observed``, ``perturb``, ``marginal``,
-        ``boundary``, ...).
-    is_holdout : numpy.ndarray
-        True for the held-out observed rows.
-    origin : numpy.ndarray
-        For observed rows, their position in the reference table; -1 for synthetic rows.
-    reference_index : pandas.Index, optional
-        The reference table's row labels (its index), kept by reference, not copied: a row's
-        identity in every section of a report is its label there (:meth:`row_ids`).
-    schema : Schema
-    task : str
-        ``classification`` or ``regression``.
-    classes : numpy.ndarray or None
-        Class labels, in the order of the output columns.
-    n_queries : int
-        Rows sent to the network to build the set.
-    params : dict
-        How the set was made (strategy counts, holdout share, seed), for the report; under
-        ``"active"``, what each active sampler recorded (e.g. the internal tree's
-        disagreement with the network in each round of ``boundary``).
-    """
-
-    rows: pd.DataFrame
-    outputs: np.ndarray
-    weights: np.ndarray
-    source: np.ndarray
-    is_holdout: np.ndarray
-    schema: Schema
-    task: str
-    classes: np.ndarray | None = None
-    n_queries: int = 0
-    params: dict = field(default_factory=dict)
-    origin: np.ndarray | None = None
-    reference_index: pd.Index | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.origin is None:
-            self.origin = np.full(len(self.rows), -1)
-
-    def row_ids(self, positions: Any = None) -> list[str | None]:
-        """The identity of rows of this set in the user's data, as text: the reference
-        table's label of each observed row (its position in the file when the table was read
-        from one, or the id column's value), None for a synthetic row.
-
-        Parameters
-        ----------
-        positions : array of int, optional
-            Positions in this set (default: every row).
-        """
-        origin = self.origin if positions is None else self.origin[np.asarray(positions, dtype=int)]
-        labels = self.reference_index
-        return [None if o < 0 else str(o if labels is None else labels[int(o)]) for o in origin]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """The network's class labels (classification) or outputs (regression)."""
-        if self.task == "classification":
-            return np.asarray(self.classes, dtype=object)[self.outputs.argmax(axis=1)]
-        return self.outputs
-
-    def subset(self, mask: np.ndarray) -> "DistillationSet":
-        mask = np.asarray(mask)
-        return DistillationSet(
-            rows=self.rows[mask].reset_index(drop=True),
-            outputs=self.outputs[mask],
-            weights=self.weights[mask],
-            source=self.source[mask],
-            is_holdout=self.is_holdout[mask],
-            schema=self.schema,
-            task=self.task,
-            classes=self.classes,
-            n_queries=self.n_queries,
-            params=self.params,
-            origin=self.origin[mask],
-            reference_index=self.reference_index,
-        )
-
-    @property
-    def train(self) -> "DistillationSet":
-        """The rows surrogates learn from (observed training rows and synthetic rows)."""
-        return self.subset(~self.is_holdout)
-
-    @property
-    def holdout(self) -> "DistillationSet":
-        """Held-out observed rows, never used to fit: fidelity is measured here."""
-        return self.subset(self.is_holdout)
-
-    def summary(self) -> dict[str, Any]:
-        """Row counts per strategy and split, for the report."""
-        counts: dict[str, dict[str, int]] = {}
-        for src in pd.unique(self.source):
-            m = self.source == src
-            counts[str(src)] = {"train": int((m & ~self.is_holdout).sum()), "holdout": int((m & self.is_holdout).sum())}
-        out = {
-            "n_rows": len(self),
-            "n_train": int((~self.is_holdout).sum()),
-            "n_holdout": int(self.is_holdout.sum()),
-            "n_queries": int(self.n_queries),
-            "by_strategy": counts,
-            "task": self.task,
-            "classes": None if self.classes is None else [str(c) for c in self.classes],
-            **{k: v for k, v in self.params.items() if k not in ("by_strategy",)},
-        }
-        if self.task == "classification":
-            lab = self.labels
-            out["label_share"] = {
-                str(c): {
-                    split: float(np.mean(lab[m] == c)) if m.any() else 0.0
-                    for split, m in (("train", ~self.is_holdout), ("holdout", self.is_holdout))
-                }
-                for c in self.classes
-            }
-        return out
 
 
 def _plan(strategy: str | Sequence[str] | Mapping[str, int], n: int | None, n_observed_train: int) -> dict[str, int]:
@@ -196,20 +64,6 @@ def _plan(strategy: str | Sequence[str] | Mapping[str, int], n: int | None, n_ob
     return plan
 
 
-def draw_active(name: str, count: int, schema: Schema, observed_train: pd.DataFrame, rng: np.random.Generator,
-                oracle: Any, train_rows: pd.DataFrame, train_outputs: np.ndarray, train_weights: np.ndarray,
-                sampler_params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, pd.DataFrame, np.ndarray]:
-    """Run one active sampler on what was queried before it; its draw, rows and weights."""
-    draw = ACTIVE_SAMPLERS[name](
-        schema, observed_train, count, rng,
-        oracle=oracle, queried_rows=train_rows, queried_outputs=train_outputs, queried_weights=train_weights,
-        **sampler_params.get(name, {}),
-    )
-    rows_new = draw.rows[schema.names].reset_index(drop=True)
-    weights_new = np.ones(count) if draw.weights is None else np.asarray(draw.weights, dtype=float)
-    if not len(rows_new) == len(draw.outputs) == len(weights_new) == count:
-        raise RuntimeError(f"the active sampler {name!r} returned {len(rows_new)} rows for {count} asked")
-    return draw, rows_new, weights_new
 
 
 # What distill itself passes to an active sampler; not options a user can set.

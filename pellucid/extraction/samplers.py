@@ -29,7 +29,7 @@ decorating it with :func:`register_active`, and importing that module in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -232,3 +232,19 @@ def register_active(name: str) -> Callable[[ActiveSampler], ActiveSampler]:
         return sampler
 
     return register
+
+
+def draw_active(name: str, count: int, schema: Schema, observed_train: pd.DataFrame, rng: np.random.Generator,
+                oracle: Any, train_rows: pd.DataFrame, train_outputs: np.ndarray, train_weights: np.ndarray,
+                sampler_params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, pd.DataFrame, np.ndarray]:
+    """Run one active sampler on what was queried before it; its draw, rows and weights."""
+    draw = ACTIVE_SAMPLERS[name](
+        schema, observed_train, count, rng,
+        oracle=oracle, queried_rows=train_rows, queried_outputs=train_outputs, queried_weights=train_weights,
+        **sampler_params.get(name, {}),
+    )
+    rows_new = draw.rows[schema.names].reset_index(drop=True)
+    weights_new = np.ones(count) if draw.weights is None else np.asarray(draw.weights, dtype=float)
+    if not len(rows_new) == len(draw.outputs) == len(weights_new) == count:
+        raise RuntimeError(f"the active sampler {name!r} returned {len(rows_new)} rows for {count} asked")
+    return draw, rows_new, weights_new

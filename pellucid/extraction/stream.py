@@ -28,6 +28,8 @@ import pandas as pd
 from .._files import PendingFile
 from ..errors import DataFileError, ParameterError
 from ..schema import Schema
+from .dataset import OBSERVED, DistillationSet
+from .samplers import ACTIVE_SAMPLERS, SAMPLERS, draw_active
 
 #: Default rows per chunk of the stream: about 60 MB of 30 float64 features.
 CHUNK_ROWS = 262_144
@@ -132,11 +134,8 @@ class _Writer:
 def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_hold: pd.DataFrame,
            train_idx: np.ndarray, hold_idx: np.ndarray, plan: dict[str, int], sampler_params: dict,
            rng: np.random.Generator, *, out: str | Path | None, keep: int | None, chunk_rows: int,
-           random_state: Any, holdout: float, reference_index: pd.Index | None = None) -> "Any":
+           random_state: Any, holdout: float, reference_index: pd.Index | None = None) -> DistillationSet:
     """The streaming path of :func:`~pellucid.extraction.distill` (its arguments, already checked)."""
-    from .distill import OBSERVED, DistillationSet, draw_active
-    from .samplers import ACTIVE_SAMPLERS, SAMPLERS
-
     t0 = time.perf_counter()
     before = oracle.n_queries
     passive = {k: c for k, c in plan.items() if k != OBSERVED and k not in ACTIVE_SAMPLERS and c > 0}
@@ -296,8 +295,6 @@ def read_distillation(path: str | Path, *, sample: int | None = None, random_sta
     -------
     DistillationSet
     """
-    from .distill import DistillationSet
-
     pf, meta = _open(path)
     schema = Schema.from_dict(meta["schema"])
     task, classes = meta["task"], meta["classes"]

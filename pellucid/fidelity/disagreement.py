@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
 from ..errors import ParameterError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import Condition, ConditionFitter, Rule, merge_conditions
 from .metrics import check_same_set

@@ -18,11 +18,9 @@ import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
 from ..errors import ParameterError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import OBSERVED, DistillationSet
 from ..extraction.samplers import _spread
 from ..schema import Schema
-
-OBSERVED = "observed"
 
 
 def extrapolation(

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
 from .._validation import plain as _plain

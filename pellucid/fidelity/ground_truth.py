@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import _validation as fmt
 from ..errors import SchemaError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from .intervals import N_BOOT, WILSON, PoissonBootstrap, bootstrap_method, percentile_interval, r2_replicates, wilson
 
 

@@ -31,7 +31,7 @@ from .metrics import check_same_set
 from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
 from ..schema import Schema
 

@@ -12,7 +12,8 @@ page from that dict alone, and :func:`build` writes ``report.html`` and ``report
 
 from .builder import build, build_image_report, render_again, render_html
 from .card import load_card
-from .diff import diff_reports, render_diff_html, render_diff_text
+from .compare import diff_reports
+from .diff import render_diff_html, render_diff_text
 from .payload import build_payload, recommend
 from .tree import tree_svg
 from .validation import report_schema, validate_report

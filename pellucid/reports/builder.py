@@ -2,14 +2,13 @@
 
 :func:`render_html` reads nothing but the payload (see :mod:`pellucid.reports.payload`):
 the figures and the tree drawing are made from it, so every number on the page is the one in
-``report.json``. The Jinja2 environment escapes every value (``autoescape=True``); the only
-markup inserted unescaped is the SVG pellucid draws itself, after
+``report.json``. The Jinja2 environment (:mod:`pellucid.reports._templates`) escapes every
+value; the only markup inserted unescaped is the SVG pellucid draws itself, after
 :func:`pellucid.reports._svg.clean_svg` has checked it.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -17,22 +16,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from markupsafe import Markup, escape
-
-from .. import _validation as fmt
 from .._files import write_together
 from ..errors import DataFileError, ParameterError
-
 from . import figures, limitations
+
+# The page's filters stay importable from here, as before they moved to _templates.
+from ._templates import breakable, environment, fmt_ci, fmt_ci_note  # noqa: F401
 from .card import FIELDS as CARD_FIELDS
-from .payload import MAX_RULES_RECOMMENDED, SCHEMA_VERSION, content_sha256, measured_on
+from .compare import load_report
+from .payload import (
+    HTML_NAME,
+    JSON_NAME,
+    MAX_RULES_RECOMMENDED,
+    PDF_NAME,
+    SCHEMA_VERSION,
+    content_sha256,
+)
 from .tree import render_tree
 from .validation import validate_report
-
-HTML_NAME = "report.html"
-JSON_NAME = "report.json"
-PDF_NAME = "report.pdf"
 
 #: Model-description keys shown first, with the names a reader knows them by.
 MODEL_FIELDS = (
@@ -108,7 +109,7 @@ def render_html(payload: Mapping[str, Any]) -> str:
     tree, tree_note = (None, None)
     if best is not None:
         tree, tree_note = render_tree(best.get("tree"), best.get("classes"), (best.get("fidelity") or {}).get("rows"))
-    template = _environment().get_template("report.html.j2")
+    template = environment().get_template("report.html.j2")
     return template.render(
         p=payload,
         meta=payload.get("meta") or {},
@@ -203,7 +204,6 @@ def render_again(
         ``pdf`` was asked for and Chromium is missing or fails.
     """
     from .card import load_card, validate_card
-    from .diff import load_report
 
     payload, where = load_report(report, role="report")
     src = Path(where)
@@ -290,74 +290,10 @@ def build_image_report(attributions: Mapping[str, Any], out_dir: str | os.PathLi
     validate_report(payload, "the image report payload", error=ParameterError)
     figs = {"heatmaps": figures.heatmap_figure(payload["attributions"].get("examples") or [],
                                                payload["attributions"].get("methods") or [])}
-    html = _environment().get_template("images.html.j2").render(p=payload, meta=payload["meta"],
+    html = environment().get_template("images.html.j2").render(p=payload, meta=payload["meta"],
                                                                 att=payload["attributions"], figs=figs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
     write_together([(json_path, json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"), (html_path, html)])
     return html_path, json_path
-
-
-# ---------------------------------------------------------------------------- Jinja2
-def template_environment() -> jinja2.Environment:
-    """A Jinja2 environment on pellucid's templates that escapes every value (data, model
-    names) and refuses undefined names; each page adds its own filters."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True,  # every value from data or models is escaped
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    env = template_environment()
-    # One formatter for every number (pellucid._validation): the page, the console and the
-    # rule texts write the same value the same way.
-    env.filters.update(
-        pct=fmt.pct,
-        interval=fmt.interval,
-        fixed=fmt.fixed,
-        sig=fmt.sig,
-        exact=fmt.exact,
-        count=fmt.count,
-        value=fmt.value,
-        seconds=fmt.seconds,
-        duration=fmt.duration,
-        signed=fmt.signed,
-        points=fmt.points,
-        measured_on=measured_on,
-        breakable=breakable,
-        ci=fmt_ci,
-        ci_note=fmt_ci_note,
-    )
-    return env
-
-
-def breakable(text: Any) -> Markup:
-    """``text`` escaped, with a line-break opportunity after each underscore: a long name such
-    as ``exhaustive_rule_list_4_observed`` wraps at its parts in a narrow column and on paper,
-    never inside a word."""
-    return Markup(str(escape(str(text))).replace("_", "_<wbr>"))
-
-
-def fmt_ci(ci: Any, as_pct: bool = True, decimals: int | None = None) -> str:
-    """An estimate's interval, short, for a table cell: ``[0.905, 0.955]`` -> ``90.5%–95.5%``
-    (shares), or ``0.905 to 0.955`` with ``as_pct=False``; an em dash when there is none.
-    Written by the shared formatter (:func:`pellucid._validation.interval`)."""
-    if decimals is None:
-        decimals = 1 if as_pct else 3
-    return fmt.interval(ci, as_pct=as_pct, decimals=decimals)
-
-
-def fmt_ci_note(ci: Any, level: Any = 0.95, method: str = "", as_pct: bool = True, decimals: int | None = None) -> str:
-    """An estimate's interval as the words that follow it: ``(95% interval 0.897 to 0.925,
-    bootstrap)``; nothing when the estimate has no interval (it is undefined)."""
-    text = fmt_ci(ci, as_pct, decimals)
-    if text == fmt.DASH:
-        return ""
-    level = fmt.pct(0.95 if level is None else level, 0)
-    return f"({level} interval {text}{', ' + method if method else ''})"

@@ -31,6 +31,12 @@ from .limitations import find_limitations
 
 SCHEMA_VERSION = "2.1"
 
+#: The files of a report in its folder (written by :mod:`pellucid.reports.builder`, read back
+#: by :func:`pellucid.reports.compare.load_report`).
+HTML_NAME = "report.html"
+JSON_NAME = "report.json"
+PDF_NAME = "report.pdf"
+
 #: Surrogates with more rules than this are recommended only when no smaller one exists.
 MAX_RULES_RECOMMENDED = 12
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._validation import plain, validate_params
 from ..errors import NotFittedError, ParameterError, SurrogateError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import CategoryOrderEncoder, RawEncoder  # noqa: F401  (re-exported)
 from ..extraction.rules import (
     AdditiveRules,

@@ -38,7 +38,7 @@ import numpy as np
 
 from .._validation import Interval
 from ..errors import ParameterError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleList, RuleSet, merge_conditions
 from .base import Surrogate
 from .tree import TreeNode, leaf_rule

@@ -33,7 +33,7 @@ from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
 
 from .._validation import Interval
 from ..errors import ParameterError, SurrogateError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, _fmt_cat, map_conditions
 from .base import RawEncoder, Surrogate
 

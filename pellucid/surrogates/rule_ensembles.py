@@ -31,7 +31,7 @@ import pandas as pd
 
 from .._validation import Interval
 from ..errors import ParameterError, PellucidWarning, SurrogateError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, merge_conditions
 from .base import Surrogate, float32_split

@@ -36,7 +36,7 @@ import numpy as np
 
 from .._validation import Interval, Options
 from ..errors import SurrogateError
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ._imodels import (
     ImodelsRules,
     Test,

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from .._validation import Interval, Options
-from ..extraction.distill import DistillationSet
+from ..extraction.dataset import DistillationSet
 from ..extraction.rules import Condition, Rule, RuleSet, merge_conditions
 from .base import CategoryOrderEncoder, Surrogate, float32_split
 
