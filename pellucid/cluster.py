@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelError, ParameterError
-from .oracle import Oracle
+from .oracle import FIRST_BLOCK_ROWS, Oracle
 
 __all__ = ["connect", "query", "explain_rows", "attribute", "summarise_attributions", "summarise_local",
            "evaluate", "backend"]
@@ -111,14 +111,11 @@ def _step(oracle: Oracle) -> int | None:
 
 def _resolved(oracle: Oracle) -> bool:
     # The first answer fixes the task, the output mode, the classes and the batch sizes.
-    return _step(oracle) is not None and oracle._task is not None and oracle._raw_width is not None and (
-        oracle._task == "regression" or oracle.output_ is not None)
+    return _step(oracle) is not None and oracle.is_resolved
 
 
 def _first_block() -> int:
-    from . import oracle as _oracle
-
-    return int(getattr(_oracle, "_BATCH_MIN", 1024))
+    return FIRST_BLOCK_ROWS
 
 
 def _prime(oracle: Oracle, rows: Any) -> np.ndarray | None:

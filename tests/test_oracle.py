@@ -780,3 +780,31 @@ def test_a_mix_of_probabilities_and_logits_is_an_error(frame):
     none = Oracle(lambda rows: np.tile([2.0, -1.0], (len(rows), 1)))
     none.query(frame)
     assert none.output_ == "logits" and none.proba_reason_ is None
+
+
+# ---------------------------------------------------------------------- public accessors and adapters
+def test_public_accessors_follow_the_first_answer():
+    net = _mlp(3, 2).double()
+    oracle = Oracle(net, verbose=0)
+    assert oracle.tensor_dtype == torch.float64 and oracle.adapter.format == "eager"
+    assert oracle.resolved_task is None and oracle.resolved_classes is None and not oracle.is_resolved
+    oracle.query(np.zeros((4, 3)))
+    assert oracle.resolved_task == "classification" and list(oracle.resolved_classes) == [0, 1]
+    assert oracle.is_resolved
+    reg = Oracle(Ridge().fit(np.eye(3), [0.0, 1.0, 2.0]), verbose=0)
+    assert reg.resolved_task == "regression" and reg.resolved_classes is None
+    assert reg.tensor_dtype == torch.float32 and reg.device is None
+
+
+def test_adapter_per_kind_keeps_the_kind():
+    from pellucid.oracle import FIRST_BLOCK_ROWS
+    from pellucid.oracle.adapters import CallableAdapter, SklearnAdapter, TorchScriptAdapter
+
+    assert FIRST_BLOCK_ROWS == 1024
+    scripted = Oracle(torch.jit.script(_mlp(3, 2)), verbose=0)
+    assert isinstance(scripted.adapter, TorchScriptAdapter) and scripted.kind == "torch"
+    assert scripted.describe()["format"] == "torchscript"
+    fn = Oracle(lambda X: np.asarray(X)[:, 0], task="regression", verbose=0)
+    assert isinstance(fn.adapter, CallableAdapter) and fn.kind == "callable"
+    est = Oracle(LogisticRegression().fit(np.eye(3), [0, 1, 1]), verbose=0)
+    assert isinstance(est.adapter, SklearnAdapter) and est.kind == "sklearn"

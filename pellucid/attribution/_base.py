@@ -250,7 +250,7 @@ def prepare(model: Any, inputs: Any, target: Any = None, *, reference: Any = Non
         module = oracle.model
         fn = oracle.forward
         device = oracle.device or torch.device("cpu")
-        dtype = oracle._dtype
+        dtype = oracle.tensor_dtype
     elif isinstance(model, torch.nn.Module):
         module = model
         fn = _module_fn(model)

@@ -335,7 +335,7 @@ class _TensorSpace(_Space):
             dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
             self.output_note = "the module's output (logits)"
         elif oracle.kind == "torch" and oracle.preprocess is not None:
-            device, dtype = oracle.device or torch.device("cpu"), oracle._dtype
+            device, dtype = oracle.device or torch.device("cpu"), oracle.tensor_dtype
             self.output_note = "oracle.forward (probabilities or values)"
         elif oracle.preprocess is None:
             device, dtype = torch.device("cpu"), torch.float64

@@ -141,7 +141,7 @@ def _as_oracle(model: Any) -> tuple[Oracle, bool]:
 
 def _output_index(oracle: Oracle, output: Any) -> tuple[int | None, Any]:
     """Which answer column to analyse: (index, label), or (None, None) for a regressor."""
-    if oracle._task == "regression":
+    if oracle.resolved_task == "regression":
         if output is not None:
             raise ParameterError(f"output={output!r} names a class, but the model is a regressor; leave output=None")
         return None, None
@@ -166,7 +166,8 @@ def _evaluate(model: Any, design: pd.DataFrame, output: Any) -> tuple[np.ndarray
     Returns the values, the class label analysed (None for regression) and the model calls made.
     """
     oracle, own = _as_oracle(model)
-    known = oracle._task == "regression" or (oracle._task is not None and oracle._classes is not None)
+    known = oracle.resolved_task == "regression" or (
+        oracle.resolved_task is not None and oracle.resolved_classes is not None)
     if known:  # check output before spending the queries
         _output_index(oracle, output)
     if own and oracle.kind == "callable":

@@ -5,55 +5,29 @@ An :class:`Oracle` wraps whatever the user trained -- a torch module (eager, Tor
 estimator or pipeline, or a plain callable -- together with the preprocessing that turns raw
 rows into the model's input. Everything else in pellucid asks
 the oracle and never calls the model itself, so that batching, eval mode, output checks,
-query counting and error messages live in one place.
-
-:func:`load_model` resolves the model specifications the command line accepts.
+query counting and error messages live in one place. What differs between kinds of model
+lives in one adapter per kind (:mod:`pellucid.oracle.adapters`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
-import importlib
-import importlib.util
-import inspect
-import pickle
 import re
 import sys
-import uuid
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import sklearn
 import torch
-from sklearn.base import is_classifier
-from tqdm.auto import tqdm
-from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    MaxAbsScaler,
-    MinMaxScaler,
-    OneHotEncoder,
-    OrdinalEncoder,
-    PowerTransformer,
-    QuantileTransformer,
-    RobustScaler,
-    StandardScaler,
-)
 from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
 
-from . import _device
-from . import _validation as fmt
-from .errors import (
+from .. import _validation as fmt
+from ..errors import (
     ModelError,
     ModelLoadError,
     ModelOutputError,
@@ -62,64 +36,29 @@ from .errors import (
     PellucidWarning,
     SchemaError,
 )
+from .adapters import (
+    _BATCH_MIN,
+    Adapter,
+    _is_onnx_proto,
+    _model_name,
+    _onnx_session,
+    _tensor_to_numpy,
+    _to_float,
+    make_adapter,
+    model_kind,
+)
+from .encoding import EncodingMap, build_encoding_map
+from .loaders import _sha256, _spec_file, load_model
 
-__all__ = ["Oracle", "EncodingMap", "InputColumns", "Determinism", "load_model"]
+__all__ = ["Oracle", "InputColumns", "Determinism", "DETERMINISM_ROWS", "DETERMINISM_RTOL", "DETERMINISM_ATOL",
+           "FIRST_BLOCK_ROWS"]
 
 _TASKS = ("classification", "regression")
 _OUTPUTS = ("auto", "proba", "logits")
 _BATCH_BYTES = 64 * 2**20
-_BATCH_MIN, _BATCH_MAX = 1024, 262144
-_PROBE_ROWS = 256
-# Transformers whose output column i depends on input column i only.
-_ONE_TO_ONE = (
-    StandardScaler,
-    MinMaxScaler,
-    RobustScaler,
-    MaxAbsScaler,
-    OrdinalEncoder,
-    PowerTransformer,
-    QuantileTransformer,
-)
-
-
-@dataclass(frozen=True)
-class EncodingMap:
-    """Which encoded (model-input) columns come from which raw feature.
-
-    Attributes
-    ----------
-    raw_features : tuple of str
-        The reference frame's columns, in order.
-    groups : dict of str to tuple of int
-        Raw feature -> encoded column indices. Groups are disjoint: a column that depends on
-        several raw features is in none of them but in ``shared``. A feature the preprocessing
-        drops has an empty tuple.
-    shared : tuple of int
-        Encoded columns that depend on two or more raw features.
-    n_encoded : int
-        Number of encoded columns.
-    method : {"identity", "structure", "probe"}
-        How the map was found: no preprocessing, read off a ColumnTransformer, or by
-        perturbing one raw feature at a time.
-    """
-
-    raw_features: tuple[str, ...]
-    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    shared: tuple[int, ...] = ()
-    n_encoded: int = 0
-    method: str = "identity"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return {
-            "raw_features": list(self.raw_features),
-            "groups": {k: [int(i) for i in v] for k, v in self.groups.items()},
-            "shared": [int(i) for i in self.shared],
-            "n_encoded": int(self.n_encoded),
-            "method": self.method,
-        }
-
-
+_BATCH_MAX = 262144
+#: Rows of a query's first block, before the batch sizes are known (they are chosen on it).
+FIRST_BLOCK_ROWS = _BATCH_MIN
 #: Rows the determinism check asks the model about, twice.
 DETERMINISM_ROWS = 256
 #: Two answers to the same row are the same within these tolerances (relative, and absolute on
@@ -313,8 +252,7 @@ class Oracle:
             model = model.module()
         if _is_onnx_proto(model):
             model = _onnx_session(model.SerializeToString(), f"the onnx {type(model).__name__}", ModelError)
-        self.kind = _model_kind(model)
-        self.model = model
+        kind = model_kind(model)
         self.preprocess = _check_preprocess(preprocess)
         if task is not None and task not in _TASKS:
             raise ParameterError(f"task must be 'classification', 'regression' or None; got {task!r}")
@@ -338,47 +276,13 @@ class Oracle:
             raise ParameterError(f"classes must be distinct labels; got {list(self._classes)}")
         if task is None and classes is not None:
             task = "classification"  # naming classes says what the outputs are
-        self.output_: str | None = None
-        self.proba_reason_: str | None = None
-        self.device: torch.device | None = None
-        self._dtype = torch.float32
-        self._onnx: _OnnxSignature | None = None
-
-        if self.kind == "sklearn":
-            try:
-                check_is_fitted(model)
-            except SklearnNotFittedError as e:
-                raise ModelError(f"the {type(model).__name__} given as model is not fitted") from e
-            except TypeError:
-                pass  # not a scikit-learn estimator proper; nothing to check
-            has_proba = hasattr(model, "predict_proba")
-            if task is None:
-                task = "classification" if has_proba or is_classifier(model) else "regression"
-            if task == "classification":
-                self.output_ = "proba" if has_proba else "labels"
-                if has_proba:
-                    self.proba_reason_ = "the estimator's predict_proba gives them"
-                if self._classes is None and getattr(model, "classes_", None) is not None:
-                    self._classes = np.asarray(model.classes_, dtype=object)
-        elif self.kind == "torch":
-            self.device = _resolve_device(model, device)
-            home = next(_params_and_buffers(model), None)
-            if home is not None and home.device != self.device:
-                raise ParameterError(
-                    f"the module's parameters are on {home.device} but device={str(self.device)!r}; move the "
-                    f"module there first (module.to({str(self.device)!r})) or leave device=None"
-                )
-            # Match a double-precision module rather than failing on a dtype mismatch.
-            first = next((p for p in _params_and_buffers(model) if p.is_floating_point()), None)
-            if first is not None:
-                self._dtype = first.dtype
-        elif self.kind == "onnx":
-            self._onnx = _onnx_signature(model)
-            if self._onnx.columns is not None and self.preprocess is not None:
-                raise ParameterError(f"the ONNX graph takes the raw columns {list(self._onnx.columns)[:20]} as inputs "
-                                     "of their own, so it holds its own preprocessing: pass no preprocess")
+        #: What differs between kinds of model: feeding it, reading what it says of itself.
+        self.adapter: Adapter = make_adapter(model, kind, device, stacklevel=3)
+        self.adapter.check_preprocess(self.preprocess)
+        self.kind = self.adapter.kind
+        task, self.output_, self.proba_reason_, self._classes = self.adapter.initial_state(task, self._classes)
         self._task = task
-        if self.batch_size_ is not None and self.kind != "torch":
+        if self.batch_size_ is not None and not self.adapter.whole_batches:
             self.chunk_rows_ = self.batch_size_  # one model call per encoded block
 
     # ------------------------------------------------------------------ construction
@@ -423,6 +327,71 @@ class Oracle:
         return oracle
 
     # ------------------------------------------------------------------ properties
+    @property
+    def model(self) -> Any:
+        """The wrapped model (an ONNX ``ModelProto`` or a ``torch.export`` program as the
+        session or module that runs it)."""
+        return self.adapter.model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self.adapter.model = value
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where torch inputs are placed (None for other models)."""
+        return self.adapter.device
+
+    @property
+    def tensor_dtype(self) -> torch.dtype:
+        """The dtype of the tensors :meth:`forward` takes and computes in.
+
+        Returns
+        -------
+        torch.dtype
+            The torch module's floating dtype (``torch.float64`` for a double-precision
+            module), ``torch.float32`` for a module without floating parameters and for
+            models other than torch.
+        """
+        return self.adapter.tensor_dtype
+
+    @property
+    def resolved_task(self) -> str | None:
+        """The task if known yet, else None (where :attr:`task` raises).
+
+        Returns
+        -------
+        {"classification", "regression"} or None
+            Given, read off a scikit-learn estimator, implied by ``classes=``, or fixed by the
+            first answer.
+        """
+        return self._task
+
+    @property
+    def resolved_classes(self) -> np.ndarray | None:
+        """The class labels if known yet, else None (where :attr:`classes_` raises).
+
+        Returns
+        -------
+        ndarray of object or None
+            None too for a regressor.
+        """
+        return None if self._task == "regression" else self._classes
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether the model's first answer has been read.
+
+        Returns
+        -------
+        bool
+            True once the task, the width of the raw answer and (for a classifier) the output
+            mode are fixed: an oracle copied then (to another process) answers as this one.
+            The batch sizes (``batch_size_``, ``chunk_rows_``) are set on the same answer.
+        """
+        return self._task is not None and self._raw_width is not None and (
+            self._task == "regression" or self.output_ is not None)
+
     @property
     def task(self) -> str:
         """The resolved task, "classification" or "regression"."""
@@ -517,12 +486,7 @@ class Oracle:
         float32 unless the model computes in double precision (a float64 torch module, an ONNX
         graph declaring a double input)."""
         X = _check_rows(X)
-        return _to_float(self._transform(X) if self.preprocess is not None else X, X.shape[0], self._input_dtype())
-
-    def _input_dtype(self) -> type:
-        if self.kind == "onnx":
-            return self._onnx.dtype
-        return np.float64 if self._dtype == torch.float64 else np.float32
+        return _to_float(self._transform(X) if self.preprocess is not None else X, X.shape[0], self.adapter.input_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable map from the encoded input to the answer (torch models only).
@@ -538,15 +502,11 @@ class Oracle:
             Probabilities (n, n_classes) for classification, values (n,) for regression,
             computed with gradients enabled and the module in eval mode.
         """
-        if self.kind == "onnx":
-            raise ModelError("ONNX models have no gradients in pellucid: forward needs a torch model; "
-                             "use query-based attributions (occlusion) instead")
-        if self.kind != "torch":
-            raise ModelError(f"forward needs a torch model; this oracle wraps a {self.kind} model")
+        self.adapter.check_differentiable()
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             raise ParameterError(f"forward expects a 2-D tensor of encoded rows; got {_shape_of(x)}")
         with torch.enable_grad():  # gradients even inside a caller's no_grad
-            return self._forward(x.to(device=self.device, dtype=self._dtype))
+            return self._forward(x.to(device=self.device, dtype=self.tensor_dtype))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -591,14 +551,7 @@ class Oracle:
         self.n_calls += 1
         self.n_queries += n
         try:
-            if self.kind == "sklearn":
-                if self.output_ == "proba":
-                    return self.model.predict_proba(inputs)
-                return self.model.predict(inputs)
-            if self.kind == "onnx":
-                feeds = inputs if isinstance(inputs, dict) else {self._onnx.input: inputs}
-                return self.model.run([self._onnx.output], feeds)[0]
-            return self.model(inputs)
+            return self.adapter.run(inputs, self.output_)
         except Exception as e:
             hint = ""
             if "Guard failed" in str(e):
@@ -611,15 +564,7 @@ class Oracle:
         """One batch: encode, call, convert to numpy, check."""
         n = chunk.shape[0]
         inputs = self._transform(chunk) if self.preprocess is not None else chunk
-        dense = None
-        if self.kind == "torch":
-            dense = _to_float(inputs, n, self._input_dtype())
-            inputs = torch.from_numpy(dense).to(device=self.device, dtype=self._dtype)
-        elif self.kind == "onnx" and self._onnx.columns is not None:
-            inputs = self._onnx.feeds(inputs)  # one input per raw column, by name
-        elif self.kind == "onnx":
-            dense = _to_float(inputs, n, self._input_dtype())
-            inputs = self._onnx.check(dense)
+        inputs, dense = self.adapter.prepare(inputs, n)
         out = None
         if self.batch_size_ is None or self.chunk_rows_ is None:
             shape = getattr(inputs, "shape", chunk.shape)
@@ -627,21 +572,15 @@ class Oracle:
             # Rows encoded at a time: about 64 MB of model input, so the preprocess and the
             # conversion run on large blocks.
             self.chunk_rows_ = int(np.clip(_BATCH_BYTES // (4 * width), _BATCH_MIN, _BATCH_MAX))
-            if self.batch_size_ is not None:
-                pass
-            elif self.kind == "torch" and _device.is_gpu(self.device):
-                # As many rows as half the free memory holds, at what this first batch took a row.
-                out, peak = _device.measure_peak(self.device, lambda: self._run_model(inputs, n))
-                self.batch_size_ = _device.gpu_rows(_device.free_bytes(self.device), peak / n, low=_BATCH_MIN)
-            elif self.kind == "torch":
-                self.batch_size_ = _device.cpu_query_rows(width * dense.itemsize)
-            else:
-                self.batch_size_ = self.chunk_rows_
-            if self.kind == "torch":  # whole model batches in every encoded block
+            if self.batch_size_ is None:
+                # The adapter's choice (a torch module's, for its activations), else one block.
+                self.batch_size_, out = self.adapter.choose_batch_size(self._run_model, inputs, dense, n, width,
+                                                                       self.chunk_rows_)
+            if self.adapter.whole_batches:  # whole model batches in every encoded block
                 self.chunk_rows_ = max(1, self.chunk_rows_ // self.batch_size_) * self.batch_size_
             else:
                 self.chunk_rows_ = self.batch_size_
-        if out is None and self.kind == "torch":
+        if out is None and self.adapter.whole_batches:
             # Model calls of batch_size_ rows over the encoded block (views, no copies).
             bs = self.batch_size_
             parts = [self._run_model(inputs[i:i + bs], min(bs, n - i)) for i in range(0, n, bs)]
@@ -651,17 +590,10 @@ class Oracle:
             out = self._run_model(inputs, n)
         if isinstance(out, torch.Tensor):
             raw = _tensor_to_numpy(out.detach())
-        elif self.kind == "torch":
-            raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
-        elif self.kind == "onnx" and not isinstance(out, np.ndarray):
-            raise ModelOutputError(f"the ONNX output {self._onnx.output!r} is a {type(out).__name__}, not a "
-                                   "tensor; export classifiers with options={'zipmap': False}")
-        elif isinstance(out, (pd.DataFrame, pd.Series)):
-            raw = out.to_numpy()
         else:
-            raw = np.asarray(out)
-        if self.kind == "sklearn" and self.output_ == "labels" and raw.ndim == 2 and raw.shape[1] == 1:
-            raw = raw.ravel()
+            self.adapter.check_output(out)  # a torch module must give a tensor, an ONNX graph an array
+            raw = out.to_numpy() if isinstance(out, (pd.DataFrame, pd.Series)) else np.asarray(out)
+        raw = self.adapter.adjust_raw(raw, self.output_)
         try:
             self._check_raw(raw, n)
         except ModelOutputError as e:
@@ -745,7 +677,7 @@ class Oracle:
                             "output='logits' to say which it gives")
                 elif not row_in_unit.all():
                     self.output_ = "logits"
-                elif self.kind == "callable":
+                elif self.adapter.unit_column_is_proba:
                     self.output_ = "proba"  # a function's [0, 1] answer
                     self.proba_reason_ = "its one output column lies in [0, 1]"
                 else:
@@ -775,13 +707,7 @@ class Oracle:
     def _declared_proba(self) -> str | None:
         """Why the model's outputs are probabilities by what the model says of itself (an ONNX
         output's name, a torch network's last layer), or None."""
-        if self.kind == "onnx" and "prob" in self._onnx.output.lower():
-            return f"the ONNX output {self._onnx.output!r} is named as probabilities"
-        if self.kind == "torch":
-            last = _last_layer(self.model)
-            if last in ("Softmax", "Sigmoid"):
-                return f"the network ends in {last}"
-        return None
+        return self.adapter.declared_proba()
 
     def _finish(self, raw: np.ndarray, labels: pd.Index | None = None) -> np.ndarray:
         """Turn a checked raw answer into probabilities or values (float64)."""
@@ -832,8 +758,7 @@ class Oracle:
         else:
             problem = f"sums to {row.sum():.6g}, not 1"
         more = f"; {int(bad.sum())} of {len(z)} rows are not probabilities" if bad.sum() > 1 else ""
-        hint = ("a predict_proba must give probabilities" if self.kind == "sklearn"
-                else "pass output='logits' if the model gives logits (scores of any sign)")
+        hint = self.adapter.proba_hint
         raise ModelOutputError(
             f"the model's answers are read as probabilities ({self.proba_reason_ or 'output=' + repr(self.output)}), "
             f"but its answer for {_row_name(labels, i)} is {_values(row)}, which {problem}{more}; {hint}")
@@ -846,19 +771,8 @@ class Oracle:
     @contextlib.contextmanager
     def _eval_mode(self) -> Iterator[None]:
         """Eval mode for a torch module, restoring every submodule's own flag afterwards."""
-        if self.kind != "torch":
+        with self.adapter.eval_mode():
             yield
-            return
-        flags = [(m, m.training) for m in self.model.modules()]
-        try:
-            self.model.eval()
-        except NotImplementedError:
-            pass  # torch.export modules refuse eval(); their mode was fixed when exported
-        try:
-            yield
-        finally:
-            for module, flag in flags:
-                module.training = flag
 
     # ------------------------------------------------------------------ encoding map
     def encoding_map(self, reference: pd.DataFrame) -> EncodingMap:
@@ -876,130 +790,10 @@ class Oracle:
             ``identity`` without preprocess, ``structure`` when read off a fitted
             ColumnTransformer (or a Pipeline ending in one), ``probe`` otherwise: each raw
             feature in turn is replaced by a cyclic shift of its distinct values and the
-            encoded columns that change are its group.
+            encoded columns that change are its group (see
+            :func:`pellucid.oracle.encoding.build_encoding_map`).
         """
-        if not isinstance(reference, pd.DataFrame):
-            raise ParameterError(f"encoding_map needs a pandas DataFrame of raw rows; got {type(reference).__name__}")
-        if len(reference) == 0:
-            raise ParameterError("encoding_map needs at least one reference row; got an empty DataFrame")
-        names = tuple(str(c) for c in reference.columns)
-        if self.preprocess is None:
-            expected = getattr(self.model, "n_features_in_", None) if self.kind == "sklearn" else None
-            if self.kind == "onnx":
-                expected = self._onnx.width
-            if expected is not None and expected != len(names):
-                raise ParameterError(f"the model expects {expected} input columns but the reference has "
-                                     f"{len(names)}; pass the preprocess that maps one to the other")
-            return EncodingMap(names, {c: (i,) for i, c in enumerate(names)}, (), len(names), "identity")
-        found = self._structure_map(reference)
-        if found is not None:
-            groups, shared, n_encoded, method = *found, "structure"
-        else:
-            changes = self._probe(reference, list(reference.columns))
-            n_encoded = len(next(iter(changes.values()))) if changes else 0
-            groups, shared = _split_changes({str(c): np.flatnonzero(m) for c, m in changes.items()}, n_encoded)
-            method = "probe"
-        if shared:
-            warnings.warn(
-                "encoded columns " + ", ".join(f"{i} (from {', '.join(f)})" for i, f in shared.items())
-                + " depend on several raw features; they are kept apart from every feature's group",
-                PellucidWarning, stacklevel=2)
-        placed = {int(i) for g in groups.values() for i in g} | {int(i) for i in shared}
-        orphans = [i for i in range(int(n_encoded)) if i not in placed]
-        if orphans:
-            warnings.warn(
-                f"encoded columns {orphans[:20]} did not change with any raw feature of the reference rows "
-                "(constant there, e.g. a category the rows never take); they belong to no feature's group",
-                PellucidWarning, stacklevel=2)
-        ordered = {c: tuple(int(i) for i in groups.get(c, ())) for c in names}
-        return EncodingMap(names, ordered, tuple(sorted(int(i) for i in shared)), int(n_encoded), method)
-
-    def _probe(self, reference: pd.DataFrame, features: list) -> dict[Any, np.ndarray]:
-        """For each feature, which encoded columns change when it alone is perturbed."""
-        sample = reference
-        if len(sample) > _PROBE_ROWS:
-            rows = set(np.random.default_rng(0).choice(len(sample), _PROBE_ROWS, replace=False).tolist())
-            # Each distinct value of a column with few of them, at least once: a rare category
-            # must still move its own one-hot column.
-            for col in reference.columns:
-                codes, uniques = pd.factorize(reference[col], use_na_sentinel=False)
-                if len(uniques) <= _PROBE_ROWS:
-                    rows.update(np.unique(codes, return_index=True)[1].tolist())
-            sample = sample.iloc[sorted(rows)]
-        base = self.encode(sample)
-        changes = {}
-        for col in features:  # a loop over features; rows are handled as one batch each
-            shifted = _cyclic_shift(sample[col])
-            if shifted is None:
-                changes[col] = np.zeros(base.shape[1], dtype=bool)
-                continue
-            frame = sample.copy()
-            frame[col] = shifted
-            try:
-                enc = self.encode(frame)
-            except ModelError as e:
-                warnings.warn(f"could not probe feature {col!r} ({e}); it is given no encoded columns",
-                              PellucidWarning, stacklevel=3)
-                changes[col] = np.zeros(base.shape[1], dtype=bool)
-                continue
-            if enc.shape != base.shape:
-                raise ModelError(f"the preprocess gave {enc.shape[1]} columns when feature {col!r} was changed "
-                                 f"but {base.shape[1]} before; it must give a fixed number of columns")
-            changes[col] = ((enc != base) & ~(np.isnan(enc) & np.isnan(base))).any(axis=0)
-        return changes
-
-    def _structure_map(self, reference: pd.DataFrame) -> tuple[dict, dict, int] | None:
-        """Read the map off a fitted ColumnTransformer; None when the preprocess is not one."""
-        ct = _column_transformer(self.preprocess)
-        if ct is None:
-            return None
-        columns = list(reference.columns)
-        by_name = {str(c): c for c in columns}
-        names = getattr(ct, "feature_names_in_", None)
-        if names is None:
-            names = getattr(self.preprocess, "feature_names_in_", None)
-        if names is not None and all(str(n) in by_name for n in names):
-            inputs = [str(n) for n in names]
-        elif getattr(ct, "n_features_in_", None) == len(columns):
-            inputs = [str(c) for c in columns]
-        else:
-            return None
-        # Each block's input positions (kept by scikit-learn >= 1.2); without them, probe.
-        positions = getattr(ct, "_transformer_to_input_indices", None)
-        if positions is None:
-            return None
-        n_encoded = max((s.stop for s in ct.output_indices_.values()), default=0)
-        if self.encode(reference.iloc[:2]).shape[1] != n_encoded:
-            return None
-        groups: dict[str, set] = {str(c): set() for c in columns}
-        to_probe = []
-        for name, trans, _ in ct.transformers_:
-            block = ct.output_indices_.get(name, slice(0, 0))
-            width = block.stop - block.start
-            if width == 0 or (isinstance(trans, str) and trans == "drop"):
-                continue
-            feats = [inputs[int(i)] for i in positions.get(name, ())]
-            counts = _block_counts(trans, len(feats), width)
-            if counts is None:
-                to_probe.append((block, feats))
-                continue
-            pos = block.start
-            for f, k in zip(feats, counts):
-                groups[f].update(range(pos, pos + k))
-                pos += k
-        shared: dict[int, list[str]] = {}
-        if to_probe:
-            wanted = sorted({f for _, feats in to_probe for f in feats})
-            changes = self._probe(reference, [by_name[f] for f in wanted])
-            for block, feats in to_probe:
-                inside = np.zeros(n_encoded, dtype=bool)
-                inside[block] = True
-                hits = {f: np.flatnonzero(changes[by_name[f]] & inside) for f in feats}
-                sub_groups, sub_shared = _split_changes(hits, n_encoded)
-                for f, cols in sub_groups.items():
-                    groups[f].update(cols)
-                shared.update(sub_shared)
-        return {f: tuple(sorted(g - set(shared))) for f, g in groups.items()}, shared, n_encoded
+        return build_encoding_map(self, reference)
 
     # ------------------------------------------------------------------ inputs and determinism
     def input_names(self) -> tuple[tuple[str, ...], str] | None:
@@ -1017,13 +811,11 @@ class Oracle:
         if self.preprocess is not None:
             names = getattr(self.preprocess, "feature_names_in_", None)
             what = f"the preprocess's feature_names_in_ ({_model_name(self.preprocess)})"
-        elif self.kind == "sklearn":
-            names = getattr(self.model, "feature_names_in_", None)
-            what = f"the model's feature_names_in_ ({_model_name(self.model)})"
-        elif self.kind == "onnx" and self._onnx.columns is not None:
-            names, what = self._onnx.columns, "the ONNX graph's input names"
         else:
-            return None
+            own = self.adapter.input_names()  # a scikit-learn estimator's, an ONNX graph's per-column inputs
+            if own is None:
+                return None
+            names, what = own
         return None if names is None else (tuple(str(n) for n in names), what)
 
     def match_columns(self, frame: pd.DataFrame, *, schema: Any = None,
@@ -1157,20 +949,10 @@ class Oracle:
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable summary of the model and its use, for the report."""
         classes = None if self._classes is None or self._task == "regression" else [str(c) for c in self._classes]
-        n_parameters = None
-        if self.kind == "torch":
-            n_parameters = int(sum(p.numel() for p in self.model.parameters()))
-        versions = {"torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__}
-        extra = {}
-        if self.kind == "onnx":
-            versions["onnxruntime"] = sys.modules["onnxruntime"].__version__
-            extra["onnx"] = self._onnx.to_dict()
-        if self.kind == "torch":
-            # A model passed in memory has no file to hash; its weights identify it instead.
-            extra["weights_sha256"] = _state_sha256(self.model)
-            # How it was saved: a TorchScript module takes no hooks (no LRP, Grad-CAM or concepts).
-            extra["format"] = ("torchscript" if isinstance(self.model, torch.jit.ScriptModule) else
-                               "torch.export" if isinstance(self.model, torch.fx.GraphModule) else "eager")
+        n_parameters = self.adapter.n_parameters
+        versions = {"torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__,
+                    **self.adapter.versions()}
+        extra = self.adapter.describe()
         return {
             "kind": self.kind,
             "model_class": _model_name(self.model),
@@ -1193,32 +975,6 @@ class Oracle:
 
 
 # ---------------------------------------------------------------------- helpers
-def _state_sha256(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's parameters and buffers, by name, dtype and shape: the same
-    weights give the same digest wherever the module was loaded from."""
-    digest = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def _model_kind(model: Any) -> str:
-    if isinstance(model, torch.nn.Module):
-        return "torch"
-    if _is_onnx_session(model):
-        return "onnx"
-    if isinstance(model, type):
-        raise ModelError(f"got the class {model.__name__}, not an instance: pass a trained model object")
-    if hasattr(model, "predict_proba") or hasattr(model, "predict"):
-        return "sklearn"
-    if callable(model):
-        return "callable"
-    raise ModelError("expected a torch.nn.Module, an onnxruntime.InferenceSession, a scikit-learn estimator "
-                     f"with predict/predict_proba, or a callable; got {type(model).__name__}")
-
-
 def _check_preprocess(preprocess: Any) -> Any:
     if preprocess is None:
         return None
@@ -1245,16 +1001,6 @@ def _check_one_value_per_row(shape: tuple) -> None:
         raise ModelOutputError(f"a regression model must return one value per row; got shape {tuple(shape)}")
 
 
-def _last_layer(model: Any) -> str | None:
-    """The class name of a torch module's last registered layer (None for no layers): a network
-    ending in ``Softmax`` or ``Sigmoid`` gives probabilities. TorchScript keeps the eager class
-    name in ``original_name``."""
-    if not isinstance(model, torch.nn.Module):
-        return None
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    return getattr(leaves[-1], "original_name", type(leaves[-1]).__name__) if leaves else None
-
-
 def _row_name(labels: pd.Index | None, i: int) -> str:
     """Row ``i`` of a query as an error names it: by its label in the queried frame (the row's
     identity in the user's data) when there is one, else by its position."""
@@ -1268,36 +1014,6 @@ def _row_id(labels: pd.Index | None, i: int) -> str:
 def _values(row: np.ndarray) -> str:
     """A row of outputs as an error shows it: six significant digits each."""
     return "[" + ", ".join(f"{float(v):.6g}" for v in np.ravel(row)[:10]) + (", ...]" if np.size(row) > 10 else "]")
-
-
-def _params_and_buffers(module: torch.nn.Module) -> Iterator[torch.Tensor]:
-    yield from module.parameters()
-    yield from module.buffers()
-
-
-def _resolve_device(module: torch.nn.Module, device: Any) -> torch.device:
-    if device is None:
-        first = next(_params_and_buffers(module), None)
-        return torch.device("cpu") if first is None else first.device
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ParameterError(f"device must be 'cpu', 'cuda', a torch.device or None; got {device!r}") from e
-    try:
-        torch.empty(0, device=dev)
-    except (RuntimeError, AssertionError) as e:
-        warnings.warn(f"device {str(dev)!r} is not available ({e}); using the CPU", PellucidWarning, stacklevel=3)
-        return torch.device("cpu")
-    return dev
-
-
-def _model_name(obj: Any) -> str:
-    name = getattr(obj, "original_name", None)  # TorchScript keeps the eager class name here
-    if isinstance(name, str):
-        return name
-    if inspect.isfunction(obj) or inspect.ismethod(obj):
-        return obj.__qualname__
-    return type(obj).__name__
 
 
 def _shape_of(x: Any) -> str:
@@ -1324,408 +1040,3 @@ def _check_rows(X: Any) -> pd.DataFrame | np.ndarray:
     if X.ndim != 2:
         raise ParameterError(f"expected a 2-D table of rows; got an array of shape {X.shape}")
     return X
-
-
-def _to_float(Z: Any, n: int, dtype: type = np.float32) -> np.ndarray:
-    """Dense float 2-D array (float32 by default) from a preprocess output or a numeric frame."""
-    if sp.issparse(Z):
-        Z = Z.toarray()
-    if isinstance(Z, torch.Tensor):
-        Z = Z.detach().cpu().numpy()
-    if isinstance(Z, pd.DataFrame):
-        wrong = [str(c) for c, t in Z.dtypes.items() if not (pd.api.types.is_numeric_dtype(t)
-                                                            or pd.api.types.is_bool_dtype(t))]
-        if wrong:
-            raise ParameterError(f"columns {wrong[:5]} are not numeric; pass a preprocess that encodes them")
-        Z = Z.to_numpy(dtype=dtype, na_value=np.nan)
-    try:
-        Z = np.asarray(Z, dtype=dtype)
-    except (TypeError, ValueError) as e:
-        raise ParameterError(f"the model input is not numeric ({e}); pass a preprocess that encodes it") from e
-    if Z.ndim != 2 or Z.shape[0] != n:
-        raise ModelError(f"the preprocess returned shape {Z.shape} for {n} rows; expected ({n}, n_columns)")
-    Z = np.ascontiguousarray(Z)
-    # pandas may hand out read-only views; torch.from_numpy warns on those and callers may write.
-    return Z if Z.flags.writeable else Z.copy()
-
-
-def _tensor_to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.cpu()
-    if t.is_floating_point():
-        t = t.to(torch.float64)  # numpy has no bfloat16
-    return t.numpy()
-
-
-def _cyclic_shift(values: pd.Series) -> pd.Series | None:
-    """Each value replaced by the next distinct value, so every row changes."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    if len(uniques) >= 2:
-        return pd.Series(uniques.take((codes + 1) % len(uniques)), index=values.index)
-    if len(uniques) == 1 and not pd.isna(uniques[0]):
-        return values.where(pd.Series(False, index=values.index))  # the single value plus NaN
-    return None  # all missing: nothing to shift to
-
-
-def _split_changes(hits: dict[str, np.ndarray], n_encoded: int) -> tuple[dict[str, tuple], dict[int, list[str]]]:
-    """Disjoint groups, plus each column hit by two or more features with those features."""
-    counts = np.zeros(n_encoded, dtype=int)
-    for cols in hits.values():
-        counts[cols] += 1
-    groups = {f: tuple(int(i) for i in cols if counts[i] == 1) for f, cols in hits.items()}
-    shared = {int(i): [f for f, cols in hits.items() if i in cols] for i in np.flatnonzero(counts >= 2)}
-    return groups, shared
-
-
-def _column_transformer(preprocess: Any) -> ColumnTransformer | None:
-    if isinstance(preprocess, ColumnTransformer):
-        return preprocess
-    if isinstance(preprocess, Pipeline) and isinstance(preprocess.steps[-1][1], ColumnTransformer):
-        if all(_is_one_to_one(step) for _, step in preprocess.steps[:-1]):
-            return preprocess.steps[-1][1]
-    return None
-
-
-def _is_one_to_one(trans: Any) -> bool:
-    if trans is None or (isinstance(trans, str) and trans == "passthrough"):
-        return True
-    if isinstance(trans, Pipeline):
-        return all(_is_one_to_one(step) for _, step in trans.steps)
-    if isinstance(trans, FunctionTransformer):
-        return trans.func is None  # identity, as ColumnTransformer uses for 'passthrough'
-    if isinstance(trans, SimpleImputer):
-        return not trans.add_indicator
-    return isinstance(trans, _ONE_TO_ONE)
-
-
-def _block_counts(trans: Any, n_in: int, width: int) -> list[int] | None:
-    """Output columns per input column of one ColumnTransformer block; None to probe it."""
-    if n_in == 1:
-        return [width]
-    if _is_one_to_one(trans):
-        return [1] * n_in if width == n_in else None
-    last = trans.steps[-1][1] if isinstance(trans, Pipeline) else trans
-    if isinstance(last, OneHotEncoder) and (last is trans or all(_is_one_to_one(s) for _, s in trans.steps[:-1])):
-        counts = getattr(last, "_n_features_outs", None)
-        if counts is not None and len(counts) == n_in and sum(counts) == width:
-            return [int(k) for k in counts]
-    return None
-
-
-# ---------------------------------------------------------------------- onnx
-# onnxruntime is imported only when an ONNX model is loaded or built; a session given directly
-# proves it is installed, so recognising one needs no import.
-_ONNX_FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
-_ONNX_INSTALL = "pip install onnxruntime (or pip install 'pellucid[onnx]')"
-
-
-def _is_onnx_session(model: Any) -> bool:
-    ort = sys.modules.get("onnxruntime")
-    return ort is not None and isinstance(model, ort.InferenceSession)
-
-
-def _is_onnx_proto(model: Any) -> bool:
-    cls = type(model)
-    return cls.__name__ == "ModelProto" and cls.__module__.split(".")[0] == "onnx"
-
-
-def _onnx_session(source: str | bytes, what: str, error: type[PellucidError]) -> Any:
-    """A CPU ``InferenceSession`` from a file name or serialised model; failures raise ``error``."""
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise error(f"loading {what} needs onnxruntime, which is not installed: {_ONNX_INSTALL}") from e
-    try:
-        return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise error(f"cannot load {what} with onnxruntime: {type(e).__name__}: {e}") from e
-
-
-def _node_args(args: Any) -> tuple[dict[str, Any], ...]:
-    return tuple(
-        {"name": a.name, "type": a.type,
-         "shape": None if a.shape is None else [d if isinstance(d, (int, str)) else None for d in a.shape]}
-        for a in args
-    )
-
-
-#: Element types an ONNX input of one raw column may declare (numpy type fed, object for text).
-_ONNX_COLUMN_TYPES = {**_ONNX_FLOATS, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-                      "tensor(bool)": np.bool_, "tensor(string)": object}
-
-
-@dataclass(frozen=True)
-class _OnnxSignature:
-    """The input(s) and the chosen output of an ONNX graph (see :func:`_onnx_signature`): one
-    (rows, columns) float matrix, or one (rows, 1) input per raw column, named as the column
-    (as skl2onnx exports a pipeline fitted on a DataFrame)."""
-
-    input: str
-    output: str
-    dtype: type
-    batch: int | None  # a fixed row count the graph declares
-    width: int | None  # a fixed column count the graph declares
-    inputs: tuple[dict[str, Any], ...]
-    outputs: tuple[dict[str, Any], ...]
-    columns: tuple[str, ...] | None = None  # one input per raw column, named as the column
-    column_types: tuple[Any, ...] = ()
-
-    def feeds(self, rows: Any) -> dict[str, np.ndarray]:
-        """One (n, 1) array per column input, taken by name from a frame (by position from an
-        array), of the type the input declares; missing values only where it takes floats."""
-        frame = isinstance(rows, pd.DataFrame)
-        have = {str(c): c for c in rows.columns} if frame else {}
-        out = {}
-        for i, (name, kind) in enumerate(zip(self.columns, self.column_types)):
-            if frame and name not in have:
-                raise ModelError(f"the ONNX graph takes input {name!r} but the rows have no column of that name "
-                                 f"(they have {list(have)[:20]})")
-            values = rows[have[name]].to_numpy() if frame else np.asarray(rows)[:, i]
-            missing = pd.isna(values)
-            if missing.any() and kind not in _ONNX_FLOATS.values():
-                raise ModelError(f"column {name!r} has {int(missing.sum())} missing values, which the ONNX input "
-                                 f"{name!r} ({kind.__name__ if kind is not object else 'text'}) cannot take; "
-                                 "impute them before explaining")
-            try:
-                arr = values.astype(str).astype(object) if kind is object else values.astype(kind)
-            except (TypeError, ValueError) as e:
-                raise ModelError(f"column {name!r} cannot be fed to the ONNX input {name!r}, which takes "
-                                 f"{kind.__name__}: {e}") from e
-            out[name] = arr.reshape(-1, 1)
-        return out
-
-    def check(self, x: np.ndarray) -> np.ndarray:
-        """``x`` itself, once its shape fits the declared input."""
-        if self.width is not None and x.shape[1] != self.width:
-            raise ModelError(f"the ONNX input {self.input!r} takes {self.width} columns but the encoded rows have "
-                             f"{x.shape[1]} (shape {x.shape}); check the preprocess")
-        if self.batch is not None and x.shape[0] != self.batch:
-            raise ModelError(f"the ONNX input {self.input!r} has a fixed batch dimension of {self.batch} rows but "
-                             f"pellucid sends batches of any size (here {x.shape[0]}); export the graph with a "
-                             "dynamic first axis")
-        return x
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"input": self.input, "output": self.output,
-                "inputs": list(self.inputs), "outputs": list(self.outputs)}
-
-
-def _onnx_signature(session: Any) -> _OnnxSignature:
-    """Check the graph's single float input of shape (rows, columns) and choose its output:
-    the only one; else the first 2-D float tensor whose name contains "prob"; else the first
-    float tensor. Sequence outputs (skl2onnx's ZipMap) are refused."""
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    columns = None
-    if len(inputs) > 1:
-        # Each a (rows, 1) column (a symbolic width may be 1 too).
-        one_column = [a.type in _ONNX_COLUMN_TYPES and a.shape is not None and len(a.shape) == 2
-                      and (a.shape[1] == 1 or not isinstance(a.shape[1], int)) for a in inputs]
-        if not all(one_column):
-            raise ModelError(f"the ONNX graph has {len(inputs)} inputs {[a.name for a in inputs]}; pellucid feeds "
-                             "exactly one (rows, columns) float matrix, or one (rows, 1) input per raw column")
-        columns = tuple(a.name for a in inputs)
-    inp = inputs[0]
-    dtype = _ONNX_FLOATS.get(inp.type, np.float32 if columns else None)
-    if dtype is None:
-        raise ModelError(f"the ONNX input {inp.name!r} is {inp.type}; pellucid feeds a float matrix "
-                         f"({', '.join(_ONNX_FLOATS)})")
-    shape = None if inp.shape is None else list(inp.shape)
-    if shape is not None and len(shape) != 2:
-        raise ModelError(f"the ONNX input {inp.name!r} has shape {shape}; pellucid feeds a 2-D (rows, columns) matrix")
-    fixed = [d if isinstance(d, int) and d > 0 else None for d in shape or (None, None)]
-    if not outputs:
-        raise ModelError("the ONNX graph has no outputs")
-    floats = [o for o in outputs if o.type in _ONNX_FLOATS]
-    proba = [o for o in floats if "prob" in o.name.lower() and o.shape is not None and len(o.shape) == 2]
-    chosen = outputs[0] if len(outputs) == 1 else (proba or floats or outputs)[0]
-    others = [o for o in outputs if not o.type.startswith("tensor(")]
-    if others and chosen.type not in _ONNX_FLOATS:
-        raise ModelOutputError(
-            f"the ONNX output {others[0].name!r} is {others[0].type}, a sequence of maps (skl2onnx's ZipMap), "
-            "which pellucid cannot read; export the classifier with options={'zipmap': False}")
-    if columns is not None:
-        return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], None, _node_args(inputs), _node_args(outputs),
-                              columns, tuple(_ONNX_COLUMN_TYPES[a.type] for a in inputs))
-    return _OnnxSignature(inp.name, chosen.name, dtype, fixed[0], fixed[1], _node_args(inputs), _node_args(outputs))
-
-
-# ---------------------------------------------------------------------- loading
-_MODULE_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_ATTR = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-def load_model(spec: str) -> object:
-    """Load a model (or preprocessing) from a command-line specification.
-
-    Parameters
-    ----------
-    spec : str
-        One of
-
-        - ``path/to/file.py:attr`` -- import the file and take ``attr``;
-        - ``package.module:attr`` -- import the module and take ``attr``;
-        - ``*.pt``, ``*.pth``, ``*.ts`` -- TorchScript (``torch.jit.load``); a weights-only
-          file holding a state dict is refused, since it has no architecture;
-        - ``*.pt2`` -- a ``torch.export`` program, whose module is returned;
-        - ``*.onnx`` -- an ``onnxruntime.InferenceSession`` on the CPU execution provider only
-          (needs ``pip install pellucid[onnx]``);
-        - ``*.joblib``, ``*.pkl``, ``*.pickle`` -- joblib or pickle.
-
-        When ``attr`` is a function that takes no required argument it is called as a factory
-        and its result returned: a model, an :class:`Oracle`, or a ``(model, preprocess)``
-        tuple. Pickles run code when loaded; the CLI loads them only because the user passes
-        the file.
-
-    Returns
-    -------
-    object
-
-    Raises
-    ------
-    ModelLoadError
-        A missing file or attribute, a failing import or factory, an unknown extension, or
-        a file that cannot be read.
-    """
-    if not isinstance(spec, (str, Path)):
-        raise ModelLoadError(f"a model specification must be a string; got {type(spec).__name__}")
-    spec = str(spec)
-    if ":" in spec:
-        left, attr = spec.rsplit(":", 1)
-        if left.endswith(".py") and _ATTR.match(attr):
-            return _maybe_factory(_getattr(_import_file(Path(left).expanduser()), attr, left), spec)
-        if _MODULE_SPEC.match(left) and _ATTR.match(attr):
-            try:
-                module = importlib.import_module(left)
-            except Exception as e:
-                raise ModelLoadError(f"cannot import module {left!r} for {spec!r}: {type(e).__name__}: {e}") from e
-            return _maybe_factory(_getattr(module, attr, left), spec)
-    path = Path(spec).expanduser()
-    suffix = path.suffix.lower()
-    loaders: dict[str, Callable[[Path], object]] = {
-        ".pt": _load_torch, ".pth": _load_torch, ".ts": _load_torch, ".pt2": _load_exported,
-        ".onnx": _load_onnx, ".joblib": _load_joblib, ".pkl": _load_pickle, ".pickle": _load_pickle,
-    }
-    if suffix not in loaders:
-        raise ModelLoadError(f"cannot tell how to load {spec!r}: expected file.py:attr, package.module:attr, "
-                             "or a .pt/.pth/.ts, .pt2, .onnx, .joblib, .pkl or .pickle file")
-    if not path.is_file():
-        raise ModelLoadError(f"model file {str(path)!r} does not exist")
-    return loaders[suffix](path)
-
-
-def _import_file(path: Path) -> Any:
-    if not path.is_file():
-        raise ModelLoadError(f"model file {str(path)!r} does not exist")
-    # A unique name, so two files called model.py do not overwrite each other in sys.modules.
-    stem = re.sub(r"\W", "_", path.stem)
-    name = f"_pellucid_spec_{stem}_{uuid.uuid4().hex[:8]}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ModelLoadError(f"cannot import {str(path)!r} as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)  # lets the file import its neighbours, during the import only
-    sys.modules[name] = module  # classes defined there must be findable (pickling, dataclasses)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:
-        sys.modules.pop(name, None)
-        raise ModelLoadError(f"importing {str(path)!r} failed: {type(e).__name__}: {e}") from e
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(folder)
-    return module
-
-
-def _getattr(module: Any, attr: str, where: str) -> Any:
-    obj = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as e:
-            public = sorted(n for n in dir(module) if not n.startswith("_"))[:20]
-            raise ModelLoadError(f"{where!r} has no attribute {attr!r} (it defines {public})") from e
-    return obj
-
-
-def _maybe_factory(obj: Any, spec: str) -> Any:
-    """Call a zero-argument function (a factory) and return what it makes."""
-    if isinstance(obj, torch.nn.Module) or isinstance(obj, type) or hasattr(obj, "predict") \
-            or hasattr(obj, "transform"):
-        return obj
-    if not (inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial)):
-        return obj
-    try:
-        params = inspect.signature(obj).parameters.values()
-    except (TypeError, ValueError):
-        return obj
-    required = [p for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if required:
-        return obj  # a callable model, not a factory
-    try:
-        return obj()
-    except Exception as e:
-        raise ModelLoadError(f"the factory {spec!r} raised {type(e).__name__}: {e}") from e
-
-
-def _load_torch(path: Path) -> object:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript files remain loadable
-            return torch.jit.load(str(path), map_location="cpu")
-    except Exception as script_error:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ModelLoadError(
-                f"{str(path)!r} is neither TorchScript ({type(script_error).__name__}: {script_error}) nor a "
-                f"weights-only torch file ({type(e).__name__}); save the model with torch.jit.save or "
-                "torch.export, or pass file.py:attr") from e
-    if isinstance(obj, torch.nn.Module):
-        return obj
-    if isinstance(obj, dict):
-        raise ModelLoadError(f"{str(path)!r} holds weights (a state dict) but no architecture; pass "
-                             "`file.py:attr` that builds the model and loads them instead")
-    raise ModelLoadError(f"{str(path)!r} holds a {type(obj).__name__}, not a model")
-
-
-def _load_exported(path: Path) -> object:
-    try:
-        return torch.export.load(str(path)).module()
-    except Exception as e:
-        raise ModelLoadError(f"cannot load {str(path)!r} with torch.export.load: {type(e).__name__}: {e}") from e
-
-
-def _load_onnx(path: Path) -> object:
-    return _onnx_session(str(path), repr(str(path)), ModelLoadError)
-
-
-def _load_joblib(path: Path) -> object:
-    import joblib
-
-    try:
-        return joblib.load(path)
-    except Exception as e:
-        raise ModelLoadError(f"cannot load {str(path)!r} with joblib: {type(e).__name__}: {e}") from e
-
-
-def _load_pickle(path: Path) -> object:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except Exception as e:
-        raise ModelLoadError(f"cannot unpickle {str(path)!r}: {type(e).__name__}: {e}") from e
-
-
-def _spec_file(spec: str) -> Path | None:
-    """The file a specification names, if any."""
-    left = spec.rsplit(":", 1)[0] if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py") else spec
-    path = Path(left).expanduser()
-    return path if path.is_file() else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
