@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 import pandas as pd
+import torch
 
 from pellucid import Oracle
 from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network

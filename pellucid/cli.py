@@ -382,8 +382,8 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     t0 = time.perf_counter()
     undo = None
     try:
-        from .pipeline.config import RunConfig
         from .pipeline import explain
+        from .pipeline.config import RunConfig
 
         options = _options(args)
         # Every option and output path checked before the data and the model are read (a

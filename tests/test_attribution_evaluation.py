@@ -28,7 +28,6 @@ from pellucid.errors import ParameterError
 
 from . import _nets
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

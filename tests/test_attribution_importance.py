@@ -22,7 +22,6 @@ from pellucid.surrogates import DecisionTree, SparseLinear
 
 from . import _nets
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -17,7 +17,6 @@ from pellucid.demo import CLASSES  # noqa: E402
 from pellucid.errors import ModelError, ParameterError  # noqa: E402
 from tests import _nets  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

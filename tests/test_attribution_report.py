@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from pellucid import Oracle, distill
-from pellucid.attribution import global_importance, integrated_gradients, occlusion, rank_agreement, surrogate_importance
+from pellucid.attribution import (
+    global_importance,
+    integrated_gradients,
+    occlusion,
+    rank_agreement,
+    surrogate_importance,
+)
 from pellucid.attribution.summary import _sanity, summarise
 from pellucid.demo import CLASSES
 from pellucid.errors import ParameterError

@@ -15,8 +15,15 @@ from scipy import stats
 from torch import nn
 
 from pellucid import Oracle
-from pellucid.attribution.concepts import (TCAVResult, directional_derivatives, fit_logistic, parse_rule, rule_mask,
-                                           tcav, tcav_many)
+from pellucid.attribution.concepts import (
+    TCAVResult,
+    directional_derivatives,
+    fit_logistic,
+    parse_rule,
+    rule_mask,
+    tcav,
+    tcav_many,
+)
 from pellucid.errors import ParameterError, PellucidWarning
 from pellucid.extraction.rules import Condition, Rule
 

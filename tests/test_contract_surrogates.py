@@ -23,9 +23,9 @@ from decimal import ROUND_CEILING, Decimal
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 
 from pellucid._validation import Interval, exact
 from pellucid.errors import ParameterError, PellucidError

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from pellucid import Oracle
 from pellucid import cluster as cluster_mod
 from pellucid.cli import main
-from pellucid.demo import CLASSES, TARGET
+from pellucid.demo import CLASSES
 from pellucid.errors import ModelError, ParameterError
 from pellucid.extraction.stream import distillation_file_rows
 from pellucid.pipeline import explain

@@ -2,7 +2,6 @@
 iterable of frames all give the one-pass figures, checked against scikit-learn's metrics."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score
 

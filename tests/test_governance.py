@@ -27,11 +27,11 @@ from pellucid.demo import TARGET, make_credit, train_credit_network
 from pellucid.errors import DataFileError, ParameterError
 from pellucid.extraction import distill
 from pellucid.fidelity.extrapolation import _Encoder, extrapolation
-from pellucid.reports import load_card, render_html
+from pellucid.pipeline import explain
 from pellucid.reports import limitations as lim
+from pellucid.reports import load_card, render_html
 from pellucid.reports.card import FIELDS, validate_card
 from pellucid.schema import Schema
-from pellucid.pipeline import explain
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

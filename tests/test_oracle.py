@@ -30,7 +30,6 @@ from pellucid.oracle import EncodingMap, Oracle, load_model
 
 from .conftest import N_ORACLE_ROWS as N  # rows of the `frame` fixture
 
-
 # ---------------------------------------------------------------------- fixtures
 # `frame` (50 raw rows, two categorical and two numeric columns) and `ct` (a fitted
 # ColumnTransformer for it) come from conftest.py.

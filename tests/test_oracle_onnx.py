@@ -22,6 +22,7 @@ from pellucid.errors import ModelError, ModelLoadError, ModelOutputError, Parame
 from pellucid.oracle import Oracle, load_model  # noqa: E402
 
 from .conftest import N_ORACLE_ROWS as N  # rows of the `frame` fixture
+
 HIDDEN = 8
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pellucid import Oracle
-from pellucid.errors import DataFileError, ParameterError
 from pellucid.attribution.decision_reasons import export_reasons, reasons
+from pellucid.errors import DataFileError, ParameterError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

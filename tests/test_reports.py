@@ -27,13 +27,11 @@ from markupsafe import escape
 
 from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
 from pellucid.errors import ParameterError
-from pellucid.extraction import distill
+from pellucid.extraction import Condition, distill, format_number
 from pellucid.fidelity import evaluate
-from pellucid.reports import build, build_payload, recommend, render_html, tree_svg
-from pellucid.reports.payload import SCHEMA_VERSION
-from pellucid.extraction import Condition, format_number
-from pellucid.reports import figures
+from pellucid.reports import build, build_payload, figures, recommend, render_html, tree_svg
 from pellucid.reports._svg import UnsafeSVGError, check_svg, clean_svg
+from pellucid.reports.payload import SCHEMA_VERSION
 from pellucid.reports.tree import DOT_MISSING, quote, tree_dot
 from pellucid.schema import Schema
 from pellucid.surrogates import DecisionTree, Surrogate

@@ -18,15 +18,22 @@ from typing import Callable
 
 from ._base import Attribution, Prepared, prepare, summary_row
 from ._integration import INTEGRATION_METHODS, integration_rule
-from .gradients import expected_gradients, gradient_x_input, integrated_gradients, saliency, smoothgrad
+from .concepts import TCAVResult, tcav, tcav_many
+from .decision_reasons import export_reasons, reasons
+from .evaluation import (
+                         AttributionEvaluation,
+                         Faithfulness,
+                         RandomisationCheck,
+                         completeness,
+                         deletion_insertion,
+                         evaluate_attributions,
+                         randomisation_check,
+)
 from .grad_cam import grad_cam
+from .gradients import expected_gradients, gradient_x_input, integrated_gradients, saliency, smoothgrad
+from .importance import RankAgreement, global_importance, pair, rank_agreement, surrogate_importance
 from .lrp import COMPOSITES, fold_batchnorm, lrp, register_composite
 from .occlusion import occlusion
-from .decision_reasons import export_reasons, reasons
-from .evaluation import (AttributionEvaluation, Faithfulness, RandomisationCheck, completeness, deletion_insertion,
-                         evaluate_attributions, randomisation_check)
-from .importance import RankAgreement, global_importance, pair, rank_agreement, surrogate_importance
-from .concepts import TCAVResult, tcav, tcav_many
 from .sensitivity import MorrisResult, SobolResult, compare_importance, morris, sobol
 from .visualisation import ImageMaximisation, RowMaximisation, TopRows, maximise_image, maximise_row, top_rows
 

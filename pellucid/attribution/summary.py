@@ -14,9 +14,9 @@ from .._plain import cell as _cell
 from .._validation import number as _num
 from .._validation import plain
 from ..errors import ParameterError
+from ..fidelity.intervals import N_BOOT, check_seed
 from ..oracle import Oracle
 from .evaluation import evaluate_attributions, randomisation_check
-from ..fidelity.intervals import N_BOOT, check_seed
 from .importance import global_importance, rank_agreement, surrogate_importance
 
 #: Methods the report runs on a torch network, and their display names.

@@ -46,8 +46,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from ..errors import ParameterError
 from .._validation import exact, plain
+from ..errors import ParameterError
 from .rules import INTEGER_KINDS, NUMERIC_OPS, AdditiveRules, Condition, Rule, RuleList, RuleSet, _Rules
 
 RuleModel = Union[RuleList, RuleSet, AdditiveRules]

@@ -3,8 +3,8 @@ bootstrap stability, the fidelity–complexity frontier and where a surrogate di
 network; the network against the user's target; every estimate with its interval."""
 
 from .disagreement import disagreement
-from .ground_truth import ground_truth
 from .frontier import Frontier, FrontierEntry, SampleChoice, choose_sample, frontier, pareto_flags
+from .ground_truth import ground_truth
 from .metrics import Fidelity, FidelityTally, evaluate, read_parquet_chunks, wilson_interval
 from .stability import Stability, rule_matches, stability
 

@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
+from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import Condition, ConditionFitter, Rule, merge_conditions
 from .metrics import check_same_set
-from .._validation import plain as _plain
 
 #: Depth of the tree that finds regions: a region is a rule of at most this many tests
 #: (before tests on one feature are merged).

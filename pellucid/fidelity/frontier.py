@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
 from ..extraction.dataset import DistillationSet
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
-from .._validation import plain as _plain
 
 #: The fidelity measure of each task: label agreement, or R² of the outputs.
 MEASURES = {"classification": "agreement", "regression": "r2"}

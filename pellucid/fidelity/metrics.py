@@ -17,8 +17,17 @@ import pandas as pd
 
 from ..errors import DataFileError, ParameterError
 from ..extraction.dataset import DistillationSet
-from .intervals import (N_BOOT, WILSON, PoissonBootstrap, bootstrap_method, check_n_boot, percentile_interval,
-                        r2_replicates, wilson, wilson_interval)
+from .intervals import (
+    N_BOOT,
+    WILSON,
+    PoissonBootstrap,
+    bootstrap_method,
+    check_n_boot,
+    percentile_interval,
+    r2_replicates,
+    wilson,
+    wilson_interval,
+)
 
 
 @dataclass

@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .intervals import N_BOOT, check_seed, percentile_interval, wilson
-from .metrics import check_same_set
 from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
 from ..extraction.dataset import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
 from ..schema import Schema
+from .intervals import N_BOOT, check_seed, percentile_interval, wilson
+from .metrics import check_same_set
 
 #: Default threshold tolerance, as a share of each feature's observed range.
 DEFAULT_TOLERANCE = 0.05

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
 from .._validation import exact
+from ..errors import ParameterError
 from ..extraction.rules import INTEGER_KINDS, features_with_missing, missing_note
 from .limitations import find_limitations
 

@@ -11,12 +11,12 @@ each method is, what pellucid fixed in the libraries behind it, and what it left
 
 from typing import Any, Callable
 
-from .base import CategoryOrderEncoder, Surrogate
 from .anchors import Anchor, anchor, anchors
+from .base import CategoryOrderEncoder, Surrogate
 from .exhaustive import ExhaustiveRuleList, OptimalTree
 from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
-from .local import check_local_rows
 from .linear import Scorecard, SparseLinear
+from .local import check_local_rows
 from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
 from .rule_lists import BayesianRuleList, C45Tree, GreedyRuleList, HSTree, SkopeRules
 from .tree import DecisionTree

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .._plain import cell as _cell
-from .._validation import plain as _plain
 from .._validation import number as _num
+from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..oracle import Oracle
 from .anchors import anchors

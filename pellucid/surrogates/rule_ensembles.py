@@ -34,8 +34,8 @@ from ..errors import ParameterError, PellucidWarning, SurrogateError
 from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, merge_conditions
-from .base import Surrogate, float32_split
 from ._imodels import learner_context, rulefit_tests, slipper_rule_class, slipper_tests
+from .base import Surrogate, float32_split
 
 #: Score of a class the network never gave on the training rows: it is never predicted and
 #: its probability is 0 (exp(-1e6) underflows), as in the learner, which never saw it.
