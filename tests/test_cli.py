@@ -141,7 +141,7 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, capsys, argv, pattern)
     df.assign(home=np.where(np.arange(len(df)) == 9, "castle", df["home"])).to_csv(files / "unseen.csv", index=False)
     base = {"--model": f"{files}/model_def.py:make", "--data": f"{files}/credit.csv", "--target": TARGET}
     args = dict(base)
-    for k, v in zip(argv[::2], argv[1::2]):
+    for k, v in zip(argv[::2], argv[1::2], strict=True):
         args[k] = v.format(d=files)
     args.setdefault("--out", str(tmp_path))
     cmd = ["explain", *[x for kv in args.items() for x in kv], "--quiet", "--n", 1000]

@@ -87,7 +87,7 @@ def test_ids_must_name_each_row_once():
 def test_each_surrogate_says_what_it_learned_from(run):
     _, res, payload, html = run
     dset = res.distillation
-    for entry, s in zip(payload["surrogates"], res.surrogates):
+    for entry, s in zip(payload["surrogates"], res.surrogates, strict=True):
         fo = entry["fitted_on"]
         # Counted independently: the training view of the frontier entry that fitted it.
         e = next(e for e in res.frontier.entries if e.surrogate is s)

@@ -150,7 +150,7 @@ def test_payload_data_and_distillation_come_from_the_objects(credit):
 def test_each_surrogate_carries_its_own_fidelity(credit):
     p = credit["payload"]
     assert len(p["surrogates"]) == len(credit["surrogates"])
-    for entry, s, f in zip(p["surrogates"], credit["surrogates"], credit["fids"]):
+    for entry, s, f in zip(p["surrogates"], credit["surrogates"], credit["fids"], strict=True):
         assert entry["fidelity"]["agreement"] == f.agreement
         assert entry["fidelity"]["agreement_ci"] == list(f.agreement_ci)
         assert entry["fidelity"]["macro_f1"] == f.macro_f1
@@ -158,7 +158,7 @@ def test_each_surrogate_carries_its_own_fidelity(credit):
         assert entry["params"]["max_leaf_nodes"] == s.max_leaf_nodes
         assert len(entry["rules"]) == s.rules_.n_rules
     # Surrogates of one kind get labels that tell them apart: the parameter they differ in.
-    for entry, s in zip(p["surrogates"], credit["surrogates"]):
+    for entry, s in zip(p["surrogates"], credit["surrogates"], strict=True):
         assert entry["label"] == f"{s.describe()['name']} (max_leaf_nodes={s.max_leaf_nodes})"
 
 
@@ -186,8 +186,8 @@ def test_rule_numbers_are_measured_on_the_holdout(credit):
     p, dset = credit["payload"], credit["dset"]
     hold = dset.holdout
     net_labels = hold.labels
-    for entry, s in zip(p["surrogates"], credit["surrogates"]):
-        for r_json, rule in zip(entry["rules"], s.rules_.rules):
+    for entry, s in zip(p["surrogates"], credit["surrogates"], strict=True):
+        for r_json, rule in zip(entry["rules"], s.rules_.rules, strict=True):
             assert r_json["text"] == rule.text()
             assert r_json["conditions"] == [json.loads(json.dumps(c.to_dict())) for c in rule.conditions]
             mask = rule.apply(hold.rows)
@@ -200,7 +200,7 @@ def test_rule_numbers_are_measured_on_the_holdout(credit):
 
 
 def test_tree_entry_mirrors_the_fitted_tree(credit):
-    for entry, s in zip(credit["payload"]["surrogates"], credit["surrogates"]):
+    for entry, s in zip(credit["payload"]["surrogates"], credit["surrogates"], strict=True):
         nodes = entry["tree"]["nodes"]
         assert [n["id"] for n in nodes] == [n.id for n in s.nodes_]
         leaves = [n for n in nodes if n["left"] is None]
@@ -208,7 +208,7 @@ def test_tree_entry_mirrors_the_fitted_tree(credit):
         assert sum(n["support"] for n in leaves) == pytest.approx(1.0)
         # Holdout coverage of each rule, recomputed here from the fitted rules and the rows.
         coverage = s.rules_.coverage_matrix(credit["dset"].holdout.rows).mean(axis=0)
-        for n_json, n in zip(nodes, s.nodes_):
+        for n_json, n in zip(nodes, s.nodes_, strict=True):
             if n.condition is not None:
                 assert n_json["condition"]["text"] == n.condition.text()
                 assert n_json["negation"]["text"] == n.negation.text()
@@ -425,7 +425,7 @@ def test_regression_report(regression):
     json.dumps(p, allow_nan=False)
     best = max(range(2), key=lambda i: regression["fids"][i].r2)
     assert p["recommended"] == best
-    for entry, f in zip(p["surrogates"], regression["fids"]):
+    for entry, f in zip(p["surrogates"], regression["fids"], strict=True):
         assert entry["fidelity"]["r2"] == f.r2
         assert f"{f.r2:.3f}" in html
     assert "<th class=\"num\">MAE</th>" in html and "Coverage (held-out)" in html
@@ -863,7 +863,7 @@ def test_payload_frontier_points_at_the_listed_surrogates(extended):
     pf = p["frontier"]
     assert len(pf["entries"]) == len(front.entries)
     assert pf["pareto"] == front.to_dict()["pareto"] and pf["n_failed"] == len(front.failed) == 3
-    for e, obj in zip(pf["entries"], front.entries):
+    for e, obj in zip(pf["entries"], front.entries, strict=True):
         expected = next((i for i, s in enumerate(surs) if s is obj.surrogate), None) if obj.surrogate is not None else None
         assert e["surrogate_index"] == expected
         assert "fit_seconds" not in e  # a duration: in the run block, under the entry's path
@@ -920,7 +920,7 @@ def test_html_shows_the_frontier(extended):
     body = table.split("<tbody>", 1)[1]
     rows = body.split("<tr")[1:]
     assert len(rows) == len(p["frontier"]["entries"])
-    for row, e in zip(rows, p["frontier"]["entries"]):
+    for row, e in zip(rows, p["frontier"]["entries"], strict=True):
         assert str(escape(e["candidate"])) in row
         if e["error"] is None:
             assert f"{100 * e['score']:.1f}%" in row
@@ -944,7 +944,7 @@ def test_comparison_table_shows_stability_and_what_each_was_fitted_on(extended):
     # The last column: stability; no fit time (a duration belongs to the run, not the content).
     assert all(c[-1].strip() == "—" for c in cells[1:])  # stability not measured
     assert "Fit time" not in section and " ms<" not in section
-    for c, e in zip(cells, p["surrogates"]):
+    for c, e in zip(cells, p["surrogates"], strict=True):
         fo = e["fitted_on"]
         assert f"{fo['n_rows']:,}" in c[1]  # the second column: the rows it learned from
 
@@ -956,7 +956,7 @@ def test_additive_scorecard_renders(extended):
     assert "Base points" in section and f">{int(round(rs.offset + rs.scale * rs.intercept[0]))}<" in section
     rows = section.split('<table class="additive sortable">', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")[1:]
     rule_rows = rows[1 : 1 + len(rs.rules)]
-    for row, rule, w, per_rule in zip(rule_rows, rs.rules, rs.weights, fid.rules):
+    for row, rule, w, per_rule in zip(rule_rows, rs.rules, rs.weights, fid.rules, strict=True):
         pts = int(round(rs.scale * w[0]))
         assert (f"+{pts}" if pts >= 0 else f"−{-pts}") in row
         for c in rule.conditions:
@@ -1142,7 +1142,7 @@ def test_payload_carries_every_interval(extended):
     fidelity), per frontier entry."""
     p, fids = extended["payload"], extended["fids"]
     assert len(fids) == len(p["surrogates"])
-    for s, fid in zip(p["surrogates"], fids):
+    for s, fid in zip(p["surrogates"], fids, strict=True):
         f = s["fidelity"]
         assert f["intervals"] == fid.intervals and f["intervals"]["level"] == 0.95
         for key in ("agreement", "macro_f1", "r2"):
@@ -1150,7 +1150,7 @@ def test_payload_carries_every_interval(extended):
             assert f[key + "_ci"][0] <= f[key] <= f[key + "_ci"][1]
         for c in f["per_class"]:
             assert c["agreement_ci"] is not None or c["agreement"] is None
-        for rule, measured in zip(s["rules"] + [s["default"]], fid.rules + [fid.default]):
+        for rule, measured in zip(s["rules"] + [s["default"]], fid.rules + [fid.default], strict=True):
             for key in ("coverage_ci", "precision_ci", "n_decided", "decides_ci", "decided_precision_ci"):
                 assert rule[key] == measured[key], key
     entries, objects = p["frontier"]["entries"], extended["front"].entries
