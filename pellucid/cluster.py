@@ -17,11 +17,13 @@ from __future__ import annotations
 import copy
 import os
 import re
+from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ._validation import Interval, validate_params
 from .errors import ModelError, ParameterError
 from .oracle import FIRST_BLOCK_ROWS, Oracle
 
@@ -223,8 +225,7 @@ def query(oracle: Oracle, rows: Any, client: Any, *, partitions: int | None = No
 
 
 def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ParameterError(f"{name} must be a positive integer or None; got {value!r}")
+    validate_params("pellucid.cluster", {name: value}, {name: [Interval(Integral, 1, None), None]})
 
 
 def _is_dask_frame(rows: Any) -> bool:

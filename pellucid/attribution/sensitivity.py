@@ -22,6 +22,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,7 +30,7 @@ import pandas as pd
 from scipy.stats import qmc
 
 from .._targets import target_indices
-from .._validation import plain
+from .._validation import Interval, as_oracle, plain, validate_params
 from ..errors import ParameterError, PellucidWarning
 from ..oracle import Oracle
 from ..schema import Kind, Schema
@@ -135,8 +136,8 @@ def _as_oracle(model: Any) -> tuple[Oracle, bool]:
     if isinstance(model, Oracle):
         return model, False
     if hasattr(model, "predict") and not callable(getattr(model, "forward", None)):
-        return Oracle(model, verbose=0), True  # scikit-learn: the estimator says which task
-    return Oracle(model, task="regression", verbose=0), True
+        return as_oracle(model), True  # scikit-learn: the estimator says which task
+    return as_oracle(model, task="regression"), True
 
 
 def _output_index(oracle: Oracle, output: Any) -> tuple[int | None, Any]:
@@ -179,12 +180,6 @@ def _evaluate(model: Any, design: pd.DataFrame, output: Any) -> tuple[np.ndarray
     y = answer if index is None else answer[:, index]
     y = np.asarray(y, dtype=float).reshape(len(design))
     return y, label, calls
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ParameterError(f"{name} must be an integer >= {low}; got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------------------- Sobol'
@@ -348,14 +343,14 @@ def sobol(model: Any, bounds: Mapping[str, tuple[float, float]] | Schema, n: int
     start = time.perf_counter()
     dims = _domain(bounds)
     d = len(dims)
-    n = _check_int(n, "n", 2)
+    validate_params("sobol", dict(n=n, n_boot=n_boot, confidence=confidence), {
+        "n": [Interval(Integral, 2, None)], "n_boot": [Interval(Integral, 0, None)],
+        "confidence": [Interval(Real, 0, 1, closed="neither")]})
+    n, n_boot = int(n), int(n_boot)
     if n & (n - 1):
         below = 1 << (n.bit_length() - 1)
         raise ParameterError(f"n must be a power of two (Sobol' sequences are balanced only then); got {n}: "
                              f"use {below} or {below * 2}")
-    n_boot = _check_int(n_boot, "n_boot", 0)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise ParameterError(f"confidence must be a number in (0, 1); got {confidence!r}")
     if 2 * d > qmc.Sobol.MAXDIM:
         raise ParameterError(f"sobol handles at most {qmc.Sobol.MAXDIM // 2} features; got {d}")
 
@@ -546,8 +541,9 @@ def morris(model: Any, bounds: Mapping[str, tuple[float, float]] | Schema, r: in
     start = time.perf_counter()
     dims = _domain(bounds)
     d = len(dims)
-    r = _check_int(r, "r", 2)
-    levels = _check_int(levels, "levels", 2)
+    validate_params("morris", dict(r=r, levels=levels), {"r": [Interval(Integral, 2, None)],
+                                                         "levels": [Interval(Integral, 2, None)]})
+    r, levels = int(r), int(levels)
     if levels % 2:
         raise ParameterError(f"levels must be even (the step levels / (2 (levels - 1)) falls on the grid only "
                              f"then); got {levels}")
