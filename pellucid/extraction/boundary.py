@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from ..errors import ParameterError
+from .._validation import Interval, Options, validate_params
 from ..schema import Schema
 from .encoding import CategoryOrderEncoder
 from .samplers import ActiveDraw, jitter, marginal, register_active
@@ -140,10 +140,10 @@ def boundary(
     ParameterError
         An option outside its range, named with its value.
     """
-    _check_options(
-        rounds, scale, p_categorical, explore_share, pool_share, pool_factor, max_leaf_nodes, min_samples_leaf,
-        weighting,
-    )
+    validate_params("boundary sampling", dict(
+        rounds=rounds, scale=scale, p_categorical=p_categorical, explore_share=explore_share, pool_share=pool_share,
+        pool_factor=pool_factor, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=min_samples_leaf, weighting=weighting,
+    ), _CONSTRAINTS)
     classification = oracle.task == "classification"
     importance = weighting == "importance"
     n_rounds = min(int(rounds), n)
@@ -235,39 +235,18 @@ def boundary(
     return ActiveDraw(rows=rows, outputs=outputs, weights=weights, info=info)
 
 
-def _check_options(
-    rounds: Any,
-    scale: Any,
-    p_categorical: Any,
-    explore_share: Any,
-    pool_share: Any,
-    pool_factor: Any,
-    max_leaf_nodes: Any,
-    min_samples_leaf: Any,
-    weighting: Any,
-) -> None:
-    def integer(name: str, value: Any, low: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-            raise ParameterError(f"boundary sampling: {name} must be an integer >= {low}, got {value!r}")
-
-    def share(name: str, value: Any, low_open: bool) -> None:
-        ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
-        ok = ok and (0 < value if low_open else 0 <= value) and value <= 1
-        if not ok:
-            interval = "0 < x <= 1" if low_open else "0 <= x <= 1"
-            raise ParameterError(f"boundary sampling: {name} must be a number with {interval}, got {value!r}")
-
-    integer("rounds", rounds, 1)
-    integer("pool_factor", pool_factor, 1)
-    integer("max_leaf_nodes", max_leaf_nodes, 2)
-    integer("min_samples_leaf", min_samples_leaf, 1)
-    if isinstance(scale, bool) or not isinstance(scale, Real) or not np.isfinite(scale) or scale <= 0:
-        raise ParameterError(f"boundary sampling: scale must be a positive number, got {scale!r}")
-    share("p_categorical", p_categorical, low_open=False)
-    share("pool_share", pool_share, low_open=False)
-    share("explore_share", explore_share, low_open=True)
-    if weighting not in ("importance", "none"):
-        raise ParameterError(f"boundary sampling: weighting must be 'importance' or 'none', got {weighting!r}")
+#: What each of the boundary sampler's options must be (checked by ``validate_params``).
+_CONSTRAINTS = {
+    "rounds": [Interval(Integral, 1, None)],
+    "pool_factor": [Interval(Integral, 1, None)],
+    "max_leaf_nodes": [Interval(Integral, 2, None)],
+    "min_samples_leaf": [Interval(Integral, 1, None)],
+    "scale": [Interval(Real, 0, None, closed="neither")],
+    "p_categorical": [Interval(Real, 0, 1)],
+    "pool_share": [Interval(Real, 0, 1)],
+    "explore_share": [Interval(Real, 0, 1, closed="right")],
+    "weighting": [Options(("importance", "none"))],
+}
 
 
 def _encode(schema: Schema, rows: pd.DataFrame) -> np.ndarray:

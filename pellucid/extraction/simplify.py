@@ -17,7 +17,6 @@ on the rows it chose on would flatter the result.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from numbers import Real
 from typing import Any, Callable, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score
 
+from .._validation import Interval, validate_params
 from ..errors import ParameterError
 from ..schema import Schema
 from .export import RuleModel, _model
@@ -262,8 +262,7 @@ def simplify(
 
 # ---------------------------------------------------------------------- checks
 def _check_tolerance(tolerance: Any) -> float:
-    if isinstance(tolerance, bool) or not isinstance(tolerance, Real) or not math.isfinite(tolerance) or tolerance < 0:
-        raise ParameterError(f"simplify: tolerance must be a finite number >= 0, got {tolerance!r}")
+    validate_params("simplify", {"tolerance": tolerance}, {"tolerance": [Interval(Real, 0, None)]})
     return float(tolerance)
 
 
