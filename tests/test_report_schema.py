@@ -408,7 +408,7 @@ REPLACEMENTS = ["text", "", -1, 0, 1, 2.5, 10**12, -0.5, True, None, [], [1, "a"
 def figures_once(monkeypatch):
     """The page's figures drawn once per distinct input: an edit changes one value, so almost
     every figure of an edited report is the unedited one's (drawing them all again would make
-    400 edits take most of an hour). A figure whose input the edit changed is drawn."""
+    200 edits take most of an hour). A figure whose input the edit changed is drawn."""
     from pellucid.reports import figures
 
     for name in [n for n in dir(figures) if n.endswith("_figure")]:
@@ -424,7 +424,7 @@ def figures_once(monkeypatch):
 
 
 def test_any_one_edit_is_refused_in_one_line_or_renders(demo, figures_once):
-    """Fuzzing: 400 seeded edits of the demo's report.json (a value replaced by another type, a
+    """Fuzzing: 200 seeded edits of the demo's report.json (a value replaced by another type, a
     key deleted). Each is refused by the validator (one message naming a JSON path) or the page
     and the diff render it: no edit reaches a reader as a traceback."""
     import random
@@ -436,7 +436,7 @@ def test_any_one_edit_is_refused_in_one_line_or_renders(demo, figures_once):
     rng = random.Random(17)
     refused = rendered = 0
     failures = {}
-    for _ in range(400):
+    for _ in range(200):
         p = copy.deepcopy(demo[1])
         path = rng.choice(places)
         parent = p
@@ -461,4 +461,4 @@ def test_any_one_edit_is_refused_in_one_line_or_renders(demo, figures_once):
             continue
         rendered += 1
     assert not failures, "edits that validate but do not render:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items())
-    assert refused > 100 and rendered > 100, (refused, rendered)
+    assert refused > 50 and rendered > 50, (refused, rendered)

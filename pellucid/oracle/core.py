@@ -153,7 +153,7 @@ class Determinism:
         if self.deterministic:
             return (f"Asked twice about the same {self.rows} rows, the model gave the same answers "
                     f"(largest difference {fmt.sig(self.max_difference, 3)}).")
-        return (f"The model is not deterministic: asked twice about the same {self.rows} rows, it changed its answer "
+        return (f"Asked twice about the same {self.rows} rows, the model changed its answer "
                 f"for {self.changed} ({fmt.pct(self.changed / self.rows)}), by up to {fmt.sig(self.max_difference, 3)} (row "
                 f"{self.largest_at}). It was explained anyway, as asked: every figure of this report is measured "
                 "against answers that would differ if asked again, and part of any disagreement between the rules "
