@@ -337,6 +337,17 @@ class _L1Additive(Surrogate):
         return float(weights[m].sum() / weights.sum())
 
 
+#: The L1 path's and the refit's parameters, shared by :class:`SparseLinear` and :class:`Scorecard`.
+_PATH_CONSTRAINTS: dict[str, list[Any]] = {
+    "refit": ["boolean"],
+    "refit_penalty": [Interval(Real, 0, None, closed="neither")],
+    "path_points": [Interval(Integral, 2, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="neither")],
+    "random_state": ["random_state"],
+}
+
+
 class SparseLinear(_L1Additive):
     """An L1-penalised linear model of the network, in raw units.
 
@@ -411,12 +422,7 @@ class SparseLinear(_L1Additive):
 
     _parameter_constraints: dict[str, list[Any]] = {
         "max_terms": [Interval(Integral, 1, None, closed="left")],
-        "refit": ["boolean"],
-        "refit_penalty": [Interval(Real, 0, None, closed="neither")],
-        "path_points": [Interval(Integral, 2, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "random_state": ["random_state"],
+        **_PATH_CONSTRAINTS,
     }
 
     def __init__(
@@ -631,12 +637,7 @@ class Scorecard(_L1Additive):
         "pdo": [Interval(Real, 0, None, closed="neither")],
         "base_score": [Interval(Real, None, None)],
         "base_odds": [Interval(Real, 0, None, closed="neither")],
-        "refit": ["boolean"],
-        "refit_penalty": [Interval(Real, 0, None, closed="neither")],
-        "path_points": [Interval(Integral, 2, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "random_state": ["random_state"],
+        **_PATH_CONSTRAINTS,
     }
 
     def __init__(
