@@ -60,7 +60,8 @@ def run(argv, capsys):
 
 
 def test_demo_writes_a_report_that_finds_the_ground_truth(tmp_path, capsys):
-    code, out, err = run(["demo", "--out", tmp_path, "--rows", 3000, "--n", 6000, "--quiet"], capsys)
+    # Ground truth and rules alone: stability, attributions and single rows are left out (other tests).
+    code, out, err = run(["demo", "--out", tmp_path, "--rows", 3000, "--n", 6000, "--quiet", "--n-boot", 0, "--attributions", "none", "--no-local"], capsys)
     assert code == 0, err
     html = (tmp_path / "report.html").read_text()
     payload = json.loads((tmp_path / "report.json").read_text())
@@ -81,7 +82,7 @@ def test_demo_writes_a_report_that_finds_the_ground_truth(tmp_path, capsys):
 def test_explain_on_user_files(files, tmp_path, capsys):
     code, out, err = run(
         ["explain", "--model", f"{files}/model_def.py:make", "--data", files / "credit.csv", "--target", TARGET,
-         "--out", tmp_path, "--sizes", "4,8", "--n", 3000],
+         "--out", tmp_path, "--sizes", "4,8", "--n", 3000, "--n-boot", 0, "--attributions", "none", "--no-local"],
         capsys,
     )
     assert code == 0, err
@@ -166,7 +167,8 @@ def test_html_in_feature_names_is_escaped(tmp_path, capsys):
     )
     code, out, err = run(
         ["explain", "--model", f"{tmp_path}/m.py:model", "--data", tmp_path / "evil.csv", "--target", TARGET,
-         "--task", "classification", "--classes", "good,bad", "--out", tmp_path / "r", "--quiet", "--n", 2000],
+         "--task", "classification", "--classes", "good,bad", "--out", tmp_path / "r", "--quiet", "--n", 2000,
+         "--n-boot", 0],
         capsys,
     )
     assert code == 0, err
