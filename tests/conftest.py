@@ -43,6 +43,19 @@ def audit():
     return oracle, X, fresh, oracle.predict(fresh)
 
 
+@pytest.fixture(scope="session")
+def demo_report(tmp_path_factory):
+    """One real report pair (``report.html`` and ``report.json``) for the modules that read,
+    edit or write over a report: the demo run, small (about half a minute), made once. Read it
+    in place; copy it before changing anything."""
+    from pellucid.cli import main
+
+    out = tmp_path_factory.mktemp("demo-report")
+    code = main(["demo", "--rows", "1200", "--sizes", "4,8", "--n-boot", "3", "--quiet", "--out", str(out)])
+    assert code == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny networks: one intra-op thread is faster than several, and far faster than several

@@ -30,12 +30,10 @@ CARD = 'model_name = "credit scorer"\npurpose = "decide loans"\n'
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A real report: the demo run, small (about half a minute)."""
-    out = tmp_path_factory.mktemp("demo")
-    code = main(["demo", "--rows", "1200", "--sizes", "4,8", "--n-boot", "3", "--quiet", "--out", str(out)])
-    assert code == 0
-    return out / "report.json", json.loads((out / "report.json").read_text(encoding="utf-8"))
+def demo(demo_report):
+    """A real report (the session's demo run): its path and its payload."""
+    path = demo_report / "report.json"
+    return path, json.loads(path.read_text(encoding="utf-8"))
 
 
 def _numeric_condition(p):
