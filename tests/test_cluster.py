@@ -172,3 +172,25 @@ def test_fidelity_over_a_large_holdout_equals_one_process(client):
     # Counts are exact; R² merges sums of squares of partitions (another order of float sums).
     assert got.pop("r2") == pytest.approx(want.pop("r2"), abs=1e-12)
     assert got == want
+
+
+def test_the_frontier_and_stability_on_a_dask_executor_equal_one_process(client):
+    """Executor.map sends every fit and refit to the cluster (the distillation set once); the
+    frontier and the stability are the ones one process gives."""
+    from pellucid.executor import DaskExecutor, LocalExecutor, make_executor
+    from pellucid.fidelity import frontier, stability
+
+    oracle, _ = _pair(3)
+    dset = distill(oracle, _table(400, seed=3), strategy=["observed", "perturb"], n=400, random_state=0)
+    on_dask = DaskExecutor(client)
+    assert make_executor(None, client).client is client and isinstance(make_executor(2), LocalExecutor)
+    here = frontier(dset, candidates=["decision_tree"], sizes=(2, 4), verbose=0).table()
+    there = frontier(dset, candidates=["decision_tree"], sizes=(2, 4), verbose=0, executor=on_dask).table()
+    pd.testing.assert_frame_equal(here.drop(columns="fit_seconds"), there.drop(columns="fit_seconds"))
+    tree = DecisionTree(max_leaf_nodes=4).fit(dset)
+    a = stability(tree, dset, n_boot=4, random_state=1, verbose=0).to_dict()
+    b = stability(tree, dset, n_boot=4, random_state=1, verbose=0, executor=on_dask).to_dict()
+    assert a == b
+    on_dask.close()  # a client given is the caller's: not closed
+    assert client.status == "running"
+    assert on_dask.backend()["name"] == "dask" and LocalExecutor().backend() == {"name": "local"}
