@@ -384,13 +384,14 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     try:
         from .pipeline import explain
         from .pipeline.config import RunConfig
+        from .pipeline.run import check_outputs
 
         options = _options(args)
         # Every option and output path checked before the data and the model are read (a
         # demo trains its network first): named as they were typed.
         config = RunConfig.check(**options)
         data_file = getattr(args, "data", None)
-        undo = _check_cli_outputs(config, data_file)
+        undo = check_outputs(config, data_file)
         if getattr(args, "schema", None) is not None:  # read first: a bad file stops before the model loads
             from .schema import Schema
 
@@ -420,21 +421,6 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
               f"on {fid['n']:,} held-out rows")
         print(f"wrote {result.html_path} and {result.json_path} in {fmt.seconds(time.perf_counter() - t0)}")
     return 0
-
-
-def _check_cli_outputs(config, data_file):
-    """``--out`` and ``--stream-to`` checked as typed; returns what removes an --out folder
-    this check made, for a run that stops before writing it."""
-    from ._files import check_folder, check_new_file
-
-    undo = check_folder(config.out_dir, "--out")
-    if config.stream_to is not None:
-        try:
-            check_new_file(config.stream_to, "--stream-to", overwrite=config.overwrite, inputs=[data_file])
-        except BaseException:
-            undo()
-            raise
-    return undo
 
 
 if __name__ == "__main__":  # pragma: no cover

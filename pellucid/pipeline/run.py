@@ -240,7 +240,7 @@ def explain(
         card = validate_card(card) if isinstance(card, Mapping) else load_card(card)
     _check_methods_known(config.attributions)
     local_rows = _check_local_rows(local_rows, X, id_column)
-    undo_out = _check_outputs(config, meta)
+    undo_out = check_outputs(config, (meta or {}).get("data_file"))
     with contextlib.ExitStack() as closing:
         bar = closing.enter_context(Progress(STAGES, verbose))
         timings: dict[str, float] = {}
@@ -344,14 +344,19 @@ class Progress:
         self.bar.close()
 
 
-def _check_outputs(config: RunConfig, meta: Mapping[str, Any] | None) -> Any:
-    """Check every path the run will write before it starts; return what removes an output
+def check_outputs(config: RunConfig, data_file: str | Path | None) -> Any:
+    """Check every path the run will write before it starts (``out_dir`` a folder that can be
+    written; ``stream_to`` new unless ``overwrite``, and never ``data_file``), named as typed
+    (``--out`` at the command line, ``out_dir`` in Python); return what removes an output
     folder this check made, for a run that stops before writing it."""
-    undo = check_folder(config.out_dir, "out_dir") if config.out_dir is not None else (lambda: None)
+    def name(param: str) -> str:
+        return fmt.arg(param).removesuffix("=")
+
+    undo = check_folder(config.out_dir, name("out_dir")) if config.out_dir is not None else (lambda: None)
     if config.stream_to is not None:
         try:
-            check_new_file(config.stream_to, "stream_to", overwrite=config.overwrite,
-                           inputs=[(meta or {}).get("data_file")], flag="overwrite=True")
+            check_new_file(config.stream_to, name("stream_to"), overwrite=config.overwrite, inputs=[data_file],
+                           flag="--overwrite" if fmt.at_cli() else "overwrite=True")
         except BaseException:
             undo()
             raise
