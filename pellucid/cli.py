@@ -8,6 +8,7 @@ runs it on the user's model and table. Errors about the input end the command wi
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -371,6 +372,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Outputs are written to temporary files and renamed when whole: nothing half-written.
         print("pellucid: interrupted; no file was left half-written", file=sys.stderr)
         return 130
+
+
+def entry() -> None:
+    """The console script and ``python -m pellucid``: run :func:`main` and leave with its status.
+
+    After an interrupt the process leaves with ``os._exit(130)`` once its streams are flushed: the
+    interpreter remembers a Ctrl-C that reached code run through ``PyRun_String`` (pybind11's
+    ``exec``, used inside some extensions) even when :func:`main` caught it, and would otherwise
+    end by killing itself with SIGINT, so the caller saw -2 instead of 130 at random.
+    """
+    code = main()
+    if code == 130:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    sys.exit(code)
 
 
 def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
