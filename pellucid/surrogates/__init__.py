@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .anchors import Anchor, anchor, anchors
 from .base import CategoryOrderEncoder, Surrogate
 from .exhaustive import ExhaustiveRuleList, OptimalTree
+from .faithful import FaithfulTree
 from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
 from .linear import Scorecard, SparseLinear
 from .local import check_local_rows
@@ -25,7 +26,7 @@ from .tree import DecisionTree
 SURROGATES: dict[str, type[Surrogate]] = {
     cls.name: cls
     for cls in (
-        DecisionTree, OptimalTree, ExhaustiveRuleList, HSTree, C45Tree, GreedyRuleList, BayesianRuleList, SkopeRules,
+        DecisionTree, FaithfulTree, OptimalTree, ExhaustiveRuleList, HSTree, C45Tree, GreedyRuleList, BayesianRuleList, SkopeRules,
         FIGS, BoostedRules, RuleFit, Slipper, SparseLinear, Scorecard,
     )
 }
@@ -41,6 +42,7 @@ __all__ = [
     "Surrogate",
     "CategoryOrderEncoder",
     "DecisionTree",
+    "FaithfulTree",
     "OptimalTree",
     "ExhaustiveRuleList",
     "HSTree",
