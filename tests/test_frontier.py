@@ -127,7 +127,7 @@ def wiggly():
 
 def test_frontier_fits_each_size_and_measures_on_the_holdout(wiggly):
     d = wiggly
-    f = frontier(d, candidates=[DecisionTree], sizes=(8, 2, 4), verbose=0)
+    f = frontier(d, candidates=[DecisionTree], sizes=(8, 2, 4), verbose=0, validation=None)
     assert f.sizes == (2, 4, 8) and f.measure == "agreement"
     assert [(e.candidate, e.size) for e in f.entries] == [("decision_tree", s) for s in (2, 4, 8)]
     for e in f.entries:
@@ -159,7 +159,7 @@ def test_each_fit_is_also_made_on_the_observed_rows_alone():
     df = pd.DataFrame({"z": z, "w": z + 0.3 * rng.normal(size=600)})
     oracle = Oracle(lambda d: (np.sin(3 * d["z"]) * d["w"] > 0).to_numpy(dtype=float), task="regression")
     d = distill(oracle, df, strategy=["observed", "marginal"], n=2000, random_state=0)
-    f = frontier(d, candidates=["decision_tree"], sizes=(2, 4), verbose=0)
+    f = frontier(d, candidates=["decision_tree"], sizes=(2, 4), verbose=0, validation=None)
     assert [(e.size, e.training) for e in f.entries] == [(2, "distilled"), (4, "distilled"), (2, "observed"), (4, "observed")]
     observed = d.subset(d.source == "observed")
     for e in f.entries:
@@ -204,7 +204,7 @@ def test_a_failing_candidate_is_recorded_not_dropped(wiggly):
 
 def test_regression_frontier_uses_r2():
     d = wiggly_set("regression", n=400)
-    f = frontier(d, candidates=[DecisionTree], sizes=(2, 8), verbose=0)
+    f = frontier(d, candidates=[DecisionTree], sizes=(2, 8), verbose=0, validation=None)
     assert f.measure == "r2" and "r2" in f.table().columns
     for e in f.entries:
         ref = DecisionTree(max_leaf_nodes=e.size, random_state=0).fit(d)
@@ -255,3 +255,36 @@ def test_frontier_argument_errors(kwargs, pattern):
     d = step_set(n=100)
     with pytest.raises(ParameterError, match=pattern):
         frontier(d, **{"candidates": [DecisionTree], **kwargs})
+
+
+# ---------------------------------------------------------------------------- validation rows
+def test_selection_is_made_on_validation_rows_never_on_the_held_out_rows():
+    from pellucid.fidelity.frontier import validation_split
+
+    d = wiggly_set(n=600, seed=4)
+    fit_set, val = validation_split(d, 0.2, random_state=0)
+    train_obs = int(((d.source == "observed") & ~d.is_holdout).sum())
+    # Held back from the observed training rows only; the held-out rows stay where they were.
+    assert len(val) == round(0.2 * train_obs) and (val.source == "observed").all() and not val.is_holdout.any()
+    assert len(fit_set) + len(val) == len(d) and fit_set.is_holdout.sum() == d.is_holdout.sum()
+    assert not set(val.origin) & set(fit_set.origin[fit_set.origin >= 0])
+    f = frontier(d, candidates=["decision_tree"], sizes=(2, 4, 8, 16), training="distilled", verbose=0)
+    assert f.to_dict()["validation_rows"] == len(val)
+    for e in f.entries:
+        # Fitted without the validation rows, scored on them as well as on the held-out rows.
+        ref = DecisionTree(max_leaf_nodes=e.size, random_state=0).fit(fit_set)
+        labels = np.asarray(val.classes, dtype=object)[val.outputs.argmax(axis=1)]
+        assert e.validation_score == pytest.approx(np.mean(ref.predict(val.rows) == labels))
+        assert e.score == evaluate(ref, rows=d).agreement
+    chosen = f.select()
+    assert chosen.validation_score == max(e.validation_score for e in f.entries)
+    # Hand the entries held-out scores that disagree with their validation scores: the choice
+    # follows validation.
+    best_val = max(f.entries, key=lambda e: (e.validation_score, -e.n_rules))
+    for e in f.entries:
+        e.score = 1.0 if e is not best_val else 0.0
+    assert f.select() is best_val
+    none = frontier(d, candidates=["decision_tree"], sizes=(4,), training="distilled", verbose=0, validation=None)
+    assert none.entries[0].validation_score is None and none.to_dict()["validation_rows"] is None
+    with pytest.raises(ParameterError, match="validation must be a share"):
+        frontier(d, candidates=["decision_tree"], sizes=(4,), verbose=0, validation=1.5)

@@ -64,6 +64,10 @@ class FrontierEntry:
     error : str or None
         ``ExceptionType: message`` when the candidate raised while being built, fitted or
         measured; such entries are never in the Pareto set.
+    validation_score : float or None
+        The same measure on the validation rows: observed training rows held back from every
+        fit. :meth:`Frontier.select` chooses by it, so that the held-out ``score`` a report
+        states was not also used to choose (None when the frontier had no validation rows).
     pareto : bool
         Whether no other entry has fewer-or-equal rules and higher-or-equal fidelity, one of
         them strictly.
@@ -81,6 +85,7 @@ class FrontierEntry:
     training: str = "distilled"
     data: DistillationSet | None = field(default=None, repr=False)
     error: str | None = None
+    validation_score: float | None = None
     pareto: bool = False
 
     @property
@@ -89,6 +94,12 @@ class FrontierEntry:
         size = "" if self.size is None else f"_{self.size}"
         rows = "" if self.training == "distilled" else f"_{self.training}"
         return f"{self.candidate}{size}{rows}"
+
+    @property
+    def selection_score(self) -> float | None:
+        """What selection compares: the validation score where there is one, else the
+        held-out score."""
+        return self.score if self.validation_score is None else self.validation_score
 
     @property
     def ok(self) -> bool:
@@ -132,6 +143,7 @@ class FrontierEntry:
                 },
                 "training": self.training,
                 "score": self.score,
+                "validation_score": self.validation_score,
                 "n_rules": self.n_rules,
                 "n_conditions": self.n_conditions,
                 "fit_seconds": self.fit_seconds,
@@ -146,15 +158,15 @@ def _ties(entries: Sequence[FrontierEntry], floor: float | None) -> list[Frontie
     """Without a floor, the most faithful entries; with one, the smallest (rules, then
     conditions) entries reaching it, and of those the most faithful. In frontier order."""
     if floor is not None:
-        entries = [e for e in entries if e.score >= floor]
+        entries = [e for e in entries if e.selection_score >= floor]
         if not entries:
             return []
         smallest = min((e.n_rules, e.n_conditions) for e in entries)
         entries = [e for e in entries if (e.n_rules, e.n_conditions) == smallest]
     if not entries:
         return []
-    top = max(e.score for e in entries)
-    return [e for e in entries if e.score == top]
+    top = max(e.selection_score for e in entries)
+    return [e for e in entries if e.selection_score == top]
 
 
 def _first_of(entries: list[FrontierEntry], tie_break: Any) -> FrontierEntry:
@@ -208,6 +220,10 @@ class Frontier:
         The size budgets tried, for the record.
     random_state : int, optional
         The seed the candidates were given, for the record.
+    fit_set, validation_set : DistillationSet, optional
+        The rows the candidates were fitted on (the set less its validation rows, with the
+        held-out rows) and the validation rows, for entries added later
+        (:meth:`add`) to be fitted and chosen the same way.
     """
 
     def __init__(
@@ -216,6 +232,9 @@ class Frontier:
         task: str,
         sizes: Sequence[int] = (),
         random_state: int | None = None,
+        *,
+        fit_set: DistillationSet | None = None,
+        validation_set: DistillationSet | None = None,
     ) -> None:
         if task not in MEASURES:
             raise ParameterError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -223,6 +242,8 @@ class Frontier:
         self.task = task
         self.sizes = tuple(sizes)
         self.random_state = random_state
+        self.fit_set = fit_set
+        self.validation_set = validation_set
         for e, flag in zip(self.entries, pareto_flags(self.entries)):
             e.pareto = flag
 
@@ -272,7 +293,9 @@ class Frontier:
         min_r2: float | None = None,
         tie_break: Any = None,
     ) -> FrontierEntry:
-        """Pick one entry.
+        """Pick one entry, by its validation score where the frontier has validation rows
+        (observed training rows no candidate was fitted on), so that the held-out score a
+        report states is not the one that chose it; by the held-out score otherwise.
 
         With a fidelity floor, the smallest entry within ``max_rules`` that reaches it
         (fewest rules, then fewest conditions, then highest fidelity). Without one, the most
@@ -358,6 +381,7 @@ class Frontier:
                 "measure": self.measure,
                 "sizes": list(self.sizes),
                 "random_state": self.random_state,
+                "validation_rows": None if self.validation_set is None else len(self.validation_set),
                 "entries": [e.to_dict() for e in self.entries],
                 "pareto": [i for i, e in enumerate(self.entries) if e.pareto],
                 "n_failed": len(self.failed),
@@ -495,8 +519,39 @@ def training_views(dset: DistillationSet, training: str | Sequence[str]) -> dict
     return views
 
 
+def validation_split(dset: DistillationSet, share: float | None, random_state: int | None = 0
+                     ) -> tuple[DistillationSet, DistillationSet | None]:
+    """Hold back a seeded ``share`` of the observed training rows for choosing among fits:
+    ``(the set without them, the validation rows)``; ``(dset, None)`` for ``share`` None or
+    0, or fewer than 10 observed training rows to spare."""
+    if share is None or share == 0:
+        return dset, None
+    if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
+        raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {share!r}")
+    pool = np.flatnonzero((dset.source == "observed") & ~dset.is_holdout)
+    n = int(round(share * pool.size))
+    if n < 10 or pool.size - n < 10:
+        return dset, None
+    rng = np.random.default_rng(check_seed(random_state) + 7919)  # apart from the fits' own seed
+    mask = np.zeros(len(dset), dtype=bool)
+    mask[rng.choice(pool, size=n, replace=False)] = True
+    return dset.subset(~mask), dset.subset(mask)
+
+
+def _validation_score(s: Any, val: DistillationSet) -> float:
+    """The task's measure of a fitted surrogate on validation rows (weighted as the set is)."""
+    pred = np.asarray(s.predict(val.rows))
+    w = np.asarray(val.weights, dtype=float)
+    if val.task == "classification":
+        labels = np.asarray(val.classes, dtype=object)[val.outputs.argmax(axis=1)]
+        return float(np.average(pred.astype(object) == labels, weights=w))
+    y = np.asarray(val.outputs, dtype=float)
+    ss = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
+    return float(1 - np.average((y - pred.astype(float)) ** 2, weights=w) / ss) if ss > 0 else 0.0
+
+
 def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet,
-              training: str = "distilled", seed: int = 0) -> FrontierEntry:
+              training: str = "distilled", seed: int = 0, validation: DistillationSet | None = None) -> FrontierEntry:
     """Build ``cls(**kw)`` under the candidate's ``name``, fit it on ``dset`` (the training
     view named by ``training``), measure it on the set's held-out rows (intervals seeded by
     ``seed``), and return its entry (with the error message instead, when any of that
@@ -512,6 +567,8 @@ def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: 
         entry.fit_seconds = time.perf_counter() - t0
         fid = evaluate(s, rows=dset, random_state=seed)
         comp = s.complexity()
+        if validation is not None:
+            entry.validation_score = _validation_score(s, validation)
     except Exception as e:  # a candidate's failure is a result, recorded with its message
         entry.error = f"{type(e).__name__}: {e}"
         return entry
@@ -532,6 +589,7 @@ def frontier(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     training: str | Sequence[str] = TRAINING,
+    validation: float | None = 0.2,
     verbose: int = 1,
     executor: Executor | None = None,
 ) -> Frontier:
@@ -586,7 +644,8 @@ def frontier(
         raise ParameterError(f"frontier expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
     sizes = _check_sizes(sizes)
     resolved = _resolve_candidates(candidates, params)
-    views = training_views(dset, training)
+    fit_set, val = validation_split(dset, validation, random_state)
+    views = training_views(fit_set, training)
     tasks = []
     for name, cls, fixed in resolved:
         size_param = getattr(cls, "size_param", None)
@@ -602,12 +661,13 @@ def frontier(
     seed = check_seed(random_state)  # one bootstrap seed for every entry: their intervals compare
     run = as_executor(executor, n_jobs)
     shared = {t: run.share(view) for t, view in views.items()}  # sent once, not once per fit
-    calls = [(name, cls, kw, size, shared[t], t, seed)
+    val_shared = None if val is None else run.share(val)
+    calls = [(name, cls, kw, size, shared[t], t, seed, val_shared)
              for t in views for (name, cls, kw, size) in tasks]
     entries = run.map(fit_entry, tqdm(calls, desc="frontier", disable=quiet, leave=False))
     for e in entries:  # set here, not in the workers, so that no copy of the rows comes back
         e.data = views[e.training]
-    return Frontier(entries, dset.task, sizes=sizes, random_state=random_state)
+    return Frontier(entries, dset.task, sizes=sizes, random_state=random_state, fit_set=fit_set, validation_set=val)
 
 
 @dataclass

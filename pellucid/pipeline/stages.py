@@ -378,15 +378,17 @@ def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_
     have = [e for e in front.entries if e.candidate in ("scorecard", "sparse_linear") and e.error is None
             and e.n_rules is not None and e.n_rules <= max_rules]
     if have:
-        return max(have, key=lambda e: (e.score, -e.n_rules))
+        return max(have, key=lambda e: (e.selection_score, -e.n_rules))
     from ..fidelity.frontier import fit_entry, training_views
 
     cls = SURROGATES[name]
     size = max(2, int(max_rules))
     # On the observed rows: the applicants' own distribution is what a scorecard is read
     # against, and the L1 path costs a fraction of what it costs on every distilled row.
-    data = training_views(dset, "observed")["observed"]
-    entry = fit_entry(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed")
+    # The frontier's own rows, less its validation rows, so that it is chosen as the others are.
+    data = training_views(front.fit_set or dset, "observed")["observed"]
+    entry = fit_entry(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed",
+                      validation=front.validation_set)
     entry.data = data  # the rows it learned from, as the frontier records for its own entries
     if entry.error:
         warnings.warn(f"the {name} view was not fitted, so the report has none: {entry.error}", PellucidWarning, stacklevel=4)
@@ -450,12 +452,15 @@ def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequen
                min_agreement: float | None, n_boot: int, stab: Mapping[int, Any]) -> dict[str, Any]:
     """How the recommended surrogate was chosen, in words and in figures, for the report."""
     measure = "agreement" if front.task == "classification" else "R²"
+    n_val = None if front.validation_set is None else len(front.validation_set)
+    on = (f"validation {measure} (on {n_val:,} observed training rows held back from every fit, so the held-out "
+          f"{measure} stated was not used to choose)" if n_val else f"held-out {measure}")
     if min_agreement is None:
-        rule = (f"the highest held-out {measure} among every fitted entry (rule models and additive views) "
+        rule = (f"the highest {on} among every fitted entry (rule models and additive views) "
                 f"with at most {max_rules} rules or terms")
     else:
         rule = (f"the smallest entry (fewest rules, then conditions) with at most {max_rules} rules or terms "
-                f"whose held-out {measure} reaches {fmt.sig(min_agreement)}, and of those the most faithful")
+                f"whose {on} reaches {fmt.sig(min_agreement)}, and of those the most faithful")
     rule += ("; exact ties are broken by rule stability (the share of bootstrap refits in which its rules come back), "
              "then by fewer rules, then fewer conditions" if n_boot else
              "; exact ties are broken by fewer rules, then fewer conditions (stability was not measured)")
