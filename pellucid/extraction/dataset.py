@@ -20,6 +20,22 @@ from ..schema import Schema
 #: The source of the rows taken from the user's data (every other source is a sampler's name).
 OBSERVED = "observed"
 
+#: Log-odds are clipped here: beyond it the network is sure, and a row it is sure about should
+#: not pull a tree's squared error more than a few unsure rows together.
+SCORE_CLIP = 6.0
+
+
+def network_scores(outputs: np.ndarray, task: str) -> np.ndarray:
+    """The network's answers as scores a regression tree can grow on: the log-odds of the
+    second class (two classes) or the centred log-probabilities (more), clipped at
+    ±:data:`SCORE_CLIP`; a regression's outputs as they are."""
+    if task != "classification":
+        return np.asarray(outputs, dtype=np.float64)
+    logp = np.log(np.clip(np.asarray(outputs, dtype=np.float64), 1e-9, 1.0))
+    if logp.shape[1] == 2:
+        return np.clip(logp[:, 1] - logp[:, 0], -SCORE_CLIP, SCORE_CLIP)
+    return np.clip(logp - logp.mean(axis=1, keepdims=True), -SCORE_CLIP, SCORE_CLIP)
+
 
 @dataclass
 class DistillationSet:

@@ -34,7 +34,13 @@ from .stream import CHUNK_ROWS, source_labels, stream
 def _plan(strategy: str | Sequence[str] | Mapping[str, int], n: int | None, n_observed_train: int) -> dict[str, int]:
     """Turn the user's strategy argument into {strategy: rows}."""
     if isinstance(strategy, Mapping):
-        plan = {str(k): int(v) for k, v in strategy.items()}
+        plan = {}
+        for k, v in strategy.items():
+            if str(k) == OBSERVED and v is None:  # every observed training row, as always
+                v = n_observed_train
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ParameterError(f"strategy {str(k)!r}: the row count must be a whole number, got {v!r}")
+            plan[str(k)] = int(v)
         if n is not None:
             raise ParameterError("give the row counts either in the strategy mapping or as n, not both")
     else:
@@ -123,7 +129,9 @@ def distill(
         schema-aware noise), ``"marginal"`` (features drawn independently, TREPAN),
         ``"boundary"`` (active: rows drawn in rounds where a small internal tree disagrees
         with the network or the network is unsure; see :mod:`pellucid.extraction.boundary`),
-        or a list of them, or a mapping strategy -> row count. Active strategies run after the
+        ``"trepan"`` (active: rows drawn inside the leaves of a tree of the network's answers
+        from the observed rows' local density, most where the answers are mixed; see
+        :mod:`pellucid.extraction.trepan`), or a list of them, or a mapping strategy -> row count. Active strategies run after the
         passive ones and see the network's answers on all training rows queried before them.
     n : int, optional
         Synthetic rows in all, split evenly among the synthetic strategies (default

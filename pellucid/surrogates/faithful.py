@@ -38,13 +38,9 @@ import numpy as np
 from sklearn.tree import DecisionTreeRegressor
 
 from .._validation import Interval, Options
-from ..extraction.dataset import OBSERVED, DistillationSet
+from ..extraction.dataset import OBSERVED, DistillationSet, network_scores
 from .base import CategoryOrderEncoder
 from .tree import DecisionTree
-
-#: Log-odds are clipped here: beyond it the network is sure, and a row it is sure about should
-#: not pull a split's squared error more than a few unsure rows together.
-_CLIP = 6.0
 
 
 @dataclass
@@ -266,18 +262,6 @@ def finish_values(tree: GrownTree, X: np.ndarray, loss: _Loss) -> None:
         tree.weighted_n_node_samples = sw
 
 
-def score_target(outputs: np.ndarray, task: str) -> np.ndarray:
-    """What the tree is grown on: log-odds of the second class (two classes), centred log
-    probabilities (more), clipped at ±6; a regression's outputs as they are."""
-    if task != "classification":
-        return np.asarray(outputs, dtype=np.float64)
-    p = np.clip(np.asarray(outputs, dtype=np.float64), 1e-9, 1.0)
-    logp = np.log(p)
-    if p.shape[1] == 2:
-        return np.clip(logp[:, 1] - logp[:, 0], -_CLIP, _CLIP)
-    return np.clip(logp - logp.mean(axis=1, keepdims=True), -_CLIP, _CLIP)
-
-
 class FaithfulTree(DecisionTree):
     """A decision tree grown on the network's scores, pruned and re-thresholded for agreement.
 
@@ -370,7 +354,7 @@ class FaithfulTree(DecisionTree):
 
             est = DecisionTreeClassifier(**kw).fit(X, y, sample_weight=w)
         else:
-            est = DecisionTreeRegressor(**kw).fit(X, score_target(outputs, train.task), sample_weight=w)
+            est = DecisionTreeRegressor(**kw).fit(X, network_scores(outputs, train.task), sample_weight=w)
         tree = GrownTree.from_sklearn(est)
         loss = _Loss(y, w, n_classes)
         self.merged_ = prune_to(tree, X32, loss, int(self.max_leaf_nodes))
