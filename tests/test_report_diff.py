@@ -88,6 +88,7 @@ def changed(base):
     dropped = rule_text(rules[drop])
     del rules[drop]
     best["complexity"]["n_rules"] -= 1
+    best["tree"] = None  # a tree's drawing names its rules by index: without one rule it is no tree
 
     # 3. Lower the headline agreement by 10 points, interval and all.
     fid = best["fidelity"]
