@@ -8,6 +8,8 @@ breast-cancer task, whose 569 rows are all there is.
 * ``breast_cancer``: scikit-learn's bundled diagnostic set (30 numeric features);
 * ``known_rules``: generated data whose label is a known set of threshold rules
   (:data:`KNOWN_RULES`), for checking that extracted thresholds land on the truth;
+* ``wide``: 60 generated numeric features (10 informative, 10 mixtures of them);
+* ``multiclass``: scikit-learn's bundled digits (64 pixel columns, 10 classes);
 * ``regression``: a Friedman-1 style function of 5 of 10 features plus a categorical shift.
 """
 
@@ -165,9 +167,47 @@ def regression(seed: int = 0, rows: int = 3000) -> Task:
     return Task("regression", oracle, ref, "regression", "Friedman-1 of x0..x4 plus a shift for site c")
 
 
+def make_wide(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """60 numeric columns, 10 of them informative and 10 their mixtures, two classes."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n, n_features=60, n_informative=10, n_redundant=10, n_clusters_per_class=3,
+                               flip_y=0.02, class_sep=1.0, random_state=seed)
+    return pd.DataFrame(np.round(X, 3), columns=[f"f{i:02d}" for i in range(60)]), y
+
+
+def wide(seed: int = 0, rows: int = 3000) -> Task:
+    from sklearn.preprocessing import StandardScaler
+
+    # One generator call for the network's rows and the audit's: the same distribution.
+    X, y = make_wide(10_000 + rows, 11_000 + seed)
+    Xtr, ytr = X.iloc[:10_000], y[:10_000]
+    pre = StandardScaler().fit(Xtr)
+    net = _train_mlp(pre.transform(Xtr), ytr, "classification", seed, epochs=30)
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=["no", "yes"])
+    ref = X.iloc[10_000:].reset_index(drop=True)
+    return Task("wide", oracle, ref, "classification", "60 generated numeric features, 20 of them informative")
+
+
+def multiclass(seed: int = 0) -> Task:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_digits(as_frame=True)
+    X, y = data.data.astype(float), data.target.to_numpy()
+    Xtr, _, ytr, _ = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+    pre = StandardScaler().fit(Xtr)
+    net = _train_mlp(pre.transform(Xtr), ytr, "classification", seed, epochs=60)
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=[str(c) for c in range(10)])
+    return Task("multiclass", oracle, X, "classification", "scikit-learn's digits: 64 pixel columns, 10 classes")
+
+
 TASKS: dict[str, Callable[..., Task]] = {
     "credit": credit,
     "breast_cancer": breast_cancer,
+    "wide": wide,
+    "multiclass": multiclass,
     "known_rules": known_rules,
     "regression": regression,
 }
@@ -199,11 +239,15 @@ def peer_encoder(X: pd.DataFrame):
     return ColumnTransformer(parts).fit(X)
 
 
-def peers(task: str, k: int, seed: int) -> dict[str, Callable[[], Any]]:
-    """Peer model factories at a budget of ``k`` rules (each library's own size knob)."""
+def peers(task: str, k: int, seed: int, every: bool = True) -> dict[str, Callable[[], Any]]:
+    """Peer model factories at a budget of ``k`` rules (each library's own size knob): every one,
+    or (``every=False``) scikit-learn's tree, FIGS, RuleFit, GreedyRuleList and HSTree."""
     import imodels
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+    main = ("sklearn_tree", "imodels_FIGS", "imodels_RuleFit", "imodels_GreedyRuleList", "imodels_HSTree")
+    if not every:
+        return {n: f for n, f in peers(task, k, seed).items() if n in main}
     if task == "classification":
         return {
             "sklearn_tree": lambda: DecisionTreeClassifier(max_leaf_nodes=k, random_state=seed),

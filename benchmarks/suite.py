@@ -1,6 +1,6 @@
 """One run that times every stage of pellucid against its floor and its peers.
 
-Stages (``--only`` picks some; the default runs all but ``stream`` and ``dask``, ``--all`` adds them):
+Stages (``--only`` picks some; the default runs all but ``frontier``, ``stream`` and ``dask``, ``--all`` adds them):
 
 * ``forward`` / ``query`` / ``distill``: N rows (1M; ``--quick`` 200k) of 20 standard-normal
   features through the peers' 20-64-64-2 MLP (benchmarks/_tasks.py ``peer_mlp``, the network of
@@ -30,6 +30,8 @@ Stages (``--only`` picks some; the default runs all but ``stream`` and ``dask``,
 * ``scaling``: query, distill and tree at 10k/100k/1M rows (20 features) and at 10/50/200 features
   (100k rows; one MLP per width), IG at 1k/10k/100k rows and LIME at 50/200/1000 rows (captum and
   the floors where cheap); a log-log slope per series (cost ~ size^slope).
+* ``frontier``: runs benchmarks/rule_frontier.py (held-out agreement of the recommended entry
+  against the rule peers at each budget) as a subprocess, ``--quick`` with it; not in the default run;
 * ``stream`` / ``dask``: run benchmarks/streaming.py and benchmarks/dask_speedup.py as subprocesses
   (``--quick`` passed through) and fold their results (benchmarks/results/<stem>.json) in; the
   table says so when a script does not exist.
@@ -73,9 +75,9 @@ from pellucid import DecisionTree, Oracle, Schema, distill  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
-STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "stream", "dask")
-DEFAULT = STAGES[:-2]
-EXTERNAL = {"stream": "streaming", "dask": "dask_speedup"}  # stage -> script stem (and its results stem)
+STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "frontier", "stream", "dask")
+DEFAULT = STAGES[:-3]
+EXTERNAL = {"frontier": "rule_frontier", "stream": "streaming", "dask": "dask_speedup"}  # stage -> script stem (and its results stem)
 SYNTH = ("observed", "perturb", "marginal")
 BATCHES = (4096, 8192, 65536)
 # Stage 1's timings are short and the floor they are divided by is shorter: best of 3 up to this many seconds.
@@ -772,7 +774,7 @@ def main() -> None:
     if stages and set(stages) <= set(DEFAULT) and not args.only:
         for stage in EXTERNAL:  # said in the table even when not asked for
             script = BENCH / f"{EXTERNAL[stage]}.py"
-            why = "not asked for (--all or --only stream dask)" if script.exists() else \
+            why = "not asked for (--all or --only frontier stream dask)" if script.exists() else \
                 f"benchmarks/{EXTERNAL[stage]}.py does not exist yet"
             suite.add(stage, "—", None, None, "—", f"not run: {why}")
     wall = time.perf_counter() - t0
