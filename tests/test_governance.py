@@ -342,3 +342,28 @@ def test_extrapolation_parameters():
         extrapolation(d, quantile=1.0)
     with pytest.raises(ParameterError, match="max_rows"):
         extrapolation(d, max_rows=3)
+
+
+def test_close_choice_follows_the_validation_interval(payload):
+    from pellucid.fidelity.intervals import wilson
+
+    p = copy.deepcopy(payload)
+    front = p["frontier"]
+    front["task"], front["validation_rows"], p["recommended_max_rules"] = "classification", 400, 12
+    entries = front["entries"]
+    sel = front["selected"]
+    for e in entries:
+        e["validation_score"], e["n_rules"] = 0.5, 3  # far below: none close
+    entries[sel]["validation_score"] = 0.9
+    assert "close_choice" not in _kinds(p)
+    low = wilson(0.9 * 400, 400)[0]
+    others = [i for i in range(len(entries)) if i != sel][:4]
+    for i in others[:3]:
+        entries[i]["validation_score"] = low  # at the interval's lower end: close
+    entries[others[3]]["validation_score"] = low - 1e-6  # just outside
+    found = {f["kind"]: f for f in lim.find_limitations(p)}["close_choice"]
+    assert len(found["items"]) == 3 and "400 validation rows" in found["title"]
+    entries[others[0]]["n_rules"] = 13  # beyond the rule budget: not a rival
+    assert "close_choice" not in _kinds(p)
+    front["validation_rows"] = None  # chosen on the held-out rows: nothing to say here
+    assert "close_choice" not in _kinds(p)

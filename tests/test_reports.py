@@ -1176,3 +1176,35 @@ def test_a_rows_values_read_as_the_data_has_them(monkeypatch):
         instance, kinds={"age": "integer", "income": "numeric", "home": "categorical"}))
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["age = 61", "income = 60.5", "home = rent"]
+
+
+def test_a_multiclass_additive_model_puts_each_class_weight_in_one_cell():
+    # One column per class beside the rule squeezed the rule to a few letters a line at 1024 px:
+    # the weights of a term stand in one cell, one line per class, named by the class.
+    from pellucid.oracle import Oracle
+    from pellucid.surrogates import SparseLinear
+
+    df = _img_table(n=600, seed=3)
+
+    def three(d):
+        s = np.c_[0.9 * d[IMG_FEATURE].to_numpy(), np.nan_to_num(d["z"].to_numpy()), np.where(d["home"] == "rent", 1.0, 0.0)]
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    classes = ["low", HOSTILE_CLASS, "high"]
+    dset = distill(Oracle(three, task="classification", classes=classes), df, n=600, random_state=0)
+    lin = SparseLinear(max_terms=3).fit(dset)
+    html = render_html(build_payload(model={}, schema=dset.schema, dset=dset, surrogates=[lin],
+                                     fidelities=[evaluate(lin, rows=dset)]))
+    section = _section(html, "rules")
+    table = section.split('<table class="additive sortable">', 1)[1].split("</table>", 1)[0]
+    head = table.split("</thead>", 1)[0]
+    assert "Weight per class" in head and "score of" not in head and HOSTILE_CLASS not in table
+    body = table.split("<tbody>", 1)[1]
+    intercept = re.findall(r"<td[^>]*>(.*?)</td>", body.split("<tr")[1], flags=re.DOTALL)[2]
+    lines = intercept.split("<br>")
+    assert len(lines) == 3
+    for line, c, w in zip(lines, classes, lin.rules_.intercept, strict=True):
+        assert str(escape(c)) in line
+        shown = float(re.search(r"</span> ([+−][0-9.e-]+)</span>", line).group(1).replace("−", "-"))
+        assert shown == pytest.approx(w, rel=0.01, abs=1e-3)

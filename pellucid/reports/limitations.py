@@ -5,7 +5,8 @@ A model-risk reviewer's first question about an explanation is where it can't be
 explanations: regions where the surrogate disagrees with the network, rules that do not come back
 when the surrogate is refitted, rules learned on synthetic rows the data never holds, synthetic rows
 far from the data, attribution methods that rank features differently or fail their checks, local
-explanations that do not fit the network, and intervals too wide to read. Each finding carries its
+explanations that do not fit the network, intervals too wide to read, and a recommendation the
+validation rows could not tell from several others. Each finding carries its
 numbers; the thresholds are the constants below, and the report states them.
 
 Findings are made from the payload alone, so that ``report.json`` re-rendered later gives the same
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ..fidelity.intervals import wilson
 
 #: A disagreement region is listed when its share of disagreements is at least this many times
 #: the overall share.
@@ -35,6 +38,10 @@ TOP = 3
 LOCAL_R2 = 0.5
 #: An agreement interval wider than this (in share points) is too wide to rank surrogates.
 WIDE_INTERVAL = 0.06
+#: Other entries whose validation agreement must lie inside the recommended one's interval for
+#: the choice to be flagged, and how many of them the finding lists.
+CLOSE_ENTRIES = 3
+CLOSE_LISTED = 8
 
 
 def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +57,7 @@ def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     list of dict
         One entry per finding: ``kind`` (``low_fidelity_region``, ``unstable_rules``,
         ``synthetic_rules``, ``extrapolation``, ``method_disagreement``,
-        ``attribution_checks``, ``local_fit``, ``wide_interval``), ``title`` (one line),
+        ``attribution_checks``, ``local_fit``, ``wide_interval``, ``close_choice``), ``title`` (one line),
         ``detail`` (what it means for a reader) and ``items`` (the evidence: dicts of plain
         values). Empty when the run found nothing to flag.
     """
@@ -58,7 +65,8 @@ def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     rec = payload.get("recommended")
     best = surrogates[rec] if isinstance(rec, int) and 0 <= rec < len(surrogates) else None
     out: list[dict[str, Any]] = []
-    for check in (_regions, _unstable, _synthetic_rules, _extrapolation, _methods, _checks, _local, _interval):
+    for check in (_regions, _unstable, _synthetic_rules, _extrapolation, _methods, _checks, _local, _interval,
+                  _close_choice):
         found = check(payload, best)
         if found:
             out.append(found)
@@ -234,6 +242,45 @@ def _local(p: Mapping[str, Any], best: Any) -> dict | None:
     )
 
 
+def _close_choice(p: Mapping[str, Any], best: Any) -> dict | None:
+    """Entries within the rule budget whose validation agreement lies inside the recommended
+    entry's interval on the validation rows: the rows that chose could not tell them apart."""
+    front = p.get("frontier") or {}
+    n, sel = front.get("validation_rows"), front.get("selected")
+    entries = front.get("entries") or []
+    if not n or not isinstance(sel, int) or not 0 <= sel < len(entries) or front.get("task") != "classification":
+        return None
+    chosen = entries[sel]
+    v = chosen.get("validation_score")
+    budget = p.get("recommended_max_rules")
+    if v is None or budget is None:
+        return None
+    ci = wilson(v * n, n)
+    close = [e for i, e in enumerate(entries) if i != sel and e.get("validation_score") is not None
+             and e.get("n_rules") is not None and e["n_rules"] <= budget and e["validation_score"] >= ci[0]]
+    if len(close) < CLOSE_ENTRIES:
+        return None
+    close.sort(key=lambda e: (-e["validation_score"], e["n_rules"]))
+    return _finding(
+        "close_choice",
+        f"{len(close)} other entries within {budget} rules were as good on the {n:,} validation rows, within its interval",
+        f"The recommendation was chosen by agreement on {n:,} observed training rows held back from every fit "
+        f"({100 * v:.1f}%, 95% interval {100 * ci[0]:.1f}%–{100 * ci[1]:.1f}%); the entries listed reached at least "
+        "the interval's lower end, so the choice among them rests on a few rows"
+        + (f" ({CLOSE_LISTED} of them are listed, the best on validation first)" if len(close) > CLOSE_LISTED else "")
+        + ". Their held-out agreement is in the frontier's table; more data (rows held back for validation) would "
+        "separate them.",
+        [{"entry": _entry_name(e), "n_rules": e["n_rules"], "validation": e["validation_score"],
+          "held_out": e.get("score")} for e in close[:CLOSE_LISTED]],
+    )
+
+
+def _entry_name(e: Mapping[str, Any]) -> str:
+    size = "" if e.get("size") is None else f"_{e['size']}"
+    rows = "" if e.get("training") in (None, "distilled") else f"_{e['training']}"
+    return f"{e.get('candidate')}{size}{rows}"
+
+
 def _interval(p: Mapping[str, Any], best: Any) -> dict | None:
     f = (best or {}).get("fidelity") or {}
     ci = f.get("agreement_ci")
@@ -259,6 +306,8 @@ CHECKS = (
     "attribution methods that fail the randomised-network check or do worse than a random deletion order",
     f"single-decision explanations with a local R² under {LOCAL_R2:g} or an anchor below its precision target",
     f"a headline agreement interval wider than {100 * WIDE_INTERVAL:.0f} points",
+    f"{CLOSE_ENTRIES} or more entries within the rule budget whose validation agreement is inside the recommended "
+    "entry's 95% interval on the validation rows",
 )
 
 #: Evidence keys -> (column heading, format: text, code (rule text), pct, count, fixed or value).
@@ -284,6 +333,10 @@ COLUMNS = {
     "why": ("Why", "text"),
     "row": ("Row", "text"),
     "agreement": ("Agreement", "pct"),
+    "entry": ("Entry", "text"),
+    "n_rules": ("Rules", "count"),
+    "validation": ("Validation agreement", "pct"),
+    "held_out": ("Held-out agreement", "pct"),
     "low": ("Interval low", "pct"),
     "high": ("Interval high", "pct"),
 }
