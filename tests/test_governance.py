@@ -352,8 +352,8 @@ def test_close_choice_follows_the_validation_interval(payload):
     front["task"], front["validation_rows"], p["recommended_max_rules"] = "classification", 400, 12
     entries = front["entries"]
     sel = front["selected"]
-    for e in entries:
-        e["validation_score"], e["n_rules"] = 0.5, 3  # far below: none close
+    for i, e in enumerate(entries):
+        e["validation_score"], e["n_rules"], e["n_conditions"] = 0.5, 3, i  # far below: none close
     entries[sel]["validation_score"] = 0.9
     assert "close_choice" not in _kinds(p)
     low = wilson(0.9 * 400, 400)[0]
@@ -363,6 +363,11 @@ def test_close_choice_follows_the_validation_interval(payload):
     entries[others[3]]["validation_score"] = low - 1e-6  # just outside
     found = {f["kind"]: f for f in lim.find_limitations(p)}["close_choice"]
     assert len(found["items"]) == 3 and "400 validation rows" in found["title"]
+    twin = copy.deepcopy(entries[others[0]])
+    twin["size"] = 99  # the same fit at a larger budget: one rival, not two
+    entries.append(twin)
+    assert len({f["kind"]: f for f in lim.find_limitations(p)}["close_choice"]["items"]) == 3
+    entries.pop()
     entries[others[0]]["n_rules"] = 13  # beyond the rule budget: not a rival
     assert "close_choice" not in _kinds(p)
     front["validation_rows"] = None  # chosen on the held-out rows: nothing to say here

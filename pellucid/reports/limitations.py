@@ -15,6 +15,7 @@ list, and a reader can check each against the numbers elsewhere in the file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -256,19 +257,30 @@ def _close_choice(p: Mapping[str, Any], best: Any) -> dict | None:
     if v is None or budget is None:
         return None
     ci = wilson(v * n, n)
-    close = [e for i, e in enumerate(entries) if i != sel and e.get("validation_score") is not None
-             and e.get("n_rules") is not None and e["n_rules"] <= budget and e["validation_score"] >= ci[0]]
+    close, seen = [], set()
+    for i, e in enumerate(entries):
+        if i == sel or e.get("validation_score") is None or e.get("n_rules") is None:
+            continue
+        if e["n_rules"] > budget or e["validation_score"] < ci[0]:
+            continue
+        # The same fit at a larger size budget (a learner that stopped early) is one rival.
+        key = (e.get("candidate"), e.get("training"), e["n_rules"], e.get("n_conditions"), e["validation_score"],
+               e.get("score"))
+        if key not in seen:
+            seen.add(key)
+            close.append(e)
     if len(close) < CLOSE_ENTRIES:
         return None
     close.sort(key=lambda e: (-e["validation_score"], e["n_rules"]))
+    rows = int(math.ceil(round((v - min(e["validation_score"] for e in close)) * n, 6)))
     return _finding(
         "close_choice",
-        f"{len(close)} other entries within {budget} rules were as good on the {n:,} validation rows, within its interval",
+        f"{len(close)} other fits within {budget} rules were as good on the {n:,} validation rows, within its interval",
         f"The recommendation was chosen by agreement on {n:,} observed training rows held back from every fit "
-        f"({100 * v:.1f}%, 95% interval {100 * ci[0]:.1f}%–{100 * ci[1]:.1f}%); the entries listed reached at least "
-        "the interval's lower end, so the choice among them rests on a few rows"
+        f"({100 * v:.1f}%, 95% interval {100 * ci[0]:.1f}%–{100 * ci[1]:.1f}%); the fits listed reached at least "
+        f"the interval's lower end, so the choice among them rests on at most {rows:,} of those rows"
         + (f" ({CLOSE_LISTED} of them are listed, the best on validation first)" if len(close) > CLOSE_LISTED else "")
-        + ". Their held-out agreement is in the frontier's table; more data (rows held back for validation) would "
+        + ". Their held-out agreement is in the frontier's table; more rows held back for validation would "
         "separate them.",
         [{"entry": _entry_name(e), "n_rules": e["n_rules"], "validation": e["validation_score"],
           "held_out": e.get("score")} for e in close[:CLOSE_LISTED]],
