@@ -42,6 +42,17 @@ def default_methods(oracle: Oracle) -> tuple[str, ...]:
     return DEFAULT_TORCH if oracle.kind == "torch" else DEFAULT_OTHER
 
 
+def check_known(methods: Sequence[str]) -> None:
+    """Refuse names not in :data:`pellucid.attribution.METHODS` (before any model is read)."""
+    from .. import _validation as fmt
+    from . import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ParameterError(f"unknown attribution method(s) {unknown} ({fmt.arg('attributions')}); "
+                             f"known: {sorted(METHODS)}")
+
+
 def check_methods(oracle: Oracle, methods: Sequence[str] | None) -> list[str]:
     """The methods to run on ``oracle``, once each is known to be able to run.
 
@@ -70,10 +81,7 @@ def check_methods(oracle: Oracle, methods: Sequence[str] | None) -> list[str]:
     from ._base import NEEDS_HOOKS, is_scripted
 
     names = list(default_methods(oracle) if methods is None else methods)
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        raise ParameterError(f"unknown attribution method(s) {unknown} ({fmt.arg('attributions')}); "
-                             f"known: {sorted(METHODS)}")
+    check_known(names)
     if oracle.kind != "torch":
         gradient = [m for m in names if m != "occlusion"]
         if gradient:

@@ -238,7 +238,10 @@ def explain(
         from ..reports.card import load_card, validate_card
 
         card = validate_card(card) if isinstance(card, Mapping) else load_card(card)
-    _check_methods_known(config.attributions)
+    if config.attributions is not None and not isinstance(config.attributions, bool):
+        from ..attribution.summary import check_known
+
+        check_known(config.attributions)  # the names now; what this model can give once it is read
     local_rows = _check_local_rows(local_rows, X, id_column)
     undo_out = check_outputs(config, (meta or {}).get("data_file"))
     with contextlib.ExitStack() as closing:
@@ -288,16 +291,6 @@ def explain(
         bar.done("not written" if html_path is None else f"written to {html_path.parent}")
         return ExplainResult(prep.oracle, prep.schema, dset, [e.surrogate for e in choice.listed],
                              [e.fidelity for e in choice.listed], payload, html_path, json_path, timings, front)
-
-
-def _check_methods_known(attributions: Any) -> None:
-    if attributions is None or isinstance(attributions, bool):
-        return
-    from ..attribution import METHODS
-
-    unknown = [m for m in attributions if m not in METHODS]
-    if unknown:
-        raise ParameterError(f"unknown attribution method(s) {unknown}; known: {sorted(METHODS)}")
 
 
 def _check_local_rows(local_rows: Sequence[Any] | None, X: pd.DataFrame, id_column: str | None) -> list[Any] | None:
