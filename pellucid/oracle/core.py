@@ -776,23 +776,9 @@ class Oracle:
 
     # ------------------------------------------------------------------ encoding map
     def encoding_map(self, reference: pd.DataFrame) -> EncodingMap:
-        """Which encoded columns come from which raw feature.
-
-        Parameters
-        ----------
-        reference : DataFrame
-            Raw rows like those the model is queried on. Probing uses up to 256 of them plus
-            one row for each distinct value of every column with at most 256 distinct values.
-
-        Returns
-        -------
-        EncodingMap
-            ``identity`` without preprocess, ``structure`` when read off a fitted
-            ColumnTransformer (or a Pipeline ending in one), ``probe`` otherwise: each raw
-            feature in turn is replaced by a cyclic shift of its distinct values and the
-            encoded columns that change are its group (see
-            :func:`pellucid.oracle.encoding.build_encoding_map`).
-        """
+        """Which encoded columns come from which raw feature, read off a fitted
+        ColumnTransformer or found by probing ``reference`` rows:
+        :func:`pellucid.oracle.encoding.build_encoding_map` with this oracle."""
         return build_encoding_map(self, reference)
 
     # ------------------------------------------------------------------ inputs and determinism
