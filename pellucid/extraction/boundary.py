@@ -146,8 +146,7 @@ def boundary(
     ), _CONSTRAINTS)
     classification = oracle.task == "classification"
     importance = weighting == "importance"
-    n_rounds = min(int(rounds), n)
-    sizes = [n // n_rounds + (1 if r < n % n_rounds else 0) for r in range(n_rounds)] if n_rounds else []
+    sizes = round_sizes(n, rounds)
     tree_seed = int(rng.integers(2**31 - 1))
 
     rows_so_far = queried_rows[schema.names].reset_index(drop=True)
@@ -247,6 +246,13 @@ _CONSTRAINTS = {
     "explore_share": [Interval(Real, 0, 1, closed="right")],
     "weighting": [Options(("importance", "none"))],
 }
+
+
+def round_sizes(n: int, rounds: int) -> list[int]:
+    """``n`` rows spread over ``rounds`` rounds (at most ``n`` of them), the first ones one row
+    larger where ``n`` does not divide."""
+    k = min(int(rounds), n)
+    return [n // k + (1 if r < n % k else 0) for r in range(k)] if k else []
 
 
 def _encode(schema: Schema, rows: pd.DataFrame) -> np.ndarray:

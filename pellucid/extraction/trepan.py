@@ -51,7 +51,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from .._validation import Interval, Options, validate_params
 from ..schema import Kind, Schema
-from .boundary import _encode
+from .boundary import _encode, round_sizes
 from .dataset import network_scores
 from .samplers import ActiveDraw, _finish_numeric, _spread, register_active
 
@@ -139,8 +139,7 @@ def trepan(
     X_so_far = _encode(schema, rows_so_far)
     w_so_far = (np.ones(len(rows_so_far)) if queried_weights is None or len(queried_weights) != len(rows_so_far)
                 else np.asarray(queried_weights, dtype=float))
-    n_rounds = min(int(rounds), n)
-    sizes = [n // n_rounds + (1 if r < n % n_rounds else 0) for r in range(n_rounds)] if n_rounds else []
+    sizes = round_sizes(n, rounds)
     tree_seed = int(rng.integers(2**31 - 1))
     spreads = {f.name: _spread(f, observed[f.name].to_numpy(dtype=float)) for f in schema if f.is_numeric}
     parts, outs, wts, records = [], [], [], []
@@ -190,9 +189,9 @@ def _impurity(tree: Any, leaves: np.ndarray, X: np.ndarray, y: np.ndarray, w: np
     the mean of one minus its margin (classification), or the variance of its outputs over
     their overall variance (regression)."""
     leaf = tree.apply(X)
-    pos = {int(v): i for i, v in enumerate(leaves)}
-    idx = np.array([pos.get(int(v), -1) for v in leaf])
-    keep = idx >= 0
+    # Position of each row's leaf among ``leaves`` (sorted); leaves no observed row reaches drop out.
+    idx = np.minimum(np.searchsorted(leaves, leaf), len(leaves) - 1)
+    keep = leaves[idx] == leaf
     idx, w = idx[keep], w[keep]
     if classification:
         k = y.shape[1]
@@ -256,12 +255,7 @@ def _draw_in_leaf(schema: Schema, members: pd.DataFrame, m: int, box: dict[int, 
             vals = col.to_numpy(dtype=float)
             v = vals[pick]
             present = vals[~np.isnan(vals)]
-            if present.size >= 2:
-                sd = float(np.std(present))
-                q75, q25 = np.percentile(present, [75, 25])
-                s = min(sd, (q75 - q25) / 1.349) or sd
-            else:
-                s = 0.0
+            s = _spread(f, present) if present.size >= 2 and np.ptp(present) > 0 else 0.0
             if s <= 0:  # one row, or one value: a quarter of the feature's spread in the data
                 s = 0.25 * spreads.get(f.name, 0.0)
             h = bandwidth * 0.9 * s * max(present.size, 1) ** (-1 / 5)
