@@ -224,9 +224,9 @@ def prune_to(tree: GrownTree, X: np.ndarray, loss: _Loss, max_leaves: int) -> in
     merges that cost nothing (siblings that give the same answer) are made whatever the
     count. Returns the number of merges."""
     merges = 0
+    # Per node, the sums of the training rows in its leaf; a merged node takes its children's.
+    sums = loss.sums(tree.descend(X), tree.node_count)
     while True:
-        leaf_of = tree.descend(X)
-        sums = loss.sums(leaf_of, tree.node_count)
         pairs = [n for n in tree.reachable() if not tree.is_leaf(n)
                  and tree.is_leaf(tree.children_left[n]) and tree.is_leaf(tree.children_right[n])]
         if not pairs:
@@ -240,6 +240,7 @@ def prune_to(tree: GrownTree, X: np.ndarray, loss: _Loss, max_leaves: int) -> in
         if n_leaves <= 1:
             return merges
         node = pairs[i]
+        sums[node] = sums[l[i]] + sums[r[i]]
         tree.children_left[node] = tree.children_right[node] = -1
         merges += 1
 
@@ -326,9 +327,6 @@ class FaithfulTree(DecisionTree):
         self.min_samples_leaf = min_samples_leaf
         self.max_candidates = max_candidates
         self.random_state = random_state
-        # What DecisionTree's reading of rules looks at.
-        self.max_depth = None
-        self.criterion = None
 
     def _fit(self, train: DistillationSet) -> None:
         classification = train.task == "classification"
