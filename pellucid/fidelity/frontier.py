@@ -32,6 +32,11 @@ from .metrics import Fidelity, evaluate
 MEASURES = {"classification": "agreement", "regression": "r2"}
 
 
+def entry_name(candidate: str, size: int | None, training: str | None = "distilled") -> str:
+    """How the report names a frontier fit: ``decision_tree_8``, ``figs_4_observed``."""
+    return f"{candidate}{'' if size is None else f'_{size}'}{'' if training in (None, 'distilled') else f'_{training}'}"
+
+
 @dataclass
 class FrontierEntry:
     """One candidate fitted at one size budget (or the error it raised).
@@ -91,9 +96,7 @@ class FrontierEntry:
     @property
     def name(self) -> str:
         """How the report names the fit: ``decision_tree_8``, ``figs_4_observed``."""
-        size = "" if self.size is None else f"_{self.size}"
-        rows = "" if self.training == "distilled" else f"_{self.training}"
-        return f"{self.candidate}{size}{rows}"
+        return entry_name(self.candidate, self.size, self.training)
 
     @property
     def selection_score(self) -> float | None:
@@ -545,9 +548,9 @@ def _validation_score(s: Any, val: DistillationSet) -> float:
     if val.task == "classification":
         labels = np.asarray(val.classes, dtype=object)[val.outputs.argmax(axis=1)]
         return float(np.average(pred.astype(object) == labels, weights=w))
-    y = np.asarray(val.outputs, dtype=float)
-    ss = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
-    return float(1 - np.average((y - pred.astype(float)) ** 2, weights=w) / ss) if ss > 0 else 0.0
+    from sklearn.metrics import r2_score  # a constant network is matched (1) or not (0), as evaluate() says
+
+    return float(r2_score(np.asarray(val.outputs, dtype=float), pred.astype(float), sample_weight=w))
 
 
 def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: DistillationSet,

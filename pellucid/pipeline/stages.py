@@ -386,7 +386,7 @@ def _linear_view(front: Frontier, dset: DistillationSet, max_rules: int, random_
     # On the observed rows: the applicants' own distribution is what a scorecard is read
     # against, and the L1 path costs a fraction of what it costs on every distilled row.
     # The frontier's own rows, less its validation rows, so that it is chosen as the others are.
-    data = training_views(front.fit_set or dset, "observed")["observed"]
+    data = training_views(dset if front.fit_set is None else front.fit_set, "observed")["observed"]
     entry = fit_entry(name, cls, {cls.size_param: size, "random_state": random_state}, size, data, training="observed",
                       validation=front.validation_set)
     entry.data = data  # the rows it learned from, as the frontier records for its own entries

@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..fidelity.frontier import entry_name
 from ..fidelity.intervals import wilson
 
 #: A disagreement region is listed when its share of disagreements is at least this many times
@@ -282,15 +283,9 @@ def _close_choice(p: Mapping[str, Any], best: Any) -> dict | None:
         + (f" ({CLOSE_LISTED} of them are listed, the best on validation first)" if len(close) > CLOSE_LISTED else "")
         + ". Their held-out agreement is in the frontier's table; more rows held back for validation would "
         "separate them.",
-        [{"entry": _entry_name(e), "n_rules": e["n_rules"], "validation": e["validation_score"],
+        [{"entry": entry_name(e.get("candidate"), e.get("size"), e.get("training")), "n_rules": e["n_rules"], "validation": e["validation_score"],
           "held_out": e.get("score")} for e in close[:CLOSE_LISTED]],
     )
-
-
-def _entry_name(e: Mapping[str, Any]) -> str:
-    size = "" if e.get("size") is None else f"_{e['size']}"
-    rows = "" if e.get("training") in (None, "distilled") else f"_{e['training']}"
-    return f"{e.get('candidate')}{size}{rows}"
 
 
 def _interval(p: Mapping[str, Any], best: Any) -> dict | None:
