@@ -135,6 +135,18 @@ def test_works_inside_no_grad_and_with_frozen_weights():
     assert_close(ours.values, captum_cam(_nets.digits_cnn(), _nets.digits_cnn()[5], x, torch.as_tensor(ours.targets)))
 
 
+def test_inplace_relu_after_the_layer():
+    # torchvision's networks put nn.ReLU(inplace=True) right after their convolutions.
+    net = _nets.digits_cnn()
+    inplace = copy.deepcopy(net)
+    for i, m in enumerate(inplace):
+        if isinstance(m, nn.ReLU):
+            inplace[i] = nn.ReLU(inplace=True)
+    x = _images(10)
+    for layer in ("5", "2", "0"):
+        np.testing.assert_array_equal(grad_cam(inplace, x, layer=layer).values, grad_cam(net, x, layer=layer).values)
+
+
 def test_errors_are_clear():
     x = _images(4)
     with pytest.raises(ParameterError, match="image-like inputs"):

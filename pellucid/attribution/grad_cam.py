@@ -89,7 +89,9 @@ def grad_cam(model: Any, inputs: Any, target: Any = None, *, baseline: Any = Non
         torch.set_grad_enabled(True)
         a = out.detach().requires_grad_(True)
         store["a"] = a
-        return a
+        # The layers after it get a copy: an in-place one (nn.ReLU(inplace=True), as in
+        # torchvision's networks) may not modify a leaf, and must not change the kept activations.
+        return a.clone()
 
     cams, scores = [], []
     handle = target_layer.register_forward_hook(keep)
