@@ -1,7 +1,8 @@
 """One contract over every registered attribution method (``pellucid.attribution.METHODS``).
 
-The table ``CASES`` gives each method the network and inputs it needs (Grad-CAM a
-convolutional network on images, LRP the logits of a network without a softmax, the others a
+The table ``CASES`` gives each method the network and inputs it needs (Grad-CAM and Guided
+Grad-CAM a convolutional network on images; LRP, guided backpropagation and DeconvNet the
+logits of a network without a softmax, the others a
 tabular network with BatchNorm ending in a softmax, so that a bare module and an Oracle of it
 give the same probabilities) and its options. Every method is checked, without this file being
 edited, for: one signature; the output shape; target forms (None, an int, one target per row)
@@ -75,6 +76,11 @@ CASES: dict[str, Case] = {
     # Grad-CAM's map has the inputs' spatial shape (one value per location, not per channel);
     # an Oracle takes tabular rows (its forward is 2-D), so Grad-CAM on images has none.
     "grad_cam": Case(_images, target=2, shape=lambda s: (s[0], *s[2:]), oracle="none: Oracle.forward is tabular"),
+    # The modified-ReLU methods explain the logits, as LRP; Guided Grad-CAM needs images as
+    # Grad-CAM does, but keeps the inputs' shape (channels included).
+    "guided_backprop": Case(_tabular(False), oracle="logits"),
+    "deconvolution": Case(_tabular(False), oracle="logits"),
+    "guided_grad_cam": Case(_images, target=2, oracle="none: Oracle.forward is tabular"),
 }
 
 

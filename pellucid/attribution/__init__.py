@@ -31,6 +31,7 @@ from .evaluation import (
 )
 from .grad_cam import grad_cam
 from .gradients import expected_gradients, gradient_x_input, integrated_gradients, saliency, smoothgrad
+from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .importance import RankAgreement, global_importance, pair, rank_agreement, surrogate_importance
 from .lrp import COMPOSITES, fold_batchnorm, lrp, register_composite
 from .occlusion import occlusion
@@ -48,6 +49,9 @@ METHODS: dict[str, Callable[..., Attribution]] = {
     "occlusion": occlusion,
     "lrp": lrp,
     "grad_cam": grad_cam,
+    "guided_backprop": guided_backprop,
+    "deconvolution": deconvolution,
+    "guided_grad_cam": guided_grad_cam,
 }
 
 __all__ = [
@@ -65,6 +69,9 @@ __all__ = [
     "occlusion",
     "lrp",
     "grad_cam",
+    "guided_backprop",
+    "deconvolution",
+    "guided_grad_cam",
     "fold_batchnorm",
     "COMPOSITES",
     "register_composite",

@@ -95,7 +95,8 @@ class Prepared:
         their attributions go to ``Attribution.unassigned``.
     oracle : Oracle or None
     module : torch.nn.Module or None
-        The torch module underneath (for methods that walk its layers: LRP, Grad-CAM).
+        The torch module underneath (for methods that walk its layers: LRP, Grad-CAM, guided
+        backpropagation).
     raw : DataFrame or None
         The raw rows, when given as a DataFrame with an Oracle.
     reference : DataFrame, ndarray or None
@@ -515,7 +516,8 @@ def resolve_targets(target: Any, outputs: Any, n: int, oracle: Oracle | None) ->
 
 
 #: Attribution methods that hook the network's layers (a TorchScript module allows no hooks).
-NEEDS_HOOKS = {"lrp": "LRP", "grad_cam": "Grad-CAM"}
+NEEDS_HOOKS = {"lrp": "LRP", "grad_cam": "Grad-CAM", "guided_backprop": "Guided backpropagation",
+               "deconvolution": "DeconvNet", "guided_grad_cam": "Guided Grad-CAM"}
 
 
 def is_scripted(module: Any) -> bool:

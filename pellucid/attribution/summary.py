@@ -29,6 +29,9 @@ LABELS = {
     "occlusion": "Occlusion",
     "lrp": "LRP",
     "grad_cam": "Grad-CAM",
+    "guided_backprop": "Guided backpropagation",
+    "deconvolution": "DeconvNet",
+    "guided_grad_cam": "Guided Grad-CAM",
 }
 DEFAULT_TORCH = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "occlusion")
 DEFAULT_OTHER = ("occlusion",)
@@ -57,8 +60,9 @@ def check_methods(oracle: Oracle, methods: Sequence[str] | None) -> list[str]:
     """The methods to run on ``oracle``, once each is known to be able to run.
 
     Called at the start of a run (before any distillation), so that a request that cannot run
-    stops it at once: gradient methods need a torch network, and LRP and Grad-CAM hook the
-    network's layers, which a TorchScript module does not allow.
+    stops it at once: gradient methods need a torch network, and the methods that hook the
+    network's layers (LRP, Grad-CAM, guided backpropagation, DeconvNet, Guided Grad-CAM:
+    ``NEEDS_HOOKS``) cannot run on a TorchScript module.
 
     Parameters
     ----------

@@ -209,8 +209,9 @@ def explain(
     Notes
     -----
     Before any long work the run checks what it was given (docs/errors.md): requests the model
-    cannot serve (gradient attributions of a model without gradients, LRP, Grad-CAM and
-    concepts on a TorchScript module), the table's columns against the names the model or
+    cannot serve (gradient attributions of a model without gradients, the layer-hooking methods
+    (LRP, Grad-CAM, guided backpropagation, DeconvNet, Guided Grad-CAM) and concepts on a
+    TorchScript module), the table's columns against the names the model or
     ``schema`` records (``model.inputs`` in the report says how they were matched: by name,
     or by position where nothing records names), and the model's determinism. The target is
     checked against the classes right after distillation.
