@@ -81,6 +81,9 @@ CASES: dict[str, Case] = {
     "guided_backprop": Case(_tabular(False), oracle="logits"),
     "deconvolution": Case(_tabular(False), oracle="logits"),
     "guided_grad_cam": Case(_images, target=2, oracle="none: Oracle.forward is tabular"),
+    # Shapley values average over background rows (the baseline); a bare module's own output
+    # and an Oracle's probabilities are the same numbers for a network ending in a softmax.
+    "shapley": Case(_tabular(True), {"baseline": _background()}),
 }
 
 

@@ -36,6 +36,7 @@ from .importance import RankAgreement, global_importance, pair, rank_agreement, 
 from .lrp import COMPOSITES, fold_batchnorm, lrp, register_composite
 from .occlusion import occlusion
 from .sensitivity import MorrisResult, SobolResult, compare_importance, morris, sobol
+from .shapley import shapley, shapley_values
 from .visualisation import ImageMaximisation, RowMaximisation, TopRows, maximise_image, maximise_row, top_rows
 
 #: Method name -> function with the common signature ``(model, inputs, target=None, *, baseline=None,
@@ -52,6 +53,7 @@ METHODS: dict[str, Callable[..., Attribution]] = {
     "guided_backprop": guided_backprop,
     "deconvolution": deconvolution,
     "guided_grad_cam": guided_grad_cam,
+    "shapley": shapley_values,
 }
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "guided_backprop",
     "deconvolution",
     "guided_grad_cam",
+    "shapley",
+    "shapley_values",
     "fold_batchnorm",
     "COMPOSITES",
     "register_composite",

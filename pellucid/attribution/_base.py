@@ -49,6 +49,12 @@ class Attribution:
         out of every feature's column); None when there are none.
     params : dict
         The method's settings (steps, baseline description, ...).
+    base_value : ndarray or None
+        Per row, the output the attributions start from (Shapley values: the output with every
+        feature taken from the background); None for methods without one.
+    standard_error : ndarray or None
+        Per value, the standard error of a sampled estimate (Shapley permutation or kernel
+        sampling; zeros for exact values); None for methods that do not sample.
     """
 
     values: np.ndarray
@@ -60,6 +66,8 @@ class Attribution:
     delta: np.ndarray | None = None
     unassigned: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    base_value: np.ndarray | None = None
+    standard_error: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The tabular attributions as a DataFrame with the raw feature names as columns."""

@@ -439,7 +439,21 @@ class Oracle:
             (n,) for regression. No rows give an empty array without calling the model (of
             shape (0, 0) while the classes are still unknown).
         """
-        X = _check_rows(X)
+        return self._answer(_check_rows(X), encoded=False)
+
+    def query_encoded(self, Z: np.ndarray) -> np.ndarray:
+        """The model's answer for rows already in the model's input form (the output of
+        :meth:`encode`), with the checks and conversions of :meth:`query`.
+
+        Methods that build many rows from encoded blocks (Shapley values) call the model
+        without encoding each row again.
+        """
+        Z = np.asarray(Z)
+        if Z.ndim != 2:
+            raise ParameterError(f"query_encoded expects a 2-D array of encoded rows; got shape {Z.shape}")
+        return self._answer(Z, encoded=True)
+
+    def _answer(self, X: Any, *, encoded: bool) -> np.ndarray:
         n = X.shape[0]
         if n == 0:
             return self._empty()
@@ -453,7 +467,7 @@ class Oracle:
             while start < n:  # one iteration per batch, never per row
                 stop = start + (self.chunk_rows_ or _BATCH_MIN)  # known after the first block
                 chunk = X.iloc[start:stop] if isinstance(X, pd.DataFrame) else X[start:stop]
-                parts.append(self._call(chunk))
+                parts.append(self._call(chunk, encoded=encoded))
                 start += chunk.shape[0]
                 bar.update(chunk.shape[0])
         raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -488,13 +502,15 @@ class Oracle:
         X = _check_rows(X)
         return _to_float(self._transform(X) if self.preprocess is not None else X, X.shape[0], self.adapter.input_dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, grad: bool = True) -> torch.Tensor:
         """Differentiable map from the encoded input to the answer (torch models only).
 
         Parameters
         ----------
         x : Tensor of shape (n, n_encoded)
             Encoded input, e.g. ``torch.from_numpy(oracle.encode(X))``.
+        grad : bool
+            False: answer without recording a graph (many rows, no gradients wanted).
 
         Returns
         -------
@@ -505,7 +521,7 @@ class Oracle:
         self.adapter.check_differentiable()
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             raise ParameterError(f"forward expects a 2-D tensor of encoded rows; got {_shape_of(x)}")
-        with torch.enable_grad():  # gradients even inside a caller's no_grad
+        with torch.set_grad_enabled(grad):  # gradients even inside a caller's no_grad
             return self._forward(x.to(device=self.device, dtype=self.tensor_dtype))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -560,10 +576,10 @@ class Oracle:
                 f"the model raised {type(e).__name__}: {e} while answering {n} rows{hint}"
             ) from e
 
-    def _call(self, chunk: Any) -> np.ndarray:
-        """One batch: encode, call, convert to numpy, check."""
+    def _call(self, chunk: Any, encoded: bool = False) -> np.ndarray:
+        """One batch: encode (unless ``encoded``), call, convert to numpy, check."""
         n = chunk.shape[0]
-        inputs = self._transform(chunk) if self.preprocess is not None else chunk
+        inputs = self._transform(chunk) if self.preprocess is not None and not encoded else chunk
         inputs, dense = self.adapter.prepare(inputs, n)
         out = None
         if self.batch_size_ is None or self.chunk_rows_ is None:

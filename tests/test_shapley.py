@@ -1,0 +1,278 @@
+"""Shapley values on raw features: against shap's explainers (same background, raw features as
+players through the same encoding), against a direct enumeration written independently here,
+and against the closed form of an additive model."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pellucid.attribution import METHODS
+from pellucid.attribution.shapley import shapley
+from pellucid.demo import CLASSES
+from pellucid.errors import ParameterError
+from pellucid.oracle import Oracle
+from tests import _nets
+
+shap = pytest.importorskip("shap", reason="shap is a test extra (pip install -e .[test])")
+
+
+# ---------------------------------------------------------------------------- references
+def enumerate_shapley(answer, x: pd.DataFrame, bg: pd.DataFrame, players: dict[str, list[str]], link=None):
+    """Interventional Shapley values of one raw row by direct enumeration over coalitions of
+    ``players`` (name -> raw columns), averaging ``answer`` over the background rows."""
+    names = list(players)
+    m = len(names)
+    v = {}
+    for size in range(m + 1):
+        for S in itertools.combinations(range(m), size):
+            h = bg.copy()
+            for k in S:
+                for c in players[names[k]]:
+                    h[c] = pd.Series([x[c].iloc[0]] * len(h), index=h.index, dtype=bg[c].dtype)
+            mean = float(np.mean(answer(h)))
+            v[S] = mean if link is None else link(mean)
+    phi = np.zeros(m)
+    for j in range(m):
+        others = [k for k in range(m) if k != j]
+        for size in range(m):
+            w = math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
+            for S in itertools.combinations(others, size):
+                phi[j] += w * (v[tuple(sorted(S + (j,)))] - v[S])
+    return phi, v[()]
+
+
+def _coded(X: pd.DataFrame):
+    """Raw rows as numbers for shap (categories as integer codes, decoded inside the model)."""
+    cats = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    levels = {c: list(pd.Series(X[c].dropna().unique()).astype(str)) for c in cats}
+
+    def enc(df):
+        A = df.copy()
+        for c in cats:
+            A[c] = A[c].map({v: i for i, v in enumerate(levels[c])}).astype(float)
+        return A.to_numpy(float)
+
+    def dec(A):
+        df = pd.DataFrame(A, columns=X.columns)
+        for c in cats:
+            df[c] = pd.Series([levels[c][int(v)] if v == v else np.nan for v in df[c]], dtype=X[c].dtype)
+        for c in X.columns:
+            if c not in cats:
+                df[c] = df[c].astype(X[c].dtype) if not df[c].isna().any() else df[c]
+        return df
+    return enc, dec
+
+
+@pytest.fixture(scope="module")
+def torch_oracle(credit_net):
+    net, pre = credit_net
+    return Oracle(net, preprocess=pre, classes=list(CLASSES))
+
+
+@pytest.fixture(scope="module")
+def rows_bg(credit):
+    X, _ = credit
+    bg = X.iloc[np.random.default_rng(0).choice(len(X), 24, replace=False)]
+    return X, X.iloc[:3], bg
+
+
+# ---------------------------------------------------------------------------- against shap
+def test_exact_equals_shap_exact_and_adds_up(torch_oracle, rows_bg):
+    X, rows, bg = rows_bg
+    enc, dec = _coded(X)
+    good = list(CLASSES).index("good")
+
+    def p_good(A):
+        return torch_oracle.query(dec(A))[:, good]
+
+    theirs = shap.ExactExplainer(p_good, shap.maskers.Independent(enc(bg), max_samples=len(bg)))(enc(rows))
+    ours = shapley(torch_oracle, rows, bg, target="good", method="exact")
+    assert ours.features == tuple(X.columns) and ours.values.shape == (3, X.shape[1])
+    assert ours.params["path"] == "encoded blocks (torch)"
+    np.testing.assert_allclose(ours.values, theirs.values, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours.base_value, theirs.base_values, atol=1e-6, rtol=0)
+    assert np.abs(ours.delta).max() < 1e-6
+    np.testing.assert_allclose(ours.values.sum(1) + ours.base_value, p_good(enc(rows)), atol=1e-6)
+    assert np.all(ours.standard_error == 0)
+    # features equal in a background row and the row cost nothing: fewer model rows than 2**m per background row
+    assert ours.params["model_rows_per_row"] < 2 ** X.shape[1] * len(bg)
+
+
+def test_log_odds_equals_shap_logit_link(torch_oracle, rows_bg):
+    X, rows, bg = rows_bg
+    enc, dec = _coded(X)
+
+    def p_bad(A):
+        return torch_oracle.query(dec(A))[:, 0]
+
+    theirs = shap.ExactExplainer(p_bad, shap.maskers.Independent(enc(bg), max_samples=len(bg)),
+                                 link=shap.links.logit, linearize_link=False)(enc(rows.iloc[:2]))
+    ours = shapley(torch_oracle, rows.iloc[:2], bg, target=0, output="log_odds")
+    np.testing.assert_allclose(ours.values, theirs.values, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours.base_value, theirs.base_values, atol=1e-6, rtol=0)
+    assert np.abs(ours.delta).max() < 1e-9
+
+
+# ---------------------------------------------------------------------------- sampled methods
+def test_permutation_and_kernel_agree_with_exact_within_their_standard_errors(torch_oracle, rows_bg):
+    X, rows, bg = rows_bg
+    exact = shapley(torch_oracle, rows, bg, target="good", method="exact")
+    for method in ("permutation", "kernel"):
+        est = shapley(torch_oracle, rows, bg, target="good", method=method, n_samples=600, random_state=3)
+        assert np.all(est.standard_error > 0), method
+        z = (est.values - exact.values) / est.standard_error
+        assert np.abs(z).max() < 4.5, (method, np.abs(z).max())
+        assert np.mean(np.abs(z)) < 1.5, (method, np.mean(np.abs(z)))
+        assert np.abs(est.delta).max() < 1e-9  # both keep the sum exact
+        # more samples, smaller errors
+        more = shapley(torch_oracle, rows, bg, target="good", method=method, n_samples=2400, random_state=3)
+        assert more.standard_error.mean() < 0.75 * est.standard_error.mean(), method
+
+
+def test_kernel_with_every_coalition_is_exact(torch_oracle, rows_bg):
+    X, rows, bg = rows_bg
+    exact = shapley(torch_oracle, rows, bg, method="exact")
+    full = shapley(torch_oracle, rows, bg, method="kernel", n_samples=2 ** X.shape[1])
+    assert full.params["enumerated"]
+    np.testing.assert_allclose(full.values, exact.values, atol=1e-9)
+
+
+def test_a_rows_values_do_not_depend_on_the_rows_explained_with_it(torch_oracle, rows_bg):
+    X, _, bg = rows_bg
+    many = shapley(torch_oracle, X.iloc[:6], bg, method="permutation", random_state=7, n_samples=300)
+    one = shapley(torch_oracle, X.iloc[[3]], bg, method="permutation", random_state=7, n_samples=300)
+    np.testing.assert_array_equal(many.values[3], one.values[0])
+    again = shapley(torch_oracle, X.iloc[:6], bg, method="permutation", random_state=7, n_samples=300, batch_size=97)
+    np.testing.assert_allclose(again.values, many.values, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- other models and paths
+@pytest.fixture(scope="module")
+def forest_parts(credit):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+
+    from pellucid.demo import credit_preprocess
+
+    X, y = credit
+    pre = credit_preprocess(X)
+    forest = RandomForestClassifier(15, max_depth=5, random_state=0).fit(pre.transform(X), y)
+    return pre, forest, make_pipeline(pre, forest)
+
+
+def test_a_scikit_learn_model_by_encoded_blocks_and_by_raw_rows(rows_bg, forest_parts):
+    X, rows, bg = rows_bg
+    pre, forest, pipe = forest_parts
+    blocks = shapley(Oracle(forest, preprocess=pre), rows.iloc[:2], bg.iloc[:10], target="bad")
+    whole = shapley(Oracle(pipe), rows.iloc[:2], bg.iloc[:10], target="bad")
+    assert blocks.params["path"] == "encoded blocks" and whole.params["path"] == "raw rows"
+    np.testing.assert_allclose(blocks.values, whole.values, atol=1e-12)
+    k = list(pipe.classes_).index("bad")
+    ref, base = enumerate_shapley(lambda h: pipe.predict_proba(h)[:, k], rows.iloc[[1]], bg.iloc[:10],
+                                  {c: [c] for c in X.columns})
+    np.testing.assert_allclose(whole.values[1], ref, atol=1e-12)
+    assert whole.base_value[1] == pytest.approx(base, abs=1e-12)
+
+
+def test_groups_merge_features_into_one_player(rows_bg, forest_parts):
+    X, rows, bg = rows_bg
+    pre, forest, _ = forest_parts
+    oracle = Oracle(forest, preprocess=pre)
+    groups = {"bureau": ["delinquencies", "credit_lines"], "place": ["region", "home"]}
+    a = shapley(oracle, rows.iloc[[0]], bg.iloc[:8], target="good", groups=groups)
+    players = {p: groups.get(p, [p]) for p in a.features}
+    assert set(a.features) == (set(X.columns) - {"delinquencies", "credit_lines", "region", "home"}) | set(groups)
+    assert len(a.features) == X.shape[1] - 2
+    k = list(oracle.classes_).index("good")
+    ref, _ = enumerate_shapley(lambda h: oracle.query(h)[:, k], rows.iloc[[0]], bg.iloc[:8], players)
+    np.testing.assert_allclose(a.values[0], ref, atol=1e-12)
+
+
+def test_columns_mixing_features_fall_back_to_raw_rows(rows_bg):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, rows, bg = rows_bg
+    cols = ["income", "age", "debt_ratio"]
+
+    def features(df):
+        d = df[cols].fillna(0.0).to_numpy(float)
+        return np.column_stack([d, d[:, 0] * d[:, 1] / 1e4])  # one column of two raw features
+
+    pre = FunctionTransformer(features)
+    y = (features(X)[:, 3] > np.median(features(X)[:, 3])).astype(int)
+    model = LogisticRegression(max_iter=500).fit(features(X), y)
+    oracle = Oracle(model, preprocess=pre)
+    a = shapley(oracle, rows[cols], bg[cols].iloc[:12], target=1)
+    assert a.params["path"] == "raw rows"
+    ref, _ = enumerate_shapley(lambda h: oracle.query(h)[:, 1], rows[cols].iloc[[2]], bg[cols].iloc[:12],
+                               {c: [c] for c in cols})
+    np.testing.assert_allclose(a.values[2], ref, atol=1e-12)
+
+
+def test_an_additive_regressor_gets_its_closed_form(rows_bg):
+    X, rows, bg = rows_bg
+    data = X[["income", "age"]].fillna(10.0)
+    reg = Oracle(lambda df: df["income"].to_numpy() * 2.0 + df["age"].to_numpy() ** 2, task="regression")
+    for method in ("exact", "permutation", "kernel"):
+        a = shapley(reg, data.iloc[:5], data.iloc[100:140], method=method, random_state=0)
+        expect = np.column_stack([2.0 * (data["income"].iloc[:5] - data["income"].iloc[100:140].mean()),
+                                  data["age"].iloc[:5] ** 2 - (data["age"].iloc[100:140] ** 2).mean()])
+        np.testing.assert_allclose(a.values, expect, rtol=1e-9, atol=1e-6)
+        assert a.targets is None and a.params["output"] == "raw"
+
+
+def test_a_bare_module_on_its_own_inputs():
+    net = _nets.mlp(n_in=4, n_out=3, hidden=8, seed=2).double()
+    torch.manual_seed(0)
+    x, bg = torch.randn(3, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    a = shapley(net, x, bg, target=2)
+    assert a.features == ("x0", "x1", "x2", "x3") and a.params["output"] == "raw"
+
+    def answer(h):
+        with torch.no_grad():
+            return net(torch.tensor(h.to_numpy(float)))[:, 2].numpy()
+
+    ref, _ = enumerate_shapley(answer, pd.DataFrame(x[[1]].numpy(), columns=list(a.features)),
+                               pd.DataFrame(bg.numpy(), columns=list(a.features)), {f: [f] for f in a.features})
+    np.testing.assert_allclose(a.values[1], ref, atol=1e-12)
+
+
+def test_registered_with_the_common_signature(torch_oracle, rows_bg):
+    X, rows, bg = rows_bg
+    assert METHODS["shapley"].__name__ == "shapley_values"
+    a = METHODS["shapley"](torch_oracle, rows, target="good", baseline=bg)
+    b = shapley(torch_oracle, rows, bg, target="good")
+    np.testing.assert_allclose(a.values, b.values)
+    drawn = METHODS["shapley"](torch_oracle, rows, reference=X, random_state=0)
+    assert drawn.params["background_rows"] == 100
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_errors_name_the_problem(torch_oracle, rows_bg):
+    X, rows, bg = rows_bg
+    with pytest.raises(ParameterError, match=r"background has columns other than the inputs' \(missing \['age'\]"):
+        shapley(torch_oracle, rows, bg.drop(columns="age"), target=0)
+    with pytest.raises(ParameterError, match="not in the inputs \\['extra'\\]"):
+        shapley(torch_oracle, rows, bg.assign(extra=1), target=0)
+    with pytest.raises(ParameterError, match="background has 1 row"):
+        shapley(torch_oracle, rows, bg.iloc[:1], target=0)
+    with pytest.raises(ParameterError, match="group 'bureau' names 'salary', which is not a feature"):
+        shapley(torch_oracle, rows, bg, groups={"bureau": ["salary"]})
+    with pytest.raises(ParameterError, match="'income' is in groups 'a' and 'b'"):
+        shapley(torch_oracle, rows, bg, groups={"a": ["income"], "b": ["income", "age"]})
+    with pytest.raises(ParameterError, match="method must be one of"):
+        shapley(torch_oracle, rows, bg, method="tree")
+    with pytest.raises(ParameterError, match="output must be one of"):
+        shapley(torch_oracle, rows, bg, output="logit")
+    wide = _nets.mlp(n_in=21, n_out=2, hidden=4, seed=0)
+    with pytest.raises(ParameterError, match=r"2\*\*21 coalitions .* use method='permutation' or 'kernel', or merge"):
+        shapley(wide, torch.zeros(1, 21), torch.zeros(2, 21), target=0, method="exact")
+    assert shapley(wide, torch.zeros(1, 21), torch.randn(2, 21), target=0, n_samples=60).params["shapley_method"] \
+        == "permutation"
