@@ -34,7 +34,7 @@ _INSTALL = "pip install 'pellucid[dask]'"
 _LOCAL = re.compile(r"^local(?::(\d+))?$")
 _ADDRESS = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
 #: Methods whose attribution of a row depends on that row (and the reference) alone.
-ROW_WISE = ("saliency", "gradient_x_input", "integrated_gradients", "occlusion", "lrp")
+ROW_WISE = ("saliency", "gradient_x_input", "integrated_gradients", "occlusion", "lrp", "shapley")
 #: Methods that draw one random stream through all rows (captum's order): run whole, on one worker.
 WHOLE = ("smoothgrad", "expected_gradients")
 
@@ -502,6 +502,7 @@ def summarise_attributions(oracle: Oracle, rows: pd.DataFrame, client: Any, *, m
     shown = each[names.index(show)]
     out["instances_method"], out["instances_method_label"] = shown["instances_method"], shown["instances_method_label"]
     out["instances"] = shown["instances"]
+    out["shapley"] = next((r["shapley"] for r in each if r.get("shapley")), None)
     labels = list(surrogate_labels) if surrogate_labels is not None else [getattr(s, "name", str(i)) for i, s in
                                                                         enumerate(surrogates)]
     seed = check_seed(kw.get("random_state", 0))
@@ -509,7 +510,7 @@ def summarise_attributions(oracle: Oracle, rows: pd.DataFrame, client: Any, *, m
     if surrogates and distillation is not None:
         pairing = pair_with_surrogates(attrs, surrogates, labels, distillation, k=k, random_state=seed)
     out["pairing"] = pairing
-    out["intervals"] = pairing_intervals(pairing, out["n"], seed)
+    out["intervals"] = pairing_intervals(pairing, out["n"], seed, {m["name"]: m["n_rows"] for m in out["methods"]})
     return out
 
 

@@ -138,6 +138,13 @@ def test_attributions_equal_one_process(client):
     np.testing.assert_allclose(got.delta, want.delta, rtol=0, atol=1e-12)
     assert got.features == want.features and got.params == want.params
     np.testing.assert_array_equal(got.targets, want.targets)
+    # Shapley values: the background drawn once from the whole table, each row's draws seeded by its label.
+    want = METHODS["shapley"](one, rows, reference=rows, random_state=2, shapley_method="permutation", n_samples=60)
+    got = cluster.attribute(two, rows, client, method="shapley", rows_per_task=15, random_state=2,
+                            shapley_method="permutation", n_samples=60)
+    np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.standard_error, want.standard_error, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.base_value, want.base_value, rtol=0, atol=1e-12)
     # SmoothGrad's noise is one stream through the rows (captum's order): it runs whole.
     want = METHODS["smoothgrad"](one, rows, random_state=4, reference=rows)
     got = cluster.attribute(two, rows, client, method="smoothgrad", random_state=4)

@@ -69,49 +69,65 @@ _BOOTSTRAP = 64  # resamples of the kernel's coalition pairs for its standard er
 # ---------------------------------------------------------------------------- the game
 @dataclass
 class _Game:
-    """The explained rows, the background and a way to answer hybrid rows.
-
-    ``answer(r, b, masks)`` gives the attributed output (before any link) of the hybrids that
-    take the players in ``masks[t]`` from explained row ``r[t]`` and the rest from background
-    row ``b[t]``.
-    """
+    """The explained rows, the background, the engine that answers hybrids of the two, and the
+    attributed output of each row and each background row (before the link)."""
 
     players: tuple[str, ...]
     n: int
     n_background: int
-    answer: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-    same: Callable[[np.ndarray], np.ndarray]  # rows -> (rows, background, players) bool: equal values
-    fx: np.ndarray  # attributed output of each explained row (before the link)
-    fz: np.ndarray  # (n, background): attributed output of each background row for row r's target
+    engine: "_Engine"
+    targets: np.ndarray | None  # the output column attributed per explained row
+    fx: np.ndarray  # (n,)
+    fz: np.ndarray  # (n, background): each background row's output for row r's target
     link: Callable[[np.ndarray], np.ndarray]
     linear: bool  # the coalition value is a plain mean over the background
     batch: int
-    path: str
     output: str
     keys: np.ndarray  # per explained row, what seeds its draws (from its label, not its position)
-    rows_run: int = 0
 
     @property
     def m(self) -> int:
         return len(self.players)
 
+    def _targets(self, r: np.ndarray) -> np.ndarray | None:
+        return None if self.targets is None else self.targets[r]
+
     def run(self, r: np.ndarray, b: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The attributed output of each hybrid (``r``, ``b``, ``masks``), in model calls of at
+        most ``batch`` rows."""
         out = np.empty(len(r), dtype=np.float64)
         for i in range(0, len(r), self.batch):
             j = slice(i, i + self.batch)
-            out[j] = self.answer(r[j], b[j], masks[j])
-        self.rows_run += len(r)
+            out[j] = _pick(self.engine.hybrids(r[j], b[j], masks[j]), self._targets(r[j]))
         return out
+
+    def run_pairs(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        """``(P, len(sub))``: every coalition ``sub`` of each pair's differing ``players``."""
+        out = _pick(self.engine.pair_hybrids(r, b, players, sub), self._targets(np.repeat(r, len(sub))))
+        return out.reshape(len(r), len(sub))
 
     def values(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Coalition values ``(len(rows), C)`` for the masks ``(len(rows), C, m)``: the link of
         the mean answer over the background."""
         R, C, m = masks.shape
         B = self.n_background
-        r = np.repeat(rows, C * B)
-        b = np.tile(np.arange(B), R * C)
-        full = np.repeat(masks.reshape(R * C, m), B, axis=0)
-        out = self.run(r, b, full).reshape(R, C, B).mean(axis=2)
+        if self.engine.pairs:  # the first layer's shares, one row at a time
+            out = np.empty((R, C))
+            per = max(1, self.batch // B)
+            for i, row in enumerate(rows):
+                t = self._targets(np.array([row]))
+                for c in range(0, C, per):
+                    got = self.engine.coalition_hybrids(int(row), masks[i, c:c + per])
+                    out[i, c:c + per] = _pick(got, None if t is None else np.repeat(t, len(got))).reshape(-1, B).mean(1)
+        else:
+            r = np.repeat(rows, C * B)
+            b = np.tile(np.arange(B), R * C)
+            full = np.repeat(masks.reshape(R * C, m), B, axis=0)
+            out = self.run(r, b, full).reshape(R, C, B).mean(axis=2)
+        # The empty and the full coalition are the background's and the row's own answers, as
+        # the base value and f(x) are stated: the values then add up exactly.
+        out = np.where(~masks.any(axis=2), self.fz[rows].mean(axis=1)[:, None], out)
+        out = np.where(masks.all(axis=2), self.fx[rows][:, None], out)
         return self.link(out)
 
     def base(self, rows: np.ndarray) -> np.ndarray:
@@ -177,7 +193,8 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
         every feature from the background), ``delta`` the additivity error
         ``sum(values) + base_value - f(x)`` per row, ``standard_error`` per value for sampled
         methods (zeros for exact ones), and in ``params`` the method, the scale, the number of
-        background rows and the hybrid rows the model answered per explained row.
+        background rows and how hybrids were built (``path``). The model rows it took are the
+        Oracle's ``n_queries``.
 
     Raises
     ------
@@ -219,25 +236,26 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
     base = game.base(rows)
     fx = game.full(rows)
     delta = phi.sum(axis=1) + base - fx
-    per_row = game.rows_run / max(game.n, 1)
     return Attribution(
         values=phi, method="shapley", features=features, targets=targets, outputs=fx, encoded=phi,
         delta=delta, base_value=base, standard_error=se,
         params={"shapley_method": method, "output": game.output, "background_rows": game.n_background,
-                "players": list(game.players), "model_rows_per_row": float(per_row), "path": game.path,
+                "players": list(game.players), "path": game.engine.path,
                 "definition": "interventional", **info},
     )
 
 
 def shapley_values(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None,
                    batch_size: int | None = None, random_state: Any = None, reference: Any = None,
-                   method: str = "auto", n_samples: int | None = None, output: str | None = None,
+                   shapley_method: str = "auto", n_samples: int | None = None, output: str | None = None,
                    groups: Mapping[str, Sequence[str]] | None = None,
                    background_rows: int = DEFAULT_BACKGROUND) -> Attribution:
     """:func:`shapley` with the signature every registered method has.
 
     ``baseline`` is the background (rows in the inputs' form); None draws
     ``background_rows`` rows (100) from ``reference`` (else the inputs) with ``random_state``.
+    ``shapley_method`` is :func:`shapley`'s ``method`` (the name ``method`` is the registry's,
+    e.g. :func:`pellucid.cluster.attribute`'s).
     """
     if baseline is None:
         source = reference if reference is not None else inputs
@@ -250,7 +268,7 @@ def shapley_values(model: Any, inputs: Any, target: Any = None, *, baseline: Any
         baseline = source.iloc[pick] if isinstance(source, pd.DataFrame) else source[pick]
     elif isinstance(baseline, str):
         raise ParameterError(f"Shapley values take background rows as the baseline, not {baseline!r}")
-    return shapley(model, inputs, baseline, target, method=method, n_samples=n_samples, output=output,
+    return shapley(model, inputs, baseline, target, method=shapley_method, n_samples=n_samples, output=output,
                    groups=groups, batch_size=batch_size, random_state=random_state)
 
 
@@ -286,51 +304,51 @@ def _game(model: Any, inputs: Any, background: Any, target: Any, output: str | N
             oracle.query(X.iloc[:1])
         else:
             oracle.forward(torch.as_tensor(X[:1]), grad=False)
-    if oracle is not None and oracle.task == "regression" or oracle is None:
-        default = "raw"
-    else:
-        default = "probability"
-    if oracle is not None and oracle.task == "regression" and output not in (None, "raw"):
-        raise ParameterError(f"output={output!r} needs class probabilities; this model is a regressor (use 'raw')")
-    output = output or default
-    if oracle is None and output != "raw":
-        raise ParameterError(f"a bare torch module gives its own output; output={output!r} needs an Oracle that "
-                             "knows its classes (or use output='raw')")
-    if output == "raw" and oracle is not None and oracle.kind != "torch" and oracle.task != "regression":
-        raise ParameterError(f"output='raw' is a torch network's own output; this oracle wraps a {oracle.kind} "
-                             "model: use 'probability' or 'log_odds'")
-    players, col_player = _players(names, groups)
+    output = _output(oracle, output)
+    players, feat_player = _players(names, groups)
+    engine: _Engine
     if oracle is not None and raw:
-        engine = _oracle_engine(oracle, X, Z, names, col_player, output)
+        engine = _oracle_engine(oracle, X, Z, feat_player, output)
     else:
-        engine = _module_engine(model if oracle is None else oracle, X, Z, col_player, output)
-    (answer_all, same_cols), path = engine
+        engine = _TensorEngine(model, X, Z, feat_player, output, path="model input")
     # Each row's output and target, then every background row's answer for that target.
-    full_out = answer_all("x", None)
+    full_out = engine.outputs(None)
     targets_t = resolve_targets(target, torch.as_tensor(full_out), len(X), oracle)
     targets = None if targets_t is None else targets_t.numpy()
-
-    def pick(out: np.ndarray, t: np.ndarray | None) -> np.ndarray:
-        if out.ndim == 1:
-            return out
-        if t is None:
-            if out.shape[1] != 1:
-                raise ParameterError(f"the model gives {out.shape[1]} outputs per row; pass target= to pick one")
-            return out[:, 0]
-        return out[np.arange(len(out)), t]
-
-    fx = pick(full_out, targets)
-    z_out = answer_all("z", None)
-    if z_out.ndim == 1 or targets is None:
-        fz = np.broadcast_to(pick(z_out, None), (len(X), len(z_out)))
-    else:
-        fz = z_out[:, targets].T
-    game = _Game(players=players, n=len(X), n_background=len(Z),
-                 answer=_hybrid(answer_all, targets, pick), same=same_cols,
+    fx = _pick(full_out, targets)
+    z_out = engine.outputs("background")
+    fz = np.broadcast_to(_pick(z_out, None), (len(X), len(z_out))) if z_out.ndim == 1 or targets is None \
+        else z_out[:, targets].T
+    game = _Game(players=players, n=len(X), n_background=len(Z), engine=engine, targets=targets,
                  fx=np.asarray(fx, dtype=np.float64), fz=np.asarray(fz, dtype=np.float64),
                  link=_logit if output == "log_odds" else _identity, linear=output != "log_odds", batch=batch,
-                 path=path, output=output, keys=_row_keys(inputs, len(X)))
+                 output=output, keys=_row_keys(inputs, len(X)))
     return game, targets, players
+
+
+def _output(oracle: Oracle | None, output: str | None) -> str:
+    """The scale explained, checked against what the model can give."""
+    regression = oracle is not None and oracle.task == "regression"
+    if regression and output not in (None, "raw"):
+        raise ParameterError(f"output={output!r} needs class probabilities; this model is a regressor (use 'raw')")
+    if oracle is None and output not in (None, "raw"):
+        raise ParameterError(f"a bare torch module gives its own output; output={output!r} needs an Oracle that "
+                             "knows its classes (or use output='raw')")
+    if output == "raw" and oracle is not None and oracle.kind != "torch" and not regression:
+        raise ParameterError(f"output='raw' is a torch network's own output; this oracle wraps a {oracle.kind} "
+                             "model: use 'probability' or 'log_odds'")
+    return output or ("raw" if oracle is None or regression else "probability")
+
+
+def _pick(out: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+    """The attributed output per row of ``out`` ``(n, k)`` or ``(n,)``, ``t`` the column per row."""
+    if out.ndim == 1:
+        return out
+    if t is None:
+        if out.shape[1] != 1:
+            raise ParameterError(f"the model gives {out.shape[1]} outputs per row; pass target= to pick one")
+        return out[:, 0]
+    return out[np.arange(len(out)), t]
 
 
 def _row_keys(inputs: Any, n: int) -> np.ndarray:
@@ -339,13 +357,6 @@ def _row_keys(inputs: Any, n: int) -> np.ndarray:
     labels = inputs.index if isinstance(inputs, pd.DataFrame) else range(n)
     return np.array([int.from_bytes(hashlib.sha256(repr(label).encode()).digest()[:4], "little")
                      for label in labels], dtype=np.int64)
-
-
-def _hybrid(engine_raw: Callable, targets: np.ndarray | None, pick: Callable) -> Callable:
-    def answer(r: np.ndarray, b: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        out = engine_raw("h", (r, b, masks))
-        return pick(out, None if targets is None else targets[r])
-    return answer
 
 
 def _rows(inputs: Any, background: Any, raw: bool) -> tuple[Any, Any, tuple[str, ...]]:
@@ -430,25 +441,223 @@ def _players(names: tuple[str, ...], groups: Mapping[str, Sequence[str]] | None)
 
 
 # ---------------------------------------------------------------------------- engines
-def _module_engine(model: Any, X: np.ndarray, Z: np.ndarray, feat_player: np.ndarray, output: str):
-    """Model-input rows (a bare module, or a torch Oracle given arrays): each column a feature."""
-    oracle = model if isinstance(model, Oracle) else None
-    module = oracle.model if oracle is not None else model
-    if oracle is not None:
-        device, dtype = oracle.device or torch.device("cpu"), oracle.tensor_dtype
-    else:
-        first = next((p for p in module.parameters()), None)
-        device = first.device if first is not None else torch.device("cpu")
-        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    Xt = torch.as_tensor(X, dtype=dtype, device=device)
-    Zt = torch.as_tensor(Z, dtype=dtype, device=device)
-    fn = _torch_fn(oracle, module, output)
-    col_player = torch.as_tensor(feat_player, device=device)
-    return _tensor_engine(fn, Xt, Zt, col_player, feat_player, X, Z), "model input"
+class _Engine:
+    """Answers the explained rows, the background rows and hybrids of the two.
+
+    ``hybrids(r, b, masks)``: the model's outputs ``(T, k)`` or ``(T,)`` for the rows that take
+    the players in ``masks[t]`` from explained row ``r[t]`` and the rest from background row
+    ``b[t]``. ``same(rows)``: ``(rows, background, players)``, whether the row and the
+    background row hold the same values for the player.
+    """
+
+    path = ""
+    m = 0
+
+    def outputs(self, which: str | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def hybrids(self, r: np.ndarray, b: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def same(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    #: Whether :meth:`pair_hybrids` and :meth:`coalition_hybrids` answer coalitions from a
+    #: first linear layer's per-player shares, faster than building every hybrid row.
+    pairs = False
+
+    def pair_hybrids(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def coalition_hybrids(self, r: int, masks: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
 
-def _oracle_engine(oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, names: tuple[str, ...],
-                   feat_player: np.ndarray, output: str):
+def _same_blocks(XE: np.ndarray, ZE: np.ndarray, col_player: np.ndarray, m: int, rows: np.ndarray) -> np.ndarray:
+    onehot = np.zeros((XE.shape[1], m), dtype=np.float32)
+    onehot[np.arange(XE.shape[1]), col_player] = 1.0
+    diff = (XE[rows][:, None, :] != ZE[None, :, :]).astype(np.float32)
+    return (diff @ onehot) == 0
+
+
+def _first_linear(module: Any) -> tuple[torch.nn.Linear, torch.nn.Module] | None:
+    """``(first layer, the rest)`` of an eager ``nn.Sequential`` that starts with a hook-free
+    ``nn.Linear``; None otherwise."""
+    if type(module) is not torch.nn.Sequential or len(module) < 2:
+        return None
+    first = module[0]
+    if type(first) is not torch.nn.Linear or first._forward_hooks or first._forward_pre_hooks \
+            or module._forward_hooks or module._forward_pre_hooks:
+        return None
+    return first, module[1:]
+
+
+class _TensorEngine(_Engine):
+    """A torch network on encoded rows: hybrids by taking whole column blocks from the row or
+    the background row. When the network starts with a linear layer, all coalitions of a row
+    pair are answered from that layer's per-player contributions (one small matrix product per
+    pair instead of the first layer on every hybrid)."""
+
+    #: A pair's coalitions go through the first layer's contributions from this many players up.
+    PAIR_MIN_PLAYERS = 6
+
+    def __init__(self, model: Any, X: np.ndarray, Z: np.ndarray, col_player: np.ndarray, output: str,
+                 path: str) -> None:
+        self.oracle = model if isinstance(model, Oracle) else None
+        self.module = self.oracle.model if self.oracle is not None else model
+        if self.oracle is not None:
+            device, dtype = self.oracle.device or torch.device("cpu"), self.oracle.tensor_dtype
+        else:
+            first = next((p for p in self.module.parameters()), None)
+            device = first.device if first is not None else torch.device("cpu")
+            dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+        self.XE, self.ZE = np.asarray(X), np.asarray(Z)
+        self.X = torch.as_tensor(self.XE, dtype=dtype, device=device)
+        self.Z = torch.as_tensor(self.ZE, dtype=dtype, device=device)
+        self.col_player = np.asarray(col_player)
+        self.col_player_t = torch.as_tensor(self.col_player, device=device)
+        self.m = int(self.col_player.max()) + 1
+        self.output = output
+        self.path = path
+        split = None if self.oracle is not None and self.oracle.kind != "torch" else _first_linear(self.module)
+        self.pairs = split is not None
+        if split is not None:
+            self.first, self.rest = split
+            onehot = torch.zeros(self.X.shape[1], self.m, dtype=dtype, device=device)
+            onehot[torch.arange(self.X.shape[1]), self.col_player_t] = 1
+            self.onehot = onehot
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+        """The module's output as the explained scale: the Oracle's answer, or its own output."""
+        if self.oracle is not None and self.output != "raw":
+            return self.oracle.answer_output(out)
+        if self.oracle is not None and self.oracle.task == "classification" and (out.dim() == 1 or out.shape[1] == 1):
+            z = out.reshape(-1, 1)  # one logit: class 1 is z, class 0 is -z (as LRP reads it)
+            return torch.cat([-z, z], dim=1)
+        return out
+
+    def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> np.ndarray:
+        with eval_mode(self.module), torch.no_grad():
+            parts = [self._finish(fn(x[i:i + _HYBRIDS])) for i in range(0, x.shape[0], _HYBRIDS)]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return out.to("cpu", torch.float64).numpy()
+
+    def outputs(self, which: str | None) -> np.ndarray:
+        return self._run(self.module, self.Z if which == "background" else self.X)
+
+    def hybrids(self, r: np.ndarray, b: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        dev = self.X.device
+        cm = torch.as_tensor(np.ascontiguousarray(masks), device=dev)[:, self.col_player_t]
+        h = torch.where(cm, self.X[torch.as_tensor(r, device=dev)], self.Z[torch.as_tensor(b, device=dev)])
+        return self._run(self.module, h)
+
+    def same(self, rows: np.ndarray) -> np.ndarray:
+        return _same_blocks(self.XE, self.ZE, self.col_player, self.m, rows)
+
+    def _shares(self, xr: torch.Tensor, zb: torch.Tensor, players: torch.Tensor) -> torch.Tensor:
+        """Each player's share ``(P, d, H)`` of the first layer's change from ``zb`` to ``xr``
+        (rows ``(P, E)``; ``players`` ``(P, d)``, or ``(d,)`` for the same players in every pair)."""
+        own = self.onehot[:, players]  # (E, P, d) or (E, d)
+        own = own.permute(1, 2, 0) if own.dim() == 3 else own.T[None]
+        return (own * (xr - zb)[:, None, :]) @ self.first.weight.T
+
+    def _start(self, zb: torch.Tensor) -> torch.Tensor:
+        """The first layer's output ``(P, H)`` on the background rows ``zb``."""
+        bias = self.first.bias
+        return zb @ self.first.weight.T if bias is None else torch.addmm(bias, zb, self.first.weight.T)
+
+    def pair_hybrids(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        """Outputs ``(P * 2**d, ...)`` of every coalition of each pair's differing ``players``
+        ``(P, d)``, pair by pair, coalition ``k`` holding the players of the bits set in ``k``
+        (``sub`` is that table)."""
+        dev = self.X.device
+        P, d = players.shape
+        lo = d // 2  # coalitions as (high bits, low bits): two small sums added by broadcasting
+        with torch.no_grad():
+            xr = self.X[torch.as_tensor(r, device=dev)]
+            zb = self.Z[torch.as_tensor(b, device=dev)]
+            share = self._shares(xr, zb, torch.as_tensor(players, device=dev))
+            low = _subset_sums(share[:, :lo], lo)  # (P, 2**lo, H)
+            high = _subset_sums(share[:, lo:], d - lo)  # (P, 2**(d-lo), H)
+            h = (self._start(zb)[:, None, None, :] + high[:, :, None, :]) + low[:, None, :, :]
+        return self._run(self.rest, h.reshape(P * 2**d, -1))
+
+    def coalition_hybrids(self, r: int, masks: np.ndarray) -> np.ndarray:
+        """Outputs ``(C * B, ...)`` of row ``r`` with every background row under each coalition
+        ``masks`` ``(C, m)``, coalition by coalition."""
+        dev, dtype = self.X.device, self.X.dtype
+        B = self.Z.shape[0]
+        with torch.no_grad():
+            share = self._shares(self.X[r].expand(B, -1), self.Z, torch.arange(self.m, device=dev))  # (B, m, H)
+            H = share.shape[2]
+            coalitions = torch.tensor(np.ascontiguousarray(masks), dtype=dtype, device=dev)
+            gain = coalitions @ share.permute(1, 0, 2).reshape(self.m, B * H)
+            h = gain.reshape(len(masks), B, H) + self._start(self.Z)[None]
+        return self._run(self.rest, h.reshape(len(masks) * B, H))
+
+
+def _subset_sums(share: torch.Tensor, d: int) -> torch.Tensor:
+    """``(P, 2**d, H)``: for each coalition ``k`` of the ``d`` players, the sum of the shares of
+    the players of the bits set in ``k``."""
+    out = torch.zeros((share.shape[0], 1, share.shape[2]), dtype=share.dtype, device=share.device)
+    for j in range(d):  # doubling: the coalitions without player j, then with it
+        out = torch.cat([out, out + share[:, j:j + 1]], dim=1)
+    return out
+
+
+class _ArrayEngine(_Engine):
+    """Any Oracle on encoded rows: hybrids of column blocks, answered by ``query_encoded``."""
+
+    path = "encoded blocks"
+
+    def __init__(self, oracle: Oracle, XE: np.ndarray, ZE: np.ndarray, col_player: np.ndarray) -> None:
+        self.oracle, self.XE, self.ZE, self.col_player = oracle, XE, ZE, col_player
+        self.m = int(col_player.max()) + 1
+
+    def outputs(self, which: str | None) -> np.ndarray:
+        return self.oracle.query_encoded(self.ZE if which == "background" else self.XE)
+
+    def hybrids(self, r: np.ndarray, b: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return self.oracle.query_encoded(np.where(masks[:, self.col_player], self.XE[r], self.ZE[b]))
+
+    def same(self, rows: np.ndarray) -> np.ndarray:
+        return _same_blocks(self.XE, self.ZE, self.col_player, self.m, rows)
+
+
+class _FrameEngine(_Engine):
+    """Any Oracle on raw rows: hybrids of raw values, encoded by the Oracle (when encoded
+    columns mix raw features, or the model takes raw rows itself)."""
+
+    path = "raw rows"
+
+    def __init__(self, oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, feat_player: np.ndarray) -> None:
+        self.oracle, self.X, self.Z, self.feat_player = oracle, X, Z, feat_player
+        self.cols = list(X.columns)
+        self.xv = [X[c].to_numpy(dtype=object) for c in self.cols]
+        self.zv = [Z[c].to_numpy(dtype=object) for c in self.cols]
+        self.m = int(feat_player.max()) + 1
+
+    def outputs(self, which: str | None) -> np.ndarray:
+        return self.oracle.query(self.Z if which == "background" else self.X)
+
+    def hybrids(self, r: np.ndarray, b: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        data = {}
+        for j, c in enumerate(self.cols):
+            values = np.where(masks[:, self.feat_player[j]], self.xv[j][r], self.zv[j][b])
+            dtype = self.X[c].dtype
+            data[c] = values if isinstance(dtype, np.dtype) and dtype.kind == "O" else pd.array(values, dtype=dtype)
+        return self.oracle.query(pd.DataFrame(data, columns=self.cols))
+
+    def same(self, rows: np.ndarray) -> np.ndarray:
+        out = np.ones((len(rows), len(self.Z), self.m), dtype=bool)
+        for j in range(len(self.cols)):
+            a = self.xv[j][rows][:, None]
+            z = self.zv[j][None, :]
+            out[:, :, self.feat_player[j]] &= (a == z) | (pd.isna(a) & pd.isna(z))
+        return out
+
+
+def _oracle_engine(oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, feat_player: np.ndarray, output: str) -> _Engine:
     """Raw rows through an Oracle: encoded column blocks when every encoded column belongs to
     one raw feature, else hybrids of raw rows encoded by the Oracle."""
     if oracle.preprocess is not None:
@@ -466,116 +675,12 @@ def _oracle_engine(oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, names: tupl
         if not emap.shared and constant:
             col_player = feat_player[np.where(col_feat < 0, 0, col_feat)]
             if oracle.kind == "torch":
-                device, dtype = oracle.device or torch.device("cpu"), oracle.tensor_dtype
-                fn = _torch_fn(oracle, oracle.model, output)
-                ct = torch.as_tensor(col_player, device=device)
-                return _tensor_engine(fn, torch.as_tensor(XE, dtype=dtype, device=device),
-                                      torch.as_tensor(ZE, dtype=dtype, device=device), ct, col_player, XE, ZE,
-                                      player_cols=feat_player), "encoded blocks (torch)"
-            return _array_engine(oracle, XE, ZE, col_player, feat_player), "encoded blocks"
+                return _TensorEngine(oracle, XE, ZE, col_player, output, path="encoded blocks (torch)")
+            return _ArrayEngine(oracle, XE, ZE, col_player)
     if oracle.kind == "torch" and output == "raw":
         raise ParameterError("output='raw' through a preprocess whose encoded columns mix raw features needs "
                              "probabilities: use output='probability' or 'log_odds'")
-    return _frame_engine(oracle, X, Z, feat_player), "raw rows"
-
-
-def _torch_fn(oracle: Oracle | None, module: torch.nn.Module, output: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Encoded rows -> the outputs explained, without gradients."""
-    if oracle is not None and output != "raw":
-        def answer(x: torch.Tensor) -> torch.Tensor:
-            return oracle.forward(x, grad=False)
-        return answer
-
-    def raw(x: torch.Tensor) -> torch.Tensor:
-        with eval_mode(module), torch.no_grad():
-            out = module(x)
-        if oracle is not None and oracle.task == "classification" and (out.dim() == 1 or out.shape[1] == 1):
-            z = out.reshape(-1, 1)  # one logit: class 1 is z, class 0 is -z (as LRP reads it)
-            return torch.cat([-z, z], dim=1)
-        return out
-    return raw
-
-
-def _same_blocks(XE: np.ndarray, ZE: np.ndarray, col_player: np.ndarray, m: int) -> Callable[[np.ndarray], np.ndarray]:
-    onehot = np.zeros((XE.shape[1], m), dtype=np.float32)
-    onehot[np.arange(XE.shape[1]), col_player] = 1.0
-
-    def same(rows: np.ndarray) -> np.ndarray:
-        diff = (XE[rows][:, None, :] != ZE[None, :, :]).astype(np.float32)
-        return (diff @ onehot) == 0
-    return same
-
-
-def _tensor_engine(fn: Callable, Xt: torch.Tensor, Zt: torch.Tensor, col_player_t: torch.Tensor,
-                   col_player: np.ndarray, XE: np.ndarray, ZE: np.ndarray, player_cols: Any = None):
-    m = int(col_player.max()) + 1 if len(col_player) else 0
-    if player_cols is not None:
-        m = int(np.max(player_cols)) + 1
-
-    def answer(kind: str, args: Any) -> np.ndarray:
-        if kind == "x":
-            return _tensor_out(fn, Xt)
-        if kind == "z":
-            return _tensor_out(fn, Zt)
-        r, b, masks = args
-        cm = torch.as_tensor(masks, device=Xt.device)[:, col_player_t]
-        h = torch.where(cm, Xt[torch.as_tensor(r, device=Xt.device)], Zt[torch.as_tensor(b, device=Xt.device)])
-        return _tensor_out(fn, h)
-
-    return answer, _same_blocks(XE, ZE, col_player, m)
-
-
-def _tensor_out(fn: Callable, x: torch.Tensor) -> np.ndarray:
-    parts = [fn(x[i:i + _HYBRIDS]) for i in range(0, x.shape[0], _HYBRIDS)]
-    out = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return out.detach().to("cpu", torch.float64).numpy()
-
-
-def _array_engine(oracle: Oracle, XE: np.ndarray, ZE: np.ndarray, col_player: np.ndarray, feat_player: np.ndarray):
-    m = int(np.max(feat_player)) + 1
-
-    def answer(kind: str, args: Any) -> np.ndarray:
-        if kind == "x":
-            return oracle.query_encoded(XE)
-        if kind == "z":
-            return oracle.query_encoded(ZE)
-        r, b, masks = args
-        h = np.where(masks[:, col_player], XE[r], ZE[b])
-        return oracle.query_encoded(h)
-
-    return answer, _same_blocks(XE, ZE, col_player, m)
-
-
-def _frame_engine(oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, feat_player: np.ndarray):
-    cols = list(X.columns)
-    xv = [X[c].to_numpy(dtype=object) for c in cols]
-    zv = [Z[c].to_numpy(dtype=object) for c in cols]
-    m = int(np.max(feat_player)) + 1
-
-    def answer(kind: str, args: Any) -> np.ndarray:
-        if kind == "x":
-            return oracle.query(X)
-        if kind == "z":
-            return oracle.query(Z)
-        r, b, masks = args
-        data = {}
-        for j, c in enumerate(cols):
-            take = masks[:, feat_player[j]]
-            data[c] = pd.array(np.where(take, xv[j][r], zv[j][b]), dtype=X[c].dtype) \
-                if not isinstance(X[c].dtype, np.dtype) or X[c].dtype.kind != "O" else np.where(take, xv[j][r],
-                                                                                              zv[j][b])
-        return oracle.query(pd.DataFrame(data, columns=cols))
-
-    def same(rows: np.ndarray) -> np.ndarray:
-        out = np.ones((len(rows), len(Z), m), dtype=bool)
-        for j, c in enumerate(cols):
-            a = X[c].to_numpy(dtype=object)[rows][:, None]
-            z = Z[c].to_numpy(dtype=object)[None, :]
-            eq = (a == z) | (pd.isna(a) & pd.isna(z))
-            out[:, :, feat_player[j]] &= eq
-        return out
-
-    return answer, same
+    return _FrameEngine(oracle, X, Z, feat_player)
 
 
 # ---------------------------------------------------------------------------- estimators
@@ -631,9 +736,10 @@ def _exact_pairs(game: _Game, rows: np.ndarray) -> np.ndarray:
     phi = np.zeros((len(rows), m))
     per = max(1, min(len(rows), game.batch // max(1, B * 64)))
     subsets = {d: _subset_masks(d) for d in range(m + 1)}
+    fast = game.engine.pairs
     for i in range(0, len(rows), per):
         rr = rows[i:i + per]
-        differ = ~game.same(rr)  # (R, B, m)
+        differ = ~game.engine.same(rr)  # (R, B, m)
         d = differ.sum(axis=2)
         for size in np.unique(d):
             if size == 0:
@@ -645,11 +751,16 @@ def _exact_pairs(game: _Game, rows: np.ndarray) -> np.ndarray:
             for s in range(0, len(ri), per_pair):
                 pr, pb, pw = ri[s:s + per_pair], bi[s:s + per_pair], where[s:s + per_pair]
                 P = len(pr)
-                masks = np.zeros((P, len(sub), m), dtype=bool)
-                masks[np.arange(P)[:, None, None], np.arange(len(sub))[None, :, None], pw[:, None, :]] = sub[None]
-                v = game.run(np.repeat(rr[pr], len(sub)), np.repeat(pb, len(sub)), masks.reshape(-1, m))
-                local = _shapley_from_values(v.reshape(P, len(sub)), size)
-                np.add.at(phi, ((i + pr)[:, None], pw), local / B)
+                if fast and size >= _TensorEngine.PAIR_MIN_PLAYERS:
+                    v = game.run_pairs(rr[pr], pb, pw, sub)
+                else:
+                    masks = np.zeros((P, len(sub), m), dtype=bool)
+                    masks[np.arange(P)[:, None, None], np.arange(len(sub))[None, :, None], pw[:, None, :]] = sub[None]
+                    v = game.run(np.repeat(rr[pr], len(sub)), np.repeat(pb, len(sub)),
+                                 masks.reshape(-1, m)).reshape(P, len(sub))
+                v[:, 0] = game.fz[rr[pr], pb]  # nothing from the row: the background row's own answer
+                v[:, -1] = game.fx[rr[pr]]  # everything that differs: the row's own answer
+                np.add.at(phi, ((i + pr)[:, None], pw), _shapley_from_values(v, size) / B)
     return phi
 
 

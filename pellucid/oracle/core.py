@@ -528,6 +528,21 @@ class Oracle:
         n = x.shape[0]
         with self._eval_mode():
             out = self._run_model(x, n)
+        return self._from_output(out, n)
+
+    def answer_output(self, out: torch.Tensor) -> torch.Tensor:
+        """The answer (probabilities or values, as :meth:`forward` gives) for the module's
+        output on rows the caller ran through the module itself, e.g. layer by layer; checked
+        as :meth:`forward` checks and counted as that many queries in one call."""
+        self.adapter.check_differentiable()
+        if not isinstance(out, torch.Tensor):
+            raise ModelOutputError(f"answer_output expects the module's output tensor; got {type(out).__name__}")
+        n = out.shape[0] if out.dim() else 0
+        self.n_calls += 1
+        self.n_queries += n
+        return self._from_output(out, n)
+
+    def _from_output(self, out: Any, n: int) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
         if self._raw_width is None or self._task is None or (self._task == "classification" and self.output_ is None):
