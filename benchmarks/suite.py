@@ -75,9 +75,11 @@ from pellucid import DecisionTree, Oracle, Schema, distill  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
-STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "frontier", "stream", "dask")
+STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "shapley", "frontier",
+          "stream", "dask")
 DEFAULT = STAGES[:-3]
-EXTERNAL = {"frontier": "rule_frontier", "stream": "streaming", "dask": "dask_speedup"}  # stage -> script stem (and its results stem)
+EXTERNAL = {"shapley": "shapley", "frontier": "rule_frontier", "stream": "streaming",
+            "dask": "dask_speedup"}  # stage -> script stem (and its results stem)
 SYNTH = ("observed", "perturb", "marginal")
 BATCHES = (4096, 8192, 65536)
 # Stage 1's timings are short and the floor they are divided by is shorter: best of 3 up to this many seconds.
@@ -729,7 +731,7 @@ def markdown(suite: Suite, meta: dict, wall: float) -> str:
             sl = "—" if s["slope"] is None else f"{s['slope']:.2f}"
             vsl = "—" if s["vs_slope"] is None else f"{s['vs_slope']:.2f}"
             lines.append(f"| {s['stage']} | {s['axis']} | {sizes} | {ours} | {sl} | {s['vs'] or '—'} | {vs} | {vsl} |")
-    for stage in ("stream", "dask"):
+    for stage in ("shapley", "stream", "dask"):
         md = suite.data.get(stage, {}).get("markdown")
         if md:
             lines += ["", f"## {stage}: benchmarks/{EXTERNAL[stage]}.py", "", md.strip()]

@@ -523,6 +523,10 @@ class _TensorEngine(_Engine):
         self.pairs = split is not None
         if split is not None:
             self.first, self.rest = split
+            # A ReLU right after the first layer runs in place on the sums (one pass less over them).
+            self.relu = type(self.rest[0]) is torch.nn.ReLU
+            if self.relu:
+                self.rest = self.rest[1:]
             onehot = torch.zeros(self.X.shape[1], self.m, dtype=dtype, device=device)
             onehot[torch.arange(self.X.shape[1]), self.col_player_t] = 1
             self.onehot = onehot
@@ -580,7 +584,10 @@ class _TensorEngine(_Engine):
             low = _subset_sums(share[:, :lo], lo)  # (P, 2**lo, H)
             high = _subset_sums(share[:, lo:], d - lo)  # (P, 2**(d-lo), H)
             h = (self._start(zb)[:, None, None, :] + high[:, :, None, :]) + low[:, None, :, :]
-        return self._run(self.rest, h.reshape(P * 2**d, -1))
+        return self._run(self.rest, self._activate(h.reshape(P * 2**d, -1)))
+
+    def _activate(self, h: torch.Tensor) -> torch.Tensor:
+        return h.relu_() if self.relu else h
 
     def coalition_hybrids(self, r: int, masks: np.ndarray) -> np.ndarray:
         """Outputs ``(C * B, ...)`` of row ``r`` with every background row under each coalition
@@ -593,7 +600,7 @@ class _TensorEngine(_Engine):
             coalitions = torch.tensor(np.ascontiguousarray(masks), dtype=dtype, device=dev)
             gain = coalitions @ share.permute(1, 0, 2).reshape(self.m, B * H)
             h = gain.reshape(len(masks), B, H) + self._start(self.Z)[None]
-        return self._run(self.rest, h.reshape(len(masks) * B, H))
+        return self._run(self.rest, self._activate(h.reshape(len(masks) * B, H)))
 
 
 def _subset_sums(share: torch.Tensor, d: int) -> torch.Tensor:
