@@ -134,7 +134,7 @@ def test_sanity_reads_magnitude_maps_by_magnitude_and_signed_maps_by_sign():
     assert m["passed"] is False and m["final_similarity"] == 0.7 and "|attribution|" in m["measure"]
 
 
-def test_other_models_get_occlusion_only(credit):
+def test_other_models_get_occlusion_and_shapley(credit):
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -150,8 +150,12 @@ def test_other_models_get_occlusion_only(credit):
                          LogisticRegression(max_iter=500)).fit(X, y.iloc[:400])
     oracle = Oracle(pipe, verbose=0)
     att = summarise(oracle, X.iloc[:50], max_rows=50)
-    assert [m["name"] for m in att["methods"]] == ["occlusion"]
-    assert att["methods"][0]["evaluation"]["sanity"] is None
+    assert [m["name"] for m in att["methods"]] == ["occlusion", "shapley"]
+    assert all(m["evaluation"]["sanity"] is None for m in att["methods"])
+    # Shapley values only query the model: a scikit-learn pipeline gets them, exact and additive.
+    shap = att["shapley"]
+    assert shap["method"] == "exact" and shap["n"] == 50 and shap["background"]["rows"] == 50
+    assert max(abs(r["delta"]) for r in shap["rows"]) < 1e-9
     with pytest.raises(ParameterError, match="integrated_gradients.*torch"):
         summarise(oracle, X.iloc[:50], methods=["integrated_gradients"])
     with pytest.raises(ParameterError, match="unknown attribution method"):

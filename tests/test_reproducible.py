@@ -48,6 +48,11 @@ def test_report_json_is_the_same_apart_from_its_run_block(two_runs):
     a, b = (json.loads((d / "report.json").read_text()) for d in two_runs)
     assert a["run"]["id"] != b["run"]["id"]
     ra, rb = a.pop("run"), b.pop("run")
+    # The comparison covers Shapley values: the global summary (per-row values and intervals)
+    # and every single decision's waterfall.
+    shap = a["attributions"]["shapley"]
+    assert shap["rows"] and all(f["mean_abs_ci"] for f in shap["features"])
+    assert a["local"]["shapley"] and all(r["shapley"]["values"] for r in a["local"]["rows"])
     assert a == b
     # Every duration went into the run block, and the content hash is of the rest.
     assert all(r["timings"]["paths"] and r["timings"]["stages"] for r in (ra, rb))

@@ -14,8 +14,9 @@ from .._plain import cell as _cell
 from .._validation import number as _num
 from .._validation import plain
 from ..errors import ParameterError
-from ..fidelity.intervals import N_BOOT, check_seed
+from ..fidelity.intervals import N_BOOT, bootstrap_method, check_seed, percentile_interval, poisson_weights
 from ..oracle import Oracle
+from ._base import summary_row
 from .evaluation import evaluate_attributions, randomisation_check
 from .importance import global_importance, rank_agreement, surrogate_importance
 
@@ -25,23 +26,38 @@ LABELS = {
     "gradient_x_input": "Gradient × input",
     "integrated_gradients": "Integrated Gradients",
     "smoothgrad": "SmoothGrad",
-    "expected_gradients": "Expected gradients (SHAP)",
+    "expected_gradients": "Expected gradients",
     "occlusion": "Occlusion",
     "lrp": "LRP",
     "grad_cam": "Grad-CAM",
     "guided_backprop": "Guided backpropagation",
     "deconvolution": "DeconvNet",
     "guided_grad_cam": "Guided Grad-CAM",
+    "shapley": "Shapley values",
 }
-DEFAULT_TORCH = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "occlusion")
-DEFAULT_OTHER = ("occlusion",)
+DEFAULT_TORCH = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "occlusion", "shapley")
+DEFAULT_OTHER = ("occlusion", "shapley")
+#: Methods that only query the model, and so run on every kind of model.
+QUERY_ONLY = ("occlusion", "shapley")
 #: Rows the randomised-network check recomputes attributions on, once per layer.
 SANITY_ROWS = 64
+#: At most this many of the explained rows get Shapley values (exact values cost about a fifth
+#: of a second per row with 100 background rows on two cores), and this many of those the
+#: randomised-network check (which recomputes them once per layer).
+SHAPLEY_ROWS = 100
+SHAPLEY_SANITY_ROWS = 8
+#: Background rows of the report's Shapley values.
+SHAPLEY_BACKGROUND = 100
+#: Where the report points a reader for what Shapley values are and assume.
+SHAPLEY_DOC = "docs/shapley.md"
+SHAPLEY_NOTE = ("Interventional Shapley values: a feature left out takes its value from a background row, each "
+                "feature set independently of the others, so where features move together the values also "
+                "describe rows the data does not hold.")
 
 
 def default_methods(oracle: Oracle) -> tuple[str, ...]:
-    """The methods the report runs: gradient methods and occlusion for a torch network,
-    occlusion alone (it only queries) for any other model."""
+    """The methods the report runs: gradient methods, occlusion and Shapley values for a torch
+    network; occlusion and Shapley values (they only query) for any other model."""
     return DEFAULT_TORCH if oracle.kind == "torch" else DEFAULT_OTHER
 
 
@@ -87,10 +103,10 @@ def check_methods(oracle: Oracle, methods: Sequence[str] | None) -> list[str]:
     names = list(default_methods(oracle) if methods is None else methods)
     check_known(names)
     if oracle.kind != "torch":
-        gradient = [m for m in names if m != "occlusion"]
+        gradient = [m for m in names if m not in QUERY_ONLY]
         if gradient:
             raise ParameterError(f"{fmt.arg('attributions')} {gradient} need a torch network's gradients; this model is "
-                                 f"{oracle.kind}: use occlusion")
+                                 f"{oracle.kind}: use {' or '.join(QUERY_ONLY)}")
     elif is_scripted(oracle):
         hooked = [m for m in names if m in NEEDS_HOOKS]
         if hooked:
@@ -115,6 +131,9 @@ def summarise(
     k: int = 5,
     random_state: int | None = 0,
     return_attributions: bool = False,
+    background: pd.DataFrame | None = None,
+    background_from: str | None = None,
+    shapley_rows: int = SHAPLEY_ROWS,
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
     """Run attribution methods on raw rows and gather what the report shows.
 
@@ -138,14 +157,21 @@ def summarise(
         top-k of the pairing, and the seed (also of the pairing's bootstrap intervals).
     return_attributions : bool
         Also return the attributions themselves (method name -> Attribution).
+    background, background_from : DataFrame and str, optional
+        Shapley values' background rows and how the report names where they come from; None
+        draws :data:`SHAPLEY_BACKGROUND` of the explained rows with ``random_state``.
+    shapley_rows : int
+        Shapley values are computed on at most this many of the explained rows (drawn with
+        ``random_state``); each method's entry says on how many rows it was measured.
 
     Returns
     -------
     dict
         ``n``, ``rows``, ``output``, ``baseline``, ``methods`` (per method: ``name``,
         ``label``, ``seconds``, ``importance``, ``signed``, ``per_class``, ``top``,
-        ``evaluation``), ``pairing`` (see :func:`pair_with_surrogates`), ``intervals``
-        (see :func:`pairing_intervals`), ``instances``; with ``return_attributions``, a
+        ``evaluation``, ``n_rows``), ``pairing`` (see :func:`pair_with_surrogates`), ``intervals``
+        (see :func:`pairing_intervals`), ``instances``, ``shapley`` (see
+        :func:`shapley_summary`; None without Shapley values); with ``return_attributions``, a
         pair (that dict, the attributions).
     """
     from . import METHODS
@@ -162,20 +188,38 @@ def summarise(
     classification = oracle.task == "classification"
     classes = list(oracle.classes_) if classification else None
 
+    # Shapley values cost far more per row than the other methods: at most shapley_rows of the
+    # rows, drawn with the same generator, and the same background for every row.
+    shap_at = np.arange(len(rows))
+    if "shapley" in names and len(rows) > shapley_rows:
+        shap_at = np.sort(rng.choice(len(rows), shapley_rows, replace=False))
+    if "shapley" in names and background is None:
+        pick = np.sort(rng.choice(len(rows), min(SHAPLEY_BACKGROUND, len(rows)), replace=False))
+        background, background_from = rows.iloc[pick].reset_index(drop=True), "the explained rows"
+    rows_of = {m: (rows.iloc[shap_at].reset_index(drop=True) if m == "shapley" else rows) for m in names}
+
     attrs, seconds = {}, {}
     for m in names:
         t0 = time.perf_counter()
-        attrs[m] = METHODS[m](oracle, rows, **_options(m, rows, baseline, random_state))
+        attrs[m] = METHODS[m](oracle, rows_of[m], **_options(m, rows, baseline, random_state, background))
         seconds[m] = time.perf_counter() - t0
-    ev = evaluate_attributions(oracle, rows, attrs, baseline=baseline, sanity=False, random_state=random_state,
-                               verbose=0).to_dict()
-    details = ev.get("methods", {})
+    # Deletion and insertion replace features by one reference row, the same for every method
+    # whatever rows it was measured on: the summary of all the explained rows.
+    reference_row = summary_row(rows, baseline)
+    details: dict[str, Any] = {}
+    for group in ([m for m in names if m != "shapley"], [m for m in names if m == "shapley"]):
+        if group:
+            on = rows_of[group[0]]
+            ev = evaluate_attributions(oracle, on, {m: attrs[m] for m in group}, baseline=reference_row, sanity=False,
+                                       random_state=random_state, verbose=0).to_dict()
+            details.update(ev.get("methods", {}))
     checks = {}
     if sanity and oracle.kind == "torch":
-        head = rows.iloc[:SANITY_ROWS]
         for m in names:
-            method = _bound(METHODS[m], _options(m, head, baseline, random_state))
+            head = rows_of[m].iloc[:SHAPLEY_SANITY_ROWS if m == "shapley" else SANITY_ROWS]
+            method = _bound(METHODS[m], _options(m, head, baseline, random_state, background))
             checks[m] = randomisation_check(method, oracle, head, random_state=random_state, verbose=0).to_dict()
+            checks[m]["n_rows"] = int(len(head))
 
     importance: dict[str, pd.Series] = {}
     out_methods = []
@@ -200,8 +244,9 @@ def summarise(
             "signed": {str(f): _num(v) for f, v in signed.items()},
             "per_class": per_class,
             "top": [str(f) for f in imp.sort_values(ascending=False, kind="stable").index[:k]],
+            "n_rows": int(len(a)),
             "evaluation": {
-                "completeness": _completeness(d.get("completeness")),
+                "completeness": _completeness(d.get("completeness"), m),
                 "deletion_auc": faith.get("deletion_auc"),
                 "insertion_auc": faith.get("insertion_auc"),
                 "random_deletion_auc": faith.get("random_deletion_auc"),
@@ -228,12 +273,171 @@ def summarise(
         "baseline": f"the rows' {baseline} (a valid row of the data)",
         "methods": out_methods,
         "pairing": pairing,
-        "intervals": pairing_intervals(pairing, len(rows), seed),
+        "intervals": pairing_intervals(pairing, len(rows), seed, _rows_by_method(out_methods)),
         "instances_method": show,
         "instances_method_label": LABELS.get(show, show),
-        "instances": _instances(attrs[show], rows, classes, row_ids),
+        "instances": _instances(attrs[show], rows_of[show], classes, [row_ids[i] for i in shap_at] if show == "shapley"
+                                else row_ids),
+        "shapley": None if "shapley" not in attrs else shapley_summary(
+            attrs["shapley"], rows_of["shapley"], [row_ids[i] for i in shap_at], classes, seed,
+            background_from=background_from or "the rows given", of_rows=len(rows)),
     }
     return (out, attrs) if return_attributions else out
+
+
+def shapley_on_class(attr: Any, classes: list | None) -> dict[str, Any]:
+    """Shapley values on one scale for every row: for a two-class classifier explained on the
+    probability of each row's own class, the values of the first class's probability
+    (``P(b) = 1 - P(a)``: the values change sign, the base value and f(x) become one minus
+    themselves, exactly), so that rows of both classes share one axis; otherwise as they are.
+
+    Returns
+    -------
+    dict
+        ``values`` (rows x features), ``base_value``, ``output``, ``delta`` (per row),
+        ``target`` (the class, or None: each row's own class or a regression's output),
+        ``scale`` and ``axis`` (how the report names the values and their axis).
+    """
+    values = np.asarray(attr.values, dtype=float)
+    base = np.asarray(attr.base_value, dtype=float)
+    fx = np.asarray(attr.outputs, dtype=float)
+    delta = np.asarray(attr.delta, dtype=float)
+    output = (attr.params or {}).get("output")
+    scale_word = {"probability": "probability", "log_odds": "log-odds", "raw": "output"}.get(output, str(output))
+    if classes is not None and len(classes) == 2 and output == "probability" and attr.targets is not None:
+        flip = np.asarray(attr.targets) != 0
+        sign = np.where(flip, -1.0, 1.0)
+        values, delta = values * sign[:, None], delta * sign
+        base, fx = np.where(flip, 1.0 - base, base), np.where(flip, 1.0 - fx, fx)
+        target = str(classes[0])
+        return {"values": values, "base_value": base, "output": fx, "delta": delta, "target": target,
+                "scale": f"probability of {target}", "axis": f"change in P({target})"}
+    if classes is not None:
+        return {"values": values, "base_value": base, "output": fx, "delta": delta, "target": None,
+                "scale": f"{scale_word} of the row's predicted class",
+                "axis": f"change in the {scale_word} of the predicted class"}
+    return {"values": values, "base_value": base, "output": fx, "delta": delta, "target": None,
+            "scale": "the network's output", "axis": "change in the output"}
+
+
+def shapley_basis(attr: Any, on: dict[str, Any], background_from: str, seed: int) -> dict[str, Any]:
+    """What every Shapley number in the report rests on: the method, the scale, the background
+    and the definition, with the sentence a reader gets and where the documentation is."""
+    p = attr.params or {}
+    return {
+        "method": p.get("shapley_method"),
+        "output": p.get("output"),
+        "scale": on["scale"],
+        "axis": on["axis"],
+        "target": on["target"],
+        "definition": p.get("definition", "interventional"),
+        "background": {"rows": int(p.get("background_rows", 0)), "from": background_from, "seed": int(seed)},
+        "note": SHAPLEY_NOTE,
+        "doc": SHAPLEY_DOC,
+        **({"permutations": p["permutations"]} if "permutations" in p else {}),
+    }
+
+
+def shapley_summary(attr: Any, rows: pd.DataFrame, row_ids: Sequence[str], classes: list | None, seed: int, *,
+                    background_from: str, of_rows: int | None = None, confidence: float = 0.95) -> dict[str, Any]:
+    """The report's global Shapley summary: per raw feature the mean |value| over the explained
+    rows with its percentile bootstrap interval (Poisson(1) weights of the explained rows,
+    :func:`~pellucid.fidelity.intervals.poisson_weights`, keyed on ``seed``), and every row's
+    values (so the summary can be recomputed from report.json), with the colour of each dot
+    in the beeswarm: the feature's value as a rank within the explained rows in [0, 1]
+    (numeric), the category's position among the categories present (categorical), None
+    where the value is missing.
+
+    Returns
+    -------
+    dict
+        ``n``, ``of`` (rows the other methods explained), the basis (:func:`shapley_basis`),
+        ``features`` (``feature``, ``kind``, ``mean_abs``, ``mean_abs_ci``, ``mean``; largest
+        mean |value| first), ``rows`` (``row``, ``values``, ``base_value``, ``output``,
+        ``delta``), ``colour`` (feature -> one entry per row), ``categories`` (categorical
+        feature -> its categories in colour order), ``intervals``.
+    """
+    on = shapley_on_class(attr, classes)
+    values = on["values"]
+    n = len(values)
+    features = [str(f) for f in attr.features]
+    mean_abs = np.abs(values).mean(axis=0)
+    n_boot = N_BOOT
+    w = poisson_weights(seed, 0, n, n_boot).astype(np.float64) if n <= 8192 else None
+    out_features = []
+    for j, f in enumerate(features):
+        ci = None
+        if w is not None:
+            totals = w.sum(axis=0)
+            reps = np.where(totals > 0, (np.abs(values[:, j]) @ w) / np.where(totals > 0, totals, 1.0), np.nan)
+            ci = percentile_interval(reps, float(mean_abs[j]), confidence)
+        col = rows[f] if f in rows.columns else None
+        kind = "categorical" if col is not None and _categorical(col) else "numeric"
+        out_features.append({"feature": f, "kind": kind, "mean_abs": _num(mean_abs[j]),
+                             "mean_abs_ci": None if ci is None else [_num(v) for v in ci],
+                             "mean": _num(values[:, j].mean())})
+    order = sorted(range(len(features)), key=lambda j: (-mean_abs[j], j))
+    colour, categories = {}, {}
+    for f in features:
+        if f not in rows.columns:
+            continue
+        col = rows[f]
+        missing = col.isna().to_numpy()
+        if _categorical(col):
+            cats = sorted({str(v) for v in col[~missing]})
+            categories[f] = cats
+            pos = {c: (i / (len(cats) - 1) if len(cats) > 1 else 0.5) for i, c in enumerate(cats)}
+            colour[f] = [None if m else _num(pos[str(v)]) for v, m in zip(col, missing)]
+        else:
+            num = pd.to_numeric(col, errors="coerce").astype(float)
+            ranks = num.rank(method="average").to_numpy()
+            k = int((~np.isnan(ranks)).sum())
+            colour[f] = [None if np.isnan(r) else _num((r - 1) / (k - 1) if k > 1 else 0.5) for r in ranks]
+    per_row = [{"row": str(row_ids[i]), "values": {f: _num(values[i, j]) for j, f in enumerate(features)},
+                "base_value": _num(on["base_value"][i]), "output": _num(on["output"][i]),
+                "delta": _num(on["delta"][i])} for i in range(n)]
+    return {
+        "n": int(n),
+        "of": int(of_rows if of_rows is not None else n),
+        **shapley_basis(attr, on, background_from, seed),
+        "features": [out_features[j] for j in order],
+        "rows": per_row,
+        "colour": colour,
+        "categories": categories,
+        "intervals": {"level": confidence,
+                      "methods": {"features.mean_abs": bootstrap_method(n_boot, seed, f"{n} explained rows")}},
+    }
+
+
+def shapley_decisions(oracle: Oracle, rows: pd.DataFrame, background: pd.DataFrame, *, background_from: str,
+                      random_state: int | None = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Shapley values of a few rows shown one by one (the waterfalls of the single decisions),
+    with the background and scale of :func:`shapley_summary`.
+
+    Returns
+    -------
+    (dict, list of dict)
+        The basis (:func:`shapley_basis`) and per row ``base_value``, ``output``, ``delta``,
+        ``values`` (feature -> value) and ``raw`` (feature -> the row's value as the data has it).
+    """
+    from . import METHODS
+
+    seed = check_seed(random_state)
+    attr = METHODS["shapley"](oracle, rows.reset_index(drop=True), baseline=background, random_state=seed)
+    classes = list(oracle.classes_) if oracle.task == "classification" else None
+    on = shapley_on_class(attr, classes)
+    features = [str(f) for f in attr.features]
+    out = []
+    for i in range(len(rows)):
+        out.append({"base_value": _num(on["base_value"][i]), "output": _num(on["output"][i]),
+                    "delta": _num(on["delta"][i]),
+                    "values": {f: _num(on["values"][i, j]) for j, f in enumerate(features)},
+                    "raw": {f: _cell(rows.iloc[i][f]) for f in features if f in rows.columns}})
+    return shapley_basis(attr, on, background_from, seed), out
+
+
+def _categorical(col: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype))
 
 
 def pair_with_surrogates(attrs: dict[str, Any], surrogates: Sequence[Any], labels: Sequence[str], distillation: Any,
@@ -273,26 +477,43 @@ def pair_with_surrogates(attrs: dict[str, Any], surrogates: Sequence[Any], label
 
 
 def pairing_intervals(pairing: list[dict[str, Any]], n_rows: int, seed: int,
-                      confidence: float = 0.95) -> dict[str, Any]:
+                      rows_by_method: dict[str, int] | None = None, confidence: float = 0.95) -> dict[str, Any]:
     """The ``intervals`` entry of an attribution summary: the ``level`` and, by estimate, the
     ``methods`` of the pairing's ``spearman_ci`` (made by :func:`pair_with_surrogates` with
-    ``random_state=seed`` on ``n_rows`` rows)."""
+    ``random_state=seed`` on ``n_rows`` rows, or on ``rows_by_method[method]`` rows for a
+    method measured on fewer)."""
     methods = {}
     if any(p.get("spearman_ci") is not None for p in pairing):
+        fewer = {LABELS.get(m, m): n for m, n in (rows_by_method or {}).items() if n != n_rows}
+        rows = f"the {n_rows} explained rows" + "".join(f"; {label}: {n} of them" for label, n in fewer.items())
         methods["pairing.spearman"] = (
-            f"percentile bootstrap, {N_BOOT} resamples of the {n_rows} explained rows (the surrogate's permutation "
+            f"percentile bootstrap, {N_BOOT} resamples of {rows} (the surrogate's permutation "
             f"importance held fixed: it has no per-row values), seed {seed}")
     return {"level": confidence, "methods": methods}
 
 
-def _completeness(comp: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Adds ``relative``: mean |delta| over mean |f(x) - f(baseline)|, which rows whose output
-    barely moves from the baseline cannot blow up the way a per-row ratio can."""
+def _rows_by_method(methods: list[dict[str, Any]]) -> dict[str, int]:
+    return {m["name"]: int(m["n_rows"]) for m in methods if m.get("n_rows") is not None}
+
+
+#: What each method's attributions should add up to, in words (the completeness column).
+COMPLETENESS_REFERENCE = {
+    "shapley": "f(x) − base value",
+    "lrp": "f(x)",
+}
+
+
+def _completeness(comp: dict[str, Any] | None, method: str = "") -> dict[str, Any] | None:
+    """Adds ``relative``: mean |delta| over mean |f(x) - reference|, which rows whose output
+    barely moves from the reference cannot blow up the way a per-row ratio can; and
+    ``reference``: what the attributions should add up to (Shapley values: f(x) minus the
+    background's mean output, so the error is the additivity error)."""
     if not comp:
         return comp
     gap = comp.get("mean_abs_gap")
     rel = None if not gap else _num(comp.get("mean_abs_delta", 0.0) / gap)
-    return {**comp, "relative": rel}
+    return {**comp, "relative": rel,
+            "reference": COMPLETENESS_REFERENCE.get(method, "f(x) − f(baseline)")}
 
 
 def _sanity(method: str, attr: Any, check: dict[str, Any]) -> dict[str, Any]:
@@ -311,11 +532,15 @@ def _sanity(method: str, attr: Any, check: dict[str, Any]) -> dict[str, Any]:
         "threshold": threshold,
         "passed": None if final is None else bool(final < threshold),
         "n_layers": max(0, len(steps) - 1),
+        "n_rows": check.get("n_rows"),
         "steps": steps,
     }
 
 
-def _options(method: str, rows: pd.DataFrame, baseline: str, random_state: int | None) -> dict[str, Any]:
+def _options(method: str, rows: pd.DataFrame, baseline: str, random_state: int | None,
+             background: pd.DataFrame | None = None) -> dict[str, Any]:
+    if method == "shapley":
+        return {"baseline": background, "reference": rows, "random_state": random_state}
     if method in ("integrated_gradients", "occlusion"):
         return {"baseline": baseline}
     if method == "expected_gradients":

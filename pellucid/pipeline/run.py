@@ -271,10 +271,11 @@ def explain(
         choice = timed("stability", lambda c: (f"{len(c.stability)} surrogates refitted {config.n_boot} times"
                                                if config.n_boot else "not asked for"),
                        stages.choose, front, lin, config, executor)
+        background = stages.shapley_background(prep.oracle, dset, config)  # one for both stages
         att = timed("attribution", lambda a: "none asked for" if a is None else f"{a.get('n', 0):,} rows",
-                    stages.attribute, prep.oracle, dset, choice, config, executor)
+                    stages.attribute, prep.oracle, dset, choice, config, executor, background)
         loc = timed("local", lambda lo: "none asked for" if lo is None else f"{len(lo.get('rows') or []):,} rows",
-                    stages.explain_locally, prep, dset, choice, local_rows, config, executor)
+                    stages.explain_locally, prep, dset, choice, local_rows, config, executor, background)
         t = time.perf_counter()
         analysis = stages.analyse(prep, dset, att, config)
         if analysis is not None:

@@ -182,10 +182,44 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
 
 
 # ---------------------------------------------------------------------------- attributions
+@dataclass(frozen=True)
+class Background:
+    """The background rows of the run's Shapley values (global summary and single decisions
+    alike) and how the report names where they come from."""
+
+    rows: pd.DataFrame
+    source: str
+
+
+def shapley_background(oracle: Oracle, dset: DistillationSet, config: RunConfig) -> Background | None:
+    """:data:`~pellucid.attribution.summary.SHAPLEY_BACKGROUND` rows drawn with the run's seed
+    from the observed training rows (the held-out rows the report explains are not among
+    them); None when Shapley values are not among the attributions asked for."""
+    if not _asked(config.attributions):
+        return None
+    from ..attribution.summary import SHAPLEY_BACKGROUND, check_methods
+    from ..fidelity.intervals import check_seed
+
+    if "shapley" not in check_methods(oracle, _methods(config.attributions)):
+        return None
+    observed = dset.rows[(dset.source == "observed") & ~dset.is_holdout].reset_index(drop=True)
+    if len(observed) < 2:  # too few training rows: the held-out rows stand in
+        observed = dset.holdout.rows.reset_index(drop=True)
+        where = "held-out observed rows"
+    else:
+        where = "observed training rows (the held-out rows explained are not among them)"
+    rng = np.random.default_rng([check_seed(config.random_state), 0x5A])
+    n = min(SHAPLEY_BACKGROUND, len(observed))
+    pick = np.sort(rng.choice(len(observed), n, replace=False))
+    return Background(observed.iloc[pick].reset_index(drop=True),
+                      f"{n} of the {len(observed):,} {where}, drawn with seed {config.random_state}")
+
+
 def attribute(oracle: Oracle, dset: DistillationSet, choice: Choice, config: RunConfig,
-              executor: Executor) -> dict[str, Any] | None:
+              executor: Executor, background: Background | None = None) -> dict[str, Any] | None:
     """The attribution methods on the held-out observed rows, evaluated and paired with the
-    listed surrogates; None when none were asked for. On a Dask executor, one task per method."""
+    listed surrogates; None when none were asked for. On a Dask executor, one task per method.
+    ``background``: Shapley values' (:func:`shapley_background`)."""
     if not _asked(config.attributions):
         return None
     from ..attribution.summary import summarise
@@ -194,6 +228,8 @@ def attribute(oracle: Oracle, dset: DistillationSet, choice: Choice, config: Run
     kw = dict(methods=_methods(config.attributions), surrogates=[e.surrogate for e in choice.listed],
               surrogate_labels=[e.name for e in choice.listed], distillation=dset,
               max_rows=config.attribution_rows, random_state=config.random_state)
+    if background is not None:
+        kw.update(background=background.rows, background_from=background.source)
     rows = hold.rows.set_axis(hold.row_ids())  # the rows keep their identity in the user's data
     if executor.client is None:
         return summarise(oracle, rows, **kw)
@@ -204,10 +240,30 @@ def attribute(oracle: Oracle, dset: DistillationSet, choice: Choice, config: Run
 
 # ---------------------------------------------------------------------------- local
 def explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, local_rows: Sequence[Any] | None,
-                    config: RunConfig, executor: Executor) -> dict[str, Any] | None:
+                    config: RunConfig, executor: Executor, background: Background | None = None
+                    ) -> dict[str, Any] | None:
     """A few rows explained one by one (LIME, and anchors for a classifier): the network's most
     confident row of each class, its least confident row, the rows where the recommended
-    surrogate disagrees with it most confidently, and ``local_rows``. None when not asked for."""
+    surrogate disagrees with it most confidently, and ``local_rows``. None when not asked for.
+    With a Shapley ``background`` (:func:`shapley_background`), each row's Shapley values too
+    (``rows[i]["shapley"]``, the basis in ``shapley``), computed here: a few rows are cheap."""
+    found = _explain_locally(prep, dset, choice, local_rows, config, executor)
+    if found is None:
+        return None
+    loc, rows = found
+    if background is None or not loc.get("rows"):
+        return loc
+    from ..attribution.summary import shapley_decisions
+
+    basis, per_row = shapley_decisions(prep.oracle, rows, background.rows,
+                                       background_from=background.source, random_state=config.random_state)
+    for r, sv in zip(loc["rows"], per_row):
+        r["shapley"] = sv
+    return {**loc, "shapley": basis}
+
+
+def _explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, local_rows: Sequence[Any] | None,
+                     config: RunConfig, executor: Executor) -> tuple[dict[str, Any], pd.DataFrame] | None:
     if not config.extra.get("local", True):
         return None
     from ..surrogates.local_summary import pick_rows, summarise_local
@@ -224,11 +280,11 @@ def explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, local
         why += ["asked for"] * len(named)
     anchor = dset.task == "classification"  # anchors keep a class; a regressor gets LIME alone
     if executor.client is None:
-        return summarise_local(prep.oracle, rows, why, prep.X, anchor=anchor, random_state=config.random_state)
+        return summarise_local(prep.oracle, rows, why, prep.X, anchor=anchor, random_state=config.random_state), rows
     from .. import cluster
 
     return cluster.summarise_local(prep.oracle, rows, why, prep.X, executor.client, anchor=anchor,
-                                   random_state=config.random_state)
+                                   random_state=config.random_state), rows
 
 
 # ---------------------------------------------------------------------------- analysis
