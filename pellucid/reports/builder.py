@@ -93,6 +93,7 @@ def render_html(payload: Mapping[str, Any]) -> str:
         figs["faithfulness"] = figures.faithfulness_figure(att)
         figs["instances"] = [figures.instance_figure(inst, key=f"instance-{i}", kinds=kinds)
                              for i, inst in enumerate(att.get("instances") or [])]
+        figs["beeswarm"] = figures.beeswarm_figure(att["shapley"]) if att.get("shapley") else None
     sens = (payload.get("analysis") or {}).get("sensitivity")
     if sens:
         figs["sobol"] = figures.sobol_figure(sens)
@@ -101,6 +102,11 @@ def render_html(payload: Mapping[str, Any]) -> str:
         figs["local"] = [
             figures.instance_figure({"attributions": (r.get("lime") or {}).get("contributions"), "values": r.get("values"),
                                      "target_label": r.get("target_label")}, key=f"local-{i}", kinds=kinds)
+            for i, r in enumerate(loc.get("rows") or [])
+        ]
+        figs["waterfall"] = [
+            figures.waterfall_figure(r["shapley"], loc.get("shapley") or {}, key=f"waterfall-{i}", kinds=kinds)
+            if r.get("shapley") else None
             for i, r in enumerate(loc.get("rows") or [])
         ]
     front = payload.get("frontier")

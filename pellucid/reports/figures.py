@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.lines
 import matplotlib.ticker
 import numpy as np
@@ -472,6 +473,171 @@ def instance_figure(instance: Mapping[str, Any], top: int = 10, key: str = "0",
         ax.invert_yaxis()
         ax.axvline(0, color="#555555", linewidth=0.8)
         ax.set_xlabel(_text(_short(f"attribution to {instance.get('target_label', 'the output')}", 60)))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))  # small values print long: fewer ticks
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        return _to_svg(fig, f"fig-{key}")
+
+
+#: Beeswarm dots from low to high feature values; missing values stay grey (MUTED), apart from both ends.
+_LOW_HIGH = matplotlib.colors.LinearSegmentedColormap.from_list("pellucid_low_high", ["#1f5f8b", "#8b3a62", "#e0702a"])
+
+
+def beeswarm_figure(shapley: Mapping[str, Any], top: int = 12) -> str | None:
+    """The global Shapley summary: one line per raw feature (the ``top`` largest mean |value|,
+    the rest summed per row into one "N other features" line), each explained row a dot at its
+    value, coloured by the feature's value from low to high (its rank among the explained rows;
+    categories in their listed order, marked as unordered), grey where the value is missing;
+    the x axis in the output's units, with a zero line.
+
+    Parameters
+    ----------
+    shapley : dict
+        The payload's ``attributions.shapley``.
+    """
+    lines = beeswarm_lines(shapley, top)
+    if not lines:
+        return None
+    rest = len(lines) > top
+    finite = np.concatenate([ln[1][np.isfinite(ln[1])] for ln in lines]) if lines else np.array([])
+    span = float(np.ptp(finite)) if finite.size else 1.0
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], 0.36 * len(lines) + 1.3))
+        ax = fig.subplots()
+        for y, (_, v, c, grey) in enumerate(lines):
+            ok = np.isfinite(v)
+            off = _swarm(v[ok], span, 0.36)
+            cols = [MUTED if grey or cc is None else matplotlib.colors.to_hex(_LOW_HIGH(float(cc)))
+                    for cc, k in zip(c, ok) if k]
+            ax.scatter(v[ok], y + off, s=7, c=cols, linewidths=0, zorder=3)
+        ax.axvline(0, color="#555555", linewidth=0.8, zorder=2)
+        ax.set_yticks(list(range(len(lines))), [ln[0] for ln in lines])
+        ax.set_ylim(len(lines) - 0.5, -0.5)
+        ax.set_xlabel(_text(_short(str(shapley.get("axis") or "Shapley value"), 60)))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(7))
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        # The colour key above the dots: low to high, and grey for a missing value.
+        handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", markersize=4, markeredgewidth=0,
+                                           color=matplotlib.colors.to_hex(_LOW_HIGH(x))) for x in (0.0, 0.5, 1.0)]
+        handles.append(matplotlib.lines.Line2D([], [], marker="o", linestyle="", markersize=4, markeredgewidth=0,
+                                               color=MUTED))
+        labels = ["low value", "middle", "high value", "missing" + (" / other features" if rest else "")]
+        ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, fontsize=7.5,
+                  borderaxespad=0.2, handletextpad=0.2, columnspacing=1.2)
+        return _to_svg(fig, "fig-beeswarm")
+
+
+def beeswarm_lines(shapley: Mapping[str, Any], top: int = 12) -> list[tuple[str, np.ndarray, list, bool]]:
+    """The lines of :func:`beeswarm_figure`, top to bottom: ``(label, per-row values, per-row
+    colour positions (None: missing), grey)``; the features beyond ``top`` summed per row into
+    one grey "N other features" line. Categorical features' labels end in " *"."""
+    feats = [f["feature"] for f in shapley.get("features") or []]
+    rows = shapley.get("rows") or []
+    if not feats or not rows:
+        return []
+    shown, rest = feats[:top], feats[top:]
+    colour = shapley.get("colour") or {}
+    categorical = set(shapley.get("categories") or {})
+    lines = []
+    for f in shown:
+        v = np.array([_nan(r["values"].get(f)) for r in rows], dtype=float)
+        label = _short(f, 26) + (" *" if f in categorical else "")
+        lines.append((_text(label), v, list(colour.get(f) or [None] * len(rows)), False))
+    if rest:
+        v = np.array([sum(_nan(r["values"].get(f)) for f in rest) for r in rows], dtype=float)
+        lines.append((f"{len(rest)} other features", v, [None] * len(rows), True))
+    return lines
+
+
+def waterfall_bars(row: Mapping[str, Any], top: int = 8) -> list[tuple[str, float, bool]]:
+    """The bars of :func:`waterfall_figure`, top to bottom: ``(feature, contribution, named)``,
+    largest |value| first (ties in the features' order); beyond ``top`` features the rest are
+    summed into one bar ``("other N features", sum, False)``. The bars add up to
+    ``output - base_value`` (within the row's additivity error ``delta``)."""
+    values = row.get("values") or {}
+    order = list(values)
+    items = sorted(values.items(), key=lambda kv: (-abs(_nan(kv[1])), order.index(kv[0])))
+    if len(items) > top + 1:
+        rest = items[top:]
+        return [(f, _nan(v), True) for f, v in items[:top]] + [
+            (f"other {len(rest)} features", float(sum(_nan(v) for _, v in rest)), False)]
+    return [(f, _nan(v), True) for f, v in items]
+
+
+def _swarm(v: np.ndarray, span: float, half: float) -> np.ndarray:
+    """Vertical offsets that spread dots of near-equal value apart: values in bins of 1/80 of
+    the axis are stacked alternately above and below the line, at most ``half`` away."""
+    if v.size == 0:
+        return v
+    width = (span or 1.0) / 80
+    bins = np.floor((v - v.min()) / width).astype(int)
+    off = np.zeros(v.size)
+    counts = np.bincount(bins)
+    step = min(0.05, half / max(1, (counts.max() + 1) // 2))
+    seen: dict[int, int] = {}
+    for i in np.argsort(v, kind="stable"):
+        k = seen.get(int(bins[i]), 0)
+        seen[int(bins[i])] = k + 1
+        off[i] = ((k + 1) // 2) * step * (1 if k % 2 else -1)
+    return off
+
+
+def waterfall_figure(row: Mapping[str, Any], basis: Mapping[str, Any], key: str = "0",
+                     kinds: Mapping[str, str] | None = None, top: int = 8) -> str | None:
+    """One row's Shapley values as a waterfall: from the base value (the background's mean
+    output) through each raw feature's contribution, largest |value| first (``top`` bars, the
+    rest summed into "other N features"), to f(x). Each bar is labelled ``feature = value``
+    with the row's value as the data has it (``kinds``: feature -> kind) and its contribution.
+
+    Parameters
+    ----------
+    row : dict
+        A single decision's ``shapley`` entry: ``base_value``, ``output``, ``values``, ``raw``.
+    basis : dict
+        The payload's ``local.shapley`` (for the axis label).
+    """
+    items = waterfall_bars(row, top)
+    if not items or row.get("base_value") is None or row.get("output") is None:
+        return None
+    kinds = kinds or {}
+    raw = row.get("raw") or {}
+    base, fx = float(row["base_value"]), float(row["output"])
+    labels = [_text(_short(f"{f} = {fmt.value(raw.get(f), kinds.get(f))}", 38) if named else f)
+              for f, _, named in items]
+    vals = [v for _, v, _ in items]
+    starts = base + np.concatenate([[0.0], np.cumsum(vals)[:-1]])
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(FIGSIZE[0], 0.27 * (len(items) + 2) + 0.8))
+        ax = fig.subplots()
+        n = len(items)
+        y = np.arange(1, n + 1)
+        ax.barh(y, vals, 0.65, left=starts, color=[ACCENT if v >= 0 else SECOND for v in vals], zorder=3)
+        # Thin connectors from each bar's end to the next bar's start.
+        ends = starts + np.asarray(vals)
+        for i in range(n - 1):
+            ax.plot([ends[i], ends[i]], [y[i] + 0.33, y[i + 1] - 0.33], color="#888888", linewidth=0.6, zorder=2)
+        ax.axvline(base, color="#555555", linewidth=0.8, linestyle=(0, (3, 2)), zorder=2)
+        ax.axvline(fx, color="#222222", linewidth=0.9, zorder=2)
+        lo, hi = min(base, fx, *ends, *starts), max(base, fx, *ends, *starts)
+        pad = (hi - lo or 1.0) * 0.18
+        probability = basis.get("output") == "probability"
+        # A probability's axis stops at 0 and 1 (the bars' labels may stand beyond it).
+        ax.set_xlim(max(lo - pad, 0.0) if probability else lo - pad, min(hi + pad, 1.0) if probability else hi + pad)
+        for yi, s0, v in zip(y, starts, vals):
+            end = s0 + v
+            # Probabilities to three decimals, as the page writes them; other scales to two digits.
+            text = (("+" if v >= 0 else "−") + fmt.fixed(abs(v), 3)) if probability else fmt.signed(v, 2)
+            ax.text(max(s0, end) + pad * 0.05, yi, text, va="center", ha="left", fontsize=7.5,
+                    color="#333333", zorder=5, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
+        ticks = [f"base value = {fmt.fixed(base)}", *labels, f"f(x) = {fmt.fixed(fx)}"]
+        ax.set_yticks([0, *y, n + 1], ticks)
+        ax.scatter([base, fx], [0, n + 1], s=14, color=["#555555", "#222222"], zorder=4)
+        ax.set_ylim(n + 1.6, -0.6)
+        # The axis is the output itself (each bar a change of it): "P(good)", not "change in P(good)".
+        axis = str(basis.get("axis") or "output").removeprefix("change in ")
+        ax.set_xlabel(_text(_short(axis, 60)))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
         ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
         ax.set_axisbelow(True)
         return _to_svg(fig, f"fig-{key}")
