@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .._validation import check_random_state
 from ..errors import ModelError, ParameterError, PellucidWarning
@@ -62,6 +64,7 @@ EXACT_MAX = 20
 #: Background rows the registered method (:func:`shapley_values`) draws when given none.
 DEFAULT_BACKGROUND = 100
 _HYBRIDS = 2**16  # hybrid rows per model call by default
+_ROW_BLOCK = 64  # explained rows per step of the progress bar
 _PROB_FLOOR = 1e-12  # probabilities are kept inside [floor, 1 - floor] before log-odds
 _BOOTSTRAP = 64  # resamples of the kernel's coalition pairs for its standard error
 
@@ -221,18 +224,23 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
         raise ParameterError(f"method='exact' enumerates 2**{m} coalitions per row for {m} players, more than "
                              f"2**{EXACT_MAX}; use method='permutation' or 'kernel', or merge features with groups=")
     rows = np.arange(game.n)
-    se = np.zeros((game.n, m))
     seed = _seed(random_state)
-    if method == "exact":
-        phi = _exact_pairs(game, rows) if game.linear else _exact_all(game, rows)
-        info: dict[str, Any] = {}
-    elif method == "permutation":
-        n_perm = max(2, (n_samples or 500) // (2 * m))
-        phi, se = _permutation(game, rows, n_perm, seed)
-        info = {"permutations": n_perm}
-    else:
-        budget = n_samples or 2 * m + 2048
-        phi, se, info = _kernel(game, rows, budget, seed)
+    n_perm = max(2, (n_samples or 500) // (2 * m))
+    budget = n_samples or 2 * m + 2048
+    phi, se = np.zeros((game.n, m)), np.zeros((game.n, m))
+    info: dict[str, Any] = {"permutations": n_perm} if method == "permutation" else {}
+    # Rows in blocks, for a progress bar where someone watches: a row's values do not depend on
+    # the rows explained with it, so the blocks change nothing.
+    blocks = [rows[i:i + _ROW_BLOCK] for i in range(0, game.n, _ROW_BLOCK)]
+    oracle = model if isinstance(model, Oracle) else None
+    quiet = len(blocks) < 3 or not sys.stderr.isatty() or (oracle is not None and oracle.verbose <= 0)
+    for block in tqdm(blocks, desc=f"Shapley values ({method})", unit="block", disable=quiet, leave=False):
+        if method == "exact":
+            phi[block] = _exact_pairs(game, block) if game.linear else _exact_all(game, block)
+        elif method == "permutation":
+            phi[block], se[block] = _permutation(game, block, n_perm, seed)
+        else:
+            phi[block], se[block], info = _kernel(game, block, budget, seed)
     base = game.base(rows)
     fx = game.full(rows)
     delta = phi.sum(axis=1) + base - fx
