@@ -158,7 +158,7 @@ def test_attribution_summary_equals_one_process(client):
     one, two = _primed()
     dset = distill(one, _table(600, seed=8), strategy="observed", random_state=0)
     tree = DecisionTree(max_leaf_nodes=6, random_state=0).fit(dset)
-    kw = dict(methods=["saliency", "integrated_gradients", "occlusion"], surrogates=[tree], surrogate_labels=["t"],
+    kw = dict(methods=["saliency", "integrated_gradients", "occlusion", "shapley"], surrogates=[tree], surrogate_labels=["t"],
               distillation=dset, max_rows=50, random_state=0)
     want = summarise(one, rows, **kw)
     got = cluster.summarise_attributions(two, rows, client, **kw)

@@ -543,7 +543,9 @@ def beeswarm_lines(shapley: Mapping[str, Any], top: int = 12) -> list[tuple[str,
     for f in shown:
         v = np.array([_nan(r["values"].get(f)) for r in rows], dtype=float)
         label = _short(f, 26) + (" *" if f in categorical else "")
-        lines.append((_text(label), v, list(colour.get(f) or [None] * len(rows)), False))
+        c = colour.get(f)
+        c = list(c) if isinstance(c, list) and len(c) == len(rows) else [None] * len(rows)
+        lines.append((_text(label), v, c, False))
     if rest:
         v = np.array([sum(_nan(r["values"].get(f)) for f in rest) for r in rows], dtype=float)
         lines.append((f"{len(rest)} other features", v, [None] * len(rows), True))
@@ -600,6 +602,8 @@ def waterfall_figure(row: Mapping[str, Any], basis: Mapping[str, Any], key: str 
     items = waterfall_bars(row, top)
     if not items or row.get("base_value") is None or row.get("output") is None:
         return None
+    if not np.all(np.isfinite([row["base_value"], row["output"], *(v for _, v, _ in items)])):
+        return None  # a value missing from report.json: nothing to draw the steps from
     kinds = kinds or {}
     raw = row.get("raw") or {}
     base, fx = float(row["base_value"]), float(row["output"])
@@ -632,7 +636,7 @@ def waterfall_figure(row: Mapping[str, Any], basis: Mapping[str, Any], key: str 
                     color="#333333", zorder=5, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
         ticks = [f"base value = {fmt.fixed(base)}", *labels, f"f(x) = {fmt.fixed(fx)}"]
         ax.set_yticks([0, *y, n + 1], ticks)
-        ax.scatter([base, fx], [0, n + 1], s=14, color=["#555555", "#222222"], zorder=4)
+        ax.scatter([base, fx], [0, n + 1], s=14, color=["#555555", "#222222"], zorder=4, clip_on=False)
         ax.set_ylim(n + 1.6, -0.6)
         # The axis is the output itself (each bar a change of it): "P(good)", not "change in P(good)".
         axis = str(basis.get("axis") or "output").removeprefix("change in ")
