@@ -341,7 +341,7 @@ def test_torchscript_runs_every_default_section(scripted, tmp_path):
     assert payload["model"]["format"] == "torchscript"
     methods = payload["attributions"]["methods"]
     assert [m["name"] for m in methods] == ["saliency", "gradient_x_input", "integrated_gradients", "smoothgrad",
-                                            "occlusion"]
+                                            "occlusion", "shapley"]
     for m in methods:
         assert m["evaluation"]["sanity"] is not None and m["evaluation"]["sanity_skipped"] is None
     assert payload["local"]["rows"]

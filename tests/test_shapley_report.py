@@ -75,6 +75,8 @@ def test_report_json_validates_and_states_the_basis(torch_run):
     rows = shap["rows"]
     gap = np.mean([abs(r["output"] - r["base_value"]) for r in rows])
     assert comp["mean_abs_gap"] == pytest.approx(gap, rel=1e-6)
+    # The evaluation table says on how many rows each method was measured, and against what.
+    assert '<th class="num">Rows</th>' in html and "of |f(x) − base value|" in html
     # In the rank-agreement table beside the other methods.
     assert {q["method"] for q in att["pairing"]} >= {"shapley", "occlusion"}
 
@@ -160,3 +162,33 @@ def test_other_models_get_shapley_values(sklearn_run):
     assert max(abs(r["delta"]) for r in shap["rows"]) < 1e-9
     assert all("shapley" in r for r in p["local"]["rows"])
     assert 'id="shapley"' in html and 'id="fig-waterfall-0-figure_1"' in html
+
+
+def test_fewer_shapley_rows_are_stated_in_every_table(credit):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from pellucid import distill
+    from pellucid.attribution.summary import summarise
+    from pellucid.surrogates import DecisionTree
+
+    X, y = credit
+    X, y = X.iloc[:300], y.iloc[:300]
+    nums = [c for c in X.columns if X[c].dtype.kind in "fi"]
+    cats = [c for c in X.columns if c not in nums]
+    pipe = make_pipeline(ColumnTransformer([("n", make_pipeline(SimpleImputer(), StandardScaler()), nums),
+                                            ("c", OneHotEncoder(handle_unknown="ignore"), cats)]),
+                         LogisticRegression(max_iter=500)).fit(X, y)
+    oracle = Oracle(pipe, verbose=0)
+    dset = distill(oracle, X, strategy="observed", random_state=0)
+    tree = DecisionTree(max_leaf_nodes=4, random_state=0).fit(dset)
+    att = summarise(oracle, X.iloc[:30], surrogates=[tree], surrogate_labels=["t"], distillation=dset,
+                    max_rows=30, shapley_rows=10, random_state=0)
+    rows = {m["name"]: m["n_rows"] for m in att["methods"]}
+    assert rows == {"occlusion": 30, "shapley": 10} and att["shapley"]["n"] == 10 and att["shapley"]["of"] == 30
+    assert "Shapley values: 10 of them" in att["intervals"]["methods"]["pairing.spearman"]
+    # The ten rows are among the thirty, named as the data names them.
+    assert {r["row"] for r in att["shapley"]["rows"]} <= {str(i) for i in X.index[:30]}
