@@ -5,7 +5,8 @@ each listed surrogate, and a few rows shown one by one. The result is plain JSON
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -203,7 +204,8 @@ def summarise(
     attrs, seconds = {}, {}
     for m in names:
         t0 = time.perf_counter()
-        attrs[m] = METHODS[m](oracle, rows_of[m], **_options(m, rows, baseline, random_state, background))
+        with _same_sums(m):
+            attrs[m] = METHODS[m](oracle, rows_of[m], **_options(m, rows, baseline, random_state, background))
         seconds[m] = time.perf_counter() - t0
     # Deletion and insertion replace features by one reference row, the same for every method
     # whatever rows it was measured on: the summary of all the explained rows.
@@ -220,7 +222,8 @@ def summarise(
         for m in names:
             head = rows_of[m].iloc[:SHAPLEY_SANITY_ROWS if m == "shapley" else SANITY_ROWS]
             method = _bound(METHODS[m], _options(m, head, baseline, random_state, background))
-            checks[m] = randomisation_check(method, oracle, head, random_state=random_state, verbose=0).to_dict()
+            with _same_sums(m):
+                checks[m] = randomisation_check(method, oracle, head, random_state=random_state, verbose=0).to_dict()
             checks[m]["n_rows"] = int(len(head))
 
     importance: dict[str, pd.Series] = {}
@@ -428,7 +431,8 @@ def shapley_decisions(oracle: Oracle, rows: pd.DataFrame, background: pd.DataFra
     from . import METHODS
 
     seed = check_seed(random_state)
-    attr = METHODS["shapley"](oracle, rows.reset_index(drop=True), baseline=background, random_state=seed)
+    with _same_sums("shapley"):
+        attr = METHODS["shapley"](oracle, rows.reset_index(drop=True), baseline=background, random_state=seed)
     classes = list(oracle.classes_) if oracle.task == "classification" else None
     on = shapley_on_class(attr, classes)
     features = [str(f) for f in attr.features]
@@ -439,6 +443,25 @@ def shapley_decisions(oracle: Oracle, rows: pd.DataFrame, background: pd.DataFra
                     "values": {f: _num(on["values"][i, j]) for j, f in enumerate(features)},
                     "raw": {f: _cell(rows.iloc[i][f]) for f in features if f in rows.columns}})
     return shapley_basis(attr, on, background_from, seed), out
+
+
+@contextmanager
+def _same_sums(method: str) -> Iterator[None]:
+    """One torch thread while Shapley values are computed. They sum the network's float32
+    answers over large batches of hybrid rows, whose matrix products split their sums by
+    thread: two thread counts gave values differing in the ninth digit, and the report
+    promises the same report.json on any machine. (It costs about half again in time.)"""
+    if method != "shapley":
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _categorical(col: pd.Series) -> bool:
