@@ -720,14 +720,23 @@ def _subset_masks(m: int) -> np.ndarray:
 
 
 def _shapley_from_values(V: np.ndarray, m: int) -> np.ndarray:
-    """Shapley values ``(R, m)`` from coalition values ``(R, 2**m)`` indexed by bitmask."""
-    w = _weights(m)
-    k = np.arange(2**m, dtype=np.int64)
-    size = _popcount(k)
-    phi = np.empty((V.shape[0], m))
+    """Shapley values ``(R, m)`` from coalition values ``(R, 2**m)`` indexed by bitmask.
+
+    Read as an array with one axis of 2 per player, a player's marginal contributions are the
+    difference of two slices along its axis; each is weighted by the size of the coalition it
+    joins (the count of the other players' bits, whatever their order).
+    """
+    R = V.shape[0]
+    if m == 0:
+        return np.zeros((R, 0))
+    w = _weights(m)[_popcount(np.arange(2 ** (m - 1), dtype=np.int64))]
+    T = V.reshape(R, *([2] * m))
+    phi = np.empty((R, m))
     for j in range(m):
-        without = k[(k >> j) & 1 == 0]
-        phi[:, j] = (V[:, without | (1 << j)] - V[:, without]) @ w[size[without]]
+        axis = m - j  # bit j is the j-th axis from the last
+        with_j = T[(slice(None),) * axis + (1,)]
+        without = T[(slice(None),) * axis + (0,)]
+        phi[:, j] = (with_j - without).reshape(R, -1) @ w
     return phi
 
 

@@ -566,6 +566,12 @@ class Oracle:
         if out.dim() == 1:
             out = out.unsqueeze(1)
         if self.output_ == "logits":
+            if out.shape[1] == 2:
+                # Two logits: the softmax is the logistic function of their difference, the same
+                # numbers to rounding; torch's softmax over a dimension of 2 is some 10 times
+                # slower on the CPU, which Shapley values' millions of rows feel.
+                gap = out[:, 1:] - out[:, :1]
+                return torch.cat([torch.sigmoid(-gap), torch.sigmoid(gap)], dim=1)
             out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
         return torch.cat([1 - out, out], dim=1) if out.shape[1] == 1 else out
 
