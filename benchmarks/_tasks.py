@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from pellucid import Oracle
+from pellucid._device import torch_threads
 from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network
 
 
@@ -44,9 +45,7 @@ def _train_mlp(Z: np.ndarray, y: np.ndarray, task: str, seed: int, epochs: int =
     import torch
 
     torch.manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         Zt = torch.tensor(Z, dtype=torch.float32)
         n_out = int(y.max()) + 1 if task == "classification" else 1
         yt = torch.tensor(y, dtype=torch.int64 if task == "classification" else torch.float32)
@@ -70,8 +69,6 @@ def _train_mlp(Z: np.ndarray, y: np.ndarray, task: str, seed: int, epochs: int =
                 loss_fn(net(Zt[idx]), yt[idx]).backward()
                 opt.step()
         return net.eval()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def credit(seed: int = 0, rows: int = 3000) -> Task:

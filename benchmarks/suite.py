@@ -48,7 +48,6 @@ Run: .venv/bin/python -W ignore benchmarks/suite.py [--quick] [--only STAGE ...]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -72,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tasks import best_of, peer_mlp, write_results  # noqa: E402
 
 from pellucid import DecisionTree, Oracle, Schema, distill  # noqa: E402
+from pellucid._device import torch_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -127,14 +127,8 @@ def warm_timed(fn: Callable[[], Any], under: float = 1.0, warm: int = 2) -> tupl
     return first, secs, out
 
 
-@contextlib.contextmanager
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return torch_threads(1)
 
 
 def slope(sizes, secs) -> float | None:

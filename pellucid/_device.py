@@ -12,7 +12,8 @@ the floating-point result, is the same from run to run on the same machine.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -69,3 +70,16 @@ def max_elements(device: Any) -> int:
     if is_gpu(device):
         return gpu_rows(free_bytes(device), GPU_BYTES_PER_ELEMENT, low=CPU_ELEMENTS // 8, high=2**31)
     return CPU_ELEMENTS
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block and restored after it: for work
+    whose float sums must not depend on the machine's thread count, or small batches that more
+    threads only slow down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

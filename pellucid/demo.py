@@ -136,15 +136,13 @@ def train_credit_network(
     """
     import torch
 
+    from ._device import torch_threads
+
     torch.manual_seed(random_state)
     # Batches of 256 rows through a small MLP: thread start-up costs more than it saves, and
     # on a busy machine spinning intra-op threads make training several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _train(X, y, epochs, hidden, random_state)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(X, y, epochs, hidden, random_state):

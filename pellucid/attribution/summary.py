@@ -4,13 +4,14 @@ each listed surrogate, and a few rows shown one by one. The result is plain JSON
 
 from __future__ import annotations
 
+import contextlib
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .._device import torch_threads
 from .._plain import cell as _cell
 from .._validation import number as _num
 from .._validation import plain
@@ -445,23 +446,12 @@ def shapley_decisions(oracle: Oracle, rows: pd.DataFrame, background: pd.DataFra
     return shapley_basis(attr, on, background_from, seed), out
 
 
-@contextmanager
-def _same_sums(method: str) -> Iterator[None]:
+def _same_sums(method: str) -> contextlib.AbstractContextManager:
     """One torch thread while Shapley values are computed. They sum the network's float32
     answers over large batches of hybrid rows, whose matrix products split their sums by
     thread: two thread counts gave values differing in the ninth digit, and the report
     promises the same report.json on any machine. (It costs about half again in time.)"""
-    if method != "shapley":
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return torch_threads(1) if method == "shapley" else contextlib.nullcontext()
 
 
 def _categorical(col: pd.Series) -> bool:
