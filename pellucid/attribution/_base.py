@@ -258,17 +258,13 @@ def prepare(model: Any, inputs: Any, target: Any = None, *, reference: Any = Non
                              "(use occlusion, which only queries the model)")
         module = oracle.model
         fn = oracle.forward
-        device = oracle.device or torch.device("cpu")
-        dtype = oracle.tensor_dtype
     elif isinstance(model, torch.nn.Module):
         module = model
         fn = _module_fn(model)
-        first = next((p for p in model.parameters()), None)
-        device = first.device if first is not None else torch.device("cpu")
-        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     else:
         raise ModelError(f"attribution needs a pellucid Oracle or a torch.nn.Module; got {type(model).__name__}")
 
+    device, dtype = placement(model)
     raw = inputs if isinstance(inputs, pd.DataFrame) else None
     x = _as_input(inputs, oracle, None, "inputs", device=device, dtype=dtype)
     if x.shape[0] == 0:
@@ -307,6 +303,16 @@ def prepare(model: Any, inputs: Any, target: Any = None, *, reference: Any = Non
     targets = resolve_targets(target, probe, x.shape[0], oracle)
     targets = None if targets is None else targets.to(x.device)
     return Prepared(fn, x, targets, features, groups, shared, oracle, module, raw, reference)
+
+
+def placement(model: Oracle | torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where and in what precision a torch model takes its input: an Oracle's device and
+    tensor dtype; a bare module's first parameter's (the CPU and float32 without one)."""
+    if isinstance(model, Oracle):
+        return model.device or torch.device("cpu"), model.tensor_dtype
+    first = next((p for p in model.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    return device, first.dtype if first is not None and first.is_floating_point() else torch.float32
 
 
 # ---------------------------------------------------------------------------- internals
@@ -534,6 +540,14 @@ def is_scripted(module: Any) -> bool:
     if isinstance(module, Oracle):
         module = module.model
     return isinstance(module, torch.jit.ScriptModule)
+
+
+def check_images(prep: Prepared, what: str, instead: str) -> None:
+    """Refuse rows that are not image-like (rows, channels, height, width) for ``what``,
+    naming the methods to use on tabular rows (``instead``)."""
+    if prep.x.dim() < 3:
+        raise ParameterError(f"{what} needs image-like inputs (rows, channels, height, width); got rows of shape "
+                             f"{tuple(prep.x.shape)} (for tabular models use {instead})")
 
 
 def check_hookable(module: torch.nn.Module | None, what: str) -> torch.nn.Module:

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ParameterError
-from ._base import Attribution, check_hookable, eval_mode, find_layer, no_baseline, prepare
+from ._base import Attribution, check_hookable, check_images, eval_mode, find_layer, no_baseline, prepare
 from .lrp import logit_scores, row_chunks
 
 __all__ = ["grad_cam"]
@@ -72,9 +72,7 @@ def grad_cam(model: Any, inputs: Any, target: Any = None, *, baseline: Any = Non
     """
     no_baseline("grad_cam", baseline)
     prep = prepare(model, inputs, target, reference=reference)
-    if prep.x.dim() < 3:
-        raise ParameterError(f"Grad-CAM needs image-like inputs (rows, channels, height, width); got rows of shape "
-                             f"{tuple(prep.x.shape)} (for tabular models use lrp or integrated_gradients)")
+    check_images(prep, "Grad-CAM", "lrp or integrated_gradients")
     module = check_hookable(prep.module, "Grad-CAM")
     name, target_layer = _find_layer(module, layer)
     mode = _mode(upsample)

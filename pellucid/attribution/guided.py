@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ._base import Attribution, Prepared, check_hookable, eval_mode, no_baseline, prepare
+from ._base import Attribution, Prepared, check_hookable, check_images, eval_mode, no_baseline, prepare
 from .grad_cam import grad_cam
 from .lrp import logit_scores, row_chunks
 
@@ -166,9 +166,7 @@ def guided_grad_cam(model: Any, inputs: Any, target: Any = None, *, baseline: An
     """
     no_baseline("guided_grad_cam", baseline)
     prep = prepare(model, inputs, target, reference=reference)
-    if prep.x.dim() < 3:
-        raise ParameterError(f"guided_grad_cam needs image-like inputs (rows, channels, height, width); got rows of "
-                             f"shape {tuple(prep.x.shape)} (for tabular models use guided_backprop)")
+    check_images(prep, "guided_grad_cam", "guided_backprop")
     module = check_hookable(prep.module, "guided_grad_cam")
     relu_modules(module, "guided_grad_cam")  # refuse before any pass
     # The same rows and resolved targets as the guided factor, through a bare module (an Oracle

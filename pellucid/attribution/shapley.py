@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from .._validation import check_random_state
 from ..errors import ModelError, ParameterError, PellucidWarning
 from ..oracle import Oracle
-from ._base import Attribution, eval_mode, resolve_targets
+from ._base import Attribution, eval_mode, placement, resolve_targets
 
 __all__ = ["shapley", "shapley_values", "OUTPUTS", "SHAPLEY_METHODS", "EXACT_AUTO_MAX", "EXACT_MAX"]
 
@@ -513,12 +513,7 @@ class _TensorEngine(_Engine):
                  path: str) -> None:
         self.oracle = model if isinstance(model, Oracle) else None
         self.module = self.oracle.model if self.oracle is not None else model
-        if self.oracle is not None:
-            device, dtype = self.oracle.device or torch.device("cpu"), self.oracle.tensor_dtype
-        else:
-            first = next((p for p in self.module.parameters()), None)
-            device = first.device if first is not None else torch.device("cpu")
-            dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+        device, dtype = placement(model)
         self.XE, self.ZE = np.asarray(X), np.asarray(Z)
         self.X = torch.as_tensor(self.XE, dtype=dtype, device=device)
         self.Z = torch.as_tensor(self.ZE, dtype=dtype, device=device)
@@ -740,17 +735,17 @@ def _shapley_from_values(V: np.ndarray, m: int) -> np.ndarray:
     return phi
 
 
+def _values_of(game: _Game, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Values ``(len(rows), C)`` of the same coalitions ``masks`` ``(C, m)`` for every row, a
+    batch of rows at a time."""
+    per = max(1, game.batch // max(1, len(masks) * game.n_background))
+    return np.concatenate([game.values(rows[i:i + per], np.broadcast_to(masks, (len(rows[i:i + per]), *masks.shape)))
+                           for i in range(0, len(rows), per)])
+
+
 def _exact_all(game: _Game, rows: np.ndarray) -> np.ndarray:
     """Every coalition over the whole background (needed when the link is not linear)."""
-    m = game.m
-    masks = _subset_masks(m)
-    per = max(1, game.batch // max(1, len(masks) * game.n_background))
-    out = np.empty((len(rows), m))
-    for i in range(0, len(rows), per):
-        rr = rows[i:i + per]
-        V = game.values(rr, np.broadcast_to(masks, (len(rr), *masks.shape)))
-        out[i:i + per] = _shapley_from_values(V, m)
-    return out
+    return _shapley_from_values(_values_of(game, rows, _subset_masks(game.m)), game.m)
 
 
 def _exact_pairs(game: _Game, rows: np.ndarray) -> np.ndarray:
@@ -832,13 +827,8 @@ def _kernel(game: _Game, rows: np.ndarray, budget: int, seed: int) -> tuple[np.n
         masks = _subset_masks(m)[1:-1]
         sizes = masks.sum(axis=1)
         w = (m - 1) / (np.array([math.comb(m, s) for s in sizes]) * sizes * (m - sizes))
-        per = max(1, game.batch // max(1, len(masks) * game.n_background))
-        phi = np.empty((len(rows), m))
-        for i in range(0, len(rows), per):
-            rr = rows[i:i + per]
-            V = game.values(rr, np.broadcast_to(masks, (len(rr), *masks.shape)))
-            phi[i:i + per] = _kernel_solve(masks[None].astype(np.float64), V, w[None], game.base(rr),
-                                           game.full(rr))
+        phi = _kernel_solve(masks[None].astype(np.float64), _values_of(game, rows, masks), w[None], game.base(rows),
+                            game.full(rows))
         return phi, np.zeros_like(phi), {"coalitions": int(len(masks)), "enumerated": True}
     pairs = max(2, budget // 2)
     sizes = np.arange(1, m)
