@@ -16,7 +16,14 @@ from .._plain import cell as _cell
 from .._validation import number as _num
 from .._validation import plain
 from ..errors import ParameterError
-from ..fidelity.intervals import N_BOOT, bootstrap_method, check_seed, percentile_interval, poisson_weights
+from ..fidelity.intervals import (
+    N_BOOT,
+    bootstrap_method,
+    check_seed,
+    one_blas_thread,
+    percentile_interval,
+    poisson_weights,
+)
 from ..oracle import Oracle
 from ._base import summary_row
 from .evaluation import evaluate_attributions, randomisation_check
@@ -372,14 +379,16 @@ def shapley_summary(attr: Any, rows: pd.DataFrame, row_ids: Sequence[str], class
     features = [str(f) for f in attr.features]
     mean_abs = np.abs(values).mean(axis=0)
     n_boot = N_BOOT
-    w = poisson_weights(seed, 0, n, n_boot).astype(np.float64) if n <= 8192 else None
+    reps = None  # (features, n_boot): each feature's mean |value| in each bootstrap replicate
+    if n <= 8192:
+        w = poisson_weights(seed, 0, n, n_boot).astype(np.float64)
+        totals = w.sum(axis=0)
+        with one_blas_thread():
+            sums = np.abs(values).T @ w
+        reps = np.where(totals > 0, sums / np.where(totals > 0, totals, 1.0), np.nan)
     out_features = []
     for j, f in enumerate(features):
-        ci = None
-        if w is not None:
-            totals = w.sum(axis=0)
-            reps = np.where(totals > 0, (np.abs(values[:, j]) @ w) / np.where(totals > 0, totals, 1.0), np.nan)
-            ci = percentile_interval(reps, float(mean_abs[j]), confidence)
+        ci = None if reps is None else percentile_interval(reps[j], float(mean_abs[j]), confidence)
         col = rows[f] if f in rows.columns else None
         kind = "categorical" if col is not None and _categorical(col) else "numeric"
         out_features.append({"feature": f, "kind": kind, "mean_abs": _num(mean_abs[j]),
@@ -402,9 +411,7 @@ def shapley_summary(attr: Any, rows: pd.DataFrame, row_ids: Sequence[str], class
             ranks = num.rank(method="average").to_numpy()
             k = int((~np.isnan(ranks)).sum())
             colour[f] = [None if np.isnan(r) else _num((r - 1) / (k - 1) if k > 1 else 0.5) for r in ranks]
-    per_row = [{"row": str(row_ids[i]), "values": {f: _num(values[i, j]) for j, f in enumerate(features)},
-                "base_value": _num(on["base_value"][i]), "output": _num(on["output"][i]),
-                "delta": _num(on["delta"][i])} for i in range(n)]
+    per_row = [{"row": str(row_ids[i]), **_shapley_row(on, features, i)} for i in range(n)]
     return {
         "n": int(n),
         "of": int(of_rows if of_rows is not None else n),
@@ -437,13 +444,15 @@ def shapley_decisions(oracle: Oracle, rows: pd.DataFrame, background: pd.DataFra
     classes = list(oracle.classes_) if oracle.task == "classification" else None
     on = shapley_on_class(attr, classes)
     features = [str(f) for f in attr.features]
-    out = []
-    for i in range(len(rows)):
-        out.append({"base_value": _num(on["base_value"][i]), "output": _num(on["output"][i]),
-                    "delta": _num(on["delta"][i]),
-                    "values": {f: _num(on["values"][i, j]) for j, f in enumerate(features)},
-                    "raw": {f: _cell(rows.iloc[i][f]) for f in features if f in rows.columns}})
+    out = [{**_shapley_row(on, features, i), "raw": {f: _cell(rows.iloc[i][f]) for f in features if f in rows.columns}}
+           for i in range(len(rows))]
     return shapley_basis(attr, on, background_from, seed), out
+
+
+def _shapley_row(on: dict[str, Any], features: list[str], i: int) -> dict[str, Any]:
+    """Row ``i`` of :func:`shapley_on_class`'s values as report.json holds it."""
+    return {"values": {f: _num(on["values"][i, j]) for j, f in enumerate(features)},
+            "base_value": _num(on["base_value"][i]), "output": _num(on["output"][i]), "delta": _num(on["delta"][i])}
 
 
 def _same_sums(method: str) -> contextlib.AbstractContextManager:

@@ -209,9 +209,9 @@ def _weights(seed: int, block: int, rows: int, n_boot: int) -> np.ndarray:
 _CONTROLLER = None
 
 
-def _one_blas_thread():
-    # One BLAS thread for the weighted sums: the sums are then the same whatever the thread
-    # settings, and tall-thin products run no faster on more threads anyway.
+def one_blas_thread():
+    """One BLAS thread for bootstrap weighted sums: the sums are then the same whatever the
+    thread settings, and tall-thin products run no faster on more threads anyway."""
     global _CONTROLLER
     if _CONTROLLER is None:
         from threadpoolctl import ThreadpoolController
@@ -284,7 +284,7 @@ class PoissonBootstrap:
         y = np.ascontiguousarray(y, dtype=float).reshape(len(y), self.k)
         extra = np.ascontiguousarray(extra, dtype=float).reshape(len(y), self.q)
         pos, end = int(start), int(start) + len(y)
-        with _one_blas_thread():
+        with one_blas_thread():
             while pos < end:
                 block, off = divmod(pos, BLOCK_ROWS)
                 stop = min(end, (block + 1) * BLOCK_ROWS)
@@ -302,7 +302,7 @@ class PoissonBootstrap:
                 f"can only merge bootstraps with the same replicates and seed: {self.n_boot} replicates, seed "
                 f"{self.seed} against {other.n_boot}, seed {other.seed}"
             )
-        with _one_blas_thread():
+        with one_blas_thread():
             for (level, index), node in sorted(other._nodes.items()):
                 self._insert(self._nodes, level, index, node)
             for block, pieces in sorted(other._pending.items()):
@@ -357,7 +357,7 @@ class PoissonBootstrap:
         """The per-replicate totals over every row added (None when there is none). The
         bootstrap is left as it was: more rows may be added afterwards."""
         nodes = dict(self._nodes)
-        with _one_blas_thread():
+        with one_blas_thread():
             for block, pieces in sorted(self._pending.items()):
                 self._insert(nodes, 0, block, self._assemble(block, pieces))
         if not nodes:
