@@ -807,3 +807,28 @@ def test_adapter_per_kind_keeps_the_kind():
     assert isinstance(fn.adapter, CallableAdapter) and fn.kind == "callable"
     est = Oracle(LogisticRegression().fit(np.eye(3), [0, 1, 1]), verbose=0)
     assert isinstance(est.adapter, SklearnAdapter) and est.kind == "sklearn"
+
+
+def test_answer_gap_is_the_softmax_of_two_logits_and_counts_its_rows():
+    """``answer_gap`` on the gap of a two-logit module's outputs is torch's softmax of those
+    logits for the second class; it counts the rows, refuses non-finite gaps and a module that
+    does not answer two logits."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)).double()
+    oracle = Oracle(net, task="classification")
+    x = torch.randn(50, 4, dtype=torch.float64)
+    oracle.forward(x[:1])
+    oracle.reset_counter()
+    with torch.no_grad():
+        logits = net(x)
+    p = oracle.answer_gap(logits[:, 1] - logits[:, 0])
+    np.testing.assert_allclose(p.numpy(), torch.softmax(logits, dim=1)[:, 1].numpy(), rtol=0, atol=1e-15)
+    assert (oracle.n_queries, oracle.n_calls) == (50, 1)
+    with pytest.raises(ModelOutputError, match="NaN or infinite"):
+        oracle.answer_gap(torch.tensor([0.0, float("nan")], dtype=torch.float64))
+    with pytest.raises(ModelOutputError, match="one gap per row"):
+        oracle.answer_gap(logits)
+    three = Oracle(torch.nn.Linear(4, 3).double(), task="classification")
+    three.forward(x[:1])
+    with pytest.raises(ModelError, match="two logits"):
+        three.answer_gap(logits[:, 0])

@@ -542,6 +542,27 @@ class Oracle:
         self.n_queries += n
         return self._from_output(out, n)
 
+    @property
+    def two_logits(self) -> bool:
+        """Whether the module answers a two-class task with two logits (once an answer has
+        fixed its output mode): its probabilities are then the logistic function of their gap."""
+        return self._task == "classification" and self.output_ == "logits" and self._raw_width == 2
+
+    def answer_gap(self, gap: torch.Tensor) -> torch.Tensor:
+        """The probability of the second class for rows whose two logits differ by ``gap``
+        (second minus first; pass minus that gap for the first class), as :meth:`forward` gives
+        it for a module of :attr:`two_logits`; checked and counted as :meth:`answer_output`."""
+        if not self.two_logits:
+            raise ModelError("answer_gap needs a two-class module answering two logits")
+        n = gap.shape[0] if gap.dim() else 0
+        if gap.dim() != 1:
+            raise ModelOutputError(f"answer_gap expects one gap per row; got shape {tuple(gap.shape)}")
+        self.n_calls += 1
+        self.n_queries += n
+        if not bool(torch.isfinite(gap.detach()).all()):
+            raise ModelOutputError(f"the model returned NaN or infinite values for {n} rows")
+        return torch.sigmoid(gap)
+
     def _from_output(self, out: Any, n: int) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise ModelOutputError(f"the torch model returned {type(out).__name__}; expected a tensor")
