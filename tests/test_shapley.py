@@ -302,8 +302,8 @@ def test_the_first_layer_shortcut_equals_building_every_hybrid(monkeypatch):
     bg[:3, :2] = x[0, :2]  # some players equal in a pair: fewer than 9 differ there
     module = importlib.import_module("pellucid.attribution.shapley")  # the package's name is the function
     used = []
-    pair_hybrids = module._TensorEngine.pair_hybrids
-    monkeypatch.setattr(module._TensorEngine, "pair_hybrids", lambda self, *a: used.append(1) or pair_hybrids(self, *a))
+    pair_values = module._TensorEngine.pair_values
+    monkeypatch.setattr(module._TensorEngine, "pair_values", lambda self, *a: used.append(1) or pair_values(self, *a))
     fast = shapley(net, x, bg, target=1)
     assert used, "the shortcut was not taken"
     used.clear()
@@ -311,3 +311,29 @@ def test_the_first_layer_shortcut_equals_building_every_hybrid(monkeypatch):
     assert not used
     np.testing.assert_allclose(fast.values, slow.values, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast.delta, 0, atol=1e-12)
+
+
+def test_the_two_logit_gap_equals_the_oracle_softmax(monkeypatch):
+    """A two-class network of Linear and ReLU layers, explained on P(class): the shortcut folds
+    its last layer into the gap of the two logits. A trailing Identity hides that layer from the
+    shortcut (the oracle's own softmax then answers); both give the same values for either
+    class, and count the same model rows."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(9, 12), torch.nn.ReLU(), torch.nn.Linear(12, 8), torch.nn.ReLU(),
+                              torch.nn.Linear(8, 2)).double()
+    hidden = torch.nn.Sequential(*net, torch.nn.Identity())
+    x, bg = torch.randn(5, 9, dtype=torch.float64), torch.randn(6, 9, dtype=torch.float64)
+    module = importlib.import_module("pellucid.attribution.shapley")
+    used = []
+    gap_values = module._TensorEngine._gap_values
+    monkeypatch.setattr(module._TensorEngine, "_gap_values", lambda self, *a: used.append(1) or gap_values(self, *a))
+    for target in (0, 1, None):
+        fast_oracle = Oracle(net, task="classification")
+        fast = shapley(fast_oracle, x, bg, target=target)
+        assert used, "the gap was not taken"
+        used.clear()
+        slow_oracle = Oracle(hidden, task="classification")
+        slow = shapley(slow_oracle, x, bg, target=target)
+        assert not used
+        np.testing.assert_allclose(fast.values, slow.values, rtol=0, atol=1e-12)
+        assert fast_oracle.n_queries == slow_oracle.n_queries

@@ -36,6 +36,7 @@ Methods
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -50,6 +51,7 @@ from tqdm.auto import tqdm
 
 from .._validation import check_random_state
 from ..errors import ModelError, ParameterError, PellucidWarning
+from ..fidelity.intervals import one_blas_thread
 from ..oracle import Oracle
 from ._base import Attribution, eval_mode, placement, resolve_targets
 
@@ -106,8 +108,7 @@ class _Game:
 
     def run_pairs(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray) -> np.ndarray:
         """``(P, len(sub))``: every coalition ``sub`` of each pair's differing ``players``."""
-        out = _pick(self.engine.pair_hybrids(r, b, players, sub), self._targets(np.repeat(r, len(sub))))
-        return out.reshape(len(r), len(sub))
+        return self.engine.pair_values(r, b, players, sub, self._targets(r)).reshape(len(r), len(sub))
 
     def values(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Coalition values ``(len(rows), C)`` for the masks ``(len(rows), C, m)``: the link of
@@ -234,13 +235,17 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
     blocks = [rows[i:i + _ROW_BLOCK] for i in range(0, game.n, _ROW_BLOCK)]
     oracle = model if isinstance(model, Oracle) else None
     quiet = len(blocks) < 3 or not sys.stderr.isatty() or (oracle is not None and oracle.verbose <= 0)
-    for block in tqdm(blocks, desc=f"Shapley values ({method})", unit="block", disable=quiet, leave=False):
-        if method == "exact":
-            phi[block] = _exact_pairs(game, block) if game.linear else _exact_all(game, block)
-        elif method == "permutation":
-            phi[block], se[block] = _permutation(game, block, n_perm, seed)
-        else:
-            phi[block], se[block], info = _kernel(game, block, budget, seed)
+    # One BLAS thread for numpy's products between the model's calls: idle BLAS threads spin on
+    # the cores that torch's next call needs (twice as slow on 2 cores), and the small products
+    # gain nothing from more.
+    with one_blas_thread():
+        for block in tqdm(blocks, desc=f"Shapley values ({method})", unit="block", disable=quiet, leave=False):
+            if method == "exact":
+                phi[block] = _exact_pairs(game, block) if game.linear else _exact_all(game, block)
+            elif method == "permutation":
+                phi[block], se[block] = _permutation(game, block, n_perm, seed)
+            else:
+                phi[block], se[block], info = _kernel(game, block, budget, seed)
     base = game.base(rows)
     fx = game.full(rows)
     delta = phi.sum(axis=1) + base - fx
@@ -470,11 +475,12 @@ class _Engine:
     def same(self, rows: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    #: Whether :meth:`pair_hybrids` and :meth:`coalition_hybrids` answer coalitions from a
+    #: Whether :meth:`pair_values` and :meth:`coalition_hybrids` answer coalitions from a
     #: first linear layer's per-player shares, faster than building every hybrid row.
     pairs = False
 
-    def pair_hybrids(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray) -> np.ndarray:
+    def pair_values(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray,
+                    targets: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
     def coalition_hybrids(self, r: int, masks: np.ndarray) -> np.ndarray:
@@ -534,6 +540,34 @@ class _TensorEngine(_Engine):
             onehot[torch.arange(self.X.shape[1]), self.col_player_t] = 1
             self.onehot = onehot
 
+    @functools.cached_property
+    def tail(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None] | None], torch.Tensor,
+                                 torch.Tensor] | None:
+        """For a two-logit classifier explained on the probability scale whose later layers are
+        plain ``nn.Linear`` and ``nn.ReLU`` modules: those layers (``(W, b)``, or None for a
+        ReLU), and the last layer folded into the gap of its two logits (``w``, ``c``). The
+        hybrids then need one column out of the last layer instead of two, and no softmax.
+        Read at the first pair, once the oracle's first answer has fixed its output mode."""
+        if self.oracle is None or self.output != "probability" or not self.oracle.two_logits:
+            return None
+        rest = list(self.rest)
+        if not rest or any(m._forward_hooks or m._forward_pre_hooks for m in [self.rest, *rest]):
+            return None
+        layers: list[tuple[torch.Tensor, torch.Tensor | None] | None] = []
+        for m in rest:
+            if type(m) is torch.nn.ReLU:
+                layers.append(None)
+            elif type(m) is torch.nn.Linear:
+                layers.append((m.weight.detach(), None if m.bias is None else m.bias.detach()))
+            else:
+                return None
+        last = layers.pop()
+        if last is None or last[0].shape[0] != 2:
+            return None
+        W, bias = last
+        c = torch.zeros((), dtype=W.dtype, device=W.device) if bias is None else bias[1] - bias[0]
+        return layers, W[1] - W[0], c
+
     def _finish(self, out: torch.Tensor) -> torch.Tensor:
         """The module's output as the explained scale: the Oracle's answer, or its own output."""
         if self.oracle is not None and self.output != "raw":
@@ -573,10 +607,11 @@ class _TensorEngine(_Engine):
         bias = self.first.bias
         return zb @ self.first.weight.T if bias is None else torch.addmm(bias, zb, self.first.weight.T)
 
-    def pair_hybrids(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray) -> np.ndarray:
-        """Outputs ``(P * 2**d, ...)`` of every coalition of each pair's differing ``players``
-        ``(P, d)``, pair by pair, coalition ``k`` holding the players of the bits set in ``k``
-        (``sub`` is that table)."""
+    def pair_values(self, r: np.ndarray, b: np.ndarray, players: np.ndarray, sub: np.ndarray,
+                    targets: np.ndarray | None) -> np.ndarray:
+        """The attributed output ``(P * 2**d,)`` of every coalition of each pair's differing
+        ``players`` ``(P, d)``, pair by pair, coalition ``k`` holding the players of the bits set
+        in ``k`` (``sub`` is that table); ``targets`` the output column of each pair's row."""
         dev = self.X.device
         P, d = players.shape
         lo = d // 2  # coalitions as (high bits, low bits): two small sums added by broadcasting
@@ -587,7 +622,26 @@ class _TensorEngine(_Engine):
             low = _subset_sums(share[:, :lo], lo)  # (P, 2**lo, H)
             high = _subset_sums(share[:, lo:], d - lo)  # (P, 2**(d-lo), H)
             h = (self._start(zb)[:, None, None, :] + high[:, :, None, :]) + low[:, None, :, :]
-        return self._run(self.rest, self._activate(h.reshape(P * 2**d, -1)))
+            h = self._activate(h.reshape(P * 2**d, -1))
+            if self.tail is not None and targets is not None:
+                return self._gap_values(h, targets, 2**d)
+        return _pick(self._run(self.rest, h), None if targets is None else np.repeat(targets, 2**d))
+
+    def _gap_values(self, h: torch.Tensor, targets: np.ndarray, per: int) -> np.ndarray:
+        """:meth:`_gap_tail`'s layers on the first layer's activations ``h``, ``per`` rows for
+        each target, as the probability of that target."""
+        layers, w, c = self.tail
+        with torch.no_grad():
+            for layer in layers:
+                if layer is None:
+                    h = h.relu_()  # h is this call's own intermediate
+                else:
+                    W, bias = layer
+                    h = h @ W.T if bias is None else torch.addmm(bias, h, W.T)
+            gap = torch.addmv(c, h, w).view(-1, per)
+            sign = torch.as_tensor(np.where(np.asarray(targets) == 1, 1.0, -1.0), dtype=gap.dtype, device=gap.device)
+            p = self.oracle.answer_gap((gap * sign[:, None]).reshape(-1))
+        return p.to("cpu", torch.float64).numpy()
 
     def _activate(self, h: torch.Tensor) -> torch.Tensor:
         return h.relu_() if self.relu else h
@@ -714,6 +768,24 @@ def _subset_masks(m: int) -> np.ndarray:
     return ((k[:, None] >> np.arange(m)) & 1).astype(bool)
 
 
+#: Up to this many players, Shapley values are one product with a table of every coalition's
+#: signed weight per player (``2**m * m`` numbers: 1.8 MB at 14).
+_WEIGHTS_MAX = 14
+
+
+@functools.lru_cache(maxsize=None)
+def _coalition_weights(m: int) -> np.ndarray:
+    """``(2**m, m)``: the weight of coalition ``k``'s value in player ``j``'s Shapley value, the
+    weight of the coalition it completes where ``k`` holds ``j`` and minus that of the coalition
+    it joins where not (so that ``V @ table`` gives every player's sum of marginal contributions)."""
+    size = _popcount(np.arange(2**m, dtype=np.int64))
+    w = np.append(_weights(m), 0.0)  # a full coalition is joined by no one
+    has = _subset_masks(m)
+    table = np.where(has, w[np.maximum(size - 1, 0)][:, None], -w[size][:, None])
+    table.setflags(write=False)
+    return table
+
+
 def _shapley_from_values(V: np.ndarray, m: int) -> np.ndarray:
     """Shapley values ``(R, m)`` from coalition values ``(R, 2**m)`` indexed by bitmask.
 
@@ -724,6 +796,8 @@ def _shapley_from_values(V: np.ndarray, m: int) -> np.ndarray:
     R = V.shape[0]
     if m == 0:
         return np.zeros((R, 0))
+    if m <= _WEIGHTS_MAX:
+        return V @ _coalition_weights(m)
     w = _weights(m)[_popcount(np.arange(2 ** (m - 1), dtype=np.int64))]
     T = V.reshape(R, *([2] * m))
     phi = np.empty((R, m))
