@@ -616,8 +616,19 @@ def _instances(attr: Any, rows: pd.DataFrame, classes: list | None, row_ids: lis
     return result
 
 
-def _short_repr(v: Any) -> str:
-    return repr(v)[:80]
+def _short_repr(v: Any) -> Any:
+    """A method's setting that is not a plain number or text: a short list of such values (as
+    Shapley's players) whole, anything else as its repr, cut at 80 characters with an ellipsis
+    that says so."""
+    if isinstance(v, (list, tuple)) and len(v) <= _LISTED_PARAM \
+            and all(x is None or isinstance(x, (str, bool, int, float)) for x in v):
+        return plain(list(v))
+    text = repr(v)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+#: Longest list of plain values a method's settings keep whole in report.json.
+_LISTED_PARAM = 256
 
 
 #: Methods the image report runs by default.
