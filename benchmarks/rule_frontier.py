@@ -116,10 +116,6 @@ def run_task(name: str, seed: int, strategy, n_synth: int, n_jobs: int | None, c
         row["pellucid_surrogate"] = None if best is None else (
             f"{best.candidate}@{best.size}" + ("" if best.training == "distilled" else "/observed"))
         row["pellucid_rules"] = None if best is None else best.n_rules
-        # The same frontier chosen by the validation rows alone (close_se=0), for the record of
-        # what telling close entries apart by their training rows gains.
-        alone = None if best is None else front.select(max_rules=k, close_se=0)
-        row["pellucid_validation_alone"] = None if alone is None else alone.score
         # The best the frontier holds within the budget, had it been chosen by the held-out rows
         # (for the record only: that choice would fool itself).
         within = [e for e in front.entries if e.ok and e.n_rules <= k]
@@ -173,15 +169,10 @@ def table(rows: list[dict]) -> str:
             f"{d['best_peer'].mean():.4f} | {100 * d['margin'].mean():+.2f} | " + " | ".join(cells) + " |"
         )
     cls = df[df["measure"] == "agreement"]
-    alone = 100 * (cls["pellucid_validation_alone"] - cls["best_peer"]).mean() if "pellucid_validation_alone" in cls \
-        else float("nan")
     lines += [
         "",
         f"Mean margin over classification networks and budgets: {100 * cls['margin'].mean():+.2f} points; "
-        f"smallest (network, budget) mean margin: {100 * cls.groupby(['task', 'budget'])['margin'].mean().min():+.2f}; "
-        f"chosen by the validation rows alone (close_se=0): {alone:+.2f} points; the best entry of the frontier, "
-        f"chosen by the held-out rows (a ceiling that fools itself): "
-        f"{100 * (cls['pellucid_oracle_choice'] - cls['best_peer']).mean():+.2f} points.",
+        f"smallest (network, budget) mean margin: {100 * cls.groupby(['task', 'budget'])['margin'].mean().min():+.2f}.",
         "",
         "| network | rows held out | validation rows | distilled rows | frontier fits | frontier s | peers s (all budgets) | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

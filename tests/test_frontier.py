@@ -135,11 +135,6 @@ def test_fits_the_validation_rows_cannot_tell_apart_go_by_their_training_rows():
     assert f.select(max_rules=4) is best
     # A floor is met by the smallest entry, close or not.
     assert f.select(min_agreement=0.5) is best
-    # close_se=0: the validation rows alone (and a wider margin takes in the far one too).
-    assert f.select(close_se=0) is best and f.close(close_se=0) == [best]
-    assert f.select(close_se=4) is far
-    with pytest.raises(ParameterError, match="close_se"):
-        f.select(close_se=-1)
     near.training_score = 0.89
     assert f.select() is best
     # One row lost and none won is one standard error away exactly: close, whatever the rounding.

@@ -169,45 +169,45 @@ class FrontierEntry:
         )
 
 
-#: By default, entries whose validation score is within this many standard errors of the
-#: best's (their paired difference, row by row) are chosen among by their training score.
-CLOSE_SE = 1.0
-
-
-def _ties(entries: Sequence[FrontierEntry], floor: float | None, close_se: float = CLOSE_SE) -> list[FrontierEntry]:
-    """Without a floor, the most faithful entries: of those within ``close_se`` standard errors
-    of the best validation score (:func:`_close`), the best ``training_score``. With one, the
-    smallest (rules, then conditions) entries reaching it, and of those the most faithful,
-    exact ties by ``training_score``. In frontier order."""
+def _ties(entries: Sequence[FrontierEntry], floor: float | None) -> list[FrontierEntry]:
+    """Without a floor, the most faithful entries: of those within a standard error of the best
+    validation score (:func:`_close`), the best ``training_score``. With one, the smallest
+    (rules, then conditions) entries reaching it, and of those the most faithful, exact ties
+    by ``training_score``. In frontier order."""
     if floor is not None:
         entries = [e for e in entries if e.selection_score >= floor]
         if not entries:
             return []
         smallest = min((e.n_rules, e.n_conditions) for e in entries)
         entries = [e for e in entries if (e.n_rules, e.n_conditions) == smallest]
-    entries = _close_to_best(entries, None if floor is not None else close_se)
+    entries = _close_to_best(entries, exact=floor is not None)
     seen = [e.training_score for e in entries if e.training_score is not None]
     if len(entries) > 1 and seen:
         entries = [e for e in entries if e.training_score == max(seen)]
     return entries
 
 
-def _close_to_best(entries: Sequence[FrontierEntry], close_se: float | None = CLOSE_SE) -> list[FrontierEntry]:
-    """The entries with the best selection score and (unless ``close_se`` is None) those the
-    validation rows cannot tell from it: within ``close_se`` standard errors (:func:`_close`)
-    of the best of them on the training rows. In frontier order."""
+def _close_to_best(entries: Sequence[FrontierEntry], exact: bool = False) -> list[FrontierEntry]:
+    """The entries with the best selection score and (unless ``exact``) those the validation
+    rows cannot tell from it: within :data:`CLOSE_SE` standard errors (:func:`_close`) of the
+    best of them on the training rows. In frontier order."""
     if not entries:
         return []
     top = max(e.selection_score for e in entries)
     tops = [e for e in entries if e.selection_score == top]
-    if close_se is None:
+    if exact:
         return tops
     best = max(tops, key=lambda e: -np.inf if e.training_score is None else e.training_score)
-    return [e for e in entries if e.selection_score == top or _close(e, best, close_se)]
+    return [e for e in entries if e.selection_score == top or _close(e, best)]
 
 
-def _close(e: FrontierEntry, best: FrontierEntry, close_se: float = CLOSE_SE) -> bool:
-    """Whether ``e`` is within ``close_se`` standard errors of ``best`` on the validation
+#: Entries whose validation score is within this many standard errors of the best's (their
+#: paired difference, row by row) are chosen among by their training score.
+CLOSE_SE = 1.0
+
+
+def _close(e: FrontierEntry, best: FrontierEntry) -> bool:
+    """Whether ``e`` is within :data:`CLOSE_SE` standard errors of ``best`` on the validation
     rows, from their row-by-row difference (False where either lacks its rows' terms)."""
     a, b = e.validation_terms, best.validation_terms
     if a is None or b is None or len(a) != len(b) or len(a) < 2:
@@ -216,7 +216,7 @@ def _close(e: FrontierEntry, best: FrontierEntry, close_se: float = CLOSE_SE) ->
     n = len(d)
     se = float(np.sqrt(n / (n - 1) * np.sum((d - d.mean()) ** 2)))
     # Inclusive, with room for rounding: one row lost and none won is exactly one error away.
-    return float(d.sum()) >= -close_se * se - 1e-12
+    return float(d.sum()) >= -CLOSE_SE * se - 1e-12
 
 
 def _first_of(entries: list[FrontierEntry], tie_break: Any) -> FrontierEntry:
@@ -342,7 +342,6 @@ class Frontier:
         *,
         min_r2: float | None = None,
         tie_break: Any = None,
-        close_se: float = CLOSE_SE,
     ) -> FrontierEntry:
         """Pick one entry, by its validation score where the frontier has validation rows
         (observed training rows no candidate was fitted on), so that the held-out score a
@@ -372,10 +371,6 @@ class Frontier:
         tie_break : callable, optional
             ``entry -> number``, higher preferred, asked only of entries that tie on what
             decides before it (e.g. rule stability, measured only where it decides).
-        close_se : float
-            How many standard errors below the best validation score an entry may lie and
-            still be chosen among by its training score (without a floor); 0 chooses by the
-            validation rows alone (their exact ties by the training rows).
 
         Returns
         -------
@@ -414,9 +409,7 @@ class Frontier:
             raise ParameterError(
                 f"no surrogate has at most {max_rules} rules; the smallest is {smallest.label()}"
             )
-        if isinstance(close_se, bool) or not isinstance(close_se, Real) or not 0 <= close_se < np.inf:
-            raise ParameterError(f"close_se must be a non-negative number of standard errors, got {close_se!r}")
-        tied = _ties(within, min_agreement, close_se)
+        tied = _ties(within, min_agreement)
         if not tied:
             best = _first_of(_ties(within, None), None)
             where = "" if max_rules is None else f" with at most {max_rules} rules"
@@ -427,20 +420,18 @@ class Frontier:
             )
         return _first_of(tied, tie_break)
 
-    def ties(self, max_rules: int | None = None, min_agreement: float | None = None,
-             close_se: float = CLOSE_SE) -> list[FrontierEntry]:
+    def ties(self, max_rules: int | None = None, min_agreement: float | None = None) -> list[FrontierEntry]:
         """The entries :meth:`select` tells apart by its ``tie_break``: those as good as the
         best on what decides before it (one entry when nothing ties; none when nothing
         qualifies)."""
         return _ties([e for e in self.entries if e.ok and (max_rules is None or e.n_rules <= max_rules)],
-                     min_agreement, close_se)
+                     min_agreement)
 
-    def close(self, max_rules: int | None = None, close_se: float = CLOSE_SE) -> list[FrontierEntry]:
+    def close(self, max_rules: int | None = None) -> list[FrontierEntry]:
         """The entries within ``max_rules`` that :meth:`select` (without a floor) chooses among
-        by their training score: the best on the validation rows and those within ``close_se``
-        standard errors of it there."""
-        return _close_to_best([e for e in self.entries if e.ok and (max_rules is None or e.n_rules <= max_rules)],
-                              close_se)
+        by their training score: the best on the validation rows and those within a standard
+        error of it there."""
+        return _close_to_best([e for e in self.entries if e.ok and (max_rules is None or e.n_rules <= max_rules)])
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
