@@ -73,15 +73,6 @@ class FrontierEntry:
         The same measure on the validation rows: observed training rows held back from every
         fit. :meth:`Frontier.select` chooses by it, so that the held-out ``score`` a report
         states was not also used to choose (None when the frontier had no validation rows).
-    validation_terms : numpy.ndarray or None
-        Each validation row's share of ``validation_score`` (less its constant: 0 for agreement,
-        1 for R²), so that two entries' scores can be compared row by row (a paired difference
-        and its standard error). Not written to reports.
-    training_score : float or None
-        The same measure on the observed rows among those it was fitted on. :meth:`Frontier.select`
-        tells apart by it the entries the validation rows cannot: those within one standard error
-        of the best there (paired, row by row). The validation rows are few; these are many
-        more (slightly optimistic, alike for every fit). Never the held-out rows.
     pareto : bool
         Whether no other entry has fewer-or-equal rules and higher-or-equal fidelity, one of
         them strictly.
@@ -100,8 +91,6 @@ class FrontierEntry:
     data: DistillationSet | None = field(default=None, repr=False)
     error: str | None = None
     validation_score: float | None = None
-    validation_terms: np.ndarray | None = field(default=None, repr=False)
-    training_score: float | None = None
     pareto: bool = False
 
     @property
@@ -158,7 +147,6 @@ class FrontierEntry:
                 "training": self.training,
                 "score": self.score,
                 "validation_score": self.validation_score,
-                "training_score": self.training_score,
                 "n_rules": self.n_rules,
                 "n_conditions": self.n_conditions,
                 "fit_seconds": self.fit_seconds,
@@ -170,53 +158,18 @@ class FrontierEntry:
 
 
 def _ties(entries: Sequence[FrontierEntry], floor: float | None) -> list[FrontierEntry]:
-    """Without a floor, the most faithful entries: of those within a standard error of the best
-    validation score (:func:`_close`), the best ``training_score``. With one, the smallest
-    (rules, then conditions) entries reaching it, and of those the most faithful, exact ties
-    by ``training_score``. In frontier order."""
+    """Without a floor, the most faithful entries; with one, the smallest (rules, then
+    conditions) entries reaching it, and of those the most faithful. In frontier order."""
     if floor is not None:
         entries = [e for e in entries if e.selection_score >= floor]
         if not entries:
             return []
         smallest = min((e.n_rules, e.n_conditions) for e in entries)
         entries = [e for e in entries if (e.n_rules, e.n_conditions) == smallest]
-    entries = _close_to_best(entries, exact=floor is not None)
-    seen = [e.training_score for e in entries if e.training_score is not None]
-    if len(entries) > 1 and seen:
-        entries = [e for e in entries if e.training_score == max(seen)]
-    return entries
-
-
-def _close_to_best(entries: Sequence[FrontierEntry], exact: bool = False) -> list[FrontierEntry]:
-    """The entries with the best selection score and (unless ``exact``) those the validation
-    rows cannot tell from it: within :data:`CLOSE_SE` standard errors (:func:`_close`) of the
-    best of them on the training rows. In frontier order."""
     if not entries:
         return []
     top = max(e.selection_score for e in entries)
-    tops = [e for e in entries if e.selection_score == top]
-    if exact:
-        return tops
-    best = max(tops, key=lambda e: -np.inf if e.training_score is None else e.training_score)
-    return [e for e in entries if e.selection_score == top or _close(e, best)]
-
-
-#: Entries whose validation score is within this many standard errors of the best's (their
-#: paired difference, row by row) are chosen among by their training score.
-CLOSE_SE = 1.0
-
-
-def _close(e: FrontierEntry, best: FrontierEntry) -> bool:
-    """Whether ``e`` is within :data:`CLOSE_SE` standard errors of ``best`` on the validation
-    rows, from their row-by-row difference (False where either lacks its rows' terms)."""
-    a, b = e.validation_terms, best.validation_terms
-    if a is None or b is None or len(a) != len(b) or len(a) < 2:
-        return False
-    d = a - b
-    n = len(d)
-    se = float(np.sqrt(n / (n - 1) * np.sum((d - d.mean()) ** 2)))
-    # Inclusive, with room for rounding: one row lost and none won is exactly one error away.
-    return float(d.sum()) >= -CLOSE_SE * se - 1e-12
+    return [e for e in entries if e.selection_score == top]
 
 
 def _first_of(entries: list[FrontierEntry], tie_break: Any) -> FrontierEntry:
@@ -349,14 +302,9 @@ class Frontier:
 
         With a fidelity floor, the smallest entry within ``max_rules`` that reaches it
         (fewest rules, then fewest conditions, then highest fidelity). Without one, the most
-        faithful entry within ``max_rules``: the highest validation score, except that the
-        entries within one standard error of the best there (:data:`CLOSE_SE`; the standard
-        error of their row-by-row difference on the validation rows) are told apart by their
-        agreement (R²) on the observed rows they were fitted on (``training_score``: the
-        validation rows are few and cannot tell them apart; these are many more). With a floor,
-        exact ties of the most faithful go by ``training_score``. Then ``tie_break`` (when
-        given), then fewer rules, then fewer conditions; ties beyond these go to the earlier
-        entry.
+        faithful entry within ``max_rules``; entries exactly as faithful are told apart by
+        ``tie_break`` (when given), then fewer rules, then fewer conditions. Ties beyond these
+        go to the earlier entry.
 
         Parameters
         ----------
@@ -426,12 +374,6 @@ class Frontier:
         qualifies)."""
         return _ties([e for e in self.entries if e.ok and (max_rules is None or e.n_rules <= max_rules)],
                      min_agreement)
-
-    def close(self, max_rules: int | None = None) -> list[FrontierEntry]:
-        """The entries within ``max_rules`` that :meth:`select` (without a floor) chooses among
-        by their training score: the best on the validation rows and those within a standard
-        error of it there."""
-        return _close_to_best([e for e in self.entries if e.ok and (max_rules is None or e.n_rules <= max_rules)])
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -599,33 +541,8 @@ def validation_split(dset: DistillationSet, share: float | None, random_state: i
     return dset.subset(~mask), dset.subset(mask)
 
 
-def _observed_training(dset: DistillationSet) -> DistillationSet | None:
-    """The observed rows among a view's training rows (None when it has none)."""
-    keep = np.asarray(dset.source == "observed") & ~np.asarray(dset.is_holdout)
-    return dset.subset(keep) if keep.any() else None
-
-
-def _validation_terms(s: Any, val: DistillationSet) -> tuple[float, np.ndarray | None]:
-    """The task's measure of a fitted surrogate on the validation rows (weighted as the set
-    is) and each row's share of it (:attr:`FrontierEntry.validation_terms`; None where R² has
-    no spread to share: a constant network)."""
-    score = _validation_score(s, val)
-    pred = np.asarray(s.predict(val.rows))
-    w = np.asarray(val.weights, dtype=float)
-    w = w / w.sum()
-    if val.task == "classification":
-        labels = np.asarray(val.classes, dtype=object)[val.outputs.argmax(axis=1)]
-        return score, w * (pred.astype(object) == labels)
-    y = np.asarray(val.outputs, dtype=float)
-    spread = float(np.sum(w * (y - np.sum(w * y)) ** 2)) if y.ndim == 1 else 0.0
-    if spread <= 0 or pred.shape != y.shape:
-        return score, None
-    return score, -w * (y - pred.astype(float)) ** 2 / spread
-
-
 def _validation_score(s: Any, val: DistillationSet) -> float:
-    """The task's measure of a fitted surrogate on rows ``val`` that are not held out (the
-    validation rows, or its observed training rows), weighted as the set is."""
+    """The task's measure of a fitted surrogate on validation rows (weighted as the set is)."""
     pred = np.asarray(s.predict(val.rows))
     w = np.asarray(val.weights, dtype=float)
     if val.task == "classification":
@@ -654,10 +571,7 @@ def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: 
         fid = evaluate(s, rows=dset, random_state=seed)
         comp = s.complexity()
         if validation is not None:
-            entry.validation_score, entry.validation_terms = _validation_terms(s, validation)
-        seen = _observed_training(dset)
-        if seen is not None:
-            entry.training_score = _validation_score(s, seen)
+            entry.validation_score = _validation_score(s, validation)
     except Exception as e:  # a candidate's failure is a result, recorded with its message
         entry.error = f"{type(e).__name__}: {e}"
         return entry

@@ -517,20 +517,11 @@ def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequen
     else:
         rule = (f"the smallest entry (fewest rules, then conditions) with at most {max_rules} rules or terms "
                 f"whose {on} reaches {fmt.sig(min_agreement)}, and of those the most faithful")
-    if min_agreement is None and n_val:
-        rule += (f"; the entries within one standard error of the best on those rows (their row-by-row difference) "
-                 f"are told apart by {measure} on the observed training rows each was fitted on, which are many more, "
-                 "and exact ties then go ")
-    else:
-        rule += f"; exact ties are broken by {measure} on the observed training rows each entry was fitted on, then go "
-    rule += ("to rule stability (the share of bootstrap refits in which its rules come back), then to fewer rules, "
-             "then fewer conditions" if n_boot else
-             "to fewer rules, then fewer conditions (stability was not measured)")
+    rule += ("; exact ties are broken by rule stability (the share of bootstrap refits in which its rules come back), "
+             "then by fewer rules, then fewer conditions" if n_boot else
+             "; exact ties are broken by fewer rules, then fewer conditions (stability was not measured)")
     eligible = [e for e in front.entries if e.ok and e.n_rules <= max_rules]
     decided_by = "fidelity"
-    close = None if min_agreement is not None else len(front.close(max_rules))
-    if close is not None and close > 1 and len(tied) == 1:
-        decided_by = "training"  # the validation rows could not tell them apart; the training rows did
     if len(tied) > 1:
         stabilities = {e.name: (stab[id(e)].rule_stability if id(e) in stab else None) for e in tied}
         top = max((v for v in stabilities.values() if v is not None), default=None)
@@ -540,7 +531,6 @@ def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequen
         "min_agreement": min_agreement,
         "rule": rule,
         "n_eligible": len(eligible),
-        "close_on_validation": close,
         "tied": [e.name for e in tied] if len(tied) > 1 else [],
         "decided_by": decided_by,
         "chosen": chosen.name,

@@ -273,8 +273,6 @@ def _close_choice(p: Mapping[str, Any], best: Any) -> dict | None:
     if len(close) < CLOSE_ENTRIES:
         return None
     close.sort(key=lambda e: (-e["validation_score"], e["n_rules"]))
-    sel = (p.get("meta") or {}).get("selection")
-    by_training = isinstance(sel, Mapping) and sel.get("close_on_validation") is not None
     rows = int(math.ceil(round((v - min(e["validation_score"] for e in close)) * n, 6)))
     return _finding(
         "close_choice",
@@ -283,8 +281,6 @@ def _close_choice(p: Mapping[str, Any], best: Any) -> dict | None:
         f"({100 * v:.1f}%, 95% interval {100 * ci[0]:.1f}%–{100 * ci[1]:.1f}%); the fits listed reached at least "
         f"the interval's lower end, so the choice among them rests on at most {rows:,} of those rows"
         + (f" ({CLOSE_LISTED} of them are listed, the best on validation first)" if len(close) > CLOSE_LISTED else "")
-        + (". Among the fits within one standard error of the best on those rows, the one most faithful on the "
-           "observed training rows it was fitted on was recommended" if by_training else "")
         + ". Their held-out agreement is in the frontier's table; more rows held back for validation would "
         "separate them.",
         [{"entry": entry_name(e.get("candidate"), e.get("size"), e.get("training")), "n_rules": e["n_rules"], "validation": e["validation_score"],

@@ -1,7 +1,7 @@
 """Checking a report payload against the JSON Schema of ``report.json``.
 
 ``report.schema.json`` (beside this module, published as ``docs/report.schema.json``) describes
-what :func:`pellucid.reports.build_payload` writes, schema versions 2.0 to 2.4, and the 1.x reports
+what :func:`pellucid.reports.build_payload` writes, schema versions 2.0 to 2.3, and the 1.x reports
 pellucid still reads. :func:`validate_report` checks a payload against it with a maintained
 validator (``jsonschema``, draft 2020-12), then checks what a schema cannot say: that an index
 names an entry of its list, that lengths which must agree do. The first problem found is raised
