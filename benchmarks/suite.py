@@ -127,10 +127,6 @@ def warm_timed(fn: Callable[[], Any], under: float = 1.0, warm: int = 2) -> tupl
     return first, secs, out
 
 
-def one_thread():
-    return torch_threads(1)
-
-
 def slope(sizes, secs) -> float | None:
     """Exponent of a power law cost ~ size^slope, least squares on log-log."""
     pts = [(s, t) for s, t in zip(sizes, secs) if t is not None and t > 0]
@@ -235,7 +231,7 @@ class Suite:
     def peer(self):
         if self._net is None:
             t = time.perf_counter()
-            with one_thread():  # batches of 256 rows gain nothing from more threads
+            with torch_threads(1):  # batches of 256 rows gain nothing from more threads
                 net, Xtr, Xte, yte = peer_mlp()
             proba = lambda a: softmax_forward(net, np.ascontiguousarray(a, dtype=np.float32), 65536)  # noqa: E731
             info = check_not_constant(proba, Xte, "peer MLP")
@@ -250,7 +246,7 @@ class Suite:
         if f == 20:
             return self.peer[0]
         if f not in self._nets:
-            with one_thread():
+            with torch_threads(1):
                 net = train_width(f)
             info = check_not_constant(lambda a: softmax_forward(net, a, 65536),
                                       normal_table(5_000, f, 99).to_numpy(), f"MLP with {f} features")

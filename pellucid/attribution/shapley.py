@@ -628,19 +628,19 @@ class _TensorEngine(_Engine):
         return _pick(self._run(self.rest, h), None if targets is None else np.repeat(targets, 2**d))
 
     def _gap_values(self, h: torch.Tensor, targets: np.ndarray, per: int) -> np.ndarray:
-        """:meth:`_gap_tail`'s layers on the first layer's activations ``h``, ``per`` rows for
-        each target, as the probability of that target."""
+        """:attr:`tail`'s layers on the first layer's activations ``h`` (this call's own, under
+        :meth:`pair_values`'s ``no_grad``), ``per`` rows for each target, as the probability of
+        that target."""
         layers, w, c = self.tail
-        with torch.no_grad():
-            for layer in layers:
-                if layer is None:
-                    h = h.relu_()  # h is this call's own intermediate
-                else:
-                    W, bias = layer
-                    h = h @ W.T if bias is None else torch.addmm(bias, h, W.T)
-            gap = torch.addmv(c, h, w).view(-1, per)
-            sign = torch.as_tensor(np.where(np.asarray(targets) == 1, 1.0, -1.0), dtype=gap.dtype, device=gap.device)
-            p = self.oracle.answer_gap((gap * sign[:, None]).reshape(-1))
+        for layer in layers:
+            if layer is None:
+                h = h.relu_()
+            else:
+                W, bias = layer
+                h = h @ W.T if bias is None else torch.addmm(bias, h, W.T)
+        gap = torch.addmv(c, h, w).view(-1, per)
+        sign = torch.as_tensor(np.where(np.asarray(targets) == 1, 1.0, -1.0), dtype=gap.dtype, device=gap.device)
+        p = self.oracle.answer_gap((gap * sign[:, None]).reshape(-1))
         return p.to("cpu", torch.float64).numpy()
 
     def _activate(self, h: torch.Tensor) -> torch.Tensor:
@@ -789,9 +789,11 @@ def _coalition_weights(m: int) -> np.ndarray:
 def _shapley_from_values(V: np.ndarray, m: int) -> np.ndarray:
     """Shapley values ``(R, m)`` from coalition values ``(R, 2**m)`` indexed by bitmask.
 
-    Read as an array with one axis of 2 per player, a player's marginal contributions are the
-    difference of two slices along its axis; each is weighted by the size of the coalition it
-    joins (the count of the other players' bits, whatever their order).
+    Up to :data:`_WEIGHTS_MAX` players, one product with :func:`_coalition_weights`. Beyond
+    (where that table would take hundreds of MB), read as an array with one axis of 2 per
+    player: a player's marginal contributions are the difference of two slices along its axis,
+    each weighted by the size of the coalition it joins (the count of the other players' bits,
+    whatever their order).
     """
     R = V.shape[0]
     if m == 0:

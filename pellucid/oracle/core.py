@@ -552,6 +552,7 @@ class Oracle:
         """The probability of the second class for rows whose two logits differ by ``gap``
         (second minus first; pass minus that gap for the first class), as :meth:`forward` gives
         it for a module of :attr:`two_logits`; checked and counted as :meth:`answer_output`."""
+        self.adapter.check_differentiable()
         if not self.two_logits:
             raise ModelError("answer_gap needs a two-class module answering two logits")
         n = gap.shape[0] if gap.dim() else 0
@@ -559,8 +560,7 @@ class Oracle:
             raise ModelOutputError(f"answer_gap expects one gap per row; got shape {tuple(gap.shape)}")
         self.n_calls += 1
         self.n_queries += n
-        if not bool(torch.isfinite(gap.detach()).all()):
-            raise ModelOutputError(f"the model returned NaN or infinite values for {n} rows")
+        _check_finite(gap, n)
         return torch.sigmoid(gap)
 
     def _from_output(self, out: Any, n: int) -> torch.Tensor:
@@ -577,8 +577,7 @@ class Oracle:
             if out.dim() not in (1, 2) or out.shape[0] != n or width != self._raw_width:
                 raise ModelOutputError(f"the model returned an output of shape {tuple(out.shape)} for {n} rows; "
                                        f"earlier answers had {self._raw_width or 1} column(s)")
-            if not bool(torch.isfinite(out.detach()).all()):
-                raise ModelOutputError(f"the model returned NaN or infinite values for {n} rows")
+            _check_finite(out, n)
         if self._task == "regression":
             _check_one_value_per_row(tuple(out.shape))
             return out.reshape(n)
@@ -1037,6 +1036,13 @@ def _check_preprocess(preprocess: Any) -> Any:
         return preprocess
     raise ParameterError("preprocess must be None, a fitted transformer with .transform, or a callable; "
                          f"got {type(preprocess).__name__}")
+
+
+def _check_finite(out: torch.Tensor, n: int) -> None:
+    """Refuse a module's answer for ``n`` rows that holds NaN or an infinity (checked on its
+    device, without a copy to the host)."""
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise ModelOutputError(f"the model returned NaN or infinite values for {n} rows")
 
 
 def _check_one_value_per_row(shape: tuple) -> None:
