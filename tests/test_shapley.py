@@ -337,3 +337,25 @@ def test_the_two_logit_gap_equals_the_oracle_softmax(monkeypatch):
         assert not used
         np.testing.assert_allclose(fast.values, slow.values, rtol=0, atol=1e-12)
         assert fast_oracle.n_queries == slow_oracle.n_queries
+
+
+def test_the_weight_table_and_the_slices_give_the_same_shapley_sums(monkeypatch):
+    """Coalition values become Shapley values by one product with a weight table up to 14
+    players and by slices along each player's axis beyond; the two forms agree, and both equal
+    the definition (sum over coalitions without the player, weighted |S|!(m-|S|-1)!/m!)."""
+    module = importlib.import_module("pellucid.attribution.shapley")
+    rng = np.random.default_rng(0)
+    for m in range(1, 9):
+        V = rng.normal(size=(3, 2**m))
+        table = module._shapley_from_values(V, m)
+        monkeypatch.setattr(module, "_WEIGHTS_MAX", 0)
+        slices = module._shapley_from_values(V, m)
+        monkeypatch.undo()
+        direct = np.zeros((3, m))
+        for j in range(m):
+            for k in range(2**m):
+                if not k >> j & 1:
+                    s = bin(k).count("1")
+                    direct[:, j] += math.factorial(s) * math.factorial(m - s - 1) / math.factorial(m) * (V[:, k | 1 << j] - V[:, k])
+        np.testing.assert_allclose(table, direct, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(slices, direct, rtol=0, atol=1e-12)
