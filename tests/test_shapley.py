@@ -115,10 +115,10 @@ def test_log_odds_equals_shap_logit_link(torch_oracle, rows_bg, shap):
     X, rows, bg = rows_bg
     enc, dec = _coded(X)
 
-    def p_bad(A):
+    def p_good(A):  # the first class
         return torch_oracle.query(dec(A))[:, 0]
 
-    theirs = shap.ExactExplainer(p_bad, shap.maskers.Independent(enc(bg), max_samples=len(bg)),
+    theirs = shap.ExactExplainer(p_good, shap.maskers.Independent(enc(bg), max_samples=len(bg)),
                                  link=shap.links.logit, linearize_link=False)(enc(rows.iloc[:2]))
     ours = shapley(torch_oracle, rows.iloc[:2], bg, target=0, output="log_odds")
     np.testing.assert_allclose(ours.values, theirs.values, atol=1e-6, rtol=0)
@@ -359,3 +359,111 @@ def test_the_weight_table_and_the_slices_give_the_same_shapley_sums(monkeypatch)
                     direct[:, j] += math.factorial(s) * math.factorial(m - s - 1) / math.factorial(m) * (V[:, k | 1 << j] - V[:, k])
         np.testing.assert_allclose(table, direct, rtol=0, atol=1e-12)
         np.testing.assert_allclose(slices, direct, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- the margin scale
+def test_margin_equals_shap_exact_on_the_log_odds_and_adds_up(torch_oracle, rows_bg, shap):
+    """``output="margin"``: every hybrid's own log-odds averaged over the background, shap's
+    Exact explainer on a model that answers log-odds; the values add up to the row's log-odds
+    minus the background's mean log-odds."""
+    X, rows, bg = rows_bg
+    enc, dec = _coded(X)
+
+    bad = list(CLASSES).index("bad")
+
+    def log_odds_bad(A):
+        p = torch_oracle.query(dec(A))[:, bad].astype(np.float64)
+        return np.log(p) - np.log1p(-p)
+
+    theirs = shap.ExactExplainer(log_odds_bad, shap.maskers.Independent(enc(bg), max_samples=len(bg)))(enc(rows))
+    ours = shapley(torch_oracle, rows, bg, target="bad", output="margin")
+    assert ours.params["output"] == "margin" and ours.params["path"] == "encoded blocks (torch)"
+    # float32 probabilities carry about 1e-7 of relative error into shap's log-odds
+    np.testing.assert_allclose(ours.values, theirs.values, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(ours.base_value, log_odds_bad(enc(bg)).mean(), atol=2e-5)
+    np.testing.assert_allclose(ours.values.sum(1) + ours.base_value, log_odds_bad(enc(rows)), atol=2e-5)
+    assert np.abs(ours.delta).max() < 1e-9
+
+
+def test_margin_of_a_scikit_learn_model_equals_the_enumeration(rows_bg, forest_parts):
+    _, rows, bg = rows_bg
+    rows, bg = rows[SEVEN], bg[SEVEN].iloc[:10]
+    pre, forest, pipe = forest_parts
+    k = list(pipe.classes_).index("bad")
+
+    def log_odds(h):
+        p = np.clip(pipe.predict_proba(h)[:, k], 1e-12, 1 - 1e-12)
+        return np.log(p) - np.log1p(-p)
+
+    for model in (Oracle(forest, preprocess=pre), Oracle(pipe)):
+        got = shapley(model, rows.iloc[[1]], bg, target="bad", output="margin")
+        ref, base = enumerate_shapley(log_odds, rows.iloc[[1]], bg, {c: [c] for c in SEVEN})
+        np.testing.assert_allclose(got.values[0], ref, atol=1e-9)
+        assert got.base_value[0] == pytest.approx(base, abs=1e-9)
+
+
+def test_margin_is_exact_where_probabilities_round_to_one(monkeypatch):
+    """A network sure of its answers (logit gaps up to about 60): the margin is read from the
+    logits, on the gap path and on the oracle's own path (hidden behind an Identity), for two
+    and for three logits, and adds up to the logit gap, where float32 probabilities would round
+    to 1 past a gap of about 17."""
+    torch.manual_seed(5)
+    for classes in (2, 3):
+        net = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, classes))
+        with torch.no_grad():
+            net[2].weight.mul_(40.0)
+        hidden = torch.nn.Sequential(*net, torch.nn.Identity())
+        x, bg = torch.randn(4, 6), torch.randn(5, 6)
+        with torch.no_grad():
+            z = net(x).double()
+        for target in range(classes):
+            want = z[:, target] - torch.logsumexp(z[:, [c for c in range(classes) if c != target]], dim=1)
+            assert want.abs().max() > 20 or target > 0 or classes > 2
+            for module in (net, hidden):
+                got = shapley(Oracle(module, task="classification"), x, bg, target=target, output="margin")
+                np.testing.assert_allclose(got.values.sum(1) + got.base_value, want.numpy(), rtol=1e-5, atol=1e-4)
+                assert np.abs(got.delta).max() < 1e-9
+
+
+def test_paired_agrees_with_exact_within_its_standard_errors_and_adds_up(torch_oracle, rows_bg):
+    """``method="paired"`` (a background row and an order per pair, every background row in as
+    many pairs) estimates the exact values of a linear output, its standard errors describe its
+    errors, its values add up exactly, and the shares path equals building every hybrid."""
+    X, _, bg = rows_bg
+    rows = X.iloc[:12]
+    for output in ("margin", "probability"):
+        exact = shapley(torch_oracle, rows, bg, target="bad", output=output, method="exact")
+        est = shapley(torch_oracle, rows, bg, target="bad", output=output, method="paired", n_samples=96,
+                      random_state=3)
+        assert est.params["pairs"] == 96 and np.all(est.standard_error > 0)
+        z = (est.values - exact.values) / est.standard_error
+        assert np.abs(z).max() < 4.5 and 0.5 < np.sqrt(np.mean(z ** 2)) < 1.5, (output, np.abs(z).max())
+        assert np.abs(est.delta).max() < 1e-9
+        more = shapley(torch_oracle, rows, bg, target="bad", output=output, method="paired", n_samples=384,
+                       random_state=3)
+        assert more.standard_error.mean() < 0.6 * est.standard_error.mean()
+        if output == "margin":
+            margin = est
+    # 30 pairs round up to 2 per background row (24 rows), so that every row serves equally
+    assert shapley(torch_oracle, rows.iloc[:1], bg, method="paired", n_samples=30).params["pairs"] == 48
+    one = shapley(torch_oracle, rows.iloc[[5]], bg, target="bad", output="margin", method="paired", n_samples=96,
+                  random_state=3)
+    # a row's draws are its own: alone it gets the values it got among others (to float32 sums)
+    np.testing.assert_allclose(one.values[0], margin.values[5], rtol=0, atol=1e-5)
+    with pytest.raises(ParameterError, match="paired"):
+        shapley(torch_oracle, rows.iloc[:1], bg, output="log_odds", method="paired")
+
+
+def test_paired_walks_by_shares_equal_walks_by_hybrid_rows(monkeypatch):
+    """The first layer's running sums along each order give the values that building every
+    hybrid row gives (a network whose first layer is hidden behind an Identity)."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(7, 9), torch.nn.ReLU(), torch.nn.Linear(9, 3)).double()
+    hidden = torch.nn.Sequential(torch.nn.Identity(), *net)
+    x, bg = torch.randn(5, 7, dtype=torch.float64), torch.randn(4, 7, dtype=torch.float64)
+    fast = shapley(Oracle(net, task="classification"), x, bg, target=2, output="margin", method="paired",
+                   n_samples=12, random_state=0)
+    slow = shapley(Oracle(hidden, task="classification"), x, bg, target=2, output="margin", method="paired",
+                   n_samples=12, random_state=0)
+    np.testing.assert_allclose(fast.values, slow.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.standard_error, slow.standard_error, rtol=0, atol=1e-12)

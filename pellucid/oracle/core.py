@@ -57,6 +57,7 @@ _TASKS = ("classification", "regression")
 _OUTPUTS = ("auto", "proba", "logits")
 _BATCH_BYTES = 64 * 2**20
 _BATCH_MAX = 262144
+_PROB_FLOOR = 1e-12  # probabilities read as log-odds are kept inside [floor, 1 - floor]
 #: Rows of a query's first block, before the batch sizes are known (they are chosen on it).
 FIRST_BLOCK_ROWS = _BATCH_MIN
 #: Rows the determinism check asks the model about, twice.
@@ -548,10 +549,11 @@ class Oracle:
         fixed its output mode): its probabilities are then the logistic function of their gap."""
         return self._task == "classification" and self.output_ == "logits" and self._raw_width == 2
 
-    def answer_gap(self, gap: torch.Tensor) -> torch.Tensor:
+    def answer_gap(self, gap: torch.Tensor, *, log_odds: bool = False) -> torch.Tensor:
         """The probability of the second class for rows whose two logits differ by ``gap``
         (second minus first; pass minus that gap for the first class), as :meth:`forward` gives
-        it for a module of :attr:`two_logits`; checked and counted as :meth:`answer_output`."""
+        it for a module of :attr:`two_logits`, or with ``log_odds`` its log-odds (the gap
+        itself); checked and counted as :meth:`answer_output`."""
         self.adapter.check_differentiable()
         if not self.two_logits:
             raise ModelError("answer_gap needs a two-class module answering two logits")
@@ -561,7 +563,30 @@ class Oracle:
         self.n_calls += 1
         self.n_queries += n
         _check_finite(gap, n)
-        return torch.sigmoid(gap)
+        return gap if log_odds else torch.sigmoid(gap)
+
+    def answer_log_odds(self, out: torch.Tensor) -> torch.Tensor:
+        """Each class's log-odds ``log p / (1 - p)`` ``(n, classes)`` for the module's output on
+        rows the caller ran through the module itself; checked and counted as
+        :meth:`answer_output`. From logits they are exact at any confidence (``z_c`` minus the
+        log-sum-exp of the other logits), where probabilities in float32 round to 1 beyond a
+        gap of about 17; from probabilities they are read with the probabilities kept inside
+        ``[1e-12, 1 - 1e-12]``."""
+        p = self.answer_output(out)
+        if self._task != "classification":
+            raise ModelError("log-odds need a classifier; this model is a regressor")
+        if self.output_ != "logits":
+            q = p.to(torch.float64).clamp(_PROB_FLOOR, 1 - _PROB_FLOOR)
+            return torch.log(q) - torch.log1p(-q)
+        z = out.reshape(out.shape[0], -1).to(torch.float64)
+        if z.shape[1] == 1:  # one logit: class 1 is z, class 0 is -z
+            return torch.cat([-z, z], dim=1)
+        if z.shape[1] == 2:
+            gap = z[:, 1:] - z[:, :1]
+            return torch.cat([-gap, gap], dim=1)
+        others = z.unsqueeze(1).expand(-1, z.shape[1], -1).clone()
+        others.diagonal(dim1=1, dim2=2).fill_(-torch.inf)  # each class against the other classes
+        return z - torch.logsumexp(others, dim=2)
 
     def _from_output(self, out: Any, n: int) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
