@@ -257,6 +257,43 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--pdf", action="store_true", help="also print report.pdf with headless Chromium (Debian package chromium)")
     rep.add_argument("--chromium", default=None, metavar="PATH", help="the Chromium to print with (default: $PELLUCID_CHROMIUM, then chromium on PATH)")
 
+    rs = sub.add_parser("reasons", help="principal reasons of every adverse decision in a table, to a CSV or Parquet file")
+    rs.add_argument("--model", required=True, metavar="SPEC", help=MODEL_HELP)
+    rs.add_argument("--data", required=True, metavar="FILE", help="the rows to explain, in raw units: .csv or .parquet")
+    rs.add_argument("--out", required=True, metavar="FILE",
+                    help="reasons.csv or reasons.parquet (one row per data row); FILE.json beside it holds the "
+                         "settings, how often each feature is the first reason and the stability check")
+    rs.add_argument("--adverse-class", required=True, metavar="CLASS",
+                    help="the outcome reasons are given for, e.g. bad or declined")
+    rs.add_argument("--k", type=int, default=4, help="most reasons per row (default: 4)")
+    rs.add_argument("--statements", default=None, metavar="FILE",
+                    help="sentences per feature and direction: .csv (feature,direction,statement), .json, .yaml or "
+                         ".toml (see docs/reasons.md)")
+    rs.add_argument("--reference", default=None, metavar="FILE",
+                    help="what reasons are measured against: a population (.csv/.parquet) or a file of one row "
+                         "(default: the rows of --data the network decides favourably)")
+    rs.add_argument("--method", choices=["shapley", "lime"], default="shapley",
+                    help="Shapley values (default) or LIME, both on the adverse class's log-odds")
+    rs.add_argument("--background-rows", type=int, default=100,
+                    help="rows drawn from a reference population (default: 100)")
+    rs.add_argument("--samples", type=int, default=None, metavar="N",
+                    help="Shapley samples per adverse row against a population (default: four per background row)")
+    rs.add_argument("--preprocess", default=None, metavar="SPEC",
+                    help="preprocessing from raw rows to the model's input, as for --model (same warning applies)")
+    rs.add_argument("--classes", default=None, metavar="A,B,...", help="class labels in the order of the model's outputs")
+    rs.add_argument("--id-column", default=None, metavar="COL",
+                    help="column that names the rows (e.g. an application number): dropped from the features and "
+                         "written as each row's identity (default: the row's number in the file, 0 is the first)")
+    rs.add_argument("--target", default=None, metavar="COL", help="a ground-truth column to drop from the features")
+    rs.add_argument("--chunk-rows", type=int, default=20_000, help="rows explained at once (default: 20,000)")
+    rs.add_argument("--stability", nargs="?", type=int, const=200, default=None, metavar="N",
+                    help="check N rows (default 200) again with another seed and background sample, and by LIME")
+    rs.add_argument("--dask", default=None, metavar="SCHEDULER",
+                    help="explain the chunks on a Dask cluster (an address, or local:N); the file is the same")
+    rs.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    rs.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    rs.add_argument("--quiet", action="store_true", help="no progress, no summary")
+
     dif = sub.add_parser("diff", help="what changed between two reports (two model versions)")
     dif.add_argument("old", metavar="OLD.json", help="the older report.json (or the folder holding it)")
     dif.add_argument("new", metavar="NEW.json", help="the newer report.json (or the folder holding it)")
@@ -310,6 +347,101 @@ def _run_diff(args: argparse.Namespace) -> int:
         print(f"pellucid: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run_reasons(args: argparse.Namespace) -> int:
+    """``pellucid reasons``: every row's principal reasons, written chunk by chunk."""
+    import json
+
+    import numpy as np
+
+    from ._files import check_new_file, written_at
+    from .attribution.decision_reasons import (
+        _export_suffix,
+        explain_chunks,
+        reason_plan,
+        reason_stability,
+        write_reasons,
+    )
+    from .oracle import Oracle, load_model
+
+    t0 = time.perf_counter()
+    try:
+        out = Path(args.out)
+        _export_suffix(out)
+        check_new_file(out, "--out", overwrite=args.overwrite, inputs=[args.data, args.reference])
+        for flag, value, least in (("--k", args.k, 1), ("--chunk-rows", args.chunk_rows, 1),
+                                   ("--background-rows", args.background_rows, 2), ("--stability", args.stability, 1),
+                                   ("--samples", args.samples, 1)):
+            if value is not None and value < least:
+                raise ParameterError(f"{flag} must be at least {least}; got {value}")
+        df = read_table(args.data)
+        X = _features_of(df, args, args.data)
+        reference = None if args.reference is None else _features_of(read_table(args.reference), args, args.reference,
+                                                                      keep_index=False)
+        pre = load_model(args.preprocess) if args.preprocess else None
+        classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+        oracle = Oracle.from_spec(args.model, preprocess=pre, task="classification", classes=classes, verbose=0)
+        plan = reason_plan(oracle, X, reference=reference, k=args.k, method=args.method,
+                           adverse_class=args.adverse_class, statements=args.statements,
+                           background_rows=args.background_rows, n_samples=args.samples, random_state=args.seed)
+
+        def progress(done: int) -> None:
+            if not args.quiet:
+                print(f"reasons: {done:,} of {len(X):,} rows in {fmt.seconds(time.perf_counter() - t0)}",
+                      file=sys.stderr, flush=True)
+
+        if args.dask:
+            from .cluster import reasons_chunks
+
+            chunks = reasons_chunks(plan, X, args.dask, chunk_rows=args.chunk_rows)
+        else:
+            chunks = explain_chunks(plan, X, args.chunk_rows)
+        summary = write_reasons(chunks, out, progress=progress)
+        record = {"settings": plan.describe(), "data_file": str(args.data),
+                  "reference_file": None if args.reference is None else str(args.reference), **summary}
+        if args.stability:
+            pick = np.sort(np.random.default_rng(args.seed).choice(len(X), size=min(args.stability, len(X)),
+                                                                    replace=False))
+            record["stability"] = reason_stability(plan, X.iloc[pick])
+        with written_at(Path(str(out) + ".json")) as tmp:
+            tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    except PellucidError as e:
+        print(f"pellucid: error: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        first = ", ".join(f"{f} ({c:,})" for f, c in list(summary["first_reason"].items())[:5])
+        print(f"{summary['adverse']:,} of {summary['rows']:,} rows decided {plan.adverse_class!s}; first reasons: "
+              f"{first or 'none'}")
+        if summary["without_statement"]:
+            print(f"reasons without a statement: {', '.join(summary['without_statement'])}")
+        if args.stability:
+            st = record["stability"]
+            for name, c in (("another seed and background", st.get("another_seed")), ("LIME", st.get("lime"))):
+                if c and c["rows"]:
+                    print(f"stability ({name}, {c['rows']} adverse rows): top-{plan.k} overlap "
+                          f"{fmt.pct(c['top_k_overlap'])}, same first reason {fmt.pct(c['first_reason_same'])}")
+        print(f"wrote {out} and {out}.json in {fmt.seconds(time.perf_counter() - t0)}")
+    return 0
+
+
+def _features_of(df: "pd.DataFrame", args: argparse.Namespace, source: str, keep_index: bool = True) -> "pd.DataFrame":
+    """The raw features of a table read for ``pellucid reasons``: --target dropped, --id-column
+    as the index (unique), else the row's number in the file."""
+    import pandas as pd
+
+    for flag, col in (("--target", args.target), ("--id-column", args.id_column)):
+        if col is not None and col not in df.columns and keep_index:
+            raise DataFileError(f"{flag} {col!r} is not a column of {source!r} (columns: {list(map(str, df.columns))[:20]})")
+    X = df.drop(columns=[c for c in (args.target, args.id_column) if c is not None and c in df.columns])
+    if keep_index and args.id_column is not None:
+        ids = df[args.id_column]
+        if ids.isna().any() or ids.duplicated().any():
+            bad = ids[ids.isna() | ids.duplicated()].iloc[0]
+            raise DataFileError(f"--id-column {args.id_column!r} must name each row once; {bad!r} is missing or "
+                                f"repeated in {source!r}")
+        X.index = pd.Index(ids.to_numpy(), name=args.id_column)
+    return X
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -398,6 +530,8 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return _run_diff(args)
     if args.command == "report":
         return _run_report(args)
+    if args.command == "reasons":
+        return _run_reasons(args)
     argv_list = list(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     undo = None

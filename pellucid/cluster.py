@@ -27,7 +27,7 @@ from ._validation import Interval, validate_params
 from .errors import ModelError, ParameterError
 from .oracle import FIRST_BLOCK_ROWS, Oracle
 
-__all__ = ["connect", "query", "explain_rows", "attribute", "summarise_attributions", "summarise_local",
+__all__ = ["connect", "query", "explain_rows", "attribute", "summarise_attributions", "summarise_local", "reasons_chunks",
            "evaluate", "backend"]
 
 _INSTALL = "pip install 'pellucid[dask]'"
@@ -581,3 +581,41 @@ def evaluate(surrogate: Any, oracle: Oracle, rows: pd.DataFrame, client: Any, *,
         tally.merge(t)
     tally.surrogate = surrogate
     return tally.result()
+
+
+# ----------------------------------------------------------------------------- principal reasons
+def _task_reasons(plan: Any, rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    from dataclasses import replace
+
+    own = _on_worker(plan.oracle)
+    return replace(plan, oracle=own).explain(rows), own.n_queries, own.n_calls
+
+
+def reasons_chunks(plan: Any, rows: pd.DataFrame, client: Any, *, chunk_rows: int = 20_000) -> Any:
+    """:func:`pellucid.attribution.decision_reasons.explain_chunks` on the workers: the same
+    chunks, each one task, yielded in order as they finish (the same tables as one process
+    gives; see docs/dask.md).
+
+    Parameters
+    ----------
+    plan : ReasonPlan
+        From :func:`~pellucid.attribution.decision_reasons.reason_plan` (its oracle has
+        answered, so its task and batch sizes are fixed before it is sent).
+    rows : DataFrame
+    client : distributed.Client or str
+    chunk_rows : int
+    """
+    from dataclasses import replace
+
+    _check_positive("chunk_rows", chunk_rows)
+    client = connect(client)
+    oracle = plan.oracle
+    # The reference population stays here: the workers need its background sample only.
+    remote = client.scatter(replace(plan, population=None), broadcast=True, hash=False)
+    rows = rows.rename(columns=str)
+    futures = [client.submit(_task_reasons, remote, client.scatter(rows.iloc[a:a + chunk_rows]), pure=False)
+               for a in range(0, len(rows), chunk_rows)]
+    for f in futures:
+        table, q, c = f.result()
+        _count(oracle, [(q, c)])
+        yield table

@@ -201,3 +201,20 @@ def test_the_frontier_and_stability_on_a_dask_executor_equal_one_process(client)
     on_dask.close()  # a client given is the caller's: not closed
     assert client.status == "running"
     assert on_dask.backend()["name"] == "dask" and LocalExecutor().backend() == {"name": "local"}
+
+
+def test_reasons_on_the_workers_equal_one_process(client):
+    """Principal reasons chunk by chunk on the workers: the same tables, value for value, in
+    the order of the rows, and the caller's oracle counts the workers' queries."""
+    from pellucid.attribution.decision_reasons import explain_chunks, reason_plan
+
+    one, two = _pair(3)
+    rows = _table(700, seed=4)
+    plan_here = reason_plan(one, rows, adverse_class="z", background_rows=20, random_state=2)
+    plan_there = reason_plan(two, rows, adverse_class="z", background_rows=20, random_state=2)
+    start_here, start_there = one.n_queries, two.n_queries
+    here = pd.concat(list(explain_chunks(plan_here, rows, 250)))
+    there = pd.concat(list(cluster.reasons_chunks(plan_there, rows, client, chunk_rows=250)))
+    assert there["adverse"].any() and there["reason_1"].notna().any()
+    pd.testing.assert_frame_equal(there, here, check_exact=True)
+    assert two.n_queries - start_there == one.n_queries - start_here > 0

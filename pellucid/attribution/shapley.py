@@ -818,6 +818,9 @@ def _oracle_engine(oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, feat_player
             if oracle.kind == "torch":
                 return _TensorEngine(oracle, XE, ZE, col_player, output, path="encoded blocks (torch)")
             return _ArrayEngine(oracle, XE, ZE, col_player, output)
+    elif oracle.kind == "torch" and all(pd.api.types.is_numeric_dtype(X[c]) for c in X.columns):
+        # No preprocess: a numeric table is the network's own input, one column per feature.
+        return _TensorEngine(oracle, oracle.encode(X), oracle.encode(Z), feat_player, output, path="model input (torch)")
     if oracle.kind == "torch" and output == "raw":
         raise ParameterError("output='raw' through a preprocess whose encoded columns mix raw features needs "
                              "probabilities: use output='probability' or 'log_odds'")

@@ -724,6 +724,7 @@ def lime(
     holdout: float = 0.2,
     scale: float = 0.1,
     part: tuple[int, int] | None = None,
+    output: str = "probability",
 ) -> LocalExplanations:
     """LIME explanations of many rows, sampled, queried and fitted in batches.
 
@@ -779,12 +780,18 @@ def lime(
         from all of ``rows`` and each row draws from the streams of its position, so pieces
         explained apart and concatenated equal one call on the whole table (see
         :func:`pellucid.cluster.explain_rows`). ``target`` is given for all of ``rows``.
+    output : {"probability", "log_odds"}
+        The scale of the class's answer the local model fits: its probability, or its
+        log-odds (probabilities kept inside ``[1e-12, 1 - 1e-12]``), on which a confident
+        decision's reasons keep their size. Classifiers only.
 
     Returns
     -------
     LocalExplanations
     """
     oracle = as_oracle(model)
+    if output not in ("probability", "log_odds"):
+        raise ParameterError(f"output must be 'probability' or 'log_odds'; got {output!r}")
     schema, ref, canon = check_local_rows(rows, reference)
     p = len(schema)
     n_fit, n_hold, discretize = _check_params(num_samples, holdout, kernel_width, ridge_alpha, discretize,
@@ -826,8 +833,9 @@ def lime(
         hood = _neighbourhoods(plan, chunk, n_pert, streams, float(scale), discretize, fast)
         answer = oracle.query(hood["input"] if fast else _model_input(plan, hood["input"], dtypes))
         if oracle.task == "regression":
-            if target is not None:
-                raise ParameterError("target is for classifiers; this model is a regressor (its output is explained)")
+            if target is not None or output != "probability":
+                raise ParameterError("target and output='log_odds' are for classifiers; this model is a regressor "
+                                     "(its output is explained)")
             y_all = answer.reshape(c, s)
             tgt = None
         else:
@@ -835,6 +843,9 @@ def lime(
             tgt = _resolve_target(target if target_seq is None else target_seq[start:start + c], oracle,
                                   answer[:, 0, :], c)
             y_all = np.take_along_axis(answer, tgt[:, None, None], axis=2)[:, :, 0]
+            if output == "log_odds":
+                q = np.clip(y_all.astype(np.float64), 1e-12, 1 - 1e-12)
+                y_all = np.log(q) - np.log1p(-q)
         interp, kind = hood["interp"], hood["kind"]
         w_all = _kernel(hood["d2"], width)
         X = torch.from_numpy(interp)
@@ -867,7 +878,7 @@ def lime(
         num_samples=int(num_samples), n_fit=int(n_fit), n_holdout=int(n_hold), random_state=_json_seed(random_state),
         kernel_width=width, discretize="quartile" if discretize else False, feature_selection=feature_selection,
         num_features=None if num_features is None else int(num_features), ridge_alpha=float(ridge_alpha),
-        scale=float(scale), chunk_rows=int(chunk_rows), fast_path=bool(fast)))
+        scale=float(scale), chunk_rows=int(chunk_rows), fast_path=bool(fast), output=output))
 
 
 def _check_part(part: Any, n: int) -> tuple[int, int]:
@@ -940,7 +951,8 @@ def _assemble(plan: _Plan, canon: pd.DataFrame, oracle: Oracle, parts: dict, par
     else:
         labels = np.asarray(oracle.classes_, dtype=object)
         target = pd.Series(labels[tidx], index=index, dtype=object)
-        output_name = pd.Series([f"P({c})" for c in labels[tidx]], index=index, dtype=object)
+        word = "log-odds of {}" if params.get("output") == "log_odds" else "P({})"
+        output_name = pd.Series([word.format(c) for c in labels[tidx]], index=index, dtype=object)
         tidx_out = tidx
     frame = lambda a: pd.DataFrame(a, index=index, columns=names)  # noqa: E731
     series = lambda key: pd.Series(np.concatenate(parts[key]), index=index)  # noqa: E731
