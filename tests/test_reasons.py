@@ -13,8 +13,15 @@ import pytest
 import torch
 
 from pellucid import Oracle
-from pellucid.attribution.decision_reasons import (compare_reasons, explain_chunks, export_reasons, read_statements,
-                                                   reason_plan, reason_stability, reasons)
+from pellucid.attribution.decision_reasons import (
+    compare_reasons,
+    explain_chunks,
+    export_reasons,
+    read_statements,
+    reason_plan,
+    reason_stability,
+    reasons,
+)
 from pellucid.cli import main
 from pellucid.errors import DataFileError, ParameterError
 
