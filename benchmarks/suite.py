@@ -30,6 +30,8 @@ Stages (``--only`` picks some; the default runs all but ``frontier``, ``stream``
 * ``scaling``: query, distill and tree at 10k/100k/1M rows (20 features) and at 10/50/200 features
   (100k rows; one MLP per width), IG at 1k/10k/100k rows and LIME at 50/200/1000 rows (captum and
   the floors where cheap); a log-log slope per series (cost ~ size^slope).
+* ``reasons``: runs benchmarks/reasons.py (principal reasons for 100,000 rows, quick 20,000,
+  and the Dask path's identical output) as a subprocess;
 * ``frontier``: runs benchmarks/rule_frontier.py (held-out agreement of the recommended entry
   against the rule peers at each budget) as a subprocess, ``--quick`` with it; not in the default run;
 * ``stream`` / ``dask``: run benchmarks/streaming.py and benchmarks/dask_speedup.py as subprocesses
@@ -75,10 +77,10 @@ from pellucid._device import torch_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
-STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "shapley", "frontier",
-          "stream", "dask")
+STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "shapley", "reasons",
+          "frontier", "stream", "dask")
 DEFAULT = STAGES[:-3]
-EXTERNAL = {"shapley": "shapley", "frontier": "rule_frontier", "stream": "streaming",
+EXTERNAL = {"shapley": "shapley", "reasons": "reasons", "frontier": "rule_frontier", "stream": "streaming",
             "dask": "dask_speedup"}  # stage -> script stem (and its results stem)
 SYNTH = ("observed", "perturb", "marginal")
 BATCHES = (4096, 8192, 65536)
@@ -721,7 +723,7 @@ def markdown(suite: Suite, meta: dict, wall: float) -> str:
             sl = "—" if s["slope"] is None else f"{s['slope']:.2f}"
             vsl = "—" if s["vs_slope"] is None else f"{s['vs_slope']:.2f}"
             lines.append(f"| {s['stage']} | {s['axis']} | {sizes} | {ours} | {sl} | {s['vs'] or '—'} | {vs} | {vsl} |")
-    for stage in ("shapley", "stream", "dask"):
+    for stage in ("shapley", "reasons", "stream", "dask"):
         md = suite.data.get(stage, {}).get("markdown")
         if md:
             lines += ["", f"## {stage}: benchmarks/{EXTERNAL[stage]}.py", "", md.strip()]

@@ -18,6 +18,7 @@ _PUBLIC = {
     "Feature": "schema", "Kind": "schema", "Schema": "schema",
     "DecisionTree": "surrogates",
     "explain": "pipeline", "ExplainResult": "pipeline",
+    "reasons": "attribution",
 }
 
 
@@ -57,5 +58,6 @@ __all__ = [
     "DecisionTree",
     "ExplainResult",
     "explain",
+    "reasons",
     "__version__",
 ]
