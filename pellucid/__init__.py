@@ -18,7 +18,7 @@ _PUBLIC = {
     "Feature": "schema", "Kind": "schema", "Schema": "schema",
     "DecisionTree": "surrogates",
     "explain": "pipeline", "ExplainResult": "pipeline",
-    "reasons": "attribution",
+    "reasons": "attribution", "counterfactuals": "surrogates",
 }
 
 
@@ -59,5 +59,6 @@ __all__ = [
     "ExplainResult",
     "explain",
     "reasons",
+    "counterfactuals",
     "__version__",
 ]

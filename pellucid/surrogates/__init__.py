@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .anchors import Anchor, anchor, anchors
 from .base import CategoryOrderEncoder, Surrogate
+from .counterfactuals import counterfactuals
 from .exhaustive import ExhaustiveRuleList, OptimalTree
 from .faithful import FaithfulTree
 from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
@@ -64,6 +65,7 @@ __all__ = [
     "Anchor",
     "anchor",
     "anchors",
+    "counterfactuals",
     "LocalExplanations",
     "LimeStability",
 ]
