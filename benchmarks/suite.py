@@ -32,6 +32,8 @@ Stages (``--only`` picks some; the default runs all but ``frontier``, ``stream``
   the floors where cheap); a log-log slope per series (cost ~ size^slope).
 * ``reasons``: runs benchmarks/reasons.py (principal reasons for 100,000 rows, quick 20,000,
   and the Dask path's identical output) as a subprocess;
+* ``counterfactuals``: runs benchmarks/counterfactuals.py (against DiCE, needs dice-ml) as a
+  subprocess;
 * ``frontier``: runs benchmarks/rule_frontier.py (held-out agreement of the recommended entry
   against the rule peers at each budget) as a subprocess, ``--quick`` with it; not in the default run;
 * ``stream`` / ``dask``: run benchmarks/streaming.py and benchmarks/dask_speedup.py as subprocesses
@@ -78,9 +80,10 @@ from pellucid._device import torch_threads  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 STAGES = ("forward", "query", "distill", "tree", "rules", "ig", "lime", "report", "scaling", "shapley", "reasons",
-          "frontier", "stream", "dask")
+          "counterfactuals", "frontier", "stream", "dask")
 DEFAULT = STAGES[:-3]
-EXTERNAL = {"shapley": "shapley", "reasons": "reasons", "frontier": "rule_frontier", "stream": "streaming",
+EXTERNAL = {"shapley": "shapley", "reasons": "reasons", "counterfactuals": "counterfactuals",
+            "frontier": "rule_frontier", "stream": "streaming",
             "dask": "dask_speedup"}  # stage -> script stem (and its results stem)
 SYNTH = ("observed", "perturb", "marginal")
 BATCHES = (4096, 8192, 65536)
@@ -723,7 +726,7 @@ def markdown(suite: Suite, meta: dict, wall: float) -> str:
             sl = "—" if s["slope"] is None else f"{s['slope']:.2f}"
             vsl = "—" if s["vs_slope"] is None else f"{s['vs_slope']:.2f}"
             lines.append(f"| {s['stage']} | {s['axis']} | {sizes} | {ours} | {sl} | {s['vs'] or '—'} | {vs} | {vsl} |")
-    for stage in ("shapley", "reasons", "stream", "dask"):
+    for stage in ("shapley", "reasons", "counterfactuals", "stream", "dask"):
         md = suite.data.get(stage, {}).get("markdown")
         if md:
             lines += ["", f"## {stage}: benchmarks/{EXTERNAL[stage]}.py", "", md.strip()]
