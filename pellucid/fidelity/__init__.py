@@ -5,6 +5,7 @@ network; the network against the user's target; every estimate with its interval
 from .disagreement import disagreement
 from .frontier import Frontier, FrontierEntry, SampleChoice, choose_sample, frontier, pareto_flags
 from .ground_truth import ground_truth
+from .groups import group_fidelity
 from .metrics import Fidelity, FidelityTally, evaluate, read_parquet_chunks, wilson_interval
 from .stability import Stability, rule_matches, stability
 
@@ -25,4 +26,5 @@ __all__ = [
     "pareto_flags",
     "disagreement",
     "ground_truth",
+    "group_fidelity",
 ]
