@@ -33,7 +33,6 @@ from _tasks import write_results  # noqa: E402
 
 from pellucid import Oracle  # noqa: E402
 from pellucid.demo import CLASSES, make_credit, train_credit_network  # noqa: E402
-from pellucid.schema import Schema  # noqa: E402
 from pellucid.surrogates.counterfactuals import _Space, counterfactuals  # noqa: E402
 
 
@@ -76,7 +75,7 @@ def main() -> None:
     bad = bad_all.head(args.rows)
     vary = [c for c in X.columns if c not in ("age", "region")]
 
-    space = _Space(Schema.from_frame(X), X, list(X.columns), {"age", "region"}, {}, 32)
+    space = _Space(X, list(X.columns), {"age", "region"}, {}, 32)
     ref_good = X[oracle.predict(X) == "good"]
     ref_cols = space.columns(ref_good.to_numpy(dtype=object))
 

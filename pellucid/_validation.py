@@ -246,7 +246,8 @@ def _minus(s: str) -> str:
 
 # ---------------------------------------------------------------------- argument names
 #: Parameters whose command-line flag is not ``--`` + the name with dashes.
-_FLAGS = {"out_dir": "--out", "local_rows": "--explain-rows", "random_state": "--seed", "concepts": "--concept"}
+_FLAGS = {"out_dir": "--out", "local_rows": "--explain-rows", "random_state": "--seed", "concepts": "--concept",
+          "groups": "--group"}
 _AT_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("pellucid_at_cli", default=False)
 
 

@@ -85,6 +85,10 @@ def _sizes(text: str) -> list[int]:
     return out
 
 
+def _list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def _names(text: str) -> list[str]:
     from .surrogates import SURROGATES
 
@@ -196,6 +200,16 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--visualise", action="store_true",
                    help="for each class, the in-schema row the network gives it most surely and the observed rows it is surest of")
     p.add_argument("--no-local", action="store_true", help="explain no single rows (no LIME, no anchors)")
+    p.add_argument("--adverse-class", default=None, metavar="CLASS",
+                   help="the outcome a decision is adverse in (e.g. bad): principal reasons and counterfactuals for "
+                        "the single decisions, and the first reasons across the held-out rows decided so"
+                        + (" (default: bad)" if default_out == "pellucid-demo" else ""))
+    p.add_argument("--group", action="append", default=None, metavar="COL",
+                   help="a feature to compare groups by: favourable rate, accuracy and the surrogate's agreement per "
+                        "group (repeat for more)" + (" (default: region)" if default_out == "pellucid-demo" else ""))
+    p.add_argument("--immutable", type=_list, default=None, metavar="NAMES",
+                   help="comma-separated features a counterfactual must not change"
+                        + (" (default: age)" if default_out == "pellucid-demo" else ""))
     p.add_argument("--no-scorecard", action="store_true",
                    help="no scorecard (two classes) or sparse linear view of the network in the report")
     p.add_argument("--card", default=None, metavar="FILE",
@@ -487,6 +501,9 @@ def _options(args: argparse.Namespace) -> dict:
         concept_layer=args.concept_layer,
         visualise=args.visualise,
         allow_nondeterministic=getattr(args, "allow_nondeterministic", False),
+        adverse_class=args.adverse_class if args.adverse_class is not None or args.command != "demo" else "bad",
+        groups=args.group if args.group is not None or args.command != "demo" else ["region"],
+        immutable=args.immutable if args.immutable is not None or args.command != "demo" else ["age"],
     )
 
 

@@ -94,6 +94,9 @@ def explain(
     concept_target: Any = None,
     visualise: bool = False,
     allow_nondeterministic: bool = False,
+    adverse_class: Any = None,
+    groups: Sequence[str] | None = None,
+    immutable: Sequence[str] = (),
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -199,6 +202,17 @@ def explain(
     visualise : bool
         For each class, the in-schema raw row the network gives it most surely and the
         observed rows that have most of it.
+    adverse_class : label, optional
+        The outcome a decision is adverse in (a classifier's class, e.g. "bad"): the report
+        then gives every single-decision row its principal reasons (log-odds of this class,
+        against the rows decided otherwise) and, when decided so, its counterfactual, and
+        sums up the first reasons across the held-out rows decided so (docs/reasons.md).
+    groups : sequence of str, optional
+        Features to compare groups by (numeric ones in quartile bands): the network's
+        favourable rate, its accuracy and the recommended surrogate's agreement per group,
+        groups with significantly lower agreement listed in Limitations.
+    immutable : sequence of str
+        Features a counterfactual must not change (age, a protected attribute).
     allow_nondeterministic : bool
         Explain a model whose answers change when it is asked twice about the same rows. The
         run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
@@ -229,7 +243,9 @@ def explain(
         random_state=random_state, out_dir=out_dir, stream_to=stream_to, keep=keep, sample=sample, overwrite=overwrite,
         target=target, id_column=id_column, linear_view=linear_view, local=local, sensitivity=sensitivity,
         concepts=concepts, concept_layer=concept_layer, concept_target=concept_target, visualise=visualise,
-        allow_nondeterministic=allow_nondeterministic, verbose=verbose,
+        allow_nondeterministic=allow_nondeterministic, verbose=verbose, adverse_class=adverse_class,
+        groups=None if groups is None else ([groups] if isinstance(groups, str) else list(groups)),
+        immutable=[immutable] if isinstance(immutable, str) else list(immutable or ()),
     )
     X, y = stages.features(data, target, id_column)
     if schema is not None and not isinstance(schema, Schema):
@@ -244,6 +260,7 @@ def explain(
 
         check_known(config.attributions)  # the names now; what this model can give once it is read
     local_rows = _check_local_rows(local_rows, X, id_column)
+    _check_features_named(config, X)
     undo_out = check_outputs(config, (meta or {}).get("data_file"))
     with contextlib.ExitStack() as closing:
         bar = closing.enter_context(Progress(STAGES, verbose))
@@ -264,6 +281,7 @@ def explain(
 
         prep = timed("schema", lambda p: f"{len(p.X):,} rows, {len(p.schema.features)} features", stages.prepare,
                      model, X, config, schema=schema, preprocess=preprocess, task=task, classes=classes)
+        _check_adverse_class(config, prep.oracle)
         dset, truth = timed("distill", lambda r: f"{len(r[0]):,} rows, {r[0].n_queries:,} queried", stages.distil,
                             prep, y, config)
         front, lin = timed("frontier", lambda r: f"{len(r[0].entries)} fits", stages.fit_frontier,
@@ -274,8 +292,13 @@ def explain(
         background = stages.shapley_background(prep.oracle, dset, config)  # one for both stages
         att = timed("attribution", lambda a: "none asked for" if a is None else f"{a.get('n', 0):,} rows",
                     stages.attribute, prep.oracle, dset, choice, config, executor, background)
-        loc = timed("local", lambda lo: "none asked for" if lo is None else f"{len(lo.get('rows') or []):,} rows",
-                    stages.explain_locally, prep, dset, choice, local_rows, config, executor, background)
+        loc, local_frame = timed("local", lambda lo: "none asked for" if lo[0] is None
+                                 else f"{len(lo[0].get('rows') or []):,} rows",
+                                 stages.explain_locally, prep, dset, choice, local_rows, config, executor, background)
+        t = time.perf_counter()
+        decisions = stages.decide(prep, dset, choice, loc, local_frame, y, config)
+        if decisions is not None:
+            timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
         analysis = stages.analyse(prep, dset, att, config)
         if analysis is not None:
@@ -286,13 +309,36 @@ def explain(
         t_report = time.perf_counter()
         payload, html_path, json_path = stages.report(
             prep, dset, truth, front, choice, att, loc, analysis, extra, dis, config, meta=meta, card=card,
-            backend=executor.backend(), timings=timings)
+            backend=executor.backend(), timings=timings, decisions=decisions)
         # Kept out of the payload (which is written above): the time to gather and write it.
         timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all
         bar.done("not written" if html_path is None else f"written to {html_path.parent}")
         return ExplainResult(prep.oracle, prep.schema, dset, [e.surrogate for e in choice.listed],
                              [e.fidelity for e in choice.listed], payload, html_path, json_path, timings, front)
+
+
+def _check_features_named(config: RunConfig, X: pd.DataFrame) -> None:
+    """``groups`` and ``immutable`` name features of the table."""
+    features = [str(c) for c in X.columns]
+    for param in ("groups", "immutable"):
+        unknown = [str(f) for f in (config.extra.get(param) or []) if str(f) not in features]
+        if unknown:
+            raise ParameterError(f"{fmt.arg(param).removesuffix('=')} names {unknown[:10]}, which are not features of "
+                                 f"the data (features: {features[:30]})")
+
+
+def _check_adverse_class(config: RunConfig, oracle: Any) -> None:
+    """``adverse_class`` is one of the classifier's classes (checked once the model answered)."""
+    adverse = config.extra.get("adverse_class")
+    if adverse is None:
+        return
+    name = fmt.arg("adverse_class").removesuffix("=")
+    if oracle.task != "classification":
+        raise ParameterError(f"{name} is for a classifier's decisions; this model is a regressor")
+    classes = list(oracle.classes_)
+    if not any(c == adverse or str(c) == str(adverse) for c in classes):
+        raise ParameterError(f"{name} {adverse!r} is not one of the model's classes {[str(c) for c in classes]}")
 
 
 def _check_local_rows(local_rows: Sequence[Any] | None, X: pd.DataFrame, id_column: str | None) -> list[Any] | None:

@@ -241,25 +241,26 @@ def attribute(oracle: Oracle, dset: DistillationSet, choice: Choice, config: Run
 # ---------------------------------------------------------------------------- local
 def explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, local_rows: Sequence[Any] | None,
                     config: RunConfig, executor: Executor, background: Background | None = None
-                    ) -> dict[str, Any] | None:
+                    ) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
     """A few rows explained one by one (LIME, and anchors for a classifier): the network's most
     confident row of each class, its least confident row, the rows where the recommended
-    surrogate disagrees with it most confidently, and ``local_rows``. None when not asked for.
+    surrogate disagrees with it most confidently, and ``local_rows``; and those rows (raw).
+    None, None when not asked for.
     With a Shapley ``background`` (:func:`shapley_background`), each row's Shapley values too
     (``rows[i]["shapley"]``, the basis in ``shapley``), computed here: a few rows are cheap."""
     found = _explain_locally(prep, dset, choice, local_rows, config, executor)
     if found is None:
-        return None
+        return None, None
     loc, rows = found
     if background is None or not loc.get("rows"):
-        return loc
+        return loc, rows
     from ..attribution.summary import shapley_decisions
 
     basis, per_row = shapley_decisions(prep.oracle, rows, background.rows,
                                        background_from=background.source, random_state=config.random_state)
     for r, sv in zip(loc["rows"], per_row):
         r["shapley"] = sv
-    return {**loc, "shapley": basis}
+    return {**loc, "shapley": basis}, rows
 
 
 def _explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, local_rows: Sequence[Any] | None,
@@ -285,6 +286,101 @@ def _explain_locally(prep: Prepared, dset: DistillationSet, choice: Choice, loca
 
     return cluster.summarise_local(prep.oracle, rows, why, prep.X, executor.client, anchor=anchor,
                                    random_state=config.random_state), rows
+
+
+# ---------------------------------------------------------------------------- decisions
+def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str, Any] | None,
+           local_frame: pd.DataFrame | None, y: pd.Series | None, config: RunConfig) -> dict[str, Any] | None:
+    """Principal reasons of the held-out observed rows the network decides adversely (and of
+    each single-decision row, with its counterfactual, added to ``loc``), and outcomes and
+    fidelity per group. None unless ``adverse_class`` or ``groups`` is asked for (and for a
+    regression)."""
+    o = config.extra
+    adverse, groups = o.get("adverse_class"), list(o.get("groups") or [])
+    if dset.task != "classification" or (adverse is None and not groups):
+        return None
+    from ..attribution.decision_reasons import reason_plan
+
+    hold = dset.holdout
+    observed = np.flatnonzero(hold.origin >= 0)
+    rows = hold.rows.iloc[observed].set_axis(hold.row_ids(observed))
+    out: dict[str, Any] = {"rows": "held-out observed rows", "n": len(rows), "reasons": None, "groups": None}
+    classes = list(dset.classes)
+    favourable = None
+    if adverse is not None:
+        plan = reason_plan(prep.oracle, prep.X, adverse_class=adverse, random_state=config.random_state)
+        adverse = plan.adverse_class
+        if len(classes) == 2:
+            favourable = next(c for c in classes if str(c) != str(adverse))
+        table = plan.explain(rows)
+        out["reasons"] = _reasons_summary(plan, table)
+        if loc is not None and loc.get("rows") and local_frame is not None:
+            _add_single_decisions(prep, plan, loc, local_frame, config)
+    if groups:
+        from ..fidelity.groups import group_fidelity
+
+        truth = None if y is None else y.iloc[hold.origin[observed]].to_numpy()
+        g = group_fidelity(prep.oracle, rows, groups, target=truth, surrogate=choice.chosen.surrogate,
+                           favourable=favourable)
+        out["groups"] = {"columns": [str(c) for c in groups], "favourable": favourable,
+                         "surrogate": choice.chosen.name, "test": "one-sided two-proportion z-test of each group's "
+                         "agreement against the other rows, Holm's correction over every group, 5%",
+                         "table": g.to_dict(orient="records")}
+    return out
+
+
+def _reasons_summary(plan: Any, table: pd.DataFrame) -> dict[str, Any]:
+    """How often each feature is the first reason, and a reason at all, over the adverse rows."""
+    adv = table[table["adverse"].to_numpy(dtype=bool)]
+    k = plan.k
+    first = adv["reason_1"].dropna().value_counts()
+    anywhere = pd.Series([f for i in range(k) for f in adv[f"reason_{i + 1}"].dropna()], dtype=object).value_counts()
+    n = len(adv)
+    notes = [str(v) for i in range(k) for v in adv[f"note_{i + 1}"].dropna()]
+
+    def listed(counts: pd.Series) -> list[dict[str, Any]]:
+        ordered = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+        return [{"feature": str(f), "rows": int(c), "share": int(c) / n if n else None} for f, c in ordered]
+
+    return {"settings": plan.describe(), "n_adverse": n, "first_reason": listed(first), "any_reason": listed(anywhere),
+            "negligible": sum("negligible" in v for v in notes),
+            "rows_with_a_tie": int(sum(adv[f"note_{i + 1}"].fillna("").str.contains("tied").to_numpy()
+                                       for i in range(k)).astype(bool).sum()) if n else 0}
+
+
+def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame: pd.DataFrame,
+                          config: RunConfig) -> None:
+    """Each single-decision row's principal reasons and, when decided adversely, its
+    counterfactual."""
+    from ..surrogates.counterfactuals import counterfactuals
+
+    table = plan.explain(frame)
+    immutable = list(config.extra.get("immutable") or [])
+    adverse_rows = frame[table["adverse"].to_numpy(dtype=bool)]
+    classes = list(prep.oracle.classes_)
+    # two classes: the other one; more: any class but the adverse one
+    wanted = next(c for c in classes if str(c) != str(plan.adverse_class)) if len(classes) == 2 else None
+    cf = counterfactuals(prep.oracle, adverse_rows, reference=prep.X, immutable=immutable, target_class=wanted) \
+        if len(adverse_rows) else None
+    for i, r in enumerate(loc["rows"]):
+        t = table.iloc[i]
+        items = []
+        for q in range(int(t["n_reasons"])):
+            j = q + 1
+            items.append({"feature": t[f"reason_{j}"], "contribution": t[f"contribution_{j}"],
+                          "se": t.get(f"se_{j}"), "value": t[f"value_{j}"],
+                          "reference_value": t[f"reference_value_{j}"],
+                          "statement": t.get(f"statement_{j}"), "note": t[f"note_{j}"]})
+        r["reasons"] = {"decision": t["decision"], "adverse": bool(t["adverse"]), "log_odds": t["log_odds"],
+                        "reference_log_odds": t["reference_log_odds"], "items": items}
+        r["counterfactual"] = None
+        if cf is not None and bool(t["adverse"]):
+            c = cf.iloc[int(np.flatnonzero(table["adverse"].to_numpy(dtype=bool)[:i + 1]).size) - 1]
+            r["counterfactual"] = {"found": bool(c["found"]), "valid": bool(c["valid"]), "changes": c["changes"],
+                                   "n_changes": int(c["n_changes"]), "distance": c["distance"],
+                                   "plausibility": c["plausibility"], "plausibility_typical": c["plausibility_typical"],
+                                   "target": c["target"], "note": c["note"],
+                                   "immutable": immutable}
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -320,7 +416,8 @@ def diagnose(dset: DistillationSet, choice: Choice, config: RunConfig, timings: 
 # ---------------------------------------------------------------------------- report
 def report(prep: Prepared, dset: DistillationSet, truth: Any, front: Frontier, choice: Choice, att: Any, loc: Any,
            analysis: Any, extra: Any, dis: Any, config: RunConfig, *, meta: Mapping[str, Any] | None, card: Any,
-           backend: dict[str, Any], timings: dict[str, float]) -> tuple[dict[str, Any], Path | None, Path | None]:
+           backend: dict[str, Any], timings: dict[str, float], decisions: Any = None
+           ) -> tuple[dict[str, Any], Path | None, Path | None]:
     """The report's payload, and ``report.html`` and ``report.json`` written to ``out_dir``
     (None, None where it is None)."""
     from ..reports import build, build_payload
@@ -354,6 +451,7 @@ def report(prep: Prepared, dset: DistillationSet, truth: Any, front: Frontier, c
         linear_view=choice.linear_at,
         card=card,
         analysis=analysis,
+        decisions=decisions,
         run={"command_line": command_line, "backend": backend, "timings": timings},
     )
     if config.out_dir is None:

@@ -59,7 +59,8 @@ def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     list of dict
         One entry per finding: ``kind`` (``low_fidelity_region``, ``unstable_rules``,
         ``synthetic_rules``, ``extrapolation``, ``method_disagreement``,
-        ``attribution_checks``, ``local_fit``, ``wide_interval``, ``close_choice``), ``title`` (one line),
+        ``attribution_checks``, ``local_fit``, ``wide_interval``, ``close_choice``, ``group_fidelity``),
+        ``title`` (one line),
         ``detail`` (what it means for a reader) and ``items`` (the evidence: dicts of plain
         values). Empty when the run found nothing to flag.
     """
@@ -68,7 +69,7 @@ def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     best = surrogates[rec] if isinstance(rec, int) and 0 <= rec < len(surrogates) else None
     out: list[dict[str, Any]] = []
     for check in (_regions, _unstable, _synthetic_rules, _extrapolation, _methods, _checks, _local, _interval,
-                  _close_choice):
+                  _close_choice, _groups):
         found = check(payload, best)
         if found:
             out.append(found)
@@ -240,6 +241,23 @@ def _local(p: Mapping[str, Any], best: Any) -> dict | None:
         f"{len(items)} single-decision explanation{'s' if len(items) > 1 else ''} fit the network poorly",
         f"Below a local R² of {LOCAL_R2:g} the linear model around the row does not follow the network there, so its "
         "reasons are unreliable; the network is not locally linear at that row.",
+        items,
+    )
+
+
+def _groups(p: Mapping[str, Any], best: Any) -> dict | None:
+    groups = (p.get("decisions") or {}).get("groups") or {}
+    items = [{"column": g.get("column"), "group": g.get("group"), "rows": g.get("rows"), "agreement": g.get("agreement"),
+              "agreement_ci": g.get("agreement_ci"), "p": g.get("agreement_p")}
+             for g in groups.get("table") or [] if g.get("lower_fidelity")]
+    if not items:
+        return None
+    return _finding(
+        "group_fidelity",
+        f"The recommended surrogate is less faithful in {len(items)} group{'s' if len(items) > 1 else ''}",
+        "Its agreement with the network there is significantly lower than on the other rows "
+        f"({groups.get('test')}): its rules describe the network less well for these people, and a reader "
+        "should not rely on them there without checking the network's own answers.",
         items,
     )
 

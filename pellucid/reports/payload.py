@@ -29,7 +29,7 @@ from ..errors import ParameterError
 from ..extraction.rules import INTEGER_KINDS, features_with_missing, missing_note
 from .limitations import find_limitations
 
-SCHEMA_VERSION = "2.3"
+SCHEMA_VERSION = "2.4"
 
 #: The files of a report in its folder (written by :mod:`pellucid.reports.builder`, read back
 #: by :func:`pellucid.reports.compare.load_report`).
@@ -67,6 +67,7 @@ def build_payload(
     linear_view: int | None = None,
     card: Mapping[str, Any] | None = None,
     analysis: Mapping[str, Any] | None = None,
+    decisions: Mapping[str, Any] | None = None,
     names: Sequence[str] | None = None,
     same_rules: Mapping[int, Sequence[str]] | None = None,
     run: Mapping[str, Any] | None = None,
@@ -128,6 +129,9 @@ def build_payload(
     analysis : dict, optional
         :func:`pellucid.attribution.analysis.analyse`: sensitivity indices, concept tests and
         each class's maximising and top rows (``analysis``).
+    decisions : dict, optional
+        :func:`pellucid.pipeline.stages.decide`: principal reasons across the adverse
+        decisions and outcomes and fidelity per group (``decisions``).
     recommended : int, optional
         Index into ``surrogates`` of the surrogate to recommend, when the caller chose it
         (e.g. with ``Frontier.select``; ``meta["selection"]`` may say how). By default
@@ -231,6 +235,7 @@ def build_payload(
         "linear_view": None if linear_view is None else int(linear_view),
         "card": None if card is None else dict(card),
         "analysis": None if analysis is None else dict(analysis),
+        "decisions": None if decisions is None else dict(decisions),
         "limitations": [],
     }
     payload = jsonable(payload)

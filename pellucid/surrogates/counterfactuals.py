@@ -34,7 +34,7 @@ import pandas as pd
 from .._validation import as_oracle, check_random_state
 from ..errors import ParameterError
 from ..extraction.samplers import _spread
-from ..schema import Kind, Schema
+from ..schema import Feature, Kind
 
 __all__ = ["counterfactuals", "MONOTONE"]
 
@@ -91,8 +91,10 @@ def counterfactuals(model: Any, rows: pd.DataFrame, *, reference: pd.DataFrame |
         ``found``, ``valid`` (the network decides the target on the changed row, asked again),
         ``changes`` ("income: 33.9 -> 52.1; home: rent -> mortgage"), ``n_changes``,
         ``distance`` (robust-spread units), ``plausibility`` (distance to the nearest reference
-        row decided as the target), ``note`` (why none was found), then the changed row's raw
-        values as ``cf_<feature>``.
+        row decided as the target) and ``plausibility_typical`` (the median of that distance
+        for those reference rows themselves, to their nearest other one: a counterfactual far
+        above it lies where the data is thin), ``note`` (why none was found), then the changed
+        row's raw values as ``cf_<feature>``.
 
     Raises
     ------
@@ -116,15 +118,14 @@ def counterfactuals(model: Any, rows: pd.DataFrame, *, reference: pd.DataFrame |
     for name, value in (("max_changes", max_changes), ("n", n), ("n_values", n_values), ("beam", beam)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ParameterError(f"{name} must be a whole number, at least 1; got {value!r}")
-    schema = Schema.from_frame(reference)
     immutable = _check_names(immutable, features, "immutable")
     monotone = dict(monotone or {})
     _check_names(list(monotone), features, "monotone")
     for f, d in monotone.items():
         if d not in MONOTONE:
             raise ParameterError(f"monotone[{f!r}] must be 'increase' or 'decrease'; got {d!r}")
-        if not schema[f].kind.is_numeric:
-            raise ParameterError(f"monotone[{f!r}]: {f!r} is {schema[f].kind.value}; only numbers move in a direction")
+        if not _is_number(reference[f]):
+            raise ParameterError(f"monotone[{f!r}]: {f!r} is categorical; only numbers move in a direction")
     proba0 = oracle.query(rows)
     if oracle.task != "classification":
         raise ParameterError("counterfactuals change a classifier's decision; this model is a regressor")
@@ -135,7 +136,7 @@ def counterfactuals(model: Any, rows: pd.DataFrame, *, reference: pd.DataFrame |
         if not hits:
             raise ParameterError(f"target_class {target_class!r} is not one of the model's classes {classes}")
         target = hits[0]
-    space = _Space(schema, reference, features, set(immutable), monotone, int(n_values))
+    space = _Space(reference, features, set(immutable), monotone, int(n_values))
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < np.inf:
         raise ParameterError(f"margin must be a non-negative number of log-odds; got {margin!r}")
     search = _Search(oracle, space, target, int(max_changes), int(beam), float(margin))
@@ -158,32 +159,36 @@ def _check_names(names: Sequence[str], features: list[str], what: str) -> list[s
 class _Space:
     """Per feature: candidate values, spread, and how a change is measured."""
 
-    def __init__(self, schema: Schema, reference: pd.DataFrame, features: list[str], immutable: set[str],
+    def __init__(self, reference: pd.DataFrame, features: list[str], immutable: set[str],
                  monotone: dict[str, str], n_values: int) -> None:
         self.features = features
         self.dtypes = {f: reference[f].dtype for f in features}
-        self.numeric = np.array([schema[f].kind.is_numeric for f in features])
+        self.numeric = np.array([_is_number(reference[f]) for f in features])
         self.spread = np.ones(len(features))
         self.values: list[np.ndarray] = []
         self.monotone = monotone
         self.actionable = np.array([f not in immutable for f in features])
         for j, f in enumerate(features):
-            feat = schema[f]
             col = reference[f]
             if self.numeric[j]:
                 x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-                s = _spread(feat, x)
-                self.spread[j] = s if s > 0 else 1.0
                 obs = x[~np.isnan(x)]
-                if feat.kind is Kind.BINARY or len(np.unique(obs)) <= n_values:
-                    vals = np.unique(obs)
+                bounds = Feature(f, Kind.NUMERIC, low=float(obs.min()) if len(obs) else None,
+                                 high=float(obs.max()) if len(obs) else None)
+                s = _spread(bounds, x)
+                self.spread[j] = s if s > 0 else 1.0
+                distinct = np.unique(obs)
+                if len(distinct) <= n_values:
+                    vals = distinct
                 else:
                     vals = np.unique(np.quantile(obs, np.linspace(0, 1, n_values)))
-                    if feat.kind is Kind.INTEGER:
+                    if np.all(np.mod(distinct, 1) == 0):  # whole numbers stay whole
                         vals = np.unique(np.round(vals))
                 self.values.append(vals.astype(float))
             else:
-                self.values.append(np.asarray([c for c in (feat.categories or ()) if not _missing(c)], dtype=object))
+                self.values.append(np.asarray(pd.unique(col.dropna().astype(object)), dtype=object))
+        self.codes = [{str(c): i for i, c in enumerate(v)} if not self.numeric[j] else {}
+                      for j, v in enumerate(self.values)]
 
     def moves(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every single change of row ``x`` (raw values, object array): (feature, value) pairs."""
@@ -222,7 +227,11 @@ class _Space:
         for j in range(len(self.features)):
             a = A[:, j]
             miss = _isna(a)
-            out.append((np.where(miss, np.nan, a).astype(float) if self.numeric[j] else a.astype(str), miss))
+            if self.numeric[j]:
+                out.append((np.where(miss, np.nan, a).astype(float), miss))
+            else:  # categories as whole-number codes (-1 for a value the reference never holds)
+                codes = self.codes[j]
+                out.append((np.array([codes.get(str(v), -1) for v in a], dtype=np.int64), miss))
         return out
 
     def distances(self, A: list, B: list) -> np.ndarray:
@@ -247,8 +256,10 @@ class _Space:
             col = X[:, j]
             dtype = self.dtypes[f]
             if self.numeric[j]:
-                values = np.array([np.nan if _missing(v) else v for v in col], dtype=float) \
-                    if col.dtype == object else col.astype(float)
+                try:  # None and NaN become NaN
+                    values = col.astype(float)
+                except (TypeError, ValueError):  # pandas' NA and the like
+                    values = np.array([np.nan if _missing(v) else v for v in col], dtype=float)
                 whole = pd.api.types.is_integer_dtype(dtype) and not np.isnan(values).any()
                 data[f] = values.astype(dtype) if whole or dtype == np.float64 else values
             elif isinstance(dtype, np.dtype):
@@ -385,6 +396,12 @@ class _Search:
                             lo[q] = values[max(before, key=lambda i: abs(values[i] - cur))]
                     else:
                         lo[q] = values[max(idx, key=lambda i: abs(values[i] - cur))]
+        # A number found by the pull-back is written to 4 significant digits, rounded away from
+        # the row's value (towards where the decision holds); the final check asks the network.
+        for q, (r, ch) in enumerate(zip(rows_idx, out)):
+            for k, (j, v) in enumerate(ch):
+                if sp.numeric[j] and not _missing(X0[r, j]) and not integer[j]:
+                    out[q][k] = (j, _round_away(float(v), float(X0[r, j])))
         for _ in range(self.max_changes):  # undo what the decision does not need, one at a time
             probes, where = [], []
             for q, (r, ch) in enumerate(zip(rows_idx, out)):
@@ -405,6 +422,24 @@ class _Search:
             if not dropped:
                 break
         return [tuple(ch) for ch in out]
+
+    def _typical(self, target: int | None, own: int) -> float:
+        """The median distance from a reference row decided as wanted to its nearest other such
+        row (100 of them, evenly spaced): what plausibility compares with."""
+        key = (target, own if target is None else None)
+        cache = self.__dict__.setdefault("_typical_cache", {})
+        if key not in cache:
+            ok = np.flatnonzero(self.ref_class == target if target is not None else self.ref_class != own)
+            if len(ok) < 2:
+                cache[key] = np.nan
+            else:
+                sample = ok[np.unique(np.linspace(0, len(ok) - 1, min(len(ok), 100)).astype(int))]
+                cols = [(v[sample], m[sample]) for v, m in self.ref_columns]
+                others = [(v[ok], m[ok]) for v, m in self.ref_columns]
+                d = self.space.distances(cols, others)
+                d[np.arange(len(sample)), np.searchsorted(ok, sample)] = np.inf  # not itself
+                cache[key] = float(np.median(d.min(axis=1)))
+        return cache[key]
 
     @staticmethod
     def _apply(x: np.ndarray, changes: Sequence[tuple]) -> np.ndarray:
@@ -474,6 +509,8 @@ class _Search:
         out["distance"] = [sum(sp.step(j, X0[r, j], v) for j, v in final[i]) if i in final else np.nan
                            for i, (r, _, _) in enumerate(picks)]
         out["plausibility"] = plaus
+        out["plausibility_typical"] = [self._typical(self.target if self.target is not None else None, own[r])
+                                       for r in pr]
         notes = []
         for i, (r, c, _) in enumerate(picks):
             if done[r]:
@@ -491,6 +528,15 @@ class _Search:
         return out
 
 
+def _round_away(v: float, start: float, digits: int = 4) -> float:
+    """``v`` to ``digits`` significant digits, rounded away from ``start``."""
+    if v == 0 or not np.isfinite(v):
+        return v
+    step = 10.0 ** (np.floor(np.log10(abs(v))) - digits + 1)
+    q = np.ceil(v / step) if v > start else np.floor(v / step)
+    return float(np.round(q * step, 12))
+
+
 def _describe(sp: _Space, x: np.ndarray, changes: Sequence[tuple]) -> str:
     parts = []
     for j, v in sorted(changes, key=lambda t: t[0]):
@@ -504,6 +550,10 @@ def _text(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return np.format_float_positional(float(v), precision=6, unique=True, trim="-")
     return str(v)
+
+
+def _is_number(column: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column))
 
 
 def _missing(v: Any) -> bool:
