@@ -97,7 +97,7 @@ def test_the_groups_table_is_group_fidelity_on_the_same_rows(run):
     want = group_fidelity(oracle, rows, ["region", "age"], target=truth, surrogate=surrogate, favourable="good")
     assert g["favourable"] == "good" and g["columns"] == ["region", "age"]
     assert [(t["column"], t["group"], t["rows"]) for t in g["table"]] == list(
-        zip(want["column"], want["group"], want["rows"]))
+        zip(want["column"], want["group"], want["rows"], strict=True))
     np.testing.assert_allclose([t["agreement"] for t in g["table"]], want["agreement"].to_numpy(dtype=float))
     np.testing.assert_allclose([t["accuracy"] for t in g["table"]], want["accuracy"].to_numpy(dtype=float))
 
