@@ -60,7 +60,8 @@ class ReasonPlan:
         reference population, or the reference row).
     reference_values : dict
         Per feature, the reference's value a reason quotes: the reference row's own, or the
-        population's median (numbers) or most frequent value (categories).
+        population's median (numbers, to 6 significant digits) or most frequent value
+        (categories).
     method, k, negligible, n_samples, random_state, statements
         As :func:`reasons` takes them; ``statements`` read into ``{feature: {direction: text}}``.
     reference_kind : str
@@ -619,8 +620,8 @@ def _typical(column: pd.Series, numeric: bool) -> Any:
     values = column.dropna()
     if len(values) == 0:
         return np.nan
-    if numeric:
-        return float(np.median(values.to_numpy(dtype=float)))
+    if numeric:  # a summary of the population: to 6 significant digits (0.023525, not 0.023524999999999997)
+        return float(f"{float(np.median(values.to_numpy(dtype=float))):.6g}")
     counts = values.astype(object).value_counts(sort=False)
     return counts.index[int(np.argmax(counts.to_numpy()))]  # ties: the first seen
 

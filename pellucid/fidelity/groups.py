@@ -113,6 +113,7 @@ def group_fidelity(model: Any, rows: pd.DataFrame, groups: Sequence[str] | str, 
                                                 sensitive_features=labels.rename(g).to_numpy()).by_group
                                  for k in values.columns})
         counts = labels.value_counts(dropna=False)
+        by_group = by_group.reindex(_order(labels))
         for level, row in by_group.iterrows():
             n = int(counts.get(level, 0))
             rec: dict[str, Any] = {"column": str(g), "group": str(level), "rows": n}
@@ -146,7 +147,10 @@ def _labels(column: pd.Series, name: str) -> pd.Series:
         only = "missing" if not len(values) else repr(values.iloc[0])
         raise ParameterError(f"group column {name!r} holds a single value ({only}); groups need at least two")
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column) and values.nunique() > BANDS:
-        edges = np.unique(np.quantile(values.to_numpy(dtype=float), [0, 0.25, 0.5, 0.75, 1.0]))
+        # Quartiles written to 4 significant digits, and the rows banded by the edges as written.
+        x = values.to_numpy(dtype=float)
+        inner = np.unique([_short(q) for q in np.quantile(x, [0.25, 0.5, 0.75])])
+        edges = np.unique(np.r_[x.min(), inner[(inner > x.min()) & (inner < x.max())], x.max()])
         cut = np.searchsorted(edges[1:-1], column.to_numpy(dtype=float), side="right")
         text = [f"[{_num(edges[i])}, {_num(edges[i + 1])}{']' if i == len(edges) - 2 else ')'}" for i in
                 range(len(edges) - 1)]
@@ -156,8 +160,26 @@ def _labels(column: pd.Series, name: str) -> pd.Series:
     return pd.Series(["missing" if pd.isna(v) else str(v) for v in column], index=column.index, dtype=object)
 
 
+def _order(labels: pd.Series) -> list[str]:
+    """Groups in reading order: bands by their lower edge, values as text, "missing" last."""
+    def key(g: str) -> tuple:
+        if g == "missing":
+            return (2, 0.0, g)
+        if g.startswith("[") and ", " in g:
+            try:
+                return (0, float(g[1:].split(",")[0]), g)
+            except ValueError:
+                pass
+        return (1, 0.0, g)
+    return sorted(pd.unique(labels.astype(str)), key=key)
+
+
+def _short(v: float) -> float:
+    return float(np.format_float_positional(float(v), precision=4, unique=True, fractional=False, trim="-"))
+
+
 def _num(v: float) -> str:
-    return np.format_float_positional(float(v), precision=4, unique=True, trim="-")
+    return np.format_float_positional(float(v), unique=True, trim="-")
 
 
 def _lower_p(inside: np.ndarray, rest: np.ndarray) -> float | None:
