@@ -207,6 +207,9 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--group", action="append", default=None, metavar="COL",
                    help="a feature to compare groups by: favourable rate, accuracy and the surrogate's agreement per "
                         "group (repeat for more)" + (" (default: region)" if default_out == "pellucid-demo" else ""))
+    p.add_argument("--statements", default=None, metavar="FILE",
+                   help="with --adverse-class: the sentence a notice prints per feature and direction, beside each "
+                        "principal reason (.csv feature,direction,statement, .json, .yaml or .toml; see docs/reasons.md)")
     p.add_argument("--immutable", type=_list, default=None, metavar="NAMES",
                    help="comma-separated features a counterfactual must not change"
                         + (" (default: age)" if default_out == "pellucid-demo" else ""))
@@ -504,6 +507,7 @@ def _options(args: argparse.Namespace) -> dict:
         adverse_class=args.adverse_class if args.adverse_class is not None or args.command != "demo" else "bad",
         groups=args.group if args.group is not None or args.command != "demo" else ["region"],
         immutable=args.immutable if args.immutable is not None or args.command != "demo" else ["age"],
+        statements=args.statements,
     )
 
 

@@ -29,7 +29,8 @@ def run(credit, credit_net, tmp_path_factory):
     df = X.iloc[:800].assign(**{TARGET: y.iloc[:800].to_numpy()})
     out = tmp_path_factory.mktemp("decisions")
     r = explain(oracle, df, target=TARGET, out_dir=out, n=1500, sizes=[4], n_boot=0, attributions=False,
-                adverse_class="bad", groups=["region", "age"], immutable=["age"], verbose=0)
+                adverse_class="bad", groups=["region", "age"], immutable=["age"],
+                statements={"income": {"low": "Income insufficient for amount of credit requested"}}, verbose=0)
     return r, oracle, df, json.loads((out / "report.json").read_text(encoding="utf-8")), \
         (out / "report.html").read_text("utf-8")
 
@@ -70,6 +71,9 @@ def test_each_single_decision_has_its_reasons_and_a_checked_counterfactual(run):
             continue
         one = reasons(oracle, values, reference=ref, adverse_class="bad", random_state=0).iloc[0]
         assert [it["feature"] for it in rs["items"]] == [one[f"reason_{i + 1}"] for i in range(int(one["n_reasons"]))]
+        for it in rs["items"]:
+            low_income = it["feature"] == "income" and float(it["value"]) < float(it["reference_value"])
+            assert it["statement"] == ("Income insufficient for amount of credit requested" if low_income else None)
         cf = row["counterfactual"]
         assert cf["immutable"] == ["age"]
         if cf["found"]:
@@ -132,5 +136,9 @@ def test_bad_options_stop_before_any_work(credit, credit_net):
         explain(oracle, X.iloc[:200], out_dir=None, groups=["Marital"], verbose=0)
     with pytest.raises(ParameterError, match=r"immutable names \['height'\]"):
         explain(oracle, X.iloc[:200], out_dir=None, immutable=["height"], verbose=0)
+    with pytest.raises(ParameterError, match="'salary' is not a feature"):
+        explain(oracle, X.iloc[:200], out_dir=None, adverse_class="bad", statements={"salary": "Low"}, verbose=0)
+    with pytest.raises(ParameterError, match="groups 'one' holds a single value"):
+        explain(oracle, X.iloc[:200].assign(one=1.0), out_dir=None, groups=["one"], verbose=0)
     with pytest.raises(ParameterError, match="adverse_class .ugly. is not one of the model's classes"):
         explain(oracle, X.iloc[:200], out_dir=None, adverse_class="ugly", verbose=0)

@@ -97,6 +97,7 @@ def explain(
     adverse_class: Any = None,
     groups: Sequence[str] | None = None,
     immutable: Sequence[str] = (),
+    statements: Any = None,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -213,6 +214,9 @@ def explain(
         groups with significantly lower agreement listed in Limitations.
     immutable : sequence of str
         Features a counterfactual must not change (age, a protected attribute).
+    statements : mapping or path, optional
+        The sentence a notice prints per feature and direction, shown beside each principal
+        reason (:func:`pellucid.attribution.decision_reasons.read_statements`).
     allow_nondeterministic : bool
         Explain a model whose answers change when it is asked twice about the same rows. The
         run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
@@ -245,7 +249,7 @@ def explain(
         concepts=concepts, concept_layer=concept_layer, concept_target=concept_target, visualise=visualise,
         allow_nondeterministic=allow_nondeterministic, verbose=verbose, adverse_class=adverse_class,
         groups=None if groups is None else ([groups] if isinstance(groups, str) else list(groups)),
-        immutable=[immutable] if isinstance(immutable, str) else list(immutable or ()),
+        immutable=[immutable] if isinstance(immutable, str) else list(immutable or ()), statements=statements,
     )
     X, y = stages.features(data, target, id_column)
     if schema is not None and not isinstance(schema, Schema):
@@ -319,13 +323,25 @@ def explain(
 
 
 def _check_features_named(config: RunConfig, X: pd.DataFrame) -> None:
-    """``groups`` and ``immutable`` name features of the table."""
+    """``groups`` and ``immutable`` name features of the table (a group column with two values
+    at least), and ``statements`` read and name features."""
     features = [str(c) for c in X.columns]
     for param in ("groups", "immutable"):
         unknown = [str(f) for f in (config.extra.get(param) or []) if str(f) not in features]
         if unknown:
             raise ParameterError(f"{fmt.arg(param).removesuffix('=')} names {unknown[:10]}, which are not features of "
                                  f"the data (features: {features[:30]})")
+    for g in config.extra.get("groups") or []:
+        column = X[[c for c in X.columns if str(c) == str(g)][0]]
+        if column.nunique(dropna=False) < 2:
+            raise ParameterError(f"{fmt.arg('groups').removesuffix('=')} {g!r} holds a single value in the data; "
+                                 "groups need at least two")
+    if config.extra.get("statements") is not None:
+        from ..attribution.decision_reasons import read_statements
+
+        numeric = {str(c): bool(pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]))
+                   for c in X.columns}
+        config.extra["statements"] = read_statements(config.extra["statements"], features, numeric)
 
 
 def _check_adverse_class(config: RunConfig, oracle: Any) -> None:

@@ -308,7 +308,8 @@ def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str,
     classes = list(dset.classes)
     favourable = None
     if adverse is not None:
-        plan = reason_plan(prep.oracle, prep.X, adverse_class=adverse, random_state=config.random_state)
+        plan = reason_plan(prep.oracle, prep.X, adverse_class=adverse, statements=o.get("statements"),
+                           random_state=config.random_state)
         adverse = plan.adverse_class
         if len(classes) == 2:
             favourable = next(c for c in classes if str(c) != str(adverse))
