@@ -210,6 +210,9 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--statements", default=None, metavar="FILE",
                    help="with --adverse-class: the sentence a notice prints per feature and direction, beside each "
                         "principal reason (.csv feature,direction,statement, .json, .yaml or .toml; see docs/reasons.md)")
+    p.add_argument("--protected", type=_list, default=None, metavar="NAMES",
+                   help="comma-separated protected attributes: never changed by a counterfactual; rules and reasons "
+                        "that use one are listed in Limitations")
     p.add_argument("--immutable", type=_list, default=None, metavar="NAMES",
                    help="comma-separated features a counterfactual must not change"
                         + (" (default: age)" if default_out == "pellucid-demo" else ""))
@@ -508,6 +511,7 @@ def _options(args: argparse.Namespace) -> dict:
         groups=args.group if args.group is not None or args.command != "demo" else ["region"],
         immutable=args.immutable if args.immutable is not None or args.command != "demo" else ["age"],
         statements=args.statements,
+        protected=args.protected or [],
     )
 
 

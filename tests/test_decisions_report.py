@@ -142,3 +142,44 @@ def test_bad_options_stop_before_any_work(credit, credit_net):
         explain(oracle, X.iloc[:200].assign(one=1.0), out_dir=None, groups=["one"], verbose=0)
     with pytest.raises(ParameterError, match="adverse_class .ugly. is not one of the model's classes"):
         explain(oracle, X.iloc[:200], out_dir=None, adverse_class="ugly", verbose=0)
+
+
+def test_a_card_sets_up_the_run_and_protected_attributes_are_flagged(credit, credit_net, tmp_path):
+    X, y = credit
+    net, pre = credit_net
+    oracle = Oracle(net, preprocess=pre, classes=list(CLASSES), verbose=0)
+    card = {"model_name": "credit", "decision": {"adverse_class": "bad"}, "features": {"protected": ["home"]},
+            "groups": {"columns": ["region"]}}
+    r = explain(oracle, X.iloc[:600], out_dir=tmp_path, n=1200, sizes=[4], n_boot=0, attributions=False, card=card,
+                verbose=0)
+    p = r.payload
+    validate_report(p)
+    assert p["card"]["settings"] == {"adverse_class": "bad", "protected": ["home"], "groups": ["region"]}
+    d = p["decisions"]
+    assert d["protected"] == ["home"] and d["groups"]["columns"] == ["region"]
+    assert d["reasons"]["settings"]["adverse_class"] == "bad"
+    for row in p["local"]["rows"]:
+        cf = row.get("counterfactual")
+        if cf and cf["found"]:
+            assert "home" in cf["immutable"] and "home:" not in cf["changes"]
+    any_home = [e for e in d["reasons"]["any_reason"] if e["feature"] == "home"]
+    assert all(e["protected"] for e in any_home)
+    found = [f for f in p["limitations"] if f["kind"] == "protected_feature"]
+    rules_home = [rl["text"] for rl in p["surrogates"][p["recommended"]]["rules"]
+                  if any(c["feature"] == "home" for c in rl["conditions"])]
+    expected = bool(any_home) or bool(rules_home)
+    assert bool(found) == expected
+    if found:
+        listed = {i.get("rule") for i in found[0]["items"] if "rule" in i}
+        assert listed == set(rules_home)
+
+
+def test_card_settings_are_checked():
+    from pellucid.errors import DataFileError
+    from pellucid.reports.card import validate_card
+
+    with pytest.raises(DataFileError, match=r"\[features\] has unknown key\(s\) \['mutable'\]"):
+        validate_card({"features": {"mutable": ["age"]}})
+    with pytest.raises(DataFileError, match=r"\[groups\] columns must be a list of feature names"):
+        validate_card({"groups": {"columns": "region"}})
+    assert "settings" not in validate_card({"model_name": "m"})

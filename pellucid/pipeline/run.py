@@ -98,6 +98,7 @@ def explain(
     groups: Sequence[str] | None = None,
     immutable: Sequence[str] = (),
     statements: Any = None,
+    protected: Sequence[str] = (),
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -217,6 +218,11 @@ def explain(
     statements : mapping or path, optional
         The sentence a notice prints per feature and direction, shown beside each principal
         reason (:func:`pellucid.attribution.decision_reasons.read_statements`).
+    protected : sequence of str
+        Protected attributes: never changed by a counterfactual, and every rule of the
+        recommended surrogate and every principal reason that uses one is listed in
+        Limitations. A card's ``[decision] adverse_class``, ``[features] immutable`` and
+        ``protected`` and ``[groups] columns`` set these options where the call does not.
     allow_nondeterministic : bool
         Explain a model whose answers change when it is asked twice about the same rows. The
         run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
@@ -250,6 +256,7 @@ def explain(
         allow_nondeterministic=allow_nondeterministic, verbose=verbose, adverse_class=adverse_class,
         groups=None if groups is None else ([groups] if isinstance(groups, str) else list(groups)),
         immutable=[immutable] if isinstance(immutable, str) else list(immutable or ()), statements=statements,
+        protected=[protected] if isinstance(protected, str) else list(protected or ()),
     )
     X, y = stages.features(data, target, id_column)
     if schema is not None and not isinstance(schema, Schema):
@@ -259,6 +266,7 @@ def explain(
         from ..reports.card import load_card, validate_card
 
         card = validate_card(card) if isinstance(card, Mapping) else load_card(card)
+        _settings_from_card(config, card.get("settings") or {})
     if config.attributions is not None and not isinstance(config.attributions, bool):
         from ..attribution.summary import check_known
 
@@ -322,11 +330,22 @@ def explain(
                              [e.fidelity for e in choice.listed], payload, html_path, json_path, timings, front)
 
 
+def _settings_from_card(config: RunConfig, settings: Mapping[str, Any]) -> None:
+    """A card's run settings where the call gave none; lists of features are joined."""
+    o = config.extra
+    if o.get("adverse_class") is None and settings.get("adverse_class") is not None:
+        o["adverse_class"] = settings["adverse_class"]
+    if o.get("groups") is None and settings.get("groups"):
+        o["groups"] = list(settings["groups"])
+    for key in ("immutable", "protected"):
+        o[key] = list(dict.fromkeys([*(o.get(key) or []), *(settings.get(key) or [])]))
+
+
 def _check_features_named(config: RunConfig, X: pd.DataFrame) -> None:
     """``groups`` and ``immutable`` name features of the table (a group column with two values
     at least), and ``statements`` read and name features."""
     features = [str(c) for c in X.columns]
-    for param in ("groups", "immutable"):
+    for param in ("groups", "immutable", "protected"):
         unknown = [str(f) for f in (config.extra.get(param) or []) if str(f) not in features]
         if unknown:
             raise ParameterError(f"{fmt.arg(param).removesuffix('=')} names {unknown[:10]}, which are not features of "

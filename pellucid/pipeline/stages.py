@@ -304,7 +304,9 @@ def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str,
     hold = dset.holdout
     observed = np.flatnonzero(hold.origin >= 0)
     rows = hold.rows.iloc[observed].set_axis(hold.row_ids(observed))
-    out: dict[str, Any] = {"rows": "held-out observed rows", "n": len(rows), "reasons": None, "groups": None}
+    protected = [str(f) for f in o.get("protected") or []]
+    out: dict[str, Any] = {"rows": "held-out observed rows", "n": len(rows), "reasons": None, "groups": None,
+                           "protected": protected}
     classes = list(dset.classes)
     favourable = None
     if adverse is not None:
@@ -314,7 +316,7 @@ def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str,
         if len(classes) == 2:
             favourable = next(c for c in classes if str(c) != str(adverse))
         table = plan.explain(rows)
-        out["reasons"] = _reasons_summary(plan, table)
+        out["reasons"] = _reasons_summary(plan, table, protected)
         if loc is not None and loc.get("rows") and local_frame is not None:
             _add_single_decisions(prep, plan, loc, local_frame, config)
     if groups:
@@ -330,7 +332,7 @@ def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str,
     return out
 
 
-def _reasons_summary(plan: Any, table: pd.DataFrame) -> dict[str, Any]:
+def _reasons_summary(plan: Any, table: pd.DataFrame, protected: Sequence[str] = ()) -> dict[str, Any]:
     """How often each feature is the first reason, and a reason at all, over the adverse rows."""
     adv = table[table["adverse"].to_numpy(dtype=bool)]
     k = plan.k
@@ -341,7 +343,8 @@ def _reasons_summary(plan: Any, table: pd.DataFrame) -> dict[str, Any]:
 
     def listed(counts: pd.Series) -> list[dict[str, Any]]:
         ordered = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-        return [{"feature": str(f), "rows": int(c), "share": int(c) / n if n else None} for f, c in ordered]
+        return [{"feature": str(f), "rows": int(c), "share": int(c) / n if n else None,
+                 "protected": str(f) in protected} for f, c in ordered]
 
     return {"settings": plan.describe(), "n_adverse": n, "first_reason": listed(first), "any_reason": listed(anywhere),
             "negligible": sum("negligible" in v for v in notes),
@@ -356,7 +359,8 @@ def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame:
     from ..surrogates.counterfactuals import counterfactuals
 
     table = plan.explain(frame)
-    immutable = list(config.extra.get("immutable") or [])
+    # a protected attribute is never the change a counterfactual proposes
+    immutable = list(dict.fromkeys([*(config.extra.get("immutable") or []), *(config.extra.get("protected") or [])]))
     adverse_rows = frame[table["adverse"].to_numpy(dtype=bool)]
     classes = list(prep.oracle.classes_)
     # two classes: the other one; more: any class but the adverse one
@@ -371,7 +375,8 @@ def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame:
             items.append({"feature": t[f"reason_{j}"], "contribution": t[f"contribution_{j}"],
                           "se": t.get(f"se_{j}"), "value": t[f"value_{j}"],
                           "reference_value": t[f"reference_value_{j}"],
-                          "statement": t.get(f"statement_{j}"), "note": t[f"note_{j}"]})
+                          "statement": t.get(f"statement_{j}"), "note": t[f"note_{j}"],
+                          "protected": t[f"reason_{j}"] in (config.extra.get("protected") or [])})
         r["reasons"] = {"decision": t["decision"], "adverse": bool(t["adverse"]), "log_odds": t["log_odds"],
                         "reference_log_odds": t["reference_log_odds"], "items": items}
         r["counterfactual"] = None

@@ -41,6 +41,13 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("approval", "Approval", "who reviewed and approved this documentation"),
 )
 KNOWN = {key for key, _, _ in FIELDS}
+#: Tables of a card that set up the explain run rather than describe the model: table -> key ->
+#: the explain option it sets (docs/reasons.md).
+SETTINGS: dict[str, dict[str, str]] = {
+    "decision": {"adverse_class": "adverse_class"},
+    "features": {"immutable": "immutable", "protected": "protected"},
+    "groups": {"columns": "groups"},
+}
 SUFFIXES = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML", ".json": "JSON"}
 
 
@@ -104,11 +111,11 @@ def validate_card(data: Mapping[str, Any], where: str = "card") -> dict[str, Any
         An unknown key (the message lists the known ones), a value that is not text, or a
         NaN or infinite number.
     """
-    unknown = [str(k) for k in data if k not in KNOWN and k != "extra"]
+    unknown = [str(k) for k in data if k not in KNOWN and k != "extra" and k not in SETTINGS]
     if unknown:
         raise DataFileError(
             f"{where}: unknown field(s) {unknown}; the fields are {[k for k, _, _ in FIELDS]}, "
-            "and further items go in an [extra] table"
+            f"the tables {list(SETTINGS)} set up the run, and further items go in an [extra] table"
         )
     fields = {key: _value(data[key], f"{where}: field {key!r}", table=key == "performance")
               for key, _, _ in FIELDS if key in data and data[key] is not None}
@@ -116,7 +123,40 @@ def validate_card(data: Mapping[str, Any], where: str = "card") -> dict[str, Any
     if not isinstance(extra_in, Mapping):
         raise DataFileError(f"{where}: 'extra' must be a table of name = text, got {type(extra_in).__name__}")
     extra = {str(k): _value(v, f"{where}: extra item {str(k)!r}", table=True) for k, v in extra_in.items()}
-    return {"fields": fields, "extra": extra}
+    out: dict[str, Any] = {"fields": fields, "extra": extra}
+    settings = _settings(data, where)
+    if settings:
+        out["settings"] = settings
+    return out
+
+
+def _settings(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The run's settings a card may hold: ``[decision] adverse_class``, ``[features]
+    immutable`` and ``protected``, ``[groups] columns`` (as ``adverse_class``, ``immutable``,
+    ``protected``, ``groups``)."""
+    out: dict[str, Any] = {}
+    for table, keys in SETTINGS.items():
+        given = data.get(table)
+        if given is None:
+            continue
+        if not isinstance(given, Mapping):
+            raise DataFileError(f"{where}: [{table}] must be a table with {list(keys)}, got {type(given).__name__}")
+        bad = [str(k) for k in given if k not in keys]
+        if bad:
+            raise DataFileError(f"{where}: [{table}] has unknown key(s) {bad}; it takes {list(keys)}")
+        for key, name in keys.items():
+            if key not in given:
+                continue
+            v = given[key]
+            if name == "adverse_class":
+                if not isinstance(v, (str, int)) or isinstance(v, bool):
+                    raise DataFileError(f"{where}: [{table}] {key} must be a class label, got {v!r}")
+                out[name] = v
+            else:
+                if isinstance(v, str) or not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise DataFileError(f"{where}: [{table}] {key} must be a list of feature names, got {v!r}")
+                out[name] = list(v)
+    return out
 
 
 def _parse(text: str, fmt: str, p: Path) -> Any:

@@ -59,7 +59,8 @@ def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     list of dict
         One entry per finding: ``kind`` (``low_fidelity_region``, ``unstable_rules``,
         ``synthetic_rules``, ``extrapolation``, ``method_disagreement``,
-        ``attribution_checks``, ``local_fit``, ``wide_interval``, ``close_choice``, ``group_fidelity``),
+        ``attribution_checks``, ``local_fit``, ``wide_interval``, ``close_choice``, ``group_fidelity``,
+        ``protected_feature``),
         ``title`` (one line),
         ``detail`` (what it means for a reader) and ``items`` (the evidence: dicts of plain
         values). Empty when the run found nothing to flag.
@@ -69,7 +70,7 @@ def find_limitations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     best = surrogates[rec] if isinstance(rec, int) and 0 <= rec < len(surrogates) else None
     out: list[dict[str, Any]] = []
     for check in (_regions, _unstable, _synthetic_rules, _extrapolation, _methods, _checks, _local, _interval,
-                  _close_choice, _groups):
+                  _close_choice, _groups, _protected):
         found = check(payload, best)
         if found:
             out.append(found)
@@ -258,6 +259,33 @@ def _groups(p: Mapping[str, Any], best: Any) -> dict | None:
         "Its agreement with the network there is significantly lower than on the other rows "
         f"({groups.get('test')}): its rules describe the network less well for these people, and a reader "
         "should not rely on them there without checking the network's own answers.",
+        items,
+    )
+
+
+def _protected(p: Mapping[str, Any], best: Any) -> dict | None:
+    dec = p.get("decisions") or {}
+    protected = set(dec.get("protected") or [])
+    if not protected:
+        return None
+    items = []
+    for rule in (best or {}).get("rules") or []:
+        used = sorted({c.get("feature") for c in rule.get("conditions") or []} & protected)
+        if used:
+            items.append({"feature": ", ".join(used), "rule": rule.get("text")})
+    counts = {e.get("feature"): e for e in ((dec.get("reasons") or {}).get("any_reason") or [])}
+    first = {e.get("feature"): e for e in ((dec.get("reasons") or {}).get("first_reason") or [])}
+    for f in sorted(protected & set(counts)):
+        items.append({"feature": f, "reason_rows": counts[f].get("rows"),
+                      "first_reason_rows": (first.get(f) or {}).get("rows", 0)})
+    if not items:
+        return None
+    return _finding(
+        "protected_feature",
+        f"Rules or principal reasons use a protected attribute ({', '.join(sorted(protected))})",
+        "The card or the run marks these attributes as protected. Where a rule of the recommended surrogate tests one, "
+        "or a decision's principal reasons include one, the network's decisions depend on it there; a reviewer should "
+        "decide whether that is lawful and intended before the model is used.",
         items,
     )
 
