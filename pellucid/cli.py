@@ -89,6 +89,16 @@ def _list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _directions(text: str) -> dict[str, str]:
+    out = {}
+    for part in _list(text):
+        name, _, direction = part.partition("=")
+        if direction not in ("increase", "decrease") or not name:
+            raise argparse.ArgumentTypeError(f"--monotone takes FEATURE=increase or FEATURE=decrease, got {part!r}")
+        out[name] = direction
+    return out
+
+
 def _names(text: str) -> list[str]:
     from .surrogates import SURROGATES
 
@@ -213,6 +223,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--protected", type=_list, default=None, metavar="NAMES",
                    help="comma-separated protected attributes: never changed by a counterfactual; rules and reasons "
                         "that use one are listed in Limitations")
+    p.add_argument("--monotone", type=_directions, default=None, metavar="F=DIR,...",
+                   help="features a counterfactual may move one way only, e.g. tenure_months=increase")
     p.add_argument("--immutable", type=_list, default=None, metavar="NAMES",
                    help="comma-separated features a counterfactual must not change"
                         + (" (default: age)" if default_out == "pellucid-demo" else ""))
@@ -512,6 +524,7 @@ def _options(args: argparse.Namespace) -> dict:
         immutable=args.immutable if args.immutable is not None or args.command != "demo" else ["age"],
         statements=args.statements,
         protected=args.protected or [],
+        monotone=args.monotone or {},
     )
 
 

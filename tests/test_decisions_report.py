@@ -140,6 +140,8 @@ def test_bad_options_stop_before_any_work(credit, credit_net):
         explain(oracle, X.iloc[:200], out_dir=None, adverse_class="bad", statements={"salary": "Low"}, verbose=0)
     with pytest.raises(ParameterError, match="groups 'one' holds a single value"):
         explain(oracle, X.iloc[:200].assign(one=1.0), out_dir=None, groups=["one"], verbose=0)
+    with pytest.raises(ParameterError, match=r"monotone: \['home'\] are not numeric features"):
+        explain(oracle, X.iloc[:200], out_dir=None, monotone={"home": "increase"}, verbose=0)
     with pytest.raises(ParameterError, match="adverse_class .ugly. is not one of the model's classes"):
         explain(oracle, X.iloc[:200], out_dir=None, adverse_class="ugly", verbose=0)
 
@@ -148,13 +150,16 @@ def test_a_card_sets_up_the_run_and_protected_attributes_are_flagged(credit, cre
     X, y = credit
     net, pre = credit_net
     oracle = Oracle(net, preprocess=pre, classes=list(CLASSES), verbose=0)
-    card = {"model_name": "credit", "decision": {"adverse_class": "bad"}, "features": {"protected": ["home"]},
-            "groups": {"columns": ["region"]}}
+    card = {"model_name": "credit", "decision": {"adverse_class": "bad"},
+            "features": {"protected": ["home"], "monotone": {"income": "increase"}}, "groups": {"columns": ["region"]}}
     r = explain(oracle, X.iloc[:600], out_dir=tmp_path, n=1200, sizes=[4], n_boot=0, attributions=False, card=card,
                 verbose=0)
     p = r.payload
     validate_report(p)
-    assert p["card"]["settings"] == {"adverse_class": "bad", "protected": ["home"], "groups": ["region"]}
+    assert p["card"]["settings"] == {"adverse_class": "bad", "protected": ["home"],
+                                     "monotone": {"income": "increase"}, "groups": ["region"]}
+    st = p["decisions"]["reasons"]["stability"]
+    assert st["rows"] > 0 and 0 <= st["another_seed"]["top_k_overlap"] <= 1 and "lime" in st
     d = p["decisions"]
     assert d["protected"] == ["home"] and d["groups"]["columns"] == ["region"]
     assert d["reasons"]["settings"]["adverse_class"] == "bad"
@@ -162,6 +167,11 @@ def test_a_card_sets_up_the_run_and_protected_attributes_are_flagged(credit, cre
         cf = row.get("counterfactual")
         if cf and cf["found"]:
             assert "home" in cf["immutable"] and "home:" not in cf["changes"]
+            assert cf["monotone"] == {"income": "increase"}
+            for part in cf["changes"].split("; "):
+                if part.startswith("income: "):
+                    old_v, new_v = (float(v) for v in part.split(": ")[1].split(" -> "))
+                    assert new_v > old_v
     any_home = [e for e in d["reasons"]["any_reason"] if e["feature"] == "home"]
     assert all(e["protected"] for e in any_home)
     found = [f for f in p["limitations"] if f["kind"] == "protected_feature"]

@@ -99,6 +99,7 @@ def explain(
     immutable: Sequence[str] = (),
     statements: Any = None,
     protected: Sequence[str] = (),
+    monotone: Mapping[str, str] | None = None,
 ) -> ExplainResult:
     """Explain a network on a table and write the report.
 
@@ -223,6 +224,9 @@ def explain(
         recommended surrogate and every principal reason that uses one is listed in
         Limitations. A card's ``[decision] adverse_class``, ``[features] immutable`` and
         ``protected`` and ``[groups] columns`` set these options where the call does not.
+    monotone : mapping of str to {"increase", "decrease"}, optional
+        Numeric features a counterfactual may move in one direction only (a card's
+        ``[features] monotone`` table adds to it).
     allow_nondeterministic : bool
         Explain a model whose answers change when it is asked twice about the same rows. The
         run starts by asking about up to :data:`pellucid.oracle.DETERMINISM_ROWS` rows twice
@@ -257,6 +261,7 @@ def explain(
         groups=None if groups is None else ([groups] if isinstance(groups, str) else list(groups)),
         immutable=[immutable] if isinstance(immutable, str) else list(immutable or ()), statements=statements,
         protected=[protected] if isinstance(protected, str) else list(protected or ()),
+        monotone=dict(monotone or {}),
     )
     X, y = stages.features(data, target, id_column)
     if schema is not None and not isinstance(schema, Schema):
@@ -339,13 +344,24 @@ def _settings_from_card(config: RunConfig, settings: Mapping[str, Any]) -> None:
         o["groups"] = list(settings["groups"])
     for key in ("immutable", "protected"):
         o[key] = list(dict.fromkeys([*(o.get(key) or []), *(settings.get(key) or [])]))
+    o["monotone"] = {**(settings.get("monotone") or {}), **(o.get("monotone") or {})}
 
 
 def _check_features_named(config: RunConfig, X: pd.DataFrame) -> None:
     """``groups`` and ``immutable`` name features of the table (a group column with two values
     at least), and ``statements`` read and name features."""
     features = [str(c) for c in X.columns]
-    for param in ("groups", "immutable", "protected"):
+    monotone = config.extra.get("monotone") or {}
+    bad = {f: d for f, d in monotone.items() if d not in ("increase", "decrease")}
+    if bad:
+        raise ParameterError(f"{fmt.arg('monotone').removesuffix('=')} must map a feature to 'increase' or "
+                             f"'decrease'; got {bad}")
+    numbers = [str(c) for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    not_numbers = [str(f) for f in monotone if str(f) in features and str(f) not in numbers]
+    if not_numbers:
+        raise ParameterError(f"{fmt.arg('monotone').removesuffix('=')}: {not_numbers} are not numeric features; only "
+                             "numbers move in a direction")
+    for param in ("groups", "immutable", "protected", "monotone"):
         unknown = [str(f) for f in (config.extra.get(param) or []) if str(f) not in features]
         if unknown:
             raise ParameterError(f"{fmt.arg(param).removesuffix('=')} names {unknown[:10]}, which are not features of "

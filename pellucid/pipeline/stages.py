@@ -317,6 +317,7 @@ def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str,
             favourable = next(c for c in classes if str(c) != str(adverse))
         table = plan.explain(rows)
         out["reasons"] = _reasons_summary(plan, table, protected)
+        out["reasons"]["stability"] = _stability(plan, rows, table, config.random_state)
         if loc is not None and loc.get("rows") and local_frame is not None:
             _add_single_decisions(prep, plan, loc, local_frame, config)
     if groups:
@@ -352,6 +353,23 @@ def _reasons_summary(plan: Any, table: pd.DataFrame, protected: Sequence[str] = 
                                        for i in range(k)).astype(bool).sum()) if n else 0}
 
 
+#: Adverse rows the report's stability check explains again (another seed, and LIME).
+STABILITY_ROWS = 100
+
+
+def _stability(plan: Any, rows: pd.DataFrame, table: pd.DataFrame, seed: int | None) -> dict[str, Any] | None:
+    """The reasons of up to :data:`STABILITY_ROWS` adverse rows again, with another seed and
+    background sample and by LIME on the same log-odds (docs/reasons.md)."""
+    from ..attribution.decision_reasons import reason_stability
+
+    adverse = np.flatnonzero(table["adverse"].to_numpy(dtype=bool))
+    if not len(adverse):
+        return None
+    pick = np.sort(np.random.default_rng(seed).choice(adverse, size=min(STABILITY_ROWS, len(adverse)),
+                                                      replace=False))
+    return reason_stability(plan, rows.iloc[pick])
+
+
 def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame: pd.DataFrame,
                           config: RunConfig) -> None:
     """Each single-decision row's principal reasons and, when decided adversely, its
@@ -365,8 +383,9 @@ def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame:
     classes = list(prep.oracle.classes_)
     # two classes: the other one; more: any class but the adverse one
     wanted = next(c for c in classes if str(c) != str(plan.adverse_class)) if len(classes) == 2 else None
-    cf = counterfactuals(prep.oracle, adverse_rows, reference=prep.X, immutable=immutable, target_class=wanted) \
-        if len(adverse_rows) else None
+    monotone = dict(config.extra.get("monotone") or {})
+    cf = counterfactuals(prep.oracle, adverse_rows, reference=prep.X, immutable=immutable, monotone=monotone,
+                         target_class=wanted) if len(adverse_rows) else None
     for i, r in enumerate(loc["rows"]):
         t = table.iloc[i]
         items = []
@@ -386,7 +405,7 @@ def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame:
                                    "n_changes": int(c["n_changes"]), "distance": c["distance"],
                                    "plausibility": c["plausibility"], "plausibility_typical": c["plausibility_typical"],
                                    "target": c["target"], "note": c["note"],
-                                   "immutable": immutable}
+                                   "immutable": immutable, "monotone": monotone}
 
 
 # ---------------------------------------------------------------------------- analysis

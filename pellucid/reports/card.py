@@ -45,7 +45,7 @@ KNOWN = {key for key, _, _ in FIELDS}
 #: the explain option it sets (docs/reasons.md).
 SETTINGS: dict[str, dict[str, str]] = {
     "decision": {"adverse_class": "adverse_class"},
-    "features": {"immutable": "immutable", "protected": "protected"},
+    "features": {"immutable": "immutable", "protected": "protected", "monotone": "monotone"},
     "groups": {"columns": "groups"},
 }
 SUFFIXES = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML", ".json": "JSON"}
@@ -132,8 +132,8 @@ def validate_card(data: Mapping[str, Any], where: str = "card") -> dict[str, Any
 
 def _settings(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The run's settings a card may hold: ``[decision] adverse_class``, ``[features]
-    immutable`` and ``protected``, ``[groups] columns`` (as ``adverse_class``, ``immutable``,
-    ``protected``, ``groups``)."""
+    immutable``, ``protected`` and ``monotone``, ``[groups] columns`` (as ``adverse_class``,
+    ``immutable``, ``protected``, ``monotone``, ``groups``)."""
     out: dict[str, Any] = {}
     for table, keys in SETTINGS.items():
         given = data.get(table)
@@ -152,6 +152,11 @@ def _settings(data: Mapping[str, Any], where: str) -> dict[str, Any]:
                 if not isinstance(v, (str, int)) or isinstance(v, bool):
                     raise DataFileError(f"{where}: [{table}] {key} must be a class label, got {v!r}")
                 out[name] = v
+            elif name == "monotone":
+                if not isinstance(v, Mapping) or not all(d in ("increase", "decrease") for d in v.values()):
+                    raise DataFileError(f"{where}: [{table}] {key} must map a feature to \"increase\" or "
+                                        f"\"decrease\", got {v!r}")
+                out[name] = {str(f): str(d) for f, d in v.items()}
             else:
                 if isinstance(v, str) or not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                     raise DataFileError(f"{where}: [{table}] {key} must be a list of feature names, got {v!r}")
