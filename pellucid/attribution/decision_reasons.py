@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._device import torch_threads
 from .._files import written_at
 from .._validation import as_oracle
 from ..errors import DataFileError, ParameterError
@@ -106,9 +107,14 @@ class ReasonPlan:
                 "statements": None if self.statements is None else sorted(self.statements)}
 
     def explain(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """The reasons table of ``rows`` (see :func:`reasons`)."""
+        """The reasons table of ``rows`` (see :func:`reasons`).
+
+        The network runs on one torch thread here: its float32 sums split by thread, and the
+        table (like the report it goes into) must be the same on any machine, in one process
+        or on a cluster's workers."""
         rows = _check_rows(rows, self.features, "rows")
-        contrib, se, score, base, decision = self._contributions(rows)
+        with torch_threads(1):
+            contrib, se, score, base, decision = self._contributions(rows)
         return self._table(rows, contrib, se, score, base, decision)
 
     # ------------------------------------------------------------------ the contributions

@@ -299,6 +299,18 @@ def decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str,
     adverse, groups = o.get("adverse_class"), list(o.get("groups") or [])
     if dset.task != "classification" or (adverse is None and not groups):
         return None
+    from .._device import torch_threads
+
+    # One torch thread: the network's float32 sums split by thread, and report.json must be the
+    # same whatever the machine's thread count (a counterfactual's boundary, a row's log-odds).
+    with torch_threads(1):
+        return _decide(prep, dset, choice, loc, local_frame, y, config)
+
+
+def _decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str, Any] | None,
+            local_frame: pd.DataFrame | None, y: pd.Series | None, config: RunConfig) -> dict[str, Any]:
+    o = config.extra
+    adverse, groups = o.get("adverse_class"), list(o.get("groups") or [])
     from ..attribution.decision_reasons import reason_plan
 
     hold = dset.holdout
