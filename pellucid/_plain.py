@@ -1,4 +1,5 @@
-"""Table cells as the report shows them (plain JSON values: :func:`pellucid._validation.plain`)."""
+"""Table cells as the report shows them (plain JSON values: :func:`pellucid._validation.plain`),
+and whether a raw value is missing."""
 
 from __future__ import annotations
 
@@ -19,3 +20,12 @@ def cell(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return str(v)
+
+
+def is_missing(v: Any) -> bool:
+    """Whether a raw value is missing (None, NaN, pandas' NA or NaT); False for anything
+    ``pd.isna`` cannot judge as one value (a list, a tuple)."""
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .._device import torch_threads
 from .._files import written_at
+from .._plain import is_missing as _missing
 from .._validation import as_oracle
 from ..errors import DataFileError, ParameterError
 from .shapley import _HYBRIDS, EXACT_AUTO_MAX, _game, _seed, shapley
@@ -263,12 +264,11 @@ def reason_plan(model: Any, data: pd.DataFrame, *, reference: Any = None, k: int
     features = [str(c) for c in data.columns]
     if [c for c in data.columns if not isinstance(c, str)]:
         data = data.rename(columns=str)
-    first = oracle.query(data.iloc[:1])
+    oracle.query(data.iloc[:1])  # the first answer fixes the task and the classes
     if oracle.task != "classification":
         raise ParameterError("reasons explain a classifier's decision; this model is a regressor")
     classes = list(oracle.classes_)
     adverse_index = _adverse_index(adverse_class, classes)
-    del first
     seed = _seed(random_state)
     rng = np.random.default_rng([seed, _BACKGROUND_STREAM])
     if reference is None or (isinstance(reference, str) and reference == "favourable"):
@@ -630,13 +630,6 @@ def _typical(column: pd.Series, numeric: bool) -> Any:
         return float(f"{float(np.median(values.to_numpy(dtype=float))):.6g}")
     counts = values.astype(object).value_counts(sort=False)
     return counts.index[int(np.argmax(counts.to_numpy()))]  # ties: the first seen
-
-
-def _missing(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _text(v: Any) -> str:

@@ -398,6 +398,7 @@ def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame:
     monotone = dict(config.extra.get("monotone") or {})
     cf = counterfactuals(prep.oracle, adverse_rows, reference=prep.X, immutable=immutable, monotone=monotone,
                          target_class=wanted) if len(adverse_rows) else None
+    adverse_seen = 0  # counterfactuals come in the order of the adverse rows
     for i, r in enumerate(loc["rows"]):
         t = table.iloc[i]
         items = []
@@ -412,7 +413,8 @@ def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame:
                         "reference_log_odds": t["reference_log_odds"], "items": items}
         r["counterfactual"] = None
         if cf is not None and bool(t["adverse"]):
-            c = cf.iloc[int(np.flatnonzero(table["adverse"].to_numpy(dtype=bool)[:i + 1]).size) - 1]
+            c = cf.iloc[adverse_seen]
+            adverse_seen += 1
             r["counterfactual"] = {"found": bool(c["found"]), "valid": bool(c["valid"]), "changes": c["changes"],
                                    "n_changes": int(c["n_changes"]), "distance": c["distance"],
                                    "plausibility": c["plausibility"], "plausibility_typical": c["plausibility_typical"],

@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._plain import is_missing as _missing
 from .._validation import as_oracle, check_random_state
 from ..errors import ParameterError
 from ..extraction.samplers import _spread
@@ -139,11 +140,9 @@ def counterfactuals(model: Any, rows: pd.DataFrame, *, reference: pd.DataFrame |
     space = _Space(reference, features, set(immutable), monotone, int(n_values))
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < np.inf:
         raise ParameterError(f"margin must be a non-negative number of log-odds; got {margin!r}")
-    search = _Search(oracle, space, target, int(max_changes), int(beam), float(margin))
     # Plausibility is measured against up to PLAUSIBILITY_ROWS reference rows, evenly spaced.
     pick = np.unique(np.linspace(0, len(reference) - 1, min(len(reference), PLAUSIBILITY_ROWS)).astype(int))
-    search.ref_columns = space.columns(reference.iloc[pick].to_numpy(dtype=object))
-    search.ref_class = np.argmax(oracle.query(reference.iloc[pick]), axis=1)
+    search = _Search(oracle, space, target, int(max_changes), int(beam), float(margin), reference.iloc[pick])
     return search.run(rows, proba0, classes, int(n))
 
 
@@ -271,9 +270,13 @@ class _Space:
 
 class _Search:
     def __init__(self, oracle: Any, space: _Space, target: int | None, max_changes: int, beam: int,
-                 margin: float) -> None:
+                 margin: float, plausibility_rows: pd.DataFrame) -> None:
         self.oracle, self.space, self.target, self.max_changes, self.beam = oracle, space, target, max_changes, beam
         self.margin = margin
+        # the reference rows plausibility is measured against, and the network's class for each
+        self.ref_columns = space.columns(plausibility_rows.to_numpy(dtype=object))
+        self.ref_class = np.argmax(oracle.query(plausibility_rows), axis=1)
+        self._typical_cache: dict[tuple, float] = {}
 
     def score(self, proba: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate: the target's log-odds against the row's own class, and whether the
@@ -427,7 +430,7 @@ class _Search:
         """The median distance from a reference row decided as wanted to its nearest other such
         row (100 of them, evenly spaced): what plausibility compares with."""
         key = (target, own if target is None else None)
-        cache = self.__dict__.setdefault("_typical_cache", {})
+        cache = self._typical_cache
         if key not in cache:
             ok = np.flatnonzero(self.ref_class == target if target is not None else self.ref_class != own)
             if len(ok) < 2:
@@ -450,7 +453,7 @@ class _Search:
 
     def _finish(self, rows, X0, own, proba0, found, classes, n, done) -> pd.DataFrame:
         sp = self.space
-        R, p = X0.shape
+        R = len(X0)
         # The closest few valid changes of each row, one per set of features, are pulled back
         # together; the closest after the pull-back are kept (the grid's order can differ).
         shortlist: list[tuple[int, tuple]] = []
@@ -554,13 +557,6 @@ def _text(v: Any) -> str:
 
 def _is_number(column: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column))
-
-
-def _missing(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _isna(a: np.ndarray) -> np.ndarray:

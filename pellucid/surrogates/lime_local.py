@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._plain import is_missing as _isna
 from .._targets import target_indices
 from .._validation import Interval, Options, as_oracle, validate_params
 from ..errors import ParameterError
@@ -211,13 +212,6 @@ class LocalExplanations:
             "prediction_network": self.prediction_network.to_numpy()[idx],
         })
         return frame
-
-
-def _isna(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
