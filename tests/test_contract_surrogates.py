@@ -383,6 +383,28 @@ def test_same_seed_same_rules(fitted, dsets, name, task):
     assert again.rules_.to_dict() == s.rules_.to_dict()
 
 
+SIZED = [(n, t) for n, t in CASES if SURROGATES[n].size_param is not None]
+
+
+@pytest.mark.parametrize("name,task", SIZED)
+def test_fits_at_several_sizes_equal_fresh_fits(dsets, fresh, name, task):
+    """fit_sizes, which reads the smaller fits off the largest where the class has a size
+    path, gives at each size what a fresh fit at that size gives."""
+    cls = SURROGATES[name]
+    sizes = (2, 5, 9) if cls.size_path else (2, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = cls().fit_sizes(dsets[task], sizes[::-1])
+        for size, got in zip(sizes, fits, strict=True):
+            assert getattr(got, cls.size_param) == size
+            want = cls(**{cls.size_param: size}).fit(dsets[task])
+            assert got.rules_.to_dict() == want.rules_.to_dict(), (name, size)
+            np.testing.assert_array_equal(got.predict(fresh), want.predict(fresh))
+    if cls.size_path:
+        # The sizes are not all the same model: the path is read, not repeated.
+        assert len({f.rules_.text() for f in fits}) > 1 or name == "skope_rules"
+
+
 class _Nonsense:
     """A value no constraint but ``no_validation`` accepts."""
 

@@ -56,7 +56,8 @@ class FrontierEntry:
     n_rules, n_conditions : int or None
         The fitted surrogate's size.
     fit_seconds : float or None
-        Wall time of ``fit``.
+        Wall time of ``fit``. A fit read off the candidate's fit at a larger size
+        (``size_path``) has 0: the larger fit's time covers it.
     surrogate : Surrogate or None
         The fitted surrogate (None when fitting failed).
     fidelity : Fidelity or None
@@ -562,12 +563,63 @@ def fit_entry(name: str, cls: type, kw: dict[str, Any], size: int | None, dset: 
     of the rows back with it."""
     entry = FrontierEntry(candidate=name, size=size, params=dict(kw), training=training)
     try:
-        s = cls(**kw)
-        if getattr(s, "name", None) != name:
-            s.name = name  # the candidate's own name, wherever it is shown
+        s = _built(name, cls, kw)
         t0 = time.perf_counter()
         s.fit(dset)
         entry.fit_seconds = time.perf_counter() - t0
+    except Exception as e:  # a candidate's failure is a result, recorded with its message
+        entry.error = f"{type(e).__name__}: {e}"
+        return entry
+    return _measured(entry, s, dset, seed, validation)
+
+
+def fit_entries(name: str, cls: type, kw: dict[str, Any], sizes: Sequence[int] | None, dset: DistillationSet,
+                training: str = "distilled", seed: int = 0,
+                validation: DistillationSet | None = None) -> list[FrontierEntry]:
+    """:func:`fit_entry` at every size of ``sizes`` (None: the candidate has no size
+    parameter and is fitted once with ``kw``), smallest first.
+
+    A class whose fits at smaller sizes are read off its fit at the largest (``size_path``,
+    :meth:`~pellucid.surrogates.Surrogate.fit_sizes`) is fitted once: the largest entry's
+    ``fit_seconds`` is the time of all of them and the others' 0. Should that
+    fail, each size is fitted on its own, so that an error belongs to the size that raised it.
+    """
+    param = getattr(cls, "size_param", None)
+    if sizes is None or param is None:
+        return [fit_entry(name, cls, kw, None, dset, training, seed, validation)]
+    sizes = sorted(sizes)
+    if not getattr(cls, "size_path", False) or len(sizes) == 1:
+        return [fit_entry(name, cls, {**kw, param: s}, s, dset, training, seed, validation) for s in sizes]
+    try:
+        t0 = time.perf_counter()
+        fits = _built(name, cls, {**kw, param: sizes[-1]}).fit_sizes(dset, sizes)
+        seconds = time.perf_counter() - t0
+    except Exception:  # fitted one size at a time below, where each error finds its own entry
+        return [fit_entry(name, cls, {**kw, param: s}, s, dset, training, seed, validation) for s in sizes]
+    entries = []
+    for s, fitted in zip(sizes, fits):
+        entry = FrontierEntry(candidate=name, size=s, params={**kw, param: s}, training=training,
+                              fit_seconds=seconds if s == sizes[-1] else 0.0)
+        try:
+            entries.append(_measured(entry, fitted, dset, seed, validation))
+        except Exception as e:
+            entry.error = f"{type(e).__name__}: {e}"
+            entries.append(entry)
+    return entries
+
+
+def _built(name: str, cls: type, kw: dict[str, Any]) -> Any:
+    s = cls(**kw)
+    if getattr(s, "name", None) != name:
+        s.name = name  # the candidate's own name, wherever it is shown
+    return s
+
+
+def _measured(entry: FrontierEntry, s: Any, dset: DistillationSet, seed: int,
+              validation: DistillationSet | None) -> FrontierEntry:
+    """The entry with the fitted surrogate's fidelity on the held-out rows, size and
+    validation score (or the error that raised)."""
+    try:
         fid = evaluate(s, rows=dset, random_state=seed)
         comp = s.complexity()
         if validation is not None:
@@ -651,23 +703,20 @@ def frontier(
     views = training_views(fit_set, training)
     tasks = []
     for name, cls, fixed in resolved:
-        size_param = getattr(cls, "size_param", None)
         base = dict(fixed)
         sig = inspect.signature(cls.__init__).parameters
         if "random_state" in sig and "random_state" not in base:
             base["random_state"] = random_state
-        if size_param is None:
-            tasks.append((name, cls, base, None))
-        else:
-            tasks.extend((name, cls, {**base, size_param: s}, s) for s in sizes)
+        tasks.append((name, cls, base, None if getattr(cls, "size_param", None) is None else sizes))
     quiet = verbose <= 0 or not sys.stderr.isatty()
     seed = check_seed(random_state)  # one bootstrap seed for every entry: their intervals compare
     run = as_executor(executor, n_jobs)
     shared = {t: run.share(view) for t, view in views.items()}  # sent once, not once per fit
     val_shared = None if val is None else run.share(val)
-    calls = [(name, cls, kw, size, shared[t], t, seed, val_shared)
-             for t in views for (name, cls, kw, size) in tasks]
-    entries = run.map(fit_entry, tqdm(calls, desc="frontier", disable=quiet, leave=False))
+    calls = [(name, cls, kw, task_sizes, shared[t], t, seed, val_shared)
+             for t in views for (name, cls, kw, task_sizes) in tasks]
+    entries = [e for group in run.map(fit_entries, tqdm(calls, desc="frontier", disable=quiet, leave=False))
+               for e in group]
     for e in entries:  # set here, not in the workers, so that no copy of the rows comes back
         e.data = views[e.training]
     return Frontier(entries, dset.task, sizes=sizes, random_state=random_state, fit_set=fit_set, validation_set=val)

@@ -4,7 +4,7 @@ describing itself for fidelity and reports."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ class Surrogate:
     size_param: str | None = None
     #: On ``explain``'s frontier by default (fits at every size in seconds).
     default: bool = False
+    #: The fit at a smaller ``size_param`` is read off the fit at a larger one (a learner that
+    #: grows one rule at a time): :meth:`fit_sizes` then fits once, at the largest size.
+    size_path: bool = False
     #: Tasks the method handles, and the most classes (None: any number).
     tasks: tuple[str, ...] = ("classification", "regression")
     max_classes: int | None = None
@@ -66,6 +69,52 @@ class Surrogate:
 
     def fit(self, dset: DistillationSet) -> "Surrogate":
         """Fit on the training part of a distillation set (its holdout is never used)."""
+        train = self._start(dset)
+        self._fit(train)
+        self._finalise(train)
+        return self
+
+    def fit_sizes(self, dset: DistillationSet, sizes: Sequence[int]) -> list["Surrogate"]:
+        """One fit per value of ``size_param`` in ``sizes`` (other parameters as this one's),
+        smallest first; each is what a fresh ``fit`` at that size gives.
+
+        A class with ``size_path`` fits once, at the largest size, and reads the smaller fits
+        off it (the 4-rule model of a learner that adds one rule at a time is the first four
+        rules of its 32-rule model); the tests check each against a fresh fit. Any other
+        class is fitted once per size.
+
+        Raises
+        ------
+        ParameterError
+            When the class has no ``size_param`` or ``sizes`` holds no positive integer.
+        """
+        param = type(self).size_param
+        if param is None:
+            raise ParameterError(f"{type(self).__name__} has no size parameter; fit it with fit()")
+        try:
+            values = sorted({int(v) for v in sizes})
+        except (TypeError, ValueError):
+            raise ParameterError(f"sizes must be positive integers, got {sizes!r}") from None
+        if not values or values[0] < 1 or any(isinstance(v, bool) for v in sizes):
+            raise ParameterError(f"sizes must be positive integers, got {sizes!r}")
+        fits = [type(self)(**{**self.get_params(), param: v}) for v in values]
+        for f in fits:
+            if getattr(self, "name", None) != type(self).name:
+                f.name = self.name  # a frontier candidate's own name
+        if not type(self).size_path:
+            return [f.fit(dset) for f in fits]
+        largest = fits[-1]
+        train = largest._start(dset)
+        path = largest._fit_path(train, tuple(values))
+        largest._finalise(train)
+        for f in fits[:-1]:
+            f._start(dset)
+            f._fit_prefix(train, path)
+            f._finalise(train)
+        return fits
+
+    def _start(self, dset: DistillationSet) -> DistillationSet:
+        """Check the parameters and the set, record what the fit learns from; the training rows."""
         self._validate_params()
         if not isinstance(dset, DistillationSet):
             raise ParameterError(
@@ -78,9 +127,16 @@ class Surrogate:
         self.task_ = dset.task
         self.classes_ = None if dset.classes is None else np.asarray(dset.classes, dtype=object)
         self.fitted_on_ = fitted_on(train)
-        self._fit(train)
-        self._finalise(train)
-        return self
+        return train
+
+    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+        """``size_path`` classes: fit at this (the largest) size and return what the smaller
+        fits are read from."""
+        raise NotImplementedError
+
+    def _fit_prefix(self, train: DistillationSet, path: Any) -> None:
+        """``size_path`` classes: become the fit at this size, read off ``path``."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ printed = tested
     def _finalise(self, train: DistillationSet) -> None:

@@ -503,6 +503,7 @@ class SkopeRules(ImodelsRules):
     name = "skope_rules"
     size_param = "max_rules"
     default = True
+    size_path = True
     _learner_name = "imodels' SkopeRulesClassifier"
 
     _parameter_constraints: dict[str, list[Any]] = {
@@ -543,8 +544,6 @@ class SkopeRules(ImodelsRules):
         from imodels import SkopeRulesClassifier
 
         t = 1 if self.target is None else list(self.classes_).index(self.target)
-        other = 1 - t
-        self.target_ = self.classes_[t]
         learner = SkopeRulesClassifier(
             precision_min=float(self.precision_min),
             recall_min=float(self.recall_min),
@@ -556,6 +555,13 @@ class SkopeRules(ImodelsRules):
         )
         with learner_context():
             learner.fit(X, (y == t).astype(int))
+        self._use(train, X, learner)
+
+    def _use(self, train: DistillationSet, X: np.ndarray, learner: Any) -> None:
+        """Keep the learner's first ``max_rules`` rules, and check them against it."""
+        t = 1 if self.target is None else list(self.classes_).index(self.target)
+        other = 1 - t
+        self.target_ = self.classes_[t]
         self.learner_ = learner
         chosen = learner.rules_without_feature_names_[: int(self.max_rules)]
         rules = []
@@ -567,6 +573,19 @@ class SkopeRules(ImodelsRules):
             fires = learner._predict_top_rules(X, len(chosen)).astype(bool)
         expected = np.where(fires, self.classes_[t], self.classes_[other])
         self._check_reproduces(train.rows, expected, "imodels' SkopeRulesClassifier (any of its rules fires)")
+
+    # The learner's rules and their order do not depend on max_rules, which only keeps the
+    # first ones: one fit serves every budget.
+    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+        self._fit(train)
+        return self
+
+    def _fit_prefix(self, train: DistillationSet, path: Any) -> None:
+        if path.learner_ is None:  # one class everywhere: the same default rule at every size
+            self._fit(train)
+            return
+        self.encoder_, self.train_rows_, self.present_classes_ = path.encoder_, path.train_rows_, path.present_classes_
+        self._use(train, self.encoder_.transform(train.rows), path.learner_)
 
     _tests = staticmethod(skope_tests)
 
