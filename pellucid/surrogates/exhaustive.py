@@ -442,6 +442,7 @@ class ExhaustiveRuleList(Surrogate):
     size_param = "max_rules"
     # On explain's frontier: under a second at demo sizes, and the most faithful at 2-4 rules.
     default = True
+    size_path = True
     tasks = ("classification",)
 
     _parameter_constraints: dict[str, list[Any]] = {
@@ -460,41 +461,68 @@ class ExhaustiveRuleList(Surrogate):
         self.random_state = random_state
 
     def _fit(self, train: DistillationSet) -> None:
+        self._use(train, self._grow(train))
+
+    # Each rule is the best box on the rows the earlier rules left open, whatever the
+    # budget: the list at max_rules=k is the first k rules of any longer one.
+    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+        grown = self._grow(train)
+        self._use(train, grown)
+        return grown
+
+    def _fit_prefix(self, train: DistillationSet, path: Any) -> None:
+        self._use(train, path)
+
+    def _grow(self, train: DistillationSet) -> dict[str, Any]:
+        """Search up to ``max_rules`` boxes: the encoder, thresholds, boxes, the rows each
+        decides, their gains, and the training labels and weights."""
         if train.task != "classification":
             raise ParameterError(
                 f"{type(self).__name__} handles classification only; this distillation set is a {train.task}. "
                 "Use OptimalTree or DecisionTree for a regression."
             )
         enc, X, y = self._learner_data(train, "ordered")
-        self.encoder_ = enc
         w = np.asarray(train.weights, dtype=float)
         k = len(self.classes_)
         counts = np.zeros((len(y), k))
         counts[np.arange(len(y)), y] = w
-        self.thresholds_ = [candidate_thresholds(X[:, j], int(self.max_bins)) for j in range(X.shape[1])]
-        codes = _codes(X, self.thresholds_)
-        n_bins = [len(t) + 1 for t in self.thresholds_]
+        thresholds = [candidate_thresholds(X[:, j], int(self.max_bins)) for j in range(X.shape[1])]
+        codes = _codes(X, thresholds)
+        n_bins = [len(t) + 1 for t in thresholds]
         total = float(w.sum())
         tol = 1e-9 * total
         default = int(np.argmax(counts.sum(axis=0)))
         open_ = np.ones(len(y), dtype=bool)
         boxes: list[tuple[tuple[int, str, float], ...]] = []
         masks: list[np.ndarray] = []
-        self.gains_ = []
+        gains: list[float] = []
         for _ in range(int(self.max_rules)):
             found = best_box(codes, n_bins, counts * open_[:, None], default, int(self.max_conditions), tol)
             if found is None:
                 break
             gain, tests = found
-            tests = tuple((j, op, float(self.thresholds_[j][b])) for j, op, b in tests)
+            tests = tuple((j, op, float(thresholds[j][b])) for j, op, b in tests)
             covered = open_.copy()
             for j, op, t in tests:
                 covered &= X[:, j] <= t if op == "<=" else X[:, j] > t
             boxes.append(tests)
             masks.append(covered)
-            self.gains_.append(gain / total)
+            gains.append(gain / total)
             open_ &= ~covered
-        self._read(boxes, masks, open_, y, w, train)
+        return {"encoder": enc, "thresholds": thresholds, "boxes": boxes, "masks": masks, "gains": gains,
+                "y": y, "w": w}
+
+    def _use(self, train: DistillationSet, grown: dict[str, Any]) -> None:
+        """The list of the first ``max_rules`` boxes grown."""
+        k = int(self.max_rules)
+        self.encoder_ = grown["encoder"]
+        self.thresholds_ = grown["thresholds"]
+        self.gains_ = grown["gains"][:k]
+        masks = grown["masks"][:k]
+        rest = np.ones(len(grown["y"]), dtype=bool)
+        for m in masks:
+            rest &= ~m
+        self._read(grown["boxes"][:k], masks, rest, grown["y"], grown["w"], train)
 
     def _read(
         self,

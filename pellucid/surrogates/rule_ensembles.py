@@ -22,6 +22,7 @@ written as a sum of rules is refused with a :class:`~pellucid.errors.ParameterEr
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -681,6 +682,7 @@ class BoostedRules(_RuleEnsemble):
     name = "boosted_rules"
     default = True
     size_param = "n_estimators"
+    size_path = True
     _regression = False
     _learner_name = "imodels' BoostedRulesClassifier"
 
@@ -720,6 +722,19 @@ class BoostedRules(_RuleEnsemble):
             learning_rate=self.learning_rate,
             random_state=self.random_state,
         ).fit(X, y, sample_weight=w)
+
+    def _prefix_learner(self, learner):
+        # AdaBoost adds one tree a round, each seeded in turn from one generator, and nothing
+        # about a round depends on how many follow: the first k trees and weights are the
+        # k-round fit (its votes are normalised by their own sum).
+        k = int(self.n_estimators)
+        out = copy.copy(learner)
+        out.n_estimators = k
+        out.estimators_ = learner.estimators_[:k]
+        out.estimator_weights_ = learner.estimator_weights_[:k].copy()
+        out.estimator_errors_ = learner.estimator_errors_[:k].copy()
+        out.complexity_ = len(out.estimators_)
+        return out
 
     def _votes(self, learner, predicted: np.ndarray, weight: float) -> np.ndarray:
         """SAMME's vote of one weak learner for each predicted class, in score columns:
