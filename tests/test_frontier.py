@@ -135,7 +135,9 @@ def test_frontier_fits_each_size_and_measures_on_the_holdout(wiggly):
         assert e.score == evaluate(ref, rows=d).agreement
         assert e.n_rules == ref.rules_.n_rules <= e.size
         assert e.n_conditions == ref.rules_.n_conditions
-        assert e.fidelity.rows == "holdout" and e.fit_seconds > 0
+        assert e.fidelity.rows == "holdout"
+        # The tree is fitted once, at the largest size; the smaller are read off it.
+        assert (e.fit_seconds > 0) if e.size == 8 else (e.fit_seconds == 0)
         np.testing.assert_array_equal(e.surrogate.predict(d.holdout.rows), ref.predict(d.holdout.rows))
     pts = [(e.n_rules, e.score) for e in f.entries]
     want = [not any(q != p and q[0] <= p[0] and q[1] >= p[1] for q in pts) for p in pts]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 from sklearn.tree import DecisionTreeRegressor
@@ -40,7 +41,7 @@ from sklearn.tree import DecisionTreeRegressor
 from .._validation import Interval, Options
 from ..extraction.dataset import OBSERVED, DistillationSet, network_scores
 from .base import CategoryOrderEncoder
-from .tree import DecisionTree
+from .tree import DecisionTree, best_first_prefix
 
 
 @dataclass
@@ -329,6 +330,24 @@ class FaithfulTree(DecisionTree):
         self.random_state = random_state
 
     def _fit(self, train: DistillationSet) -> None:
+        self._shape(self._grow_faithful(train))
+
+    # Grown best first by scikit-learn, so the tree grown for a smaller budget is a prefix
+    # of the one grown for a larger (best_first_prefix); merging and re-thresholding then
+    # start from it for each budget.
+    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+        grown = self._grow_faithful(train)
+        self._shape(grown)
+        return grown
+
+    def _fit_prefix(self, train: DistillationSet, path: Any) -> None:
+        self._shape({**path, "estimator": best_first_prefix(path["estimator"], self._grow_to())})
+
+    def _grow_to(self) -> int:
+        return max(int(self.max_leaf_nodes), int(round(float(self.grow) * int(self.max_leaf_nodes))))
+
+    def _grow_faithful(self, train: DistillationSet) -> dict[str, Any]:
+        """Encode the rows and grow scikit-learn's tree to ``grow`` times the budget."""
         classification = train.task == "classification"
         synthetic = np.asarray(train.source != OBSERVED)
         w = np.asarray(train.weights, dtype=np.float64) * np.where(synthetic, float(self.synthetic_weight), 1.0)
@@ -338,14 +357,13 @@ class FaithfulTree(DecisionTree):
             w = np.ones(len(w))
         rows = train.rows[keep].reset_index(drop=True) if not keep.all() else train.rows
         outputs, w = train.outputs[keep], w[keep]
-        self.encoder_ = CategoryOrderEncoder().fit(rows, train.schema, outputs, w)
-        X = self.encoder_.transform(rows)
-        self.missing_seen_ = dict(zip(train.schema.names, np.isnan(X).any(axis=0).tolist()))
-        X32 = X.astype(np.float32)  # what the splits compare, as scikit-learn compares them
+        encoder = CategoryOrderEncoder().fit(rows, train.schema, outputs, w)
+        X = encoder.transform(rows)
+        missing_seen = dict(zip(train.schema.names, np.isnan(X).any(axis=0).tolist()))
         n_classes = outputs.shape[1] if classification else 0
         y = outputs.argmax(axis=1) if classification else np.asarray(outputs, dtype=np.float64)
-        grow_to = max(int(self.max_leaf_nodes), int(round(float(self.grow) * int(self.max_leaf_nodes))))
-        kw = dict(max_leaf_nodes=grow_to, min_samples_leaf=int(self.min_samples_leaf), random_state=self.random_state)
+        kw = dict(max_leaf_nodes=self._grow_to(), min_samples_leaf=int(self.min_samples_leaf),
+                  random_state=self.random_state)
         fit_to = self.fit_to if self.fit_to != "auto" else ("labels" if n_classes > 2 else "scores")
         if classification and fit_to == "labels":
             from sklearn.tree import DecisionTreeClassifier
@@ -353,14 +371,21 @@ class FaithfulTree(DecisionTree):
             est = DecisionTreeClassifier(**kw).fit(X, y, sample_weight=w)
         else:
             est = DecisionTreeRegressor(**kw).fit(X, network_scores(outputs, train.task), sample_weight=w)
-        tree = GrownTree.from_sklearn(est)
-        loss = _Loss(y, w, n_classes)
+        return {"encoder": encoder, "missing_seen": missing_seen, "X32": X.astype(np.float32), "y": y, "w": w,
+                "n_classes": n_classes, "estimator": est}
+
+    def _shape(self, grown: dict[str, Any]) -> None:
+        """Merge the grown tree down to the budget, re-threshold it for agreement, read it."""
+        self.encoder_, self.missing_seen_ = grown["encoder"], grown["missing_seen"]
+        X32 = grown["X32"]  # what the splits compare, as scikit-learn compares them
+        tree = GrownTree.from_sklearn(grown["estimator"])
+        loss = _Loss(grown["y"], grown["w"], grown["n_classes"])
         self.merged_ = prune_to(tree, X32, loss, int(self.max_leaf_nodes))
         self.refined_ = refine_thresholds(tree, X32, loss, n_candidates=int(self.max_candidates)) if self.refine else 0
         if self.refine:  # a moved threshold can leave siblings that now agree
             self.merged_ += prune_to(tree, X32, loss, int(self.max_leaf_nodes))
         finish_values(tree, X32, loss)
-        self.estimator_ = _Fitted(tree, n_classes)
+        self.estimator_ = _Fitted(tree, grown["n_classes"])
         self._read_tree()
 
     def _node_value(self, node: int) -> np.ndarray | float:

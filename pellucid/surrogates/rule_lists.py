@@ -693,8 +693,8 @@ class HSTree(DecisionTree):
         )
         self.reg_param = reg_param
 
-    def _fit(self, train: DistillationSet) -> None:
-        super()._fit(train)  # fits the CART and reads it through _read_tree below
+    def _finish_tree(self, train: DistillationSet) -> None:
+        super()._finish_tree(train)  # reads the CART through _read_tree below
         shrunk = copy.deepcopy(self.estimator_)
         shrunk.tree_.value[:, 0, :] = self.shrunk_values_
         self.shrunk_estimator_ = shrunk

@@ -81,6 +81,25 @@ class DecisionTree(Surrogate):
         self.random_state = random_state
 
     def _fit(self, train: DistillationSet) -> None:
+        self._grow(train)
+        self._finish_tree(train)
+
+    # scikit-learn grows a tree with max_leaf_nodes best first, one split at a time, and
+    # numbers the nodes as it makes them: the k-leaf tree is the first k - 1 splits of any
+    # larger one (best_first_prefix).
+    size_path = True
+
+    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+        self._fit(train)
+        return self
+
+    def _fit_prefix(self, train: DistillationSet, path: Any) -> None:
+        self.encoder_, self.missing_seen_ = path.encoder_, path.missing_seen_
+        self.estimator_ = best_first_prefix(path.estimator_, int(self.max_leaf_nodes))
+        self._finish_tree(train)
+
+    def _grow(self, train: DistillationSet) -> None:
+        """Encode the rows and fit scikit-learn's tree (``encoder_``, ``estimator_``)."""
         classification = train.task == "classification"
         score = train.outputs
         self.encoder_ = CategoryOrderEncoder().fit(train.rows, train.schema, score, train.weights)
@@ -102,6 +121,9 @@ class DecisionTree(Surrogate):
             self.estimator_ = DecisionTreeClassifier(**kw).fit(X, y, sample_weight=train.weights)
         else:
             self.estimator_ = DecisionTreeRegressor(**kw).fit(X, train.outputs, sample_weight=train.weights)
+
+    def _finish_tree(self, train: DistillationSet) -> None:
+        """Read the fitted tree's rules."""
         self._read_tree()
 
     # ------------------------------------------------------------------ tree -> rules
@@ -196,6 +218,47 @@ class DecisionTree(Surrogate):
         out["n_leaves"] = int(self.estimator_.get_n_leaves())
         out["depth"] = int(self.estimator_.get_depth())
         return out
+
+
+def best_first_prefix(estimator: Any, n_leaves: int) -> Any:
+    """A copy of a fitted scikit-learn tree cut back to its first ``n_leaves - 1`` splits:
+    the tree the same estimator with ``max_leaf_nodes=n_leaves`` grows on the same rows.
+
+    With ``max_leaf_nodes`` scikit-learn grows best first and adds both children of a split
+    as it makes it, so split ``j`` (from 0) makes nodes ``2j + 1`` and ``2j + 2``. Nodes
+    ``0 .. 2(n_leaves - 1)`` are therefore those of the smaller fit, whose draws of the
+    feature order were the same ones in the same order; a node whose children come later is a
+    leaf there, with the same value. The estimator itself is returned where it has no more
+    leaves than that.
+    """
+    import copy
+
+    from sklearn.tree._tree import Tree
+
+    t = estimator.tree_
+    last = 2 * (int(n_leaves) - 1)
+    if t.node_count <= last + 1:
+        return estimator
+    state = t.__getstate__()
+    nodes = state["nodes"][: last + 1].copy()
+    cut = nodes["left_child"] > last
+    nodes["left_child"][cut] = -1
+    nodes["right_child"][cut] = -1
+    nodes["feature"][cut] = -2
+    nodes["threshold"][cut] = -2.0
+    if "missing_go_to_left" in (nodes.dtype.names or ()):
+        nodes["missing_go_to_left"][cut] = 0
+    depth = np.zeros(last + 1, dtype=np.int64)
+    for i in range(last + 1):  # children come after their parent
+        if nodes["left_child"][i] != -1:
+            depth[nodes["left_child"][i]] = depth[nodes["right_child"][i]] = depth[i] + 1
+    tree = Tree(t.n_features, np.asarray(t.n_classes, dtype=np.intp), t.n_outputs)
+    tree.__setstate__({"max_depth": int(depth.max()), "node_count": last + 1, "nodes": nodes,
+                       "values": state["values"][: last + 1].copy()})
+    out = copy.copy(estimator)
+    out.tree_ = tree
+    out.max_leaf_nodes = int(n_leaves)
+    return out
 
 
 def leaf_rule(conditions: tuple[Condition, ...], value: Any, support: float, classes: Any = None) -> Rule:
