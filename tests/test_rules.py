@@ -269,3 +269,38 @@ def test_additive_weights_print_short_and_decide_every_row_as_the_model():
     assert numbers and all(len(n.replace(".", "").lstrip("0")) <= digits for n in numbers)
     # The digits travel with the model.
     assert AdditiveRules.from_dict(short.to_dict()).text() == short.text()
+
+
+def test_conditions_select_what_pandas_selects_on_every_column_dtype():
+    """Conditions read each column once into codes of its distinct values (shared by every
+    condition of a model on one frame); the rows chosen are those pandas' own isin and
+    comparisons choose, on object, Arrow-string, categorical and mixed columns with every
+    kind of missing value."""
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({
+        "obj": rng.choice(np.array(["a", "b", "c", None, np.nan], dtype=object), n),
+        "arrow": pd.array(rng.choice(["x", "y", "z", None], n), dtype="string[pyarrow]"),
+        "cat": pd.Categorical(rng.choice(["p", "q", None], n)),
+        "ints": pd.Series(rng.choice([1, 2, 3, None], n), dtype=object),
+        "none": pd.Series([None] * n, dtype=object),
+        "num": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+    })
+    store: dict = {}
+    sets = [("obj", ("a", "c")), ("obj", ()), ("arrow", ("x", "w")), ("cat", ("p",)), ("ints", (1, 3)),
+            ("ints", (2.0,)), ("none", ("a",))]
+    for feature, values in sets:
+        col = df[feature]
+        isna = col.isna().to_numpy()
+        inside = col.isin(list(values)).to_numpy() & ~isna
+        for op, missing in [("in", False), ("in", True), ("not in", False), ("not in", True)]:
+            want = (inside if op == "in" else ~inside & ~isna) | (isna & missing)
+            c = Condition(feature, op, values, missing, "categorical")
+            np.testing.assert_array_equal(c.apply(df), want)
+            np.testing.assert_array_equal(c.apply(df, store), want)
+    v = df["num"].to_numpy()
+    for op, fn in [("<=", np.less_equal), ("<", np.less), (">", np.greater), (">=", np.greater_equal)]:
+        for missing in (False, True):
+            with np.errstate(invalid="ignore"):
+                want = (fn(v, 0.1) & ~np.isnan(v)) | (np.isnan(v) & missing)
+            np.testing.assert_array_equal(Condition("num", op, 0.1, missing).apply(df, store), want)

@@ -62,6 +62,30 @@ def _fmt_cat(c: Any) -> str:
     return str(c)
 
 
+def _numeric_column(frame: pd.DataFrame, name: str, store: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64 (missing as NaN) and its missing mask, kept in ``store``."""
+    key = ("numeric column", name)
+    if store is not None and key in store:
+        return store[key]
+    v = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+    out = (v, np.isnan(v))
+    if store is not None:
+        store[key] = out
+    return out
+
+
+def _category_column(frame: pd.DataFrame, name: str, store: dict | None) -> tuple[np.ndarray, Any]:
+    """A column as codes into its distinct values (-1 where missing) and those values (an
+    Index of the column's dtype), kept in ``store``."""
+    key = ("category column", name)
+    if store is not None and key in store:
+        return store[key]
+    out = pd.factorize(frame[name])
+    if store is not None:
+        store[key] = out
+    return out
+
+
 @dataclass(frozen=True)
 class Condition:
     """A test on one raw feature.
@@ -97,11 +121,12 @@ class Condition:
             raise ParameterError(f"unknown condition operator {self.op!r}; use one of {NUMERIC_OPS + SET_OPS}")
 
     # ------------------------------------------------------------------ evaluation
-    def apply(self, frame: pd.DataFrame) -> np.ndarray:
-        """Boolean mask of the rows that satisfy the condition."""
-        col = frame[self.feature]
+    def apply(self, frame: pd.DataFrame, _columns: dict | None = None) -> np.ndarray:
+        """Boolean mask of the rows that satisfy the condition. ``_columns``: a dict in which
+        the frame's columns, read once into arrays, are kept for the next condition on the
+        same frame (a model's conditions share a few features)."""
         if self.op in NUMERIC_OPS:
-            v = col.to_numpy(dtype="float64", na_value=np.nan)
+            v, isna = _numeric_column(frame, self.feature, _columns)
             with np.errstate(invalid="ignore"):
                 if self.op == "<=":
                     m = v <= self.value
@@ -111,10 +136,12 @@ class Condition:
                     m = v > self.value
                 else:
                     m = v >= self.value
-            isna = np.isnan(v)
         else:
-            isna = col.isna().to_numpy()
-            m = col.isin(list(self.value)).to_numpy()
+            codes, uniques = _category_column(frame, self.feature, _columns)
+            isna = codes < 0
+            # Membership of each distinct value, as the column's own isin decides it.
+            inset = np.asarray(uniques.isin(list(self.value)), dtype=bool)
+            m = np.zeros(len(codes), dtype=bool) if not len(inset) else inset[np.where(isna, 0, codes)]
             if self.op == "not in":
                 m = ~m & ~isna
         return (m & ~isna) | (isna & self.missing)
@@ -359,13 +386,14 @@ class Rule:
     def apply(self, frame: pd.DataFrame, _cache: dict | None = None) -> np.ndarray:
         """Boolean mask of the rows where every condition holds."""
         m = np.ones(len(frame), dtype=bool)
+        columns = {} if _cache is None else _cache  # conditions on one feature read it once
         for c in self.conditions:
             if _cache is not None:
                 if c not in _cache:
-                    _cache[c] = c.apply(frame)
+                    _cache[c] = c.apply(frame, columns)
                 m &= _cache[c]
             else:
-                m &= c.apply(frame)
+                m &= c.apply(frame, columns)
         return m
 
     @property
