@@ -1,0 +1,184 @@
+"""The whole ``pellucid.explain`` run, with default options, on four tables of the shapes an
+analyst brings, and what its frontier and stability stages cost against their floor.
+
+Tables (generated or bundled; nothing is downloaded):
+
+* ``credit``: 4,454 rows x 13 raw features: the demo's credit table (numeric and categorical,
+  missing values) with two more columns (a numeric ``savings`` with missing values and a
+  categorical ``purpose``), behind a ColumnTransformer and a torch MLP trained on its label;
+* ``lending``: 9,857 x 23: the same eleven credit features and twelve more (eight numeric, four
+  categorical), two of which enter the label;
+* ``known_rules``: 20,000 x 10: benchmarks/_tasks.py's table with known threshold rules and two
+  more noise columns;
+* ``breast_cancer``: scikit-learn's 569 x 30 with a torch MLP (a new user's model).
+
+Per table: the explain call's wall time (in this process, modules already imported) and its
+stages (``run.timings`` of report.json), the recommended entry and its held-out agreement, and
+the *floor* of the frontier: every candidate on the frontier fitted once at the largest rule
+budget on each training view (the rows the frontier fitted on), one after another. The frontier
+stage against that floor, and the stability stage against the frontier, are the issue's ratios.
+
+Run: .venv/bin/python -W ignore benchmarks/explain_speed.py [--quick | --tables credit lending ...] [--n-jobs J]
+     [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tasks import _onehot_scaler, _train_mlp, breast_cancer, make_known_rules, write_results  # noqa: E402
+
+import pellucid  # noqa: E402
+from pellucid import Oracle  # noqa: E402
+from pellucid.demo import CLASSES, TARGET, make_credit, train_credit_network  # noqa: E402
+from pellucid.fidelity.frontier import _resolve_candidates, training_views, validation_split  # noqa: E402
+
+
+def _credit_like(n: int, extra: int, seed: int) -> pd.DataFrame:
+    """The demo's credit table with ``extra`` more columns; the label moves with the first
+    numeric ones. Two extra columns are a ``savings`` amount (missing for some rows) and a
+    loan ``purpose``; more are numeric scores (a few missing) and, every third, a segment."""
+    df = make_credit(n, random_state=seed)
+    rng = np.random.default_rng(seed + 1)
+    bad = (df[TARGET].to_numpy() == CLASSES[1]).astype(float)
+    cols: dict[str, np.ndarray] = {}
+    if extra == 2:
+        savings = np.round(np.exp(rng.normal(2.0, 0.8, n) - 0.6 * bad), 1)
+        savings[rng.random(n) < 0.06] = np.nan
+        cols["savings"] = savings
+        cols["purpose"] = rng.choice(["car", "home", "education", "business"], n).astype(object)
+    else:
+        for i in range(extra):
+            if i % 3 == 2:
+                cols[f"segment_{i}"] = rng.choice(["a", "b", "c", "d", "e"], n).astype(object)
+            else:
+                v = np.round(rng.normal(0, 1, n) + (0.8 * bad if i < 2 else 0.0), 3)
+                v[rng.random(n) < 0.04] = np.nan
+                cols[f"score_{i}"] = v
+    out = pd.concat([df.drop(columns=TARGET), pd.DataFrame(cols)], axis=1)
+    out[TARGET] = df[TARGET]
+    return out
+
+
+def credit_table(rows: int, extra: int, seed: int = 0):
+    train = _credit_like(5000, extra, 10_000 + seed)
+    net, pre = train_credit_network(train.drop(columns=TARGET), train[TARGET], random_state=seed)
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=list(CLASSES))
+    return oracle, _credit_like(rows, extra, seed).drop(columns=TARGET)
+
+
+def known_rules_table(rows: int, seed: int = 0):
+    def table(n: int, s: int) -> pd.DataFrame:
+        df = make_known_rules(n, s)
+        rng = np.random.default_rng(s + 3)
+        df.insert(len(df.columns) - 1, "vibration", np.round(rng.gamma(2.0, 1.5, n), 2))
+        df.insert(len(df.columns) - 1, "shift", rng.choice(["day", "night"], n).astype(object))
+        return df
+
+    train = table(10_000, 7_000 + seed)
+    X = train.drop(columns="label")
+    pre = _onehot_scaler(X)
+    y = (train["label"] == "positive").to_numpy().astype(int)
+    net = _train_mlp(pre.transform(X), y, "classification", seed, epochs=40)
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=["negative", "positive"])
+    return oracle, table(rows, seed).drop(columns="label")
+
+
+TABLES = {
+    "credit": lambda: credit_table(4454, 2),
+    "lending": lambda: credit_table(9857, 12),
+    "known_rules": lambda: known_rules_table(20_000),
+    "breast_cancer": lambda: (lambda t: (t.oracle, t.reference))(breast_cancer(0)),
+}
+
+
+def floor_seconds(result, sizes=(4, 8, 16, 32)) -> tuple[float, dict[str, float]]:
+    """Every frontier candidate fitted once at the largest budget on each training view the
+    frontier used (its validation rows held back as the frontier held them)."""
+    front = result.frontier
+    dset = result.distillation
+    fit_set, _ = validation_split(dset, 0.2, front.random_state)
+    views = training_views(fit_set, sorted({e.training for e in front.entries}))
+    names = list(dict.fromkeys(e.candidate for e in front.entries if e.candidate != "scorecard"))
+    per: dict[str, float] = {}
+    for name, cls, kw in _resolve_candidates(names, None):
+        for view_name, view in views.items():
+            kw2 = dict(kw)
+            if cls.size_param:
+                kw2[cls.size_param] = max(sizes)
+            s = cls(**kw2)
+            t = time.perf_counter()
+            try:
+                s.fit(view)
+            except Exception:
+                pass
+            per[f"{name}/{view_name}"] = time.perf_counter() - t
+    return sum(per.values()), per
+
+
+def run(name: str, n_jobs: int | None) -> dict:
+    oracle, X = TABLES[name]()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        result = pellucid.explain(oracle, X, out_dir=tmp, verbose=0, n_jobs=n_jobs)
+        wall = time.perf_counter() - t
+    stages = dict(result.payload["run"]["timings"]["stages"])
+    floor, per = floor_seconds(result)
+    chosen = result.payload["surrogates"][result.payload["recommended"]]
+    front = stages.get("frontier", 0.0)
+    return {
+        "table": name, "rows": int(len(X)), "features": int(X.shape[1]), "wall_s": wall,
+        "stages": stages, "floor_s": floor, "floor_fits": per,
+        "frontier_over_floor": front / floor if floor else None,
+        "stability_over_frontier": stages.get("stability", 0.0) / front if front else None,
+        "recommended": chosen["name"], "agreement": chosen["fidelity"]["agreement"],
+        "agreement_ci": chosen["fidelity"].get("agreement_ci"),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    stages = ["distill", "frontier", "linear_view", "stability", "attribution", "local", "extrapolation", "report"]
+    head = ("| table | rows × features | whole run s | " + " | ".join(stages)
+            + " | frontier floor s | frontier / floor | stability / frontier | recommended (held-out agreement) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        st = r["stages"]
+        cells = " | ".join(f"{st[s]:.1f}" if s in st else "–" for s in stages)
+        ci = r["agreement_ci"]
+        rec = f"{r['recommended']} ({100 * r['agreement']:.1f}%"
+        rec += f", {100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci else ")"
+        lines.append(f"| {r['table']} | {r['rows']:,} × {r['features']} | {r['wall_s']:.1f} | {cells} | "
+                     f"{r['floor_s']:.1f} | {r['frontier_over_floor']:.2f} | {r['stability_over_frontier']:.2f} | {rec} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    ap.add_argument("--quick", action="store_true", help="credit and breast cancer only")
+    ap.add_argument("--n-jobs", type=int, default=None, help="explain's n_jobs (default: explain's own default)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args()
+    rows = []
+    for name in (["credit", "breast_cancer"] if args.quick else args.tables):
+        r = run(name, args.n_jobs)
+        print(f"{name}: {r['wall_s']:.1f} s, frontier {r['stages'].get('frontier', 0):.1f} s "
+              f"(floor {r['floor_s']:.1f} s), stability {r['stages'].get('stability', 0):.1f} s", flush=True)
+        rows.append(r)
+    md = table(rows)
+    print(md)
+    write_results(args.out, "explain_speed", {"machine": platform.platform(), "n_jobs": args.n_jobs, "rows": rows}, md)
+
+
+if __name__ == "__main__":
+    main()
