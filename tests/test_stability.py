@@ -194,6 +194,20 @@ def test_same_seed_same_result_and_parallel_equals_sequential():
     assert json.loads(json.dumps(a)) == a
 
 
+def test_several_surrogates_at_once_equal_each_alone():
+    """stabilities() sends every refit of several surrogates (on two sets, one regression)
+    through one map; each result is stability() of that surrogate alone."""
+    from pellucid.fidelity.stability import stabilities
+
+    d, r = wiggly_set(), wiggly_set("regression", seed=2)
+    fits = [(DecisionTree(max_leaf_nodes=4).fit(d), d), (DecisionTree(max_leaf_nodes=7).fit(d), d),
+            (DecisionTree(max_leaf_nodes=5).fit(r), r)]
+    together = stabilities(fits, n_boot=4, random_state=3, verbose=0)
+    for (s, ds), got in zip(fits, together, strict=True):
+        assert got.to_dict() == stability(s, ds, n_boot=4, random_state=3, verbose=0).to_dict()
+    assert together[0].to_dict()["per_refit"] != together[1].to_dict()["per_refit"]
+
+
 def test_holdout_rows_never_enter_a_refit():
     d = step_set()
     tree = DecisionTree(max_leaf_nodes=2).fit(d)

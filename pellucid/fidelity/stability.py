@@ -20,7 +20,7 @@ import inspect
 import sys
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -439,32 +439,59 @@ def stability(
     NotFittedError
         When the surrogate is not fitted.
     """
-    if not isinstance(dset, DistillationSet):
-        raise ParameterError(f"stability expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
+    return stabilities([(surrogate, dset)], n_boot, random_state, n_jobs, tolerance=tolerance, verbose=verbose,
+                       confidence=confidence, executor=executor)[0]
+
+
+def stabilities(
+    fits: Sequence[tuple[Any, DistillationSet]],
+    n_boot: int = 20,
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    verbose: int = 1,
+    confidence: float = 0.95,
+    executor: Executor | None = None,
+) -> list[Stability]:
+    """:func:`stability` of several fitted surrogates, each on its own set, with every refit of
+    all of them in one map over the executor (so that they spread over its workers together).
+    Each result is what :func:`stability` gives for that surrogate alone."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ParameterError(f"n_boot must be an integer >= 2 (pairs of refits are compared), got {n_boot!r}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, Real) or not tolerance >= 0:
         raise ParameterError(f"tolerance must be a number >= 0, got {tolerance!r}")
-    surrogate._check_fitted()
-    check_same_set(surrogate, dset)
-    n_boot = int(n_boot)
-    tolerance = float(tolerance)
-    train = dset.train if dset.is_holdout.any() else dset
-    if len(train) == 0:
-        raise ParameterError("stability: the distillation set has no training rows to resample")
-    eval_part, which = (dset.holdout, "holdout") if dset.is_holdout.any() else (dset, "all")
-
-    rng = np.random.default_rng(random_state)
-    boot_idx = _bootstrap_indices(train, n_boot, rng)
-    seeds = rng.integers(0, 2**31 - 1, size=n_boot)
-    seeded = _takes(type(surrogate), "random_state") and surrogate.get_params().get("random_state") is None
-    overrides = [{"random_state": int(s)} if seeded else {} for s in seeds]
-
-    quiet = verbose <= 0 or not sys.stderr.isatty()
+    n_boot, tolerance = int(n_boot), float(tolerance)
     run = as_executor(executor, n_jobs)
-    rows = run.share(train)  # sent once, not once per refit
-    calls = [(clone_surrogate(surrogate, **overrides[b]), rows, boot_idx[b], b) for b in range(n_boot)]
-    refits = run.map(_refit, tqdm(calls, desc=f"stability of {surrogate.name}", disable=quiet, leave=False))
+    calls, shared = [], {}
+    for surrogate, dset in fits:
+        if not isinstance(dset, DistillationSet):
+            raise ParameterError(f"stability expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
+        surrogate._check_fitted()
+        check_same_set(surrogate, dset)
+        train = dset.train if dset.is_holdout.any() else dset
+        if len(train) == 0:
+            raise ParameterError("stability: the distillation set has no training rows to resample")
+        rng = np.random.default_rng(random_state)
+        boot_idx = _bootstrap_indices(train, n_boot, rng)
+        seeds = rng.integers(0, 2**31 - 1, size=n_boot)
+        seeded = _takes(type(surrogate), "random_state") and surrogate.get_params().get("random_state") is None
+        if id(dset) not in shared:  # a set is sent once, not once per refit
+            shared[id(dset)] = run.share(train)
+        calls += [(clone_surrogate(surrogate, **({"random_state": int(seeds[b])} if seeded else {})),
+                   shared[id(dset)], boot_idx[b], b) for b in range(n_boot)]
+    quiet = verbose <= 0 or not sys.stderr.isatty()
+    names = ", ".join(s.name for s, _ in fits)
+    refits = run.map(_refit, tqdm(calls, desc=f"stability of {names}", disable=quiet, leave=False))
+    return [_measured(surrogate, dset, refits[i * n_boot:(i + 1) * n_boot], n_boot, random_state, tolerance,
+                      confidence) for i, (surrogate, dset) in enumerate(fits)]
+
+
+def _measured(surrogate: Any, dset: DistillationSet, refits: list[Any], n_boot: int, random_state: int | None,
+              tolerance: float, confidence: float) -> Stability:
+    """What came back in ``refits`` of ``surrogate``: rules, conditions and predictions."""
+    train = dset.train if dset.is_holdout.any() else dset
+    eval_part, which = (dset.holdout, "holdout") if dset.is_holdout.any() else (dset, "all")
 
     # ---------------------------------------------------------------- rules
     schema = dset.schema

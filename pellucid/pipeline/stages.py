@@ -149,21 +149,24 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     """Select the recommended entry (exact ties broken by rule stability), list the Pareto set,
     the chosen entry and the linear view, and measure the stability of the listed entries
     within the rule budget."""
-    from ..fidelity import stability
+    from ..fidelity.stability import stabilities
 
     stab: dict[int, Any] = {}  # by id() of the entry: measured once, whoever asks
 
-    def stability_of(e: Any) -> Any:
-        if id(e) not in stab:
-            stab[id(e)] = stability(e.surrogate, e.data, n_boot=config.n_boot, random_state=config.random_state,
-                                    verbose=0, executor=executor)
-        return stab[id(e)]
+    def measure(entries: list[Any]) -> None:
+        # Every refit of every entry in one map, so that they spread over the executor together.
+        todo = list({id(e): e for e in entries if id(e) not in stab}.values())
+        found = stabilities([(e.surrogate, e.data) for e in todo], n_boot=config.n_boot,
+                            random_state=config.random_state, verbose=0, executor=executor) if todo else []
+        stab.update((id(e), r) for e, r in zip(todo, found))
 
     max_rules, floor, n_boot = config.max_rules, config.min_agreement, config.n_boot
-    # Exactly as faithful entries are told apart by how often their rules come back.
-    tie_break = (lambda e: stability_of(e).rule_stability) if n_boot else None
-    chosen = front.select(max_rules=max_rules, min_agreement=floor, tie_break=tie_break)
     tied = front.ties(max_rules=max_rules, min_agreement=floor)
+    if n_boot and len(tied) > 1:
+        measure(tied)
+    # Exactly as faithful entries are told apart by how often their rules come back.
+    tie_break = (lambda e: stab[id(e)].rule_stability) if n_boot else None
+    chosen = front.select(max_rules=max_rules, min_agreement=floor, tie_break=tie_break)
     # The report lists the Pareto set, the chosen entry and the linear view, smallest first,
     # and each set of rules once: entries whose rules are the same as an earlier one's are
     # named beside it.
@@ -171,10 +174,8 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     candidates.sort(key=lambda e: (e.n_rules, e.n_conditions, -e.score, e is not chosen))
     listed, same_rules = distinct(candidates, keep=chosen)
     if n_boot:
-        for e in listed:
-            # What a reader chooses among: the entries within the rule budget.
-            if e is chosen or e.n_rules <= max_rules:
-                stability_of(e)
+        # What a reader chooses among: the entries within the rule budget.
+        measure([e for e in listed if e is chosen or e.n_rules <= max_rules])
     linear_at = None if lin is None else listed.index(
         next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
     selection = _selection(front, chosen, tied, listed, max_rules, floor, n_boot, stab)
