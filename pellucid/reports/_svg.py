@@ -14,9 +14,11 @@ insert it unescaped.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from typing import Any
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -120,6 +122,8 @@ def check_svg(svg: str) -> None:
 
 
 def _check_css(value: str, where: str) -> None:
+    if "(" not in value and "@" not in value:
+        return  # neither a url(...) nor an @import: most values, path data and numbers
     if "@import" in value.lower():
         raise UnsafeSVGError(f"the SVG holds an @import in {where}")
     for target in _URL.findall(value):
@@ -169,6 +173,7 @@ def _escape_attr(s: str) -> str:
     return s.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
 
 
+@functools.lru_cache(maxsize=512)
 def _split(name: str) -> tuple[str, str]:
     if name.startswith("{"):
         ns, local = name[1:].split("}", 1)
@@ -185,5 +190,6 @@ def _parse(svg: str) -> ET.Element:
         raise UnsafeSVGError(f"the SVG does not parse as XML: {e}") from None
 
 
-def _local(tag: str) -> str:
+@functools.lru_cache(maxsize=512)
+def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""

@@ -23,7 +23,9 @@ import matplotlib
 import matplotlib.colors
 import matplotlib.lines
 import matplotlib.ticker
+import matplotlib.transforms
 import numpy as np
+from matplotlib.backends.backend_svg import RendererSVG
 from matplotlib.figure import Figure
 
 from .. import _validation as fmt
@@ -50,6 +52,10 @@ _RC = {
     "axes.titlesize": 9.5,
     "axes.titleweight": "bold",
     "legend.frameon": False,
+    # No layout engine on a new figure, whatever the user's matplotlibrc says: _to_svg lays
+    # each figure out once, itself.
+    "figure.autolayout": False,
+    "figure.constrained_layout.use": False,
 }
 # What matplotlib's own <style> (``*{stroke-linejoin: round; stroke-linecap: butt}``) said,
 # as inherited presentation attributes on the figure's <svg>: same drawing, nothing page-wide.
@@ -694,10 +700,26 @@ def _feature_shares_axis(ax: Any, features: Sequence[str], xlabel: str, ncol: in
 
 def _to_svg(fig: Figure, prefix: str) -> str:
     fig.tight_layout()
+    # The layout is done: with no layout engine left on the figure and the box to save given,
+    # savefig draws the figure once. (``bbox_inches="tight"`` first draws it a second time,
+    # with nothing written, to measure the box that _tight_box measures without drawing.)
+    fig.set_layout_engine(None)
     buf = io.StringIO()
     # No date in the file: the same payload draws the same figure.
-    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
+    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches=_tight_box(fig).padded(0.05))
     return clean_svg(buf.getvalue(), prefix, root_attrs=_SVG_ROOT_ATTRS)
+
+
+def _tight_box(fig: Figure) -> matplotlib.transforms.Bbox:
+    """The box, in inches, around everything drawn on ``fig``, as the SVG writer measures it:
+    at the 72 dots per inch it draws at, text measured as the outlines it writes."""
+    dpi = fig.dpi
+    fig.dpi = 72
+    try:
+        width, height = fig.get_size_inches()
+        return fig.get_tightbbox(RendererSVG(width * 72, height * 72, io.StringIO()))
+    finally:
+        fig.dpi = dpi
 
 
 def _legend_above(ax: Any) -> None:
