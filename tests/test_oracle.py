@@ -422,6 +422,30 @@ def test_probed_block_takes_few_calls_and_maps_as_one_feature_at_a_time(frame, m
     assert together.groups["x"] == (3, 5) and together.groups["y"] == (4, 6)
 
 
+def test_encoding_is_kept_for_the_same_table_and_preprocess_only(net, ct, frame, monkeypatch):
+    from pellucid.oracle import core
+
+    core._ENCODED.clear()
+    calls = []
+    transform = type(ct).transform
+    monkeypatch.setattr(type(ct), "transform", lambda self, rows: calls.append(len(rows)) or transform(self, rows))
+    oracle = Oracle(net, ct)
+    first = oracle.encode(frame)
+    first[:] = 0  # the caller's copy: what is kept does not change
+    again = Oracle(net, ct).encode(frame.copy())  # another oracle, the same preprocess and rows
+    assert calls == [N]
+    np.testing.assert_array_equal(again, transform(ct, frame).astype(np.float32))
+    changed = frame.copy()
+    changed.loc[3, "x"] += 1.0
+    assert not np.array_equal(oracle.encode(changed), again) and calls == [N, N]
+    ct.fit(frame.assign(x=frame["x"] * 10))  # fitted again in place: a new answer, never the old one
+    refit = oracle.encode(frame)
+    assert calls == [N, N, N] and not np.array_equal(refit, again)
+    np.testing.assert_array_equal(oracle.encode(frame), refit)
+    assert calls == [N, N, N]
+    core._ENCODED.clear()
+
+
 def test_probe_changes_constant_and_repeated_columns():
     frame = pd.DataFrame({"a": [1.0] * 6, "b": ["u", "u", "v", "v", "u", "v"]})
 
