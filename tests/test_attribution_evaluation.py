@@ -323,6 +323,9 @@ def test_randomisation_with_a_torch_oracle_keeps_classes(credit, credit_net):
         assert isinstance(model, Oracle) and model is not oracle and model.model is not net
         assert model.preprocess is pre and list(model.classes_) == list(CLASSES)
         assert set(target) <= set(CLASSES) and len(target) == 20  # the trained model's class per row
+        # The same preprocess: the encoded columns of each feature, found once, come along.
+        assert model.__dict__["_attribution_maps"] == oracle.__dict__["_attribution_maps"]
+        assert model.__dict__["_attribution_maps"] is not oracle.__dict__["_attribution_maps"]
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert res.steps["spearman"].iloc[-1] < 0.5
 

@@ -14,7 +14,13 @@ from torch import nn
 
 from pellucid import Oracle
 from pellucid.attribution._base import Attribution
-from pellucid.attribution.importance import global_importance, pair, rank_agreement, surrogate_importance
+from pellucid.attribution.importance import (
+    global_importance,
+    pair,
+    rank_agreement,
+    surrogate_importance,
+    surrogate_importances,
+)
 from pellucid.demo import CLASSES
 from pellucid.errors import NotFittedError, ParameterError
 from pellucid.extraction import distill
@@ -111,6 +117,25 @@ def test_tree_on_a_one_feature_network_ranks_that_feature_first(one_feature_worl
     pd.testing.assert_series_equal(imp, surrogate_importance(tree, dset, random_state=0))
     on_rows = surrogate_importance(tree, dset.holdout.rows, random_state=0)
     assert on_rows.idxmax() == "b"
+
+
+def test_surrogates_of_one_schema_share_their_shuffles(one_feature_world, monkeypatch):
+    from pellucid.schema import Schema
+
+    _, _, dset = one_feature_world
+    trees = [DecisionTree(max_leaf_nodes=k, random_state=0).fit(dset) for k in (4, 8)]
+    linear = SparseLinear(max_terms=3).fit(dset)
+    alone = [surrogate_importance(s, dset, random_state=3) for s in (*trees, linear)]
+    checked = []
+    validate = Schema.validate
+    monkeypatch.setattr(Schema, "validate", lambda self, df, **kw: checked.append(len(df)) or validate(self, df, **kw))
+    together = surrogate_importances([*trees, linear], dset, random_state=3)
+    for a, b in zip(alone, together, strict=True):
+        pd.testing.assert_series_equal(a, b)
+        assert a.attrs == b.attrs
+    # The table of every shuffle is checked once; each surrogate checks only its unshuffled rows.
+    n, p = int(dset.is_holdout.sum()), len(dset.schema.names)
+    assert sorted(checked) == [n] * 3 + [5 * p * n]
 
 
 def test_permutation_importance_is_the_label_change_rate(one_feature_world):

@@ -401,6 +401,51 @@ def test_encoding_map_probe_finds_interaction(frame):
     assert emap.shared == (2,)
 
 
+def test_probed_block_takes_few_calls_and_maps_as_one_feature_at_a_time(frame, monkeypatch):
+    from sklearn.impute import SimpleImputer
+
+    from pellucid.oracle import encoding
+
+    frame = frame.assign(x=frame["x"].mask(frame.index % 7 == 0), y=frame["y"].mask(frame.index % 5 == 0))
+    # The imputer's missing-value indicators make the numeric block one to probe.
+    ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["size"]),
+                            ("num", SimpleImputer(add_indicator=True), ["x", "y"])]).fit(frame)
+    calls = []
+    transform = ct.transform
+    monkeypatch.setattr(ct, "transform", lambda rows: calls.append(len(rows)) or transform(rows))
+    together = Oracle(lambda z: z[:, 0], ct).encoding_map(frame)
+    # Two rows for the width, the sample, then both shifted features in one call.
+    assert calls == [2, N, 2 * N]
+    monkeypatch.setattr(encoding, "_encode_together", lambda *args: None)
+    one_by_one = Oracle(lambda z: z[:, 0], ct).encoding_map(frame)
+    assert together == one_by_one and together.method == "structure"
+    assert together.groups["x"] == (3, 5) and together.groups["y"] == (4, 6)
+
+
+def test_encoding_is_kept_for_the_same_table_and_preprocess_only(net, ct, frame, monkeypatch):
+    from pellucid.oracle import core
+
+    core._ENCODED.clear()
+    calls = []
+    transform = type(ct).transform
+    monkeypatch.setattr(type(ct), "transform", lambda self, rows: calls.append(len(rows)) or transform(self, rows))
+    oracle = Oracle(net, ct)
+    first = oracle.encode(frame)
+    first[:] = 0  # the caller's copy: what is kept does not change
+    again = Oracle(net, ct).encode(frame.copy())  # another oracle, the same preprocess and rows
+    assert calls == [N]
+    np.testing.assert_array_equal(again, transform(ct, frame).astype(np.float32))
+    changed = frame.copy()
+    changed.loc[3, "x"] += 1.0
+    assert not np.array_equal(oracle.encode(changed), again) and calls == [N, N]
+    ct.fit(frame.assign(x=frame["x"] * 10))  # fitted again in place: a new answer, never the old one
+    refit = oracle.encode(frame)
+    assert calls == [N, N, N] and not np.array_equal(refit, again)
+    np.testing.assert_array_equal(oracle.encode(frame), refit)
+    assert calls == [N, N, N]
+    core._ENCODED.clear()
+
+
 def test_probe_changes_constant_and_repeated_columns():
     frame = pd.DataFrame({"a": [1.0] * 6, "b": ["u", "u", "v", "v", "u", "v"]})
 

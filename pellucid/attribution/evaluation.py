@@ -742,7 +742,14 @@ def _rebuild(oracle: Oracle, module: torch.nn.Module) -> Oracle:
     if task == "classification":
         kw["classes"] = _oracle_classes(oracle)
         kw["output"] = oracle.output_ if oracle.output_ in ("proba", "logits") else oracle.output
-    return Oracle(module, **kw)
+    rebuilt = Oracle(module, **kw)
+    # The same preprocess, and a copy of the module in the same dtype: the encoded columns of
+    # each raw feature are those the trained model's oracle found (finding them again costs
+    # dozens of calls of the preprocess per randomised layer).
+    maps = oracle.__dict__.get("_attribution_maps")
+    if maps and rebuilt.tensor_dtype == oracle.tensor_dtype:
+        rebuilt.__dict__["_attribution_maps"] = dict(maps)
+    return rebuilt
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> dict[str, float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from ..fidelity.intervals import N_BOOT, check_n_boot, check_seed, percentile_in
 from ..oracle import Oracle
 from ._base import Attribution
 
-__all__ = ["global_importance", "surrogate_importance", "rank_agreement", "RankAgreement", "pair"]
+__all__ = ["global_importance", "surrogate_importance", "surrogate_importances", "rank_agreement", "RankAgreement", "pair"]
 
 # Rows per surrogate.predict call when shuffled copies are stacked (memory bound, not speed).
 _PREDICT_ROWS = 200_000
@@ -140,51 +140,104 @@ def surrogate_importance(surrogate: Any, data: DistillationSet | pd.DataFrame, *
         mean squared change when the surrogate is constant on the rows). ``attrs`` holds
         ``std``, ``metric``, ``n_rows`` and ``n_repeats``.
     """
-    if not hasattr(surrogate, "predict") or not hasattr(surrogate, "schema_"):
-        if hasattr(surrogate, "_check_fitted"):
-            surrogate._check_fitted()  # a pellucid surrogate before fit: its own NotFittedError
-        raise ParameterError(f"surrogate_importance needs a fitted pellucid surrogate; got {type(surrogate).__name__}")
+    return surrogate_importances([surrogate], data, n_repeats=n_repeats, max_rows=max_rows,
+                                 random_state=random_state)[0]
+
+
+def surrogate_importances(surrogates: Sequence[Any], data: DistillationSet | pd.DataFrame, *, n_repeats: int = 5,
+                          max_rows: int | None = 2000, random_state: int | None = 0) -> list[pd.Series]:
+    """:func:`surrogate_importance` of each of ``surrogates`` on the same ``data``, in order.
+
+    Surrogates fitted on the same schema for the same task share their shuffles (the seed
+    draws the same ones for each): the table of every shuffled copy is built and checked
+    against the schema once, and each surrogate only predicts it.
+    """
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
         raise ParameterError(f"n_repeats must be a positive integer, got {n_repeats!r}")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer))
                                  or max_rows < 2):
         raise ParameterError(f"max_rows must be an integer >= 2 or None, got {max_rows!r}")
-    names = list(surrogate.schema_.names)
-    task = getattr(surrogate, "task_", "classification")
-    if isinstance(data, DistillationSet):
-        if list(data.schema.names) != names or data.task != task:
-            raise ParameterError(
-                f"the {type(surrogate).__name__} was fitted for {task} on features {names}, but the distillation "
-                f"set is for {data.task} on {list(data.schema.names)}; pass the set it was fitted on")
-        rows = (data.holdout if data.is_holdout.any() else data).rows
-    elif isinstance(data, pd.DataFrame):
-        rows = surrogate.schema_.validate(data, what="rows given to surrogate_importance")
-    else:
-        raise ParameterError(f"data must be a DistillationSet or a DataFrame of raw rows, got {type(data).__name__}")
-    rows = rows.reset_index(drop=True)
-    n = len(rows)
-    if n < 2:
-        raise ParameterError(f"surrogate_importance needs at least 2 rows to shuffle; got {n}")
-    rng = np.random.default_rng(random_state)
-    if max_rows is not None and n > max_rows:
-        rows = rows.iloc[np.sort(rng.choice(n, max_rows, replace=False))].reset_index(drop=True)
-        n = max_rows
+    shared: list[tuple[Any, str, _Shuffles]] = []  # (schema, task, its shuffles)
+    out = []
+    for surrogate in surrogates:
+        if not hasattr(surrogate, "predict") or not hasattr(surrogate, "schema_"):
+            if hasattr(surrogate, "_check_fitted"):
+                surrogate._check_fitted()  # a pellucid surrogate before fit: its own NotFittedError
+            raise ParameterError(f"surrogate_importance needs a fitted pellucid surrogate; got "
+                                 f"{type(surrogate).__name__}")
+        names = list(surrogate.schema_.names)
+        task = getattr(surrogate, "task_", "classification")
+        if isinstance(data, DistillationSet):
+            if list(data.schema.names) != names or data.task != task:
+                raise ParameterError(
+                    f"the {type(surrogate).__name__} was fitted for {task} on features {names}, but the distillation "
+                    f"set is for {data.task} on {list(data.schema.names)}; pass the set it was fitted on")
+        elif not isinstance(data, pd.DataFrame):
+            raise ParameterError(f"data must be a DistillationSet or a DataFrame of raw rows, got "
+                                 f"{type(data).__name__}")
+        found = next((sh for schema, t, sh in shared if t == task and schema == surrogate.schema_), None)
+        if found is None:
+            found = _Shuffles(surrogate, data, names, n_repeats, max_rows, random_state)
+            shared.append((surrogate.schema_, task, found))
+        out.append(_permutation_importance(surrogate, found, names, task, n_repeats))
+    return out
 
-    base = np.asarray(surrogate.predict(rows))
-    p = len(names)
-    # Every (feature, repeat) shuffle stacked into one table, predicted in as few calls as memory
-    # allows; the permutations are drawn up front so the seed fixes them whatever the chunking.
-    perms = np.argsort(rng.random((p, n_repeats, n)), axis=2)
-    per_call = max(1, _PREDICT_ROWS // n)
-    jobs = [(j, r) for j in range(p) for r in range(n_repeats)]
-    preds = []
-    for start in range(0, len(jobs), per_call):
-        block = jobs[start:start + per_call]
-        stacked = pd.concat([rows] * len(block), ignore_index=True)
-        for b, (j, r) in enumerate(block):
-            col = stacked.columns.get_loc(names[j])
-            stacked.iloc[b * n:(b + 1) * n, col] = rows.iloc[perms[j, r], col].to_numpy()
-        preds.append(np.asarray(surrogate.predict(stacked)).reshape(len(block), n))
+
+class _Shuffles:
+    """The rows a surrogate's permutation importance is measured on and every (feature, repeat)
+    shuffle of them, stacked into tables of at most :data:`_PREDICT_ROWS` rows; the
+    permutations are drawn up front so the seed fixes them whatever the chunking. Each table
+    is checked against the schema once (:meth:`valid`), for every surrogate of that schema."""
+
+    def __init__(self, surrogate: Any, data: DistillationSet | pd.DataFrame, names: list[str], n_repeats: int,
+                 max_rows: int | None, random_state: int | None) -> None:
+        if isinstance(data, DistillationSet):
+            rows = (data.holdout if data.is_holdout.any() else data).rows
+        else:
+            rows = surrogate.schema_.validate(data, what="rows given to surrogate_importance")
+        rows = rows.reset_index(drop=True)
+        n = len(rows)
+        if n < 2:
+            raise ParameterError(f"surrogate_importance needs at least 2 rows to shuffle; got {n}")
+        rng = np.random.default_rng(random_state)
+        if max_rows is not None and n > max_rows:
+            rows = rows.iloc[np.sort(rng.choice(n, max_rows, replace=False))].reset_index(drop=True)
+            n = max_rows
+        self.rows, self.n = rows, n
+        p = len(names)
+        perms = np.argsort(rng.random((p, n_repeats, n)), axis=2)
+        per_call = max(1, _PREDICT_ROWS // n)
+        jobs = [(j, r) for j in range(p) for r in range(n_repeats)]
+        self.tables: list[tuple[int, pd.DataFrame]] = []  # (shuffles in the table, the table)
+        for start in range(0, len(jobs), per_call):
+            block = jobs[start:start + per_call]
+            stacked = pd.concat([rows] * len(block), ignore_index=True)
+            for b, (j, r) in enumerate(block):
+                col = stacked.columns.get_loc(names[j])
+                stacked.iloc[b * n:(b + 1) * n, col] = rows.iloc[perms[j, r], col].to_numpy()
+            self.tables.append((len(block), stacked))
+        self._valid: list[pd.DataFrame] | None = None
+
+    def predictions(self, surrogate: Any) -> list[np.ndarray]:
+        """The surrogate's predictions of each table. A pellucid surrogate predicts its rules on
+        the table as its schema checks it, so the tables are checked once for all of them; a
+        surrogate that predicts otherwise is asked by its own ``predict``."""
+        from ..surrogates.base import Surrogate
+
+        cls = type(surrogate)
+        if not (isinstance(surrogate, Surrogate) and cls.predict is Surrogate.predict and cls._rows is Surrogate._rows):
+            return [np.asarray(surrogate.predict(t)) for _, t in self.tables]
+        surrogate._check_fitted()
+        if self._valid is None:
+            self._valid = [surrogate._rows(t) for _, t in self.tables]
+        return [np.asarray(surrogate.rules_.predict(v)) for v in self._valid]
+
+
+def _permutation_importance(surrogate: Any, shuffles: _Shuffles, names: list[str], task: str,
+                            n_repeats: int) -> pd.Series:
+    n, p = shuffles.n, len(names)
+    base = np.asarray(surrogate.predict(shuffles.rows))
+    preds = [pred.reshape(k, n) for (k, _), pred in zip(shuffles.tables, shuffles.predictions(surrogate))]
     shuffled = np.concatenate(preds).reshape(p, n_repeats, n)
 
     if task == "classification":
@@ -437,8 +490,8 @@ def pair(attributions: Mapping[str, Attribution], surrogates: Mapping[str, Any],
     """
     if not attributions or not surrogates:
         raise ParameterError("pair needs at least one attribution and one surrogate")
-    sur = {str(s): surrogate_importance(m, distillation, n_repeats=n_repeats, random_state=random_state)
-           for s, m in surrogates.items()}
+    sur = dict(zip(map(str, surrogates), surrogate_importances(list(surrogates.values()), distillation,
+                                                               n_repeats=n_repeats, random_state=random_state)))
     records = []
     for m, a in attributions.items():
         for s, ib in sur.items():

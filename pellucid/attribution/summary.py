@@ -27,7 +27,7 @@ from ..fidelity.intervals import (
 from ..oracle import Oracle
 from ._base import summary_row
 from .evaluation import evaluate_attributions, randomisation_check
-from .importance import global_importance, rank_agreement, surrogate_importance
+from .importance import global_importance, rank_agreement, surrogate_importances
 
 #: Methods the report runs on a torch network, and their display names.
 LABELS = {
@@ -492,8 +492,9 @@ def pair_with_surrogates(attrs: dict[str, Any], surrogates: Sequence[Any], label
         ``k``, ``reason``.
     """
     pairing = []
-    for i, s in enumerate(surrogates):
-        sur = surrogate_importance(s, distillation, random_state=random_state)
+    # One set of shuffles for the surrogates of one schema (the same seed draws the same ones).
+    importances = surrogate_importances(surrogates, distillation, random_state=random_state)
+    for i, sur in enumerate(importances):
         for m, a in attrs.items():
             r = rank_agreement(a, sur, k=k, random_state=random_state)
             pairing.append({"method": m, "method_label": LABELS.get(m, m), "surrogate": labels[i],

@@ -152,15 +152,19 @@ def _probe(oracle: Any, reference: pd.DataFrame, features: list) -> dict[Any, np
         sample = sample.iloc[sorted(rows)]
     base = oracle.encode(sample)
     changes = {}
-    for col in features:  # a loop over features; rows are handled as one batch each
+    frames = {}
+    for col in features:
         shifted = _cyclic_shift(sample[col])
         if shifted is None:
             changes[col] = np.zeros(base.shape[1], dtype=bool)
             continue
         frame = sample.copy()
         frame[col] = shifted
+        frames[col] = frame
+    encoded = _encode_together(oracle, frames, base.shape[1])
+    for col, frame in frames.items():
         try:
-            enc = oracle.encode(frame)
+            enc = encoded[col] if encoded is not None else oracle.encode(frame)
         except ModelError as e:
             warnings.warn(f"could not probe feature {col!r} ({e}); it is given no encoded columns",
                           PellucidWarning, stacklevel=4)
@@ -170,7 +174,45 @@ def _probe(oracle: Any, reference: pd.DataFrame, features: list) -> dict[Any, np
             raise ModelError(f"the preprocess gave {enc.shape[1]} columns when feature {col!r} was changed "
                              f"but {base.shape[1]} before; it must give a fixed number of columns")
         changes[col] = ((enc != base) & ~(np.isnan(enc) & np.isnan(base))).any(axis=0)
-    return changes
+    return {col: changes[col] for col in features}
+
+
+#: Most rows :func:`_encode_together` sends to the preprocess in one call.
+_TOGETHER_ROWS = 65536
+
+
+def _encode_together(oracle: Any, frames: dict[Any, pd.DataFrame], width: int) -> dict[Any, np.ndarray] | None:
+    """Each of ``frames`` encoded, the frames stacked into as few calls of the preprocess as
+    :data:`_TOGETHER_ROWS` allows: a fitted transformer's call costs far more than its rows
+    (a ColumnTransformer validates and dispatches every block on every call), and it encodes
+    a row alone as it does among others. None (encode them one by one) for a preprocess that is
+    a plain function, frames whose stacking would change a column's dtype, or a call that fails
+    or gives another width (the frames one by one say which and why)."""
+    if len(frames) < 2 or not hasattr(oracle.preprocess, "transform"):
+        return None
+    parts = list(frames.values())
+    dtypes = parts[0].dtypes
+    if any(not f.dtypes.equals(dtypes) for f in parts[1:]):
+        return None
+    out: dict[Any, np.ndarray] = {}
+    keys = list(frames)
+    per = max(1, _TOGETHER_ROWS // max(1, len(parts[0])))
+    for i in range(0, len(keys), per):
+        group = keys[i:i + per]
+        stacked = pd.concat([frames[k] for k in group], ignore_index=True)
+        if not stacked.dtypes.equals(dtypes):
+            return None
+        try:
+            enc = oracle.encode(stacked)
+        except ModelError:
+            return None
+        if enc.ndim != 2 or enc.shape[0] != len(stacked) or enc.shape[1] != width:
+            return None
+        start = 0
+        for k in group:
+            out[k] = enc[start:start + len(frames[k])]
+            start += len(frames[k])
+    return out
 
 def _structure_map(oracle: Any, reference: pd.DataFrame) -> tuple[dict, dict, int] | None:
     """Read the map off a fitted ColumnTransformer; None when the preprocess is not one."""
