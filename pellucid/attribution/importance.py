@@ -224,12 +224,12 @@ class _Shuffles:
         surrogate that predicts otherwise is asked by its own ``predict``."""
         from ..surrogates.base import Surrogate
 
-        cls = type(surrogate)
-        if not (isinstance(surrogate, Surrogate) and cls.predict is Surrogate.predict and cls._rows is Surrogate._rows):
+        if not (isinstance(surrogate, Surrogate) and type(surrogate).predict is Surrogate.predict):
             return [np.asarray(surrogate.predict(t)) for _, t in self.tables]
         surrogate._check_fitted()
         if self._valid is None:
-            self._valid = [surrogate._rows(t) for _, t in self.tables]
+            what = f"table given to {type(surrogate).__name__}"
+            self._valid = [surrogate.schema_.validate(t, what=what) for _, t in self.tables]
         return [np.asarray(surrogate.rules_.predict(v)) for v in self._valid]
 
 
