@@ -132,14 +132,16 @@ def _onehot_scaler(X: pd.DataFrame):
     ).fit(X)
 
 
-def known_rules(seed: int = 0, rows: int = 3000) -> Task:
-    train = make_known_rules(10_000, 7_000 + seed)
+def known_rules(seed: int = 0, rows: int = 3000, make: Callable[[int, int], pd.DataFrame] = make_known_rules) -> Task:
+    """The network trained on ``make(10_000, 7_000 + seed)``'s label; ``rows`` of ``make``'s
+    table (seeded by ``seed``) as the reference rows."""
+    train = make(10_000, 7_000 + seed)
     X = train.drop(columns="label")
     pre = _onehot_scaler(X)
     y = (train["label"] == "positive").to_numpy().astype(int)
     net = _train_mlp(pre.transform(X), y, "classification", seed, epochs=40)
     oracle = Oracle(net, preprocess=pre, task="classification", classes=["negative", "positive"])
-    ref = make_known_rules(rows, seed).drop(columns="label")
+    ref = make(rows, seed).drop(columns="label")
     return Task("known_rules", oracle, ref, "classification", KNOWN_RULES["rules"], truth=KNOWN_RULES)
 
 
