@@ -233,7 +233,9 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--card", default=None, metavar="FILE",
                    help="model card: a .toml, .yaml or .json file with purpose, intended use, data lineage, "
                    "performance, limitations, ... (see docs/card.md)")
-    p.add_argument("--n-jobs", type=int, default=None, help="processes for fitting (default: one)")
+    p.add_argument("--n-jobs", type=int, default=None,
+                   help="processes for the frontier's fits and the stability refits (default: the fits in this "
+                        "process, the refits in one process per core when they would take over 20 s)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the whole run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 

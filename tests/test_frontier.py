@@ -290,3 +290,26 @@ def test_selection_is_made_on_validation_rows_never_on_the_held_out_rows():
     assert none.entries[0].validation_score is None and none.to_dict()["validation_rows"] is None
     with pytest.raises(ParameterError, match="validation must be a share"):
         frontier(d, candidates=["decision_tree"], sizes=(4,), verbose=0, validation=1.5)
+
+
+def test_stability_refits_go_to_worker_processes_only_when_they_would_take_long(monkeypatch):
+    """With no n_jobs, the refits run in worker processes, one per core, when one after another
+    they are estimated (by the entries' fits, a read-off entry by its larger fit) to take more
+    than REFITS_WORTH_WORKERS seconds; otherwise where the run's work runs."""
+    import os
+
+    from pellucid.executor import LocalExecutor
+    from pellucid.pipeline import stages
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    small, big = entry("figs", 4, 0.9), entry("figs", 32, 0.95)
+    small.fit_seconds, big.fit_seconds = 0.0, 1.5  # 4 rules read off the 32-rule fit
+    front = Frontier([small, big], task="classification")
+    here = LocalExecutor(None)
+    # 10 refits of the 4-rule entry, each estimated at the 32-rule fit's 1.5 s: 15 s.
+    assert stages.refit_executor(front, [small], 10, here) is here
+    chosen = stages.refit_executor(front, [small, big], 10, here)  # 30 s
+    assert isinstance(chosen, LocalExecutor) and chosen.n_jobs == 2
+    assert stages.refit_executor(front, [small, big], 0, here) is here
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert stages.refit_executor(front, [small, big], 10, here) is here

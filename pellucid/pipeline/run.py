@@ -138,8 +138,12 @@ def explain(
         Bootstrap refits for the stability of the listed surrogates within ``max_rules``
         (and of entries that tie for the recommendation, which stability decides); 0: none.
     n_jobs : int, optional
-        Local processes for the frontier's fits and the stability refits (default one);
-        see :mod:`pellucid.executor`.
+        Local processes for the frontier's fits and the stability refits; see
+        :mod:`pellucid.executor`. By default the fits run in this process and the refits too,
+        unless one after another they would take longer than
+        :data:`~pellucid.pipeline.stages.REFITS_WORTH_WORKERS` seconds (estimated from the
+        frontier's fits): then in one process per core, which such a stage repays. The
+        report is the same either way.
     attributions : sequence of str or bool, optional
         Attribution methods (names in :data:`pellucid.attribution.METHODS`) run on the
         held-out observed rows, evaluated, and paired with the listed surrogates. By default

@@ -156,8 +156,9 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     def measure(entries: list[Any]) -> None:
         # Every refit of every entry in one map, so that they spread over the executor together.
         todo = list({id(e): e for e in entries if id(e) not in stab}.values())
+        where = executor if config.n_jobs is not None else refit_executor(front, todo, config.n_boot, executor)
         found = stabilities([(e.surrogate, e.data) for e in todo], n_boot=config.n_boot,
-                            random_state=config.random_state, verbose=0, executor=executor) if todo else []
+                            random_state=config.random_state, verbose=0, executor=where) if todo else []
         stab.update((id(e), r) for e, r in zip(todo, found))
 
     max_rules, floor, n_boot = config.max_rules, config.min_agreement, config.n_boot
@@ -180,6 +181,35 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
         next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
     selection = _selection(front, chosen, tied, listed, max_rules, floor, n_boot, stab)
     return Choice(chosen, listed, same_rules, stab, selection, linear_at)
+
+
+#: Estimated seconds of refits, one after another, from which worker processes run them
+#: instead when the run was given no ``n_jobs``: starting a worker imports torch and
+#: scikit-learn (several seconds on a small machine), which only long stability stages repay.
+REFITS_WORTH_WORKERS = 20.0
+
+
+def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executor: Executor) -> Executor:
+    """Where the stability refits of ``entries`` run when the run was given no ``n_jobs``: in
+    worker processes, one per core, when one after another they would take longer than
+    :data:`REFITS_WORTH_WORKERS` seconds (each refit estimated by its entry's fit on the
+    frontier; an entry read off a larger fit by that fit), else on ``executor``. The results do
+    not depend on where they run."""
+    import os
+
+    from ..executor import LocalExecutor
+
+    if executor.client is not None or not n_boot:
+        return executor
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2:
+        return executor
+    largest: dict[tuple[str, str], float] = {}
+    for e in front.entries:
+        key = (e.candidate, e.training)
+        largest[key] = max(largest.get(key, 0.0), e.fit_seconds or 0.0)
+    estimate = n_boot * sum(e.fit_seconds or largest.get((e.candidate, e.training), 0.0) for e in entries)
+    return LocalExecutor(min(cores, n_boot * len(entries))) if estimate > REFITS_WORTH_WORKERS else executor
 
 
 # ---------------------------------------------------------------------------- attributions
