@@ -105,7 +105,7 @@ class Surrogate:
             return [f.fit(dset) for f in fits]
         largest = fits[-1]
         train = largest._start(dset)
-        path = largest._fit_path(train, tuple(values))
+        path = largest._fit_path(train)
         largest._finalise(train)
         for f in fits[:-1]:
             f._start(dset)
@@ -129,7 +129,7 @@ class Surrogate:
         self.fitted_on_ = fitted_on(train)
         return train
 
-    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+    def _fit_path(self, train: DistillationSet) -> Any:
         """``size_path`` classes: fit at this (the largest) size and return what the smaller
         fits are read from."""
         raise NotImplementedError

@@ -465,7 +465,7 @@ class ExhaustiveRuleList(Surrogate):
 
     # Each rule is the best box on the rows the earlier rules left open, whatever the
     # budget: the list at max_rules=k is the first k rules of any longer one.
-    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+    def _fit_path(self, train: DistillationSet) -> Any:
         grown = self._grow(train)
         self._use(train, grown)
         return grown

@@ -335,7 +335,7 @@ class FaithfulTree(DecisionTree):
     # Grown best first by scikit-learn, so the tree grown for a smaller budget is a prefix
     # of the one grown for a larger (best_first_prefix); merging and re-thresholding then
     # start from it for each budget.
-    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+    def _fit_path(self, train: DistillationSet) -> Any:
         grown = self._grow_faithful(train)
         self._shape(grown)
         return grown

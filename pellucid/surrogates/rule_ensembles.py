@@ -81,7 +81,7 @@ class _RuleEnsemble(Surrogate):
             X, y, w = data
             self._use(train, self._learn(X, y, w), X)
 
-    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+    def _fit_path(self, train: DistillationSet) -> Any:
         data = self._prepare(train)
         if data is None:
             return None

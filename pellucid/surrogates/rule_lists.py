@@ -576,7 +576,7 @@ class SkopeRules(ImodelsRules):
 
     # The learner's rules and their order do not depend on max_rules, which only keeps the
     # first ones: one fit serves every budget.
-    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+    def _fit_path(self, train: DistillationSet) -> Any:
         self._fit(train)
         return self
 

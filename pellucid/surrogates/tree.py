@@ -89,7 +89,7 @@ class DecisionTree(Surrogate):
     # larger one (best_first_prefix).
     size_path = True
 
-    def _fit_path(self, train: DistillationSet, sizes: tuple[int, ...]) -> Any:
+    def _fit_path(self, train: DistillationSet) -> Any:
         self._fit(train)
         return self
 
