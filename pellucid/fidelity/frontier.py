@@ -596,16 +596,9 @@ def fit_entries(name: str, cls: type, kw: dict[str, Any], sizes: Sequence[int] |
         seconds = time.perf_counter() - t0
     except Exception:  # fitted one size at a time below, where each error finds its own entry
         return [fit_entry(name, cls, {**kw, param: s}, s, dset, training, seed, validation) for s in sizes]
-    entries = []
-    for s, fitted in zip(sizes, fits):
-        entry = FrontierEntry(candidate=name, size=s, params={**kw, param: s}, training=training,
-                              fit_seconds=seconds if s == sizes[-1] else 0.0)
-        try:
-            entries.append(_measured(entry, fitted, dset, seed, validation))
-        except Exception as e:
-            entry.error = f"{type(e).__name__}: {e}"
-            entries.append(entry)
-    return entries
+    return [_measured(FrontierEntry(candidate=name, size=s, params={**kw, param: s}, training=training,
+                                    fit_seconds=seconds if s == sizes[-1] else 0.0), fitted, dset, seed, validation)
+            for s, fitted in zip(sizes, fits)]
 
 
 def _built(name: str, cls: type, kw: dict[str, Any]) -> Any:

@@ -179,7 +179,7 @@ class FigsLearner:
                 break
             # Every residual but tree t's has changed: measure those candidates again. Tree
             # t's other leaves keep their split (same rows, same residual).
-            residuals: dict[int, np.ndarray] = {}
+            residuals: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the residual, and times the weights
             kept = []
             for c in candidates:
                 if c.tree != t or c in children:
