@@ -13,7 +13,8 @@ Tables (generated or bundled; nothing is downloaded):
 * ``breast_cancer``: scikit-learn's 569 x 30 with a torch MLP (a new user's model).
 
 Per table: the explain call's wall time (in this process, modules already imported) and its
-stages (``run.timings`` of report.json), the recommended entry and its held-out agreement, and
+stages (``run.timings`` of report.json; ``stability_wait`` is what the run waited at the end for
+refits that ran in the background), the recommended entry and its held-out agreement, and
 the *floor* of the frontier: every candidate on the frontier fitted once at the largest rule
 budget on each training view (the rows the frontier fitted on), one after another. The frontier
 stage against that floor, and the stability stage against the frontier, are the issue's ratios.
@@ -130,7 +131,10 @@ def run(name: str, n_jobs: int | None) -> dict:
 
 def table(rows: list[dict]) -> str:
     # The report stage's own time is added after report.json is written: the whole run has it.
-    stages = ["distill", "frontier", "linear_view", "stability", "attribution", "local", "extrapolation"]
+    # stability_wait: where the refits ran in the background (worker processes), what the run
+    # waited for them after its other stages; their own time (stability) overlaps those stages.
+    stages = ["distill", "frontier", "linear_view", "stability", "stability_wait", "attribution", "local",
+              "extrapolation"]
     head = ("| table | rows × features | whole run s | " + " | ".join(stages)
             + " | frontier floor s | frontier / floor | stability / frontier | recommended (held-out agreement) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]

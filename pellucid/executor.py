@@ -36,6 +36,11 @@ class Executor:
         """Where the work ran, for the report's ``run.backend``."""
         raise NotImplementedError
 
+    def runs_elsewhere(self) -> bool:
+        """Whether :meth:`map` runs its calls outside this process (so that this process can
+        go on with other work while it waits)."""
+        return self.client is not None
+
     def close(self) -> None:
         """Release what this executor started (nothing, unless it started a cluster)."""
 
@@ -54,6 +59,9 @@ class LocalExecutor(Executor):
 
     def backend(self) -> dict[str, Any]:
         return {"name": "local"} if self.n_jobs in (None, 1) else {"name": "local", "processes": self.n_jobs}
+
+    def runs_elsewhere(self) -> bool:
+        return self.n_jobs not in (None, 1)
 
     def __repr__(self) -> str:
         return f"LocalExecutor(n_jobs={self.n_jobs})"

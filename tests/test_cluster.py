@@ -198,6 +198,12 @@ def test_the_frontier_and_stability_on_a_dask_executor_equal_one_process(client)
     a = stability(tree, dset, n_boot=4, random_state=1, verbose=0).to_dict()
     b = stability(tree, dset, n_boot=4, random_state=1, verbose=0, executor=on_dask).to_dict()
     assert a == b
+    # Refits sent from a background thread (as explain does while it goes on) too.
+    from pellucid.fidelity.stability import start_stabilities
+
+    assert on_dask.runs_elsewhere()
+    [c] = start_stabilities([(tree, dset)], n_boot=4, random_state=1, executor=on_dask).result()
+    assert c.to_dict() == a
     on_dask.close()  # a client given is the caller's: not closed
     assert client.status == "running"
     assert on_dask.backend()["name"] == "dask" and LocalExecutor().backend() == {"name": "local"}

@@ -303,13 +303,52 @@ def test_stability_refits_go_to_worker_processes_only_when_they_would_take_long(
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     small, big = entry("figs", 4, 0.9), entry("figs", 32, 0.95)
-    small.fit_seconds, big.fit_seconds = 0.0, 1.5  # 4 rules read off the 32-rule fit
+    # 4 rules read off the 32-rule fit: 10 refits of the small entry alone are estimated at
+    # three quarters of the threshold, of both at one and a half times it.
+    small.fit_seconds, big.fit_seconds = 0.0, 0.075 * stages.REFITS_WORTH_WORKERS
     front = Frontier([small, big], task="classification")
     here = LocalExecutor(None)
-    # 10 refits of the 4-rule entry, each estimated at the 32-rule fit's 1.5 s: 15 s.
     assert stages.refit_executor(front, [small], 10, here) is here
-    chosen = stages.refit_executor(front, [small, big], 10, here)  # 30 s
-    assert isinstance(chosen, LocalExecutor) and chosen.n_jobs == 2
+    chosen = stages.refit_executor(front, [small, big], 10, here)
+    assert isinstance(chosen, LocalExecutor) and chosen.n_jobs == 2 and chosen.runs_elsewhere()
     assert stages.refit_executor(front, [small, big], 0, here) is here
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert stages.refit_executor(front, [small, big], 10, here) is here
+
+
+def test_refits_in_worker_processes_run_beside_the_rest_of_the_run_and_change_nothing(monkeypatch):
+    """Refits sent to worker processes run in the background while explain goes on (torch
+    left one thread meanwhile, restored after); the report is the one of a run that refitted
+    in this process, and run.timings says what the run waited for them."""
+    import os
+
+    import torch
+
+    import pellucid
+    from pellucid.pipeline import stages
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.uniform(-5, 5, 400), "z": rng.normal(size=400), "c": rng.choice(list("abc"), 400)})
+
+    def oracle():  # a fresh one per run: an Oracle counts the rows it was asked about
+        return pellucid.Oracle(lambda d: np.where((d["x"] + d["z"] > 0).to_numpy()[:, None], [[0.2, 0.8]], [[0.7, 0.3]]),
+                               task="classification", classes=["lo", "hi"])
+
+    options = dict(out_dir=None, sizes=(2, 4), surrogates=["decision_tree", "figs"], n_boot=3, attributions=False,
+                   local=False, verbose=0)
+    here = pellucid.explain(oracle(), df, n_jobs=1, **options)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(stages, "REFITS_WORTH_WORKERS", -1.0)  # any refits: worker processes
+    threads, seen = torch.get_num_threads(), []
+    real = stages.explain_locally
+    monkeypatch.setattr(stages, "explain_locally", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    there = pellucid.explain(oracle(), df, **options)
+    assert seen == [1] and torch.get_num_threads() == threads
+    a, b = dict(here.payload), dict(there.payload)
+    run_here, run_there = a.pop("run"), b.pop("run")
+    assert a == b
+    measured = [s["stability"] for s in a["surrogates"] if s.get("stability")]
+    assert measured and all(m["n_boot"] == 3 for m in measured)
+    assert "stability_wait" not in run_here["timings"]["stages"]
+    stages_there = run_there["timings"]["stages"]
+    assert 0 <= stages_there["stability_wait"] <= stages_there["stability"]

@@ -208,6 +208,76 @@ def test_several_surrogates_at_once_equal_each_alone():
     assert together[0].to_dict()["per_refit"] != together[1].to_dict()["per_refit"]
 
 
+class _Elsewhere:
+    """An executor that says it runs work outside this process and maps in its caller's
+    thread (the background thread) once ``go`` is set: the test decides when refits run."""
+
+    client = None
+
+    def __init__(self):
+        import threading
+
+        from pellucid.executor import LocalExecutor
+
+        self.go, self.ran, self._here = threading.Event(), [], LocalExecutor(None)
+
+    def runs_elsewhere(self):
+        return True
+
+    def share(self, obj):
+        return obj
+
+    def map(self, fn, calls):
+        assert self.go.wait(30)
+        import threading
+
+        self.ran.append(threading.current_thread().name)
+        return self._here.map(fn, calls)
+
+
+def test_refits_started_in_the_background_equal_those_waited_for():
+    """start_stabilities() returns before the refits run, the caller's thread goes on, and
+    result() gives what stabilities() gives; in worker processes too."""
+    from pellucid.executor import LocalExecutor
+    from pellucid.fidelity.stability import stabilities, start_stabilities
+
+    d, r = wiggly_set(), wiggly_set("regression", seed=2)
+    fits = [(DecisionTree(max_leaf_nodes=4).fit(d), d), (DecisionTree(max_leaf_nodes=5).fit(r), r)]
+    want = [s.to_dict() for s in stabilities(fits, n_boot=4, random_state=3, verbose=0)]
+    later = _Elsewhere()
+    pending = start_stabilities(fits, n_boot=4, random_state=3, executor=later)
+    assert later.ran == [] and pending.seconds is None  # nothing ran yet: the caller goes on
+    later.go.set()
+    assert [s.to_dict() for s in pending.result()] == want
+    assert later.ran == ["pellucid-stability"] and pending.seconds > 0
+    in_workers = start_stabilities(fits, n_boot=4, random_state=3, executor=LocalExecutor(2))
+    assert [s.to_dict() for s in in_workers.result()] == want
+
+
+def test_refits_in_the_background_check_now_and_raise_their_error_when_collected(monkeypatch):
+    from pellucid.executor import LocalExecutor
+    from pellucid.fidelity.stability import start_stabilities
+
+    d = wiggly_set()
+    tree = DecisionTree(max_leaf_nodes=4).fit(d)
+    with pytest.raises(ParameterError, match="outside this process"):
+        start_stabilities([(tree, d)], n_boot=4, executor=LocalExecutor(None))
+    with pytest.raises(ParameterError, match="n_boot must be"):
+        start_stabilities([(tree, d)], n_boot=1, executor=_Elsewhere())
+    with pytest.raises(NotFittedError):
+        start_stabilities([(DecisionTree(), d)], n_boot=4, executor=_Elsewhere())
+
+    def broken(self, train):
+        raise RuntimeError("refit failed on purpose")
+
+    monkeypatch.setattr(DecisionTree, "fit", broken)
+    later = _Elsewhere()
+    pending = start_stabilities([(tree, d)], n_boot=3, executor=later)
+    later.go.set()
+    with pytest.raises(RuntimeError, match="on purpose"):
+        pending.result()
+
+
 def test_holdout_rows_never_enter_a_refit():
     d = step_set()
     tree = DecisionTree(max_leaf_nodes=2).fit(d)

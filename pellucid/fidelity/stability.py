@@ -16,8 +16,12 @@ The held-out rows never enter a refit, as they never enter the original fit.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import pickle
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any, Sequence
@@ -321,8 +325,18 @@ def _resample(train: DistillationSet, idx: np.ndarray, b: int) -> DistillationSe
     )
 
 
-def _refit(clone: Any, train: DistillationSet, idx: np.ndarray, b: int) -> Any:
-    return clone.fit(_resample(train, idx, b))
+class _Pickled(bytes):
+    """A set's training rows pickled once, in the caller's thread; each worker process reads
+    them back once (:func:`_unpickled`)."""
+
+
+@functools.lru_cache(maxsize=4)
+def _unpickled(blob: _Pickled) -> DistillationSet:
+    return pickle.loads(blob)
+
+
+def _refit(clone: Any, train: DistillationSet | _Pickled, idx: np.ndarray, b: int) -> Any:
+    return clone.fit(_resample(_unpickled(train) if isinstance(train, _Pickled) else train, idx, b))
 
 
 # ---------------------------------------------------------------------------- agreement
@@ -457,12 +471,83 @@ def stabilities(
     """:func:`stability` of several fitted surrogates, each on its own set, with every refit of
     all of them in one map over the executor (so that they spread over its workers together).
     Each result is what :func:`stability` gives for that surrogate alone."""
+    n_boot, tolerance = _checked(n_boot, tolerance)
+    run = as_executor(executor, n_jobs)
+    calls = _refit_calls(fits, n_boot, random_state, run)
+    quiet = verbose <= 0 or not sys.stderr.isatty()
+    names = ", ".join(s.name for s, _ in fits)
+    refits = run.map(_refit, tqdm(calls, desc=f"stability of {names}", disable=quiet, leave=False))
+    return _measured_each(fits, refits, n_boot, random_state, tolerance, confidence)
+
+
+class PendingStabilities:
+    """Refits under way in a background thread of this process, on an executor whose work runs
+    elsewhere (worker processes, a cluster): :meth:`result` waits for them and measures, as
+    :func:`stabilities` would have. Made by :func:`start_stabilities`."""
+
+    def __init__(self, run: Executor, calls: list[tuple], finish: Any) -> None:
+        self.started = time.perf_counter()
+        #: Wall seconds from the start of the refits until the last came back (None before).
+        self.seconds: float | None = None
+        #: Where the refits run.
+        self.executor = run
+        self._finish, self._refits, self._error = finish, None, None
+        self._thread = threading.Thread(target=self._work, args=(run, calls), name="pellucid-stability", daemon=True)
+        self._thread.start()
+
+    def _work(self, run: Executor, calls: list[tuple]) -> None:
+        try:
+            self._refits = run.map(_refit, calls)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - self.started
+
+    def result(self) -> list[Stability]:
+        """Wait for the refits; the stabilities, in the order of the fits (or the refits' error)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._finish(self._refits)
+
+
+def start_stabilities(
+    fits: Sequence[tuple[Any, DistillationSet]],
+    n_boot: int = 20,
+    random_state: int | None = 0,
+    *,
+    executor: Executor,
+    tolerance: float = DEFAULT_TOLERANCE,
+    confidence: float = 0.95,
+) -> PendingStabilities:
+    """:func:`stabilities` with the refits sent to ``executor`` from a background thread, so
+    that this process goes on with other work meanwhile; ``executor`` must run its work
+    outside this process (:meth:`Executor.runs_elsewhere`). The calls are checked and made
+    here: an invalid argument raises now, and nothing the caller goes on using is read by the
+    thread (each local call carries its own pickled copy of the training rows)."""
+    if not executor.runs_elsewhere():
+        raise ParameterError(f"start_stabilities needs an executor that runs work outside this process; {executor!r} "
+                             "runs it here: call stabilities()")
+    n_boot, tolerance = _checked(n_boot, tolerance)
+    calls = _refit_calls(fits, n_boot, random_state, executor, pickled=executor.client is None)
+    fits = list(fits)
+    return PendingStabilities(executor, calls, lambda refits: _measured_each(fits, refits, n_boot, random_state,
+                                                                           tolerance, confidence))
+
+
+def _checked(n_boot: Any, tolerance: Any) -> tuple[int, float]:
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ParameterError(f"n_boot must be an integer >= 2 (pairs of refits are compared), got {n_boot!r}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, Real) or not tolerance >= 0:
         raise ParameterError(f"tolerance must be a number >= 0, got {tolerance!r}")
-    n_boot, tolerance = int(n_boot), float(tolerance)
-    run = as_executor(executor, n_jobs)
+    return int(n_boot), float(tolerance)
+
+
+def _refit_calls(fits: Sequence[tuple[Any, DistillationSet]], n_boot: int, random_state: int | None, run: Executor,
+                 pickled: bool = False) -> list[tuple]:
+    """The ``_refit`` calls of every fit, ``n_boot`` per fit in the order of the fits. Each set's
+    training rows are shared over the executor once (``pickled``: as pickled bytes, read back
+    once per worker process)."""
     calls, shared = [], {}
     for surrogate, dset in fits:
         if not isinstance(dset, DistillationSet):
@@ -477,12 +562,15 @@ def stabilities(
         seeds = rng.integers(0, 2**31 - 1, size=n_boot)
         seeded = _takes(type(surrogate), "random_state") and surrogate.get_params().get("random_state") is None
         if id(dset) not in shared:  # a set is sent once, not once per refit
-            shared[id(dset)] = run.share(train)
+            shared[id(dset)] = (_Pickled(pickle.dumps(train, protocol=pickle.HIGHEST_PROTOCOL)) if pickled
+                                else run.share(train))
         calls += [(clone_surrogate(surrogate, **({"random_state": int(seeds[b])} if seeded else {})),
                    shared[id(dset)], boot_idx[b], b) for b in range(n_boot)]
-    quiet = verbose <= 0 or not sys.stderr.isatty()
-    names = ", ".join(s.name for s, _ in fits)
-    refits = run.map(_refit, tqdm(calls, desc=f"stability of {names}", disable=quiet, leave=False))
+    return calls
+
+
+def _measured_each(fits: Sequence[tuple[Any, DistillationSet]], refits: list[Any], n_boot: int,
+                   random_state: int | None, tolerance: float, confidence: float) -> list[Stability]:
     return [_measured(surrogate, dset, refits[i * n_boot:(i + 1) * n_boot], n_boot, random_state, tolerance,
                       confidence) for i, (surrogate, dset) in enumerate(fits)]
 

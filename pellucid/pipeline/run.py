@@ -142,8 +142,10 @@ def explain(
         :mod:`pellucid.executor`. By default the fits run in this process and the refits too,
         unless one after another they would take longer than
         :data:`~pellucid.pipeline.stages.REFITS_WORTH_WORKERS` seconds (estimated from the
-        frontier's fits): then in one process per core, which such a stage repays. The
-        report is the same either way.
+        frontier's fits): then in one process per core. Refits in other processes (or on a
+        cluster) run in the background while the run explains the network, and are collected
+        before the report is written; 1 runs everything in this process. The report is the
+        same either way.
     attributions : sequence of str or bool, optional
         Attribution methods (names in :data:`pellucid.attribution.METHODS`) run on the
         held-out observed rows, evaluated, and paired with the listed surrogates. By default
@@ -307,10 +309,10 @@ def explain(
                             prep, y, config)
         front, lin = timed("frontier", lambda r: f"{len(r[0].entries)} fits", stages.fit_frontier,
                            dset, config, executor, timings)
-        choice = timed("stability", lambda c: (f"{len(c.stability)} surrogates refitted {config.n_boot} times"
-                                               if config.n_boot else "not asked for"),
-                       stages.choose, front, lin, config, executor)
+        choice = timed("stability", _stability_detail(config), stages.choose, front, lin, config, executor)
         background = stages.shapley_background(prep.oracle, dset, config)  # one for both stages
+        # While refits run in worker processes, this process leaves them the cores they use.
+        sharing = closing.enter_context(stages.sharing_cores(choice))
         att = timed("attribution", lambda a: "none asked for" if a is None else f"{a.get('n', 0):,} rows",
                     stages.attribute, prep.oracle, dset, choice, config, executor, background)
         loc, local_frame = timed("local", lambda lo: "none asked for" if lo[0] is None
@@ -325,6 +327,15 @@ def explain(
         if analysis is not None:
             timings["analysis"] = time.perf_counter() - t
         extra, dis = stages.diagnose(dset, choice, config, timings)
+        sharing.close()
+        if choice.pending is not None:
+            bar.start("stability")
+        refits = choice.finish()  # the refits that ran in the background meanwhile
+        if refits is not None:
+            # The stage's own time (as if it had run alone) and what the run waited for it here.
+            timings["stability"] += refits[0]
+            timings["stability_wait"] = refits[1]
+            bar.say(f"refits collected after {fmt.seconds(refits[0])} in the background")
 
         bar.start("report")
         t_report = time.perf_counter()
@@ -337,6 +348,18 @@ def explain(
         bar.done("not written" if html_path is None else f"written to {html_path.parent}")
         return ExplainResult(prep.oracle, prep.schema, dset, [e.surrogate for e in choice.listed],
                              [e.fidelity for e in choice.listed], payload, html_path, json_path, timings, front)
+
+
+def _stability_detail(config: RunConfig) -> Any:
+    """What the progress line of the stability stage says once :func:`stages.choose` returns."""
+    def detail(choice: stages.Choice) -> str:
+        if not config.n_boot:
+            return "not asked for"
+        if choice.pending is None:
+            return f"{len(choice.stability)} surrogates refitted {config.n_boot} times"
+        return (f"{len(choice.stability) + len(choice.pending[0])} surrogates to refit {config.n_boot} times, "
+                f"{len(choice.pending[0])} of them in worker processes while the run goes on")
+    return detail
 
 
 def _settings_from_card(config: RunConfig, settings: Mapping[str, Any]) -> None:
@@ -428,6 +451,11 @@ class Progress:
 
     def done(self, detail: str = "") -> None:
         self.bar.update()
+        self.say(detail)
+
+    def say(self, detail: str) -> None:
+        """The line of the step under way, without counting it as a step of the bar (a stage
+        that ends later than its step, as refits in the background)."""
         if self.on and not self.tty:
             now = time.perf_counter()
             print(f"pellucid: {self.name}: {detail} ({fmt.seconds(now - self.t0)}; {fmt.seconds(now - self.t_all)} in all)",

@@ -12,6 +12,7 @@ the run's :class:`~pellucid.executor.Executor`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -139,27 +140,47 @@ class Choice:
     stability: dict[int, Any] = field(default_factory=dict)  # by id() of the entry
     selection: dict[str, Any] = field(default_factory=dict)
     linear_at: int | None = None
+    #: The listed entries whose refits run in the background, and their pending result.
+    pending: tuple[list[FrontierEntry], Any] | None = None
 
     @property
     def recommended(self) -> int:
         return self.listed.index(self.chosen)
 
+    def finish(self) -> tuple[float, float] | None:
+        """Wait for the refits running in the background, if any, and add their stability.
+        Returns None when none ran in the background, else the seconds of their own (from
+        their start to the last measured) and those this call waited for them."""
+        if self.pending is None:
+            return None
+        entries, pending = self.pending
+        t = time.perf_counter()
+        self.stability.update((id(e), r) for e, r in zip(entries, pending.result()))
+        self.pending = None
+        done = pending.started + pending.seconds
+        return pending.seconds + time.perf_counter() - max(t, done), max(0.0, done - t)
+
 
 def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, executor: Executor) -> Choice:
     """Select the recommended entry (exact ties broken by rule stability), list the Pareto set,
     the chosen entry and the linear view, and measure the stability of the listed entries
-    within the rule budget."""
-    from ..fidelity.stability import stabilities
+    within the rule budget. Tied entries are measured before the choice; the listed ones run
+    in the background when their refits go to worker processes (or a cluster), and
+    :meth:`Choice.finish` collects them."""
+    from ..fidelity.stability import stabilities, start_stabilities
 
     stab: dict[int, Any] = {}  # by id() of the entry: measured once, whoever asks
 
+    def todo(entries: list[Any]) -> tuple[list[Any], Executor]:
+        out = list({id(e): e for e in entries if id(e) not in stab}.values())
+        return out, executor if config.n_jobs is not None else refit_executor(front, out, config.n_boot, executor)
+
     def measure(entries: list[Any]) -> None:
         # Every refit of every entry in one map, so that they spread over the executor together.
-        todo = list({id(e): e for e in entries if id(e) not in stab}.values())
-        where = executor if config.n_jobs is not None else refit_executor(front, todo, config.n_boot, executor)
-        found = stabilities([(e.surrogate, e.data) for e in todo], n_boot=config.n_boot,
-                            random_state=config.random_state, verbose=0, executor=where) if todo else []
-        stab.update((id(e), r) for e, r in zip(todo, found))
+        entries, where = todo(entries)
+        found = stabilities([(e.surrogate, e.data) for e in entries], n_boot=config.n_boot,
+                            random_state=config.random_state, verbose=0, executor=where) if entries else []
+        stab.update((id(e), r) for e, r in zip(entries, found))
 
     max_rules, floor, n_boot = config.max_rules, config.min_agreement, config.n_boot
     tied = front.ties(max_rules=max_rules, min_agreement=floor)
@@ -174,19 +195,27 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     candidates = [e for e in front.entries if e.pareto or e is chosen or e is lin]
     candidates.sort(key=lambda e: (e.n_rules, e.n_conditions, -e.score, e is not chosen))
     listed, same_rules = distinct(candidates, keep=chosen)
+    pending = None
     if n_boot:
-        # What a reader chooses among: the entries within the rule budget.
-        measure([e for e in listed if e is chosen or e.n_rules <= max_rules])
+        # What a reader chooses among: the entries within the rule budget. Refits that run
+        # elsewhere go on while this process explains the network (attributions, single rows).
+        entries, where = todo([e for e in listed if e is chosen or e.n_rules <= max_rules])
+        if entries and where.runs_elsewhere():
+            pending = (entries, start_stabilities([(e.surrogate, e.data) for e in entries], n_boot=n_boot,
+                                                  random_state=config.random_state, executor=where))
+        else:
+            measure(entries)
     linear_at = None if lin is None else listed.index(
         next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
     selection = _selection(front, chosen, tied, listed, max_rules, floor, n_boot, stab)
-    return Choice(chosen, listed, same_rules, stab, selection, linear_at)
+    return Choice(chosen, listed, same_rules, stab, selection, linear_at, pending)
 
 
 #: Estimated seconds of refits, one after another, from which worker processes run them
-#: instead when the run was given no ``n_jobs``: starting a worker imports torch and
-#: scikit-learn (several seconds on a small machine), which only long stability stages repay.
-REFITS_WORTH_WORKERS = 20.0
+#: instead when the run was given no ``n_jobs``, in the background while this process goes on
+#: (:func:`choose`): starting a worker imports scikit-learn and pellucid, about 2 CPU-seconds on
+#: a small machine, which shorter refits do not repay.
+REFITS_WORTH_WORKERS = 5.0
 
 
 def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executor: Executor) -> Executor:
@@ -195,13 +224,11 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
     :data:`REFITS_WORTH_WORKERS` seconds (each refit estimated by its entry's fit on the
     frontier; an entry read off a larger fit by that fit), else on ``executor``. The results do
     not depend on where they run."""
-    import os
-
     from ..executor import LocalExecutor
 
     if executor.client is not None or not n_boot:
         return executor
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = _cores()
     if cores < 2:
         return executor
     largest: dict[tuple[str, str], float] = {}
@@ -210,6 +237,29 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
         largest[key] = max(largest.get(key, 0.0), e.fit_seconds or 0.0)
     estimate = n_boot * sum(e.fit_seconds or largest.get((e.candidate, e.training), 0.0) for e in entries)
     return LocalExecutor(min(cores, n_boot * len(entries))) if estimate > REFITS_WORTH_WORKERS else executor
+
+
+def sharing_cores(choice: Choice) -> contextlib.ExitStack:
+    """While ``choice``'s refits run in local worker processes: torch's threads in this process
+    cut to the cores the workers leave (at least one), so that the network's matrix products do
+    not contend with them for the same cores. Closing the stack restores them. torch's thread
+    count changes no number of the report (tested: report.json is the same at 1 and 2)."""
+    from .._device import torch_threads
+
+    stack = contextlib.ExitStack()
+    if choice.pending is not None:
+        where = choice.pending[1].executor
+        if where.client is None and where.runs_elsewhere():
+            cores = _cores()
+            workers = where.n_jobs if where.n_jobs > 0 else max(1, cores + 1 + where.n_jobs)  # joblib's -1: all
+            stack.enter_context(torch_threads(max(1, cores - workers)))
+    return stack
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------- attributions
