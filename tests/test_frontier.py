@@ -352,3 +352,33 @@ def test_refits_in_worker_processes_run_beside_the_rest_of_the_run_and_change_no
     assert "stability_wait" not in run_here["timings"]["stages"]
     stages_there = run_there["timings"]["stages"]
     assert 0 <= stages_there["stability_wait"] <= stages_there["stability"]
+
+
+def test_torch_leaves_the_workers_their_cores_only_while_local_refits_run(monkeypatch):
+    import os
+    from types import SimpleNamespace
+
+    import torch
+
+    from pellucid.executor import LocalExecutor
+    from pellucid.pipeline import stages
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    threads = torch.get_num_threads()
+
+    def inside(executor):
+        pending = None if executor is None else ([], SimpleNamespace(executor=executor))
+        choice = stages.Choice(chosen=None, listed=[], same_rules={}, pending=pending)
+        with stages.sharing_cores(choice):
+            return torch.get_num_threads()
+
+    try:
+        torch.set_num_threads(4)
+        assert inside(LocalExecutor(3)) == 1  # 4 cores, 3 workers
+        assert inside(LocalExecutor(2)) == 2
+        assert inside(LocalExecutor(-1)) == 1  # joblib's -1: a worker per core
+        assert inside(SimpleNamespace(client=object())) == 4  # a cluster's workers are elsewhere
+        assert inside(None) == 4  # nothing in the background
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(threads)

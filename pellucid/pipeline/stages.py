@@ -248,10 +248,10 @@ def sharing_cores(choice: Choice) -> contextlib.ExitStack:
 
     stack = contextlib.ExitStack()
     if choice.pending is not None:
-        where = choice.pending[1].executor
-        if where.client is None and where.runs_elsewhere():
+        n_jobs = getattr(choice.pending[1].executor, "n_jobs", None)  # local processes (a cluster has none)
+        if isinstance(n_jobs, int) and n_jobs not in (0, 1):
             cores = _cores()
-            workers = where.n_jobs if where.n_jobs > 0 else max(1, cores + 1 + where.n_jobs)  # joblib's -1: all
+            workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1: one per core
             stack.enter_context(torch_threads(max(1, cores - workers)))
     return stack
 
