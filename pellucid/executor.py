@@ -12,6 +12,7 @@ by what it is, not by where or when it runs.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterable, Sequence
 
 from joblib import Parallel, delayed
@@ -41,6 +42,11 @@ class Executor:
         go on with other work while it waits)."""
         return self.client is not None
 
+    def local_processes(self) -> int | None:
+        """How many worker processes on this machine's cores :meth:`map` keeps busy; None when
+        it runs its calls in this process or on a cluster's workers."""
+        return None
+
     def close(self) -> None:
         """Release what this executor started (nothing, unless it started a cluster)."""
 
@@ -62,6 +68,11 @@ class LocalExecutor(Executor):
 
     def runs_elsewhere(self) -> bool:
         return self.n_jobs not in (None, 1)
+
+    def local_processes(self) -> int | None:
+        if not self.runs_elsewhere():
+            return None
+        return self.n_jobs if self.n_jobs > 0 else max(1, cores() + 1 + self.n_jobs)  # joblib's -1: one per core
 
     def __repr__(self) -> str:
         return f"LocalExecutor(n_jobs={self.n_jobs})"
@@ -96,6 +107,11 @@ class DaskExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"DaskExecutor({self.client!r})"
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def make_executor(n_jobs: int | None = None, client: Any = None) -> Executor:

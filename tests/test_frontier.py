@@ -360,11 +360,13 @@ def test_torch_leaves_the_workers_their_cores_only_while_local_refits_run(monkey
 
     import torch
 
-    from pellucid.executor import LocalExecutor
+    from pellucid.executor import Executor, LocalExecutor
     from pellucid.pipeline import stages
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     threads = torch.get_num_threads()
+    cluster = Executor()
+    cluster.client = object()  # an executor whose workers are a cluster's
 
     def inside(executor):
         pending = None if executor is None else ([], SimpleNamespace(executor=executor))
@@ -377,7 +379,7 @@ def test_torch_leaves_the_workers_their_cores_only_while_local_refits_run(monkey
         assert inside(LocalExecutor(3)) == 1  # 4 cores, 3 workers
         assert inside(LocalExecutor(2)) == 2
         assert inside(LocalExecutor(-1)) == 1  # joblib's -1: a worker per core
-        assert inside(SimpleNamespace(client=object())) == 4  # a cluster's workers are elsewhere
+        assert inside(cluster) == 4  # a cluster's workers are elsewhere
         assert inside(None) == 4  # nothing in the background
         assert torch.get_num_threads() == 4
     finally:

@@ -224,19 +224,19 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
     :data:`REFITS_WORTH_WORKERS` seconds (each refit estimated by its entry's fit on the
     frontier; an entry read off a larger fit by that fit), else on ``executor``. The results do
     not depend on where they run."""
-    from ..executor import LocalExecutor
+    from ..executor import LocalExecutor, cores
 
     if executor.client is not None or not n_boot:
         return executor
-    cores = _cores()
-    if cores < 2:
+    n_cores = cores()
+    if n_cores < 2:
         return executor
     largest: dict[tuple[str, str], float] = {}
     for e in front.entries:
         key = (e.candidate, e.training)
         largest[key] = max(largest.get(key, 0.0), e.fit_seconds or 0.0)
     estimate = n_boot * sum(e.fit_seconds or largest.get((e.candidate, e.training), 0.0) for e in entries)
-    return LocalExecutor(min(cores, n_boot * len(entries))) if estimate > REFITS_WORTH_WORKERS else executor
+    return LocalExecutor(min(n_cores, n_boot * len(entries))) if estimate > REFITS_WORTH_WORKERS else executor
 
 
 def sharing_cores(choice: Choice) -> contextlib.ExitStack:
@@ -245,21 +245,13 @@ def sharing_cores(choice: Choice) -> contextlib.ExitStack:
     not contend with them for the same cores. Closing the stack restores them. torch's thread
     count changes no number of the report (tested: report.json is the same at 1 and 2)."""
     from .._device import torch_threads
+    from ..executor import cores
 
     stack = contextlib.ExitStack()
-    if choice.pending is not None:
-        n_jobs = getattr(choice.pending[1].executor, "n_jobs", None)  # local processes (a cluster has none)
-        if isinstance(n_jobs, int) and n_jobs not in (0, 1):
-            cores = _cores()
-            workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1: one per core
-            stack.enter_context(torch_threads(max(1, cores - workers)))
+    workers = None if choice.pending is None else choice.pending[1].executor.local_processes()
+    if workers is not None:
+        stack.enter_context(torch_threads(max(1, cores() - workers)))
     return stack
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------- attributions
