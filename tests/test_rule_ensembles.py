@@ -409,3 +409,39 @@ def test_figs_learner_grows_several_trees_as_imodels_does(classification):
         return [(int(node.feature), round(float(node.threshold), 9))] + walk(node.left) + walk(node.right)
 
     assert [walk(t) for t in ours.trees_] == [walk(t) for t in ref.trees_]
+
+
+def test_figs_two_classes_choose_by_one_column_as_by_both(monkeypatch):
+    """With two classes the learner finds each split from the residual's first column alone
+    (the two sum to one number on every row); grown with both columns instead, every tree,
+    split and leaf value is the same, several trees and weights included."""
+    from pellucid.surrogates import _figs
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(3000, 7))
+    s = np.sin(2 * X[:, 0]) + 1.5 * (X[:, 1] > 0.5) + 0.5 * X[:, 2] ** 2 - (X[:, 3] > -0.2) + X[:, 5]
+    y = (s + rng.normal(size=3000) * 0.5 > 0.7).astype(int)
+    w = rng.uniform(0.5, 1.5, 3000)
+    used = []
+    residual = _figs.FigsLearner._residual
+
+    def spy(self, R):
+        out = residual(self, R)
+        used.append(out[2] is not None)
+        return out
+
+    monkeypatch.setattr(_figs.FigsLearner, "_residual", spy)
+    one = _figs.FigsLearner(24).fit(X, y, w)
+    assert used and all(used)  # every measure took the one-column path
+    used.clear()
+    monkeypatch.setattr(_figs, "_ONE_COLUMN_TOLERANCE", -1.0)  # never one sum: both columns
+    both = _figs.FigsLearner(24).fit(X, y, w)
+    assert used and not any(used)
+
+    def walk(node):
+        if node.left is None:
+            return [("leaf", tuple(np.ravel(node.value)))]
+        return [(int(node.feature), float(node.threshold))] + walk(node.left) + walk(node.right)
+
+    assert len(one.trees_) >= 3
+    assert [walk(t) for t in one.trees_] == [walk(t) for t in both.trees_]

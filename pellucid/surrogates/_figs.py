@@ -15,7 +15,10 @@ splits in the same order with the same leaf values:
 What makes it fast: the rows of a candidate never change (only its residual does), so each
 candidate's rows are sorted by every feature once, when it is made (a child's order is its
 parent's, partitioned); a round then costs a gather and a cumulative sum per candidate whose
-residual changed. Candidate thresholds are scikit-learn's: midpoints of consecutive distinct
+residual changed. With two classes a round sums one column, not two: the residual's two
+columns sum to one number on every row, so the first alone ranks the splits (where the two
+columns' sums differ only by rounding, a near-tie may fall to another of the splits that part
+the rows alike). Candidate thresholds are scikit-learn's: midpoints of consecutive distinct
 float32 values. Ties between equally good splits go to the first feature in column order,
 where scikit-learn draws a random feature order.
 
@@ -31,6 +34,9 @@ import numpy as np
 
 #: scikit-learn's tree: a split needs consecutive float32 values further apart than this.
 _FEATURE_THRESHOLD = np.float32(1e-7)
+#: Two classes: how far the residual's two columns may be from one sum, over the rows, for the
+#: first column alone to choose the split (they are one sum up to rounding).
+_ONE_COLUMN_TOLERANCE = 1e-9
 #: scikit-learn's tree: a node whose impurity is at most this is a leaf.
 _EPSILON = np.finfo(np.float64).eps
 
@@ -59,7 +65,7 @@ class _Candidate:
     What does not depend on the residual (each position's weight on either side, which
     positions fall between distinct values) is worked out once, when the node is made."""
 
-    __slots__ = ("node", "tree", "order", "rows", "inv_left", "inv_right", "between",
+    __slots__ = ("node", "tree", "order", "rows", "inv_left", "inv_right", "between", "blocked",
                  "reduction", "feature", "threshold", "left", "right")
 
     def __init__(self, node: FigsNode, tree: int, order: np.ndarray, X32: np.ndarray, w: np.ndarray) -> None:
@@ -78,6 +84,7 @@ class _Candidate:
         wr = wl[-1:] + w[order[-1]] - wl  # the node's weight less the left side's
         # A split goes between consecutive distinct float32 values, with weight on both sides.
         self.between = (xs[1:] > xs[:-1] + _FEATURE_THRESHOLD) & (wl > 0) & (wr > 0)
+        self.blocked = ~self.between
         with np.errstate(divide="ignore"):
             self.inv_left, self.inv_right = 1.0 / wl, 1.0 / wr
 
@@ -149,7 +156,7 @@ class FigsLearner:
             return _Candidate(FigsNode(np.zeros(Y.shape[1]), n, 0), -1, root_order, self._X32, w)
 
         first = root_candidate()
-        self._measure(first, Y, Y * w[:, None])
+        self._measure(first, *self._residual(Y))
         first.node.value = self._mean(first.rows, Y)
         candidates = [first]
         while candidates:
@@ -179,13 +186,12 @@ class FigsLearner:
                 break
             # Every residual but tree t's has changed: measure those candidates again. Tree
             # t's other leaves keep their split (same rows, same residual).
-            residuals: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the residual, and times the weights
+            residuals: dict[int, tuple] = {}  # the residual, times the weights, and its one column
             kept = []
             for c in candidates:
                 if c.tree != t or c in children:
                     if c.tree not in residuals:
-                        r = residual(c.tree)
-                        residuals[c.tree] = (r, r * w[:, None])
+                        residuals[c.tree] = self._residual(residual(c.tree))
                     self._measure(c, *residuals[c.tree])
                 if c.reduction is not None:
                     kept.append(c)
@@ -197,9 +203,27 @@ class FigsLearner:
         w = self._w[rows]
         return (R[rows] * w[:, None]).sum(axis=0) / w.sum()
 
-    def _measure(self, c: _Candidate, R: np.ndarray, Rw: np.ndarray) -> None:
+    def _residual(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``R``, ``R`` times the weights, and the first column of that where one column
+        decides the split: with two classes the indicators sum to one, so the residual's two
+        columns sum to one number on every row (1 for the first tree, 0 for the others: each
+        tree's leaf values sum to what its rows' residuals sum to). Then the second column's
+        cumulative sums are that number times the weights less the first's, and every
+        split's summed squared error is twice the first column's plus one constant: the same
+        split wins, found with half the sums."""
+        Rw = R * self._w[:, None]
+        one = None
+        if R.shape[1] == 2:
+            total = R[:, 0] + R[:, 1]
+            if total.size and float(np.ptp(total)) <= _ONE_COLUMN_TOLERANCE:
+                one = np.ascontiguousarray(Rw[:, 0])
+        return R, Rw, one
+
+    def _measure(self, c: _Candidate, R: np.ndarray, Rw: np.ndarray, Rw0: np.ndarray | None = None) -> None:
         """Set the candidate's best split under residual ``R`` (``Rw``: times the weights),
-        as scikit-learn's stump finds it, or ``reduction`` None where it would not split."""
+        as scikit-learn's stump finds it, or ``reduction`` None where it would not split.
+        ``Rw0``: the weighted first column where it alone decides the split
+        (:meth:`_residual`)."""
         c.reduction = None
         if c.between is None or not c.between.any():
             return
@@ -210,10 +234,15 @@ class FigsLearner:
         impurity = float(np.mean((R[rows] * Rw[rows]).sum(axis=0) / W - (S / W) ** 2))
         if impurity <= _EPSILON:
             return
-        SL = np.cumsum(Rw[c.order[:-1]], axis=0)  # (positions, features, outputs)
-        SR = S - SL
-        proxy = np.einsum("mdk,mdk->md", SL, SL) * c.inv_left + np.einsum("mdk,mdk->md", SR, SR) * c.inv_right
-        proxy[~c.between] = -np.inf
+        if Rw0 is not None:
+            SL = np.cumsum(Rw0[c.order[:-1]], axis=0)  # (positions, features)
+            SR = S[0] - SL
+            proxy = SL * SL * c.inv_left + SR * SR * c.inv_right
+        else:
+            SL = np.cumsum(Rw[c.order[:-1]], axis=0)  # (positions, features, outputs)
+            SR = S - SL
+            proxy = np.einsum("mdk,mdk->md", SL, SL) * c.inv_left + np.einsum("mdk,mdk->md", SR, SR) * c.inv_right
+        proxy[c.blocked] = -np.inf
         m = len(rows)
         k = int(np.argmax(proxy.T))  # feature-major: the first feature wins a tie, then the first position
         f, p = divmod(k, m - 1)
