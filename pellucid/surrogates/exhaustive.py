@@ -285,6 +285,8 @@ def _cell_sums(index: np.ndarray, ch: np.ndarray, n_cells: int) -> np.ndarray:
     """Channel sums per cell: shape ``(n_cells, C)`` for rows in cells ``index`` (one
     ``bincount``, no loop over rows)."""
     C = ch.shape[1]
+    if C == 1:  # two classes: the cells are the bins
+        return np.bincount(index, weights=ch[:, 0], minlength=n_cells)[:, None]
     flat = (index[:, None] * C + np.arange(C)).ravel()
     return np.bincount(flat, weights=ch.ravel(), minlength=n_cells * C).reshape(n_cells, C)
 
@@ -497,7 +499,8 @@ class ExhaustiveRuleList(Surrogate):
         masks: list[np.ndarray] = []
         gains: list[float] = []
         for _ in range(int(self.max_rules)):
-            found = best_box(codes, n_bins, counts * open_[:, None], default, int(self.max_conditions), tol)
+            # Only the rows no earlier rule decided: the others would add nothing to any sum.
+            found = best_box(codes[open_], n_bins, counts[open_], default, int(self.max_conditions), tol)
             if found is None:
                 break
             gain, tests = found
