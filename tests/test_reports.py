@@ -875,6 +875,22 @@ def test_payload_frontier_points_at_the_listed_surrogates(extended):
     assert pf["entries"][pf["selected"]]["surrogate_index"] == p["recommended"]
 
 
+def test_this_run_says_which_fit_times_belong_to_a_larger_fit(extended):
+    """A size read off one fit at the candidate's largest size has no time of its own: the
+    list of durations says so, where a 0 would read as "<1 ms"."""
+    html, front = extended["html"], extended["front"]
+    read_off = [k for k, e in enumerate(front.entries) if e.ok and e.fit_seconds == 0]
+    timed = [k for k, e in enumerate(front.entries) if e.ok and e.fit_seconds]
+    assert read_off and timed
+
+    def shown(k: int) -> str:
+        return re.search(rf'/frontier/entries/{k}/fit_seconds</td><td class="num">([^<]*)<', html).group(1)
+
+    assert all(shown(k).startswith("in a larger fit") for k in read_off)
+    assert not any(shown(k).startswith("in a larger fit") or shown(k) == "<1 ms" for k in timed)
+    assert "a size read off one fit of the candidate at its largest size" in html
+
+
 def test_payload_stability_fit_time_and_disagreement(extended):
     p, surs, front = extended["payload"], extended["surrogates"], extended["front"]
     entries = p["surrogates"]
