@@ -65,7 +65,7 @@ class _Candidate:
     What does not depend on the residual (each position's weight on either side, which
     positions fall between distinct values) is worked out once, when the node is made."""
 
-    __slots__ = ("node", "tree", "order", "rows", "inv_left", "inv_right", "between", "blocked",
+    __slots__ = ("node", "tree", "order", "rows", "inv_left", "inv_right", "blocked",
                  "reduction", "feature", "threshold", "left", "right")
 
     def __init__(self, node: FigsNode, tree: int, order: np.ndarray, X32: np.ndarray, w: np.ndarray) -> None:
@@ -77,14 +77,14 @@ class _Candidate:
         self.feature = self.threshold = self.left = self.right = None
         m, d = order.shape
         if m < 2 or d == 0:
-            self.between = None
+            self.blocked = None
             return
         xs = X32[order, np.arange(d)]
         wl = np.cumsum(w[order], axis=0)[:-1]
         wr = wl[-1:] + w[order[-1]] - wl  # the node's weight less the left side's
-        # A split goes between consecutive distinct float32 values, with weight on both sides.
-        self.between = (xs[1:] > xs[:-1] + _FEATURE_THRESHOLD) & (wl > 0) & (wr > 0)
-        self.blocked = ~self.between
+        # A split goes between consecutive distinct float32 values, with weight on both sides;
+        # every other position is blocked.
+        self.blocked = ~((xs[1:] > xs[:-1] + _FEATURE_THRESHOLD) & (wl > 0) & (wr > 0))
         with np.errstate(divide="ignore"):
             self.inv_left, self.inv_right = 1.0 / wl, 1.0 / wr
 
@@ -225,7 +225,7 @@ class FigsLearner:
         ``Rw0``: the weighted first column where it alone decides the split
         (:meth:`_residual`)."""
         c.reduction = None
-        if c.between is None or not c.between.any():
+        if c.blocked is None or c.blocked.all():
             return
         rows = c.rows
         w = self._w[rows]
