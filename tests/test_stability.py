@@ -362,3 +362,43 @@ def test_regression_agreement_intervals_resample_the_refits():
         assert getattr(s, key + "_ci") == pytest.approx([min(lo, est), max(hi, est)], rel=1e-9)
     assert s.to_dict()["intervals"]["methods"]["prediction_agreement"].startswith(
         "percentile bootstrap, 200 resamples of the 8 refits, seed 3")
+
+
+class _Counting:
+    """An in-process executor that counts the calls it is given."""
+
+    def __init__(self):
+        from pellucid.executor import LocalExecutor
+
+        self._here, self.calls = LocalExecutor(None), 0
+        self.client = None
+
+    def map(self, fn, calls):
+        calls = list(calls)
+        self.calls += len(calls)
+        return self._here.map(fn, calls)
+
+    def share(self, obj):
+        return obj
+
+
+def test_fits_of_one_learner_at_several_sizes_share_each_refit_and_measure_as_alone():
+    """Fits that differ only in size, of a learner that grows one rule at a time, on the same
+    set: one refit per resample at the largest size, the smaller read off it; each stability
+    is what stability() gives for that fit alone (seeded learners and resamples alike)."""
+    from pellucid.fidelity.stability import stabilities
+    from pellucid.surrogates import FIGS, Scorecard
+
+    d, r = wiggly_set(n=400), wiggly_set(n=300, seed=4)
+    fits = [(DecisionTree(max_leaf_nodes=k, random_state=None).fit(d), d) for k in (6, 3, 4)]
+    fits += [(DecisionTree(max_leaf_nodes=4, random_state=None).fit(r), r),  # another set: its own refits
+             (DecisionTree(max_leaf_nodes=5, min_samples_leaf=9).fit(d), d),  # other parameters: its own
+             (FIGS(max_rules=3).fit(d), d), (FIGS(max_rules=7).fit(d), d),
+             (Scorecard(max_terms=3).fit(d), d), (Scorecard(max_terms=5).fit(d), d)]  # no path: one each
+    counting = _Counting()
+    got = [s.to_dict() for s in stabilities(fits, n_boot=3, random_state=2, verbose=0, executor=counting)]
+    assert counting.calls == 3 * 6  # trees on d, tree on r, the other tree, FIGS, two scorecards
+    alone = [stability(s, ds, n_boot=3, random_state=2, verbose=0).to_dict() for s, ds in fits]
+    assert got == alone
+    # The sizes really differ in what came back: a shared refit was read at each size.
+    assert len({json.dumps(a["rules"], default=str) for a in alone[:3]}) == 3

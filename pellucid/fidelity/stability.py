@@ -335,8 +335,12 @@ def _unpickled(blob: _Pickled) -> DistillationSet:
     return pickle.loads(blob)
 
 
-def _refit(clone: Any, train: DistillationSet | _Pickled, idx: np.ndarray, b: int) -> Any:
-    return clone.fit(_resample(_unpickled(train) if isinstance(train, _Pickled) else train, idx, b))
+def _refit(clone: Any, train: DistillationSet | _Pickled, idx: np.ndarray, b: int,
+           sizes: tuple[int, ...] | None = None) -> Any:
+    """``clone`` fitted on resample ``b``; with ``sizes``, the list of its fits at each size
+    (smallest first), read off one fit at the largest (:meth:`Surrogate.fit_sizes`)."""
+    rows = _resample(_unpickled(train) if isinstance(train, _Pickled) else train, idx, b)
+    return clone.fit(rows) if sizes is None else clone.fit_sizes(rows, sizes)
 
 
 # ---------------------------------------------------------------------------- agreement
@@ -473,11 +477,11 @@ def stabilities(
     Each result is what :func:`stability` gives for that surrogate alone."""
     n_boot, tolerance = _checked(n_boot, tolerance)
     run = as_executor(executor, n_jobs)
-    calls = _refit_calls(fits, n_boot, random_state, run)
+    calls, slots = _refit_calls(fits, n_boot, random_state, run)
     quiet = verbose <= 0 or not sys.stderr.isatty()
     names = ", ".join(s.name for s, _ in fits)
     refits = run.map(_refit, tqdm(calls, desc=f"stability of {names}", disable=quiet, leave=False))
-    return _measured_each(fits, refits, n_boot, random_state, tolerance, confidence)
+    return _measured_each(fits, _per_fit(refits, slots, n_boot), n_boot, random_state, tolerance, confidence)
 
 
 class PendingStabilities:
@@ -529,10 +533,10 @@ def start_stabilities(
         raise ParameterError(f"start_stabilities needs an executor that runs work outside this process; {executor!r} "
                              "runs it here: call stabilities()")
     n_boot, tolerance = _checked(n_boot, tolerance)
-    calls = _refit_calls(fits, n_boot, random_state, executor, pickled=executor.client is None)
+    calls, slots = _refit_calls(fits, n_boot, random_state, executor, pickled=executor.client is None)
     fits = list(fits)
-    return PendingStabilities(executor, calls, lambda refits: _measured_each(fits, refits, n_boot, random_state,
-                                                                           tolerance, confidence))
+    return PendingStabilities(executor, calls, lambda refits: _measured_each(
+        fits, _per_fit(refits, slots, n_boot), n_boot, random_state, tolerance, confidence))
 
 
 def _checked(n_boot: Any, tolerance: Any) -> tuple[int, float]:
@@ -544,16 +548,26 @@ def _checked(n_boot: Any, tolerance: Any) -> tuple[int, float]:
 
 
 def _refit_calls(fits: Sequence[tuple[Any, DistillationSet]], n_boot: int, random_state: int | None, run: Executor,
-                 pickled: bool = False) -> list[tuple]:
-    """The ``_refit`` calls of every fit, ``n_boot`` per fit in the order of the fits. Each set's
-    training rows are shared over the executor once (``pickled``: as pickled bytes, read back
-    once per worker process)."""
-    calls, shared = [], {}
-    for surrogate, dset in fits:
+                 pickled: bool = False) -> tuple[list[tuple], list[tuple[int, int | None]]]:
+    """The ``_refit`` calls of every fit, ``n_boot`` per refit group, and each fit's slot in
+    their results: ``(group, position)``, position None for a group of one fit (whose calls
+    return the fit) or the fit's place among the sizes its group's calls return.
+
+    Fits of one class that grows one rule at a time (``size_path``) on the same set, alike but
+    for their size, form one group: each resample is fitted once at the group's largest size
+    and the smaller fits are read off it, as a fresh fit at each size would give (the seeds
+    and resamples of every fit on a set are the same). Each set's training rows are shared
+    over the executor once (``pickled``: as pickled bytes, read back once per worker process)."""
+    groups: dict[Any, list[int]] = {}
+    for i, (surrogate, dset) in enumerate(fits):
         if not isinstance(dset, DistillationSet):
             raise ParameterError(f"stability expects a DistillationSet from pellucid.distill, got {type(dset).__name__}")
         surrogate._check_fitted()
         check_same_set(surrogate, dset)
+        groups.setdefault(_group_key(surrogate, dset, i), []).append(i)
+    calls, shared, slots = [], {}, [(0, None)] * len(fits)
+    for g, members in enumerate(groups.values()):
+        surrogate, dset = fits[members[0]]
         train = dset.train if dset.is_holdout.any() else dset
         if len(train) == 0:
             raise ParameterError("stability: the distillation set has no training rows to resample")
@@ -564,9 +578,36 @@ def _refit_calls(fits: Sequence[tuple[Any, DistillationSet]], n_boot: int, rando
         if id(dset) not in shared:  # a set is sent once, not once per refit
             shared[id(dset)] = (_Pickled(pickle.dumps(train, protocol=pickle.HIGHEST_PROTOCOL)) if pickled
                                 else run.share(train))
+        sizes = None
+        if len(members) > 1:
+            param = type(surrogate).size_param
+            sizes = tuple(sorted({int(fits[i][0].get_params()[param]) for i in members}))
+            surrogate = max((fits[i][0] for i in members), key=lambda s: s.get_params()[param])
+        for i in members:
+            slots[i] = (g, None if sizes is None else sizes.index(int(fits[i][0].get_params()[param])))
         calls += [(clone_surrogate(surrogate, **({"random_state": int(seeds[b])} if seeded else {})),
-                   shared[id(dset)], boot_idx[b], b) for b in range(n_boot)]
-    return calls
+                   shared[id(dset)], boot_idx[b], b, *(() if sizes is None else (sizes,))) for b in range(n_boot)]
+    return calls, slots
+
+
+def _group_key(surrogate: Any, dset: DistillationSet, i: int) -> Any:
+    """What a fit's refits share with the fits of the same group (:func:`_refit_calls`)."""
+    cls = type(surrogate)
+    if not getattr(cls, "size_path", False) or cls.size_param is None:
+        return ("alone", i)
+    params = surrogate.get_params()
+    rest = tuple(sorted((k, repr(v)) for k, v in params.items() if k != cls.size_param))
+    return (cls, getattr(surrogate, "name", None), id(dset), rest)
+
+
+def _per_fit(results: list[Any], slots: list[tuple[int, int | None]], n_boot: int) -> list[Any]:
+    """The calls' results laid out as :func:`_measured_each` reads them: ``n_boot`` refits per
+    fit, in the order of the fits."""
+    out = []
+    for g, pos in slots:
+        block = results[g * n_boot:(g + 1) * n_boot]
+        out += block if pos is None else [r[pos] for r in block]
+    return out
 
 
 def _measured_each(fits: Sequence[tuple[Any, DistillationSet]], refits: list[Any], n_boot: int,

@@ -222,7 +222,8 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
     """Where the stability refits of ``entries`` run when the run was given no ``n_jobs``: in
     worker processes, one per core, when one after another they would take longer than
     :data:`REFITS_WORTH_WORKERS` seconds (each refit estimated by its entry's fit on the
-    frontier; an entry read off a larger fit by that fit), else on ``executor``. The results do
+    frontier; an entry read off a larger fit by that fit; the entries of one candidate on one
+    view that share their refits once), else on ``executor``. The results do
     not depend on where they run."""
     from ..executor import LocalExecutor, cores
 
@@ -235,7 +236,12 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
     for e in front.entries:
         key = (e.candidate, e.training)
         largest[key] = max(largest.get(key, 0.0), e.fit_seconds or 0.0)
-    estimate = n_boot * sum(e.fit_seconds or largest.get((e.candidate, e.training), 0.0) for e in entries)
+    # Entries of one candidate on one view that grows one rule at a time share their refits.
+    each: dict[Any, float] = {}
+    for i, e in enumerate(entries):
+        key = (e.candidate, e.training) if getattr(e.surrogate, "size_path", False) else i
+        each[key] = max(each.get(key, 0.0), e.fit_seconds or largest.get((e.candidate, e.training), 0.0))
+    estimate = n_boot * sum(each.values())
     return LocalExecutor(min(n_cores, n_boot * len(entries))) if estimate > REFITS_WORTH_WORKERS else executor
 
 
