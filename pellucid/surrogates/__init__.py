@@ -9,6 +9,7 @@ seconds and are what ``explain`` compares unless told otherwise; docs/surrogates
 each method is, what pellucid fixed in the libraries behind it, and what it left out.
 """
 
+import importlib
 from typing import Any, Callable
 
 from .anchors import Anchor, anchor, anchors
@@ -16,7 +17,6 @@ from .base import CategoryOrderEncoder, Surrogate
 from .counterfactuals import counterfactuals
 from .exhaustive import ExhaustiveRuleList, OptimalTree
 from .faithful import FaithfulTree
-from .lime_local import LimeStability, LocalExplanations, lime, lime_stability
 from .linear import Scorecard, SparseLinear
 from .local import check_local_rows
 from .rule_ensembles import FIGS, BoostedRules, RuleFit, Slipper
@@ -32,12 +32,22 @@ SURROGATES: dict[str, type[Surrogate]] = {
     )
 }
 
-#: name -> local explainer ``(model, rows, reference, ...)`` of many rows, for the CLI, the
-#: report's local section and :func:`pellucid.cluster.explain_rows`.
-LOCAL_EXPLAINERS: dict[str, Callable[..., Any]] = {
-    "lime": lime,
-    "anchors": anchors,
-}
+#: Read from :mod:`.lime_local` when first asked for: it imports torch, which a process that
+#: only fits or refits rules (a stability worker) never needs.
+_FROM_LIME = ("lime", "lime_stability", "LimeStability", "LocalExplanations")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_LIME or name == "LOCAL_EXPLAINERS":
+        module = importlib.import_module(".lime_local", __name__)
+        for n in _FROM_LIME:
+            globals()[n] = getattr(module, n)
+        #: name -> local explainer ``(model, rows, reference, ...)`` of many rows, for the CLI,
+        #: the report's local section and :func:`pellucid.cluster.explain_rows`.
+        explainers: dict[str, Callable[..., Any]] = {"lime": module.lime, "anchors": anchors}
+        globals()["LOCAL_EXPLAINERS"] = explainers
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Surrogate",

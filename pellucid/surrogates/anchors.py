@@ -57,7 +57,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Any, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,9 +80,11 @@ from ..extraction.rules import (
     merge_conditions,
     snap_threshold,
 )
-from ..oracle import Oracle
 from ..schema import Kind, Schema
 from .local import check_local_rows
+
+if TYPE_CHECKING:  # torch is imported where a network is read, not where rules are refitted
+    from ..oracle import Oracle
 
 __all__ = ["Anchor", "anchor", "anchors"]
 
