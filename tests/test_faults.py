@@ -214,8 +214,11 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path):
 
 def test_ctrl_c_exits_130_with_one_line_and_nothing_written(tmp_path):
     out = tmp_path / "out"
+    # The child takes Ctrl-C as a user's terminal gives it, even where the tests were started
+    # ignoring it (a background job of a shell without job control).
     p = subprocess.Popen([sys.executable, "-m", "pellucid", "demo", "--out", str(out), "--rows", "3000"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)  # training the demo's network, or distilling
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)

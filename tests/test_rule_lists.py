@@ -334,6 +334,36 @@ def test_call_with_deadline_stops_a_python_loop_and_keeps_global_state():
         call_with_deadline(lambda: (_ for _ in ()).throw(ValueError("boom")), 5.0)
 
 
+def test_ctrl_c_while_a_learner_runs_stops_it_before_the_interrupt_goes_on():
+    """An interrupt of the waiting caller leaves no learner thread running (one left importing
+    a library while the interpreter shuts down can crash the process)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    steps = [0]
+
+    def spin():
+        while True:
+            steps[0] += 1
+            random.random()
+
+    # Ctrl-C raises KeyboardInterrupt here even where this process was started ignoring it.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            call_with_deadline(spin, 60.0)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert time.perf_counter() - t < 30  # the interrupt, not the deadline
+    before = steps[0]
+    time.sleep(0.3)
+    assert before > 0 and steps[0] == before  # stopped, not running on
+
+
 def test_same_seed_same_rules(known):
     for name in ("greedy_rule_list", "bayesian_rule_list", "skope_rules"):
         a, b = MODELS[name]().fit(known), MODELS[name]().fit(known)

@@ -101,6 +101,9 @@ def call_with_deadline(fn: Callable[[], Any], seconds: float | None) -> tuple[An
     if seconds is None:
         return fn(), time.perf_counter() - t0
     box: dict[str, Any] = {}
+    # Set by the worker as it ends: an interrupted Thread.join can leave the thread marked
+    # stopped while it runs on, so its end is told by this event, not by is_alive().
+    done = threading.Event()
 
     def work() -> None:
         try:
@@ -109,24 +112,36 @@ def call_with_deadline(fn: Callable[[], Any], seconds: float | None) -> tuple[An
             pass
         except BaseException as e:  # handed to the caller below
             box["error"] = e
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name="pellucid-learner", daemon=True)
     worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        # Interrupt it, and wait for it to stop, so nothing keeps running (or drawing from
-        # numpy's global random state) after the error. Again every quarter second while it
-        # runs on: the exception waits while the worker is inside C code, and one that lands
-        # in a destructor is dropped there (silently: see _quiet_deadlines).
-        with _quiet_deadlines():
-            give_up = time.perf_counter() + 5.0
-            while worker.is_alive() and time.perf_counter() < give_up:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_Deadline))
-                worker.join(0.25)
+    try:
+        finished = done.wait(seconds)
+    except BaseException:
+        # Ctrl-C (or any error) while waiting: the worker is stopped first, so that it is not
+        # left running (importing a library, say) while the interpreter shuts down.
+        _stop(worker, done)
+        raise
+    if not finished:
+        _stop(worker, done)
         raise TimeoutError(f"stopped after {seconds:g} s")
     if "error" in box:
         raise box["error"]
     return box["value"], time.perf_counter() - t0
+
+
+def _stop(worker: threading.Thread, done: threading.Event) -> None:
+    """Interrupt ``worker`` and wait for it to stop, so nothing keeps running (or drawing from
+    numpy's global random state) after the caller gives up on it. Again every quarter second
+    while it runs on: the exception waits while the worker is inside C code, and one that lands
+    in a destructor is dropped there (silently: see _quiet_deadlines)."""
+    with _quiet_deadlines():
+        give_up = time.perf_counter() + 5.0
+        while not done.is_set() and time.perf_counter() < give_up:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_Deadline))
+            done.wait(0.25)
 
 
 # ---------------------------------------------------------------------- shared base of the rule lists
