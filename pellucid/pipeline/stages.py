@@ -213,7 +213,7 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
 
 #: Estimated seconds of refits, one after another, from which worker processes run them
 #: instead when the run was given no ``n_jobs``, in the background while this process goes on
-#: (:func:`choose`): starting a worker imports scikit-learn and pellucid, about 2 CPU-seconds on
+#: (:func:`choose`): starting a worker imports scikit-learn and pellucid (not torch), about 1.5 CPU-seconds on
 #: a small machine, which shorter refits do not repay.
 REFITS_WORTH_WORKERS = 5.0
 
