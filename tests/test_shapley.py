@@ -160,6 +160,42 @@ def test_a_rows_values_do_not_depend_on_the_rows_explained_with_it(torch_oracle,
     np.testing.assert_allclose(again.values, many.values, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["exact", "paired"])
+def test_row_blocks_on_threads_give_the_values_and_counts_of_one_thread(torch_oracle, rows_bg, monkeypatch, method):
+    """With torch on one thread per operation (as explain runs Shapley values), the row blocks
+    run on one thread per core: the same values, bit for bit, and the same query count as one
+    block after another."""
+    import importlib
+    import threading
+
+    import pellucid.executor as executor
+    from pellucid._device import torch_threads
+
+    sh = importlib.import_module("pellucid.attribution.shapley")  # the module, not the function
+    X, _, bg = rows_bg
+    rows = X.iloc[:40]  # three blocks
+    seen = set()
+    exact_pairs, paired = sh._exact_pairs, sh._paired
+    monkeypatch.setattr(sh, "_exact_pairs", lambda *a: (seen.add(threading.current_thread().name), exact_pairs(*a))[1])
+    monkeypatch.setattr(sh, "_paired", lambda *a: (seen.add(threading.current_thread().name), paired(*a))[1])
+
+    def run(n_cores):
+        monkeypatch.setattr(executor, "cores", lambda: n_cores)
+        seen.clear()
+        before = torch_oracle.n_queries
+        with torch_threads(1):
+            a = shapley(torch_oracle, rows, bg, method=method, random_state=3)
+        return a, torch_oracle.n_queries - before, set(seen)
+
+    threaded, q_threaded, names = run(3)
+    alone, q_alone, names_alone = run(1)
+    assert len(names) > 1 and all(n.startswith("pellucid-shapley") for n in names)
+    assert names_alone == {threading.current_thread().name}
+    np.testing.assert_array_equal(threaded.values, alone.values)
+    np.testing.assert_array_equal(threaded.standard_error, alone.standard_error)
+    assert q_threaded == q_alone > 0
+
+
 # ---------------------------------------------------------------------------- other models and paths
 #: A scikit-learn model on seven raw features (numbers with missing values, categoricals):
 #: enumerating every coalition by hand stays quick.

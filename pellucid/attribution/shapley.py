@@ -75,7 +75,10 @@ EXACT_MAX = 20
 #: Background rows the registered method (:func:`shapley_values`) draws when given none.
 DEFAULT_BACKGROUND = 100
 _HYBRIDS = 2**16  # hybrid rows per model call by default
-_ROW_BLOCK = 64  # explained rows per step of the progress bar
+#: Explained rows per block: a step of the progress bar, and what one thread computes at a
+#: time (:func:`_on_threads`); fixed, so that the blocks, and the values, are the same on any
+#: machine.
+_ROW_BLOCK = 8
 _PROB_FLOOR = 1e-12  # probabilities are kept inside [floor, 1 - floor] before log-odds
 _BOOTSTRAP = 64  # resamples of the kernel's coalition pairs for its standard error
 
@@ -274,16 +277,23 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
     # One BLAS thread for numpy's products between the model's calls: idle BLAS threads spin on
     # the cores that torch's next call needs (twice as slow on 2 cores), and the small products
     # gain nothing from more.
+    def block_values(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any] | None]:
+        if method == "exact":
+            return (_exact_pairs(game, block) if game.linear else _exact_all(game, block)), None, None
+        if method == "permutation":
+            return (*_permutation(game, block, n_perm, seed), None)
+        if method == "paired":
+            return (*_paired(game, block, per_background, seed), None)
+        return _kernel(game, block, budget, seed)
+
     with one_blas_thread():
-        for block in tqdm(blocks, desc=f"Shapley values ({method})", unit="block", disable=quiet, leave=False):
-            if method == "exact":
-                phi[block] = _exact_pairs(game, block) if game.linear else _exact_all(game, block)
-            elif method == "permutation":
-                phi[block], se[block] = _permutation(game, block, n_perm, seed)
-            elif method == "paired":
-                phi[block], se[block] = _paired(game, block, per_background, seed)
-            else:
-                phi[block], se[block], info = _kernel(game, block, budget, seed)
+        found = _on_threads(block_values, blocks, game, desc=f"Shapley values ({method})", quiet=quiet)
+    for block, (p, e, i) in zip(blocks, found):
+        phi[block] = p
+        if e is not None:
+            se[block] = e
+        if i is not None:
+            info = i
     base = game.base(rows)
     fx = game.full(rows)
     delta = phi.sum(axis=1) + base - fx
@@ -294,6 +304,42 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
                 "players": list(game.players), "path": game.engine.path,
                 "definition": "interventional", **info},
     )
+
+
+def _on_threads(fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray], game: "_Game", desc: str,
+                quiet: bool) -> list[Any]:
+    """``[fn(block) for block in blocks]``, on one thread per core this process may use when
+    the network is a torch module read through its layers (:class:`_TensorEngine`) and torch
+    runs each operation on one thread (as ``explain`` sets it for Shapley values), else here. Each block is computed as it would be alone, with the same operations on the same
+    rows, so the values do not depend on the number of threads; the network's products
+    release the interpreter, so the threads run on the cores at once. The module stays in eval
+    mode for the whole map (not entered and left by each thread)."""
+    from ..executor import cores
+
+    one_op_thread = torch.get_num_threads() == 1
+    n = min(len(blocks), cores()) if one_op_thread and isinstance(game.engine, _TensorEngine) else 1
+    if n < 2:
+        return [fn(b) for b in tqdm(blocks, desc=desc, unit="block", disable=quiet, leave=False)]
+    module = getattr(game.engine, "module", None)
+
+    def one_thread(block: np.ndarray) -> Any:
+        torch.set_num_threads(1)  # this thread's own setting too, where torch keeps one per thread
+        return fn(block)
+
+    import concurrent.futures
+
+    with eval_mode(module) if isinstance(module, torch.nn.Module) else _nothing(), \
+            concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="pellucid-shapley") as pool:
+        return list(tqdm(pool.map(one_thread, blocks), total=len(blocks), desc=desc, unit="block", disable=quiet,
+                         leave=False))
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def shapley_values(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -59,6 +60,7 @@ _OUTPUTS = ("auto", "proba", "logits")
 _BATCH_BYTES = 64 * 2**20
 _BATCH_MAX = 262144
 _PROB_FLOOR = 1e-12  # probabilities read as log-odds are kept inside [floor, 1 - floor]
+_COUNTING = threading.Lock()  # the query counts of every Oracle (see Oracle._count)
 #: Rows of a query's first block, before the batch sizes are known (they are chosen on it).
 FIRST_BLOCK_ROWS = _BATCH_MIN
 #: Rows the determinism check asks the model about, twice.
@@ -549,8 +551,7 @@ class Oracle:
         if not isinstance(out, torch.Tensor):
             raise ModelOutputError(f"answer_output expects the module's output tensor; got {type(out).__name__}")
         n = out.shape[0] if out.dim() else 0
-        self.n_calls += 1
-        self.n_queries += n
+        self._count(n)
         return self._from_output(out, n)
 
     @property
@@ -570,8 +571,7 @@ class Oracle:
         n = gap.shape[0] if gap.dim() else 0
         if gap.dim() != 1:
             raise ModelOutputError(f"answer_gap expects one gap per row; got shape {tuple(gap.shape)}")
-        self.n_calls += 1
-        self.n_queries += n
+        self._count(n)
         _check_finite(gap, n)
         return gap if log_odds else torch.sigmoid(gap)
 
@@ -639,9 +639,15 @@ class Oracle:
                 f"the preprocess raised {type(e).__name__}: {e} while encoding {X.shape[0]} rows"
             ) from e
 
+    def _count(self, n: int) -> None:
+        """One more call of ``n`` rows; threads that query at once (Shapley values' row
+        blocks) lose no count."""
+        with _COUNTING:
+            self.n_calls += 1
+            self.n_queries += n
+
     def _run_model(self, inputs: Any, n: int) -> Any:
-        self.n_calls += 1
-        self.n_queries += n
+        self._count(n)
         try:
             return self.adapter.run(inputs, self.output_)
         except Exception as e:
