@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -128,63 +129,39 @@ def check_methods(oracle: Oracle, methods: Sequence[str] | None) -> list[str]:
     return names
 
 
-def summarise(
+@dataclass
+class Measured:
+    """What :func:`summarise` computes before it pairs the methods with surrogates: the rows
+    explained, each method's attributions on them, their evaluation and sanity checks."""
+
+    names: list[str]
+    rows: pd.DataFrame
+    row_ids: list[str]
+    shap_at: np.ndarray
+    rows_of: dict[str, pd.DataFrame]
+    attrs: dict[str, Any]
+    seconds: dict[str, float]
+    details: dict[str, Any]
+    checks: dict[str, Any]
+    background_from: str | None
+
+
+def measure(
     oracle: Oracle,
     rows: pd.DataFrame,
     *,
     methods: Sequence[str] | None = None,
-    surrogates: Sequence[Any] = (),
-    surrogate_labels: Sequence[str] | None = None,
-    distillation: Any = None,
     baseline: str = "median",
     max_rows: int = 300,
     sanity: bool = True,
-    k: int = 5,
     random_state: int | None = 0,
-    return_attributions: bool = False,
     background: pd.DataFrame | None = None,
     background_from: str | None = None,
     shapley_rows: int = SHAPLEY_ROWS,
-) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
-    """Run attribution methods on raw rows and gather what the report shows.
-
-    Parameters
-    ----------
-    oracle : Oracle
-        The network. Gradient methods need a torch model; occlusion works for any.
-    rows : DataFrame
-        Raw rows to explain (the report uses the held-out observed rows); at most
-        ``max_rows`` of them, drawn with ``random_state``.
-    methods : sequence of str, optional
-        Names in :data:`pellucid.attribution.METHODS`; default :func:`default_methods`.
-    surrogates, surrogate_labels, distillation
-        Surrogates to pair with (their permutation importance on ``distillation``) and how
-        the report names them.
-    baseline : str
-        The reference row of methods that need one and of the deletion curves: the rows'
-        ``"median"`` (or ``"mean"``, ``"mode"``) raw row, a valid row of the data.
-    max_rows, sanity, k, random_state
-        Rows explained, whether to run the randomised-network check (torch only), the
-        top-k of the pairing, and the seed (also of the pairing's bootstrap intervals).
-    return_attributions : bool
-        Also return the attributions themselves (method name -> Attribution).
-    background, background_from : DataFrame and str, optional
-        Shapley values' background rows and how the report names where they come from; None
-        draws :data:`SHAPLEY_BACKGROUND` of the explained rows with ``random_state``.
-    shapley_rows : int
-        Shapley values are computed on at most this many of the explained rows (drawn with
-        ``random_state``); each method's entry says on how many rows it was measured.
-
-    Returns
-    -------
-    dict
-        ``n``, ``rows``, ``output``, ``baseline``, ``methods`` (per method: ``name``,
-        ``label``, ``seconds``, ``importance``, ``signed``, ``per_class``, ``top``,
-        ``evaluation``, ``n_rows``), ``pairing`` (see :func:`pair_with_surrogates`), ``intervals``
-        (see :func:`pairing_intervals`), ``instances``, ``shapley`` (see
-        :func:`shapley_summary`; None without Shapley values); with ``return_attributions``, a
-        pair (that dict, the attributions).
-    """
+) -> Measured:
+    """The part of :func:`summarise` that needs no surrogate (its parameters are summarise's):
+    the explained rows drawn, every method's attributions, their completeness and deletion
+    curves, and the randomised-network checks."""
     from . import METHODS
 
     names = check_methods(oracle, methods)
@@ -196,9 +173,6 @@ def summarise(
     # A row is named by its label in the user's data (the index of the rows given).
     row_ids = [str(label) for label in rows.index]
     rows = rows.reset_index(drop=True)
-    classification = oracle.task == "classification"
-    classes = list(oracle.classes_) if classification else None
-
     # Shapley values cost far more per row than the other methods: at most shapley_rows of the
     # rows, drawn with the same generator, and the same background for every row.
     shap_at = np.arange(len(rows))
@@ -233,6 +207,80 @@ def summarise(
             with _same_sums(m):
                 checks[m] = randomisation_check(method, oracle, head, random_state=random_state, verbose=0).to_dict()
             checks[m]["n_rows"] = int(len(head))
+
+    return Measured(names, rows, row_ids, shap_at, rows_of, attrs, seconds, details, checks, background_from)
+
+
+def summarise(
+    oracle: Oracle,
+    rows: pd.DataFrame,
+    *,
+    methods: Sequence[str] | None = None,
+    surrogates: Sequence[Any] = (),
+    surrogate_labels: Sequence[str] | None = None,
+    distillation: Any = None,
+    baseline: str = "median",
+    max_rows: int = 300,
+    sanity: bool = True,
+    k: int = 5,
+    random_state: int | None = 0,
+    return_attributions: bool = False,
+    background: pd.DataFrame | None = None,
+    background_from: str | None = None,
+    shapley_rows: int = SHAPLEY_ROWS,
+    measured: "Measured | None" = None,
+) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
+    """Run attribution methods on raw rows and gather what the report shows.
+
+    Parameters
+    ----------
+    oracle : Oracle
+        The network. Gradient methods need a torch model; occlusion works for any.
+    rows : DataFrame
+        Raw rows to explain (the report uses the held-out observed rows); at most
+        ``max_rows`` of them, drawn with ``random_state``.
+    methods : sequence of str, optional
+        Names in :data:`pellucid.attribution.METHODS`; default :func:`default_methods`.
+    surrogates, surrogate_labels, distillation
+        Surrogates to pair with (their permutation importance on ``distillation``) and how
+        the report names them.
+    baseline : str
+        The reference row of methods that need one and of the deletion curves: the rows'
+        ``"median"`` (or ``"mean"``, ``"mode"``) raw row, a valid row of the data.
+    max_rows, sanity, k, random_state
+        Rows explained, whether to run the randomised-network check (torch only), the
+        top-k of the pairing, and the seed (also of the pairing's bootstrap intervals).
+    return_attributions : bool
+        Also return the attributions themselves (method name -> Attribution).
+    background, background_from : DataFrame and str, optional
+        Shapley values' background rows and how the report names where they come from; None
+        draws :data:`SHAPLEY_BACKGROUND` of the explained rows with ``random_state``.
+    shapley_rows : int
+        Shapley values are computed on at most this many of the explained rows (drawn with
+        ``random_state``); each method's entry says on how many rows it was measured.
+    measured : Measured, optional
+        What :func:`measure` gave for the same oracle, rows and options (computed earlier,
+        while other work ran); the surrogates are paired with it here. None measures now.
+
+    Returns
+    -------
+    dict
+        ``n``, ``rows``, ``output``, ``baseline``, ``methods`` (per method: ``name``,
+        ``label``, ``seconds``, ``importance``, ``signed``, ``per_class``, ``top``,
+        ``evaluation``, ``n_rows``), ``pairing`` (see :func:`pair_with_surrogates`), ``intervals``
+        (see :func:`pairing_intervals`), ``instances``, ``shapley`` (see
+        :func:`shapley_summary`; None without Shapley values); with ``return_attributions``, a
+        pair (that dict, the attributions).
+    """
+    if measured is None:
+        measured = measure(oracle, rows, methods=methods, baseline=baseline, max_rows=max_rows, sanity=sanity,
+                           random_state=random_state, background=background, background_from=background_from,
+                           shapley_rows=shapley_rows)
+    names, rows, row_ids, shap_at = measured.names, measured.rows, measured.row_ids, measured.shap_at
+    rows_of, attrs, seconds = measured.rows_of, measured.attrs, measured.seconds
+    details, checks, background_from = measured.details, measured.checks, measured.background_from
+    classification = oracle.task == "classification"
+    classes = list(oracle.classes_) if classification else None
 
     importance: dict[str, pd.Series] = {}
     out_methods = []
