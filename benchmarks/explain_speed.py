@@ -133,8 +133,10 @@ def table(rows: list[dict]) -> str:
     # The report stage's own time is added after report.json is written: the whole run has it.
     # stability_wait: where the refits ran in the background (worker processes), what the run
     # waited for them after its other stages; their own time (stability) overlaps those stages.
-    stages = ["distill", "frontier", "linear_view", "stability", "stability_wait", "attribution", "local",
-              "extrapolation"]
+    # attribution_early: the methods measured on a thread beside the frontier, from their start
+    # until collected after the stability step (it overlaps frontier, linear_view and stability).
+    stages = ["distill", "frontier", "linear_view", "stability", "stability_wait", "attribution_early", "attribution",
+              "local", "extrapolation"]
     head = ("| table | rows × features | whole run s | " + " | ".join(stages)
             + " | frontier floor s | frontier / floor | stability / frontier | recommended (held-out agreement) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]

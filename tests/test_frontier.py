@@ -384,3 +384,66 @@ def test_torch_leaves_the_workers_their_cores_only_while_local_refits_run(monkey
         assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(threads)
+
+
+def _attribution_run(credit, credit_net, **extra):
+    import pellucid
+    from pellucid.demo import CLASSES
+
+    X, _ = credit
+    net, pre = credit_net
+    oracle = pellucid.Oracle(net, preprocess=pre, classes=list(CLASSES))  # a fresh one: it counts its queries
+    return pellucid.explain(oracle, X.iloc[:600], out_dir=None, sizes=(2, 4), surrogates=["decision_tree", "figs"],
+                            n_boot=2, attributions=["integrated_gradients", "shapley"], attribution_rows=40, local=False,
+                            n_jobs=1, verbose=0, **extra)
+
+
+def test_attributions_measured_beside_the_frontier_are_those_measured_after_it(credit, credit_net, monkeypatch):
+    """The attribution methods run on a thread while the frontier is fitted: the report is the
+    one of a run that measured them after the frontier; torch's thread count is 1 during the
+    frontier and restored after, and no thread of the run is left."""
+    import threading
+
+    import torch
+
+    from pellucid.pipeline import stages
+
+    threads, during = torch.get_num_threads(), []
+    real_frontier = stages.fit_frontier
+
+    def frontier(*a, **k):
+        during.append((torch.get_num_threads(), {t.name for t in threading.enumerate()}))
+        return real_frontier(*a, **k)
+
+    monkeypatch.setattr(stages, "fit_frontier", frontier)
+    early = _attribution_run(credit, credit_net)
+    assert during[0][0] == 1 and "pellucid-attributions" in during[0][1]
+    assert torch.get_num_threads() == threads
+    assert "pellucid-attributions" not in {t.name for t in threading.enumerate()}
+    assert "attribution_early" in early.timings
+    monkeypatch.setattr(stages, "attribute_early", lambda *a, **k: None)
+    late = _attribution_run(credit, credit_net)
+    assert "attribution_early" not in late.timings
+    a, b = dict(early.payload), dict(late.payload)
+    a.pop("run"), b.pop("run")
+    assert a["attributions"]["shapley"] is not None
+    assert a == b
+
+
+def test_an_error_of_the_attributions_beside_the_frontier_is_the_runs_and_leaves_no_thread(credit, credit_net,
+                                                                                      monkeypatch):
+    import threading
+
+    import torch
+
+    from pellucid.attribution import summary
+
+    def broken(*a, **k):
+        raise ValueError("attributions failed on purpose")
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(summary, "measure", broken)
+    with pytest.raises(ValueError, match="on purpose"):
+        _attribution_run(credit, credit_net)
+    assert torch.get_num_threads() == threads
+    assert "pellucid-attributions" not in {t.name for t in threading.enumerate()}

@@ -45,6 +45,7 @@ Methods
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import math
@@ -79,6 +80,16 @@ _HYBRIDS = 2**16  # hybrid rows per model call by default
 #: time (:func:`_on_threads`); fixed, so that the blocks, and the values, are the same on any
 #: machine.
 _ROW_BLOCK = 8
+#: Threads :func:`_on_threads` may use in this thread's context (None: one per core); work
+#: that runs beside other work sets fewer (:class:`pellucid.pipeline.stages.EarlyAttributions`).
+BLOCK_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("pellucid_block_threads", default=None)
+#: An event that, once set, stops :func:`_on_threads` before its next block (with
+#: :class:`Cancelled`): work on a thread of a run that has ended.
+CANCEL: contextvars.ContextVar[Any] = contextvars.ContextVar("pellucid_cancel", default=None)
+
+
+class Cancelled(BaseException):
+    """Raised in work whose :data:`CANCEL` event was set (its run ended without it)."""
 _PROB_FLOOR = 1e-12  # probabilities are kept inside [floor, 1 - floor] before log-odds
 _BOOTSTRAP = 64  # resamples of the kernel's coalition pairs for its standard error
 
@@ -308,7 +319,8 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
 
 def _on_threads(fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray], game: "_Game", desc: str,
                 quiet: bool) -> list[Any]:
-    """``[fn(block) for block in blocks]``, on one thread per core this process may use when
+    """``[fn(block) for block in blocks]``, on one thread per core this process may use (or
+    :data:`BLOCK_THREADS`) when
     the network is a torch module read through its layers (:class:`_TensorEngine`) and torch
     runs each operation on one thread (as ``explain`` sets it for Shapley values), else here. Each block is computed as it would be alone, with the same operations on the same
     rows, so the values do not depend on the number of threads; the network's products
@@ -317,14 +329,22 @@ def _on_threads(fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray], game:
     from ..executor import cores
 
     one_op_thread = torch.get_num_threads() == 1
-    n = min(len(blocks), cores()) if one_op_thread and isinstance(game.engine, _TensorEngine) else 1
+    n = min(len(blocks), BLOCK_THREADS.get() or cores()) if one_op_thread and isinstance(game.engine, _TensorEngine) \
+        else 1
+    cancel = CANCEL.get()
+
+    def checked(block: np.ndarray) -> Any:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("the run this work belonged to has ended")
+        return fn(block)
+
     if n < 2:
-        return [fn(b) for b in tqdm(blocks, desc=desc, unit="block", disable=quiet, leave=False)]
+        return [checked(b) for b in tqdm(blocks, desc=desc, unit="block", disable=quiet, leave=False)]
     module = getattr(game.engine, "module", None)
 
     def one_thread(block: np.ndarray) -> Any:
         torch.set_num_threads(1)  # this thread's own setting too, where torch keeps one per thread
-        return fn(block)
+        return checked(block)
 
     import concurrent.futures
 

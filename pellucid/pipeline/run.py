@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -286,6 +287,9 @@ def explain(
     _check_features_named(config, X)
     undo_out = check_outputs(config, (meta or {}).get("data_file"))
     with contextlib.ExitStack() as closing:
+        # The caller's warning filters as they were when the run ends: threads of the run
+        # (attributions beside the frontier) and the learners' own quieting both set them.
+        closing.enter_context(warnings.catch_warnings())
         bar = closing.enter_context(Progress(STAGES, verbose))
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
@@ -307,14 +311,23 @@ def explain(
         _check_adverse_class(config, prep.oracle)
         dset, truth = timed("distill", lambda r: f"{len(r[0]):,} rows, {r[0].n_queries:,} queried", stages.distil,
                             prep, y, config)
+        background = stages.shapley_background(prep.oracle, dset, config)  # one for both stages
+        # The attribution methods are measured on a thread while the frontier is fitted; the
+        # thread is waited for however the run ends.
+        t = time.perf_counter()
+        early = stages.attribute_early(prep.oracle, dset, config, executor, background)
+        if early is not None:
+            closing.callback(early.close, cancel=True)  # a no-op once collected below
         front, lin = timed("frontier", lambda r: f"{len(r[0].entries)} fits", stages.fit_frontier,
                            dset, config, executor, timings)
         choice = timed("stability", _stability_detail(config), stages.choose, front, lin, config, executor)
-        background = stages.shapley_background(prep.oracle, dset, config)  # one for both stages
+        if early is not None:
+            early.close()  # torch's thread count is restored before the refits' sharing sets its own
+            timings["attribution_early"] = time.perf_counter() - t
         # While refits run in worker processes, this process leaves them the cores they use.
         sharing = closing.enter_context(stages.sharing_cores(choice))
         att = timed("attribution", lambda a: "none asked for" if a is None else f"{a.get('n', 0):,} rows",
-                    stages.attribute, prep.oracle, dset, choice, config, executor, background)
+                    stages.attribute, prep.oracle, dset, choice, config, executor, background, early)
         loc, local_frame = timed("local", lambda lo: "none asked for" if lo[0] is None
                                  else f"{len(lo[0].get('rows') or []):,} rows",
                                  stages.explain_locally, prep, dset, choice, local_rows, config, executor, background)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -294,24 +295,103 @@ def shapley_background(oracle: Oracle, dset: DistillationSet, config: RunConfig)
                       f"{n} of the {len(observed):,} {where}, drawn with seed {config.random_state}")
 
 
+def _measure_options(config: RunConfig, background: Background | None) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(methods=_methods(config.attributions), max_rows=config.attribution_rows,
+                              random_state=config.random_state)
+    if background is not None:
+        kw.update(background=background.rows, background_from=background.source)
+    return kw
+
+
+def _attributed_rows(dset: DistillationSet) -> pd.DataFrame:
+    hold = dset.holdout
+    return hold.rows.set_axis(hold.row_ids())  # the rows keep their identity in the user's data
+
+
+class EarlyAttributions:
+    """The attribution methods measured on a thread of this process while the frontier is fitted
+    (:func:`pellucid.attribution.summary.measure`: everything but the pairing with surrogates,
+    which needs the listed entries). The frontier fits rules in numpy and scikit-learn and
+    never asks the network, so the two share nothing but the cores: the network's products
+    release the interpreter and run on the core the frontier leaves. torch runs each operation
+    on one thread from :func:`attribute_early` until :meth:`result` (as Shapley values need
+    anyway), so that no setting changes under the thread. :meth:`result` waits for the work
+    and returns it, or raises its error; :meth:`close` waits for it however the run ends, so no
+    thread outlives the run."""
+
+    def __init__(self, oracle: Oracle, rows: pd.DataFrame, kw: dict[str, Any]) -> None:
+        from .._device import torch_threads
+        from ..attribution.summary import measure
+
+        self._threads = torch_threads(1)
+        self._threads.__enter__()
+        self._out: Any = None
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+
+        def work() -> None:
+            import torch
+
+            from ..attribution.shapley import BLOCK_THREADS, CANCEL
+            from ..executor import cores
+
+            try:
+                torch.set_num_threads(1)  # this thread's own setting too, where torch keeps one per thread
+                BLOCK_THREADS.set(max(1, cores() - 1))  # the frontier keeps a core
+                CANCEL.set(self._cancel)
+                self._out = measure(oracle, rows, **kw)
+            except BaseException as e:  # raised by result()
+                self._error = e
+
+        self._thread = threading.Thread(target=work, name="pellucid-attributions", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the thread and restore torch's thread count; with ``cancel`` (the run
+        stopped), the Shapley values stop at their next block of rows first."""
+        if not self._closed:
+            self._closed = True
+            if cancel:
+                self._cancel.set()
+            self._thread.join()
+            self._threads.__exit__(None, None, None)
+
+    def result(self) -> Any:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._out
+
+
+def attribute_early(oracle: Oracle, dset: DistillationSet, config: RunConfig, executor: Executor,
+                    background: Background | None) -> EarlyAttributions | None:
+    """Start measuring the attribution methods now, beside the frontier (see
+    :class:`EarlyAttributions`); None where they are measured later, in :func:`attribute`:
+    none asked for, a Dask cluster (one task per method there), or a network that is not a
+    torch module (its answers go through the oracle's own encoding and batching, which are
+    not shared with a second thread)."""
+    if not _asked(config.attributions) or executor.client is not None or oracle.kind != "torch":
+        return None
+    return EarlyAttributions(oracle, _attributed_rows(dset), _measure_options(config, background))
+
+
 def attribute(oracle: Oracle, dset: DistillationSet, choice: Choice, config: RunConfig,
-              executor: Executor, background: Background | None = None) -> dict[str, Any] | None:
+              executor: Executor, background: Background | None = None,
+              early: "EarlyAttributions | None" = None) -> dict[str, Any] | None:
     """The attribution methods on the held-out observed rows, evaluated and paired with the
     listed surrogates; None when none were asked for. On a Dask executor, one task per method.
-    ``background``: Shapley values' (:func:`shapley_background`)."""
+    ``background``: Shapley values' (:func:`shapley_background`); ``early``: the methods
+    already measured while the frontier was fitted (:func:`attribute_early`)."""
     if not _asked(config.attributions):
         return None
     from ..attribution.summary import summarise
 
-    hold = dset.holdout
-    kw = dict(methods=_methods(config.attributions), surrogates=[e.surrogate for e in choice.listed],
-              surrogate_labels=[e.name for e in choice.listed], distillation=dset,
-              max_rows=config.attribution_rows, random_state=config.random_state)
-    if background is not None:
-        kw.update(background=background.rows, background_from=background.source)
-    rows = hold.rows.set_axis(hold.row_ids())  # the rows keep their identity in the user's data
+    kw = dict(surrogates=[e.surrogate for e in choice.listed], surrogate_labels=[e.name for e in choice.listed],
+              distillation=dset, **_measure_options(config, background))
+    rows = _attributed_rows(dset)
     if executor.client is None:
-        return summarise(oracle, rows, **kw)
+        return summarise(oracle, rows, measured=None if early is None else early.result(), **kw)
     from .. import cluster
 
     return cluster.summarise_attributions(oracle, rows, client=executor.client, **kw)
