@@ -196,6 +196,30 @@ def test_row_blocks_on_threads_give_the_values_and_counts_of_one_thread(torch_or
     assert q_threaded == q_alone > 0
 
 
+def test_work_of_a_run_that_ended_stops_at_its_next_block(torch_oracle, rows_bg):
+    """A set CANCEL event (a run that stopped while its attributions ran on a thread) stops
+    Shapley values before their next block of rows, on one thread or many."""
+    import contextvars
+    import importlib
+    import threading
+
+    from pellucid._device import torch_threads
+
+    sh = importlib.import_module("pellucid.attribution.shapley")
+    X, _, bg = rows_bg
+    stop = threading.Event()
+    stop.set()
+
+    def run():
+        sh.CANCEL.set(stop)
+        return shapley(torch_oracle, X.iloc[:20], bg, method="exact")
+
+    for threads in (1, 2):
+        with torch_threads(threads), pytest.raises(sh.Cancelled):
+            contextvars.copy_context().run(run)
+    assert shapley(torch_oracle, X.iloc[:2], bg, method="exact").values.shape == (2, 11)  # only in that context
+
+
 # ---------------------------------------------------------------------------- other models and paths
 #: A scikit-learn model on seven raw features (numbers with missing values, categoricals):
 #: enumerating every coalition by hand stays quick.

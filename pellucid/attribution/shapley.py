@@ -45,6 +45,8 @@ Methods
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -86,12 +88,12 @@ BLOCK_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("pell
 #: An event that, once set, stops :func:`_on_threads` before its next block (with
 #: :class:`Cancelled`): work on a thread of a run that has ended.
 CANCEL: contextvars.ContextVar[Any] = contextvars.ContextVar("pellucid_cancel", default=None)
+_PROB_FLOOR = 1e-12  # probabilities are kept inside [floor, 1 - floor] before log-odds
+_BOOTSTRAP = 64  # resamples of the kernel's coalition pairs for its standard error
 
 
 class Cancelled(BaseException):
     """Raised in work whose :data:`CANCEL` event was set (its run ended without it)."""
-_PROB_FLOOR = 1e-12  # probabilities are kept inside [floor, 1 - floor] before log-odds
-_BOOTSTRAP = 64  # resamples of the kernel's coalition pairs for its standard error
 
 
 # ---------------------------------------------------------------------------- the game
@@ -285,9 +287,6 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
     blocks = [rows[i:i + _ROW_BLOCK] for i in range(0, game.n, _ROW_BLOCK)]
     oracle = model if isinstance(model, Oracle) else None
     quiet = len(blocks) < 3 or not sys.stderr.isatty() or (oracle is not None and oracle.verbose <= 0)
-    # One BLAS thread for numpy's products between the model's calls: idle BLAS threads spin on
-    # the cores that torch's next call needs (twice as slow on 2 cores), and the small products
-    # gain nothing from more.
     def block_values(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any] | None]:
         if method == "exact":
             return (_exact_pairs(game, block) if game.linear else _exact_all(game, block)), None, None
@@ -297,6 +296,9 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
             return (*_paired(game, block, per_background, seed), None)
         return _kernel(game, block, budget, seed)
 
+    # One BLAS thread for numpy's products between the model's calls: idle BLAS threads spin on
+    # the cores that torch's next call needs (twice as slow on 2 cores), and the small products
+    # gain nothing from more.
     with one_blas_thread():
         found = _on_threads(block_values, blocks, game, desc=f"Shapley values ({method})", quiet=quiet)
     for block, (p, e, i) in zip(blocks, found):
@@ -319,13 +321,14 @@ def shapley(model: Any, inputs: Any, background: Any, target: Any = None, *, met
 
 def _on_threads(fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray], game: "_Game", desc: str,
                 quiet: bool) -> list[Any]:
-    """``[fn(block) for block in blocks]``, on one thread per core this process may use (or
-    :data:`BLOCK_THREADS`) when
-    the network is a torch module read through its layers (:class:`_TensorEngine`) and torch
-    runs each operation on one thread (as ``explain`` sets it for Shapley values), else here. Each block is computed as it would be alone, with the same operations on the same
-    rows, so the values do not depend on the number of threads; the network's products
-    release the interpreter, so the threads run on the cores at once. The module stays in eval
-    mode for the whole map (not entered and left by each thread)."""
+    """``[fn(block) for block in blocks]``: on one thread per core this process may use (or
+    :data:`BLOCK_THREADS`) when the network is a torch module read through its layers
+    (:class:`_TensorEngine`) and torch runs each operation on one thread (as ``explain`` sets it
+    for Shapley values), else one block after another here. Each block is computed as it would
+    be alone, with the same operations on the same rows, so the values do not depend on the
+    number of threads; the network's products release the interpreter, so the threads run on
+    the cores at once. The module stays in eval mode for the whole map (not entered and left
+    by each thread)."""
     from ..executor import cores
 
     one_op_thread = torch.get_num_threads() == 1
@@ -346,20 +349,10 @@ def _on_threads(fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray], game:
         torch.set_num_threads(1)  # this thread's own setting too, where torch keeps one per thread
         return checked(block)
 
-    import concurrent.futures
-
-    with eval_mode(module) if isinstance(module, torch.nn.Module) else _nothing(), \
+    with eval_mode(module) if isinstance(module, torch.nn.Module) else contextlib.nullcontext(), \
             concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="pellucid-shapley") as pool:
         return list(tqdm(pool.map(one_thread, blocks), total=len(blocks), desc=desc, unit="block", disable=quiet,
                          leave=False))
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def shapley_values(model: Any, inputs: Any, target: Any = None, *, baseline: Any = None,
