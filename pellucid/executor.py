@@ -13,6 +13,8 @@ by what it is, not by where or when it runs.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any, Callable, Iterable, Sequence
 
 from joblib import Parallel, delayed
@@ -107,6 +109,38 @@ class DaskExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"DaskExecutor({self.client!r})"
+
+
+class OnThread:
+    """``fn()`` on a thread of this process, started at once, while the caller goes on:
+    :meth:`result` waits for it and returns its value or raises its error; :attr:`seconds` is
+    its wall time once it has ended (None before)."""
+
+    def __init__(self, fn: Callable[[], Any], name: str) -> None:
+        self.started = time.perf_counter()
+        self.seconds: float | None = None
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(fn,), name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - self.started
+
+    def join(self) -> None:
+        """Wait for ``fn`` to end, whatever it gave."""
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def cores() -> int:

@@ -20,8 +20,6 @@ import functools
 import inspect
 import pickle
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any, Sequence
@@ -32,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .._validation import plain as _plain
 from ..errors import ParameterError
-from ..executor import Executor, as_executor
+from ..executor import Executor, OnThread, as_executor
 from ..extraction.dataset import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
 from ..schema import Schema
@@ -490,29 +488,23 @@ class PendingStabilities:
     :func:`stabilities` would have. Made by :func:`start_stabilities`."""
 
     def __init__(self, run: Executor, calls: list[tuple], finish: Any) -> None:
-        self.started = time.perf_counter()
-        #: Wall seconds from the start of the refits until the last came back (None before).
-        self.seconds: float | None = None
         #: Where the refits run.
         self.executor = run
-        self._finish, self._refits, self._error = finish, None, None
-        self._thread = threading.Thread(target=self._work, args=(run, calls), name="pellucid-stability", daemon=True)
-        self._thread.start()
+        self._finish = finish
+        self._refits = OnThread(lambda: run.map(_refit, calls), "pellucid-stability")
 
-    def _work(self, run: Executor, calls: list[tuple]) -> None:
-        try:
-            self._refits = run.map(_refit, calls)
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-        finally:
-            self.seconds = time.perf_counter() - self.started
+    @property
+    def started(self) -> float:
+        return self._refits.started
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall seconds from the start of the refits until the last came back (None before)."""
+        return self._refits.seconds
 
     def result(self) -> list[Stability]:
         """Wait for the refits; the stabilities, in the order of the fits (or the refits' error)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._finish(self._refits)
+        return self._finish(self._refits.result())
 
 
 def start_stabilities(

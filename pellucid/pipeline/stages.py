@@ -314,38 +314,33 @@ class EarlyAttributions:
     which needs the listed entries). The frontier fits rules in numpy and scikit-learn and
     never asks the network, so the two share nothing but the cores: the network's products
     release the interpreter and run on the core the frontier leaves. torch runs each operation
-    on one thread from :func:`attribute_early` until :meth:`result` (as Shapley values need
-    anyway), so that no setting changes under the thread. :meth:`result` waits for the work
-    and returns it, or raises its error; :meth:`close` waits for it however the run ends, so no
-    thread outlives the run."""
+    on one thread from :func:`attribute_early` until :meth:`close` (as Shapley values need
+    anyway), so that no setting changes under the thread. :meth:`close` waits for the work
+    however the run ends, so no thread outlives the run; :meth:`result` closes and returns the
+    work, or raises its error."""
 
     def __init__(self, oracle: Oracle, rows: pd.DataFrame, kw: dict[str, Any]) -> None:
         from .._device import torch_threads
         from ..attribution.summary import measure
+        from ..executor import OnThread
 
         self._threads = torch_threads(1)
         self._threads.__enter__()
-        self._out: Any = None
-        self._error: BaseException | None = None
         self._cancel = threading.Event()
+        self._closed = False
 
-        def work() -> None:
+        def work() -> Any:
             import torch
 
             from ..attribution.shapley import BLOCK_THREADS, CANCEL
             from ..executor import cores
 
-            try:
-                torch.set_num_threads(1)  # this thread's own setting too, where torch keeps one per thread
-                BLOCK_THREADS.set(max(1, cores() - 1))  # the frontier keeps a core
-                CANCEL.set(self._cancel)
-                self._out = measure(oracle, rows, **kw)
-            except BaseException as e:  # raised by result()
-                self._error = e
+            torch.set_num_threads(1)  # this thread's own setting too, where torch keeps one per thread
+            BLOCK_THREADS.set(max(1, cores() - 1))  # the frontier keeps a core
+            CANCEL.set(self._cancel)
+            return measure(oracle, rows, **kw)
 
-        self._thread = threading.Thread(target=work, name="pellucid-attributions", daemon=True)
-        self._thread.start()
-        self._closed = False
+        self._work = OnThread(work, "pellucid-attributions")
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the thread and restore torch's thread count; with ``cancel`` (the run
@@ -354,14 +349,12 @@ class EarlyAttributions:
             self._closed = True
             if cancel:
                 self._cancel.set()
-            self._thread.join()
+            self._work.join()
             self._threads.__exit__(None, None, None)
 
     def result(self) -> Any:
         self.close()
-        if self._error is not None:
-            raise self._error
-        return self._out
+        return self._work.result()
 
 
 def attribute_early(oracle: Oracle, dset: DistillationSet, config: RunConfig, executor: Executor,
