@@ -541,10 +541,8 @@ class SkopeRules(ImodelsRules):
         self.random_state = random_state
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
-        from imodels import SkopeRulesClassifier
-
         t = 1 if self.target is None else list(self.classes_).index(self.target)
-        learner = SkopeRulesClassifier(
+        learner = _skope_learner()(
             precision_min=float(self.precision_min),
             recall_min=float(self.recall_min),
             n_estimators=int(self.n_estimators),
@@ -588,6 +586,34 @@ class SkopeRules(ImodelsRules):
         self._use(train, self.encoder_.transform(train.rows), path.learner_)
 
     _tests = staticmethod(skope_tests)
+
+
+def _skope_learner() -> type:
+    """imodels' SkopeRulesClassifier with its rules scored in the order its trees made them.
+
+    imodels scores each tree's rules in the order of a Python ``set`` of their texts, which
+    changes with the interpreter's hash seed; rules tied on precision and recall then keep that
+    order through its pruning and deduplication, so the first ``max_rules`` rules (and which of
+    two similar rules survives) changed from one process to the next. Here each tree's scored
+    rules are put back in the order the tree gave them before pruning: the same rules and
+    scores, one order."""
+    from imodels import SkopeRulesClassifier
+    from imodels.util.rule import Rule
+    from imodels.util.score import score_precision_recall
+
+    class SeededOrderSkopeRules(SkopeRulesClassifier):
+        def _score_rules(self, X: Any, y: Any, rules: Any) -> list:
+            out: list = []
+            for made, samples, features in zip(rules, self.estimators_samples_, self.estimators_features_):
+                scored = score_precision_recall(X, y, [made], [samples], [features], self.feature_placeholders,
+                                                sample_weight=self.sample_weight)
+                first: dict[str, int] = {}
+                for i, text in enumerate(made):
+                    first.setdefault(Rule(text).rule, i)
+                out += sorted(scored, key=lambda r: first[r.rule])
+            return out
+
+    return SeededOrderSkopeRules
 
 
 # ---------------------------------------------------------------------- hierarchical shrinkage
