@@ -297,38 +297,37 @@ def test_nothing_is_wider_than_its_column(page, width):
     assert not over, f"at {width} px: {over[:10]}"
 
 
-def _pdf_words(pdf: Path) -> list[tuple[str, float, float, float, float]]:
-    """Every word pdftotext finds in a PDF, with its box (page offset into y)."""
+def _pdf_lines(pdf: Path) -> list[list[list[str]]]:
+    """The words of a PDF as pdftotext lays them out: blocks of lines of words."""
     import subprocess
     import xml.etree.ElementTree as ET
 
-    xml = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    words, offset = [], 0.0
+    xml = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], capture_output=True, text=True,
+                         check=True).stdout
     body = xml.split("<body>", 1)[1].rsplit("</body>", 1)[0]
-    for page in ET.fromstring(f"<body>{body}</body>").iter("page"):
-        for w in list(page):
-            box = [float(w.get(k)) for k in ("xMin", "yMin", "xMax", "yMax")]
-            words.append((w.text or "", box[0], box[1] + offset, box[2], box[3] + offset))
-        offset += float(page.get("height"))
-    return words
+    return [[[w.text or "" for w in line.iter("word")] for line in block.iter("line")]
+            for block in ET.fromstring(f"<body>{body}</body>").iter("block")]
 
 
-def _split_names(words, names) -> list[str]:
+def _split_names(blocks, names) -> list[str]:
     """Names broken across two lines at a place that is not a break between their parts
-    (after an underscore, at a space): the first piece ends one line and the rest of the name
-    starts the line just below it."""
+    (after an underscore, at a space): one line of a block ends with the first piece and the
+    next line of the block starts with the rest."""
     found = []
-    for name in {n for n in names if len(n) >= 2}:
-        for text, x0, y0, x1, y1 in words:
-            if not (text and name.startswith(text) and text != name):
+    names = {n for n in names if len(n) >= 2}
+    for lines in blocks:
+        for line, below in zip(lines, lines[1:], strict=False):
+            if not line or not below:
                 continue
-            k = len(text)
-            if name[k - 1] in "_ /-" or name[k] in " _":
-                continue  # a break the page allows
-            rest = name[k:].split(" ")[0]
-            h = y1 - y0
-            for t2, a0, b0, a1, b1 in words:
-                if 0.5 * h < b0 - y0 < 2.2 * h and a0 < x1 and (t2 == rest or (len(rest) >= 3 and t2.startswith(rest))):
+            text, t2 = line[-1], below[0]
+            for name in names:
+                if not (text and name.startswith(text) and text != name):
+                    continue
+                k = len(text)
+                if name[k - 1] in "_ /-" or name[k] in " _":
+                    continue  # a break the page allows
+                rest = name[k:].split(" ")[0]
+                if t2 == rest or (len(rest) >= 3 and t2.startswith(rest)) or (len(t2) >= 3 and rest.startswith(t2)):
                     found.append(f"{text!r} + {t2!r} ({name!r})")
     return found
 
@@ -345,10 +344,11 @@ def test_printed_names_and_ids_are_never_split_inside_a_word(report, chromium, t
 
     payload = json.loads((report.parent / "report.json").read_text())
     pdf = html_to_pdf(report, tmp_path / "report.pdf", chromium=chromium)
-    words = _pdf_words(pdf)
+    blocks = _pdf_lines(pdf)
+    words = [w for lines in blocks for line in lines for w in line]
     names = [s["label"] for s in payload["surrogates"]] + [f["name"] for f in payload["data"]["schema"]["features"]]
     names += [r["row"] for r in payload["local"]["rows"]] + [e["row"] for e in payload["disagreement"]["examples"] if e["row"]]
     names += [i["row"] for i in payload["attributions"]["instances"]]
     assert len(words) > 1000 and payload["disagreement"]["examples"]
-    split = _split_names(words, names)
+    split = _split_names(blocks, names)
     assert not split, f"split on paper: {split[:10]}"
