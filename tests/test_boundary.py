@@ -93,7 +93,10 @@ def test_counts_sources_queries_and_rounds(task, k):
     info = d.summary()["active"]["boundary"]
     json.dumps(info)
     assert [r["n_rows"] for r in info["rounds"]] == [50] * 5
-    assert [r["n_fit"] for r in info["rounds"]] == [800, 850, 900, 950, 1000]
+    # Its tree fits on every training row queried before the round but the 60 validation rows
+    # (20% of the 300 observed training rows), which no sampler sees.
+    assert d.is_validation.sum() == 60
+    assert [r["n_fit"] for r in info["rounds"]] == [740, 790, 840, 890, 940]
     key = "disagreement" if task == "classification" else "mean_abs_error"
     errors = [r[key] for r in info["rounds"]] + [r[f"new_{key}"] for r in info["rounds"]]
     assert all(e is not None and e >= 0 for e in errors)

@@ -991,10 +991,12 @@ def test_additive_weights_render(extended):
     html, rs = extended["plain_html"], extended["plain"].rules_
     section = _section(html, "rules")
     assert "Intercept" in section and "Base points" not in section
-    iv = rs.intercept[0]
-    assert f"{'+' if iv >= 0 else '−'}{abs(iv):.4g}" in section
+    # Weights are printed with the fewest significant digits that keep the model's predictions.
+    iv, d = rs.intercept[0], rs.digits
+    assert d is not None and 1 <= d <= 6
+    assert f"{'+' if iv >= 0 else '−'}{abs(iv):.{d}g}" in section
     for w in rs.weights:
-        assert f"{'+' if w[0] >= 0 else '−'}{abs(w[0]):.4g}" in section
+        assert f"{'+' if w[0] >= 0 else '−'}{abs(w[0]):.{d}g}" in section
     t = rs.linear[0]
     assert str(escape(f"{t.text(0)} (missing counts as {format_number(t.fill)})")) in section
     assert str(escape(rs.text().splitlines()[-1][1:].strip())) in section  # the decision line

@@ -57,6 +57,11 @@ class DistillationSet:
         True for the held-out observed rows.
     origin : numpy.ndarray
         For observed rows, their position in the reference table; -1 for synthetic rows.
+    is_validation : numpy.ndarray, optional
+        True for the observed training rows :func:`~pellucid.extraction.distill` held back
+        from its samplers, which a frontier holds back from its fits to choose among them
+        (:func:`pellucid.fidelity.frontier.validation_split`): no synthetic row was drawn from
+        them. None when the set marks none (a set read from a file, or made without them).
     reference_index : pandas.Index, optional
         The reference table's row labels (its index), kept by reference, not copied: a row's
         identity in every section of a report is its label there (:meth:`row_ids`).
@@ -85,6 +90,7 @@ class DistillationSet:
     params: dict = field(default_factory=dict)
     origin: np.ndarray | None = None
     reference_index: pd.Index | None = field(default=None, repr=False)
+    is_validation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -129,6 +135,7 @@ class DistillationSet:
             params=self.params,
             origin=self.origin[mask],
             reference_index=self.reference_index,
+            is_validation=None if self.is_validation is None else self.is_validation[mask],
         )
 
     @property
@@ -169,4 +176,38 @@ class DistillationSet:
         return out
 
 
-__all__ = ["OBSERVED", "DistillationSet"]
+def validation_rows(m: int, share: float | None, random_state: int | None) -> np.ndarray | None:
+    """Which of ``m`` observed training rows are held back for validation (a boolean mask),
+    seeded apart from the set's other draws; None for no share, or fewer than 10 rows to hold
+    back or to keep."""
+    if not share:
+        return None
+    k = int(round(share * m))
+    if k < 10 or m - k < 10:
+        return None
+    rng = np.random.default_rng(None if random_state is None else [int(random_state), 7919])
+    mask = np.zeros(m, dtype=bool)
+    mask[rng.choice(m, size=k, replace=False)] = True
+    return mask
+
+
+def seen_rows(held: np.ndarray | None, rows: pd.DataFrame, outputs: np.ndarray, weights: np.ndarray
+              ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The training rows queried so far (the observed ones first), their outputs and weights,
+    less the rows held back: what an active sampler sees."""
+    if held is None:
+        return rows, outputs, weights
+    seen = np.concatenate([~held, np.ones(len(rows) - len(held), dtype=bool)])
+    return rows[seen].reset_index(drop=True), outputs[seen], weights[seen]
+
+
+def validation_mask(held: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+    """``is_validation`` of a set of ``n_rows`` whose first rows are the observed training rows."""
+    if held is None:
+        return None
+    out = np.zeros(n_rows, dtype=bool)
+    out[:len(held)] = held
+    return out
+
+
+__all__ = ["OBSERVED", "DistillationSet", "seen_rows", "validation_mask", "validation_rows"]

@@ -11,6 +11,12 @@ observed rows in one batch; active samplers
 (:data:`~pellucid.extraction.samplers.ACTIVE_SAMPLERS`, e.g. ``boundary``) then run one after
 another, each seeing the network's answers on every training row queried before it, never on
 the holdout.
+
+A share of the observed training rows (``validation``, 20% by default) is held back from every
+sampler: they stay in the set as training rows, marked ``is_validation``, and a frontier holds
+them back from its fits to choose among them. A synthetic row drawn from one of them (its
+perturbation, a point between it and a neighbour) would carry its answer into the fits that
+the row then judges.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from ..errors import ParameterError, SchemaError
 from ..schema import Schema
 
 # DistillationSet and draw_active are importable from here as before they moved.
-from .dataset import OBSERVED, DistillationSet
+from .dataset import OBSERVED, DistillationSet, seen_rows, validation_mask, validation_rows
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS, draw_active
 from .stream import CHUNK_ROWS, source_labels, stream
 
@@ -114,6 +120,7 @@ def distill(
     out: str | Path | None = None,
     keep: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    validation: float | None = 0.2,
 ) -> DistillationSet:
     """Build a distillation set by querying the network.
 
@@ -158,6 +165,11 @@ def distill(
         (see :mod:`pellucid.extraction.stream`).
     chunk_rows : int
         Synthetic rows made, queried and written at a time when streaming.
+    validation : float or None
+        Share of the observed training rows held back from the samplers (seeded apart from
+        the rest of the set) and marked in ``is_validation``; a frontier of the set holds
+        them back from its fits and chooses on them. None or 0 holds none back, as do fewer
+        than 10 rows to hold back or to keep. Needs ``observed`` in the strategy.
 
     Returns
     -------
@@ -170,11 +182,12 @@ def distill(
     ------
     ParameterError
         An unknown strategy, sampler or sampler option, a negative row count, or a holdout
-        share outside (0, 1).
+        or validation share outside (0, 1).
     """
     schema = schema if schema is not None else Schema.from_frame(reference)
     if not 0 < holdout < 1:
         raise ParameterError(f"holdout must be a share between 0 and 1, got {holdout}")
+    _check_share(validation)
     if not isinstance(reference, pd.DataFrame) or len(reference) == 0:
         schema.validate(reference, what="reference data")  # names what is wrong with it
     if len(reference) < 4:
@@ -193,6 +206,9 @@ def distill(
 
     plan = _plan(strategy, n, len(observed_train))
     sampler_params = _check_sampler_params(sampler_params or {})
+    held = validation_rows(len(observed_train), validation, random_state) if OBSERVED in plan else None
+    # What the samplers draw from: the observed training rows less those held back.
+    drawn_from = observed_train if held is None else observed_train[~held].reset_index(drop=True)
     if out is not None or keep is not None:
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 0):
             raise ParameterError(f"keep must be a number of rows >= 0, got {keep!r}")
@@ -200,7 +216,7 @@ def distill(
             raise ParameterError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         return stream(oracle, schema, observed_train, observed_hold, train_idx, hold_idx, plan, sampler_params, rng,
                       out=out, keep=keep, chunk_rows=int(chunk_rows), random_state=random_state, holdout=holdout,
-                      reference_index=reference.index)
+                      reference_index=reference.index, held=held)
 
     parts, spans, origins = [], [], []
     if OBSERVED in plan:
@@ -214,7 +230,7 @@ def distill(
         if name in ACTIVE_SAMPLERS:
             active.append((name, count))
             continue
-        synth = SAMPLERS[name](schema, observed_train, count, rng, **sampler_params.get(name, {}))
+        synth = SAMPLERS[name](schema, drawn_from, count, rng, **sampler_params.get(name, {}))
         parts.append(synth[schema.names])
         spans.append((name, count))
         origins.append(np.full(count, -1))
@@ -234,8 +250,9 @@ def distill(
     # Active samplers see what was queried before them, holdout excluded.
     active_info = {}
     for name, count in active:
-        draw, rows_new, weights_new = draw_active(name, count, schema, observed_train, rng, oracle, train_rows,
-                                                  train_outputs, train_weights, sampler_params)
+        draw, rows_new, weights_new = draw_active(name, count, schema, drawn_from, rng, oracle,
+                                                  *seen_rows(held, train_rows, train_outputs, train_weights),
+                                                  sampler_params)
         train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
         train_outputs = np.concatenate([train_outputs, draw.outputs])
         train_weights = np.concatenate([train_weights, weights_new])
@@ -268,4 +285,12 @@ def distill(
         params=params,
         origin=np.concatenate(origins),
         reference_index=reference.index,
+        is_validation=validation_mask(held, len(all_rows)),
     )
+
+
+def _check_share(validation: Any) -> None:
+    if validation is None or (isinstance(validation, (int, float, np.integer, np.floating))
+                              and not isinstance(validation, bool) and 0 <= validation < 1):
+        return
+    raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {validation!r}")

@@ -28,7 +28,7 @@ import pandas as pd
 from .._files import PendingFile
 from ..errors import DataFileError, ParameterError
 from ..schema import Schema
-from .dataset import OBSERVED, DistillationSet
+from .dataset import OBSERVED, DistillationSet, seen_rows, validation_mask
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS, draw_active
 
 #: Default rows per chunk of the stream: about 60 MB of 30 float64 features.
@@ -134,8 +134,11 @@ class _Writer:
 def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_hold: pd.DataFrame,
            train_idx: np.ndarray, hold_idx: np.ndarray, plan: dict[str, int], sampler_params: dict,
            rng: np.random.Generator, *, out: str | Path | None, keep: int | None, chunk_rows: int,
-           random_state: Any, holdout: float, reference_index: pd.Index | None = None) -> DistillationSet:
-    """The streaming path of :func:`~pellucid.extraction.distill` (its arguments, already checked)."""
+           random_state: Any, holdout: float, reference_index: pd.Index | None = None,
+           held: np.ndarray | None = None) -> DistillationSet:
+    """The streaming path of :func:`~pellucid.extraction.distill` (its arguments, already checked;
+    ``held`` marks the observed training rows held back from the samplers)."""
+    drawn_from = observed_train if held is None else observed_train[~held].reset_index(drop=True)
     t0 = time.perf_counter()
     before = oracle.n_queries
     passive = {k: c for k, c in plan.items() if k != OBSERVED and k not in ACTIVE_SAMPLERS and c > 0}
@@ -173,7 +176,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
             done = upto
             crng = np.random.default_rng(seeds[c])
             spans = [(name, int(k)) for name, k in zip(names, take) if k]
-            parts = [SAMPLERS[name](schema, observed_train, k, crng, **sampler_params.get(name, {}))[schema.names]
+            parts = [SAMPLERS[name](schema, drawn_from, k, crng, **sampler_params.get(name, {}))[schema.names]
                      for name, k in spans]
             rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
             src = source_labels(spans)
@@ -198,8 +201,9 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
 
         active_info = {}
         for name, count in active:
-            draw, rows_new, w_new = draw_active(name, count, schema, observed_train, rng, oracle, train_rows,
-                                                train_outputs, train_weights, sampler_params)
+            draw, rows_new, w_new = draw_active(name, count, schema, drawn_from, rng, oracle,
+                                                *seen_rows(held, train_rows, train_outputs, train_weights),
+                                                sampler_params)
             if writer is not None:
                 writer.write(rows_new, draw.outputs, name, w_new, False, np.full(count, -1))
             train_rows = pd.concat([train_rows, rows_new], ignore_index=True)
@@ -248,6 +252,7 @@ def stream(oracle: Any, schema: Schema, observed_train: pd.DataFrame, observed_h
         params=params,
         origin=np.concatenate([*origins, hold_idx]),
         reference_index=reference_index,
+        is_validation=validation_mask(held if observed else None, len(all_rows)),
     )
 
 

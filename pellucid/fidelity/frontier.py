@@ -525,13 +525,20 @@ def training_views(dset: DistillationSet, training: str | Sequence[str]) -> dict
 
 def validation_split(dset: DistillationSet, share: float | None, random_state: int | None = 0
                      ) -> tuple[DistillationSet, DistillationSet | None]:
-    """Hold back a seeded ``share`` of the observed training rows for choosing among fits:
-    ``(the set without them, the validation rows)``; ``(dset, None)`` for ``share`` None or
-    0, or fewer than 10 observed training rows to spare."""
+    """Hold back observed training rows for choosing among fits: ``(the set without them, the
+    validation rows)``. The rows the set's distillation held back from its samplers
+    (``dset.is_validation``), where it marks any, whatever ``share``: no synthetic row carries
+    their answers into the fits they judge. Otherwise a seeded ``share`` of the observed
+    training rows. ``(dset, None)`` for ``share`` None or 0, or fewer than 10 observed training
+    rows to spare."""
     if share is None or share == 0:
         return dset, None
     if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
         raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {share!r}")
+    if dset.is_validation is not None:
+        marked = dset.is_validation & (dset.source == "observed") & ~dset.is_holdout
+        if marked.any():
+            return dset.subset(~marked), dset.subset(marked)
     pool = np.flatnonzero((dset.source == "observed") & ~dset.is_holdout)
     n = int(round(share * pool.size))
     if n < 10 or pool.size - n < 10:

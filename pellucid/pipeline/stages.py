@@ -798,7 +798,10 @@ def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequen
     """How the recommended surrogate was chosen, in words and in figures, for the report."""
     measure = "agreement" if front.task == "classification" else "R²"
     n_val = None if front.validation_set is None else len(front.validation_set)
-    on = (f"validation {measure} (on {n_val:,} observed training rows held back from every fit, so the held-out "
+    val = front.validation_set
+    undrawn = val is not None and val.is_validation is not None and bool(val.is_validation.all())
+    on = (f"validation {measure} (on {n_val:,} observed training rows held back from every fit"
+          f"{' and from the synthetic rows drawn' if undrawn else ''}, so the held-out "
           f"{measure} stated was not used to choose)" if n_val else f"held-out {measure}")
     if min_agreement is None:
         rule = (f"the highest {on} among every fitted entry (rule models and additive views) "
