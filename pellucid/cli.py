@@ -157,7 +157,7 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument(
         "--strategy",
         default="observed,perturb,marginal",
-        help="comma-separated distillation strategies: observed, perturb, marginal, boundary, trepan (default: observed,perturb,marginal)",
+        help="comma-separated distillation strategies: observed, perturb, marginal, neighbours, boundary, trepan (default: observed,perturb,marginal)",
     )
     p.add_argument("--sizes", type=_sizes, default=[4, 8, 16, 32], help="rule budgets of the frontier (default: 4,8,16,32)")
     p.add_argument("--stream-to", default=None, metavar="FILE.parquet",

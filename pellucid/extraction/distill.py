@@ -134,6 +134,8 @@ def distill(
     strategy : str, list of str, or dict
         ``"observed"`` (the observed training rows), ``"perturb"`` (observed rows with
         schema-aware noise), ``"marginal"`` (features drawn independently, TREPAN),
+        ``"neighbours"`` (points between observed rows and their nearest neighbours, which
+        keep the features' joint distribution; see :func:`~pellucid.extraction.samplers.neighbours`),
         ``"boundary"`` (active: rows drawn in rounds where a small internal tree disagrees
         with the network or the network is unsure; see :mod:`pellucid.extraction.boundary`),
         ``"trepan"`` (active: rows drawn inside the leaves of a tree of the network's answers

@@ -178,10 +178,97 @@ def marginal(schema: Schema, observed: pd.DataFrame, n: int, rng: np.random.Gene
     return pd.DataFrame(out)
 
 
+#: Observed rows a ``neighbours`` draw searches at most (a seeded sample of them beyond it), so
+#: that its cost stays bounded on large tables.
+NEIGHBOUR_POOL = 20_000
+
+
+def _neighbour_space(schema: Schema, rows: pd.DataFrame) -> np.ndarray:
+    """Rows as points for a nearest-neighbour search: a numeric feature in its robust spreads
+    (a missing value at the median), a categorical one as indicators scaled so that two
+    different values lie one spread apart (SMOTE-NC's distance, with the spread as the unit)."""
+    cols = []
+    for f in schema:
+        col = rows[f.name]
+        if f.is_numeric:
+            v = col.to_numpy(dtype=float)
+            present = v[~np.isnan(v)]
+            centre = float(np.median(present)) if len(present) else 0.0
+            s = _spread(f, v) or 1.0
+            cols.append(((np.where(np.isnan(v), centre, v) - centre) / s)[:, None])
+        else:
+            codes, _ = pd.factorize(col, use_na_sentinel=True)
+            k = int(codes.max()) + 2  # every value and missing
+            onehot = np.zeros((len(codes), k))
+            onehot[np.arange(len(codes)), codes + 1] = np.sqrt(0.5)
+            cols.append(onehot)
+    return np.hstack(cols) if cols else np.zeros((len(rows), 0))
+
+
+def neighbours(
+    schema: Schema,
+    observed: pd.DataFrame,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    k: int = 5,
+) -> pd.DataFrame:
+    """Rows on the segments between observed rows and their nearest neighbours (SMOTE-NC's
+    draw, over all rows rather than one class).
+
+    Each row takes an observed row ``a``, one of its ``k`` nearest observed rows ``b`` (numeric
+    features in robust spreads, two categories one spread apart), and a point ``u`` drawn
+    uniformly in [0, 1]: every numeric feature is ``a + u (b - a)`` (integers rounded), every
+    binary, categorical or missing value is ``a``'s when ``u < 1/2`` and ``b``'s otherwise. The
+    rows follow the data where its features move together (correlated measurements, images),
+    which independent marginals and per-feature noise do not; each lies between two observed
+    rows. Beyond :data:`NEIGHBOUR_POOL` observed rows, neighbours come from a seeded sample of
+    that many.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ParameterError(f"neighbours: k must be a whole number of neighbours, 1 or more, got {k!r}")
+    m = len(observed)
+    if m < 2:
+        return perturb(schema, observed, n, rng)
+    pool = np.sort(rng.choice(m, size=NEIGHBOUR_POOL, replace=False)) if m > NEIGHBOUR_POOL else np.arange(m)
+    pool_rows = observed.iloc[pool].reset_index(drop=True)
+    space = _neighbour_space(schema, pool_rows)
+    kk = min(int(k), len(pool) - 1)
+    a = rng.integers(len(pool), size=n)
+    used, inverse = np.unique(a, return_inverse=True)
+    nn = NearestNeighbors(n_neighbors=kk + 1).fit(space)
+    _, idx = nn.kneighbors(space[used])
+    # A row's own index is among its nearest (duplicates may push it out of first place).
+    near = np.array([[j for j in row if j != u][:kk] for row, u in zip(idx, used)])
+    b = near[inverse.ravel(), rng.integers(kk, size=n)]
+    u = rng.random(n)
+    take_b = u >= 0.5
+    out = {}
+    for f in schema:
+        col = pool_rows[f.name]
+        if f.is_numeric:
+            v = col.to_numpy(dtype=float)
+            va, vb = v[a], v[b]
+            if f.kind is Kind.BINARY:
+                out[f.name] = np.where(take_b, vb, va)
+            else:
+                mixed = va + u * (vb - va)
+                either = np.isnan(va) | np.isnan(vb)
+                mixed = np.where(either, np.where(take_b, vb, va), mixed)
+                out[f.name] = _finish_numeric(f, mixed)
+        else:
+            v = col.to_numpy(dtype=object)
+            out[f.name] = np.where(take_b, v[b], v[a])
+    return pd.DataFrame(out)
+
+
 #: name -> passive sampler; ``distill(strategy=...)`` looks names up here.
 SAMPLERS: dict[str, Sampler] = {
     "perturb": perturb,
     "marginal": marginal,
+    "neighbours": neighbours,
 }
 
 
