@@ -120,3 +120,29 @@ def mixed_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
             "age": rng.integers(18, 90, n),
         }
     )
+
+
+def correlated_frame(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Two strongly correlated numbers, an integer, a category and missing values (rows a
+    sampler should keep inside the data)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    df = pd.DataFrame({
+        "a": a.round(4),
+        "b": (a + 0.15 * rng.normal(size=n)).round(4),
+        "k": rng.integers(0, 10, n),
+        "c": rng.choice(["x", "y", "z"], n, p=[0.6, 0.3, 0.1]).astype(object),
+    })
+    df.loc[rng.random(n) < 0.05, "b"] = np.nan
+    return df
+
+
+def threshold_oracle(threshold: float = 1.0):
+    """A network sure almost everywhere, its answers mixed only near a = threshold."""
+    from pellucid import Oracle
+
+    def net(d):
+        p = 1 / (1 + np.exp(-8 * (d["a"].to_numpy() - threshold)))
+        return np.c_[1 - p, p]
+
+    return Oracle(net, task="classification", classes=["no", "yes"])

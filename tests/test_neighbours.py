@@ -1,52 +1,38 @@
-"""The "neighbours" strategy: rows between observed rows and their nearest neighbours."""
+"""The "neighbours" strategy (rows between observed rows and their nearest neighbours), and what
+it shares with "trepan": rows that keep the data's joint distribution, the same rows for a seed."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pellucid import Oracle, distill
+from pellucid import distill
 from pellucid.errors import ParameterError
 from pellucid.extraction import samplers
 from pellucid.fidelity.extrapolation import extrapolation
 from pellucid.schema import Schema
 
-
-def correlated(n=1500, seed=0):
-    """Two strongly correlated numbers, an integer, a category and missing values."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=n)
-    df = pd.DataFrame({
-        "a": a.round(4),
-        "b": (a + 0.15 * rng.normal(size=n)).round(4),
-        "k": rng.integers(0, 10, n),
-        "c": rng.choice(["x", "y", "z"], n, p=[0.6, 0.3, 0.1]).astype(object),
-    })
-    df.loc[rng.random(n) < 0.05, "b"] = np.nan
-    return df
+from .conftest import correlated_frame, threshold_oracle
 
 
-def oracle():
-    def net(d):
-        p = 1 / (1 + np.exp(-4 * (d["a"].to_numpy() - 0.5)))
-        return np.c_[1 - p, p]
-
-    return Oracle(net, task="classification", classes=["no", "yes"])
-
-
-def test_rows_keep_the_datas_correlation_and_stay_inside_it():
-    df = correlated()
-    d = distill(oracle(), df, strategy={"observed": None, "neighbours": 3000, "marginal": 3000}, random_state=0)
-    t = d.rows[d.source == "neighbours"]
+@pytest.mark.parametrize("strategy", ["neighbours", "trepan"])
+def test_rows_keep_the_datas_correlation_and_stay_inside_it(strategy):
+    # Both draw from the observed rows' own joint distribution (trepan within a tree's leaves),
+    # not from independent marginals.
+    df = correlated_frame()
+    d = distill(threshold_oracle(), df, strategy={"observed": None, strategy: 3000, "marginal": 3000}, random_state=0)
+    t = d.rows[d.source == strategy]
     obs = df.dropna()
     r_obs = np.corrcoef(obs["a"], obs["b"])[0, 1]
     tt = t.dropna()
-    assert abs(np.corrcoef(tt["a"], tt["b"])[0, 1] - r_obs) < 0.02
+    assert abs(np.corrcoef(tt["a"], tt["b"])[0, 1] - r_obs) < 0.03
+    m = d.rows[d.source == "marginal"].dropna()
+    assert np.corrcoef(m["a"], m["b"])[0, 1] < 0.5
     ex = extrapolation(d, random_state=0)
     share = {k: v["outside"] for k, v in ex["strategies"].items()}
-    assert share["neighbours"] < 0.05 < share["marginal"]
+    assert share[strategy] < 0.05 < share["marginal"]
     # Inside the schema: categories seen, integers whole, ranges kept, missing values at about
-    # the data's rate (a value and its neighbour's, one of them taken where either is missing).
-    assert set(t["c"]) <= set(df["c"]) and (t["k"] == t["k"].round()).all()
+    # the data's rate.
+    assert set(t["c"].dropna()) <= set(df["c"]) and (t["k"] == t["k"].round()).all()
     assert t["a"].between(df["a"].min(), df["a"].max()).all()
     assert t["b"].isna().mean() == pytest.approx(df["b"].isna().mean(), abs=0.02)
     assert not t.duplicated().all()
@@ -78,10 +64,12 @@ def test_each_row_lies_between_an_observed_row_and_one_of_its_nearest():
         assert found, row
 
 
-def test_the_same_seed_gives_the_same_rows_and_bad_options_are_named():
-    df = correlated(n=300, seed=2)
-    a = distill(oracle(), df, strategy={"observed": None, "neighbours": 400}, random_state=3)
-    b = distill(oracle(), df, strategy={"observed": None, "neighbours": 400}, random_state=3)
+@pytest.mark.parametrize("strategy, bad, message", [("neighbours", {"k": 0}, "neighbours: k"),
+                                                     ("trepan", {"bandwidth": 0}, "bandwidth")])
+def test_the_same_seed_gives_the_same_rows_and_bad_options_are_named(strategy, bad, message):
+    df = correlated_frame(n=400, seed=2)
+    a = distill(threshold_oracle(), df, strategy={"observed": None, strategy: 500}, random_state=3)
+    b = distill(threshold_oracle(), df, strategy={"observed": None, strategy: 500}, random_state=3)
     pd.testing.assert_frame_equal(a.rows, b.rows)
-    with pytest.raises(ParameterError, match="neighbours: k"):
-        distill(oracle(), df, strategy={"observed": None, "neighbours": 50}, sampler_params={"neighbours": {"k": 0}})
+    with pytest.raises(ParameterError, match=message):
+        distill(threshold_oracle(), df, strategy={"observed": None, strategy: 50}, sampler_params={strategy: bad})

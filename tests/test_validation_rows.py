@@ -4,33 +4,14 @@ chooses among its fits."""
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from pellucid import Oracle, distill
+from pellucid import distill
 from pellucid.errors import ParameterError
 from pellucid.extraction import samplers
 from pellucid.fidelity import frontier
 
-
-def correlated(n=600, seed=0):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=n)
-    df = pd.DataFrame({
-        "a": a.round(4),
-        "b": (a + 0.15 * rng.normal(size=n)).round(4),
-        "c": rng.choice(["x", "y", "z"], n, p=[0.6, 0.3, 0.1]).astype(object),
-    })
-    df.loc[rng.random(n) < 0.05, "b"] = np.nan
-    return df
-
-
-def oracle():
-    def net(d):
-        p = 1 / (1 + np.exp(-4 * (d["a"].to_numpy() - 0.5)))
-        return np.c_[1 - p, p]
-
-    return Oracle(net, task="classification", classes=["no", "yes"])
+from .conftest import correlated_frame, threshold_oracle
 
 
 def _copies(df):
@@ -42,7 +23,7 @@ def _copies(df):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_no_sampler_draws_from_the_validation_rows(tmp_path, stream, monkeypatch):
-    df = _copies(correlated(n=600, seed=5))
+    df = _copies(correlated_frame(n=600, seed=5))
     seen = []
     real = samplers.draw_active
 
@@ -53,7 +34,7 @@ def test_no_sampler_draws_from_the_validation_rows(tmp_path, stream, monkeypatch
     for module in ("pellucid.extraction.distill", "pellucid.extraction.stream"):
         monkeypatch.setattr(sys.modules[module], "draw_active", spy)
     # perturb with no noise copies rows exactly: a copy of a validation row would show.
-    d = distill(oracle(), df, strategy={"observed": None, "perturb": 3000, "trepan": 400}, random_state=1,
+    d = distill(threshold_oracle(), df, strategy={"observed": None, "perturb": 3000, "trepan": 400}, random_state=1,
                 sampler_params={"perturb": {"scale": 0.0, "p_categorical": 0.0}},
                 out=tmp_path / "d.parquet" if stream else None)
     val = d.is_validation
@@ -71,11 +52,11 @@ def test_no_sampler_draws_from_the_validation_rows(tmp_path, stream, monkeypatch
 
 
 def test_validation_share_is_checked_and_none_holds_nothing_back():
-    df = correlated(n=300, seed=6)
-    d = distill(oracle(), df, strategy={"observed": None, "perturb": 200}, validation=None, random_state=0)
+    df = correlated_frame(n=300, seed=6)
+    d = distill(threshold_oracle(), df, strategy={"observed": None, "perturb": 200}, validation=None, random_state=0)
     assert d.is_validation is None
     with pytest.raises(ParameterError, match="validation must be a share"):
-        distill(oracle(), df, validation=1.5)
+        distill(threshold_oracle(), df, validation=1.5)
     # A set that marks no rows: the frontier holds back its own seeded share, as before.
     front = frontier(d, candidates=["decision_tree"], sizes=[4], random_state=0, verbose=0)
     assert len(front.validation_set) == round(0.2 * ((d.source == "observed") & ~d.is_holdout).sum())
