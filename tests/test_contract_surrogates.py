@@ -374,6 +374,19 @@ def test_json_round_trip_predicts_identically(fitted, dsets, fresh, name, task):
 
 
 @pytest.mark.parametrize("name,task", CASES)
+def test_a_fitted_surrogate_pickles_and_predicts_as_before(fitted, dsets, fresh, name, task):
+    """Stability refits come back from worker processes, and users keep fitted surrogates:
+    plain pickle (not cloudpickle) must carry every one, learner included."""
+    import pickle
+
+    s = fitted[name, task]
+    back = pickle.loads(pickle.dumps(s))
+    assert back.rules_.to_dict() == s.rules_.to_dict()
+    for rows in (dsets[task].holdout.rows, fresh):
+        np.testing.assert_array_equal(back.predict(rows), s.predict(rows))
+
+
+@pytest.mark.parametrize("name,task", CASES)
 def test_same_seed_same_rules(fitted, dsets, name, task):
     s = fitted[name, task]
     with warnings.catch_warnings():

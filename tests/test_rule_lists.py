@@ -415,12 +415,12 @@ def test_skope_scores_each_trees_rules_in_the_trees_order_whatever_the_hash_seed
     # imodels scores a tree's rules in the order of a set of their texts, which follows the
     # interpreter's hash seed; rules tied on precision and recall kept that order, and so
     # which of them a budget kept changed from one process to the next.
-    from pellucid.surrogates.rule_lists import _skope_learner
+    from pellucid.surrogates._learners import SeededOrderSkopeRules
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 4, size=(400, 6)).astype(float)
     y = (X[:, 0] + X[:, 1] > 3).astype(int)
-    learner = _skope_learner()(n_estimators=2, random_state=0).fit(X, y)
+    learner = SeededOrderSkopeRules(n_estimators=2, random_state=0).fit(X, y)
     both = sorted(set(learner.estimators_features_[0]) & set(learner.estimators_features_[1]))
     made = [f"X_{j} > {t}.5" for j in both for t in range(3)]  # distinct rules on the trees' features
     assert len(made) >= 6

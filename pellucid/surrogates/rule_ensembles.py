@@ -36,7 +36,7 @@ from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, merge_conditions
 from ._figs import FigsLearner
-from ._imodels import learner_context, rulefit_tests, slipper_rule_class, slipper_tests
+from ._imodels import learner_context, rulefit_tests, slipper_tests
 from .base import Surrogate, float32_split
 
 #: Score of a class the network never gave on the training rows: it is never predicted and
@@ -845,8 +845,10 @@ class Slipper(_RuleEnsemble):
     def _fit_learner(self, X, y, w):
         from imodels import SlipperClassifier
 
+        from ._learners import SlipperRule
+
         learner = SlipperClassifier(n_estimators=self.n_estimators, random_state=self.random_state)
-        learner.estimator = slipper_rule_class()()
+        learner.estimator = SlipperRule()
         return learner.fit(X, y, sample_weight=w / w.sum())
 
     def _read(self, learner):

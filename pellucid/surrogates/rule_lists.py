@@ -541,8 +541,10 @@ class SkopeRules(ImodelsRules):
         self.random_state = random_state
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
+        from ._learners import SeededOrderSkopeRules
+
         t = 1 if self.target is None else list(self.classes_).index(self.target)
-        learner = _skope_learner()(
+        learner = SeededOrderSkopeRules(
             precision_min=float(self.precision_min),
             recall_min=float(self.recall_min),
             n_estimators=int(self.n_estimators),
@@ -586,82 +588,6 @@ class SkopeRules(ImodelsRules):
         self._use(train, self.encoder_.transform(train.rows), path.learner_)
 
     _tests = staticmethod(skope_tests)
-
-
-#: The comparisons imodels' trees write in SkopeRules' rules, as numpy reads them.
-_SKOPE_OPS = {"<=": np.less_equal, ">": np.greater, "<": np.less, ">=": np.greater_equal}
-
-
-def _skope_terms(text: str) -> list[tuple[int, Any, float]] | None:
-    """A rule's text as imodels' trees write it ("X_3 <= 1.5 and X_0 > 3.0"): (column,
-    comparison, threshold) per term, or None for a text written otherwise."""
-    terms = []
-    for term in text.split(" and "):
-        parts = term.split(" ")
-        if len(parts) != 3 or parts[1] not in _SKOPE_OPS or not parts[0].startswith("X_"):
-            return None
-        try:
-            terms.append((int(parts[0][2:]), _SKOPE_OPS[parts[1]], float(parts[2])))
-        except ValueError:
-            return None
-    return terms
-
-
-def _skope_learner() -> type:
-    """imodels' SkopeRulesClassifier with its rules scored in the order its trees made them,
-    in numpy.
-
-    imodels scores each tree's rules in the order of a Python ``set`` of their texts, which
-    changes with the interpreter's hash seed; rules tied on precision and recall then keep that
-    order through its pruning and deduplication, so the first ``max_rules`` rules (and which of
-    two similar rules survives) changed from one process to the next. Here each tree's rules
-    are scored once each, in the order the tree gave them. The scores are imodels' (out-of-bag
-    precision and recall, weighted, each sum over the same rows in the same order), computed
-    with numpy comparisons where imodels runs a pandas query per rule, a third of a fit."""
-    from imodels import SkopeRulesClassifier
-    from imodels.util.rule import Rule
-    from imodels.util.score import score_precision_recall
-
-    def perf(X: np.ndarray, y: np.ndarray, weights: np.ndarray, pos: float, terms: list) -> tuple[float, float]:
-        hit = np.ones(len(X), dtype=bool)
-        for j, op, value in terms:
-            hit &= op(X[:, j], value)
-        idx = np.flatnonzero(hit)
-        if len(idx) <= 1:
-            return (0, 0)
-        w = weights[idx]
-        true_pos = float((w * (y[idx] > 0)).sum())
-        if true_pos == 0:
-            return (0, 0)
-        detected = float(w.sum())
-        if detected == 0 or pos == 0:
-            return (0, 0)
-        return true_pos / detected, true_pos / pos
-
-    class SeededOrderSkopeRules(SkopeRulesClassifier):
-        def _score_rules(self, X: Any, y: Any, rules: Any) -> list:
-            X = np.asarray(X)
-            out: list = []
-            for made, samples, features in zip(rules, self.estimators_samples_, self.estimators_features_, strict=True):
-                oob = np.ones(X.shape[0], dtype=bool)
-                oob[np.asarray(samples, dtype=int)] = False  # the rows this tree was not fitted on
-                texts = list(dict.fromkeys(made))
-                parsed = [_skope_terms(t) for t in texts]
-                if not oob.any() or any(p is None for p in parsed):
-                    # In-bag scoring or a rule written otherwise: imodels' own scoring, in order.
-                    scored = score_precision_recall(X, y, [made], [samples], [features], self.feature_placeholders,
-                                                    sample_weight=self.sample_weight)
-                    first = {Rule(t).rule: i for i, t in reversed(list(enumerate(texts)))}
-                    out += sorted(scored, key=lambda r: first[r.rule])
-                    continue
-                Xo, yo = X[oob], np.asarray(y)[oob] != 0
-                weights = (np.ones(len(yo)) if self.sample_weight is None
-                           else np.asarray(self.sample_weight, dtype=float)[oob])
-                pos = float((weights * (yo > 0)).sum())
-                out += [Rule(t, args=perf(Xo, yo, weights, pos, p)) for t, p in zip(texts, parsed, strict=True)]
-            return out
-
-    return SeededOrderSkopeRules
 
 
 # ---------------------------------------------------------------------- hierarchical shrinkage
