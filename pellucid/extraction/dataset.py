@@ -10,11 +10,13 @@ it without importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..errors import ParameterError
 from ..schema import Schema
 
 #: The source of the rows taken from the user's data (every other source is a sampler's name).
@@ -176,6 +178,14 @@ class DistillationSet:
         return out
 
 
+def check_validation_share(share: Any) -> None:
+    """A validation share is None, 0 or a number in (0, 1); anything else is a ParameterError
+    that names it."""
+    if share is None or (not isinstance(share, bool) and isinstance(share, Real) and 0 <= share < 1):
+        return
+    raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {share!r}")
+
+
 def validation_rows(m: int, share: float | None, random_state: int | None) -> np.ndarray | None:
     """Which of ``m`` observed training rows are held back for validation (a boolean mask),
     seeded apart from the set's other draws; None for no share, or fewer than 10 rows to hold
@@ -210,4 +220,4 @@ def validation_mask(held: np.ndarray | None, n_rows: int) -> np.ndarray | None:
     return out
 
 
-__all__ = ["OBSERVED", "DistillationSet", "seen_rows", "validation_mask", "validation_rows"]
+__all__ = ["OBSERVED", "DistillationSet", "check_validation_share", "seen_rows", "validation_mask", "validation_rows"]

@@ -32,7 +32,7 @@ from ..errors import ParameterError, SchemaError
 from ..schema import Schema
 
 # DistillationSet and draw_active are importable from here as before they moved.
-from .dataset import OBSERVED, DistillationSet, seen_rows, validation_mask, validation_rows
+from .dataset import OBSERVED, DistillationSet, check_validation_share, seen_rows, validation_mask, validation_rows
 from .samplers import ACTIVE_SAMPLERS, SAMPLERS, draw_active
 from .stream import CHUNK_ROWS, source_labels, stream
 
@@ -189,7 +189,7 @@ def distill(
     schema = schema if schema is not None else Schema.from_frame(reference)
     if not 0 < holdout < 1:
         raise ParameterError(f"holdout must be a share between 0 and 1, got {holdout}")
-    _check_share(validation)
+    check_validation_share(validation)
     if not isinstance(reference, pd.DataFrame) or len(reference) == 0:
         schema.validate(reference, what="reference data")  # names what is wrong with it
     if len(reference) < 4:
@@ -209,8 +209,6 @@ def distill(
     plan = _plan(strategy, n, len(observed_train))
     sampler_params = _check_sampler_params(sampler_params or {})
     held = validation_rows(len(observed_train), validation, random_state) if OBSERVED in plan else None
-    # What the samplers draw from: the observed training rows less those held back.
-    drawn_from = observed_train if held is None else observed_train[~held].reset_index(drop=True)
     if out is not None or keep is not None:
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 0):
             raise ParameterError(f"keep must be a number of rows >= 0, got {keep!r}")
@@ -219,6 +217,9 @@ def distill(
         return stream(oracle, schema, observed_train, observed_hold, train_idx, hold_idx, plan, sampler_params, rng,
                       out=out, keep=keep, chunk_rows=int(chunk_rows), random_state=random_state, holdout=holdout,
                       reference_index=reference.index, held=held)
+
+    # What the samplers draw from: the observed training rows less those held back.
+    drawn_from = observed_train if held is None else observed_train[~held].reset_index(drop=True)
 
     parts, spans, origins = [], [], []
     if OBSERVED in plan:
@@ -289,10 +290,3 @@ def distill(
         reference_index=reference.index,
         is_validation=validation_mask(held, len(all_rows)),
     )
-
-
-def _check_share(validation: Any) -> None:
-    if validation is None or (isinstance(validation, (int, float, np.integer, np.floating))
-                              and not isinstance(validation, bool) and 0 <= validation < 1):
-        return
-    raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {validation!r}")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
-from ..extraction.dataset import DistillationSet
+from ..extraction.dataset import DistillationSet, check_validation_share
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
 
@@ -533,8 +533,7 @@ def validation_split(dset: DistillationSet, share: float | None, random_state: i
     rows to spare."""
     if share is None or share == 0:
         return dset, None
-    if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
-        raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {share!r}")
+    check_validation_share(share)
     if dset.is_validation is not None:
         marked = dset.is_validation & (dset.source == "observed") & ~dset.is_holdout
         if marked.any():

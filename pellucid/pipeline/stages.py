@@ -797,8 +797,8 @@ def _selection(front: Frontier, chosen: Any, tied: Sequence[Any], listed: Sequen
                min_agreement: float | None, n_boot: int, stab: Mapping[int, Any]) -> dict[str, Any]:
     """How the recommended surrogate was chosen, in words and in figures, for the report."""
     measure = "agreement" if front.task == "classification" else "R²"
-    n_val = None if front.validation_set is None else len(front.validation_set)
     val = front.validation_set
+    n_val = None if val is None else len(val)
     undrawn = val is not None and val.is_validation is not None and bool(val.is_validation.all())
     on = (f"validation {measure} (on {n_val:,} observed training rows held back from every fit"
           f"{' and from the synthetic rows drawn' if undrawn else ''}, so the held-out "
