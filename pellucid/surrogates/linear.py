@@ -1,7 +1,8 @@
 """Sparse linear surrogates: a few terms in the raw features' own units, and points scorecards.
 
 :class:`SparseLinear` follows an L1 regularisation path (scikit-learn's ``Lasso`` for a
-regression, ``LogisticRegression`` with an L1 penalty for classes) to the largest model with at
+regression, an L1-penalised logistic regression for classes: pellucid's exact solver for two,
+scikit-learn's SAGA for more) to the largest model with at
 most ``max_terms`` non-zero terms, and reports it per unit of each raw numeric feature, per
 category and per missing value. :class:`Scorecard` bins the features, fits the same path on the
 bin indicators and turns the weights into the integer points a credit team files.
@@ -35,6 +36,7 @@ from .._validation import Interval
 from ..errors import ParameterError, SurrogateError
 from ..extraction.dataset import DistillationSet
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, _fmt_cat, map_conditions
+from ._l1logistic import L1Logistic, l1_logistic_path
 from .base import RawEncoder, Surrogate
 
 #: Score given to a class the network never gave on the training rows: never predicted.
@@ -173,9 +175,14 @@ class _L1Additive(Surrogate):
             if gmax <= 0:
                 return None, np.zeros(p, dtype=bool), []
             grid = (0.99 / gmax) * np.logspace(0.0, _DECADES, self.path_points)
-            est = _logistic(grid[0], True, warm_start=True, tol=self.tol, max_iter=self.max_iter,
-                            random_state=self.random_state)
             key = "C"
+            if len(present) == 2:
+                # Two classes: each point solved to optimality (pellucid's proximal Newton).
+                point = l1_logistic_path(Z, (y == present[1]).astype(float), w, present)
+            else:
+                est = _logistic(grid[0], True, warm_start=True, tol=self.tol, max_iter=self.max_iter,
+                                random_state=self.random_state)
+                point = self._sklearn_point(est, key, Z, y, w)
         else:
             yc = y - (w @ y) / W
             gmax = float(np.abs(Z.T @ (w * yc)).max() / W)
@@ -185,14 +192,10 @@ class _L1Additive(Surrogate):
             est = Lasso(alpha=grid[0], warm_start=True, tol=self.tol, max_iter=self.max_iter,
                         random_state=self.random_state)
             key = "alpha"
+            point = self._sklearn_point(est, key, Z, y, w)
         best, best_k, best_nz, over, path = None, -1, None, 0, []
         for g in grid:
-            est.set_params(**{key: float(g)})
-            with warnings.catch_warnings():
-                # Points along the path need not be polished: only the support is kept, or
-                # the last point within budget, which is refit or reported as it is.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(Z, y, sample_weight=w)
+            est = point(float(g))
             nz = np.abs(np.atleast_2d(est.coef_)).max(axis=0) > 0
             k = int(nz.sum())
             path.append({key: float(g), "n_terms": k})
@@ -207,6 +210,20 @@ class _L1Additive(Surrogate):
                 if over >= 3:
                     break
         return best, best_nz, path
+
+    @staticmethod
+    def _sklearn_point(est: Any, key: str, Z: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[float], Any]:
+        """The path's point at a penalty from a warm-started scikit-learn estimator."""
+
+        def at(g: float) -> Any:
+            est.set_params(**{key: g})
+            with warnings.catch_warnings():
+                # Points along the path need not be polished: only the support is kept, or
+                # the last point within budget, which is refit or reported as it is.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                return est.fit(Z, y, sample_weight=w)
+
+        return at
 
     def _drop_references(self, used: np.ndarray, strength: np.ndarray, kept: np.ndarray) -> np.ndarray:
         """When every column of a group (all categories and missing of a feature, all bins) is
@@ -280,6 +297,8 @@ class _L1Additive(Surrogate):
 
     # ------------------------------------------------------------------ checks
     def _learner_name(self) -> str:
+        if isinstance(self.estimator_, L1Logistic):
+            return "the L1 path's two-class logistic regression"
         return f"scikit-learn's {type(self.estimator_).__name__}"
 
     def _check_against_estimator(self, rows: pd.DataFrame, Zs: np.ndarray | None) -> None:
@@ -383,11 +402,13 @@ class SparseLinear(_L1Additive):
         Penalty values tried, spaced evenly in log over four decades from the one where the
         first term enters.
     max_iter, tol : int, float
-        Passed to scikit-learn's solvers along the path (SAGA for classes, coordinate
-        descent for a regression). Only the support of each point is used when ``refit``
-        is on, so the tolerance is loose by default; the refit is solved to 1e-6.
+        Passed to scikit-learn's solvers along the path (SAGA for three or more classes,
+        coordinate descent for a regression). Only the support of each point is used when
+        ``refit`` is on, so the tolerance is loose by default; the refit is solved to 1e-6.
+        Two classes take neither: each point is solved to optimality by a proximal Newton
+        method (``pellucid.surrogates._l1logistic``), so its support is exact.
     random_state : int, optional
-        Seed passed to scikit-learn's solvers.
+        Seed passed to scikit-learn's SAGA solver (three or more classes).
 
     Attributes
     ----------
@@ -410,7 +431,8 @@ class SparseLinear(_L1Additive):
     estimator_ : scikit-learn estimator or None
         The fitted model the weights come from (on standardised columns): ``LinearRegression``
         or ``LogisticRegression`` after a refit, the ``Lasso`` / L1 ``LogisticRegression`` of
-        the chosen path point without. None when only an intercept could be fitted.
+        the chosen path point without (for two classes pellucid's ``L1Logistic``, which reads
+        the same). None when only an intercept could be fitted.
     encoder_ : RawEncoder
         The one-hot encoder of the raw rows.
     path_ : list of dict
