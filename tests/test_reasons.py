@@ -132,6 +132,24 @@ def test_sampled_reasons_carry_standard_errors_and_agree_with_exact(credit_net, 
     assert alone["reason_1"].iloc[0] == out["reason_1"].iloc[int(adv[0])]
 
 
+def test_stability_reads_the_reasons_already_computed_as_it_would_compute_them(credit_net, credit):
+    """The run hands reason_stability the rows of its reasons table instead of explaining them
+    again: the comparisons come out as when it explains them itself, and a table of other
+    rows is refused."""
+    X, _ = credit
+    net, pre = credit_net
+    oracle = Oracle(net, preprocess=pre, classes=["good", "bad"], verbose=0)
+    plan = reason_plan(oracle, X, adverse_class="bad", background_rows=30, n_samples=120, random_state=0)
+    rows = X.iloc[:240]
+    table = plan.explain(rows)
+    pick = np.flatnonzero(table["adverse"].to_numpy())[::2]
+    assert len(pick) >= 10
+    given = reason_stability(plan, rows.iloc[pick], table=table.iloc[pick])
+    assert given == reason_stability(plan, rows.iloc[pick])
+    with pytest.raises(ParameterError, match="reasons table of rows"):
+        reason_stability(plan, rows.iloc[pick], table=table.iloc[pick[1:]])
+
+
 def test_statements_by_feature_and_direction(table, tmp_path):
     oracle = linear_logits()
     csv = tmp_path / "statements.csv"

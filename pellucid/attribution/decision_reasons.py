@@ -463,14 +463,21 @@ def _export_suffix(path: Path) -> str:
     return suffix
 
 
-def reason_stability(plan: ReasonPlan, rows: pd.DataFrame, *, lime: bool = True) -> dict[str, Any]:
+def reason_stability(plan: ReasonPlan, rows: pd.DataFrame, *, lime: bool = True,
+                     table: pd.DataFrame | None = None) -> dict[str, Any]:
     """How far the reasons of ``rows`` hold: with another seed and another background sample
     of the reference, and (``lime``) by LIME on the same log-odds. Per comparison, over the
     rows decided adversely: the mean overlap of the two top-``k`` sets (shared reasons over
-    the larger number given) and the share of rows whose first reason is the same."""
+    the larger number given) and the share of rows whose first reason is the same.
+
+    ``table``: ``plan.explain(rows)`` where it was computed already (the rows of a larger
+    table: a row's reasons do not depend on the rows explained with it, its draws being
+    seeded by its label); computed here when None."""
     from dataclasses import replace
 
-    base = plan.explain(rows)
+    if table is not None and not table.index.equals(rows.index):
+        raise ParameterError("table must be the reasons table of rows, row for row (plan.explain(rows))")
+    base = plan.explain(rows) if table is None else table
     out: dict[str, Any] = {"rows": int(base["adverse"].sum()), "k": plan.k}
     if plan.reference_kind != "row" and plan.population is not None:
         other = plan.random_state + 1

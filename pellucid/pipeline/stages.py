@@ -531,7 +531,7 @@ def _stability(plan: Any, rows: pd.DataFrame, table: pd.DataFrame, seed: int | N
         return None
     pick = np.sort(np.random.default_rng(seed).choice(adverse, size=min(STABILITY_ROWS, len(adverse)),
                                                       replace=False))
-    return reason_stability(plan, rows.iloc[pick])
+    return reason_stability(plan, rows.iloc[pick], table=table.iloc[pick])
 
 
 def _add_single_decisions(prep: Prepared, plan: Any, loc: dict[str, Any], frame: pd.DataFrame,
