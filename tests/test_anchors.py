@@ -3,6 +3,8 @@ conditions reproduce coverage, queries are batched, and mistakes are named."""
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 
 import numpy as np
@@ -162,6 +164,72 @@ def test_credit_network_with_categories_and_missing_values(credit, credit_oracle
     # A Series row works too.
     s = anchor(oracle, X.iloc[0], X, random_state=0)
     assert s.rule == found[4].rule or s.rule.apply(canon_rows.iloc[[4]]).all()
+
+
+def _raw_samples_only(monkeypatch):
+    A = importlib.import_module("pellucid.surrogates.anchors")
+
+    monkeypatch.setattr(A._Space, "encode_blocks", lambda self, *a, **k: None)
+
+
+def test_samples_built_from_encoded_blocks_are_what_the_preprocess_gives(credit, credit_oracle_parts, monkeypatch):
+    """Through the credit ColumnTransformer (scaled numbers, imputed missing values, one-hot
+    categories) the samples are built from each feature's encoded block: bit for bit the
+    preprocess's encoding of the raw samples, and the same anchors as the raw path."""
+    A = importlib.import_module("pellucid.surrogates.anchors")
+
+    X, _ = credit
+    net, pre, classes = credit_oracle_parts
+    oracle = Oracle(net, preprocess=pre, task="classification", classes=classes, verbose=0)
+    rows = pd.concat([X[X["income"].isna()].iloc[:2], X[X["employment"].isna()].iloc[:2], X.iloc[:4]])
+    seen = {}
+    real = A._sample_encoded
+
+    def both(space, states, reqs):
+        # Each request's row stream is copied first, so that both builds draw the same samples.
+        saved = [copy.deepcopy(st.rng) for st in states]
+        raw = A._sample(space, states, reqs)
+        for st, g in zip(states, saved, strict=True):
+            st.rng = g
+        out = real(space, states, reqs)
+        np.testing.assert_array_equal(out, oracle.encode(raw))
+        seen["n"] = seen.get("n", 0) + len(out)
+        return out
+
+    monkeypatch.setattr(A, "_sample_encoded", both)
+    found = anchors(oracle, rows, X, random_state=0)
+    assert seen["n"] > 10_000  # every sample went through the comparison
+    monkeypatch.undo()
+    _raw_samples_only(monkeypatch)
+    raw = anchors(oracle, rows, X, random_state=0)
+    assert [a.to_dict() for a in found] == [a.to_dict() for a in raw]
+
+
+def test_a_preprocess_that_mixes_features_gets_raw_samples(table, monkeypatch):
+    """A preprocess whose encoded columns each mix several raw features has no blocks: the
+    samples go through it as raw rows."""
+    A = importlib.import_module("pellucid.surrogates.anchors")
+
+    def mixing(df):
+        x = df[["x1", "x2"]].to_numpy(dtype=float)
+        return np.column_stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 1]]).astype(np.float32)
+
+    def model(z):
+        s = np.asarray(z, dtype=float)[:, 0] > 5.0
+        return np.column_stack([~s, s]).astype(float)
+
+    oracle = Oracle(model, preprocess=mixing, task="classification", classes=["no", "yes"], verbose=0)
+    space_blocks = []
+    real = A._Space.encode_blocks
+
+    def spy(self, *a, **k):
+        real(self, *a, **k)
+        space_blocks.append(self.blocks)
+
+    monkeypatch.setattr(A._Space, "encode_blocks", spy)
+    found = anchors(oracle, table.iloc[:3], table, random_state=0)
+    assert space_blocks == [None]
+    assert all(a.rule.apply(canonical(table).iloc[[i]]).all() for i, a in enumerate(found))
 
 
 # ---------------------------------------------------------------------- reproducible, batched

@@ -52,7 +52,6 @@ import functools
 import hashlib
 import math
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -62,7 +61,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._validation import check_random_state
-from ..errors import ModelError, ParameterError, PellucidWarning
+from ..errors import ModelError, ParameterError
 from ..fidelity.intervals import one_blas_thread
 from ..oracle import Oracle
 from ._base import Attribution, eval_mode, placement, resolve_targets
@@ -859,27 +858,19 @@ class _FrameEngine(_Engine):
 
 def _oracle_engine(oracle: Oracle, X: pd.DataFrame, Z: pd.DataFrame, feat_player: np.ndarray, output: str) -> _Engine:
     """Raw rows through an Oracle: encoded column blocks when every encoded column belongs to
-    one raw feature, else hybrids of raw rows encoded by the Oracle."""
-    if oracle.preprocess is not None:
-        with warnings.catch_warnings():  # columns constant on these rows are handled below
-            warnings.simplefilter("ignore", PellucidWarning)
-            emap = oracle.encoding_map(pd.concat([Z, X], ignore_index=True))
-        col_feat = np.full(emap.n_encoded, -1, dtype=np.int64)
-        for j, f in enumerate(emap.raw_features):
-            col_feat[list(emap.groups.get(f, ()))] = j
-        XE, ZE = oracle.encode(X), oracle.encode(Z)
-        # A column in no feature's group that holds one value on every row explained and every
-        # background row is the same in every hybrid: whichever player it follows, it is unchanged.
-        loose = np.flatnonzero(col_feat < 0)
-        constant = all(np.all(XE[:, c] == XE[0, c]) and np.all(ZE[:, c] == XE[0, c]) for c in loose)
-        if not emap.shared and constant:
-            col_player = feat_player[np.where(col_feat < 0, 0, col_feat)]
-            if oracle.kind == "torch":
-                return _TensorEngine(oracle, XE, ZE, col_player, output, path="encoded blocks (torch)")
-            return _ArrayEngine(oracle, XE, ZE, col_player, output)
-    elif oracle.kind == "torch" and all(pd.api.types.is_numeric_dtype(X[c]) for c in X.columns):
-        # No preprocess: a numeric table is the network's own input, one column per feature.
-        return _TensorEngine(oracle, oracle.encode(X), oracle.encode(Z), feat_player, output, path="model input (torch)")
+    one raw feature (:func:`pellucid.oracle.encoding.feature_blocks`), else hybrids of raw rows
+    encoded by the Oracle."""
+    from ..oracle.encoding import feature_blocks
+
+    blocks = feature_blocks(oracle, X, Z)
+    if blocks is not None:
+        XE, ZE, col_feat = blocks
+        col_player = feat_player[np.where(col_feat < 0, 0, col_feat)]  # a constant column follows any player
+        if oracle.preprocess is None:
+            return _TensorEngine(oracle, XE, ZE, col_player, output, path="model input (torch)")
+        if oracle.kind == "torch":
+            return _TensorEngine(oracle, XE, ZE, col_player, output, path="encoded blocks (torch)")
+        return _ArrayEngine(oracle, XE, ZE, col_player, output)
     if oracle.kind == "torch" and output == "raw":
         raise ParameterError("output='raw' through a preprocess whose encoded columns mix raw features needs "
                              "probabilities: use output='probability' or 'log_odds'")

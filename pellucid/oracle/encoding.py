@@ -138,6 +138,41 @@ def build_encoding_map(oracle: Any, reference: pd.DataFrame) -> EncodingMap:
     ordered = {c: tuple(int(i) for i in groups.get(c, ())) for c in names}
     return EncodingMap(names, ordered, tuple(sorted(int(i) for i in shared)), int(n_encoded), method)
 
+def feature_blocks(oracle: Any, X: pd.DataFrame, Z: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The model's input of raw rows ``X`` and ``Z`` (the same columns) as blocks of encoded
+    columns, one block per raw feature, where it is made so on these rows; None where not.
+
+    A row built from several rows' raw values, feature by feature (a Shapley hybrid, an anchor's
+    sample), is then encoded by taking each feature's block from the row that gives its value,
+    without running the preprocess on it. That holds when every encoded column follows one raw
+    feature (:func:`build_encoding_map` finds no shared column) and the columns in no feature's
+    group hold one value on every row of ``X`` and ``Z``; or, with no preprocess, for a torch
+    network whose input is the numeric table itself.
+
+    Returns ``(oracle.encode(X), oracle.encode(Z), col_feat)``: per encoded column, the position
+    in ``X``'s columns of the feature whose block holds it, -1 for a column that is constant.
+    """
+    if oracle.preprocess is None:
+        if oracle.kind == "torch" and all(pd.api.types.is_numeric_dtype(X[c]) for c in X.columns):
+            return oracle.encode(X), oracle.encode(Z), np.arange(X.shape[1], dtype=np.int64)
+        return None
+    with warnings.catch_warnings():  # columns constant on these rows are handled below
+        warnings.simplefilter("ignore", PellucidWarning)
+        emap = oracle.encoding_map(pd.concat([Z, X], ignore_index=True))
+    if emap.shared:
+        return None
+    col_feat = np.full(emap.n_encoded, -1, dtype=np.int64)
+    for j, f in enumerate(emap.raw_features):
+        col_feat[list(emap.groups.get(f, ()))] = j
+    XE, ZE = oracle.encode(X), oracle.encode(Z)
+    # A column in no feature's group that holds one value on every row of X and Z is the same
+    # in every row built from them.
+    loose = np.flatnonzero(col_feat < 0)
+    if not all(np.all(XE[:, c] == XE[0, c]) and np.all(ZE[:, c] == XE[0, c]) for c in loose):
+        return None
+    return XE, ZE, col_feat
+
+
 def _probe(oracle: Any, reference: pd.DataFrame, features: list) -> dict[Any, np.ndarray]:
     """For each feature, which encoded columns change when it alone is perturbed."""
     sample = reference

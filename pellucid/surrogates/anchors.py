@@ -291,6 +291,7 @@ class _FeatureSpace:
     ordered: bool  # thresholds make sense (numeric kinds, ordinal)
     key: np.ndarray | None = None  # sorted sort keys of the non-missing reference values
     vals: np.ndarray | None = None  # the values themselves, in the same order
+    rows: np.ndarray | None = None  # the pool row each of them comes from
     edges: np.ndarray | None = None
     categories: tuple = ()
 
@@ -318,6 +319,9 @@ class _Space:
         self.n_pool = len(pool)
         self.coverage_rows = coverage_rows
         self._masks: dict[Condition, np.ndarray] = {}
+        #: The model's input of the pool and of the rows searched, and each feature's encoded
+        #: columns, where the samples are built from them (:meth:`encode_blocks`); else None.
+        self.blocks: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = None
         qs = 100.0 * np.arange(1, n_bins) / n_bins
         self.features: list[_FeatureSpace] = []
         for f in schema:
@@ -339,6 +343,7 @@ class _Space:
             order = np.argsort(keys[present], kind="stable")
             fs.key = keys[present][order]
             fs.vals = col.to_numpy()[present][order]
+            fs.rows = np.flatnonzero(present)[order]
             if len(fs.key) == 0:
                 fs.edges = np.empty(0)
             elif f.kind is Kind.BINARY:
@@ -353,6 +358,20 @@ class _Space:
                 values = np.unique(fs.key)
                 fs.edges = np.unique([snap_threshold("<=", float(x), values) for x in fs.edges])
             self.features.append(fs)
+
+    def encode_blocks(self, oracle: Oracle, pool: pd.DataFrame, rows: pd.DataFrame) -> None:
+        """Build the samples in the model's input, feature by feature, where each feature has
+        its own block of encoded columns on the pool and the rows searched
+        (:func:`pellucid.oracle.encoding.feature_blocks`): a sample's block of a feature is the
+        one of the pool row or searched row its value comes from, which is what the preprocess
+        gives that value. The preprocess then runs once on the pool and once on the rows,
+        not on every sample."""
+        from ..oracle.encoding import feature_blocks
+
+        found = feature_blocks(oracle, rows[list(self.names)], pool[list(self.names)])
+        if found is not None:
+            XE, PE, col_feat = found
+            self.blocks = (PE, XE, [np.flatnonzero(col_feat == j) for j in range(len(self.names))])
 
     def mask(self, c: Condition) -> np.ndarray:
         m = self._masks.get(c)
@@ -456,40 +475,69 @@ class _Row:
 
 
 # ---------------------------------------------------------------------- sampling and scoring
-def _sample(space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]]) -> pd.DataFrame:
-    """Samples for requests ``(row, anchor, n)``, concatenated in request order. Each request
-    draws from its row's own stream, in a fixed order (pool rows, then the features its anchor
-    constrains), so a row's samples are the same whichever rows are searched with it."""
+def _draw(space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]]):
+    """What the samples for requests ``(row, anchor, n)`` take, concatenated in request order:
+    the pool row of each sample; per feature an anchor bounds, the samples' positions and the
+    reference value each gets (its index in the feature's sorted values); per feature an anchor
+    fixes, the samples' positions and the request's row (whose own value they take). Each
+    request draws from its row's own stream, in a fixed order (pool rows, then the features its
+    anchor constrains), so a row's samples are the same whichever rows are searched with it."""
     counts = np.array([n for _, _, n in reqs], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     idx = np.empty(int(counts.sum()), dtype=np.int64)
     # Group the overwrites by feature, so that each feature is written in a few array operations.
     ranges: dict[int, list[tuple[int, int, int, int, np.ndarray]]] = {}
-    consts: dict[int, list[tuple[int, int, Any]]] = {}
+    consts: dict[int, list[tuple[int, int, int]]] = {}
     for (r, a, n), s in zip(reqs, starts):  # a loop over requests; each draws its samples at once
         rng = rows[r].rng
         idx[s:s + n] = rng.integers(space.n_pool, size=n)
-        for j, lo, hi, const in rows[r].plan(a):
-            if lo < 0:
-                consts.setdefault(j, []).append((int(s), n, const))
+        for j, lo, hi, _ in rows[r].plan(a):
+            if lo < 0:  # the row's own value
+                consts.setdefault(j, []).append((int(s), n, r))
             else:
                 ranges.setdefault(j, []).append((int(s), n, lo, hi, rng.random(n)))
-    cols = {n: space.pool[n][idx] for n in space.names}
+    bounded = {}
     for j, segs in ranges.items():
-        fs = space.features[j]
         s, n, lo, hi = (np.array([x[i] for x in segs]) for i in range(4))
         u = np.concatenate([x[4] for x in segs])
-        pos = _positions(s, n)
         lo_r, hi_r = np.repeat(lo, n), np.repeat(hi, n)
         draw = lo_r + (u * (hi_r - lo_r)).astype(np.int64)
-        cols[fs.name][pos] = fs.vals[np.minimum(draw, hi_r - 1)]
+        bounded[j] = (_positions(s, n), np.minimum(draw, hi_r - 1))
+    fixed = {}
     for j, segs in consts.items():
+        s, n, r = (np.array([x[i] for x in segs]) for i in range(3))
+        fixed[j] = (_positions(s, n), np.repeat(r, n))
+    return idx, bounded, fixed
+
+
+def _sample(space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]]) -> pd.DataFrame:
+    """Samples for requests ``(row, anchor, n)`` as raw rows (:func:`_draw`)."""
+    idx, bounded, fixed = _draw(space, rows, reqs)
+    cols = {n: space.pool[n][idx] for n in space.names}
+    for j, (pos, k) in bounded.items():
+        fs = space.features[j]
+        cols[fs.name][pos] = fs.vals[k]
+    for j, (pos, r) in fixed.items():
         name = space.names[j]
-        s, n = np.array([x[0] for x in segs]), np.array([x[1] for x in segs])
-        values = np.empty(len(segs), dtype=object)
-        values[:] = [x[2] for x in segs]
-        cols[name][_positions(s, n)] = np.repeat(values, n)
+        own = np.empty(len(rows), dtype=object)
+        own[:] = [row.values[name] for row in rows]
+        cols[name][pos] = own[r]
     return pd.DataFrame(cols, columns=space.names)
+
+
+def _sample_encoded(space: _Space, rows: list[_Row], reqs: list[tuple[int, tuple, int]]) -> np.ndarray:
+    """The same samples as :func:`_sample`, in the model's input, from the encoded blocks
+    (:meth:`_Space.encode_blocks`): the rows the preprocess gives for them."""
+    PE, XE, groups = space.blocks
+    idx, bounded, fixed = _draw(space, rows, reqs)
+    out = PE[idx]
+    for j, (pos, k) in bounded.items():
+        g = groups[j]
+        out[pos[:, None], g] = PE[space.features[j].rows[k][:, None], g]
+    for j, (pos, r) in fixed.items():
+        g = groups[j]
+        out[pos[:, None], g] = XE[r[:, None], g]
+    return out
 
 
 def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -510,8 +558,10 @@ def _score(oracle: Oracle, space: _Space, rows: list[_Row], reqs: list[tuple[int
             total += reqs[hi][2]
             hi += 1
         part = reqs[lo:hi]
-        frame = _sample(space, rows, part)
-        pred = oracle.query(frame).argmax(axis=1)
+        if space.blocks is not None:
+            pred = oracle.query_encoded(_sample_encoded(space, rows, part)).argmax(axis=1)
+        else:
+            pred = oracle.query(_sample(space, rows, part)).argmax(axis=1)
         counts = np.array([n for _, _, n in part], dtype=np.int64)
         target = np.repeat(np.array([rows[r].target for r, _, _ in part]), counts)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -778,6 +828,7 @@ def anchors(
         )
     classes = oracle.classes_
     targets = proba.argmax(axis=1)
+    space.encode_blocks(oracle, pool, canon)
     params = _Params(float(precision), int(beam_size), max_length, float(delta), float(tau), float(epsilon_stop),
                      int(batch_size), bool(shortest))
     records = canon.to_dict(orient="records")
