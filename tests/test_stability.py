@@ -381,6 +381,9 @@ class _Counting:
     def share(self, obj):
         return obj
 
+    def runs_elsewhere(self):
+        return False
+
 
 def test_fits_of_one_learner_at_several_sizes_share_each_refit_and_measure_as_alone():
     """Fits that differ only in size, of a learner that grows one rule at a time, on the same
@@ -402,3 +405,38 @@ def test_fits_of_one_learner_at_several_sizes_share_each_refit_and_measure_as_al
     assert got == alone
     # The sizes really differ in what came back: a shared refit was read at each size.
     assert len({json.dumps(a["rules"], default=str) for a in alone[:3]}) == 3
+
+
+def test_entries_listed_whatever_the_tie_are_read_off_the_tied_entries_refits():
+    """The run measures tied entries before its choice and the listed ones after. An entry the
+    report lists whatever the tie decides (a Pareto entry within the budget) that shares its
+    refits with a tied entry (one learner, one set, another size) is measured with the ties,
+    read off their refits: one refit group fewer, the same stabilities."""
+    from pellucid.fidelity import Frontier, FrontierEntry
+    from pellucid.pipeline.config import RunConfig
+    from pellucid.pipeline.stages import choose
+    from pellucid.surrogates import FIGS
+
+    d = wiggly_set(n=400)
+
+    def entry(surrogate, score, name):
+        s = surrogate.fit(d)
+        n = len(s.rules_.rules)
+        return FrontierEntry(candidate=name, size=n, score=score, n_rules=n, n_conditions=n, surrogate=s, data=d,
+                             training="distilled")
+
+    tree4 = entry(DecisionTree(max_leaf_nodes=4, random_state=None), 0.95, "decision_tree")
+    figs4 = entry(FIGS(max_rules=4), 0.95, "figs")
+    tree4.n_rules = tree4.n_conditions = figs4.n_rules = figs4.n_conditions = 4  # an exact tie
+    tree3 = entry(DecisionTree(max_leaf_nodes=3, random_state=None), 0.90, "decision_tree")  # Pareto, shares
+    other = entry(DecisionTree(max_leaf_nodes=2, min_samples_leaf=9), 0.80, "decision_tree")  # Pareto, its own
+    front = Frontier([tree4, figs4, tree3, other], "classification")
+    assert front.ties(max_rules=12) == [tree4, figs4] and tree3.pareto and other.pareto
+    counting = _Counting()
+    choice = choose(front, None, RunConfig(n_boot=3, max_rules=12, random_state=2), counting)
+    # Ties: the trees on d at 4 and 3 leaves in one group, FIGS; then the other tree alone.
+    assert counting.calls == 3 * 3
+    for e in choice.listed:
+        alone = stability(e.surrogate, d, n_boot=3, random_state=2, verbose=0).to_dict()
+        assert choice.stability[id(e)].to_dict() == alone, e.name
+    assert {id(e) for e in (tree3, other)} <= {id(e) for e in choice.listed}

@@ -582,11 +582,19 @@ def _refit_calls(fits: Sequence[tuple[Any, DistillationSet]], n_boot: int, rando
     return calls, slots
 
 
-def _group_key(surrogate: Any, dset: DistillationSet, i: int) -> Any:
+def refit_group(surrogate: Any, dset: DistillationSet) -> Any:
+    """What the refits of ``surrogate`` on ``dset`` share with other fits measured in the same
+    call of :func:`stabilities`: fits with the same key are refitted once, at the largest size
+    among them, and the others read off it (:func:`_refit_calls`). None for a fit that shares
+    its refits with no other."""
+    return _group_key(surrogate, dset, None)
+
+
+def _group_key(surrogate: Any, dset: DistillationSet, i: int | None) -> Any:
     """What a fit's refits share with the fits of the same group (:func:`_refit_calls`)."""
     cls = type(surrogate)
     if not getattr(cls, "size_path", False) or cls.size_param is None:
-        return ("alone", i)
+        return None if i is None else ("alone", i)
     params = surrogate.get_params()
     rest = tuple(sorted((k, repr(v)) for k, v in params.items() if k != cls.size_param))
     return (cls, getattr(surrogate, "name", None), id(dset), rest)

@@ -186,7 +186,7 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     max_rules, floor, n_boot = config.max_rules, config.min_agreement, config.n_boot
     tied = front.ties(max_rules=max_rules, min_agreement=floor)
     if n_boot and len(tied) > 1:
-        measure(tied)
+        measure(tied + _sharing_refits(front, tied, lin, max_rules))
     # Exactly as faithful entries are told apart by how often their rules come back.
     tie_break = (lambda e: stab[id(e)].rule_stability) if n_boot else None
     chosen = front.select(max_rules=max_rules, min_agreement=floor, tie_break=tie_break)
@@ -210,6 +210,21 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
         next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
     selection = _selection(front, chosen, tied, listed, max_rules, floor, n_boot, stab)
     return Choice(chosen, listed, same_rules, stab, selection, linear_at, pending)
+
+
+def _sharing_refits(front: Frontier, tied: Sequence[Any], lin: FrontierEntry | None, max_rules: int | None) -> list[Any]:
+    """Entries the report lists whatever the tie decides (the Pareto set and the linear view,
+    within the rule budget) whose refits are a tied entry's at another size
+    (:func:`pellucid.fidelity.stability.refit_group`). Measured with the ties, they are read
+    off the same refits instead of being refitted after the choice."""
+    from ..fidelity.stability import refit_group
+
+    keys = {k for k in (refit_group(e.surrogate, e.data) for e in tied) if k is not None}
+    if not keys:
+        return []
+    within = [e for e in front.entries
+              if (e.pareto or e is lin) and e.error is None and (max_rules is None or e.n_rules <= max_rules)]
+    return [e for e in within if all(e is not t for t in tied) and refit_group(e.surrogate, e.data) in keys]
 
 
 #: Estimated seconds of refits, one after another, from which worker processes run them
