@@ -35,6 +35,7 @@ from ..errors import ParameterError, PellucidWarning, SurrogateError
 from ..extraction.dataset import DistillationSet
 from ..extraction.encoding import RawEncoder
 from ..extraction.rules import AdditiveRules, Condition, LinearTerm, Rule, merge_conditions
+from ._boosted import StumpBooster
 from ._figs import FigsLearner
 from ._imodels import learner_context, rulefit_tests, slipper_tests
 from .base import Surrogate, float32_split
@@ -652,8 +653,10 @@ class FIGS(_RuleEnsemble):
 
 # ---------------------------------------------------------------------- boosted rules
 class BoostedRules(_RuleEnsemble):
-    """Boosted rules on imodels' ``BoostedRulesClassifier``: discrete AdaBoost (SAMME) of
-    small decision trees, stumps by default.
+    """Boosted rules as imodels' ``BoostedRulesClassifier`` fits them: discrete AdaBoost (SAMME)
+    of small decision trees, stumps by default. Stumps are fitted in numpy
+    (:mod:`pellucid.surrogates._boosted`: scikit-learn's splits and weights, the rows sorted
+    once); deeper trees, and rows with missing values, by imodels.
 
     Each weak tree votes for the class of the leaf a row reaches, with the tree's boosting
     weight; the log-odds (two classes) or class scores (more) are the sums of the votes,
@@ -684,7 +687,6 @@ class BoostedRules(_RuleEnsemble):
     size_param = "n_estimators"
     size_path = True
     _regression = False
-    _learner_name = "imodels' BoostedRulesClassifier"
 
     _parameter_constraints: dict[str, list[Any]] = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
@@ -712,7 +714,21 @@ class BoostedRules(_RuleEnsemble):
             "for a regression."
         )
 
+    @property
+    def _learner_name(self) -> str:  # type: ignore[override]
+        if self._native():
+            return "pellucid's SAMME boosting of stumps"
+        return "imodels' BoostedRulesClassifier"
+
+    def _native(self, X: np.ndarray | None = None) -> bool:
+        # Stumps on rows without missing values: scikit-learn's trees send missing values down
+        # a side of their own, which the native stumps do not.
+        return int(self.max_depth) == 1 and (X is None or not np.isnan(X).any())
+
     def _fit_learner(self, X, y, w):
+        if self._native(X):
+            # imodels' learner split for split, three to five times faster (_boosted.py).
+            return StumpBooster(self.n_estimators, self.learning_rate).fit(X, y, sample_weight=w)
         from imodels import BoostedRulesClassifier
         from sklearn.tree import DecisionTreeClassifier
 
