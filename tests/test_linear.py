@@ -294,10 +294,14 @@ def test_scorecard_is_faithful_on_a_monotone_function(card_and_set):
     assert back.text() == card.rules_.text()
     text = card.rules_.text()
     assert text.startswith(f"points = {card.base_points_}")
-    # The cutoff in full: the number printed is the one a total is compared with.
+    # Totals are whole numbers: the decision names the largest bad total, then the cutoff in
+    # full (the number a total is compared with).
     line = text.splitlines()[-1]
-    assert line.startswith("→ bad if the points total is below ") and line.endswith(", else good")
-    assert float(line.split("below ")[1].split(",")[0]) == card.cutoff_
+    largest_bad = math.ceil(card.cutoff_) - 1
+    assert line.startswith(f"→ bad if the points total is {largest_bad} or less (below ") and line.endswith(", else good")
+    assert float(line.split("(below ")[1].split(")")[0]) == card.cutoff_
+    totals = card._total(rows)
+    assert (card.predict(rows) == np.where(totals <= largest_bad, "bad", "good")).all()
     assert card.cutoff_ == pytest.approx(600 - 20 * math.log2(50))
 
 

@@ -910,15 +910,28 @@ class AdditiveRules:
                     lines.append(f"  {self._w_text(t.weights[k])} × {t.feature} (missing counts as {exact(t.fill, t.kind in INTEGER_KINDS)})")
         if self.link == "logistic" and self.scale != 1.0:
             side = "below" if self.scale < 0 else "above"
+            said = f"{side} {exact(self.offset)}"
+            if self._whole_points():
+                # Totals are whole numbers: the whole number on the decision's side of the
+                # cutoff says the same in a reader's terms; the cutoff follows in full.
+                n = math.ceil(self.offset) - 1 if self.scale < 0 else math.floor(self.offset) + 1
+                said = f"{n} or {'less' if self.scale < 0 else 'more'} ({said})"
             lines.append(
-                f"→ {_fmt_cat(self.classes[1])} if the points total is {side} {exact(self.offset)}, "
-                f"else {_fmt_cat(self.classes[0])}"
+                f"→ {_fmt_cat(self.classes[1])} if the points total is {said}, else {_fmt_cat(self.classes[0])}"
             )
         elif self.link == "logistic":
             lines.append(f"→ {_fmt_cat(self.classes[1])} if the score is above 0, else {_fmt_cat(self.classes[0])}")
         elif self.link == "softmax":
             lines.append("→ the class with the highest score")
         return "\n".join(lines)
+
+    def _whole_points(self) -> bool:
+        """Whether every rule adds a whole number of points (and no term adds points per unit),
+        so that every total is a whole number."""
+        if self.linear or len(self.intercept) != 1:
+            return False
+        pts = [self.scale * float(w[0]) for w in self.weights]
+        return all(abs(p - round(p)) <= 1e-6 for p in pts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
