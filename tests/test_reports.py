@@ -701,6 +701,23 @@ def test_rule_figure_axis_follows_the_task(monkeypatch, n_outcomes):
     assert ax.get_legend() is None
 
 
+def test_rule_labels_never_print_over_one_another(monkeypatch):
+    """Rules whose points almost coincide share one label ("R2, R4") instead of two labels
+    drawn over each other; every rule is named once and no two labels' boxes overlap."""
+    rules = [{"outcome": "bad", "coverage": c, "precision": p}
+             for c, p in [(0.125, 0.95), (0.040, 0.975), (0.016, 0.87), (0.043, 0.968), (0.090, 0.40)]]
+    ax = _drawn_figure(monkeypatch, lambda: figures.rule_figure({"rules": rules, "fidelity": {"task": "classification",
+                                                                                             "rows": "holdout"}}))
+    texts = [t for t in ax.texts]
+    labels = [t.get_text() for t in texts]
+    assert sorted(x for lab in labels for x in lab.split(", ")) == [f"R{i}" for i in range(1, 6)]
+    assert "R2, R4" in labels
+    fig = ax.figure
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
 def test_figures_bring_no_stylesheet(credit):
     p = credit["payload"]
     best = p["surrogates"][p["recommended"]]

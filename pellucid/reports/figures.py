@@ -153,6 +153,29 @@ def per_class_figure(surrogate: Mapping[str, Any]) -> str | None:
         return _to_svg(fig, "fig-per-class")
 
 
+def _label_groups(points: Sequence[tuple[float, float]], regression: bool) -> list[tuple[tuple[float, float], list[str]]]:
+    """The rules' labels (R1, R2, ...) with the point each is written at. A rule whose point lies
+    within about a label's width and height of an earlier labelled point shares that label
+    ("R2, R4"), so that no label prints over another. Points not measured (NaN) get none."""
+    known = [(x, y) for x, y in points if x == x and y == y]
+    if not known:
+        return []
+    x_span = max(max(x for x, _ in known), 1e-12)  # the x axis starts at 0
+    ys = [y for _, y in known]
+    y_span = ((max(ys) - min(ys)) or 1.0) if regression else 1.05 - min(0.0, min(ys))
+    groups: list[tuple[tuple[float, float], list[str]]] = []
+    for i, (x, y) in enumerate(points):
+        if x != x or y != y:
+            continue
+        near = next((names for (gx, gy), names in groups
+                     if abs(x - gx) <= 0.05 * x_span and abs(y - gy) <= 0.04 * y_span), None)
+        if near is not None:
+            near.append(f"R{i + 1}")
+        else:
+            groups.append(((x, y), [f"R{i + 1}"]))
+    return groups
+
+
 def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
     """Coverage against precision of each rule (against mean absolute error for regression),
     rules numbered as in the rules table and coloured by outcome.
@@ -187,11 +210,13 @@ def rule_figure(surrogate: Mapping[str, Any]) -> str | None:
             o = str(r.get("outcome"))
             if o not in outcomes:
                 outcomes.append(o)
-        for i, r in enumerate(rules):
-            cov, val = _nan(r.get("coverage")), _nan(r.get(key))
+        points = [(_nan(r.get("coverage")), _nan(r.get(key))) for r in rules]
+        for (cov, val), r in zip(points, rules, strict=True):
             colour = ACCENT if regression else _CLASS_COLOURS[outcomes.index(str(r.get("outcome"))) % len(_CLASS_COLOURS)]
             ax.scatter([cov], [val], s=28, color=colour, zorder=3)
-            ax.annotate(f"R{i + 1}", (cov, val), xytext=(4, 3), textcoords="offset points", fontsize=7, color="#333333")
+        for (cov, val), names in _label_groups(points, regression):
+            ax.annotate(", ".join(names), (cov, val), xytext=(4, 3), textcoords="offset points", fontsize=7,
+                        color="#333333")
         if regression:
             ax.set_ylabel(f"mean absolute error on {on}")
         else:
