@@ -105,11 +105,16 @@ def test_ties_are_marked_not_broken_silently():
     assert r["note_2"] == "tied with reason 3" and r["note_3"] == "tied with reason 2; tied with x3 (not listed)"
 
 
-def test_sampled_reasons_carry_standard_errors_and_agree_with_exact(credit_net, credit):
+def _sampled_plan(credit_net, credit):
+    """Reasons by sampled Shapley values of the credit network: the oracle, the plan and the rows."""
     X, _ = credit
     net, pre = credit_net
     oracle = Oracle(net, preprocess=pre, classes=["good", "bad"], verbose=0)
-    plan = reason_plan(oracle, X, adverse_class="bad", background_rows=30, n_samples=120, random_state=0)
+    return oracle, reason_plan(oracle, X, adverse_class="bad", background_rows=30, n_samples=120, random_state=0), X
+
+
+def test_sampled_reasons_carry_standard_errors_and_agree_with_exact(credit_net, credit):
+    oracle, plan, X = _sampled_plan(credit_net, credit)
     rows = X.iloc[:200]
     out = plan.explain(rows)
     from pellucid.attribution.shapley import shapley
@@ -136,10 +141,7 @@ def test_stability_reads_the_reasons_already_computed_as_it_would_compute_them(c
     """The run hands reason_stability the rows of its reasons table instead of explaining them
     again: the comparisons come out as when it explains them itself, and a table of other
     rows is refused."""
-    X, _ = credit
-    net, pre = credit_net
-    oracle = Oracle(net, preprocess=pre, classes=["good", "bad"], verbose=0)
-    plan = reason_plan(oracle, X, adverse_class="bad", background_rows=30, n_samples=120, random_state=0)
+    _, plan, X = _sampled_plan(credit_net, credit)
     rows = X.iloc[:240]
     table = plan.explain(rows)
     pick = np.flatnonzero(table["adverse"].to_numpy())[::2]
