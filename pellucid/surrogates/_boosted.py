@@ -129,7 +129,8 @@ class StumpBooster:
                 break
             weight = self.learning_rate * (np.log((1.0 - error) / error) + np.log(k - 1.0))
             if i != self.n_estimators - 1:
-                sw = np.exp(np.log(sw) + weight * incorrect * (sw > 0))
+                with np.errstate(divide="ignore"):  # a zero weight: log 0 = -inf, and exp(-inf) = 0 again
+                    sw = np.exp(np.log(sw) + weight * incorrect * (sw > 0))
             self.estimator_weights_[i], self.estimator_errors_[i] = weight, error
             total = np.sum(sw)
             if not np.isfinite(total) or total <= 0:
