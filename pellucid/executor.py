@@ -148,6 +148,21 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+_CONTROLLER = None
+
+
+def one_blas_thread():
+    """One BLAS thread (a context manager): sums and products are then the same whatever the
+    thread settings of the machine or the process (a worker's, the run's own), and tall-thin
+    products run no faster on more threads anyway."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def make_executor(n_jobs: int | None = None, client: Any = None) -> Executor:
     """The executor the options ask for: a Dask cluster when ``client`` is given (``--dask``),
     local processes otherwise (``n_jobs``, ``--n-jobs``)."""

@@ -62,7 +62,7 @@ from tqdm.auto import tqdm
 
 from .._validation import check_random_state
 from ..errors import ModelError, ParameterError
-from ..fidelity.intervals import one_blas_thread
+from ..executor import one_blas_thread
 from ..oracle import Oracle
 from ._base import Attribution, eval_mode, placement, resolve_targets
 

@@ -17,11 +17,11 @@ from .._plain import cell as _cell
 from .._validation import number as _num
 from .._validation import plain
 from ..errors import ParameterError
+from ..executor import one_blas_thread
 from ..fidelity.intervals import (
     N_BOOT,
     bootstrap_method,
     check_seed,
-    one_blas_thread,
     percentile_interval,
     poisson_weights,
 )

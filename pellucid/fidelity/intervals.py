@@ -28,6 +28,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ..errors import ParameterError
+from ..executor import one_blas_thread
 
 #: Bootstrap replicates unless asked otherwise.
 N_BOOT = 200
@@ -206,18 +207,6 @@ def _weights(seed: int, block: int, rows: int, n_boot: int) -> np.ndarray:
     return out.reshape(rows, n_boot)
 
 
-_CONTROLLER = None
-
-
-def one_blas_thread():
-    """One BLAS thread for bootstrap weighted sums: the sums are then the same whatever the
-    thread settings, and tall-thin products run no faster on more threads anyway."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ import math
 import numpy as np
 from scipy.special import expit
 
+from ..executor import one_blas_thread
+
 #: A point is optimal when each column's optimality condition holds to this share of 1/C.
 KKT_TOL = 1e-6
 #: Newton steps per point at most; a point that needs more keeps its last iterate (the
@@ -118,6 +120,12 @@ def l1_logistic_path(Z: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.nd
     cd_tol = 1e-12 * math.sqrt(W)
 
     def at(C: float) -> L1Logistic:
+        # One BLAS thread: the sums that decide which weights are zero are then the same in any
+        # process on any machine (a report is the same whatever the thread settings).
+        with one_blas_thread():
+            return _solve(C)
+
+    def _solve(C: float) -> L1Logistic:
         lam = 1.0 / float(C)
         beta, b = state["beta"].copy(), state["b"]
         steps = 0
