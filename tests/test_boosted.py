@@ -77,7 +77,7 @@ def test_boosted_rules_read_the_same_rules_from_either_learner(monkeypatch):
     d = distill(class_oracle(("no", "yes")), mixed_frame(800, 2), strategy=["observed", "perturb"], n=2000,
                 random_state=0)
     native = BoostedRules(n_estimators=16).fit(d)
-    monkeypatch.setattr(BoostedRules, "_native", lambda self, X=None: False)
+    monkeypatch.setattr(BoostedRules, "_native", lambda self: False)
     imodels_fit = BoostedRules(n_estimators=16).fit(d)
     assert type(imodels_fit.estimator_).__name__ == "BoostedRulesClassifier"
     assert type(native.estimator_).__name__ == "StumpBooster"

@@ -207,8 +207,6 @@ def _weights(seed: int, block: int, rows: int, n_boot: int) -> np.ndarray:
     return out.reshape(rows, n_boot)
 
 
-
-
 @dataclass(frozen=True)
 class BootTotals:
     """Per-replicate totals of a :class:`PoissonBootstrap`: total weight ``sw`` (n_boot,),

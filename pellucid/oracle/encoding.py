@@ -138,6 +138,7 @@ def build_encoding_map(oracle: Any, reference: pd.DataFrame) -> EncodingMap:
     ordered = {c: tuple(int(i) for i in groups.get(c, ())) for c in names}
     return EncodingMap(names, ordered, tuple(sorted(int(i) for i in shared)), int(n_encoded), method)
 
+
 def feature_blocks(oracle: Any, X: pd.DataFrame, Z: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The model's input of raw rows ``X`` and ``Z`` (the same columns) as blocks of encoded
     columns, one block per raw feature, where it is made so on these rows; None where not.

@@ -30,12 +30,11 @@ The fitted object reads like the scikit-learn ensemble where :class:`BoostedRule
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-#: scikit-learn's tree: a split needs consecutive float32 values further apart than this.
-_FEATURE_THRESHOLD = np.float32(1e-7)
-#: scikit-learn's tree: a node whose impurity is at most this is a leaf.
-_EPSILON = np.finfo(np.float64).eps
+from ._figs import _EPSILON, _FEATURE_THRESHOLD, split_threshold
 
 
 def _running_sum(a: np.ndarray) -> float:
@@ -79,6 +78,38 @@ class Stump:
         return np.where(left, self.classes_[int(np.argmax(counts[1]))], self.classes_[int(np.argmax(counts[2]))])
 
 
+@dataclass
+class _Sorted:
+    """What every round of a fit reads: the rows of non-zero weight (``keep``, and as a mask
+    ``kept``), their indices sorted by each column (``order``, columns × rows) with the sorted
+    float32 values (``xs``), where a split may fall (``between``), which sorted position holds
+    each class (``of_class``), and the work arrays of a round (``work``: fresh arrays of this
+    size every round cost more in page faults than the arithmetic)."""
+
+    codes: np.ndarray
+    keep: np.ndarray
+    kept: np.ndarray
+    order: np.ndarray
+    xs: np.ndarray
+    between: np.ndarray
+    of_class: list[np.ndarray]
+    work: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, X32: np.ndarray, codes: np.ndarray, zero: np.ndarray, k: int) -> "_Sorted":
+        keep = np.flatnonzero(~zero)  # scikit-learn's tree leaves rows of zero weight out
+        # (columns, rows): row indices sorted by each column's float32 value, a column a row.
+        order = np.ascontiguousarray(keep[np.argsort(X32[keep], axis=0, kind="stable")].T)
+        xs = np.take_along_axis(X32.T, order, axis=1)
+        d, m = order.shape
+        work = {name: np.empty((d, m)) for name in ("ws", "part", "cum", "cum_c")}
+        work.update({name: np.empty((d, max(m - 1, 0))) for name in ("right", "sq_left", "sq_right", "t")})
+        # Positions p (1..m-1) where a split may fall: between distinct float32 values, compared
+        # in float32 as scikit-learn's splitter does.
+        return cls(codes, keep, ~zero, order, xs, xs[:, 1:] > xs[:, :-1] + _FEATURE_THRESHOLD,
+                   [codes[order] == c for c in range(k)], work)
+
+
 class StumpBooster:
     """SAMME boosting of decision stumps (see the module's docstring)."""
 
@@ -97,16 +128,7 @@ class StumpBooster:
         sw = np.ones(n) if sample_weight is None else np.array(sample_weight, dtype=np.float64, copy=True)
         sw /= sw.sum()
         zero = sw == 0.0
-        keep = np.flatnonzero(~zero)  # scikit-learn's tree leaves rows of zero weight out
-        order = np.argsort(X32[keep], axis=0, kind="stable")
-        # (columns, rows): row indices sorted by each column's float32 value, a column a row.
-        order = np.ascontiguousarray(keep[order].T)
-        xs = np.take_along_axis(X32.T, order, axis=1)
-        # Positions p (1..m-1) where a split may fall: between distinct float32 values, compared
-        # in float32 as scikit-learn's splitter does.
-        between = xs[:, 1:] > xs[:, :-1] + _FEATURE_THRESHOLD
-        # Per class, which sorted position holds a row of that class.
-        of_class = [codes[order] == c for c in range(k)]
+        rows = _Sorted.of(X32, codes, zero, k)
         self.estimators_: list[Stump] = []
         self.estimator_weights_ = np.zeros(self.n_estimators, dtype=np.float64)
         self.estimator_errors_ = np.ones(self.n_estimators, dtype=np.float64)
@@ -114,7 +136,7 @@ class StumpBooster:
         for i in range(self.n_estimators):
             sw = np.clip(sw, a_min=eps, a_max=None)
             sw[zero] = 0.0
-            stump = self._stump(codes, of_class, sw, keep, order, xs, between)
+            stump = self._stump(rows, sw)
             self.estimators_.append(stump)
             incorrect = stump.predict(X32) != y
             error = np.mean(np.average(incorrect, weights=sw, axis=0))
@@ -138,21 +160,21 @@ class StumpBooster:
             if i < self.n_estimators - 1:
                 sw /= total
         self.complexity_ = len(self.estimators_)
-        self._buf, self._buf_key = None, None  # the work arrays go with the fit
         return self
 
-    def _stump(self, codes, of_class, sw, keep, order, xs, between) -> Stump:
+    def _stump(self, rows: _Sorted, sw: np.ndarray) -> Stump:
         k = self.n_classes_
-        wk = sw[keep]
+        codes, order, xs, between = rows.codes, rows.order, rows.xs, rows.between
+        wk = sw[rows.keep]
         # Sums taken in row order, one row after another, as scikit-learn's criterion takes them.
-        counts = np.array([_running_sum(wk[codes[keep] == c]) for c in range(k)])
+        counts = np.array([_running_sum(wk[codes[rows.keep] == c]) for c in range(k)])
         total = _running_sum(wk)
         d, m = order.shape
         root = _Tree(None, 0.0, counts[None, :], np.array([m]))
         impurity = 1.0 - float(np.sum(counts * counts)) / (total * total)
         if m < 2 or d == 0 or impurity <= _EPSILON or not between.any():
             return Stump(root, self.classes_)
-        buf = self._buffers(d, m)
+        buf = rows.work
         ws, part = buf["ws"], buf["part"]
         np.take(sw, order, out=ws)  # (columns, rows) in sorted order
         np.cumsum(ws, axis=1, out=buf["cum"])
@@ -162,7 +184,7 @@ class StumpBooster:
         sq_left.fill(0.0)
         sq_right.fill(0.0)
         for c in range(k):
-            np.multiply(ws, of_class[c], out=part)
+            np.multiply(ws, rows.of_class[c], out=part)
             np.cumsum(part, axis=1, out=buf["cum_c"])
             lc = buf["cum_c"][:, :-1]
             np.subtract(counts[c], lc, out=t)  # the class's weight right of the position
@@ -183,31 +205,15 @@ class StumpBooster:
         proxy[~between] = -np.inf
         flat = int(np.argmax(proxy))  # the first best: column by column, threshold by threshold
         j, p = divmod(flat, m - 1)
-        lo, hi = float(xs[j, p]), float(xs[j, p + 1])
-        threshold = lo / 2.0 + hi / 2.0
-        if threshold == hi or not np.isfinite(threshold):
-            threshold = lo
-        go_left = np.zeros(len(sw), dtype=bool)
-        go_left[order[j, : p + 1]] = True
-        in_keep = np.zeros(len(sw), dtype=bool)
-        in_keep[keep] = True
-        left_rows = go_left & in_keep
-        right_rows = ~go_left & in_keep
+        threshold = split_threshold(float(xs[j, p]), float(xs[j, p + 1]))
+        left = np.zeros(len(sw), dtype=bool)
+        left[order[j, : p + 1]] = True  # rows of non-zero weight only
+        right = rows.kept & ~left
         node_counts = np.vstack([counts,
-                                 [sw[left_rows & (codes == c)].sum() for c in range(k)],
-                                 [sw[right_rows & (codes == c)].sum() for c in range(k)]])
-        tree = _Tree(j, float(threshold), node_counts, np.array([m, int(left_rows.sum()), int(right_rows.sum())]))
+                                 [sw[left & (codes == c)].sum() for c in range(k)],
+                                 [sw[right & (codes == c)].sum() for c in range(k)]])
+        tree = _Tree(j, threshold, node_counts, np.array([m, int(left.sum()), int(right.sum())]))
         return Stump(tree, self.classes_)
-
-    def _buffers(self, d: int, m: int) -> dict[str, np.ndarray]:
-        """Work arrays of a round, made once per fit: fresh arrays of this size every round
-        cost more in page faults than the arithmetic."""
-        key = (d, m)
-        if getattr(self, "_buf_key", None) != key:
-            self._buf = {name: np.empty((d, m)) for name in ("ws", "part", "cum", "cum_c")}
-            self._buf.update({name: np.empty((d, m - 1)) for name in ("right", "sq_left", "sq_right", "t")})
-            self._buf_key = key
-        return self._buf
 
     # ------------------------------------------------------------------ predict
     def decision_function(self, X: np.ndarray) -> np.ndarray:

@@ -41,6 +41,13 @@ _ONE_COLUMN_TOLERANCE = 1e-9
 _EPSILON = np.finfo(np.float64).eps
 
 
+def split_threshold(a: float, b: float) -> float:
+    """scikit-learn's threshold between consecutive distinct float32 values ``a < b``: their
+    midpoint, or ``a`` where the midpoint rounds to ``b`` (or overflows)."""
+    threshold = a / 2.0 + b / 2.0
+    return a if threshold == b or not np.isfinite(threshold) else threshold
+
+
 class FigsNode:
     """A node of one tree: a split (``feature``, ``threshold``, ``left``, ``right``; rows with
     ``X[:, feature] <= threshold`` go left) or a leaf (``left`` and ``right`` None).
@@ -247,10 +254,7 @@ class FigsLearner:
         k = int(np.argmax(proxy.T))  # feature-major: the first feature wins a tie, then the first position
         f, p = divmod(k, m - 1)
         o = c.order[:, f]
-        a, b = float(self._X32[o[p], f]), float(self._X32[o[p + 1], f])
-        threshold = a / 2.0 + b / 2.0
-        if threshold == b or not np.isfinite(threshold):
-            threshold = a
+        threshold = split_threshold(float(self._X32[o[p], f]), float(self._X32[o[p + 1], f]))
         goes_left = self._X[rows, f] <= threshold
         wl = w[goes_left].sum()
         wr = W - wl
