@@ -186,14 +186,20 @@ def check_validation_share(share: Any) -> None:
     raise ParameterError(f"validation must be a share between 0 and 1 (or None), got {share!r}")
 
 
-def validation_rows(m: int, share: float | None, random_state: int | None) -> np.ndarray | None:
-    """Which of ``m`` observed training rows are held back for validation (a boolean mask),
-    seeded apart from the set's other draws; None for no share, or fewer than 10 rows to hold
-    back or to keep."""
+def validation_count(m: int, share: float | None) -> int | None:
+    """How many of ``m`` observed training rows a validation ``share`` holds back; None for no
+    share, or fewer than 10 rows to hold back or to keep."""
     if not share:
         return None
     k = int(round(share * m))
-    if k < 10 or m - k < 10:
+    return None if k < 10 or m - k < 10 else k
+
+
+def validation_rows(m: int, share: float | None, random_state: int | None) -> np.ndarray | None:
+    """Which of ``m`` observed training rows are held back for validation (a boolean mask),
+    seeded apart from the set's other draws; None where :func:`validation_count` holds none."""
+    k = validation_count(m, share)
+    if k is None:
         return None
     rng = np.random.default_rng(None if random_state is None else [int(random_state), 7919])
     mask = np.zeros(m, dtype=bool)
@@ -220,4 +226,5 @@ def validation_mask(held: np.ndarray | None, n_rows: int) -> np.ndarray | None:
     return out
 
 
-__all__ = ["OBSERVED", "DistillationSet", "check_validation_share", "seen_rows", "validation_mask", "validation_rows"]
+__all__ = ["OBSERVED", "DistillationSet", "check_validation_share", "seen_rows", "validation_count", "validation_mask",
+           "validation_rows"]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
-from ..extraction.dataset import DistillationSet, check_validation_share
+from ..extraction.dataset import DistillationSet, check_validation_share, validation_count
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
 
@@ -539,8 +539,8 @@ def validation_split(dset: DistillationSet, share: float | None, random_state: i
         if marked.any():
             return dset.subset(~marked), dset.subset(marked)
     pool = np.flatnonzero((dset.source == "observed") & ~dset.is_holdout)
-    n = int(round(share * pool.size))
-    if n < 10 or pool.size - n < 10:
+    n = validation_count(pool.size, share)
+    if n is None:
         return dset, None
     rng = np.random.default_rng(check_seed(random_state) + 7919)  # apart from the fits' own seed
     mask = np.zeros(len(dset), dtype=bool)
