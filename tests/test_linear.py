@@ -302,6 +302,11 @@ def test_scorecard_is_faithful_on_a_monotone_function(card_and_set):
     assert float(line.split("(below ")[1].split(")")[0]) == card.cutoff_
     totals = card._total(rows)
     assert (card.predict(rows) == np.where(totals <= largest_bad, "bad", "good")).all()
+    # Base points that are not whole make totals that are not: the cutoff alone is said.
+    from dataclasses import replace
+
+    half = replace(card.rules_, intercept=(card.rules_.intercept[0] + 0.5 / card.rules_.scale,))
+    assert half.text().splitlines()[-1].startswith(f"→ bad if the points total is below {card.cutoff_!r}")
     assert card.cutoff_ == pytest.approx(600 - 20 * math.log2(50))
 
 

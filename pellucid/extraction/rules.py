@@ -926,12 +926,14 @@ class AdditiveRules:
         return "\n".join(lines)
 
     def _whole_points(self) -> bool:
-        """Whether every rule adds a whole number of points (and no term adds points per unit),
-        so that every total is a whole number."""
+        """Whether the base points and every rule's points are whole numbers (and no term adds
+        points per unit), so that every total is a whole number. A scorecard's base carries a
+        millionth of a point that sends a total exactly at a whole cutoff to the good side."""
         if self.linear or len(self.intercept) != 1:
             return False
+        base = self.offset + self.scale * float(self.intercept[0])
         pts = [self.scale * float(w[0]) for w in self.weights]
-        return all(abs(p - round(p)) <= 1e-6 for p in pts)
+        return abs(base - round(base)) <= 1e-5 and all(abs(p - round(p)) <= 1e-6 for p in pts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
