@@ -90,7 +90,7 @@ def learner_labels(s, rows: pd.DataFrame) -> np.ndarray:
         return np.where(s.learner_.predict(X) == 1, classes[t], classes[1 - t])
     if isinstance(s, SkopeRules):
         t = list(classes).index(s.target_)
-        fires = s.learner_._predict_top_rules(X, s.rules_.n_rules).astype(bool)
+        fires = s.learner_.fires(X, s.rules_.n_rules)  # imodels' _predict_top_rules (tests/test_skope.py)
         return np.where(fires, classes[t], classes[1 - t])
     if isinstance(s, BayesianRuleList):
         B = s._binarize(X, s.items_)
@@ -405,38 +405,7 @@ def test_registry_attributes():
 
 
 def test_skope_rule_that_always_holds_reads_as_no_condition():
-    from imodels.util.rule import Rule as ImodelsRule
+    from pellucid.surrogates._skope import SkopeRule
 
-    assert SkopeRules._tests(ImodelsRule("X_0 == X_0")) == []
-    assert SkopeRules._tests(ImodelsRule("X_2 <= 1.5 and X_0 > 3.0")) == [(2, "<=", 1.5), (0, ">", 3.0)]
-
-
-def test_skope_scores_each_trees_rules_in_the_trees_order_whatever_the_hash_seed():
-    # imodels scores a tree's rules in the order of a set of their texts, which follows the
-    # interpreter's hash seed; rules tied on precision and recall kept that order, and so
-    # which of them a budget kept changed from one process to the next.
-    from pellucid.surrogates._learners import SeededOrderSkopeRules
-
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 4, size=(400, 6)).astype(float)
-    y = (X[:, 0] + X[:, 1] > 3).astype(int)
-    learner = SeededOrderSkopeRules(n_estimators=2, random_state=0).fit(X, y)
-    both = sorted(set(learner.estimators_features_[0]) & set(learner.estimators_features_[1]))
-    made = [f"X_{j} > {t}.5" for j in both for t in range(3)]  # distinct rules on the trees' features
-    assert len(made) >= 6
-    shuffled = list(made)
-    random.Random(1).shuffle(shuffled)
-    for order in (made, shuffled):
-        scored = learner._score_rules(X, y, [order, order[::-1]])
-        assert [r.rule for r in scored] == order + order[::-1]
-    # The same rules and scores as imodels' own scoring, in another order.
-    from imodels import SkopeRulesClassifier
-
-    # numpy's comparisons where imodels runs a pandas query per rule: the same scores to the
-    # last bit, with and without weights.
-    for weights in (None, rng.random(len(y)) * 3):
-        learner.sample_weight = weights
-        theirs = SkopeRulesClassifier._score_rules(learner, X, y, [made, made[::-1]])
-        ours = learner._score_rules(X, y, [made, made[::-1]])
-        assert sorted((r.rule, r.args) for r in theirs) == sorted((r.rule, r.args) for r in ours)
-        assert any(r.args[0] not in (0, 1) for r in ours)
+    assert SkopeRules._tests(SkopeRule("X_0 == X_0")) == []
+    assert SkopeRules._tests(SkopeRule("X_2 <= 1.5 and X_0 > 3.0")) == [(2, "<=", 1.5), (0, ">", 3.0)]

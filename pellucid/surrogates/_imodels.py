@@ -297,7 +297,7 @@ def skope_tests(rule: Any) -> list[Test]:
         if op == "==" and v == f:
             continue  # "X_0 == X_0": a tree that never split proposes a rule that always holds
         if op not in ("<=", "<", ">", ">="):
-            raise SurrogateError(f"SkopeRules: unexpected test {f} {op} {v} in imodels' SkopeRulesClassifier")
+            raise SurrogateError(f"SkopeRules: unexpected test {f} {op} {v} in the learner's rule")
         tests.append((column_index(f), op, float(v)))
     return tests
 

@@ -454,7 +454,9 @@ class C45Tree(ImodelsRules):
 
 # ---------------------------------------------------------------------- SkopeRules
 class SkopeRules(ImodelsRules):
-    """SkopeRules (imodels ``SkopeRulesClassifier``): rules of high precision for one class,
+    """SkopeRules (imodels ``SkopeRulesClassifier``, fitted step for step by
+    :class:`pellucid.surrogates._skope.SkopeLearner` on scikit-learn's bagged trees, without
+    importing imodels): rules of high precision for one class,
     read back as a :class:`~pellucid.extraction.rules.RuleSet` whose rules give that class
     and whose default gives the other. Two classes only.
 
@@ -462,7 +464,8 @@ class SkopeRules(ImodelsRules):
     out-of-bag precision and recall pass ``precision_min`` / ``recall_min``, and orders them
     (by F1 after de-duplication). A row is of the target class when any of the first
     ``max_rules`` rules fires: the semantics of the original skope-rules ``predict`` and
-    of the learner's ``_predict_top_rules``, against which the fit is checked.
+    of imodels' ``_predict_top_rules`` (:meth:`SkopeLearner.fires`), against which the fit
+    is checked.
 
     What pellucid fixes: imodels' ``predict`` (and ``predict_proba``) call the target class
     only where the firing rules hold more than half the precision of *all* the rules, which
@@ -494,8 +497,9 @@ class SkopeRules(ImodelsRules):
 
     Attributes
     ----------
-    learner_ : imodels.SkopeRulesClassifier
-        The fitted learner (None when the network gives one class everywhere).
+    learner_ : pellucid.surrogates._skope.SkopeLearner
+        The fitted learner (None when the network gives one class everywhere): imodels'
+        ``SkopeRulesClassifier`` step for step, without importing imodels.
     target_ : object
         The class the rules describe.
     """
@@ -504,7 +508,7 @@ class SkopeRules(ImodelsRules):
     size_param = "max_rules"
     default = True
     size_path = True
-    _learner_name = "imodels' SkopeRulesClassifier"
+    _learner_name = "SkopeRules' learner"
 
     _parameter_constraints: dict[str, list[Any]] = {
         "max_rules": [Interval(Integral, 1, None, closed="left")],
@@ -541,10 +545,10 @@ class SkopeRules(ImodelsRules):
         self.random_state = random_state
 
     def _fit_learner(self, train: DistillationSet, X: np.ndarray, y: np.ndarray) -> None:
-        from ._learners import SeededOrderSkopeRules
+        from ._skope import SkopeLearner
 
         t = 1 if self.target is None else list(self.classes_).index(self.target)
-        learner = SeededOrderSkopeRules(
+        learner = SkopeLearner(
             precision_min=float(self.precision_min),
             recall_min=float(self.recall_min),
             n_estimators=int(self.n_estimators),
@@ -563,16 +567,14 @@ class SkopeRules(ImodelsRules):
         other = 1 - t
         self.target_ = self.classes_[t]
         self.learner_ = learner
-        chosen = learner.rules_without_feature_names_[: int(self.max_rules)]
+        chosen = learner.rules_[: int(self.max_rules)]
         rules = []
         for r in chosen:
             # No distribution: the rule set calls the target wherever any rule fires.
             rules.append(self._class_rule(self._conditions(skope_tests(r)), t))
         self.rules_ = self._assemble(rules, self._class_rule((), other), train, ordered=False)
-        with learner_context():
-            fires = learner._predict_top_rules(X, len(chosen)).astype(bool)
-        expected = np.where(fires, self.classes_[t], self.classes_[other])
-        self._check_reproduces(train.rows, expected, "imodels' SkopeRulesClassifier (any of its rules fires)")
+        expected = np.where(learner.fires(X, len(chosen)), self.classes_[t], self.classes_[other])
+        self._check_reproduces(train.rows, expected, "the SkopeRules learner (any of its rules fires)")
 
     # The learner's rules and their order do not depend on max_rules, which only keeps the
     # first ones: one fit serves every budget.
