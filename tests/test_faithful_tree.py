@@ -142,3 +142,66 @@ def test_bad_parameters_are_named(bad, match):
 
     with pytest.raises(ParameterError, match=match):
         FaithfulTree(**bad).fit(mixed_set(n=200))
+
+
+def _refined_both_ways(tree_of, X, y, w, k, monkeypatch):
+    """refine_thresholds on two copies of a tree: with the running sums over candidates
+    (class weights whose sums are exact) and with every candidate's leaves summed over the
+    rows; the thresholds, the count moved and the leaves must be the same."""
+    out = []
+    for exact in (True, False):
+        tree = tree_of()
+        loss = _Loss(y, w, k)
+        assert loss.exact_sums
+        monkeypatch.setattr(loss, "exact_sums", exact)
+        moved = refine_thresholds(tree, X, loss, n_candidates=24)
+        out.append((moved, tree.threshold.copy(), tree.descend(X)))
+    assert out[0][0] == out[1][0]
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    np.testing.assert_array_equal(out[0][2], out[1][2])
+    return out[0][0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_running_sums_choose_the_thresholds_summing_every_candidate_chooses(seed, monkeypatch):
+    # CART grown on labels, then re-thresholded: three classes, missing values going either
+    # way, tied values, unit and half weights (synthetic rows).
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(seed)
+    n = 1500
+    X = np.column_stack([rng.normal(size=n), rng.integers(0, 6, n), rng.gamma(2.0, 1.0, n)]).astype(np.float32)
+    X[rng.random(n) < 0.08, 0] = np.nan
+    X[rng.random(n) < 0.05, 2] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + 0.4 * X[:, 1] + rng.normal(size=n) > 1).astype(int) + (X[:, 2] > 3)
+    w = np.where(rng.random(n) < 0.5, 0.5, 1.0)
+    est = DecisionTreeClassifier(max_leaf_nodes=12, random_state=seed).fit(X, y, sample_weight=w)
+    moved = _refined_both_ways(lambda: GrownTree.from_sklearn(est), X, y, w, 3, monkeypatch)
+    assert moved > 0  # the search moved thresholds, so both ways were compared on real moves
+
+
+def test_sums_that_are_not_exact_keep_summing_every_candidate():
+    assert not _Loss(np.zeros(3, dtype=int), np.array([0.1, 0.2, 0.3]), 2).exact_sums
+    assert not _Loss(np.zeros(3), np.ones(3), 0).exact_sums  # regression: sums of outputs
+    assert _Loss(np.zeros(3, dtype=int), np.array([1.0, 0.5, 2.0]), 2).exact_sums
+
+
+@pytest.mark.parametrize("missing_left", [False, True])
+def test_running_sums_at_thresholds_equal_to_values(missing_left):
+    # Candidates that equal a value of the column (whole numbers here): rows at the value go
+    # left (x <= t), as the tree compares; missing values go the node's missing side.
+    from pellucid.surrogates.faithful import _class_losses
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, 300).astype(np.float32)
+    x[:20] = np.nan
+    y = rng.integers(0, 2, 300)
+    w = np.where(rng.random(300) < 0.3, 0.5, 1.0)
+    tree = GrownTree(np.array([1, -1, -1]), np.array([2, -1, -1]), np.array([0, -2, -2]), np.array([2.0, 0, 0]),
+                     np.array([missing_left, False, False]), np.zeros((3, 1, 1)), np.zeros(3))
+    thr = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    got = _class_losses(tree, 0, x[:, None], y, w, np.full(300, 1), np.full(300, 2), thr, _Loss(y, w, 2))
+    for t, loss in zip(thr, got, strict=True):
+        left = np.where(np.isnan(x), missing_left, x <= t)
+        want = sum(min(w[m & (y == 0)].sum(), w[m & (y == 1)].sum()) for m in (left, ~left))
+        assert loss == want

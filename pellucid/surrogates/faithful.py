@@ -142,6 +142,12 @@ class _Loss:
 
     def __init__(self, y: np.ndarray, w: np.ndarray, n_classes: int) -> None:
         self.y, self.w, self.k = y, w, n_classes
+        #: Whether every sum of the weights is exact in float64 (multiples of 2**-30 whose
+        #: total stays under 2**23, such as unit weights and synthetic rows at 0.5), so that
+        #: class weights summed in any order are equal to the last bit.
+        scaled = np.asarray(w, dtype=np.float64) * 2.0**30
+        self.exact_sums = bool(n_classes) and bool(np.all(scaled == np.round(scaled))) \
+            and float(np.abs(w).sum()) < 2.0**23
 
     def sums(self, leaf: np.ndarray, n_nodes: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Per node: class weights (classification) or (Σw, Σwy, Σwy²)."""
@@ -192,22 +198,49 @@ def refine_thresholds(tree: GrownTree, X: np.ndarray, loss: _Loss, *, n_candidat
             to_left = tree.descend(Xr, int(tree.children_left[node]))
             to_right = tree.descend(Xr, int(tree.children_right[node]))
             thr = candidate_thresholds(Xr[:, tree.feature[node]], float(tree.threshold[node]), n_candidates)
-            go = tree.goes_left(node, Xr, thr)  # (candidates, rows)
-            leaves = np.where(go, to_left[None, :], to_right[None, :])
-            offsets = (np.arange(len(thr)) * n_nodes)[:, None]
-            flat = (leaves + offsets).ravel()
-            sums = loss.sums(flat, n_nodes * len(thr), np.tile(rows, len(thr)))
-            total = loss.of(sums.reshape(len(thr), n_nodes, -1)).sum(axis=1)
+            if loss.exact_sums:
+                total = _class_losses(tree, node, Xr, loss.y[rows], loss.w[rows], to_left, to_right, thr, loss)
+            else:
+                go = tree.goes_left(node, Xr, thr)  # (candidates, rows)
+                leaves = np.where(go, to_left[None, :], to_right[None, :])
+                offsets = (np.arange(len(thr)) * n_nodes)[:, None]
+                flat = (leaves + offsets).ravel()
+                sums = loss.sums(flat, n_nodes * len(thr), np.tile(rows, len(thr)))
+                total = loss.of(sums.reshape(len(thr), n_nodes, -1)).sum(axis=1)
             cur = int(np.flatnonzero(thr == tree.threshold[node])[0])
             best = int(np.argmin(total))
             if total[best] < total[cur] - 1e-12:
                 tree.threshold[node] = thr[best]
-                leaf_of[rows] = leaves[best]
+                leaf_of[rows] = np.where(tree.goes_left(node, Xr), to_left, to_right)
                 moved += 1
         changed += moved
         if not moved:
             break
     return changed
+
+
+def _class_losses(tree: GrownTree, node: int, Xr: np.ndarray, y: np.ndarray, w: np.ndarray, to_left: np.ndarray,
+                  to_right: np.ndarray, thr: np.ndarray, loss: _Loss) -> np.ndarray:
+    """The tree's loss on rows ``Xr`` (classes ``y``, weights ``w``) with ``node``'s threshold
+    at each of ``thr`` (ascending), for a classification loss whose sums are exact
+    (:attr:`_Loss.exact_sums`): equal to the last bit to summing each candidate's leaves
+    over the rows, at the cost of one pass. A row goes left for every candidate at or
+    above its value (a missing value goes the node's missing side for all), so each
+    subtree leaf's class weights are running sums over the candidates."""
+    x = Xr[:, tree.feature[node]]
+    C, k = len(thr), loss.k
+    first = np.searchsorted(thr, x, side="left")  # the first candidate a row goes left at
+    nan = np.isnan(x)
+    first[nan] = 0 if tree.missing_go_to_left[node] else C
+
+    def by_candidate(leaf: np.ndarray) -> np.ndarray:
+        _, at = np.unique(leaf, return_inverse=True)
+        n = int(at.max()) + 1
+        return np.bincount((first * n + at) * k + y, weights=w, minlength=(C + 1) * n * k).reshape(C + 1, n, k)
+
+    left = np.cumsum(by_candidate(to_left), axis=0)[:C]  # rows whose first candidate is at or below
+    right = np.cumsum(by_candidate(to_right)[::-1], axis=0)[::-1][1:]  # rows whose first is above
+    return loss.of(left).sum(axis=1) + loss.of(right).sum(axis=1)
 
 
 def _subtree(tree: GrownTree, node: int) -> np.ndarray:
