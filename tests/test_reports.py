@@ -1243,3 +1243,30 @@ def test_a_multiclass_additive_model_puts_each_class_weight_in_one_cell():
         assert str(escape(c)) in line
         shown = float(re.search(r"</span> ([+−][0-9.e-]+)</span>", line).group(1).replace("−", "-"))
         assert shown == pytest.approx(w, rel=0.01, abs=1e-3)
+
+
+def test_figures_drawn_half_in_worker_processes_give_the_same_page(demo_report):
+    # The run hands the report its refits' worker processes: half the figures are drawn
+    # there, and the page must be the one drawn here, byte for byte.
+    from pellucid.executor import LocalExecutor
+
+    payload = json.loads((demo_report / "report.json").read_text())
+    here = render_html(payload)
+    assert here.count("<svg") >= 10  # enough figures that both halves draw several
+    assert render_html(payload, LocalExecutor(2)) == here
+
+
+def test_a_figure_that_fails_here_leaves_no_drawing_thread(demo_report, monkeypatch):
+    import threading
+
+    from pellucid.executor import LocalExecutor
+
+    payload = json.loads((demo_report / "report.json").read_text())
+
+    def broken(*a, **k):
+        raise RuntimeError("agreement figure failed")
+
+    monkeypatch.setattr(figures, "agreement_figure", broken)  # the first figure: drawn in this process
+    with pytest.raises(RuntimeError, match="agreement figure failed"):
+        render_html(payload, LocalExecutor(2))
+    assert not [t for t in threading.enumerate() if t.name == "pellucid-figures"]

@@ -354,7 +354,7 @@ def explain(
         t_report = time.perf_counter()
         payload, html_path, json_path = stages.report(
             prep, dset, truth, front, choice, att, loc, analysis, extra, dis, config, meta=meta, card=card,
-            backend=executor.backend(), timings=timings, decisions=decisions)
+            backend=executor.backend(), timings=timings, decisions=decisions, executor=executor)
         # Kept out of the payload (which is written above): the time to gather and write it.
         timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all

@@ -143,6 +143,8 @@ class Choice:
     linear_at: int | None = None
     #: The listed entries whose refits run in the background, and their pending result.
     pending: tuple[list[FrontierEntry], Any] | None = None
+    #: The executor whose worker processes ran refits (None when all ran in this process).
+    refits_ran: Executor | None = None
 
     @property
     def recommended(self) -> int:
@@ -171,10 +173,14 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     from ..fidelity.stability import stabilities, start_stabilities
 
     stab: dict[int, Any] = {}  # by id() of the entry: measured once, whoever asks
+    ran: list[Executor] = []  # the executors whose workers ran refits
 
     def todo(entries: list[Any]) -> tuple[list[Any], Executor]:
         out = list({id(e): e for e in entries if id(e) not in stab}.values())
-        return out, executor if config.n_jobs is not None else refit_executor(front, out, config.n_boot, executor)
+        where = executor if config.n_jobs is not None else refit_executor(front, out, config.n_boot, executor)
+        if out and where.runs_elsewhere():
+            ran.append(where)
+        return out, where
 
     def measure(entries: list[Any]) -> None:
         # Every refit of every entry in one map, so that they spread over the executor together.
@@ -209,7 +215,7 @@ def choose(front: Frontier, lin: FrontierEntry | None, config: RunConfig, execut
     linear_at = None if lin is None else listed.index(
         next(e for e in listed if e is lin or lin in same_rules.get(id(e), [])))
     selection = _selection(front, chosen, tied, listed, max_rules, floor, n_boot, stab)
-    return Choice(chosen, listed, same_rules, stab, selection, linear_at, pending)
+    return Choice(chosen, listed, same_rules, stab, selection, linear_at, pending, ran[-1] if ran else None)
 
 
 def _sharing_refits(front: Frontier, tied: Sequence[Any], lin: FrontierEntry | None, max_rules: int | None) -> list[Any]:
@@ -622,7 +628,7 @@ def diagnose(dset: DistillationSet, choice: Choice, config: RunConfig, timings: 
 # ---------------------------------------------------------------------------- report
 def report(prep: Prepared, dset: DistillationSet, truth: Any, front: Frontier, choice: Choice, att: Any, loc: Any,
            analysis: Any, extra: Any, dis: Any, config: RunConfig, *, meta: Mapping[str, Any] | None, card: Any,
-           backend: dict[str, Any], timings: dict[str, float], decisions: Any = None
+           backend: dict[str, Any], timings: dict[str, float], decisions: Any = None, executor: Executor | None = None
            ) -> tuple[dict[str, Any], Path | None, Path | None]:
     """The report's payload, and ``report.html`` and ``report.json`` written to ``out_dir``
     (None, None where it is None)."""
@@ -663,10 +669,20 @@ def report(prep: Prepared, dset: DistillationSet, truth: Any, front: Frontier, c
     if config.out_dir is None:
         return payload, None, None
     try:
-        html_path, json_path = build(payload, config.out_dir)
+        html_path, json_path = build(payload, config.out_dir, figure_executor(choice, executor))
     except OSError as e:
         raise DataFileError(f"cannot write the report to {str(config.out_dir)!r}: {e.strerror or e}") from e
     return payload, html_path, json_path
+
+
+def figure_executor(choice: Choice, executor: Executor | None) -> Executor | None:
+    """Where the report's figures are drawn: the local worker processes the run has started
+    (its own ``n_jobs``, or those its refits ran in), which are idle by the time the report
+    is written; None (this process) when it started none."""
+    for where in (executor, choice.refits_ran):
+        if where is not None and where.local_processes():
+            return where
+    return None
 
 
 def frame_sha256(df: pd.DataFrame) -> str:

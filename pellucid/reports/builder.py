@@ -57,7 +57,7 @@ MODEL_FIELDS = (
 )
 
 
-def render_html(payload: Mapping[str, Any]) -> str:
+def render_html(payload: Mapping[str, Any], executor: Any = None) -> str:
     """Render a payload as one self-contained HTML document.
 
     Parameters
@@ -65,6 +65,11 @@ def render_html(payload: Mapping[str, Any]) -> str:
     payload : dict
         As returned by :func:`pellucid.reports.build_payload` (or read back from
         ``report.json``).
+    executor : pellucid.executor.Executor, optional
+        With one that runs work in local worker processes (those the run's refits used,
+        already started), half the figures are drawn there while this process draws the
+        other half: each figure is a function of the payload alone, so the page is the same
+        wherever they are drawn. Otherwise all here, one after another.
 
     Returns
     -------
@@ -78,40 +83,50 @@ def render_html(payload: Mapping[str, Any]) -> str:
     # surrogate shares, or None when they differ (or there is no surrogate).
     kinds = {(s.get("fidelity") or {}).get("rows") for s in surrogates}
     rows = next(iter(kinds)) if len(kinds) == 1 else None
-    figs = {
-        "agreement": figures.agreement_figure(surrogates, rec),
-        "per_class": figures.per_class_figure(best) if best else None,
-        "rules": figures.rule_figure(best) if best else None,
-        "distillation": figures.distillation_figure(payload.get("distillation") or {}, kinds <= {"holdout"}),
+    todo: list[tuple[str, tuple, dict]] = []
+
+    def fig(name: str, *args: Any, **kw: Any) -> int:
+        """A figure to draw (``figures.<name>(*args, **kw)``): its place among the drawings."""
+        todo.append((name, args, kw))
+        return len(todo) - 1
+
+    figs: dict[str, Any] = {
+        "agreement": fig("agreement_figure", surrogates, rec),
+        "per_class": fig("per_class_figure", best) if best else None,
+        "rules": fig("rule_figure", best) if best else None,
+        "distillation": fig("distillation_figure", payload.get("distillation") or {}, kinds <= {"holdout"}),
         "frontier": None,
     }
     # Each feature's kind, so that a row's values read as the data has them (age 61, not 61.0).
     kinds = {f.get("name"): f.get("kind") for f in ((payload.get("data") or {}).get("schema") or {}).get("features") or []}
     att = payload.get("attributions")
     if att:
-        figs["importance"] = figures.importance_figure(att)
-        figs["faithfulness"] = figures.faithfulness_figure(att)
-        figs["instances"] = [figures.instance_figure(inst, key=f"instance-{i}", kinds=kinds)
+        figs["importance"] = fig("importance_figure", att)
+        figs["faithfulness"] = fig("faithfulness_figure", att)
+        figs["instances"] = [fig("instance_figure", inst, key=f"instance-{i}", kinds=kinds)
                              for i, inst in enumerate(att.get("instances") or [])]
-        figs["beeswarm"] = figures.beeswarm_figure(att["shapley"]) if att.get("shapley") else None
+        figs["beeswarm"] = fig("beeswarm_figure", att["shapley"]) if att.get("shapley") else None
     sens = (payload.get("analysis") or {}).get("sensitivity")
     if sens:
-        figs["sobol"] = figures.sobol_figure(sens)
+        figs["sobol"] = fig("sobol_figure", sens)
     loc = payload.get("local")
     if loc:
         figs["local"] = [
-            figures.instance_figure({"attributions": (r.get("lime") or {}).get("contributions"), "values": r.get("values"),
-                                     "target_label": r.get("target_label")}, key=f"local-{i}", kinds=kinds)
+            fig("instance_figure", {"attributions": (r.get("lime") or {}).get("contributions"), "values": r.get("values"),
+                                    "target_label": r.get("target_label")}, key=f"local-{i}", kinds=kinds)
             for i, r in enumerate(loc.get("rows") or [])
         ]
         figs["waterfall"] = [
-            figures.waterfall_figure(r["shapley"], loc.get("shapley") or {}, key=f"waterfall-{i}", kinds=kinds)
+            fig("waterfall_figure", r["shapley"], loc.get("shapley") or {}, key=f"waterfall-{i}", kinds=kinds)
             if r.get("shapley") else None
             for i, r in enumerate(loc.get("rows") or [])
         ]
     front = payload.get("frontier")
     if front:
-        figs["frontier"] = figures.frontier_figure(front, front.get("selected"))
+        figs["frontier"] = fig("frontier_figure", front, front.get("selected"))
+    drawn = _draw_all(todo, executor)
+    figs = {k: ([None if i is None else drawn[i] for i in v] if isinstance(v, list) else None if v is None else drawn[v])
+            for k, v in figs.items()}
     tree, tree_note = (None, None)
     if best is not None:
         tree, tree_note = render_tree(best.get("tree"), best.get("classes"), (best.get("fidelity") or {}).get("rows"))
@@ -135,7 +150,29 @@ def render_html(payload: Mapping[str, Any]) -> str:
     )
 
 
-def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+def _draw(name: str, args: tuple, kw: dict) -> str | None:
+    """One figure of the page (``pellucid.reports.figures.<name>``), wherever it is drawn."""
+    return getattr(figures, name)(*args, **kw)
+
+
+def _draw_all(todo: list[tuple[str, tuple, dict]], executor: Any) -> list[str | None]:
+    """Every figure of ``todo``, in order: with an executor that runs work in local worker
+    processes, the second half there (the workers import matplotlib first) while this
+    process draws the first half; else all here."""
+    if executor is None or not executor.local_processes() or len(todo) < 4:
+        return [_draw(*job) for job in todo]
+    from ..executor import OnThread
+
+    half = len(todo) // 2
+    there = OnThread(lambda: executor.map(_draw, todo[half:]), "pellucid-figures")
+    try:
+        here = [_draw(*job) for job in todo[:half]]
+    finally:
+        there.join()  # no thread outlives the report, however the drawing here ended
+    return here + there.result()
+
+
+def build(payload: Mapping[str, Any], out_dir: str | os.PathLike, executor: Any = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.json`` for a payload.
 
     Parameters
@@ -144,6 +181,8 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
         As returned by :func:`pellucid.reports.build_payload`.
     out_dir : path
         Folder to write into; created when missing. Existing reports there are replaced.
+    executor : pellucid.executor.Executor, optional
+        Where the figures are drawn (see :func:`render_html`).
 
     Returns
     -------
@@ -162,7 +201,7 @@ def build(payload: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path,
     validate_report(payload, "the report payload", error=ParameterError)
     # Both texts first: if the payload does not render, nothing is written.
     text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    html = render_html(payload)
+    html = render_html(payload, executor)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
