@@ -289,6 +289,23 @@ def test_kl_bounds():
     assert kl_lower(np.array([0.9]), np.array([0.001]))[0] > kl_lower(np.array([0.9]), np.array([0.01]))[0]
 
 
+@pytest.mark.parametrize("sizes", [(1, 1), (3, 5), (8, 1), (17, 30), (64, 64)])
+def test_kl_bounds_in_one_bisection_equal_each_alone(sizes):
+    # The search fuses its lower and upper bounds into one bisection; each arm's bound must be
+    # the one it gets alone, to the last bit, whatever its place in the arrays.
+    from pellucid.surrogates.anchors import kl_bounds
+
+    rng = np.random.default_rng(sum(sizes))
+    a, b = sizes
+    p_lo, p_hi = rng.choice([0.0, 1.0, 0.5], a) * (rng.random(a) < 0.2) + rng.random(a), rng.random(b)
+    p_lo = np.clip(p_lo, 0, 1)
+    lev_lo, lev_hi = rng.gamma(1.0, 0.05, a), rng.gamma(1.0, 0.05, b)
+    lo, hi = kl_bounds(p_lo, lev_lo, p_hi, lev_hi)
+    np.testing.assert_array_equal(lo, kl_lower(p_lo, lev_lo))
+    np.testing.assert_array_equal(hi, kl_upper(p_hi, lev_hi))
+    assert np.all(lo <= p_lo) and np.all(hi >= p_hi)
+
+
 # ---------------------------------------------------------------------- printed = tested
 def test_thresholds_are_the_shortest_decimals_between_reference_values(table):
     from pellucid._validation import exact

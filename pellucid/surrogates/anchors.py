@@ -237,18 +237,22 @@ def _kl_bernoulli(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
 
 
-def _kl_bound(p: Any, level: Any, upper: bool, n_iter: int = 20) -> np.ndarray:
-    # Bisection between p and Pinsker's bound p ± sqrt(level / 2), which lies beyond the answer.
+def _kl_bound(p: Any, level: Any, upper: Any, n_iter: int = 20) -> np.ndarray:
+    # Bisection between p and Pinsker's bound p ± sqrt(level / 2), which lies beyond the answer;
+    # ``upper`` (a bool, or one per element) picks the side. Every step is elementwise, so the
+    # bounds of several arms (upper and lower alike) are found in one call as they would be alone.
     # KL(p || q) = h - p log q - (1 - p) log(1 - q), with h = p log p + (1 - p) log(1 - p).
     p = np.minimum(np.maximum(np.asarray(p, dtype=float), 1e-15), 1 - 1e-15)
     level = np.asarray(level, dtype=float)
-    h = p * np.log(p) + (1 - p) * np.log1p(-p)
+    rest = 1 - p
+    h = p * np.log(p) + rest * np.log1p(-p)
     near = p.copy()
-    far = np.minimum(p + np.sqrt(level / 2), 1.0) if upper else np.maximum(p - np.sqrt(level / 2), 0.0)
+    reach = np.sqrt(level / 2)
+    far = np.where(upper, np.minimum(p + reach, 1.0), np.maximum(p - reach, 0.0))
     for _ in range(n_iter):
         mid = (near + far) / 2
         q = np.minimum(np.maximum(mid, 1e-15), 1 - 1e-15)
-        over = h - p * np.log(q) - (1 - p) * np.log1p(-q) > level
+        over = h - p * np.log(q) - rest * np.log1p(-q) > level
         far = np.where(over, mid, far)
         near = np.where(over, near, mid)
     return far
@@ -264,6 +268,16 @@ def kl_lower(p: Any, level: Any) -> np.ndarray:
     return _kl_bound(p, level, False)
 
 
+def kl_bounds(p_lower: Any, level_lower: Any, p_upper: Any, level_upper: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``kl_lower(p_lower, level_lower)`` and ``kl_upper(p_upper, level_upper)`` in one
+    bisection (the same numbers: each element's steps are its own)."""
+    p_lower, p_upper = np.atleast_1d(np.asarray(p_lower, dtype=float)), np.atleast_1d(np.asarray(p_upper, dtype=float))
+    k = len(p_lower)
+    both = _kl_bound(np.concatenate([p_lower, p_upper]),
+                     np.concatenate([np.broadcast_to(level_lower, p_lower.shape),
+                                     np.broadcast_to(level_upper, p_upper.shape)]),
+                     np.arange(k + len(p_upper)) >= k)
+    return both[:k], both[k:]
 
 
 def _lucb_beta(n_arms: int, t: int, delta: float) -> float:
@@ -604,8 +618,7 @@ def _lucb(row: _Row, cands: list[tuple], top: int, p: _Params) -> Pulls:
         order = np.lexsort((size, -cov, -mean))
         J, notJ = order[:top], order[top:]
         beta = _lucb_beta(len(cands), t, p.delta)
-        ub = kl_upper(mean[notJ], beta / n[notJ])
-        lb = kl_lower(mean[J], beta / n[J])
+        lb, ub = kl_bounds(mean[J], beta / n[J], mean[notJ], beta / n[notJ])
         if ub.max() - lb.min() <= p.tau:
             break
         # The critical arms: the chosen whose lower bound is too low, and of the others the
@@ -655,7 +668,7 @@ def _search(row: _Row, p: _Params) -> Pulls:
         # Sample the chosen until each is known to be above or below the target.
         while True:
             n, mean = _tallies(row, chosen)
-            lb, ub = kl_lower(mean, beta / n), kl_upper(mean, beta / n)
+            lb, ub = kl_bounds(mean, beta / n, mean, beta / n)
             more = ((mean >= thr) & (lb < bar)) | ((mean < thr) & (ub >= thr + p.epsilon_stop))
             # A precision too close to the target to settle in _CONFIRM_BATCHES batches is
             # not an anchor: extending it (next round) is cheaper than pinning it down.
