@@ -78,29 +78,35 @@ def _objective(Z: np.ndarray, y: np.ndarray, w: np.ndarray, beta: np.ndarray, b:
 
 def _soft_cd(H: np.ndarray, grad: np.ndarray, v0: np.ndarray, lam: float, tol: float) -> np.ndarray:
     """Coordinate descent for ``min_v grad·(v - v0) + ½ (v - v0)ᵀ H (v - v0) + lam·|v[:-1]|₁``
-    (the last coordinate, the intercept, unpenalised)."""
-    v = v0.copy()
+    (the last coordinate, the intercept, unpenalised). The coordinates are Python floats and
+    ``H``'s columns contiguous rows of its transpose (the same float64 arithmetic, without a
+    numpy scalar per operation)."""
+    v = v0.tolist()
     m = len(v)
     Hd = np.zeros(m)  # H @ (v - v0), kept up to date
-    diag = np.diag(H).copy()
-    root = np.sqrt(diag)
+    g = grad.tolist()
+    diag = np.diag(H).tolist()
+    root = np.sqrt(np.diag(H)).tolist()
+    cols = np.ascontiguousarray(H.T)  # row j: column j of H
+    last = m - 1
     for _ in range(MAX_SWEEPS):
         biggest = 0.0
         for j in range(m):
-            z = v[j] - (grad[j] + Hd[j]) / diag[j]
-            if j < m - 1:
-                t = lam / diag[j]
+            vj, dj = v[j], diag[j]
+            z = vj - (g[j] + float(Hd[j])) / dj
+            if j < last:
+                t = lam / dj
                 new = z - t if z > t else (z + t if z < -t else 0.0)
             else:
                 new = z
-            d = new - v[j]
+            d = new - vj
             if d != 0.0:
                 v[j] = new
-                Hd += d * H[:, j]
+                Hd += d * cols[j]
                 biggest = max(biggest, abs(d) * root[j])
         if biggest <= tol:
             break
-    return v
+    return np.array(v)
 
 
 def l1_logistic_path(Z: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray):
