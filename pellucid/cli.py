@@ -234,9 +234,11 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="model card: a .toml, .yaml or .json file with purpose, intended use, data lineage, "
                    "performance, limitations, ... (see docs/card.md)")
     p.add_argument("--n-jobs", type=int, default=None,
-                   help="processes for the frontier's fits and the stability refits (default: the fits in this "
-                        "process, the refits in one process per core, in the background while the run goes on, "
-                        "when they would take over 5 s; 1: everything in this process)")
+                   help="processes for the frontier's fits and the stability refits (default: one process per "
+                        "core for both where the training rows hold 50,000 cells or more, the refits in the "
+                        "background while the run goes on; on a smaller table the fits in this process and the "
+                        "refits in one process per core when they would take over 5 s; 1: everything in this "
+                        "process)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the whole run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 

@@ -314,6 +314,38 @@ def test_stability_refits_go_to_worker_processes_only_when_they_would_take_long(
     assert stages.refit_executor(front, [small, big], 0, here) is here
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert stages.refit_executor(front, [small, big], 10, here) is here
+    # Workers already started (the frontier's) take any refits: nothing left to repay.
+    started = LocalExecutor(2)
+    assert stages.refit_executor(front, [small], 10, started) is started
+
+
+def test_the_frontier_goes_to_worker_processes_from_its_cells_when_no_n_jobs_is_given(monkeypatch):
+    """With no n_jobs and two cores or more, the frontier's fits go to one worker process per
+    core where the training rows hold FRONTIER_WORTH_WORKERS cells (rows × raw features) or
+    more; otherwise, or with n_jobs, a cluster or one core, where the run's work runs."""
+    import os
+    from types import SimpleNamespace
+
+    from pellucid.executor import Executor, LocalExecutor
+    from pellucid.pipeline import stages
+    from pellucid.pipeline.config import RunConfig
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    d = wiggly_set()
+    cells = int((~d.is_holdout).sum()) * len(d.schema.features)
+    here, default = LocalExecutor(None), RunConfig.check()
+    monkeypatch.setattr(stages, "FRONTIER_WORTH_WORKERS", cells)
+    chosen = stages.frontier_executor(d, default, here)
+    assert isinstance(chosen, LocalExecutor) and chosen.n_jobs == 2
+    monkeypatch.setattr(stages, "FRONTIER_WORTH_WORKERS", cells + 1)
+    assert stages.frontier_executor(d, default, here) is here
+    monkeypatch.setattr(stages, "FRONTIER_WORTH_WORKERS", 0)
+    assert stages.frontier_executor(d, RunConfig.check(n_jobs=1), here) is here
+    cluster = Executor()
+    cluster.client = SimpleNamespace()
+    assert stages.frontier_executor(d, default, cluster) is cluster
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert stages.frontier_executor(d, default, here) is here
 
 
 def test_refits_in_worker_processes_run_beside_the_rest_of_the_run_and_change_nothing(monkeypatch):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from pellucid.errors import NotFittedError, ParameterError
+from pellucid.executor import Executor
 from pellucid.extraction import Condition, Rule, distill
 from pellucid.fidelity import rule_matches, stability
 from pellucid.oracle import Oracle
@@ -364,25 +365,18 @@ def test_regression_agreement_intervals_resample_the_refits():
         "percentile bootstrap, 200 resamples of the 8 refits, seed 3")
 
 
-class _Counting:
+class _Counting(Executor):
     """An in-process executor that counts the calls it is given."""
 
     def __init__(self):
         from pellucid.executor import LocalExecutor
 
         self._here, self.calls = LocalExecutor(None), 0
-        self.client = None
 
     def map(self, fn, calls):
         calls = list(calls)
         self.calls += len(calls)
         return self._here.map(fn, calls)
-
-    def share(self, obj):
-        return obj
-
-    def runs_elsewhere(self):
-        return False
 
 
 def test_fits_of_one_learner_at_several_sizes_share_each_refit_and_measure_as_alone():

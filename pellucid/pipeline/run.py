@@ -140,8 +140,12 @@ def explain(
         (and of entries that tie for the recommendation, which stability decides); 0: none.
     n_jobs : int, optional
         Local processes for the frontier's fits and the stability refits; see
-        :mod:`pellucid.executor`. By default the fits run in this process and the refits too,
-        unless one after another they would take longer than
+        :mod:`pellucid.executor`. By default, on two cores or more, the frontier's fits go to
+        one process per core where the training rows hold
+        :data:`~pellucid.pipeline.stages.FRONTIER_WORTH_WORKERS` cells (rows × raw features)
+        or more, and the refits and half the report's figures then to the same processes;
+        on a smaller table the fits run in this process, and the refits too unless one after
+        another they would take longer than
         :data:`~pellucid.pipeline.stages.REFITS_WORTH_WORKERS` seconds (estimated from the
         frontier's fits): then in one process per core. Refits in other processes (or on a
         cluster) run in the background while the run explains the network, and are collected
@@ -318,9 +322,12 @@ def explain(
         early = stages.attribute_early(prep.oracle, dset, config, executor, background)
         if early is not None:
             closing.callback(early.close, cancel=True)  # a no-op once collected below
+        # The frontier's fits, the refits and half the report's figures share one set of worker
+        # processes where the table is large enough to repay starting them.
+        fit_on = stages.frontier_executor(dset, config, executor)
         front, lin = timed("frontier", lambda r: f"{len(r[0].entries)} fits", stages.fit_frontier,
-                           dset, config, executor, timings)
-        choice = timed("stability", _stability_detail(config), stages.choose, front, lin, config, executor)
+                           dset, config, fit_on, timings)
+        choice = timed("stability", _stability_detail(config), stages.choose, front, lin, config, fit_on)
         if early is not None:
             early.close()  # torch's thread count is restored before the refits' sharing sets its own
             timings["attribution_early"] = time.perf_counter() - t
@@ -354,7 +361,7 @@ def explain(
         t_report = time.perf_counter()
         payload, html_path, json_path = stages.report(
             prep, dset, truth, front, choice, att, loc, analysis, extra, dis, config, meta=meta, card=card,
-            backend=executor.backend(), timings=timings, decisions=decisions, executor=executor)
+            backend=executor.backend(), timings=timings, decisions=decisions, executor=fit_on)
         # Kept out of the payload (which is written above): the time to gather and write it.
         timings["report"] = time.perf_counter() - t_report
         timings["total"] = time.perf_counter() - t_all

@@ -109,6 +109,27 @@ def distil(prep: Prepared, y: pd.Series | None, config: RunConfig) -> tuple[Dist
 
 
 # ---------------------------------------------------------------------------- frontier
+#: Cells of the training rows (rows × raw features) from which the frontier's fits go to
+#: worker processes when the run was given no ``n_jobs``: starting a worker costs about 1.5
+#: CPU-seconds (imports), which the default candidates' fits on fewer cells (about a second
+#: of them on 50,000) do not repay.
+FRONTIER_WORTH_WORKERS = 50_000
+
+
+def frontier_executor(dset: DistillationSet, config: RunConfig, executor: Executor) -> Executor:
+    """Where the frontier's fits run: the run's ``executor`` when it was given ``n_jobs`` or a
+    cluster, or on one core; else worker processes, one per core, where the training rows
+    hold :data:`FRONTIER_WORTH_WORKERS` cells or more. The same workers then run the
+    stability refits (:func:`refit_executor`) and draw half the report's figures. The fits
+    do not depend on where they run."""
+    from ..executor import LocalExecutor, cores
+
+    if config.n_jobs is not None or executor.client is not None or cores() < 2:
+        return executor
+    cells = int(np.count_nonzero(~np.asarray(dset.is_holdout))) * len(dset.schema.features)
+    return LocalExecutor(cores()) if cells >= FRONTIER_WORTH_WORKERS else executor
+
+
 def fit_frontier(dset: DistillationSet, config: RunConfig, executor: Executor,
                  timings: dict[str, float]) -> tuple[Frontier, FrontierEntry | None]:
     """Every candidate at every size budget, and the linear view (an entry of the frontier,
@@ -242,6 +263,7 @@ REFITS_WORTH_WORKERS = 5.0
 
 def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executor: Executor) -> Executor:
     """Where the stability refits of ``entries`` run when the run was given no ``n_jobs``: in
+    the worker processes ``executor`` has (the frontier's, :func:`frontier_executor`); else in
     worker processes, one per core, when one after another they would take longer than
     :data:`REFITS_WORTH_WORKERS` seconds (each refit estimated by its entry's fit on the
     frontier; an entry read off a larger fit by that fit; the entries of one candidate on one
@@ -249,8 +271,8 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
     not depend on where they run."""
     from ..executor import LocalExecutor, cores
 
-    if executor.client is not None or not n_boot:
-        return executor
+    if executor.client is not None or not n_boot or executor.local_processes():
+        return executor  # a cluster, nothing to refit, or workers already started (the frontier's)
     n_cores = cores()
     if n_cores < 2:
         return executor
@@ -677,8 +699,9 @@ def report(prep: Prepared, dset: DistillationSet, truth: Any, front: Frontier, c
 
 def figure_executor(choice: Choice, executor: Executor | None) -> Executor | None:
     """Where the report's figures are drawn: the local worker processes the run has started
-    (its own ``n_jobs``, or those its refits ran in), which are idle by the time the report
-    is written; None (this process) when it started none."""
+    (``executor``: its own ``n_jobs`` or the frontier's workers; or those its refits ran in),
+    which are idle by the time the report is written; None (this process) when it started
+    none."""
     for where in (executor, choice.refits_ran):
         if where is not None and where.local_processes():
             return where
