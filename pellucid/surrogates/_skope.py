@@ -32,6 +32,7 @@ and their scores equal those of imodels' learner with step 3's order on the same
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -180,22 +181,21 @@ def similar_groups(rules: list[SkopeRule], depth: int) -> list[list[SkopeRule]]:
     return groups
 
 
+@dataclass
 class SkopeLearner:
     """The learner (see the module's docstring); ``fit(X, y)`` on a float matrix and 0/1
     labels. ``rules_``: the kept rules in order (imodels' ``rules_without_feature_names_``);
-    :meth:`fires`: where any of the first rules fires (imodels' ``_predict_top_rules``)."""
+    :meth:`fires`: where any of the first rules fires (imodels' ``_predict_top_rules``).
+    The parameters and their defaults are imodels'."""
 
-    def __init__(self, precision_min: float = 0.5, recall_min: float = 0.01, n_estimators: int = 10,
-                 max_depth: int = 3, max_depth_duplication: int | None = None, max_samples: float = 0.8,
-                 max_samples_features: float = 0.8, random_state: Any = None) -> None:
-        self.precision_min = precision_min
-        self.recall_min = recall_min
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.max_depth_duplication = max_depth_duplication
-        self.max_samples = max_samples
-        self.max_samples_features = max_samples_features
-        self.random_state = random_state
+    precision_min: float = 0.5
+    recall_min: float = 0.01
+    n_estimators: int = 10
+    max_depth: int = 3
+    max_depth_duplication: int | None = None
+    max_samples: float = 0.8
+    max_samples_features: float = 0.8
+    random_state: Any = None
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "SkopeLearner":
         from sklearn.ensemble import BaggingRegressor
