@@ -8,6 +8,7 @@ runs it on the user's model and table. Errors about the input end the command wi
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shlex
 import signal
@@ -544,6 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # A second Ctrl-C while this one is answered must not end in a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Worker processes (the frontier's fits, refits in the background) stop with the run.
+        from .executor import stop_local_workers
+
+        stop_local_workers()
         # Outputs are written to temporary files and renamed when whole: nothing half-written.
         print("pellucid: interrupted; no file was left half-written", file=sys.stderr)
         return 130
@@ -559,6 +564,9 @@ def entry() -> None:
     """
     code = main()
     if code == 130:
+        # What a normal exit would run first: among it, removing the worker pool's semaphores
+        # and shared-memory folders, which its resource tracker would otherwise report.
+        atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

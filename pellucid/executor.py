@@ -163,6 +163,18 @@ def one_blas_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
+def stop_local_workers() -> None:
+    """Stop the worker processes that local executors started (joblib's reusable pool of
+    loky processes), killing the work they are on, and wait until they are gone: for a run
+    that was interrupted, so that no worker outlives it, holds its output streams open or
+    leaves its semaphores behind. Nothing happens where no pool was started."""
+    from joblib.externals.loky import reusable_executor
+
+    pool = getattr(reusable_executor, "_executor", None)
+    if pool is not None:
+        pool.shutdown(wait=True, kill_workers=True)
+
+
 def make_executor(n_jobs: int | None = None, client: Any = None) -> Executor:
     """The executor the options ask for: a Dask cluster when ``client`` is given (``--dask``),
     local processes otherwise (``n_jobs``, ``--n-jobs``)."""
