@@ -545,10 +545,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # A second Ctrl-C while this one is answered must not end in a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # Worker processes (the frontier's fits, refits in the background) stop with the run.
+        # Worker processes (the frontier's fits, refits in the background) stop with the run;
+        # what their pool's clean-up might warn of then is no news to a user who pressed Ctrl-C.
         from .executor import stop_local_workers
 
-        stop_local_workers()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stop_local_workers()
         # Outputs are written to temporary files and renamed when whole: nothing half-written.
         print("pellucid: interrupted; no file was left half-written", file=sys.stderr)
         return 130
@@ -566,7 +569,9 @@ def entry() -> None:
     if code == 130:
         # What a normal exit would run first: among it, removing the worker pool's semaphores
         # and shared-memory folders, which its resource tracker would otherwise report.
-        atexit._run_exitfuncs()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

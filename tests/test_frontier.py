@@ -386,6 +386,36 @@ def test_refits_in_worker_processes_run_beside_the_rest_of_the_run_and_change_no
     assert 0 <= stages_there["stability_wait"] <= stages_there["stability"]
 
 
+def test_a_run_that_stops_stops_its_background_refits(monkeypatch):
+    """A stage after the choice fails while refits run in worker processes: the run raises
+    its error, and neither the thread waiting for the refits nor its workers outlive it."""
+    import os
+    import threading
+
+    import pellucid
+    from pellucid.pipeline import stages
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.uniform(-5, 5, 400), "z": rng.normal(size=400)})
+    oracle = pellucid.Oracle(lambda d: np.where((d["x"] + d["z"] > 0).to_numpy()[:, None], [[0.2, 0.8]], [[0.7, 0.3]]),
+                             task="classification", classes=["lo", "hi"])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(stages, "REFITS_WORTH_WORKERS", -1.0)  # any refits: worker processes
+    stopped = []
+    real = stages.abandon_refits
+    monkeypatch.setattr(stages, "abandon_refits", lambda choice: stopped.append(choice.pending is not None) or real(choice))
+
+    def broken(*a, **k):
+        raise RuntimeError("a later stage failed")
+
+    monkeypatch.setattr(stages, "explain_locally", broken)
+    with pytest.raises(RuntimeError, match="a later stage failed"):
+        pellucid.explain(oracle, df, out_dir=None, sizes=(2, 4), surrogates=["decision_tree"], n_boot=20,
+                         attributions=False, verbose=0)
+    assert stopped == [True]  # refits were under way in the background when the run stopped
+    assert not [t for t in threading.enumerate() if t.name == "pellucid-stability" and t.is_alive()]
+
+
 def test_torch_leaves_the_workers_their_cores_only_while_local_refits_run(monkeypatch):
     import os
     from types import SimpleNamespace

@@ -506,6 +506,10 @@ class PendingStabilities:
         """Wait for the refits; the stabilities, in the order of the fits (or the refits' error)."""
         return self._finish(self._refits.result())
 
+    def join(self) -> None:
+        """Wait for the thread to end, whatever its refits gave (for a run that is stopping)."""
+        self._refits.join()
+
 
 def start_stabilities(
     fits: Sequence[tuple[Any, DistillationSet]],

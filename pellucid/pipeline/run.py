@@ -328,6 +328,8 @@ def explain(
         front, lin = timed("frontier", lambda r: f"{len(r[0].entries)} fits", stages.fit_frontier,
                            dset, config, fit_on, timings)
         choice = timed("stability", _stability_detail(config), stages.choose, front, lin, config, fit_on)
+        # A run that stops before collecting its background refits stops them too.
+        closing.push(lambda kind, *_: stages.abandon_refits(choice) if kind is not None else None)
         if early is not None:
             early.close()  # torch's thread count is restored before the refits' sharing sets its own
             timings["attribution_early"] = time.perf_counter() - t

@@ -289,6 +289,20 @@ def refit_executor(front: Frontier, entries: Sequence[Any], n_boot: int, executo
     return LocalExecutor(min(n_cores, n_boot * len(entries))) if estimate > REFITS_WORTH_WORKERS else executor
 
 
+def abandon_refits(choice: Choice) -> None:
+    """For a run that stops before collecting its background refits: local worker processes
+    are stopped (their work killed) and the thread that waited for them is waited for, so
+    that neither outlives the run. Refits on a cluster are left to it."""
+    if choice.pending is None:
+        return
+    pending = choice.pending[1]
+    if pending.executor.local_processes():
+        from ..executor import stop_local_workers
+
+        stop_local_workers()
+        pending.join()
+
+
 def sharing_cores(choice: Choice) -> contextlib.ExitStack:
     """While ``choice``'s refits run in local worker processes: torch's threads in this process
     cut to the cores the workers leave (at least one), so that the network's matrix products do
