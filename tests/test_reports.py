@@ -1270,3 +1270,20 @@ def test_a_figure_that_fails_here_leaves_no_drawing_thread(demo_report, monkeypa
     with pytest.raises(RuntimeError, match="agreement figure failed"):
         render_html(payload, LocalExecutor(2))
     assert not [t for t in threading.enumerate() if t.name == "pellucid-figures"]
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_agreement_axis_labels_never_print_over_one_another(regression):
+    """Long surrogate names leave the axis about 3.7 inches: matplotlib's own tick count put
+    eight labels ("92.0%" ... "99.0%") on it, run into one another on the demo's page. The
+    figure's SVG holds at most six tick labels."""
+    names = ["faithful_tree_4", "faithful_tree_4_observed", "exhaustive_rule_list_4_observed",
+             "faithful_tree_16_observed", "scorecard_12_observed"]
+    values = [0.945, 0.945, 0.981, 0.983, 0.928]
+    task = "regression" if regression else "classification"
+    surrogates = [{"name": n, "complexity": {"n_rules": 3 + i},
+                   "fidelity": {"task": task, "rows": "holdout", "agreement": v, "r2": v,
+                                "agreement_ci": [v - 0.013, v + 0.006]}}
+                  for i, (n, v) in enumerate(zip(names, values, strict=True))]
+    svg = figures.agreement_figure(surrogates, 2)
+    assert 3 <= len(set(re.findall(r"xtick_\d+", svg))) <= 6

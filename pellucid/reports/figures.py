@@ -103,6 +103,9 @@ def agreement_figure(surrogates: Sequence[Mapping[str, Any]], recommended: int |
             ax.errorbar(v, yi, xerr=[[lo], [hi]], fmt="o", color=c, ecolor=c, elinewidth=1.6, capsize=3, markersize=5)
         ax.set_yticks(y, [_text(t) for t in labels])
         ax.set_ylim(-0.7, len(surrogates) - 0.3)
+        # The names leave the axis narrow; matplotlib's own count (sized for three-character
+        # labels) put eight "92.0%"-wide labels on it, one against the next.
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=5))
         if regression:
             ax.set_xlabel(f"R² on {on}")
         else:
