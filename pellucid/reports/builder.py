@@ -66,8 +66,8 @@ def render_html(payload: Mapping[str, Any], executor: Any = None) -> str:
         As returned by :func:`pellucid.reports.build_payload` (or read back from
         ``report.json``).
     executor : pellucid.executor.Executor, optional
-        With one that runs work in local worker processes (those the run's refits used,
-        already started), half the figures are drawn there while this process draws the
+        With one that runs work in local worker processes (those the run started for its
+        frontier or its refits, idle by then), half the figures are drawn there while this process draws the
         other half: each figure is a function of the payload alone, so the page is the same
         wherever they are drawn. Otherwise all here, one after another.
 
