@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ._imodels import column_index
+
 #: The comparisons the trees' rules make, as numpy reads them.
 _OPS = {"<=": np.less_equal, ">": np.greater, "<": np.less, ">=": np.greater_equal}
 
@@ -65,16 +67,12 @@ class SkopeRule:
         """Whether each row of ``X`` passes every test (``X_j == X_j``: where ``X_j`` is a number)."""
         hit = np.ones(len(X), dtype=bool)
         for (feature, op), value in self.agg_dict.items():
-            col = X[:, _column(feature)]
+            col = X[:, column_index(feature)]
             hit &= col == col if op == "==" else _OPS[op](col, float(value))
         return hit
 
     def __repr__(self) -> str:
         return f"SkopeRule({self.rule!r}, args={self.args!r})"
-
-
-def _column(name: str) -> int:
-    return int(name.rsplit("_", 1)[1])
 
 
 def round_threshold(threshold: float, digits: int = 5) -> float:
