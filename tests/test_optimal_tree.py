@@ -112,6 +112,64 @@ def test_best_box_equals_brute_force(seed, classes, pairs):
         assert 1 <= len(found[1]) <= (2 if pairs else 1)
 
 
+
+def _best_pair_one_at_a_time(codes, n_bins, counts, default, tol):
+    """Two-test boxes searched as written down: every pair of columns, each class's gain
+    summed per cell and the largest taken, the first box in order kept among near ties."""
+    others = [c for c in range(counts.shape[1]) if c != default]
+    g = counts[:, others] - counts[:, [default]]
+    C = g.shape[1]
+    best = None
+    p = codes.shape[1]
+    for j, k in itertools.combinations_with_replacement(range(p), 2):
+        Bj, Bk = n_bins[j], n_bins[k]
+        if Bj < 2 or Bk < 2:
+            continue
+        flat = ((codes[:, j] * Bk + codes[:, k])[:, None] * C + np.arange(C)).ravel()
+        H = np.bincount(flat, weights=g.ravel(), minlength=Bj * Bk * C).reshape(Bj, Bk, C)
+        S = H.cumsum(axis=0).cumsum(axis=1)
+        col, row = S[:, -1:], S[-1:, :]
+        quads = ((("<=", "<="), S), (("<=", ">"), col - S), ((">", "<="), row - S),
+                 ((">", ">"), S[-1:, -1:] - col - row + S))
+        for ops, Q in quads:
+            Q = Q.max(axis=-1)
+            if ops == ("<=", "<="):
+                Q[-1, -1] = -np.inf
+            i = int(np.argmax(Q))
+            v = float(Q.flat[i])
+            if v > tol and (best is None or v > best[0] + tol):
+                a, b = np.unravel_index(i, Q.shape)
+                tests = []
+                if not (ops[0] == "<=" and a == Bj - 1):
+                    tests.append((j, ops[0], int(a)))
+                if not (ops[1] == "<=" and b == Bk - 1):
+                    tests.append((k, ops[1], int(b)))
+                best = (v, tuple(tests))
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), classes=st.integers(2, 4), p=st.integers(1, 6),
+       most_bins=st.integers(1, 9), ties=st.booleans())
+def test_best_box_equals_the_plain_search_to_the_last_bit(seed, classes, p, most_bins, ties):
+    # Columns of one bin among them (skipped), two classes (one gain per cell) and more,
+    # weights that tie (the first box in order must win) and weights that do not add
+    # exactly (the sums must be added in the same order).
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 120))
+    n_bins = [int(b) for b in rng.integers(1, most_bins + 1, p)]
+    codes = np.column_stack([rng.integers(0, b, n) for b in n_bins])
+    y = rng.integers(0, classes, n)
+    counts = np.zeros((n, classes))
+    counts[np.arange(n), y] = rng.choice([1.0, 2.0], n) if ties else rng.random(n) * 0.3
+    counts[rng.random(n) < 0.2] = 0.0
+    # Not always the open rows' majority: after the first rule, every row at once can gain.
+    default = int(rng.integers(0, classes))
+    tol = 1e-9 * max(counts.sum(), 1.0)
+    assert best_box(codes, n_bins, counts, default, 2, tol) == _best_pair_one_at_a_time(
+        codes, n_bins, counts, default, tol)
+
+
 def test_candidate_thresholds():
     x = np.array([3.0, 1.0, 2.0, 2.0, 5.0])
     np.testing.assert_array_equal(candidate_thresholds(x, 10), [1.5, 2.5, 4.0])

@@ -605,12 +605,14 @@ def best_box(
     # One gain per row and class: what giving the row that class instead of the default gains.
     g = counts[:, others] - counts[:, [default]]
     best: tuple[float, tuple] | None = None
+    cols = list(np.asfortranarray(codes).T)  # each column contiguous: read once per pair
+    C = g.shape[1]
     for j in range(p):
         Bj = n_bins[j]
         if Bj < 2:
             continue
         if max_conditions == 1:
-            cum = np.cumsum(_cell_sums(codes[:, j], g, Bj), axis=0)[:-1]  # code_j <= a
+            cum = np.cumsum(_cell_sums(cols[j], g, Bj), axis=0)[:-1]  # code_j <= a
             for op, Q in (("<=", cum), (">", cum[-1:] * 0 + g.sum(axis=0) - cum)):
                 Q = Q.max(axis=-1)
                 a = int(np.argmax(Q))
@@ -622,8 +624,9 @@ def best_box(
             Bk = n_bins[k]
             if Bk < 2:
                 continue
-            C = g.shape[1]
-            H = _cell_sums(codes[:, j] * Bk + codes[:, k], g, Bj * Bk).reshape(Bj, Bk, C)
+            H = _cell_sums(cols[j] * Bk + cols[k], g, Bj * Bk).reshape(Bj, Bk, C)
+            if C == 1:
+                H = H[:, :, 0]  # two classes: one gain per cell, nothing to take the largest of
             S = H.cumsum(axis=0).cumsum(axis=1)  # (a, b): code_j <= a and code_k <= b
             col = S[:, -1:]  # code_j <= a
             row = S[-1:, :]  # code_k <= b
@@ -634,7 +637,8 @@ def best_box(
                 ((">", ">"), S[-1:, -1:] - col - row + S),
             )
             for ops, Q in quads:
-                Q = Q.max(axis=-1)
+                if C > 1:
+                    Q = Q.max(axis=-1)
                 if ops == ("<=", "<="):
                     Q = Q.copy()
                     Q[-1, -1] = -np.inf  # no test at all: not a rule
