@@ -223,3 +223,28 @@ def test_image_report_draws_each_method_and_escapes(tmp_path):
     assert json.loads(json_path.read_text())["attributions"]["n"] == 40
     with pytest.raises(ParameterError, match="shape"):
         summarise_images(net, x[0])
+
+
+def test_a_regression_s_attributions_read_as_sentences_about_a_regression():
+    # A regression on a plain callable: Shapley values on fewer rows than the other methods, and
+    # rows picked by their output, not by a class's confidence.
+    from pellucid.fidelity import evaluate
+
+    from .conftest import mixed_frame
+    from .test_tree import mixed_oracle
+
+    oracle = mixed_oracle(task="regression")
+    dset = distill(oracle, mixed_frame(400, seed=2), n=600, random_state=0)
+    att = summarise(oracle, dset.holdout.rows, methods=["occlusion", "shapley"], distillation=dset, max_rows=50,
+                    shapley_rows=30, random_state=0)
+    assert att["shapley"]["n"] == 30 != att["n"] == 50
+    tree = DecisionTree(max_leaf_nodes=4, random_state=0).fit(dset)
+    page = render_html(build_payload(model=oracle.describe(), schema=dset.schema, dset=dset, surrogates=[tree],
+                                     fidelities=[evaluate(tree, rows=dset)], attributions=att))
+    section = page[page.index('<section id="attributions">'):]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", section[:section.index("</section>")])).replace("&#39;", "'")
+    assert "the rows with the network's highest, median and lowest output" in text
+    assert "confident" not in text  # no class to be confident of
+    assert [i["why"] for i in att["instances"]] == ["highest output", "median output", "lowest output"]
+    assert "the the" not in text and "on the network's output" in text
+    assert ". Shapley values cost far more per row" in text  # a space after the sentence before it

@@ -100,6 +100,22 @@ def test_per_class_comparison_and_stability_show_intervals(cls_report):
     assert "interval over the refits" in text
 
 
+
+def test_regression_intervals_claim_no_more_digits_than_their_estimates(reg_report):
+    # Outputs in the hundreds (a price, a dose): an error of 32.12 once had the interval
+    # "27.3057 to 37.3179" beside it, six digits where the estimate shows four.
+    import copy
+
+    p = copy.deepcopy(reg_report[0])
+    f = p["surrogates"][0]["fidelity"]
+    f["mae"], f["mae_ci"] = 32.123456, [27.305712, 37.317893]
+    f["rmse"], f["rmse_ci"] = 41.38022, [35.600217, 47.218813]
+    text = _text(render_html(p))
+    assert "mean absolute error 32.12 (95% interval 27.31 to 37.32, bootstrap)" in text
+    table = text[text.index("Surrogate comparison"):]
+    assert "32.12 27.31 to 37.32" in table and "41.38 35.6 to 47.22" in table
+
+
 def test_ground_truth_and_rank_agreement_show_intervals(cls_report):
     p, page = cls_report
     gt = p["ground_truth"]
@@ -120,7 +136,17 @@ def test_regression_headline_and_ground_truth_show_bootstrap_intervals(reg_repor
     text = _text(page)
     assert (f"R² {fmt.fixed(f['r2'])} (95% interval {fmt.interval(f['r2_ci'], as_pct=False, decimals=3)}, "
             "bootstrap)") in text
-    assert f"(95% interval {fmt.interval(f['mae_ci'], as_pct=False, digits=None, decimals=4)}, bootstrap)" in text
+    note = re.search(r"mean absolute error (\S+) \(95% interval (\S+) to (\S+), bootstrap\)", text)
+    assert note is not None and note.group(1) == fmt.sig(f["mae"])
+    # The bounds claim no more precision than the estimate: as many significant digits at most.
+    assert float(note.group(2)) == pytest.approx(f["mae_ci"][0], rel=1e-3)
+    assert float(note.group(3)) == pytest.approx(f["mae_ci"][1], rel=1e-3)
+    for bound in note.groups():
+        assert len(bound.replace(".", "").lstrip("0")) <= 4, note.group(0)
+    table = _text(page[page.index('<section id="surrogates">'):])
+    for key in ("mae", "rmse"):
+        lo, hi = f[f"{key}_ci"]
+        assert f"{fmt.sig(f[key])} {fmt.sig(lo)} to {fmt.sig(hi)}" in table
     gt = p["ground_truth"]
     assert (f"R² {fmt.fixed(gt['r2'])} (95% interval {fmt.interval(gt['r2_ci'], as_pct=False, decimals=3)}, "
             "bootstrap)") in text

@@ -378,7 +378,7 @@ def shapley_on_class(attr: Any, classes: list | None) -> dict[str, Any]:
                 "scale": f"{scale_word} of the row's predicted class",
                 "axis": f"change in the {scale_word} of the predicted class"}
     return {"values": values, "base_value": base, "output": fx, "delta": delta, "target": None,
-            "scale": "the network's output", "axis": "change in the output"}
+            "scale": "network's output", "axis": "change in the output"}
 
 
 def shapley_basis(attr: Any, on: dict[str, Any], background_from: str, seed: int) -> dict[str, Any]:

@@ -85,19 +85,22 @@ def breakable(text: Any) -> Markup:
     return Markup(str(escape(str(text))).replace("_", "_<wbr>"))
 
 
-def fmt_ci(ci: Any, as_pct: bool = True, decimals: int | None = None) -> str:
+def fmt_ci(ci: Any, as_pct: bool = True, decimals: int | None = None, digits: int | None = None) -> str:
     """An estimate's interval, short, for a table cell: ``[0.905, 0.955]`` -> ``90.5%–95.5%``
     (shares), or ``0.905 to 0.955`` with ``as_pct=False``; an em dash when there is none.
-    Written by the shared formatter (:func:`pellucid._validation.interval`)."""
+    ``digits``: significant digits, for an estimate written with as many (``sig``), so that
+    its bounds claim no more precision than it does. Written by the shared formatter
+    (:func:`pellucid._validation.interval`)."""
     if decimals is None:
         decimals = 1 if as_pct else 3
-    return fmt.interval(ci, as_pct=as_pct, decimals=decimals)
+    return fmt.interval(ci, as_pct=as_pct, decimals=decimals, digits=digits)
 
 
-def fmt_ci_note(ci: Any, level: Any = 0.95, method: str = "", as_pct: bool = True, decimals: int | None = None) -> str:
+def fmt_ci_note(ci: Any, level: Any = 0.95, method: str = "", as_pct: bool = True, decimals: int | None = None,
+                digits: int | None = None) -> str:
     """An estimate's interval as the words that follow it: ``(95% interval 0.897 to 0.925,
     bootstrap)``; nothing when the estimate has no interval (it is undefined)."""
-    text = fmt_ci(ci, as_pct, decimals)
+    text = fmt_ci(ci, as_pct, decimals, digits)
     if text == fmt.DASH:
         return ""
     level = fmt.pct(0.95 if level is None else level, 0)
