@@ -1,6 +1,7 @@
 """The two-class L1 logistic path (pellucid/surrogates/_l1logistic.py) against scikit-learn's
 SAGA solver run to a tight tolerance, and against the optimality conditions themselves."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from pellucid.surrogates._l1logistic import KKT_TOL, L1Logistic, l1_logistic_path
+from pellucid.surrogates._l1logistic import KKT_TOL, L1Logistic, _soft_cd, l1_logistic_path
 from pellucid.surrogates.linear import _SKLEARN_18
 
 
@@ -108,3 +109,45 @@ def test_separable_labels_end_with_finite_weights():
         last = at(C)
     assert np.isfinite(last.coef_).all() and last.coef_[0, 0] > 5
     assert (last.predict(Z) == y).mean() > 0.99
+
+
+def _qp_minimum(H, grad, v0, lam):
+    """The minimum of ``grad·(v - v0) + ½ (v - v0)ᵀ H (v - v0) + lam·|v[:-1]|₁`` by trying every
+    sign of every penalised weight (-, 0, +): on each, a linear system; the lowest point whose
+    signs hold is the minimum (the problem is strictly convex)."""
+    m = len(v0)
+
+    def objective(v):
+        d = v - v0
+        return grad @ d + 0.5 * d @ H @ d + lam * np.abs(v[:-1]).sum()
+
+    best, best_f = None, np.inf
+    for signs in itertools.product((-1.0, 0.0, 1.0), repeat=m - 1):
+        s = np.array([*signs, 0.0])
+        on = np.flatnonzero(s != 0.0).tolist() + [m - 1]
+        d = -v0.copy()
+        off = [j for j in range(m) if j not in on]
+        rhs = -(grad[on] + lam * s[on]) - H[np.ix_(on, off)] @ d[off]
+        d[on] = np.linalg.solve(H[np.ix_(on, on)], rhs)
+        v = v0 + d
+        v[off] = 0.0
+        if np.all(np.sign(v[on[:-1]]) == s[on[:-1]]) and objective(v) < best_f:
+            best, best_f = v, objective(v)
+    return best, objective
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(2, 6), collinear=st.floats(0.0, 0.999999))
+def test_each_newton_step_solves_its_model_exactly(seed, m, collinear):
+    # Nearly collinear columns make H so ill-conditioned that coordinate descent alone would
+    # stop at its sweep limit short of the minimum; the support's own system reaches it.
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(50, 1))
+    X = np.hstack([collinear * base + (1 - collinear) * rng.normal(size=(50, m - 1)), np.ones((50, 1))])
+    H = X.T @ X + 1e-9 * np.eye(m)
+    grad, v0 = rng.normal(size=m) * 5, rng.normal(size=m) * rng.integers(0, 2, m)
+    lam = float(rng.uniform(0.01, 3.0))
+    got = _soft_cd(H, grad, v0, lam, 1e-12)
+    want, objective = _qp_minimum(H, grad, v0, lam)
+    assert objective(got) <= objective(want) + 1e-9 * max(1.0, abs(objective(want)))
+    np.testing.assert_array_equal(got[:-1] != 0, want[:-1] != 0)  # the same support
