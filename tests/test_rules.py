@@ -127,6 +127,23 @@ def test_regression_rule_list():
     np.testing.assert_array_equal(rl.predict(df), np.where(r.apply(df), 1.5, -2.0))
 
 
+
+@pytest.mark.parametrize("category", ["a,b", "a, b", "{rent}", 'say "hi"', "back\\slash", " rent", "rent ", ""])
+def test_a_category_that_would_read_as_another_is_quoted(category):
+    # "city in {rent, a, b}" would read as three categories; the quoted text reads back as it.
+    import json
+
+    text = Condition("city", "in", ["rent", category], kind="categorical").text()
+    assert text.startswith("city in {rent, ") and text.endswith("}")
+    written = text[len("city in {rent, "):-1]
+    assert written.startswith('"') and json.loads(written) == category
+    one = Condition("city", "not in", [category], kind="categorical").text()
+    assert json.loads(one[len("city ≠ "):]) == category
+    # Everyday categories, accents and markup among them, are written as they are.
+    for plain in ("rent", "São Paulo", "<i>x</i>", "n/a", "1-2 years"):
+        assert Condition("city", "in", [plain], kind="categorical").text() == f"city = {plain}"
+
+
 def test_texts_read_in_raw_units():
     assert Condition("Income", "<", 120.5).text() == "Income < 120.5"
     assert Condition("Home", "in", ["rent", "other"], kind="categorical").text() == "Home in {rent, other}"

@@ -19,6 +19,7 @@ categorical kinds as objects holding the schema's categories.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
@@ -60,6 +61,20 @@ def _fmt_cat(c: Any) -> str:
     if isinstance(c, (float, np.floating)) and float(c).is_integer():
         return str(int(c))
     return str(c)
+
+
+#: Characters that would make a category in a set read as more than one, or not as itself.
+_SET_SYNTAX = frozenset(',{}"\\')
+
+
+def _category_in_text(c: Any) -> str:
+    """A category as a condition's text writes it: as itself, or in double quotes (JSON's
+    escapes) where it would otherwise read as something else: ``"a, b"`` (not two categories),
+    ``" rent"`` (its space kept), ``""`` (the empty category)."""
+    s = _fmt_cat(c)
+    if not s or s != s.strip() or not _SET_SYNTAX.isdisjoint(s):
+        return json.dumps(s, ensure_ascii=False)
+    return s
 
 
 def _numeric_column(frame: pd.DataFrame, name: str, store: dict | None) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +186,7 @@ class Condition:
         if self.op in NUMERIC_OPS:
             body = self._numeric_text(name)
         else:
-            cats = [_fmt_cat(c) for c in self.value]
+            cats = [_category_in_text(c) for c in self.value]
             if len(cats) == 1:
                 body = f"{name} {'=' if self.op == 'in' else '≠'} {cats[0]}"
             else:
