@@ -1287,3 +1287,29 @@ def test_agreement_axis_labels_never_print_over_one_another(regression):
                   for i, (n, v) in enumerate(zip(names, values, strict=True))]
     svg = figures.agreement_figure(surrogates, 2)
     assert 3 <= len(set(re.findall(r"xtick_\d+", svg))) <= 6
+
+
+@pytest.mark.parametrize("n_uncovered", [None, 0, 1])
+def test_rows_no_rule_covers_are_counted_in_a_sentence_that_agrees_with_the_count(credit, n_uncovered):
+    from pellucid.surrogates.rule_ensembles import BoostedRules
+
+    dset = credit["dset"]
+    model = BoostedRules(n_estimators=6, random_state=0).fit(dset)
+    payload = build_payload(model=_model_dict("classification"), schema=credit["schema"], dset=dset, surrogates=[model],
+                            fidelities=[evaluate(model, rows=dset)])
+    default = payload["surrogates"][0]["default"]
+    if n_uncovered is not None:  # as a table where every row, or a single row, has a rule would give
+        n = payload["surrogates"][0]["fidelity"]["n"]
+        default["n_covered"], default["coverage"] = n_uncovered, n_uncovered / n
+    count = default["n_covered"]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render_html(payload)))
+    if count == 0:
+        assert re.search(r"Every one of the [\d,]+ held-out rows has a rule that applies\.", text)
+        assert "no rule that applies" not in text
+    else:
+        said = re.search(r"([\d,]+) of [\d,]+ held-out rows \([\d.]+%\) (has|have) no rule that applies: "
+                         r"the intercept alone (decides|decide) (it|them)\.", text)
+        assert said is not None
+        one = count == 1
+        assert int(said.group(1).replace(",", "")) == count
+        assert said.groups()[1:] == (("has", "decides", "it") if one else ("have", "decides", "them"))
