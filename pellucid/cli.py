@@ -216,8 +216,9 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
                         "the single decisions, and the first reasons across the held-out rows decided so"
                         + (" (default: bad)" if default_out == "pellucid-demo" else ""))
     p.add_argument("--group", action="append", default=None, metavar="COL",
-                   help="a feature to compare groups by: favourable rate, accuracy and the surrogate's agreement per "
-                        "group (repeat for more)" + (" (default: region)" if default_out == "pellucid-demo" else ""))
+                   help="a column to compare groups by: favourable rate, accuracy and the surrogate's agreement per "
+                        "group (repeat for more); a column the model does not take (where it names its inputs) is set "
+                        "aside for the comparison" + (" (default: region)" if default_out == "pellucid-demo" else ""))
     p.add_argument("--statements", default=None, metavar="FILE",
                    help="with --adverse-class: the sentence a notice prints per feature and direction, beside each "
                         "principal reason (.csv feature,direction,statement, .json, .yaml or .toml; see docs/reasons.md)")

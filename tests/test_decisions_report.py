@@ -106,6 +106,38 @@ def test_the_groups_table_is_group_fidelity_on_the_same_rows(run):
     np.testing.assert_allclose([t["accuracy"] for t in g["table"]], want["accuracy"].to_numpy(dtype=float))
 
 
+
+def test_groups_by_a_column_the_model_does_not_take(credit, credit_net, tmp_path):
+    # A fairness audit groups by an attribute the model is kept from: the column is set aside
+    # for the comparison (not refused as a column the model does not take, not a feature).
+    X, y = credit
+    net, pre = credit_net
+    oracle = Oracle(net, preprocess=pre, classes=list(CLASSES), verbose=0)
+    df = X.iloc[:600].assign(sex=np.random.default_rng(3).choice(["female", "male", "other"], 600),
+                             **{TARGET: y.iloc[:600].to_numpy()})
+    r = explain(oracle, df, target=TARGET, out_dir=tmp_path, n=1000, sizes=[4], n_boot=0, attributions=False,
+                local=False, groups=["sex", "region"], verbose=0)
+    p = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    validate_report(p)
+    assert "sex" not in [f["name"] for f in p["data"]["schema"]["features"]]
+    g = p["decisions"]["groups"]
+    assert g["columns"] == ["sex", "region"] and g["not_inputs"] == ["sex"] and g["favourable"] is None
+    hold = r.distillation.holdout
+    observed = np.flatnonzero(hold.origin >= 0)
+    rows = hold.rows.iloc[observed].set_axis(hold.row_ids(observed))
+    # Each held-out row's own value of the column, found by its position in the table.
+    data = pd.DataFrame({"sex": df["sex"].to_numpy()[hold.origin[observed]], "region": rows["region"].to_numpy()})
+    want = group_fidelity(oracle, rows, ["sex", "region"], target=df[TARGET].to_numpy()[hold.origin[observed]],
+                          surrogate=r.recommended, group_data=data)
+    assert [(t["column"], t["group"], t["rows"]) for t in g["table"]] == list(
+        zip(want["column"], want["group"], want["rows"], strict=True))
+    np.testing.assert_allclose([t["agreement"] for t in g["table"]], want["agreement"].to_numpy(dtype=float))
+    np.testing.assert_allclose([t["accuracy"] for t in g["table"]], want["accuracy"].to_numpy(dtype=float))
+    page = (tmp_path / "report.html").read_text("utf-8")
+    assert "sex: a column of the data that is not an input of the model" in page
+    assert "Decided" not in page[page.index('id="decisions"'):]  # no favourable class, no such column
+
+
 def test_a_group_with_lower_fidelity_is_a_limitation(run):
     _, _, _, p, _ = run
     q = json.loads(json.dumps(p))

@@ -222,9 +222,11 @@ def explain(
         against the rows decided otherwise) and, when decided so, its counterfactual, and
         sums up the first reasons across the held-out rows decided so (docs/reasons.md).
     groups : sequence of str, optional
-        Features to compare groups by (numeric ones in quartile bands): the network's
+        Columns to compare groups by (numeric ones in quartile bands): the network's
         favourable rate, its accuracy and the recommended surrogate's agreement per group,
-        groups with significantly lower agreement listed in Limitations.
+        groups with significantly lower agreement listed in Limitations. A column of ``X``
+        the model does not take (where it or ``schema`` names its inputs), such as an
+        attribute the model is kept from, is set aside for this comparison.
     immutable : sequence of str
         Features a counterfactual must not change (age, a protected attribute).
     statements : mapping or path, optional

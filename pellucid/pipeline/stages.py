@@ -56,6 +56,9 @@ class Prepared:
     inputs: Any
     determinism: Any
     analysis_label: Any = None
+    #: Columns of the table named as groups that the model does not take (a protected
+    #: attribute kept out of the model), one row per row of ``X``; None when there are none.
+    group_data: pd.DataFrame | None = None
 
 
 def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | None = None, preprocess: Any = None,
@@ -70,6 +73,7 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
 
         # A method this model cannot give stops the run now, not after the distillation.
         check_methods(oracle, _methods(config.attributions))
+    X, aside = _groups_aside(oracle, X, o.get("groups"), schema)
     X, inputs = oracle.match_columns(X, schema=schema)
     schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
     # The whole table is checked here, before the model is asked anything, so that an error
@@ -82,7 +86,26 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
 
         label = check_request(oracle, concepts=o.get("concepts"), concept_layer=o.get("concept_layer"),
                               concept_target=o.get("concept_target"))
-    return Prepared(oracle, X, schema, inputs, determinism, label)
+    return Prepared(oracle, X, schema, inputs, determinism, label, aside)
+
+
+def _groups_aside(oracle: Oracle, X: pd.DataFrame, groups: Sequence[Any] | None,
+                  schema: Schema | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The table without the group columns the model does not take, and those columns.
+
+    Groups are often compared by an attribute the model is kept from (sex, age band). Where the
+    model or ``schema`` records the names of its inputs, a column named in ``groups`` that is
+    not one of them is set aside for the comparison instead of being refused as a column the
+    model does not take. Where nothing records the names, every column goes to the model."""
+    named = {str(g) for g in groups or []}
+    recorded = oracle.input_names()
+    takes = set(recorded[0]) if recorded is not None else (set(schema.names) if schema is not None else None)
+    if not named or takes is None:
+        return X, None
+    outside = [c for c in X.columns if str(c) in named and str(c) not in takes]
+    if not outside:
+        return X, None
+    return X.drop(columns=outside), X[outside].reset_index(drop=True)
 
 
 def analysed(config: RunConfig) -> bool:
@@ -545,9 +568,14 @@ def _decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str
         from ..fidelity.groups import group_fidelity
 
         truth = None if y is None else y.iloc[hold.origin[observed]].to_numpy()
+        outside = [] if prep.group_data is None else [str(c) for c in prep.group_data.columns]
+        data = None
+        if outside:  # the rows' own group columns beside those the model does not take, row by row
+            data = pd.concat([rows[[c for c in rows.columns if str(c) in map(str, groups)]].reset_index(drop=True),
+                              prep.group_data.iloc[hold.origin[observed]].reset_index(drop=True)], axis=1)
         g = group_fidelity(prep.oracle, rows, groups, target=truth, surrogate=choice.chosen.surrogate,
-                           favourable=favourable)
-        out["groups"] = {"columns": [str(c) for c in groups], "favourable": favourable,
+                           favourable=favourable, group_data=data)
+        out["groups"] = {"columns": [str(c) for c in groups], "not_inputs": outside, "favourable": favourable,
                          "surrogate": choice.chosen.name, "test": "one-sided two-proportion z-test of each group's "
                          "agreement against the other rows, Holm's correction over every group, 5%",
                          "table": g.to_dict(orient="records")}
