@@ -38,7 +38,7 @@ def run(credit, credit_net, tmp_path_factory):
 def test_the_summary_is_the_reasons_of_the_held_out_rows(run):
     r, oracle, df, p, _ = run
     validate_report(p)
-    assert p["schema_version"] == "2.4"
+    assert p["schema_version"] == "2.5"
     d = p["decisions"]
     hold = r.distillation.holdout
     observed = np.flatnonzero(hold.origin >= 0)

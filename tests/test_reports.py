@@ -132,7 +132,7 @@ def test_payload_is_plain_json(credit):
     # Round trip equal: no tuples, numpy scalars or non-string keys hide in the payload.
     assert json.loads(text) == p
     assert {"schema_version", "generated_by", "meta", "model", "data", "ground_truth", "distillation", "surrogates", "recommended"} <= set(p)
-    assert p["schema_version"] == SCHEMA_VERSION == "2.4"
+    assert p["schema_version"] == SCHEMA_VERSION == "2.5"
     assert {"pellucid", "python", "libraries"} <= set(p["generated_by"])
     assert {"id", "created", "host", "timings"} <= set(p["run"])
 
@@ -872,7 +872,7 @@ def test_extended_payload_is_plain_json(extended):
     for key in ("payload", "card_payload", "plain_payload"):
         p = extended[key]
         assert json.loads(json.dumps(p, allow_nan=False)) == p
-        assert p["schema_version"] == SCHEMA_VERSION == "2.4"
+        assert p["schema_version"] == SCHEMA_VERSION == "2.5"
 
 
 def test_payload_frontier_points_at_the_listed_surrogates(extended):

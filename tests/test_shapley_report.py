@@ -57,7 +57,7 @@ def sklearn_run(credit, tmp_path_factory):
 def test_report_json_validates_and_states_the_basis(torch_run):
     _, p, html = torch_run
     validate_report(p)
-    assert p["schema_version"] == "2.4"
+    assert p["schema_version"] == "2.5"
     att = p["attributions"]
     methods = {m["name"]: m for m in att["methods"]}
     # The players are every raw feature, listed whole (not a repr cut short).

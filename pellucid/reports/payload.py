@@ -29,7 +29,7 @@ from ..errors import ParameterError
 from ..extraction.rules import INTEGER_KINDS, features_with_missing, missing_note
 from .limitations import find_limitations
 
-SCHEMA_VERSION = "2.4"
+SCHEMA_VERSION = "2.5"
 
 #: The files of a report in its folder (written by :mod:`pellucid.reports.builder`, read back
 #: by :func:`pellucid.reports.compare.load_report`).
