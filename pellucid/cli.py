@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,8 +34,9 @@ MODEL_HELP = (
 )
 
 
-def read_table(path: str | Path) -> "pd.DataFrame":
-    """Read a CSV or Parquet file, with errors that name the file."""
+def read_table(path: str | Path, text: Sequence[str] = ()) -> "pd.DataFrame":
+    """Read a CSV or Parquet file, with errors that name the file. ``text``: CSV columns read
+    as written, as text (codes such as ``"01234"``, which would otherwise read as numbers)."""
     import pandas as pd
 
     p = Path(path)
@@ -46,7 +47,7 @@ def read_table(path: str | Path) -> "pd.DataFrame":
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     try:
         if suffix in (".csv", ".csv.gz", ".txt"):
-            df = pd.read_csv(p)
+            df = pd.read_csv(p, dtype={c: str for c in text} or None)
         elif suffix in (".parquet", ".pq"):
             _check_flat_parquet(p)
             df = pd.read_parquet(p)
@@ -61,6 +62,23 @@ def read_table(path: str | Path) -> "pd.DataFrame":
     if len(df) == 0:
         raise DataFileError(f"data file {str(p)!r} has no rows")
     return df
+
+
+def _as_the_model_reads(df: "pd.DataFrame", path: str | Path, oracle: Any, schema: Any = None) -> "pd.DataFrame":
+    """The table, with the CSV columns that the model's encoders (or ``schema``) hold as text
+    categories read again as text: a CSV carries no types, and a column of codes such as
+    ``01234`` reads as the number 1234, which the model's encoder has never seen."""
+    import pandas as pd
+
+    if Path(path).suffix.lower() not in (".csv", ".gz", ".txt"):
+        return df
+    text = set(oracle.text_inputs())
+    if schema is not None:
+        text |= {f.name for f in schema if f.is_categorical and f.categories
+                 and all(isinstance(c, str) for c in f.categories)}
+    again = [c for c in df.columns if str(c) in text and not (pd.api.types.is_object_dtype(df[c])
+                                                             or pd.api.types.is_string_dtype(df[c]))]
+    return read_table(path, text=again) if again else df
 
 
 def _check_flat_parquet(path: Path) -> None:
@@ -363,6 +381,7 @@ def _run_explain(args: argparse.Namespace) -> tuple:
     pre = load_model(args.preprocess) if args.preprocess else None
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     oracle = Oracle.from_spec(args.model, preprocess=pre, task=args.task, classes=classes, verbose=0 if args.quiet else 1)
+    df = _as_the_model_reads(df, args.data, oracle, getattr(args, "schema_loaded", None))
     if args.id_column is not None and args.id_column not in df.columns:
         raise DataFileError(f"--id-column {args.id_column!r} is not a column of {args.data!r} (columns: {list(map(str, df.columns))[:20]})")
     meta = {"title": f"pellucid report: {Path(args.model.split(':')[0]).name}", "data_file": str(args.data)}
@@ -606,7 +625,7 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         if getattr(args, "schema", None) is not None:  # read first: a bad file stops before the model loads
             from .schema import Schema
 
-            options["schema"] = Schema.from_json(args.schema)
+            options["schema"] = args.schema_loaded = Schema.from_json(args.schema)
         oracle, df, target, meta = _run_demo(args) if args.command == "demo" else _run_explain(args)
         meta["command_line"] = "pellucid " + " ".join(shlex.quote(a) for a in argv_list)
         result = explain(oracle, df, target=target, meta=meta, **options)

@@ -234,3 +234,39 @@ def test_target_must_fit_the_task(files, tmp_path, capsys, extra, pattern):
     import re
 
     assert re.search(pattern, err), err
+
+
+def test_codes_the_model_encodes_as_text_keep_their_leading_zeros(tmp_path, capsys):
+    # A CSV carries no types: "01650" reads as the number 1650, which the pipeline's encoder,
+    # fitted on text, has never seen. The model says the column is text; the codes stay as written.
+    import joblib
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    codes = [f"{z:05d}" for z in (1650, 2207, 534, 91148, 48546, 7289)]
+    df = pd.DataFrame({"zip": rng.choice(codes, 600), "amount": rng.normal(10, 3, 600)})
+    y = np.where(df["zip"].isin(codes[:3]) ^ (df["amount"] > 12), "decline", "approve")
+    pipe = make_pipeline(ColumnTransformer([("z", OneHotEncoder(handle_unknown="ignore"), ["zip"]),
+                                            ("n", StandardScaler(), ["amount"])]), LogisticRegression())
+    pipe.fit(df, y)
+    joblib.dump(pipe, tmp_path / "m.joblib")
+    df.to_csv(tmp_path / "codes.csv", index=False)
+    code, out, err = run(["explain", "--model", tmp_path / "m.joblib", "--data", tmp_path / "codes.csv", "--out",
+                          tmp_path / "rep", "--n", 1200, "--sizes", "4", "--n-boot", 0, "--attributions", "none",
+                          "--quiet"], capsys)
+    assert code == 0, err
+    p = json.loads((tmp_path / "rep" / "report.json").read_text())
+    zip_feature = next(f for f in p["data"]["schema"]["features"] if f["name"] == "zip")
+    assert zip_feature["kind"] == "categorical" and set(zip_feature["categories"]) == set(codes)
+    said = {v for s in p["surrogates"] for r in s["rules"] for c in r["conditions"] if c["feature"] == "zip"
+            for v in c["value"]}
+    assert said and said <= set(codes)  # "00534", not 534
+    anchors = [row["anchor"] for row in p["local"]["rows"] if row.get("anchor")]
+    assert anchors  # every single decision's anchor speaks of the codes as written
+    for a in anchors:
+        assert a["instance"]["zip"] in codes
+        assert all(set(c["value"]) <= set(codes) for c in a["rule"]["conditions"] if c["feature"] == "zip")

@@ -877,3 +877,32 @@ def test_answer_gap_is_the_softmax_of_two_logits_and_counts_its_rows():
     three.forward(x[:1])
     with pytest.raises(ModelError, match="two logits"):
         three.answer_gap(logits[:, 0])
+
+
+def test_text_inputs_are_the_columns_encoders_fitted_as_text():
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from pellucid import Oracle
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"zip": rng.choice(["01650", "02207"], 80), "home": rng.choice(["rent", "own"], 80),
+                       "grade": rng.integers(1, 4, 80), "amount": rng.normal(size=80)})
+    y = rng.integers(0, 2, 80)
+    ct = ColumnTransformer([
+        ("zip", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()), ["zip"]),
+        ("home", OrdinalEncoder(), [1]),  # by position
+        ("grade", OneHotEncoder(), ["grade"]),  # categories fitted as numbers: not text
+        ("rest", StandardScaler(), ["amount"]),
+    ])
+    pipe = make_pipeline(ct, LogisticRegression()).fit(df, y)
+    assert Oracle(pipe).text_inputs() == {"zip", "home"}
+    # The same transformer as a preprocess in front of another model.
+    assert Oracle(lambda Z: np.full((len(Z), 2), 0.5), preprocess=ct, classes=[0, 1]).text_inputs() == {"zip", "home"}
+    # Nothing to go by: a torch network, a callable on raw rows.
+    assert Oracle(torch.nn.Linear(4, 2), classes=[0, 1]).text_inputs() == set()
+    assert Oracle(lambda Z: np.full((len(Z), 2), 0.5), classes=[0, 1]).text_inputs() == set()

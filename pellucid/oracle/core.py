@@ -902,6 +902,14 @@ class Oracle:
             names, what = own
         return None if names is None else (tuple(str(n) for n in names), what)
 
+    def text_inputs(self) -> set[str]:
+        """Raw input columns that the preprocess (else the scikit-learn model) encodes as text:
+        those whose one-hot, ordinal or target encoder was fitted on string categories. A CSV
+        file carries no types, so a column of codes such as ``"01234"`` reads as the number
+        1234; knowing the model fitted it as text, the reader keeps it as written. Empty when
+        nothing records it (a torch network, a callable)."""
+        return _text_columns(self.preprocess if self.preprocess is not None else self.adapter.model)
+
     def match_columns(self, frame: pd.DataFrame, *, schema: Any = None,
                       what: str = "data") -> tuple[pd.DataFrame, InputColumns]:
         """The table's columns as the model's inputs: checked by name where names are known.
@@ -1193,3 +1201,55 @@ def _check_rows(X: Any) -> pd.DataFrame | np.ndarray:
     if X.ndim != 2:
         raise ParameterError(f"expected a 2-D table of rows; got an array of shape {X.shape}")
     return X
+
+
+def _text_columns(obj: Any) -> set[str]:
+    """The raw columns a scikit-learn transformer or pipeline encodes as text (see
+    :meth:`Oracle.text_inputs`): a pipeline's first step sees the raw columns; a
+    ColumnTransformer hands each of its transformers its own columns; in a transformer (or a
+    pipeline of them) the first step with ``categories_`` decides, column by column, by the
+    kind of its fitted categories."""
+    try:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import Pipeline
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        return set()
+    if isinstance(obj, Pipeline):
+        return _text_columns(obj.steps[0][1]) if obj.steps else set()
+    names = getattr(obj, "feature_names_in_", None)
+    if isinstance(obj, ColumnTransformer):
+        out: set[str] = set()
+        for _, trans, cols in getattr(obj, "transformers_", []):
+            if isinstance(trans, str):  # "drop", "passthrough"
+                continue
+            picked = _picked(cols, names)
+            out |= {picked[i] for i in _text_positions(trans) if i < len(picked)}
+        return out
+    return {str(names[i]) for i in _text_positions(obj) if names is not None and i < len(names)}
+
+
+def _text_positions(trans: Any) -> list[int]:
+    """Positions among a transformer's input columns that its encoder fitted as text."""
+    from sklearn.pipeline import Pipeline
+
+    steps = [t for _, t in trans.steps] if isinstance(trans, Pipeline) else [trans]
+    for step in steps:
+        cats = getattr(step, "categories_", None)
+        if cats is not None:
+            return [i for i, c in enumerate(cats) if np.asarray(c).dtype.kind in "OUS"
+                    and any(isinstance(v, str) for v in np.asarray(c).ravel())]
+    return []
+
+
+def _picked(cols: Any, names: Any) -> list[str]:
+    """A ColumnTransformer entry's columns as names (given as names, positions, a slice or a mask)."""
+    if isinstance(cols, str):
+        return [cols]
+    if isinstance(cols, slice):
+        return [] if names is None else [str(n) for n in list(names)[cols]]
+    cols = list(np.atleast_1d(cols))
+    if cols and isinstance(cols[0], (bool, np.bool_)):
+        return [] if names is None else [str(n) for n, keep in zip(names, cols) if keep]
+    if cols and isinstance(cols[0], (int, np.integer)):
+        return [] if names is None else [str(names[int(i)]) for i in cols]
+    return [str(c) for c in cols]

@@ -75,6 +75,7 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
         check_methods(oracle, _methods(config.attributions))
     X, aside = _groups_aside(oracle, X, o.get("groups"), schema)
     X, inputs = oracle.match_columns(X, schema=schema)
+    X = _text_as_categories(oracle, X) if schema is None else X
     schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
     # The whole table is checked here, before the model is asked anything, so that an error
     # names the first row at fault in "the data".
@@ -87,6 +88,29 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
         label = check_request(oracle, concepts=o.get("concepts"), concept_layer=o.get("concept_layer"),
                               concept_target=o.get("concept_target"))
     return Prepared(oracle, X, schema, inputs, determinism, label, aside)
+
+
+def _text_as_categories(oracle: Oracle, X: pd.DataFrame) -> pd.DataFrame:
+    """The table, with the text columns the model's encoders fitted as text categories held as
+    (unordered) pandas categoricals where their values read as numbers (codes such as "01234"):
+    the schema would read such a column as numbers, which would reach the model as numbers its
+    encoder has never seen. A categorical reads as categories wherever a stage reads the table.
+    Other text columns are left as they are (they read as categories already)."""
+    from ..schema import NUMBERS_WITH_TYPOS
+
+    text = oracle.text_inputs()
+    cols = []
+    for c in X.columns:
+        if str(c) in text and (pd.api.types.is_object_dtype(X[c]) or pd.api.types.is_string_dtype(X[c])):
+            present = X[c].dropna()
+            if len(present) and pd.to_numeric(present, errors="coerce").notna().mean() >= NUMBERS_WITH_TYPOS:
+                cols.append(c)
+    if not cols:
+        return X
+    X = X.copy()
+    for c in cols:
+        X[c] = pd.Categorical(X[c])
+    return X
 
 
 def _groups_aside(oracle: Oracle, X: pd.DataFrame, groups: Sequence[Any] | None,
