@@ -270,3 +270,10 @@ def test_codes_the_model_encodes_as_text_keep_their_leading_zeros(tmp_path, caps
     for a in anchors:
         assert a["instance"]["zip"] in codes
         assert all(set(c["value"]) <= set(codes) for c in a["rule"]["conditions"] if c["feature"] == "zip")
+    # pellucid reasons reads the file the same way: a reason names the code as written.
+    code, out, err = run(["reasons", "--model", tmp_path / "m.joblib", "--data", tmp_path / "codes.csv",
+                          "--adverse-class", "decline", "--out", tmp_path / "r.csv", "--quiet"], capsys)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "r.csv", dtype=str)
+    zips = table.loc[table["reason_1"] == "zip", "value_1"]
+    assert len(zips) and set(zips) <= set(codes)
