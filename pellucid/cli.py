@@ -441,11 +441,11 @@ def _run_reasons(args: argparse.Namespace) -> int:
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
         oracle = Oracle.from_spec(args.model, preprocess=pre, task="classification", classes=classes, verbose=0)
         # Codes the model encodes as text, read as written and held as categories.
-        from .pipeline.stages import _text_as_categories
+        from .pipeline.stages import text_as_categories
 
-        X = _text_as_categories(oracle, _features_of(_as_the_model_reads(df, args.data, oracle), args, args.data))
+        X = text_as_categories(oracle, _features_of(_as_the_model_reads(df, args.data, oracle), args, args.data))
         if reference is not None:
-            reference = _text_as_categories(oracle, _features_of(
+            reference = text_as_categories(oracle, _features_of(
                 _as_the_model_reads(read_table(args.reference), args.reference, oracle), args, args.reference,
                 keep_index=False))
         plan = reason_plan(oracle, X, reference=reference, k=args.k, method=args.method,

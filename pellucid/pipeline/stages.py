@@ -75,7 +75,7 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
         check_methods(oracle, _methods(config.attributions))
     X, aside = _groups_aside(oracle, X, o.get("groups"), schema)
     X, inputs = oracle.match_columns(X, schema=schema)
-    X = _text_as_categories(oracle, X) if schema is None else X
+    X = text_as_categories(oracle, X) if schema is None else X
     schema = Schema.from_frame(X) if schema is None else _schema_in_order(schema, inputs)
     # The whole table is checked here, before the model is asked anything, so that an error
     # names the first row at fault in "the data".
@@ -90,7 +90,7 @@ def prepare(model: Any, X: pd.DataFrame, config: RunConfig, *, schema: Schema | 
     return Prepared(oracle, X, schema, inputs, determinism, label, aside)
 
 
-def _text_as_categories(oracle: Oracle, X: pd.DataFrame) -> pd.DataFrame:
+def text_as_categories(oracle: Oracle, X: pd.DataFrame) -> pd.DataFrame:
     """The table, with the text columns the model's encoders fitted as text categories held as
     (unordered) pandas categoricals where their values read as numbers (codes such as "01234"):
     the schema would read such a column as numbers, which would reach the model as numbers its
