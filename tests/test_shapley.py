@@ -253,6 +253,36 @@ def test_a_scikit_learn_model_by_encoded_blocks_and_by_raw_rows(rows_bg, forest_
     assert whole.base_value[1] == pytest.approx(base, abs=1e-12)
 
 
+
+def test_auto_is_exact_while_a_row_s_coalitions_are_few_and_paired_beyond(rows_bg, forest_parts, torch_oracle):
+    # Each hybrid row of a scikit-learn model is a row through the model itself: "auto" is exact
+    # while background rows x 2**players stay within EXACT_AUTO_ROWS, sampled (paired) beyond.
+    from pellucid.attribution.shapley import EXACT_AUTO_ROWS
+
+    X, rows, _ = rows_bg
+    _, _, pipe = forest_parts
+    rows = rows[SEVEN]
+    assert 500 * 2**7 <= EXACT_AUTO_ROWS < 520 * 2**7
+    within = shapley(Oracle(pipe), rows.iloc[:1], X[SEVEN].iloc[:500], target="bad")
+    assert within.params["shapley_method"] == "exact" and not np.any(within.standard_error)
+    bg = X[SEVEN].iloc[:520]
+    auto = shapley(Oracle(pipe), rows, bg, target="bad", random_state=0)
+    assert auto.params["shapley_method"] == "paired" and auto.standard_error is not None
+    exact = shapley(Oracle(pipe), rows, bg, target="bad", method="exact")
+    err = auto.values - exact.values
+    assert np.sqrt(np.mean(err**2)) <= 0.1 * np.mean(np.abs(exact.values))
+    np.testing.assert_allclose(auto.values.sum(axis=1) + auto.base_value, exact.values.sum(axis=1) + exact.base_value,
+                               atol=1e-9)  # both add up to the row's output
+    # The choice rests on the model, the players and the background, not on the rows explained
+    # together: a row alone gets the values it gets among others.
+    alone = shapley(Oracle(pipe), rows.iloc[[2]], bg, target="bad", random_state=0)
+    assert alone.params["shapley_method"] == "paired"
+    np.testing.assert_allclose(alone.values[0], auto.values[2], atol=1e-12)
+    # A torch network's coalitions come from its first layer's shares: exact up to 14 players.
+    net = shapley(torch_oracle, rows_bg[1].iloc[:1], X.iloc[:520])
+    assert net.params["shapley_method"] == "exact"
+
+
 def test_groups_merge_features_into_one_player(rows_bg, forest_parts):
     _, rows, bg = rows_bg
     rows, bg = rows[SEVEN], bg[SEVEN].iloc[:8]

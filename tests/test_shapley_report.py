@@ -160,8 +160,12 @@ def test_other_models_get_shapley_values(sklearn_run):
     att = p["attributions"]
     assert [m["name"] for m in att["methods"]] == ["occlusion", "shapley"]
     shap = att["shapley"]
-    assert shap["n"] == 30 and shap["method"] == "exact"
+    # 11 players and 100 background rows are more model rows a row than "auto" enumerates for a
+    # model that is not a torch network: sampled pairs, with their standard error, still additive.
+    assert shap["n"] == 30 and shap["method"] == "paired" and shap["pairs"] == 200 and shap["standard_error"] > 0
     assert max(abs(r["delta"]) for r in shap["rows"]) < 1e-9
+    text = re.sub(r"\s+", " ", html)
+    assert "The values are sampled (200 pairs of a background row and an order of the features per row" in text
     assert all("shapley" in r for r in p["local"]["rows"])
     assert 'id="shapley"' in html and 'id="fig-waterfall-0-figure_1"' in html
 

@@ -396,6 +396,7 @@ def shapley_basis(attr: Any, on: dict[str, Any], background_from: str, seed: int
         "note": SHAPLEY_NOTE,
         "doc": SHAPLEY_DOC,
         **({"permutations": p["permutations"]} if "permutations" in p else {}),
+        **({"pairs": p["pairs"]} if "pairs" in p else {}),
         # Sampled values carry their own error, beside the bootstrap over rows: its mean, stated.
         "standard_error": _num(float(np.mean(attr.standard_error)))
         if attr.standard_error is not None and np.size(attr.standard_error) and np.any(attr.standard_error) else None,
