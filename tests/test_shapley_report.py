@@ -137,6 +137,16 @@ def test_beeswarm_has_one_line_per_feature_shown(torch_run):
     lines = beeswarm_lines({**many, "features": [{**f, "feature": f"{f['feature']}_{i}"}
                                                  for i, f in enumerate(many["features"])]}, top=5)
     assert len(lines) == 6 and lines[-1][0] == f"{2 * n_feat - 5} other features"
+    # One feature beyond the top is drawn as itself, not as "1 other features".
+    six = {**many, "features": [{**f, "feature": f"{f['feature']}_{i}"} for i, f in enumerate(many["features"][:6])]}
+    lines = beeswarm_lines(six, top=5)
+    assert len(lines) == 6 and not any(grey for *_, grey in lines) and "other" not in lines[-1][0]
+    # The table likewise lists a thirteenth feature rather than summarise it.
+    thirteen = [{**f, "feature": f"{f['feature']}_{i}"} for i, f in enumerate((shap["features"] * 13)[:13])]
+    page = render_html({**p, "attributions": {**p["attributions"], "shapley": {**shap, "features": thirteen}}})
+    table = page[page.index('id="shapley"'):]
+    listed = table[:table.index("</table>")]
+    assert "other features" not in listed and thirteen[12]["feature"].replace("_", "_<wbr>") in listed
 
 
 def test_feature_names_are_escaped_in_both_figures(torch_run):

@@ -570,7 +570,8 @@ def beeswarm_lines(shapley: Mapping[str, Any], top: int = 12) -> list[tuple[str,
     rows = shapley.get("rows") or []
     if not feats or not rows:
         return []
-    shown, rest = feats[:top], feats[top:]
+    # One feature left over is drawn as itself: a line of its own, not "1 other features".
+    shown, rest = (feats, []) if len(feats) <= top + 1 else (feats[:top], feats[top:])
     colour = shapley.get("colour") or {}
     categorical = set(shapley.get("categories") or {})
     lines = []
