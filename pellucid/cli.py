@@ -34,6 +34,15 @@ MODEL_HELP = (
 )
 
 
+#: The suffixes read_table reads as CSV.
+_CSV = (".csv", ".csv.gz", ".txt")
+
+
+def _suffix(path: Path) -> str:
+    """A data file's format as its suffix says it (``.csv.gz`` whole)."""
+    return "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+
+
 def read_table(path: str | Path, text: Sequence[str] = ()) -> "pd.DataFrame":
     """Read a CSV or Parquet file, with errors that name the file. ``text``: CSV columns read
     as written, as text (codes such as ``"01234"``, which would otherwise read as numbers)."""
@@ -44,9 +53,9 @@ def read_table(path: str | Path, text: Sequence[str] = ()) -> "pd.DataFrame":
         raise DataFileError(f"data file {str(p)!r} does not exist")
     if p.is_dir():
         raise DataFileError(f"data file {str(p)!r} is a directory")
-    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+    suffix = _suffix(p)
     try:
-        if suffix in (".csv", ".csv.gz", ".txt"):
+        if suffix in _CSV:
             df = pd.read_csv(p, dtype={c: str for c in text} or None)
         elif suffix in (".parquet", ".pq"):
             _check_flat_parquet(p)
@@ -70,7 +79,7 @@ def _as_the_model_reads(df: "pd.DataFrame", path: str | Path, oracle: Any, schem
     ``01234`` reads as the number 1234, which the model's encoder has never seen."""
     import pandas as pd
 
-    if Path(path).suffix.lower() not in (".csv", ".gz", ".txt"):
+    if _suffix(Path(path)) not in _CSV:  # Parquet keeps its columns' types
         return df
     text = set(oracle.text_inputs())
     if schema is not None:
@@ -434,20 +443,20 @@ def _run_reasons(args: argparse.Namespace) -> int:
             if value is not None and value < least:
                 raise ParameterError(f"{flag} must be at least {least}; got {value}")
         df = read_table(args.data)
-        X = _features_of(df, args, args.data)
-        reference = None if args.reference is None else _features_of(read_table(args.reference), args, args.reference,
-                                                                      keep_index=False)
+        _features_of(df, args, args.data)  # --target and --id-column checked before the model loads
+        ref_df = None if args.reference is None else read_table(args.reference)
         pre = load_model(args.preprocess) if args.preprocess else None
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
         oracle = Oracle.from_spec(args.model, preprocess=pre, task="classification", classes=classes, verbose=0)
         # Codes the model encodes as text, read as written and held as categories.
         from .pipeline.stages import text_as_categories
 
-        X = text_as_categories(oracle, _features_of(_as_the_model_reads(df, args.data, oracle), args, args.data))
-        if reference is not None:
-            reference = text_as_categories(oracle, _features_of(
-                _as_the_model_reads(read_table(args.reference), args.reference, oracle), args, args.reference,
-                keep_index=False))
+        def features(table: "pd.DataFrame", path: str, keep_index: bool = True) -> "pd.DataFrame":
+            return text_as_categories(oracle, _features_of(_as_the_model_reads(table, path, oracle), args, path,
+                                                           keep_index=keep_index))
+
+        X = features(df, args.data)
+        reference = None if ref_df is None else features(ref_df, args.reference, keep_index=False)
         plan = reason_plan(oracle, X, reference=reference, k=args.k, method=args.method,
                            adverse_class=args.adverse_class, statements=args.statements,
                            background_rows=args.background_rows, n_samples=args.samples, random_state=args.seed)

@@ -595,7 +595,8 @@ def _decide(prep: Prepared, dset: DistillationSet, choice: Choice, loc: dict[str
         outside = [] if prep.group_data is None else [str(c) for c in prep.group_data.columns]
         data = None
         if outside:  # the rows' own group columns beside those the model does not take, row by row
-            data = pd.concat([rows[[c for c in rows.columns if str(c) in map(str, groups)]].reset_index(drop=True),
+            named = {str(g) for g in groups}
+            data = pd.concat([rows[[c for c in rows.columns if str(c) in named]].reset_index(drop=True),
                               prep.group_data.iloc[hold.origin[observed]].reset_index(drop=True)], axis=1)
         g = group_fidelity(prep.oracle, rows, groups, target=truth, surrogate=choice.chosen.surrogate,
                            favourable=favourable, group_data=data)
