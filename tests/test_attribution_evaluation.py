@@ -330,6 +330,54 @@ def test_randomisation_with_a_torch_oracle_keeps_classes(credit, credit_net):
     assert res.steps["spearman"].iloc[-1] < 0.5
 
 
+def test_randomisation_compares_the_trained_models_attributions_when_given(credit, credit_net):
+    X, _ = credit
+    net, pre = credit_net
+    oracle = Oracle(net, pre, classes=list(CLASSES))
+    seen = []
+
+    def spy(model, inputs, target=None):
+        seen.append(model)
+        return gxi(model, inputs, target=target)
+
+    computed = randomisation_check(gxi, oracle, X.iloc[:20])
+    given = randomisation_check(spy, oracle, X.iloc[:20], original=gxi(oracle, X.iloc[:20]))
+    assert len(seen) == 3 and all(m is not oracle for m in seen)  # only the randomised copies
+    pd.testing.assert_frame_equal(computed.steps, given.steps)
+    # Another row's attributions in first place: the comparison sees them.
+    swapped = gxi(oracle, X.iloc[[1, 0, *range(2, 20)]])
+    moved = randomisation_check(gxi, oracle, X.iloc[:20], original=swapped)
+    assert not np.allclose(moved.steps["spearman"], computed.steps["spearman"])
+    with pytest.raises(ParameterError, match="original holds attributions of 30 rows; the inputs have 20"):
+        randomisation_check(gxi, oracle, X.iloc[:20], original=gxi(oracle, X.iloc[:30]))
+    with pytest.raises(ParameterError, match="original must be the Attribution.*ndarray"):
+        randomisation_check(gxi, oracle, X.iloc[:20], original=np.zeros((20, 11)))
+
+
+def test_the_summary_s_shapley_check_is_the_check_computed_afresh():
+    """measure() hands the randomised-network check the Shapley values it computed for the
+    first rows; they must be the ones the check computes itself, exact (11 players) and
+    sampled (16 players, permutations seeded by the row's place)."""
+    from pellucid.attribution import METHODS
+    from pellucid.attribution.summary import SHAPLEY_SANITY_ROWS, _bound, _options, measure
+
+    for d in (11, 16):
+        torch.manual_seed(d)
+        net = nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+        rng = np.random.default_rng(d)
+        X = pd.DataFrame(rng.normal(size=(40, d)), columns=[f"x{j}" for j in range(d)])
+        oracle = Oracle(net, classes=["no", "yes"], verbose=0)
+        background = X.iloc[::2].reset_index(drop=True)
+        got = measure(oracle, X, methods=["shapley"], max_rows=40, shapley_rows=24, random_state=3,
+                      background=background)
+        head = got.rows_of["shapley"].iloc[:SHAPLEY_SANITY_ROWS]
+        method = _bound(METHODS["shapley"], _options("shapley", head, "median", 3, background))
+        fresh = randomisation_check(method, oracle, head, random_state=3, verbose=0).to_dict()
+        fresh["n_rows"] = SHAPLEY_SANITY_ROWS
+        assert got.attrs["shapley"].params["shapley_method"] == ("exact" if d == 11 else "permutation")
+        assert got.checks["shapley"] == fresh
+
+
 # ------------------------------------------------------------------------------ summary
 def test_evaluate_attributions_table_and_json():
     net = _nets.mlp()

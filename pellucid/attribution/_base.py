@@ -78,6 +78,15 @@ class Attribution:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def head(self, n: int) -> "Attribution":
+        """The first ``n`` rows' attributions (every per-row field cut; ``params`` as they are)."""
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[:n]
+        return Attribution(values=self.values[:n], method=self.method, features=self.features,
+                           targets=cut(self.targets), outputs=self.outputs[:n], encoded=self.encoded[:n],
+                           delta=cut(self.delta), unassigned=cut(self.unassigned), params=self.params,
+                           base_value=cut(self.base_value), standard_error=cut(self.standard_error))
+
 
 @dataclass
 class Prepared:

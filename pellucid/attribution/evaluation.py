@@ -612,8 +612,8 @@ class RandomisationCheck:
 
 
 def randomisation_check(method: Method, model: Any, inputs: Any, target: Any = None, *, cascade: bool = True,
-                        random_state: int | None = 0, threshold: float = 0.5, verbose: int = 1
-                        ) -> RandomisationCheck:
+                        random_state: int | None = 0, threshold: float = 0.5, verbose: int = 1,
+                        original: Attribution | None = None) -> RandomisationCheck:
     """Re-initialise the network's layers and see whether the attributions notice.
 
     Layers (modules holding parameters of their own) are re-initialised from the output
@@ -638,6 +638,10 @@ def randomisation_check(method: Method, model: Any, inputs: Any, target: Any = N
         layer random is below this.
     verbose : int
         0 for no progress bar.
+    original : Attribution, optional
+        ``method``'s attributions of these ``inputs`` and ``target`` on the trained model, where
+        they are already computed: they are compared as given instead of being computed again.
+        (They must be what ``method`` gives on these rows; only their shape is checked.)
 
     Notes
     -----
@@ -670,7 +674,13 @@ def randomisation_check(method: Method, model: Any, inputs: Any, target: Any = N
         raise ParameterError(f"the {type(module).__name__} has no layers with parameters to randomise")
     layers = layers[::-1]  # top-down: the output layer first
 
-    original = _call_method(method, model, inputs, target, "the trained model")
+    if original is None:
+        original = _call_method(method, model, inputs, target, "the trained model")
+    elif not isinstance(original, Attribution):
+        raise ParameterError(f"original must be the Attribution of the trained model on these rows; "
+                             f"got {type(original).__name__}")
+    elif len(original) != len(inputs):
+        raise ParameterError(f"original holds attributions of {len(original)} rows; the inputs have {len(inputs)}")
     name = original.method
     fixed = _fixed_target(original, oracle, target)
     seed = 0 if random_state is None else int(random_state)
