@@ -133,9 +133,36 @@ def test_surrogates_of_one_schema_share_their_shuffles(one_feature_world, monkey
     for a, b in zip(alone, together, strict=True):
         pd.testing.assert_series_equal(a, b)
         assert a.attrs == b.attrs
-    # The table of every shuffle is checked once; each surrogate checks only its unshuffled rows.
-    n, p = int(dset.is_holdout.sum()), len(dset.schema.names)
-    assert sorted(checked) == [n] * 3 + [5 * p * n]
+    # The rows are checked once, before they are shuffled; each surrogate checks its unshuffled
+    # rows; no table of shuffles is checked again.
+    n = int(dset.is_holdout.sum())
+    assert sorted(checked) == [n] * 4
+
+
+def test_the_tables_of_shuffles_are_the_checked_rows_with_one_column_shuffled(credit, monkeypatch):
+    """Each block of a table is the rows, checked by the schema, with one column in the drawn
+    order: what checking the shuffled rows would give (categories, missing values, text kept),
+    built here the plain way."""
+    from pellucid.attribution import importance
+
+    X, y = credit
+    rows = X.iloc[:150].copy()
+    rows["city"] = pd.array(np.where(np.arange(150) % 3 == 0, None, "a<b>"), dtype="string")
+    oracle = Oracle(lambda f: (f["age"].fillna(0) > 40).to_numpy().astype(int), classes=[0, 1], verbose=0)
+    tree = DecisionTree(max_leaf_nodes=4, random_state=0).fit(distill(oracle, rows, "observed", random_state=0))
+    names = list(tree.schema_.names)
+    monkeypatch.setattr(importance, "_PREDICT_ROWS", 150 * 7)  # several tables, a block of 7 shuffles each
+    shuffles = importance._Shuffles(tree, rows, names, 2, None, 5)
+    checked = tree.schema_.validate(rows).reset_index(drop=True)
+    perms = np.argsort(np.random.default_rng(5).random((len(names), 2, 150)), axis=2)
+    jobs = [(j, r) for j in range(len(names)) for r in range(2)]
+    assert [k for k, _ in shuffles.tables] == [7] * (len(jobs) // 7) + ([len(jobs) % 7] if len(jobs) % 7 else [])
+    blocks = [t.iloc[b * 150:(b + 1) * 150].reset_index(drop=True) for k, t in shuffles.tables for b in range(k)]
+    for (j, r), got in zip(jobs, blocks, strict=True):
+        want = checked.copy()
+        want[names[j]] = checked[names[j]].iloc[perms[j, r]].to_numpy()
+        want = tree.schema_.validate(want)
+        pd.testing.assert_frame_equal(got, want)
 
 
 def test_permutation_importance_is_the_label_change_rate(one_feature_world):

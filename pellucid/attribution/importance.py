@@ -186,16 +186,18 @@ def surrogate_importances(surrogates: Sequence[Any], data: DistillationSet | pd.
 class _Shuffles:
     """The rows a surrogate's permutation importance is measured on and every (feature, repeat)
     shuffle of them, stacked into tables of at most :data:`_PREDICT_ROWS` rows; the
-    permutations are drawn up front so the seed fixes them whatever the chunking. Each table
-    is checked against the schema once (:meth:`valid`), for every surrogate of that schema."""
+    permutations are drawn up front so the seed fixes them whatever the chunking. The rows are
+    checked against the schema once; a shuffle only moves values within a checked column, so
+    every table is as the schema checks it, for every surrogate of that schema."""
 
     def __init__(self, surrogate: Any, data: DistillationSet | pd.DataFrame, names: list[str], n_repeats: int,
                  max_rows: int | None, random_state: int | None) -> None:
+        what = "rows given to surrogate_importance"
         if isinstance(data, DistillationSet):
-            rows = (data.holdout if data.is_holdout.any() else data).rows
+            rows, what = (data.holdout if data.is_holdout.any() else data).rows, "rows of the distillation set"
         else:
-            rows = surrogate.schema_.validate(data, what="rows given to surrogate_importance")
-        rows = rows.reset_index(drop=True)
+            rows = data
+        rows = surrogate.schema_.validate(rows, what=what).reset_index(drop=True)
         n = len(rows)
         if n < 2:
             raise ParameterError(f"surrogate_importance needs at least 2 rows to shuffle; got {n}")
@@ -208,29 +210,29 @@ class _Shuffles:
         perms = np.argsort(rng.random((p, n_repeats, n)), axis=2)
         per_call = max(1, _PREDICT_ROWS // n)
         jobs = [(j, r) for j in range(p) for r in range(n_repeats)]
+        at = {name: j for j, name in enumerate(names)}
+        same = np.arange(n)
         self.tables: list[tuple[int, pd.DataFrame]] = []  # (shuffles in the table, the table)
         for start in range(0, len(jobs), per_call):
             block = jobs[start:start + per_call]
-            stacked = pd.concat([rows] * len(block), ignore_index=True)
-            for b, (j, r) in enumerate(block):
-                col = stacked.columns.get_loc(names[j])
-                stacked.iloc[b * n:(b + 1) * n, col] = rows.iloc[perms[j, r], col].to_numpy()
-            self.tables.append((len(block), stacked))
-        self._valid: list[pd.DataFrame] | None = None
+            # Each column of the table: its rows in order, except in the blocks that shuffle it.
+            columns = {}
+            for name in rows.columns:
+                j = at.get(name)
+                take = np.concatenate([perms[j, r] if j == jb else same for jb, r in block])
+                columns[name] = rows[name].take(take).reset_index(drop=True)
+            self.tables.append((len(block), pd.DataFrame(columns)))
 
     def predictions(self, surrogate: Any) -> list[np.ndarray]:
         """The surrogate's predictions of each table. A pellucid surrogate predicts its rules on
-        the table as its schema checks it, so the tables are checked once for all of them; a
-        surrogate that predicts otherwise is asked by its own ``predict``."""
+        the tables as they are (built from checked rows); a surrogate that predicts otherwise is
+        asked by its own ``predict``."""
         from ..surrogates.base import Surrogate
 
         if not (isinstance(surrogate, Surrogate) and type(surrogate).predict is Surrogate.predict):
             return [np.asarray(surrogate.predict(t)) for _, t in self.tables]
         surrogate._check_fitted()
-        if self._valid is None:
-            what = f"table given to {type(surrogate).__name__}"
-            self._valid = [surrogate.schema_.validate(t, what=what) for _, t in self.tables]
-        return [np.asarray(surrogate.rules_.predict(v)) for v in self._valid]
+        return [np.asarray(surrogate.rules_.predict(t)) for _, t in self.tables]
 
 
 def _permutation_importance(surrogate: Any, shuffles: _Shuffles, names: list[str], task: str,
