@@ -434,3 +434,43 @@ def test_entries_listed_whatever_the_tie_are_read_off_the_tied_entries_refits():
         alone = stability(e.surrogate, d, n_boot=3, random_state=2, verbose=0).to_dict()
         assert choice.stability[id(e)].to_dict() == alone, e.name
     assert {id(e) for e in (tree3, other)} <= {id(e) for e in choice.listed}
+
+
+def test_refits_are_predicted_on_rows_checked_once(monkeypatch):
+    """The held-out rows are checked against the schema once for the surrogate and all its
+    refits (predict_each), and every prediction is what the surrogate's own predict gives."""
+    from pellucid.surrogates.base import predict_each
+
+    dset = wiggly_set()
+    tree = DecisionTree(max_leaf_nodes=4, random_state=0).fit(dset)
+    other = DecisionTree(max_leaf_nodes=3, random_state=0).fit(step_set())  # another schema
+
+    class Constant:  # not a pellucid surrogate: asked by its own predict
+        def predict(self, X):
+            return np.full(len(X), "a", dtype=object)
+
+    X = dset.holdout.rows
+    want = [tree.predict(X), Constant().predict(X), other.predict(step_set().holdout.rows)]
+    checked = []
+    validate = Schema.validate
+    monkeypatch.setattr(Schema, "validate", lambda self, df, **kw: checked.append(len(df)) or validate(self, df, **kw))
+    res = stability(tree, dset, n_boot=4, random_state=0, verbose=0)
+    assert checked == [len(X)]
+    for refit in res.refits:
+        assert refit.schema_ == tree.schema_
+    checked.clear()
+    got = predict_each([tree, Constant(), *res.refits], X)
+    assert checked == [len(X)]
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    for refit, pred in zip(res.refits, got[2:], strict=True):
+        monkeypatch.setattr(Schema, "validate", validate)
+        np.testing.assert_array_equal(pred, refit.predict(X))
+    rows = step_set().holdout.rows
+    both = rows.assign(w=0.0, v=0.0)
+    monkeypatch.setattr(Schema, "validate", lambda self, df, **kw: checked.append(len(df)) or validate(self, df, **kw))
+    checked.clear()
+    got = predict_each([tree, other, tree], both)
+    assert checked == [len(rows)] * 2  # two schemas, two checks
+    np.testing.assert_array_equal(got[1], want[2])
+    np.testing.assert_array_equal(got[0], got[2])

@@ -34,6 +34,7 @@ from ..executor import Executor, OnThread, as_executor
 from ..extraction.dataset import DistillationSet
 from ..extraction.rules import NUMERIC_OPS, Condition, Rule, merge_conditions
 from ..schema import Schema
+from ..surrogates.base import predict_each
 from .intervals import N_BOOT, check_seed, percentile_interval, wilson
 from .metrics import check_same_set
 
@@ -700,8 +701,7 @@ def _measured(surrogate: Any, dset: DistillationSet, refits: list[Any], n_boot: 
 
     # ---------------------------------------------------------------- predictions
     X = eval_part.rows
-    orig_pred = surrogate.predict(X)
-    preds = [s.predict(X) for s in refits]
+    orig_pred, *preds = predict_each([surrogate, *refits], X)
     per_refit = []
     over = f"Wilson score over the {n_boot} refits"
     methods = {"rules.share": over, "rules.shape_share": over, "conditions.share": over}

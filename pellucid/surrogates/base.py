@@ -311,6 +311,26 @@ class Surrogate:
         return f"{type(self).__name__}({args})"
 
 
+def predict_each(surrogates: Sequence[Any], X: pd.DataFrame) -> list[np.ndarray]:
+    """``[s.predict(X) for s in surrogates]``, with ``X`` checked once per schema: a pellucid
+    surrogate predicts its rules on the rows as its schema checks them, so surrogates of equal
+    schemas (a surrogate and its refits, the entries of one frontier) share that check. A
+    surrogate that predicts otherwise is asked by its own ``predict``."""
+    checked: list[tuple[Schema, pd.DataFrame]] = []
+    out = []
+    for s in surrogates:
+        if not (isinstance(s, Surrogate) and type(s).predict is Surrogate.predict):
+            out.append(np.asarray(s.predict(X)))
+            continue
+        s._check_fitted()
+        rows = next((r for schema, r in checked if schema == s.schema_), None)
+        if rows is None:
+            rows = s._rows(X)
+            checked.append((s.schema_, rows))
+        out.append(np.asarray(s.rules_.predict(rows)))
+    return out
+
+
 def fitted_on(train: DistillationSet) -> dict[str, Any]:
     """What a surrogate fitted on ``train`` learned from: its row count, the rows per strategy
     (``observed``, ``perturb``, ``marginal``, ...) and how many of them are synthetic."""
