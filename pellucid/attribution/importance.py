@@ -25,6 +25,7 @@ from ..errors import ParameterError
 from ..extraction.dataset import DistillationSet
 from ..fidelity.intervals import N_BOOT, check_n_boot, check_seed, percentile_interval
 from ..oracle import Oracle
+from ..surrogates.base import predict_each
 from ._base import Attribution
 
 __all__ = ["global_importance", "surrogate_importance", "surrogate_importances", "rank_agreement", "RankAgreement", "pair"]
@@ -223,23 +224,19 @@ class _Shuffles:
                 columns[name] = rows[name].take(take).reset_index(drop=True)
             self.tables.append((len(block), pd.DataFrame(columns)))
 
-    def predictions(self, surrogate: Any) -> list[np.ndarray]:
-        """The surrogate's predictions of each table. A pellucid surrogate predicts its rules on
-        the tables as they are (built from checked rows); a surrogate that predicts otherwise is
-        asked by its own ``predict``."""
-        from ..surrogates.base import Surrogate
-
-        if not (isinstance(surrogate, Surrogate) and type(surrogate).predict is Surrogate.predict):
-            return [np.asarray(surrogate.predict(t)) for _, t in self.tables]
-        surrogate._check_fitted()
-        return [np.asarray(surrogate.rules_.predict(t)) for _, t in self.tables]
+    def predictions(self, surrogate: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The surrogate's predictions of the rows and of each table, all as the surrogate's
+        schema checked the rows (the tables only move values within those columns)."""
+        schema = surrogate.schema_
+        base = predict_each([surrogate], self.rows, schema=schema)[0]
+        return base, [predict_each([surrogate], t, schema=schema)[0] for _, t in self.tables]
 
 
 def _permutation_importance(surrogate: Any, shuffles: _Shuffles, names: list[str], task: str,
                             n_repeats: int) -> pd.Series:
     n, p = shuffles.n, len(names)
-    base = np.asarray(surrogate.predict(shuffles.rows))
-    preds = [pred.reshape(k, n) for (k, _), pred in zip(shuffles.tables, shuffles.predictions(surrogate))]
+    base, tables = shuffles.predictions(surrogate)
+    preds = [pred.reshape(k, n) for (k, _), pred in zip(shuffles.tables, tables)]
     shuffled = np.concatenate(preds).reshape(p, n_repeats, n)
 
     if task == "classification":

@@ -25,6 +25,7 @@ from .._validation import plain as _plain
 from ..errors import ParameterError
 from ..executor import Executor, as_executor
 from ..extraction.dataset import DistillationSet, check_validation_share, validation_count
+from ..surrogates.base import predict_each
 from .intervals import check_seed
 from .metrics import Fidelity, evaluate
 
@@ -550,7 +551,7 @@ def validation_split(dset: DistillationSet, share: float | None, random_state: i
 
 def _validation_score(s: Any, val: DistillationSet) -> float:
     """The task's measure of a fitted surrogate on validation rows (weighted as the set is)."""
-    pred = np.asarray(s.predict(val.rows))
+    pred = predict_each([s], val.rows, schema=val.schema)[0]
     w = np.asarray(val.weights, dtype=float)
     if val.task == "classification":
         labels = np.asarray(val.classes, dtype=object)[val.outputs.argmax(axis=1)]

@@ -701,7 +701,7 @@ def _measured(surrogate: Any, dset: DistillationSet, refits: list[Any], n_boot: 
 
     # ---------------------------------------------------------------- predictions
     X = eval_part.rows
-    orig_pred, *preds = predict_each([surrogate, *refits], X)
+    orig_pred, *preds = predict_each([surrogate, *refits], X, schema=schema)
     per_refit = []
     over = f"Wilson score over the {n_boot} refits"
     methods = {"rules.share": over, "rules.shape_share": over, "conditions.share": over}

@@ -311,19 +311,21 @@ class Surrogate:
         return f"{type(self).__name__}({args})"
 
 
-def predict_each(surrogates: Sequence[Any], X: pd.DataFrame) -> list[np.ndarray]:
+def predict_each(surrogates: Sequence[Any], X: pd.DataFrame, *, schema: Schema | None = None) -> list[np.ndarray]:
     """``[s.predict(X) for s in surrogates]``, with ``X`` checked once per schema: a pellucid
     surrogate predicts its rules on the rows as its schema checks them, so surrogates of equal
-    schemas (a surrogate and its refits, the entries of one frontier) share that check. A
-    surrogate that predicts otherwise is asked by its own ``predict``."""
-    checked: list[tuple[Schema, pd.DataFrame]] = []
+    schemas (a surrogate and its refits, the entries of one frontier) share that check.
+    ``schema``: ``X`` is already as that schema checks it (a distillation set's rows), so
+    surrogates of that schema do not check it again. A surrogate that predicts otherwise is
+    asked by its own ``predict``."""
+    checked: list[tuple[Schema, pd.DataFrame]] = [] if schema is None else [(schema, X)]
     out = []
     for s in surrogates:
         if not (isinstance(s, Surrogate) and type(s).predict is Surrogate.predict):
             out.append(np.asarray(s.predict(X)))
             continue
         s._check_fitted()
-        rows = next((r for schema, r in checked if schema == s.schema_), None)
+        rows = next((r for known, r in checked if known == s.schema_), None)
         if rows is None:
             rows = s._rows(X)
             checked.append((s.schema_, rows))
