@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -91,3 +92,40 @@ def test_missing_category_unseen_in_training_reads_back_exactly():
     for op in OPS:
         for thr in (-0.5, 0.5, 1.5, 2.5, 3.5):
             np.testing.assert_array_equal(enc.condition(0, op, thr).apply(fresh), OPS[op](X[:, 0], thr))
+
+
+def _category_means_by_value(col, score, weights, missing=None):
+    """The category means grouped by the values themselves (object keys)."""
+    values = col.to_numpy(dtype=object)
+    isna = col.isna().to_numpy()
+    if missing is not None:
+        values = np.where(isna, missing, values)
+        keep = np.ones(len(values), dtype=bool)
+    else:
+        keep = ~isna
+    frame = pd.DataFrame({"c": values[keep], "s": (score * weights)[keep], "w": weights[keep]})
+    g = frame.groupby("c", sort=False)[["s", "w"]].sum()
+    return (g["s"] / g["w"].where(g["w"] > 0)).dropna().to_dict()
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: pd.Series(pd.array(v, dtype="string")),
+    lambda v: pd.Series(v, dtype=object),
+    lambda v: pd.Series(pd.Categorical(v)),
+    lambda v: pd.Series(pd.Categorical([None if x is None else len(x) for x in v])),
+])
+def test_category_means_are_the_means_grouped_by_value(make):
+    from pellucid.extraction.encoding import _category_means
+
+    rng = np.random.default_rng(0)
+    v = list(rng.choice(np.array(["a", "bb", "ccc", "dddd"], dtype=object), 3000))
+    v = [None if i % 7 == 0 else x for i, x in enumerate(v)]
+    col = make(v)
+    score = rng.random(3000)
+    weights = rng.choice([0.0, 0.5, 1.0, 2.0], 3000)
+    weights[np.array([x == "dddd" for x in v])] = 0.0  # a category without weight is left out
+    for missing in (None, "(missing)"):
+        got = _category_means(col, score, weights, missing=missing)
+        want = _category_means_by_value(col, score, weights, missing=missing)
+        assert got == want  # the same sums, to the last bit
+        assert len(got) == 3 + (missing is not None)

@@ -117,16 +117,22 @@ def category_score(score: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _category_means(col: pd.Series, score: np.ndarray, weights: np.ndarray, missing: Any = None) -> dict:
-    values = col.to_numpy(dtype=object)
-    isna = col.isna().to_numpy()
+    """Each category's weighted mean score (``missing``: the key of the missing rows' mean;
+    None leaves them out), categories without weight left out. Grouped by the column's codes,
+    not its values: pandas sums each group in row order either way."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    keys = list(uniques)
+    isna = codes < 0
     if missing is not None:
-        values = np.where(isna, missing, values)
-        keep = np.ones(len(values), dtype=bool)
+        codes = np.where(isna, len(keys), codes)
+        keys.append(missing)
+        keep = np.ones(len(codes), dtype=bool)
     else:
         keep = ~isna
-    frame = pd.DataFrame({"c": values[keep], "s": (score * weights)[keep], "w": weights[keep]})
-    g = frame.groupby("c", sort=False)[["s", "w"]].sum()
-    return (g["s"] / g["w"].where(g["w"] > 0)).dropna().to_dict()
+    frame = pd.DataFrame({"s": (score * weights)[keep], "w": weights[keep]})
+    g = frame.groupby(codes[keep], sort=False).sum()
+    means = (g["s"] / g["w"].where(g["w"] > 0)).dropna()
+    return {keys[k]: v for k, v in means.items()}
 
 
 def _order_by_score(entries: list, col: pd.Series, score: np.ndarray, weights: np.ndarray, missing: Any = None) -> tuple:
