@@ -321,3 +321,36 @@ def test_conditions_select_what_pandas_selects_on_every_column_dtype():
             with np.errstate(invalid="ignore"):
                 want = (fn(v, 0.1) & ~np.isnan(v)) | (np.isnan(v) & missing)
             np.testing.assert_array_equal(Condition("num", op, 0.1, missing).apply(df, store), want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rules=st.lists(rule_strategy, min_size=1, max_size=5), seed=st.integers(0, 5))
+def test_a_given_coverage_is_what_the_rules_read(rules, seed):
+    """Every reading of which rules fire takes the coverage matrix where the caller has it:
+    the same answers as evaluating the conditions, and the matrix given is the one read."""
+    from pellucid.extraction.rules import AdditiveRules, rule_shares, weight_digits
+
+    df = frame(seed, n=80)
+    probs = [Rule(r.conditions, r.outcome, (0.2, 0.8) if r.outcome == "yes" else (0.7, 0.3)) for r in rules]
+    models = [
+        RuleList(tuple(probs), Rule((), "no", (0.6, 0.4)), task="classification", classes=("no", "yes")),
+        RuleSet(tuple(probs), Rule((), "no", (0.6, 0.4)), task="classification", classes=("no", "yes")),
+        RuleSet(tuple(Rule(r.conditions, float(i)) for i, r in enumerate(rules)), Rule((), -1.0), task="regression"),
+        AdditiveRules(tuple(rules), tuple((0.5 - i,) for i in range(len(rules))), (0.25,), link="logistic",
+                      task="classification", classes=("no", "yes")),
+        AdditiveRules(tuple(rules), tuple((1.0 + i,) for i in range(len(rules))), (0.25,), task="regression"),
+    ]
+    for model in models:
+        cov = model.coverage_matrix(df)
+        np.testing.assert_array_equal(model.predict(df, cov), model.predict(df))
+        np.testing.assert_array_equal(model.firing_rule(df, cov), model.firing_rule(df))
+        if model.task == "classification":
+            np.testing.assert_array_equal(model.predict_proba(df, cov), model.predict_proba(df))
+        assert rule_shares(model, df, coverage=cov) == rule_shares(model, df)
+        if isinstance(model, AdditiveRules):
+            assert weight_digits(model, df, coverage=cov) == weight_digits(model, df)
+        # Every rule firing everywhere: the first rule decides every row of a list.
+        everywhere = np.ones_like(cov)
+        np.testing.assert_array_equal(model.firing_rule(df, everywhere), np.zeros(len(df)))
+        if isinstance(model, RuleList):
+            assert set(model.predict(df, everywhere)) == {probs[0].outcome}

@@ -554,26 +554,29 @@ class _Rules:
             return np.array([_proba_of(r, self.classes) for r in rs], dtype=float)
         return np.array([float(r.outcome) for r in rs], dtype=float)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    # Every method that reads which rules fire takes that matrix as ``coverage`` where the
+    # caller has it already (:meth:`coverage_matrix` of the same frame), so that several
+    # readings of one frame evaluate its conditions once.
+    def predict(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         if self.task == "classification":
-            p = self.predict_proba(frame)
+            p = self.predict_proba(frame, coverage)
             return np.asarray(self.classes, dtype=object)[p.argmax(axis=1)] if len(p) else np.array([], dtype=object)
-        return self._combine(frame)
+        return self._combine(frame, coverage)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         if self.task != "classification":
             raise ParameterError("predict_proba is for classification rules; this model is a regression")
-        return self._combine(frame)
+        return self._combine(frame, coverage)
 
-    def firing_rule(self, frame: pd.DataFrame) -> np.ndarray:
+    def firing_rule(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         """Index of the rule that decides each row (``n_rules`` for the default). For an
         unordered set the first covering rule is named."""
-        cov = self.coverage_matrix(frame)
+        cov = self.coverage_matrix(frame) if coverage is None else coverage
         any_ = cov.any(axis=1) if cov.shape[1] else np.zeros(len(frame), dtype=bool)
         idx = cov.argmax(axis=1) if cov.shape[1] else np.zeros(len(frame), dtype=int)
         return np.where(any_, idx, self.n_rules)
 
-    def _combine(self, frame: pd.DataFrame) -> np.ndarray:
+    def _combine(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def text(self) -> str:
@@ -671,9 +674,9 @@ class RuleList(_Rules):
 
     ordered: bool = field(default=True, init=False)
 
-    def _combine(self, frame: pd.DataFrame) -> np.ndarray:
+    def _combine(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         vals = self._rule_values()
-        return vals[self.firing_rule(frame)]
+        return vals[self.firing_rule(frame, coverage)]
 
     def text(self) -> str:
         lines = []
@@ -691,9 +694,9 @@ class RuleSet(_Rules):
 
     ordered: bool = field(default=False, init=False)
 
-    def _combine(self, frame: pd.DataFrame) -> np.ndarray:
+    def _combine(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         vals = self._rule_values()
-        cov = self.coverage_matrix(frame).astype(float)
+        cov = (self.coverage_matrix(frame) if coverage is None else coverage).astype(float)
         k = cov.sum(axis=1)
         rule_vals = vals[:-1]
         summed = cov @ rule_vals
@@ -863,9 +866,9 @@ class AdditiveRules:
     coverage_matrix = _Rules.coverage_matrix
     firing_rule = _Rules.firing_rule
 
-    def decision_function(self, frame: pd.DataFrame) -> np.ndarray:
+    def decision_function(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         """The score, shape (n_rows, n_columns)."""
-        cov = self.coverage_matrix(frame).astype(float)
+        cov = (self.coverage_matrix(frame) if coverage is None else coverage).astype(float)
         score = np.tile(np.asarray(self.intercept), (len(frame), 1))
         if self.rules:
             score += cov @ np.asarray(self.weights)
@@ -873,18 +876,18 @@ class AdditiveRules:
             score += np.outer(t.values(frame), t.weights)
         return score
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
         if self.task != "classification":
             raise ParameterError("predict_proba is for classification rules; this model is a regression")
-        s = self.decision_function(frame)
+        s = self.decision_function(frame, coverage)
         if self.link == "logistic":
             p1 = 1.0 / (1.0 + np.exp(-np.clip(s[:, 0], -700, 700)))
             return np.column_stack([1.0 - p1, p1])
         e = np.exp(s - s.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        s = self.decision_function(frame)
+    def predict(self, frame: pd.DataFrame, coverage: np.ndarray | None = None) -> np.ndarray:
+        s = self.decision_function(frame, coverage)
         if self.task != "classification":
             return s[:, 0]
         classes = np.asarray(self.classes, dtype=object)
@@ -1183,20 +1186,23 @@ def round_weights(model: "AdditiveRules", digits: int) -> "AdditiveRules":
     )
 
 
-def weight_digits(model: "AdditiveRules", rows: pd.DataFrame, *, low: int = 3, rtol: float = 1e-4) -> int | None:
+def weight_digits(model: "AdditiveRules", rows: pd.DataFrame, *, low: int = 3, rtol: float = 1e-4,
+                  coverage: np.ndarray | None = None) -> int | None:
     """The fewest significant digits (at least ``low``) with which an additive model's
     printed weights decide every row of ``rows`` as the model does (classification), or
     predict within ``rtol`` of the spread of its predictions (regression); None when only
     the weights in full do, and for a scorecard (it prints integer points).
 
     Written in full the weights were seventeen digits each; a reader adding up the printed
-    ones reaches the model's decision on every training row."""
+    ones reaches the model's decision on every training row. Rounding changes no condition:
+    the rules' ``coverage`` of ``rows`` is read once (or given)."""
     if model.scale != 1.0:
         return None
-    reference = model.predict(rows)
+    cov = model.coverage_matrix(rows) if coverage is None else coverage
+    reference = model.predict(rows, cov)
     spread = float(np.ptp(reference)) if model.task != "classification" and len(rows) else 0.0
     for digits in range(low, 17):
-        got = round_weights(model, digits).predict(rows)
+        got = round_weights(model, digits).predict(rows, cov)
         if model.task == "classification":
             if np.array_equal(np.asarray(got, dtype=object), np.asarray(reference, dtype=object)):
                 return digits
@@ -1205,7 +1211,8 @@ def weight_digits(model: "AdditiveRules", rows: pd.DataFrame, *, low: int = 3, r
     return None
 
 
-def rule_shares(model: RuleModel, rows: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, Any]:
+def rule_shares(model: RuleModel, rows: pd.DataFrame, weights: np.ndarray | None = None,
+                coverage: np.ndarray | None = None) -> dict[str, Any]:
     """Each rule's weighted share of ``rows`` that *match* its conditions and that it
     *decides*.
 
@@ -1225,9 +1232,9 @@ def rule_shares(model: RuleModel, rows: pd.DataFrame, weights: np.ndarray | None
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     total = float(w.sum())
     share = (lambda m: float(w[m].sum()) / total) if total > 0 else (lambda m: 0.0)
-    cov = model.coverage_matrix(rows)
+    cov = model.coverage_matrix(rows) if coverage is None else coverage
     additive = isinstance(model, AdditiveRules)
-    fires = None if additive else model.firing_rule(rows)
+    fires = None if additive else model.firing_rule(rows, cov)
     out = []
     for j in range(model.n_rules):
         out.append({"matches": share(cov[:, j]), "decides": None if additive else share(fires == j)})

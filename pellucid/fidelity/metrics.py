@@ -260,7 +260,7 @@ class FidelityTally:
             )
         rules = self.surrogate.rules_
         cov = rules.coverage_matrix(X)
-        fires = rules.firing_rule(X)
+        fires = rules.firing_rule(X, cov)
         r = cov.shape[1]
         self.n += n
         self._next += n
@@ -271,10 +271,10 @@ class FidelityTally:
         if self.task == "classification":
             k = len(self.classes)
             net_idx = net_out.argmax(axis=1)
-            sur_p = rules.predict_proba(X)
+            sur_p = rules.predict_proba(X, cov)
             # Labels as the surrogate predicts them (a logistic score just above 0 is class 1
             # even where its probability rounds to 0.5).
-            sur_idx = pd.Index(list(self.classes), dtype=object).get_indexer(np.asarray(rules.predict(X), dtype=object))
+            sur_idx = pd.Index(list(self.classes), dtype=object).get_indexer(np.asarray(rules.predict(X, cov), dtype=object))
             self.confusion += np.bincount(net_idx * k + sur_idx, minlength=k * k).reshape(k, k)
             right = net_idx[:, None] == self._outcome[None, :]
             self.hits += (cover & right).sum(axis=0)
@@ -291,7 +291,7 @@ class FidelityTally:
             self._boot.add(start, net_out, np.column_stack([sq.sum(axis=1), net_1 * sur_1, net_1 + sur_1]))
             return self
         y_net = np.asarray(net_out, dtype=float)
-        err = rules.predict(X).astype(float) - y_net
+        err = rules.predict(X, cov).astype(float) - y_net
         if self._shift is None:
             self._shift = float(y_net.mean())
         y = y_net - self._shift

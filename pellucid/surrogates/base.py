@@ -183,8 +183,8 @@ class Surrogate:
         if getattr(self.rules_, "additive", False):
             # Weights printed short enough to add up by hand, and still deciding every
             # training row as the model does.
-            self.rules_ = replace(self.rules_, digits=weight_digits(self.rules_, rows))
-        shares = rule_shares(self.rules_, rows, train.weights)
+            self.rules_ = replace(self.rules_, digits=weight_digits(self.rules_, rows, coverage=after))
+        shares = rule_shares(self.rules_, rows, train.weights, coverage=after)
         self.train_support_ = shares
         model = self.rules_
         rules = tuple(replace(r, support=s["matches"]) for r, s in zip(model.rules, shares["rules"]))
