@@ -1313,3 +1313,44 @@ def test_rows_no_rule_covers_are_counted_in_a_sentence_that_agrees_with_the_coun
         one = count == 1
         assert int(said.group(1).replace(",", "")) == count
         assert said.groups()[1:] == (("has", "decides", "it") if one else ("have", "decides", "them"))
+
+
+def test_the_page_from_compiled_templates_on_disk_is_the_page(credit, tmp_path, monkeypatch):
+    """Templates compile once into Jinja2's cache on disk; a later process reads them back
+    instead of compiling, and renders the same page byte for byte. A template whose source
+    changed is compiled afresh (the cache is keyed by the source's checksum)."""
+    import jinja2
+
+    from pellucid.reports import _templates
+
+    compiled = []
+    compile_ = jinja2.Environment.compile
+    monkeypatch.setattr(jinja2.Environment, "compile",
+                        lambda self, source, *a, **k: compiled.append(a[0] if a else k.get("name")) or
+                        compile_(self, source, *a, **k))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(_templates, "_bytecode_cache", lambda: _templates._CompiledTemplates(str(cache)))
+    templates = tmp_path / "templates"
+    shutil.copytree(_templates.TEMPLATES, templates)
+    monkeypatch.setattr(_templates, "TEMPLATES", templates)
+
+    def page():  # a process of its own: a new environment
+        _templates.environment.cache_clear()
+        try:
+            return render_html(credit["payload"])
+        finally:
+            _templates.environment.cache_clear()
+
+    pages = [page(), page()]
+    first = ["report.css", "report.html.j2", "report.js"]  # the page and what it includes
+    assert sorted(compiled) == first
+    assert len(list(cache.iterdir())) == len(first)
+    assert pages[0] == pages[1] == credit["html"]
+    (templates / "report.html.j2").write_text((templates / "report.html.j2").read_text() + "\n<!-- changed -->\n")
+    assert "<!-- changed -->" in page()
+    assert sorted(compiled) == sorted(first + ["report.html.j2"])
+    # A cache that cannot be read or written (its folder gone) costs a compile, not the page.
+    shutil.rmtree(cache)
+    assert page() == page()
+    assert sorted(compiled) == sorted(first + ["report.html.j2"] + first * 2)
