@@ -557,3 +557,39 @@ def test_paired_walks_by_shares_equal_walks_by_hybrid_rows(monkeypatch):
                    n_samples=12, random_state=0)
     np.testing.assert_allclose(fast.values, slow.values, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast.standard_error, slow.standard_error, rtol=0, atol=1e-12)
+
+
+def test_a_torchscript_network_of_plain_layers_takes_the_shortcuts_of_its_eager_twin(monkeypatch):
+    """A scripted Sequential of Linear and ReLU layers (as a .pt file loads) hides its layers
+    from the shortcuts; its eager twin, checked to answer the rows as the script does, takes
+    them: the script's values are its eager original's, bit for bit. A script with another
+    layer keeps building every hybrid, and gives the same values within rounding."""
+    module = importlib.import_module("pellucid.attribution.shapley")
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 12), torch.nn.ReLU(), torch.nn.Linear(12, 6), torch.nn.ReLU(),
+                              torch.nn.Linear(6, 2)).eval()
+    x, bg = torch.randn(5, 8), torch.randn(9, 8)
+    used = []
+    gap_values = module._TensorEngine._gap_values
+    monkeypatch.setattr(module._TensorEngine, "_gap_values", lambda self, *a: used.append(1) or gap_values(self, *a))
+    eager = shapley(Oracle(net, task="classification"), x, bg)
+    assert used
+    used.clear()
+    script = torch.jit.script(net)
+    scripted = shapley(Oracle(script, task="classification"), x, bg)
+    assert used, "the script's eager twin did not take the shortcut"
+    np.testing.assert_array_equal(scripted.values, eager.values)
+    twin = module._eager_copy(script, [x, bg])
+    assert [type(m) for m in twin] == [type(m) for m in net]
+    assert all(torch.equal(a, b) for a, b in zip(twin.parameters(), net.parameters(), strict=True))
+    # Not rebuilt: an eager module, another layer, or a script that answers otherwise.
+    assert module._eager_copy(net, [x]) is None
+    tanh = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).eval())
+    assert module._eager_copy(tanh, [x]) is None
+    used.clear()
+    other = shapley(Oracle(tanh, task="classification"), x, bg)
+    assert not used
+    plain = shapley(Oracle(torch.nn.Sequential(torch.nn.Identity(), *tanh.children()), task="classification"), x, bg)
+    np.testing.assert_allclose(other.values, plain.values, rtol=0, atol=1e-6)
+    monkeypatch.setattr(module.torch, "equal", lambda a, b: False)
+    assert module._eager_copy(script, [x]) is None

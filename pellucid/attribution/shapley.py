@@ -57,6 +57,7 @@ import contextvars
 import functools
 import hashlib
 import math
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -617,6 +618,45 @@ def _same_blocks(XE: np.ndarray, ZE: np.ndarray, col_player: np.ndarray, m: int,
     return (diff @ onehot) == 0
 
 
+#: The TorchScript types of the layers :func:`_eager_copy` rebuilds, as torch names them (a
+#: repeated type gets a ``___torch_mangle_N`` segment, left out here).
+_SCRIPTED = {"__torch__.torch.nn.modules.linear.Linear": "linear", "__torch__.torch.nn.modules.activation.ReLU": "relu"}
+
+
+def _eager_copy(module: Any, probes: Sequence[torch.Tensor]) -> torch.nn.Sequential | None:
+    """A TorchScript ``nn.Sequential`` of ``Linear`` and ``ReLU`` layers (a script or a loaded
+    ``.pt`` file) as the same layers in eager modules, with copies of its parameters, when it
+    answers every row of ``probes`` as the script does, bit for bit; None otherwise. The pairs'
+    first-layer shortcut reads a network's layers, which a script hides."""
+    if not isinstance(module, torch.jit.RecursiveScriptModule) or module.original_name != "Sequential":
+        return None
+    layers: list[torch.nn.Module] = []
+    for child in module.children():
+        if not isinstance(child, torch.jit.RecursiveScriptModule):
+            return None
+        kind = _SCRIPTED.get(re.sub(r"\.___torch_mangle_\d+", "", child._c._type().qualified_name()))
+        if kind == "relu":
+            layers.append(torch.nn.ReLU())
+        elif kind == "linear":
+            weight, bias = child.weight.detach(), child.bias
+            layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device,
+                                    dtype=weight.dtype)
+            with torch.no_grad():
+                layer.weight.copy_(weight)
+                if bias is not None:
+                    layer.bias.copy_(bias.detach())
+            layers.append(layer)
+        else:
+            return None
+    if len(layers) < 2:
+        return None
+    eager = torch.nn.Sequential(*layers).train(module.training)
+    with eval_mode(module), eval_mode(eager), torch.no_grad():
+        if not all(torch.equal(module(x), eager(x)) for x in probes):
+            return None
+    return eager
+
+
 def _first_linear(module: Any) -> tuple[torch.nn.Linear, torch.nn.Module] | None:
     """``(first layer, the rest)`` of an eager ``nn.Sequential`` that starts with a hook-free
     ``nn.Linear``; None otherwise."""
@@ -646,6 +686,8 @@ class _TensorEngine(_Engine):
         self.XE, self.ZE = np.asarray(X), np.asarray(Z)
         self.X = torch.as_tensor(self.XE, dtype=dtype, device=device)
         self.Z = torch.as_tensor(self.ZE, dtype=dtype, device=device)
+        # A script of plain layers: its eager twin, checked to answer these rows as it does.
+        self.module = _eager_copy(self.module, (self.X, self.Z)) or self.module
         self.col_player = np.asarray(col_player)
         self.col_player_t = torch.as_tensor(self.col_player, device=device)
         self.m = int(self.col_player.max()) + 1
