@@ -559,6 +559,7 @@ def test_paired_walks_by_shares_equal_walks_by_hybrid_rows(monkeypatch):
     np.testing.assert_allclose(fast.standard_error, slow.standard_error, rtol=0, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # users' .pt files remain
 def test_a_torchscript_network_of_plain_layers_takes_the_shortcuts_of_its_eager_twin(monkeypatch):
     """A scripted Sequential of Linear and ReLU layers (as a .pt file loads) hides its layers
     from the shortcuts; its eager twin, checked to answer the rows as the script does, takes
