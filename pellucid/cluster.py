@@ -393,20 +393,6 @@ def _task_attribute(oracle: Oracle, rows: pd.DataFrame, method: str, kw: dict) -
     return METHODS[method](own, rows, **kw), own.n_queries, own.n_calls
 
 
-def _concat_attributions(parts: Sequence[Any]) -> Any:
-    from dataclasses import fields, replace
-
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    out = {}
-    for f in fields(first):
-        v = getattr(first, f.name)
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == len(first.values) and f.name != "features":
-            out[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
-    return replace(first, **out)
-
-
 def attribute(oracle: Oracle, rows: pd.DataFrame, client: Any, *, method: str = "integrated_gradients",
               rows_per_task: int | None = None, **kw: Any) -> Any:
     """An attribution method on many rows, in pieces on the workers.
@@ -433,7 +419,7 @@ def attribute(oracle: Oracle, rows: pd.DataFrame, client: Any, *, method: str = 
         Equal to ``METHODS[method](oracle, rows, reference=rows, **kw)`` (values and deltas,
         bit for bit where each piece's batches are the whole call's; see docs/dask.md).
     """
-    from .attribution import METHODS
+    from .attribution import METHODS, Attribution
 
     if method not in METHODS:
         raise ParameterError(f"unknown attribution method {method!r}; known: {sorted(METHODS)}")
@@ -459,7 +445,7 @@ def attribute(oracle: Oracle, rows: pd.DataFrame, client: Any, *, method: str = 
         futures.append(client.submit(_task_attribute, remote, piece, method, kw, pure=False))
     results = client.gather(futures)
     _count(oracle, [(q, c) for _, q, c in results])
-    return _concat_attributions([r for r, _, _ in results])
+    return Attribution.concat([r for r, _, _ in results])
 
 
 def _task_summarise(oracle: Oracle, rows: pd.DataFrame, method: str, kw: dict) -> tuple[dict, Any, int, int]:

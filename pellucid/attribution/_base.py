@@ -9,8 +9,8 @@ and gets raw-feature attributions from :meth:`Prepared.result`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,14 +78,23 @@ class Attribution:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def _per_row(self) -> list[str]:
+        """The fields holding one entry per row (arrays as long as ``values``)."""
+        n = len(self)
+        return [f.name for f in fields(self) if f.name != "features" and isinstance(getattr(self, f.name), np.ndarray)
+                and getattr(self, f.name).ndim >= 1 and len(getattr(self, f.name)) == n]
+
     def head(self, n: int) -> "Attribution":
         """The first ``n`` rows' attributions (every per-row field cut; ``params`` as they are)."""
-        def cut(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[:n]
-        return Attribution(values=self.values[:n], method=self.method, features=self.features,
-                           targets=cut(self.targets), outputs=self.outputs[:n], encoded=self.encoded[:n],
-                           delta=cut(self.delta), unassigned=cut(self.unassigned), params=self.params,
-                           base_value=cut(self.base_value), standard_error=cut(self.standard_error))
+        return replace(self, **{name: getattr(self, name)[:n] for name in self._per_row()})
+
+    @staticmethod
+    def concat(parts: "Sequence[Attribution]") -> "Attribution":
+        """Attributions of consecutive pieces of one table as one (the first piece's ``params``)."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        return replace(first, **{name: np.concatenate([getattr(p, name) for p in parts]) for name in first._per_row()})
 
 
 @dataclass
