@@ -149,6 +149,23 @@ def test_beeswarm_has_one_line_per_feature_shown(torch_run):
     assert "other features" not in listed and thirteen[12]["feature"].replace("_", "_<wbr>") in listed
 
 
+def test_the_beeswarm_key_names_other_features_only_where_a_line_sums_them(torch_run, monkeypatch):
+    import matplotlib.axes
+
+    _, p, _ = torch_run
+    shap = p["attributions"]["shapley"]
+    keys = []
+    legend = matplotlib.axes.Axes.legend
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda self, h, labels, **k: keys.append(labels) or
+                        legend(self, h, labels, **k))
+    for n, summed in ((13, False), (14, True)):
+        feats = [{**f, "feature": f"{f['feature']}_{i}"} for i, f in enumerate((shap["features"] * n)[:n])]
+        lines = beeswarm_lines({**shap, "features": feats})
+        assert len(lines) == 13 and lines[-1][3] == summed
+        beeswarm_figure({**shap, "features": feats})
+        assert keys.pop()[-1] == ("missing / other features" if summed else "missing")
+
+
 def test_feature_names_are_escaped_in_both_figures(torch_run):
     _, p, _ = torch_run
     name = p["attributions"]["shapley"]["features"][0]["feature"]

@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 
 from .. import _validation as fmt
 from .compare import pct_text, points_text
-from .payload import measured_on
+from .payload import listed, measured_on
 
 #: Folder of the templates (and of the CSS and JavaScript the pages include).
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,6 +90,7 @@ def environment() -> jinja2.Environment:
         signed=fmt.signed,
         points=fmt.points,
         measured_on=measured_on,
+        listed=listed,
         breakable=breakable,
         ci=fmt_ci,
         ci_note=fmt_ci_note,

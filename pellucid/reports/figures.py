@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from .. import _validation as fmt
 from ._svg import clean_svg
-from .payload import measured_on
+from .payload import listed, measured_on
 
 FIGSIZE = (6.0, 3.0)
 # A sober palette: one accent for what the reader should look at, greys for the rest.
@@ -532,7 +532,7 @@ def beeswarm_figure(shapley: Mapping[str, Any], top: int = 12) -> str | None:
     lines = beeswarm_lines(shapley, top)
     if not lines:
         return None
-    rest = len(lines) > top
+    rest = lines[-1][3]  # the features beyond the top, summed into the last, grey line
     finite = np.concatenate([ln[1][np.isfinite(ln[1])] for ln in lines]) if lines else np.array([])
     span = float(np.ptp(finite)) if finite.size else 1.0
     with matplotlib.rc_context(_RC):
@@ -570,8 +570,8 @@ def beeswarm_lines(shapley: Mapping[str, Any], top: int = 12) -> list[tuple[str,
     rows = shapley.get("rows") or []
     if not feats or not rows:
         return []
-    # One feature left over is drawn as itself: a line of its own, not "1 other features".
-    shown, rest = (feats, []) if len(feats) <= top + 1 else (feats[:top], feats[top:])
+    k = listed(len(feats), top)
+    shown, rest = feats[:k], feats[k:]
     colour = shapley.get("colour") or {}
     categorical = set(shapley.get("categories") or {})
     lines = []
@@ -595,11 +595,12 @@ def waterfall_bars(row: Mapping[str, Any], top: int = 8) -> list[tuple[str, floa
     values = row.get("values") or {}
     order = list(values)
     items = sorted(values.items(), key=lambda kv: (-abs(_nan(kv[1])), order.index(kv[0])))
-    if len(items) > top + 1:
-        rest = items[top:]
-        return [(f, _nan(v), True) for f, v in items[:top]] + [
-            (f"other {len(rest)} features", float(sum(_nan(v) for _, v in rest)), False)]
-    return [(f, _nan(v), True) for f, v in items]
+    k = listed(len(items), top)
+    bars = [(f, _nan(v), True) for f, v in items[:k]]
+    rest = items[k:]
+    if rest:
+        bars.append((f"other {len(rest)} features", float(sum(_nan(v) for _, v in rest)), False))
+    return bars
 
 
 def _swarm(v: np.ndarray, span: float, half: float) -> np.ndarray:

@@ -671,6 +671,13 @@ def _tree_entry(surrogate: Any, rules: list[dict[str, Any]]) -> dict[str, Any] |
     return {"nodes": out}
 
 
+def listed(n: int, top: int) -> int:
+    """How many of ``n`` ranked items a table or figure shows one by one where it shows the
+    ``top`` and sums up the rest: all of them when a single one would be left over (a line of
+    its own says more than "1 other")."""
+    return n if n <= top + 1 else top
+
+
 def measured_on(rows: str | None, n: int | None = None) -> str:
     """The rows a fidelity was measured on, in words, from its ``rows`` entry.
 
